@@ -1,0 +1,377 @@
+"""VMMDev wire ABI: ports, request types, request and HGCM structures (VirtualBox 7.0.14).
+
+Every structure is declared once, as a ctypes little-endian structure with VirtualBox's
+4-byte packing, with its size asserted right below it.  The numbers come from the project
+reference (``vmmdev-hgcm-abi.md``); guest assembly, tests and the device all import them
+from here, so no wire number is typed twice.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from enum import IntEnum, IntFlag
+
+# --- ports and versions -----------------------------------------------------------------
+
+#: Default base of the VMMDev I/O BAR (BAR0) when a machine does not place it elsewhere.
+VMMDEV_DEFAULT_PORT_BASE = 0xD020
+#: Size of the I/O BAR.
+VMMDEV_PORT_RANGE_SIZE = 0x20
+#: Offset of the request port (a 32-bit OUT of a request's physical address).
+VMMDEV_PORT_OFF_REQUEST = 0
+#: Offset of the fast request / fast IRQ-acknowledge port.
+VMMDEV_PORT_OFF_REQUEST_FAST = 8
+
+VMMDEV_VERSION = 0x00010004
+VMMDEV_REQUEST_HEADER_VERSION = 0x00010001
+VMMDEV_MAX_VMMDEVREQ_SIZE = 1024 * 1024
+
+#: Version the device reports in GetHostVersion: VirtualBox 7.0.14 r161095.
+HOST_VERSION_MAJOR = 7
+HOST_VERSION_MINOR = 0
+HOST_VERSION_BUILD = 14
+HOST_VERSION_REVISION = 161095
+
+
+class HostFeature(IntFlag):
+    """Feature bits reported by GetHostVersion."""
+
+    HGCM_PHYS_PAGE_LIST = 0x1
+    HGCM_EMBEDDED_BUFFERS = 0x2
+    HGCM_CONTIGUOUS_PAGE_LIST = 0x4
+    HGCM_NO_BOUNCE_PAGE_LIST = 0x8
+    FAST_IRQ_ACK = 0x80000000
+
+
+#: What this device reports: all four HGCM buffer kinds and the fast IRQ acknowledge.
+HOST_FEATURES = 0x8000000F
+
+
+class RequestType(IntEnum):
+    """VMMDevRequestType: every request type VirtualBox 7.0.14 defines."""
+
+    InvalidRequest = 0
+    GetMouseStatus = 1
+    SetMouseStatus = 2
+    SetPointerShape = 3
+    GetHostVersion = 4
+    Idle = 5
+    GetHostTime = 10
+    GetHypervisorInfo = 20
+    SetHypervisorInfo = 21
+    RegisterPatchMemory = 22
+    DeregisterPatchMemory = 23
+    SetPowerStatus = 30
+    AcknowledgeEvents = 41
+    CtlGuestFilterMask = 42
+    ReportGuestInfo = 50
+    GetDisplayChangeRequest = 51
+    VideoModeSupported = 52
+    GetHeightReduction = 53
+    GetDisplayChangeRequest2 = 54
+    ReportGuestCapabilities = 55
+    SetGuestCapabilities = 56
+    VideoModeSupported2 = 57
+    ReportGuestInfo2 = 58
+    ReportGuestStatus = 59
+    HGCMConnect = 60
+    HGCMDisconnect = 61
+    HGCMCall32 = 62
+    HGCMCall64 = 63
+    HGCMCancel = 64
+    HGCMCancel2 = 65
+    VideoAccelEnable = 70
+    VideoAccelFlush = 71
+    VideoSetVisibleRegion = 72
+    GetSeamlessChangeRequest = 73
+    ReportGuestUserState = 74
+    GetDisplayChangeRequestEx = 80
+    GetDisplayChangeRequestMulti = 81
+    QueryCredentials = 100
+    ReportCredentialsJudgement = 101
+    ReportGuestStats = 110
+    GetMemBalloonChangeRequest = 111
+    GetStatisticsChangeRequest = 112
+    ChangeMemBalloon = 113
+    GetVRDPChangeRequest = 150
+    LogString = 200
+    GetCpuHotPlugRequest = 210
+    SetCpuHotPlugStatus = 211
+    RegisterSharedModule = 212
+    UnregisterSharedModule = 213
+    CheckSharedModules = 214
+    GetPageSharingStatus = 215
+    DebugIsPageShared = 216
+    GetSessionId = 217
+    WriteCoreDump = 218
+    GuestHeartbeat = 219
+    HeartbeatConfigure = 220
+    NtBugCheck = 221
+    VideoUpdateMonitorPositions = 222
+    GetMouseStatusEx = 223
+
+
+#: Guest requestor value used by kernel drivers other than VBoxGuest (KERNEL|USR_DRV_OTHER).
+VMMDEV_REQUESTOR_USR_DRV_OTHER = 0x00000002
+#: Host-internal requestor value meaning "the guest gave no requestor information".
+VMMDEV_REQUESTOR_LEGACY = 0xFFFFFFFF
+
+
+class _Struct(ctypes.LittleEndianStructure):
+    _pack_ = 4
+
+
+class RequestHeader(_Struct):
+    """VMMDevRequestHeader: common 24-byte header of every request."""
+
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("version", ctypes.c_uint32),
+        ("requestType", ctypes.c_uint32),
+        ("rc", ctypes.c_int32),
+        ("reserved1", ctypes.c_uint32),
+        ("fRequestor", ctypes.c_uint32),
+    ]
+
+
+assert ctypes.sizeof(RequestHeader) == 24
+
+
+class ReqHostVersion(_Struct):
+    """VMMDevReqHostVersion (GetHostVersion, type 4)."""
+
+    _fields_ = [
+        ("header", RequestHeader),
+        ("major", ctypes.c_uint16),
+        ("minor", ctypes.c_uint16),
+        ("build", ctypes.c_uint32),
+        ("revision", ctypes.c_uint32),
+        ("features", ctypes.c_uint32),
+    ]
+
+
+assert ctypes.sizeof(ReqHostVersion) == 40
+
+
+class ReportGuestInfo(_Struct):
+    """VMMDevReportGuestInfo (type 50)."""
+
+    _fields_ = [
+        ("header", RequestHeader),
+        ("interfaceVersion", ctypes.c_uint32),
+        ("osType", ctypes.c_uint32),
+    ]
+
+
+assert ctypes.sizeof(ReportGuestInfo) == 32
+
+
+# --- HGCM ---------------------------------------------------------------------------------
+
+#: fu32Flags bit set by the device when a command has completed.
+VBOX_HGCM_REQ_DONE = 0x1
+#: fu32Flags bit set by the guest only, when it cancels.
+VBOX_HGCM_REQ_CANCELLED = 0x2
+
+#: Maximum number of parameters of one HGCM call.
+VMMDEV_MAX_HGCM_PARMS = 32
+#: Maximum bytes of one pointer-like parameter (128 MiB).
+VMMDEV_MAX_HGCM_DATA_SIZE = 0x08000000
+#: Length of the service name area of HGCMServiceLocation.
+HGCM_SERVICE_NAME_SIZE = 128
+
+
+class HgcmLocationType(IntEnum):
+    """HGCMServiceLocationType."""
+
+    Invalid = 0
+    LocalHost = 1
+    LocalHost_Existing = 2
+
+
+class HgcmParmType(IntEnum):
+    """HGCMFunctionParameterType: guest parameter types as they appear in a request."""
+
+    Invalid = 0
+    Bit32 = 1
+    Bit64 = 2
+    PhysAddr = 3
+    LinAddr = 4
+    LinAddr_In = 5
+    LinAddr_Out = 6
+    LinAddr_Locked = 7
+    LinAddr_Locked_In = 8
+    LinAddr_Locked_Out = 9
+    PageList = 10
+    Embedded = 11
+    ContiguousPageList = 12
+    NoBouncePageList = 13
+
+
+class HgcmParmDirection(IntFlag):
+    """VBOX_HGCM_F_PARM_DIRECTION_* (page lists and embedded buffers)."""
+
+    NONE = 0x0
+    TO_HOST = 0x1
+    FROM_HOST = 0x2
+    BOTH = 0x3
+
+
+VBOX_HGCM_F_PARM_DIRECTION_MASK = 0x3
+
+
+class HgcmRequestHeader(_Struct):
+    """VMMDevHGCMRequestHeader: request header plus flags and result (32 bytes)."""
+
+    _fields_ = [
+        ("header", RequestHeader),
+        ("fu32Flags", ctypes.c_uint32),
+        ("result", ctypes.c_int32),
+    ]
+
+
+assert ctypes.sizeof(HgcmRequestHeader) == 32
+
+
+class HgcmServiceLocation(_Struct):
+    """HGCMServiceLocation (132 bytes): type and NUL-terminated service name."""
+
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("achName", ctypes.c_char * HGCM_SERVICE_NAME_SIZE),
+    ]
+
+
+assert ctypes.sizeof(HgcmServiceLocation) == 132
+
+
+class HgcmConnect(_Struct):
+    """VMMDevHGCMConnect (type 60)."""
+
+    _fields_ = [
+        ("header", HgcmRequestHeader),
+        ("loc", HgcmServiceLocation),
+        ("u32ClientID", ctypes.c_uint32),
+    ]
+
+
+assert ctypes.sizeof(HgcmConnect) == 168
+
+
+class HgcmDisconnect(_Struct):
+    """VMMDevHGCMDisconnect (type 61)."""
+
+    _fields_ = [
+        ("header", HgcmRequestHeader),
+        ("u32ClientID", ctypes.c_uint32),
+    ]
+
+
+assert ctypes.sizeof(HgcmDisconnect) == 36
+
+
+class HgcmCall(_Struct):
+    """VMMDevHGCMCall (types 62/63): the fixed part; parameters follow at offset 44."""
+
+    _fields_ = [
+        ("header", HgcmRequestHeader),
+        ("u32ClientID", ctypes.c_uint32),
+        ("u32Function", ctypes.c_uint32),
+        ("cParms", ctypes.c_uint32),
+    ]
+
+
+assert ctypes.sizeof(HgcmCall) == 44
+
+
+class HgcmCancel(_Struct):
+    """VMMDevHGCMCancel (type 64, legacy)."""
+
+    _fields_ = [("header", HgcmRequestHeader)]
+
+
+assert ctypes.sizeof(HgcmCancel) == 32
+
+
+class HgcmCancel2(_Struct):
+    """VMMDevHGCMCancel2 (type 65): plain header plus the physical address to cancel."""
+
+    _fields_ = [
+        ("header", RequestHeader),
+        ("physReqToCancel", ctypes.c_uint32),
+    ]
+
+
+assert ctypes.sizeof(HgcmCancel2) == 28
+
+
+class HgcmParam32(_Struct):
+    """HGCMFunctionParameter32 (12 bytes).
+
+    The union after ``type`` is two words: ``u0`` is value32 / size / PageList.size /
+    Embedded flags+offset word, ``u1`` is the 32-bit address / PageList.offset /
+    Embedded.cbData.  value64 spans both words.
+    """
+
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("u0", ctypes.c_uint32),
+        ("u1", ctypes.c_uint32),
+    ]
+
+
+assert ctypes.sizeof(HgcmParam32) == 12
+
+
+class HgcmParam64(_Struct):
+    """HGCMFunctionParameter64 (16 bytes): as HgcmParam32 with a 64-bit address word."""
+
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("u0", ctypes.c_uint32),
+        ("u1", ctypes.c_uint64),
+    ]
+
+
+assert ctypes.sizeof(HgcmParam64) == 16
+
+#: Offsets inside a parameter struct (the same in the 32- and 64-bit layouts).
+HGCM_PARM_OFF_TYPE = 0
+HGCM_PARM_OFF_VALUE = 4
+HGCM_PARM_OFF_SIZE = 4
+HGCM_PARM_OFF_ADDR = 8
+#: Offset of the first parameter in an HGCM call request.
+HGCM_CALL_OFF_PARMS = ctypes.sizeof(HgcmCall)
+
+
+class HgcmPageListInfo(_Struct):
+    """HGCMPageListInfo header; ``cPages`` u64 page addresses follow at offset 8."""
+
+    _fields_ = [
+        ("flags", ctypes.c_uint32),
+        ("offFirstPage", ctypes.c_uint16),
+        ("cPages", ctypes.c_uint16),
+    ]
+
+
+assert ctypes.sizeof(HgcmPageListInfo) == 8
+
+#: Guest page size the page lists are expressed in.
+PAGE_SIZE = 4096
+
+
+def hgcm_parm_size(request_type: int) -> int:
+    """Size of one parameter struct for an HGCMCall32 (12) or HGCMCall64 (16) request."""
+    return ctypes.sizeof(HgcmParam64 if request_type == RequestType.HGCMCall64 else HgcmParam32)
+
+
+def field_offset(struct: type[ctypes.Structure], path: str) -> int:
+    """Byte offset of a (dotted) field path inside ``struct``, e.g. ``"header.rc"``."""
+    offset = 0
+    current: type[ctypes.Structure] = struct
+    for name in path.split("."):
+        descriptor = getattr(current, name)
+        offset += descriptor.offset
+        current = dict(current._fields_)[name]
+    return offset
+

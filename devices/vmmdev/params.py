@@ -1,0 +1,273 @@
+"""HGCM call parameters: guest layout -> service values, and results back into the guest.
+
+Parsing reads only the device's private copy of the request (no double fetch); buffer
+contents travelling to the host are copied once into zero-filled bounce buffers.  The
+checks, their order and their statuses follow VMMDevHGCM.cpp as the reference describes
+(§4.4-4.7): any failure is a synchronous status for the whole call.
+
+Guest "linear" addresses are physical here: the machine runs flat, without paging.  Pages
+outside guest RAM behave like VirtualBox's untranslatable (NIL) pages: they read as zeros
+and writes to them are dropped.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from devices.vmmdev.abi import (
+    HGCM_CALL_OFF_PARMS,
+    PAGE_SIZE,
+    VBOX_HGCM_F_PARM_DIRECTION_MASK,
+    VMMDEV_MAX_HGCM_DATA_SIZE,
+    VMMDEV_MAX_HGCM_PARMS,
+    HgcmParmDirection,
+    HgcmParmType,
+    RequestType,
+    hgcm_parm_size,
+)
+from machine.memory import GuestMemory
+from runtime.status import RtError, Status
+from services.hgcm import SvcParm, SvcParmType
+
+#: Total bounce-buffer bytes one call may allocate (VirtualBox's per-call heap limit).
+MAX_CALL_HEAP = 128 * 1024 * 1024
+
+_LINADDR_DIRECTION = {
+    HgcmParmType.LinAddr: HgcmParmDirection.BOTH,
+    HgcmParmType.LinAddr_In: HgcmParmDirection.TO_HOST,
+    HgcmParmType.LinAddr_Out: HgcmParmDirection.FROM_HOST,
+}
+_PAGE_LIST_TYPES = (HgcmParmType.PageList, HgcmParmType.ContiguousPageList, HgcmParmType.NoBouncePageList)
+
+
+@dataclass
+class GuestBuffer:
+    """Where a pointer parameter's bytes live in the guest: a list of (address, length) runs."""
+
+    runs: list[tuple[int, int]]
+
+    def read(self, memory: GuestMemory, size: int) -> bytearray:
+        """Copy up to ``size`` bytes from the runs (pages outside RAM read as zeros)."""
+        out = bytearray(size)
+        position = 0
+        for address, length in self.runs:
+            take = min(length, size - position)
+            if take <= 0:
+                break
+            if memory.contains(address, take):
+                out[position:position + take] = memory.read(address, take)
+            position += take
+        return out
+
+    def write(self, memory: GuestMemory, data: bytes | bytearray) -> None:
+        """Copy ``data`` into the runs (writes to pages outside RAM are dropped)."""
+        position = 0
+        for address, length in self.runs:
+            take = min(length, len(data) - position)
+            if take <= 0:
+                break
+            if memory.contains(address, take):
+                memory.write(address, data[position:position + take])
+            position += take
+
+
+@dataclass
+class ParsedParam:
+    """One parameter: what the service sees and how to write the result back."""
+
+    index: int
+    guest_type: HgcmParmType
+    svc: SvcParm
+    direction: HgcmParmDirection = HgcmParmDirection.NONE
+    guest_size: int = 0
+    target: GuestBuffer | None = None
+    #: Embedded buffers live inside the request at this offset.
+    embedded_offset: int | None = None
+
+
+@dataclass
+class ParsedCall:
+    """A validated call: its parameters and their layout in the request."""
+
+    request_type: RequestType
+    client_id: int
+    function: int
+    params: list[ParsedParam] = field(default_factory=list)
+
+    @property
+    def parm_size(self) -> int:
+        return hgcm_parm_size(self.request_type)
+
+    def param_offset(self, index: int) -> int:
+        return HGCM_CALL_OFF_PARMS + index * self.parm_size
+
+
+def _flags_valid(flags: int) -> bool:
+    return flags & VBOX_HGCM_F_PARM_DIRECTION_MASK != 0 and flags & ~VBOX_HGCM_F_PARM_DIRECTION_MASK == 0
+
+
+def _fail(status: Status, why: str) -> RtError:
+    return RtError(status, why)
+
+
+def _linear_runs(address: int, size: int) -> GuestBuffer:
+    """A flat guest-linear buffer, split at page boundaries like VirtualBox's translation."""
+    runs: list[tuple[int, int]] = []
+    position = address
+    end = address + size
+    while position < end:
+        page_end = (position // PAGE_SIZE + 1) * PAGE_SIZE
+        take = min(page_end, end) - position
+        runs.append((position, take))
+        position += take
+    return GuestBuffer(runs)
+
+
+def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: int,
+               off_extra: int) -> tuple[HgcmParmDirection, GuestBuffer, GuestBuffer]:
+    """Validate a page list (§4.6 checks 1-7); returns direction, read runs, write runs."""
+    size = len(request)
+    if cb_data > VMMDEV_MAX_HGCM_DATA_SIZE:
+        raise _fail(Status.VERR_INVALID_PARAMETER, f"page list of {cb_data} bytes exceeds 128 MiB")
+    if not (offset >= off_extra and size >= 16 and offset <= size - 16):
+        raise _fail(Status.VERR_INVALID_PARAMETER, f"page list offset {offset:#x} outside the extra area")
+    flags, off_first, c_pages = struct.unpack_from("<IHH", request, offset)
+    if not (0 < c_pages <= 1 + (size - offset - 16) // 8):
+        raise _fail(Status.VERR_INVALID_PARAMETER, f"page list page count {c_pages} does not fit the request")
+    if not _flags_valid(flags):
+        raise _fail(Status.VERR_INVALID_FLAGS, f"page list flags {flags:#x} invalid")
+    if off_first >= PAGE_SIZE:
+        raise _fail(Status.VERR_INVALID_PARAMETER, f"offFirstPage {off_first:#x} not below the page size")
+    pages = list(struct.unpack_from(f"<{c_pages}Q", request, offset + 8))
+    if param_type == HgcmParmType.ContiguousPageList and c_pages != 1:
+        raise _fail(Status.VERR_INVALID_PARAMETER, "contiguous page list must have exactly one page")
+    if param_type == HgcmParmType.NoBouncePageList:
+        if c_pages != (off_first + cb_data + PAGE_SIZE - 1) // PAGE_SIZE:
+            raise _fail(Status.VERR_INVALID_PARAMETER, "no-bounce page list page count does not match its size")
+        first_low = pages[0] & (PAGE_SIZE - 1)
+        if (first_low not in (0, off_first)) or any(page & (PAGE_SIZE - 1) for page in pages[1:]):
+            raise _fail(Status.VERR_INVALID_POINTER, "no-bounce page list entry is not page aligned")
+    direction = HgcmParmDirection(flags & VBOX_HGCM_F_PARM_DIRECTION_MASK)
+    walk: list[tuple[int, int]] = []
+    remaining = cb_data
+    for index, page in enumerate(pages):
+        if remaining <= 0:
+            break
+        start = (page & ~(PAGE_SIZE - 1)) + (off_first if index == 0 else 0)
+        take = min(remaining, PAGE_SIZE - (off_first if index == 0 else 0))
+        walk.append((start, take))
+        remaining -= take
+    consecutive = all(pages[i + 1] == pages[i] + PAGE_SIZE for i in range(len(pages) - 1))
+    if param_type == HgcmParmType.ContiguousPageList or consecutive:
+        # One contiguous copy from the first page on (VirtualBox reads past a single page
+        # when offFirstPage + size exceeds it).
+        read_runs = GuestBuffer([((pages[0] | off_first) & 0xFFFFFFFFFFFFFFFF, cb_data)])
+    else:
+        read_runs = GuestBuffer(walk)
+    write_runs = read_runs if param_type == HgcmParmType.ContiguousPageList else GuestBuffer(walk)
+    return direction, read_runs, write_runs
+
+
+def parse_call(request: bytes, request_type: RequestType, memory: GuestMemory) -> ParsedCall:
+    """Validate the parameters of an HGCMCall32/64 request copy and build service values.
+
+    Raises ``RtError`` with the synchronous status VirtualBox gives for the first problem.
+    """
+    size = len(request)
+    client_id, function, c_parms = struct.unpack_from("<III", request, 32)
+    parm_size = hgcm_parm_size(request_type)
+    if c_parms > VMMDEV_MAX_HGCM_PARMS:
+        raise _fail(Status.VERR_INVALID_PARAMETER, f"{c_parms} parameters (at most {VMMDEV_MAX_HGCM_PARMS})")
+    if c_parms * parm_size > size - HGCM_CALL_OFF_PARMS:
+        raise _fail(Status.VERR_INVALID_PARAMETER, f"{c_parms} parameters do not fit a {size}-byte request")
+    off_extra = HGCM_CALL_OFF_PARMS + c_parms * parm_size
+    call = ParsedCall(request_type, client_id, function)
+    heap = 0
+    for index in range(c_parms):
+        base = HGCM_CALL_OFF_PARMS + index * parm_size
+        raw_type, word0 = struct.unpack_from("<II", request, base)
+        word1 = struct.unpack_from("<Q" if parm_size == 16 else "<I", request, base + 8)[0]
+        try:
+            param_type = HgcmParmType(raw_type)
+        except ValueError:
+            raise _fail(Status.VERR_INVALID_PARAMETER, f"parameter {index}: unknown type {raw_type}") from None
+        if param_type == HgcmParmType.Bit32:
+            call.params.append(ParsedParam(index, param_type, SvcParm.u32(word0)))
+        elif param_type == HgcmParmType.Bit64:
+            value = struct.unpack_from("<Q", request, base + 4)[0]
+            call.params.append(ParsedParam(index, param_type, SvcParm.u64(value)))
+        elif param_type in _LINADDR_DIRECTION:
+            cb = word0
+            if cb > VMMDEV_MAX_HGCM_DATA_SIZE:
+                raise _fail(Status.VERR_INVALID_PARAMETER, f"parameter {index}: {cb} bytes exceed 128 MiB")
+            address = word1 & (0xFFFFFFFFFFFFFFFF if parm_size == 16 else 0xFFFFFFFF)
+            direction = _LINADDR_DIRECTION[param_type]
+            target = _linear_runs(address, cb)
+            call.params.append(_pointer(index, param_type, direction, cb, target, target, memory))
+            heap += cb
+        elif param_type in _PAGE_LIST_TYPES:
+            cb = word0
+            offset = word1 & 0xFFFFFFFF
+            direction, read_runs, write_runs = _page_list(request, param_type, cb, offset, off_extra)
+            parsed = _pointer(index, param_type, direction, cb, read_runs, write_runs, memory)
+            if param_type == HgcmParmType.NoBouncePageList:
+                parsed.svc.type = SvcParmType.PAGES
+            call.params.append(parsed)
+            heap += cb
+        elif param_type == HgcmParmType.Embedded:
+            flags, off_data = word0 & 0xFF, word0 >> 8
+            cb = word1 & 0xFFFFFFFF
+            if cb > VMMDEV_MAX_HGCM_DATA_SIZE:
+                raise _fail(Status.VERR_INVALID_PARAMETER, f"parameter {index}: {cb} bytes exceed 128 MiB")
+            if not _flags_valid(flags):
+                raise _fail(Status.VERR_INVALID_FLAGS, f"parameter {index}: embedded flags {flags:#x} invalid")
+            if not (off_data >= off_extra and off_data <= size and cb <= size - off_data):
+                raise _fail(Status.VERR_INVALID_PARAMETER, f"parameter {index}: embedded data outside the request")
+            direction = HgcmParmDirection(flags)
+            buffer = bytearray(cb)
+            if direction & HgcmParmDirection.TO_HOST:
+                buffer[:] = request[off_data:off_data + cb]
+            call.params.append(ParsedParam(index, param_type, SvcParm(SvcParmType.PTR, 0, buffer, cb),
+                                           direction, cb, None, off_data))
+            heap += cb
+        else:
+            raise _fail(Status.VERR_INVALID_PARAMETER, f"parameter {index}: type {param_type.name} not accepted")
+        if heap > MAX_CALL_HEAP:
+            raise _fail(Status.VERR_NO_MEMORY, f"call buffers exceed {MAX_CALL_HEAP} bytes")
+    return call
+
+
+def _pointer(index: int, param_type: HgcmParmType, direction: HgcmParmDirection, cb: int,
+             read_runs: GuestBuffer, write_runs: GuestBuffer, memory: GuestMemory) -> ParsedParam:
+    if direction & HgcmParmDirection.TO_HOST and cb:
+        buffer = read_runs.read(memory, cb)
+    else:
+        buffer = bytearray(cb)
+    return ParsedParam(index, param_type, SvcParm(SvcParmType.PTR, 0, buffer, cb), direction, cb, write_runs)
+
+
+def write_back(call: ParsedCall, request: bytearray, memory: GuestMemory) -> None:
+    """Apply the service's results: values and size fields into ``request`` (a fresh copy of
+    the guest request), buffer bytes into guest memory or the embedded area."""
+    for param in call.params:
+        base = call.param_offset(param.index)
+        svc = param.svc
+        if param.guest_type == HgcmParmType.Bit32:
+            struct.pack_into("<I", request, base + 4, svc.value & 0xFFFFFFFF)
+            continue
+        if param.guest_type == HgcmParmType.Bit64:
+            struct.pack_into("<Q", request, base + 4, svc.value & 0xFFFFFFFFFFFFFFFF)
+            continue
+        returned = max(0, min(svc.size, len(svc.buffer)))
+        copy = min(returned, param.guest_size)
+        if param.guest_type == HgcmParmType.Embedded:
+            struct.pack_into("<I", request, base + 8, returned)
+            if param.guest_size and param.direction & HgcmParmDirection.FROM_HOST:
+                assert param.embedded_offset is not None
+                request[param.embedded_offset:param.embedded_offset + copy] = svc.buffer[:copy]
+            continue
+        if param.guest_size and param.direction & HgcmParmDirection.FROM_HOST and param.target is not None:
+            param.target.write(memory, svc.buffer[:copy])
+        if param.guest_type in (HgcmParmType.ContiguousPageList, HgcmParmType.NoBouncePageList):
+            struct.pack_into("<I", request, base + 4, returned)

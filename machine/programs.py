@@ -1,0 +1,41 @@
+"""Assembled programs as machine images: the bridge from ``guest_asm`` to the loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from guest_asm.assembler import AssembledProgram, assemble
+from guest_asm.errors import AssemblyError
+from machine.loader import Image, LoadError, SourceLine
+
+#: Where the bundled example programs live.
+PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "guest_asm" / "programs"
+
+
+def image_from_assembled(program: AssembledProgram) -> Image:
+    """Wrap an assembled program as a loadable image (entry ``_start``, source lines kept)."""
+
+    def lookup(address: int) -> SourceLine | None:
+        location = program.source_at(address)
+        return SourceLine(location.file, location.line, location.text) if location else None
+
+    return Image(list(program.segments), program.entry, program.mode, dict(program.symbols),
+                 program.name, lookup)
+
+
+def assembled_image(path: Path, *, mode: int, defines: dict[str, int] | None = None) -> Image:
+    """Assemble the source file at ``path`` for ``mode``; assembly errors become LoadError."""
+    try:
+        program = assemble(path, mode=mode, defines=dict(defines or {}))
+    except AssemblyError as error:
+        raise LoadError(f"assembly failed: {error}") from None
+    return image_from_assembled(program)
+
+
+def bundled_program(name: str, *, mode: int, defines: dict[str, int] | None = None) -> Image:
+    """Assemble one of the example programs shipped in ``guest_asm/programs``."""
+    path = PROGRAMS_DIR / name
+    if not path.is_file():
+        available = ", ".join(sorted(p.name for p in PROGRAMS_DIR.glob("*.s"))) or "none"
+        raise LoadError(f"no bundled program {name!r} (available: {available})")
+    return assembled_image(path, mode=mode, defines=defines)

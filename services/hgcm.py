@@ -1,0 +1,133 @@
+"""The HGCM host-service contract: what a service is and the parameter values it sees.
+
+A service sees parameters the way VirtualBox host services do (``VBOXHGCMSVCPARM`` in
+``include/VBox/hgcmsvc.h``): 32-bit and 64-bit values, and pointers to host-side bounce
+buffers.  The VMMDev device translates guest parameter types (LinAddr, PageList, Embedded,
+...) into these before the call and writes the results back after completion; a service
+never touches guest memory.
+
+Completion: ``HgcmService.call`` returns a status for a call it finished immediately, or
+``ASYNC`` when it keeps the ``HgcmCall`` and calls ``HgcmCall.complete`` later (for example
+WAIT_FOR_MAPPINGS_CHANGES).  Every call is completed exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Final
+
+from runtime.status import Status
+
+
+class SvcParmType(IntEnum):
+    """Host-side parameter types (VBOX_HGCM_SVC_PARM_*)."""
+
+    INVALID = 0
+    U32 = 1
+    U64 = 2
+    PTR = 3
+    PAGES = 4
+
+
+@dataclass
+class SvcParm:
+    """One call parameter as a host service sees it.
+
+    ``value`` holds the integer of a U32/U64 parameter; the service may change it and the
+    device writes the new value back.  ``buffer`` is the bounce buffer of a PTR/PAGES
+    parameter: zero-filled, guest bytes copied in when the parameter's direction includes
+    "to host", and copied back (up to ``size`` bytes) when it includes "from host".
+    ``size`` starts as the guest-declared size; a service may lower it to report how many
+    bytes it produced (VirtualBox writes it back for Embedded/Contiguous/NoBounce lists).
+    """
+
+    type: SvcParmType
+    value: int = 0
+    buffer: bytearray = field(default_factory=bytearray)
+    size: int = 0
+
+    @classmethod
+    def u32(cls, value: int) -> SvcParm:
+        """A 32-bit value parameter."""
+        return cls(SvcParmType.U32, value & 0xFFFFFFFF)
+
+    @classmethod
+    def u64(cls, value: int) -> SvcParm:
+        """A 64-bit value parameter."""
+        return cls(SvcParmType.U64, value & 0xFFFFFFFFFFFFFFFF)
+
+    @classmethod
+    def ptr(cls, data: bytes | bytearray | int) -> SvcParm:
+        """A pointer parameter: ``data`` is the initial content, or an int size for zeroes."""
+        buf = bytearray(data) if not isinstance(data, int) else bytearray(data)
+        return cls(SvcParmType.PTR, 0, buf, len(buf))
+
+    @classmethod
+    def pages(cls, data: bytes | bytearray | int) -> SvcParm:
+        """A page-array parameter (NoBouncePageList), modelled as one buffer."""
+        parm = cls.ptr(data)
+        parm.type = SvcParmType.PAGES
+        return parm
+
+
+class _AsyncMarker:
+    """Type of ``ASYNC``: the service completes the call later."""
+
+    def __repr__(self) -> str:
+        return "ASYNC"
+
+
+ASYNC: Final = _AsyncMarker()
+
+
+@dataclass
+class HgcmCall:
+    """A guest call handed to a service.
+
+    ``complete`` must be called exactly once by a service that returned ``ASYNC``; the
+    device then writes results back and sets the DONE flag.  ``requestor`` is the
+    VMMDEV_REQUESTOR_* value the service may use for policy (0xFFFFFFFF = legacy).
+    """
+
+    client_id: int
+    function: int
+    params: list[SvcParm]
+    requestor: int = 0xFFFFFFFF
+    on_complete: Callable[[HgcmCall, int], None] | None = None
+    completed: bool = False
+
+    def complete(self, status: int) -> None:
+        """Finish the call with ``status``; a second completion is a bug and raises."""
+        if self.completed:
+            raise RuntimeError(f"HGCM call {self.function} of client {self.client_id} completed twice")
+        self.completed = True
+        if self.on_complete is not None:
+            self.on_complete(self, int(status))
+
+
+class HgcmService:
+    """Base class of host services: override what the service supports.
+
+    Contract: no method raises for anything a guest can send; a guest mistake is a status.
+    ``connect`` returns a status (failure rejects the client); ``disconnect`` releases
+    everything the client owns; ``call`` returns a status or ``ASYNC``.
+    """
+
+    #: The name guests connect to (exact, case-sensitive match).
+    name: str = ""
+
+    def connect(self, client_id: int, requestor: int) -> int:
+        """A new client ``client_id`` connects."""
+        return Status.VINF_SUCCESS
+
+    def disconnect(self, client_id: int) -> None:
+        """Client ``client_id`` goes away; release its state."""
+
+    def call(self, call: HgcmCall) -> int | _AsyncMarker:
+        """Handle a guest call; the base service implements no function."""
+        return Status.VERR_NOT_IMPLEMENTED
+
+    def cancel(self, call: HgcmCall) -> None:
+        """The guest cancelled a call this service returned ``ASYNC`` for (a hint only)."""
