@@ -10,6 +10,7 @@ and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 import tempfile
@@ -161,7 +162,8 @@ def _attach_plugins(machine: Machine, specs: Sequence[str]) -> None:
 
 def _make_machine(args: argparse.Namespace, out: TextIO) -> Machine:
     try:
-        machine = Machine(args.mode, args.ram, require_guest_info=getattr(args, "strict_guest_info", False))
+        machine = Machine(args.mode, getattr(args, "ram", DEFAULT_RAM_SIZE),
+                          require_guest_info=getattr(args, "strict_guest_info", False))
     except ValueError as error:
         raise UsageError(str(error)) from None
     for name, directory, writable in getattr(args, "share", []):
@@ -282,7 +284,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     err = err or sys.stderr
     parser = _build_parser()
     try:
-        args = parser.parse_args(argv)
+        # argparse prints help and errors itself; send them to our streams.
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv)
     except SystemExit as exit_request:
         return int(exit_request.code or 0)
     try:

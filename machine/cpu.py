@@ -1,30 +1,57 @@
 """The CPU wrapper: the only module that touches Unicorn.
 
 It runs guest code in 64-bit long mode or 32-bit flat protected mode over a ``GuestMemory``
-mapped zero-copy, routes IN/OUT to callbacks, counts executed instructions exactly and
-turns every way a run can stop into a ``StopInfo``.
+mapped zero-copy, routes IN/OUT to callbacks, counts executed instructions and their
+cycles exactly, delivers external interrupts through the guest's IDT, answers ``rdtsc``
+with virtual cycles, and turns every way a run can stop into a ``StopInfo``.
 
-Instruction counting: a block hook adds each translated block's instructions (decoded once
-with capstone and cached by address and bytes); when a run stops inside a block, only the
-instructions before the final pc are counted.  Unicorn is always started with an
-instruction budget: besides bounding the run, that makes ``emu_stop`` from an I/O hook take
-effect right after the current instruction instead of at the end of the block.
+Counting: a block hook adds each translated block's instructions and static cycle cost
+(decoded once with capstone, classified by the ``CostProfile``, cached by address and
+bytes); when a run stops inside a block, only the instructions before the final pc count.
+Unicorn is always started with an instruction count: besides bounding the run, that makes
+``emu_stop`` from a hook take effect right after the current instruction instead of at the
+end of the block.
+
+Deadlines: when the next scheduled device event falls inside the block about to run, the
+block hook stops before it and the caller runs exactly the instructions needed to reach
+the event's cycle (``run(count, exact=True)``), so events fire at the first instruction
+boundary at or after their cycle.
 """
 
 from __future__ import annotations
 
+import ctypes
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
 import capstone
 import unicorn
+import unicorn.unicorn_py3.unicorn as _uc_binding
+from capstone import x86_const as cx
 from unicorn import x86_const as ux
 
+from machine.clock import CostProfile, classify
 from machine.memory import GuestMemory
 
 #: x86 `hlt` opcode.
 _HLT = 0xF4
+_EFLAGS_IF = 0x200
+_EFLAGS_TF = 0x100
+
+#: A read-only page outside guest RAM holding the flat GDT the machine starts with.
+FIRMWARE_PAGE = 0xFFFFF000
+#: Flat code selector (ring 0) and data selector in that GDT.
+CODE_SELECTOR = 0x08
+DATA_SELECTOR = 0x10
+# Accessed bits preset, so the CPU never writes to the read-only page.
+_GDT = {
+    64: struct.pack("<QQQ", 0, 0x00AF9B000000FFFF, 0x00CF93000000FFFF),
+    32: struct.pack("<QQQ", 0, 0x00CF9B000000FFFF, 0x00CF93000000FFFF),
+}
+
+_RDTSC_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 
 
 class StopKind(Enum):
@@ -32,18 +59,22 @@ class StopKind(Enum):
 
     REQUESTED = "requested"      # a device asked to stop (exit device)
     HALT = "halt"                # `hlt` executed
-    BUDGET = "budget"            # the instruction budget ran out
+    BUDGET = "budget"            # the instruction count given to run() ran out
+    DEADLINE = "deadline"        # a scheduled event is due before the next block
+    INTERRUPT = "interrupt"      # the interrupt line is asserted and IF is set
     FAULT = "fault"              # the guest faulted
 
 
 @dataclass(frozen=True)
 class StopInfo:
-    """How a run stopped; for faults, what and where."""
+    """How a run stopped; for faults, what and where; for deadlines, how many more
+    instructions reach the deadline exactly."""
 
     kind: StopKind
     pc: int
     fault: str = ""
     fault_address: int | None = None
+    slice: int = 0
 
 
 @dataclass(frozen=True)
@@ -51,12 +82,18 @@ class _Block:
     address: int
     end: int
     starts: tuple[int, ...]
+    #: cycles[i] = static cost of the first i instructions (cycles[0] == 0).
+    cycles: tuple[int, ...]
 
     def executed_before(self, pc: int) -> int:
         """Instructions of this block that completed when execution stopped at ``pc``."""
         if not (self.address <= pc < self.end):
             return len(self.starts)
         return sum(1 for start in self.starts if start < pc)
+
+    @property
+    def total_cycles(self) -> int:
+        return self.cycles[-1]
 
 
 # Unicorn interrupt numbers that reach the hook as CPU exceptions.
@@ -73,7 +110,7 @@ _UC_FAULTS = {
     unicorn.UC_ERR_READ_UNMAPPED: "read of unmapped memory",
     unicorn.UC_ERR_WRITE_UNMAPPED: "write to unmapped memory",
     unicorn.UC_ERR_FETCH_UNMAPPED: "instruction fetch from unmapped memory",
-    unicorn.UC_ERR_INSN_INVALID: "invalid opcode",
+    unicorn.UC_ERR_INSN_INVALID: "invalid opcode (#UD)",
     unicorn.UC_ERR_READ_PROT: "read of protected memory",
     unicorn.UC_ERR_WRITE_PROT: "write to protected memory",
     unicorn.UC_ERR_FETCH_PROT: "instruction fetch from protected memory",
@@ -88,32 +125,72 @@ PortWrite = Callable[[int, int, int], None]
 
 
 class Cpu:
-    """One x86 vCPU in ``mode`` 64 or 32 over ``memory``."""
+    """One x86 vCPU in ``mode`` 64 or 32 over ``memory``, charged by ``costs``."""
 
-    def __init__(self, mode: int, memory: GuestMemory, port_read: PortRead, port_write: PortWrite) -> None:
+    def __init__(self, mode: int, memory: GuestMemory, port_read: PortRead, port_write: PortWrite,
+                 costs: CostProfile | None = None) -> None:
         if mode not in (32, 64):
             raise ValueError(f"mode must be 32 or 64, not {mode}")
         self.mode = mode
+        self.costs = costs or CostProfile()
         self._memory = memory
         self._port_read = port_read
         self._port_write = port_write
         self._uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_64 if mode == 64 else unicorn.UC_MODE_32)
         self._uc.mem_map_ptr(0, memory.size, unicorn.UC_PROT_ALL, memory.host_address)
         self._cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64 if mode == 64 else capstone.CS_MODE_32)
+        self._cs_detail = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64 if mode == 64 else capstone.CS_MODE_32)
+        self._cs_detail.detail = True
         self._pc_reg = ux.UC_X86_REG_RIP if mode == 64 else ux.UC_X86_REG_EIP
         self._sp_reg = ux.UC_X86_REG_RSP if mode == 64 else ux.UC_X86_REG_ESP
+        self._flags_reg = ux.UC_X86_REG_RFLAGS if mode == 64 else ux.UC_X86_REG_EFLAGS
         self._blocks: dict[tuple[int, bytes], _Block] = {}
         self._current: _Block | None = None
         self._last_block: _Block | None = None
-        self._counted = 0          # instructions of blocks entered so far (full blocks)
+        self._counted = 0          # instructions of the blocks entered so far
+        self._counted_cycles = 0   # their static cycles
         self.instructions = 0      # exact count of completed instructions
-        self._stop_requested = False
+        self.static_cycles = 0     # exact static cycles of completed instructions
+        #: Cycles charged outside instruction costs (device and service costs, idle time).
+        self.charged = 0
+        #: The cycle of the next scheduled event, checked at block boundaries.
+        self.deadline: int | None = None
+        #: True while the interrupt line is asserted (the machine's interrupt controller).
+        self.irq_asserted = False
+        self._exact = False
+        self._stop: StopInfo | None = None
         self._fault: tuple[str, int | None] | None = None
+        self._install_flat_segments()
         self._uc.hook_add(unicorn.UC_HOOK_BLOCK, self._on_block)
         self._uc.hook_add(unicorn.UC_HOOK_INSN, self._on_in, None, 1, 0, ux.UC_X86_INS_IN)
         self._uc.hook_add(unicorn.UC_HOOK_INSN, self._on_out, None, 1, 0, ux.UC_X86_INS_OUT)
         self._uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
         self._uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        self._install_rdtsc_hook()
+
+    def _install_flat_segments(self) -> None:
+        """Give the guest a flat GDT on a read-only page outside RAM and load its selectors,
+        so that `iret` and selector loads work without the guest building its own."""
+        gdt = _GDT[self.mode]
+        self._uc.mem_map(FIRMWARE_PAGE, 0x1000, unicorn.UC_PROT_READ)
+        self._uc.mem_write(FIRMWARE_PAGE, gdt)
+        self._uc.reg_write(ux.UC_X86_REG_GDTR, (0, FIRMWARE_PAGE, len(gdt) - 1, 0))
+        self._uc.reg_write(ux.UC_X86_REG_CS, CODE_SELECTOR)
+        for register in (ux.UC_X86_REG_SS, ux.UC_X86_REG_DS, ux.UC_X86_REG_ES, ux.UC_X86_REG_FS, ux.UC_X86_REG_GS):
+            self._uc.reg_write(register, DATA_SELECTOR)
+
+    def _install_rdtsc_hook(self) -> None:
+        """Hook RDTSC/RDTSCP through Unicorn's C API (the Python binding refuses these
+        instruction hooks): the guest reads virtual cycles, never the host's TSC."""
+        self._rdtsc_callback = _RDTSC_CALLBACK(self._on_rdtsc)
+        handle = ctypes.c_size_t()
+        for instruction in (ux.UC_X86_INS_RDTSC, ux.UC_X86_INS_RDTSCP):
+            status = _uc_binding.uclib.uc_hook_add(
+                self._uc._uch, ctypes.byref(handle), unicorn.UC_HOOK_INSN,
+                ctypes.cast(self._rdtsc_callback, ctypes.c_void_p), None,
+                ctypes.c_uint64(1), ctypes.c_uint64(0), ctypes.c_int(instruction))
+            if status != unicorn.UC_ERR_OK:
+                raise RuntimeError(f"Unicorn refused the RDTSC hook (error {status})")
 
     # --- registers ------------------------------------------------------------------------
 
@@ -135,6 +212,11 @@ class Cpu:
     def sp(self, value: int) -> None:
         self._uc.reg_write(self._sp_reg, value)
 
+    @property
+    def interrupts_enabled(self) -> bool:
+        """The IF flag."""
+        return bool(self._uc.reg_read(self._flags_reg) & _EFLAGS_IF)
+
     def registers(self) -> dict[str, int]:
         """The general-purpose registers, pc and flags, by their mode's names."""
         if self.mode == 64:
@@ -152,7 +234,7 @@ class Cpu:
         return [(addr, f"{mnemonic} {operands}".strip())
                 for addr, _size, mnemonic, operands in self._cs.disasm_lite(code, address, count)]
 
-    # --- running --------------------------------------------------------------------------
+    # --- time -----------------------------------------------------------------------------
 
     def instructions_at(self, pc: int) -> int:
         """Exact count of instructions completed before the one at ``pc`` (inside a hook)."""
@@ -160,69 +242,173 @@ class Cpu:
             return self._counted
         return self._counted - len(self._current.starts) + self._current.executed_before(pc)
 
-    def request_stop(self) -> None:
+    def cycles_at(self, pc: int) -> int:
+        """Virtual cycles at the start of the instruction at ``pc`` (inside a hook), or now."""
+        if self._current is None:
+            return self._counted_cycles + self.charged
+        block = self._current
+        return (self._counted_cycles - block.total_cycles + block.cycles[block.executed_before(pc)]
+                + self.charged)
+
+    def now(self) -> int:
+        """Virtual cycles now (inside a hook: at the start of the current instruction)."""
+        return self.cycles_at(self.pc) if self._current is not None else self._counted_cycles + self.charged
+
+    def charge(self, cycles: int) -> None:
+        """Add ``cycles`` of non-instruction time; inside a run, a passed deadline stops it
+        after the current instruction."""
+        self.charged += cycles
+        if self._current is not None and self.deadline is not None and not self._exact:
+            if self.now() >= self.deadline:
+                self.request_stop(StopKind.DEADLINE)
+
+    # --- running --------------------------------------------------------------------------
+
+    def request_stop(self, kind: StopKind = StopKind.REQUESTED) -> None:
         """Stop after the current instruction (from a hook)."""
-        self._stop_requested = True
+        if self._stop is None or kind is StopKind.REQUESTED:
+            self._stop = StopInfo(kind, 0)
         self._uc.emu_stop()
 
-    def run(self, budget: int) -> StopInfo:
-        """Execute at most ``budget`` instructions from the current pc; report why it stopped."""
-        if budget <= 0:
+    def run(self, count: int, *, exact: bool = False) -> StopInfo:
+        """Execute at most ``count`` instructions from the current pc; report why it stopped.
+
+        ``exact`` runs exactly ``count`` instructions without deadline or interrupt checks
+        (used to reach a deadline inside a block)."""
+        if count <= 0:
             return StopInfo(StopKind.BUDGET, self.pc)
-        self._stop_requested = False
+        self._stop = None
         self._fault = None
         self._current = None
-        self._counted = self.instructions
-        start = self.pc
+        self._exact = exact
         until = 0xFFFFFFFFFFFFFFFF if self.mode == 64 else 0xFFFFFFFF
         uc_error: unicorn.UcError | None = None
         try:
-            self._uc.emu_start(start, until, count=budget)
+            self._uc.emu_start(self.pc, until, count=count)
         except unicorn.UcError as exc:
             uc_error = exc
+        finally:
+            self._exact = False
         pc = self.pc
-        executed = self.instructions_at(pc)
-        self.instructions = executed
+        self.instructions = self.instructions_at(pc)
+        self.static_cycles = self.cycles_at(pc) - self.charged
+        self._counted, self._counted_cycles = self.instructions, self.static_cycles
         self._current = None
-        self._counted = executed
         if self._fault is not None:
             description, address = self._fault
             return StopInfo(StopKind.FAULT, pc, description, address)
         if uc_error is not None:
             return StopInfo(StopKind.FAULT, pc, _UC_FAULTS.get(uc_error.errno, str(uc_error)))
-        if self._stop_requested:
-            return StopInfo(StopKind.REQUESTED, pc)
+        if self._stop is not None:
+            return StopInfo(self._stop.kind, pc, slice=self._stop.slice)
         if self._halted_at(pc):
             return StopInfo(StopKind.HALT, pc)
         return StopInfo(StopKind.BUDGET, pc)
+
+    def _halted_at(self, pc: int) -> bool:
+        block = self._last_block
+        return (block is not None and bool(block.starts) and block.starts[-1] == pc - 1
+                and self._memory.contains(pc - 1, 1) and self._memory.read(pc - 1, 1)[0] == _HLT)
+
+    def inject_interrupt(self, vector: int) -> str | None:
+        """Enter the guest's handler for ``vector`` through its IDT, as the CPU does for an
+        external interrupt: push the frame, clear IF (interrupt gates) and TF, jump.
+
+        Returns a description of why delivery failed (the guest's IDT is unusable), else
+        None.  Call only between runs."""
+        _selector, base, limit, _flags = self._uc.reg_read(ux.UC_X86_REG_IDTR)
+        entry_size = 16 if self.mode == 64 else 8
+        if (vector + 1) * entry_size - 1 > limit:
+            return f"interrupt vector {vector:#x} lies beyond the IDT limit {limit:#x}"
+        address = base + vector * entry_size
+        if not self._memory.contains(address, entry_size):
+            return f"IDT entry for vector {vector:#x} at {address:#x} lies outside guest RAM"
+        gate = self._memory.read(address, entry_size)
+        offset_low, selector, _ist, attributes, offset_mid = struct.unpack_from("<HHBBH", gate)
+        handler = offset_low | (offset_mid << 16)
+        if self.mode == 64:
+            handler |= struct.unpack_from("<I", gate, 8)[0] << 32
+        gate_type = attributes & 0x0F
+        if not attributes & 0x80 or gate_type not in (0x0E, 0x0F):
+            return f"IDT entry for vector {vector:#x} is not a present interrupt or trap gate"
+        flags = self._uc.reg_read(self._flags_reg)
+        cs = self._uc.reg_read(ux.UC_X86_REG_CS)
+        sp = self.sp
+        if self.mode == 64:
+            ss = self._uc.reg_read(ux.UC_X86_REG_SS)
+            frame = struct.pack("<QQQQQ", self.pc, cs, flags, sp, ss)
+            new_sp = (sp & ~0xF) - len(frame)
+        else:
+            frame = struct.pack("<III", self.pc, cs, flags)
+            new_sp = sp - len(frame)
+        if not self._memory.contains(new_sp, len(frame)):
+            return f"interrupt frame at {new_sp:#x} lies outside guest RAM"
+        self._memory.write(new_sp, frame)
+        self.sp = new_sp
+        new_flags = flags & ~_EFLAGS_TF
+        if gate_type == 0x0E:
+            new_flags &= ~_EFLAGS_IF
+        self._uc.reg_write(self._flags_reg, new_flags)
+        if selector != cs:
+            self._uc.reg_write(ux.UC_X86_REG_CS, selector)
+        self.pc = handler
+        return None
 
     def close(self) -> None:
         """Unmap guest RAM from the CPU (before the RAM itself is released)."""
         self._uc.mem_unmap(0, self._memory.size)
 
-    def _halted_at(self, pc: int) -> bool:
-        block = self._last_block
-        return (block is not None and block.starts and block.starts[-1] == pc - 1
-                and self._memory.contains(pc - 1, 1) and self._memory.read(pc - 1, 1)[0] == _HLT)
-
     # --- hooks ----------------------------------------------------------------------------
+
+    def _decode(self, address: int, code: bytes) -> _Block:
+        starts: list[int] = []
+        cycles = [0]
+        for instruction in self._cs_detail.disasm(code, address):
+            has_memory = any(op.type == cx.X86_OP_MEM for op in instruction.operands)
+            cost = self.costs.cost(classify(instruction.mnemonic, has_memory))
+            starts.append(instruction.address)
+            cycles.append(cycles[-1] + cost)
+        return _Block(address, address + len(code), tuple(starts), tuple(cycles))
 
     def _on_block(self, uc: unicorn.Uc, address: int, size: int, _user: object) -> None:
         key = (address, self._memory.read(address, size))
         block = self._blocks.get(key)
         if block is None:
-            starts = tuple(addr for addr, _s, _m, _o in self._cs.disasm_lite(key[1], address))
-            block = _Block(address, address + size, starts)
-            self._blocks[key] = block
+            block = self._blocks[key] = self._decode(address, key[1])
+        start_cycles = self._counted_cycles + self.charged
         self._current = block
         self._last_block = block
         self._counted += len(block.starts)
+        self._counted_cycles += block.total_cycles
+        if self._exact:
+            return
+        if self.irq_asserted and uc.reg_read(self._flags_reg) & _EFLAGS_IF:
+            self._stop = StopInfo(StopKind.INTERRUPT, address)
+            uc.emu_stop()
+            return
+        deadline = self.deadline
+        if deadline is None or start_cycles + block.total_cycles <= deadline:
+            return
+        needed = deadline - start_cycles
+        steps = 0
+        while block.cycles[steps] < needed:
+            steps += 1
+        self._stop = StopInfo(StopKind.DEADLINE, address, slice=steps)
+        uc.emu_stop()
 
     def _on_in(self, uc: unicorn.Uc, port: int, size: int, _user: object) -> int:
         return self._port_read(port, size)
 
     def _on_out(self, uc: unicorn.Uc, port: int, size: int, value: int, _user: object) -> None:
         self._port_write(port, size, value)
+
+    def _on_rdtsc(self, _handle: int, _user: int) -> int:
+        value = self.cycles_at(self.pc)
+        self._uc.reg_write(ux.UC_X86_REG_RAX, value & 0xFFFFFFFF)
+        self._uc.reg_write(ux.UC_X86_REG_RDX, (value >> 32) & 0xFFFFFFFF)
+        if self._memory.contains(self.pc, 3) and self._memory.read(self.pc, 3) == b"\x0f\x01\xf9":
+            self._uc.reg_write(ux.UC_X86_REG_RCX, 0)  # RDTSCP: TSC_AUX is 0
+        return 1  # skip the real instruction
 
     def _on_interrupt(self, uc: unicorn.Uc, intno: int, _user: object) -> None:
         name = _EXCEPTION_NAMES.get(intno, f"software interrupt int {intno:#x}")

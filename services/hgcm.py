@@ -13,7 +13,7 @@ WAIT_FOR_MAPPINGS_CHANGES).  Every call is completed exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final
@@ -117,6 +117,12 @@ class HgcmService:
 
     #: The name guests connect to (exact, case-sensitive match).
     name: str = ""
+    #: Function names by number, for traces and summaries.
+    function_names: Mapping[int, str] = {}
+
+    def function_name(self, function: int) -> str:
+        """The name of guest function ``function`` (its number when unknown)."""
+        return self.function_names.get(function, str(function))
 
     def connect(self, client_id: int, requestor: int) -> int:
         """A new client ``client_id`` connects."""

@@ -273,7 +273,7 @@ class VMMDevDevice:
         call.on_complete = lambda done, status: self._complete_call(request, parsed, status)
         self._trace("hgcm_call", address=request.address, client=parsed.client_id,
                     service=client.service.name, function=parsed.function,
-                    function_name=_function_name(client.service, parsed.function),
+                    function_name=client.service.function_name(parsed.function),
                     parms=len(parsed.params), type=_type_name(request.type))
         outcome = client.service.call(call)
         if outcome is not ASYNC:
@@ -306,8 +306,3 @@ def _type_name(request_type: int) -> str:
         return RequestType(request_type).name
     except ValueError:
         return f"type {request_type}"
-
-
-def _function_name(service: HgcmService, function: int) -> str:
-    describe = getattr(service, "function_name", None)
-    return describe(function) if callable(describe) else str(function)

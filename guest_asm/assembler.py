@@ -1,0 +1,274 @@
+"""The assembler front end: keystone plus includes, ABI constants, symbols and a line map.
+
+``assemble(source, mode=64, base=0x10000)`` turns an Intel-syntax program (GNU as
+directives, ``#`` comments, ``;`` statement separators) into an ``AssembledProgram``.
+
+How the symbol table and the address -> line map are made exact: keystone reports neither,
+so before the program text goes to keystone a marker label is put in front of every source
+line that is assembled at most once (macro and ``.rept`` bodies get none: their bytes
+belong to the line that expands them), and after the program a trailer emits the address
+of every marker and every user label with ``.quad`` (``-1`` when the label was never
+defined, e.g. in a false ``.if`` branch).  One keystone call thus yields the code and every
+address; the trailer is cut off again.  Labels emit no bytes, so the markers cannot change
+the encoding.
+
+Errors: keystone's error carries no line number, so on failure the program is re-assembled
+as prefixes and the first failing line is found by bisection.  Each prefix is made
+self-contained: blocks open at the cut are closed, labels defined after the cut are
+defined (at the cut) so forward references still resolve, and an end marker checks that
+keystone did not silently stop early (it does on some invalid instructions).  A prefix
+fails when keystone errors, crashes, prints an LLVM "error:" diagnostic or truncates.  Only
+the error path pays for this.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from guest_asm.constants import program_constants
+from guest_asm.engine import KeystoneCrash, KeystoneTimeout, KsResult, run_keystone
+from guest_asm.errors import AssemblyError, AssemblyTimeout
+from guest_asm.source import SourceLine, SourceLocation, identifiers, load_source
+
+#: Where programs are loaded unless the caller says otherwise (the machine's convention).
+DEFAULT_BASE = 0x10000
+
+_MARK = "__hgcm_L"
+_END = "__hgcm_end"
+_UNDEFINED = 0xFFFFFFFFFFFFFFFF
+_MACRO_NAME = re.compile(r"\.macro\s+([A-Za-z_.$][\w.$]*)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class LineMap:
+    """Address ranges of the source lines that produced bytes, in address order.
+
+    ``entries[i] = (start, end, location)``: the bytes ``[start, end)`` came from
+    ``location`` (a macro invocation owns its whole expansion).
+    """
+
+    entries: tuple[tuple[int, int, SourceLocation], ...]
+    _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_starts", tuple(entry[0] for entry in self.entries))
+
+    def source_at(self, address: int) -> SourceLocation | None:
+        """The line whose bytes contain ``address``, or None outside the program."""
+        index = bisect.bisect_right(self._starts, address) - 1
+        if index < 0:
+            return None
+        start, end, location = self.entries[index]
+        return location if start <= address < end else None
+
+    def address_of(self, file: str, line: int) -> int | None:
+        """Start address of the bytes of ``file:line`` (None when it produced none)."""
+        for start, _end, location in self.entries:
+            if location.line == line and (location.file == file or Path(location.file).name == file):
+                return start
+        return None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+@dataclass(frozen=True)
+class AssembledProgram:
+    """A flat program: ``code`` to load at ``base``, entered at ``entry``.
+
+    ``symbols`` maps every label defined outside macro/repeat bodies to its absolute
+    address; ``lines`` maps addresses back to source lines.  The ``segments``, ``name``,
+    ``source_at`` and ``symbol_at`` members let a machine load it like any program image.
+    """
+
+    code: bytes
+    base: int
+    entry: int
+    mode: int
+    symbols: dict[str, int]
+    lines: LineMap
+    name: str = "<source>"
+    constants: dict[str, int | str] = field(default_factory=dict, repr=False)
+
+    @property
+    def end(self) -> int:
+        """First address after the code."""
+        return self.base + len(self.code)
+
+    @property
+    def segments(self) -> list[tuple[int, bytes]]:
+        """What to place in guest memory: one segment."""
+        return [(self.base, self.code)]
+
+    def source_at(self, address: int) -> SourceLocation | None:
+        """The source line ``address`` was assembled from."""
+        return self.lines.source_at(address)
+
+    def symbol_at(self, address: int) -> str | None:
+        """``name`` or ``name+0xoff`` of the closest label at or below ``address``."""
+        candidates = [(value, name) for name, value in self.symbols.items() if value <= address]
+        if not candidates:
+            return None
+        # Highest address wins; among aliases the alphabetically first name.
+        best = max(candidates, key=lambda item: (item[0], [-ord(c) for c in item[1]]))
+        offset = address - best[0]
+        return best[1] if offset == 0 else f"{best[1]}+{offset:#x}"
+
+
+def assemble(source: str | Path, *, mode: int = 64, base: int = DEFAULT_BASE, filename: str | None = None,
+             include_dirs: tuple[str | Path, ...] = (), defines: dict[str, int | str] | None = None,
+             timeout: float = 10.0) -> AssembledProgram:
+    """Assemble ``source`` (a path, or program text) for ``mode`` (64 or 32) at ``base``.
+
+    ``filename`` names text sources in messages and anchors their relative includes.
+    ``defines`` adds assembler constants (ints or expression strings).  ``timeout`` bounds
+    each keystone run in seconds.  Raises ``AssemblyError`` (with ``location`` when the
+    failing line is known) or its subclass ``AssemblyTimeout``.
+    """
+    if mode not in (32, 64):
+        raise ValueError(f"mode must be 64 or 32, not {mode}")
+    if not 0 <= base < (1 << 32):
+        raise ValueError(f"base {base:#x} must lie below 4 GiB (requests are addressed with 32 bits)")
+    lines, name = load_source(source, filename, tuple(include_dirs))
+    constants = program_constants(mode, defines)
+    prelude = _prelude(lines, constants, set(defines or ()))
+    labels = _labels(lines)
+    text = _program_text(prelude, lines, labels)
+    try:
+        result = _run(text, mode, base, timeout, name)
+    except KeystoneCrash:
+        raise _locate_error(prelude, lines, None, mode, base, timeout, name) from None
+    if not result.ok or _diag_error(result.diag):
+        raise _locate_error(prelude, lines, result, mode, base, timeout, name)
+    trailer_names = [_END] + [f"{_MARK}{i}" for i, line in enumerate(lines) if not line.body_depth] + labels
+    size = 8 * len(trailer_names)
+    code, trailer = result.code[:-size], result.code[-size:]
+    values = dict(zip(trailer_names, (int.from_bytes(trailer[i:i + 8], "little") for i in range(0, size, 8))))
+    if values[_END] != base + len(code):
+        # Keystone stopped early without reporting an error.
+        raise _locate_error(prelude, lines, result, mode, base, timeout, name)
+    line_map = _line_map(lines, values, base + len(code), _macro_names(lines))
+    symbols = {label: values[label] for label in labels if values[label] != _UNDEFINED}
+    entry = symbols.get("_start", base)
+    return AssembledProgram(code, base, entry, mode, symbols, line_map, name, constants)
+
+
+def _prelude(lines: list[SourceLine], constants: dict[str, int | str], defines: set[str]) -> list[str]:
+    """``.equ`` lines for the constants the program mentions (plus MODE and all defines)."""
+    used: set[str] = set()
+    for line in lines:
+        used |= identifiers(line.location.text)
+    names = sorted((used & constants.keys()) | defines | {"MODE"})
+    return [f".equ {n}, {constants[n]}" for n in names]
+
+
+def _labels(lines: list[SourceLine]) -> list[str]:
+    seen: dict[str, None] = {}
+    for line in lines:
+        if not line.body_depth:
+            for label in line.statement.labels:
+                seen.setdefault(label)
+    return list(seen)
+
+
+def _program_text(prelude: list[str], lines: list[SourceLine], labels: list[str]) -> str:
+    out = list(prelude)
+    for index, line in enumerate(lines):
+        if not line.body_depth:
+            out.append(f"{_MARK}{index}:")
+        out.append(line.location.text)
+    out.append(f"{_END}:")
+    out.append(f".quad {_END}")
+    for index, line in enumerate(lines):
+        if not line.body_depth:
+            out.extend(_trailer_entry(f"{_MARK}{index}"))
+    for label in labels:
+        out.extend(_trailer_entry(label))
+    return "\n".join(out) + "\n"
+
+
+def _trailer_entry(name: str) -> list[str]:
+    return [f".ifdef {name}", f".quad {name}", ".else", ".quad -1", ".endif"]
+
+
+def _run(text: str, mode: int, base: int, timeout: float, name: str) -> KsResult:
+    try:
+        return run_keystone(text, mode=mode, base=base, timeout=timeout)
+    except KeystoneTimeout:
+        raise AssemblyTimeout(f"{name}: keystone did not finish within {timeout:g} s "
+                              "(its worker was stopped)") from None
+
+
+def _line_map(lines: list[SourceLine], values: dict[str, int], end: int, macros: set[str]) -> LineMap:
+    starts = [(i, values[f"{_MARK}{i}"]) for i, line in enumerate(lines) if not line.body_depth]
+    starts = [(i, address) for i, address in starts if address != _UNDEFINED]
+    entries: list[tuple[int, int, SourceLocation]] = []
+    for position, (index, start) in enumerate(starts):
+        stop = starts[position + 1][1] if position + 1 < len(starts) else end
+        statement = lines[index].statement
+        if stop > start:
+            entries.append((start, stop, lines[index].location))
+        elif statement.has_instruction and not set(statement.mnemonics) & macros:
+            # Keystone sometimes "assembles" an invalid instruction into nothing.
+            raise AssemblyError("keystone produced no bytes for this instruction", lines[index].location)
+    return LineMap(tuple(entries))
+
+
+def _macro_names(lines: list[SourceLine]) -> set[str]:
+    names: set[str] = set()
+    for line in lines:
+        if ".macro" in line.statement.directives:
+            match = _MACRO_NAME.search(line.location.text)
+            if match:
+                names.add(match.group(1).lower())
+    return names
+
+
+def _diag_error(diag: str) -> str | None:
+    for line in diag.splitlines():
+        if "error:" in line:
+            return line.strip()
+    return None
+
+
+def _locate_error(prelude: list[str], lines: list[SourceLine], failure: KsResult | None, mode: int, base: int,
+                  timeout: float, name: str) -> AssemblyError:
+    """Find the first line at which the program fails and describe the failure there."""
+    defined_at: dict[str, int] = {}
+    for index, line in enumerate(lines):
+        for label in line.statement.labels:
+            defined_at.setdefault(label, index)
+
+    def attempt(count: int) -> str | None:
+        """None when the first ``count`` lines assemble, else what went wrong."""
+        later = [label for label, index in defined_at.items() if index >= count]
+        closers = list(lines[count - 1].closers) if count else []
+        text = "\n".join(prelude + [line.location.text for line in lines[:count]] + closers
+                         + [f"{label}:" for label in later] + [f"{_END}:", f".quad {_END}"]) + "\n"
+        try:
+            result = _run(text, mode, base, timeout, name)
+        except KeystoneCrash as crash:
+            return f"keystone crashed ({crash})"
+        diag = _diag_error(result.diag)
+        if not result.ok:
+            return f"keystone: {result.message}" + (f" ({diag})" if diag else "")
+        if diag:
+            return f"keystone: {diag}"
+        if len(result.code) < 8 or int.from_bytes(result.code[-8:], "little") != base + len(result.code) - 8:
+            return "keystone stopped assembling here without an error (unsupported or invalid statement)"
+        return None
+
+    if attempt(len(lines)) is None:
+        detail = failure.message if failure else "unknown failure"
+        return AssemblyError(f"{name}: keystone: {detail}")
+    low, high = 1, len(lines)
+    while low < high:
+        middle = (low + high) // 2
+        if attempt(middle) is None:
+            low = middle + 1
+        else:
+            high = middle
+    return AssemblyError(attempt(low) or "keystone failed", lines[low - 1].location)

@@ -1,0 +1,25 @@
+"""Errors raised by the assembler front end."""
+
+from __future__ import annotations
+
+from guest_asm.source import SourceLocation
+
+
+class AssemblyError(Exception):
+    """A program that cannot be assembled.
+
+    ``location`` names the offending source line when it is known (always for include
+    problems, rejected directives and keystone errors that could be pinned to a line);
+    ``str(error)`` starts with ``file:line:`` in that case.
+    """
+
+    def __init__(self, message: str, location: SourceLocation | None = None) -> None:
+        self.message = message
+        self.location = location
+        where = f"{location.file}:{location.line}: " if location else ""
+        detail = f"\n    {location.text.strip()}" if location and location.text.strip() else ""
+        super().__init__(f"{where}{message}{detail}")
+
+
+class AssemblyTimeout(AssemblyError):
+    """Keystone did not finish within the time bound (its worker process was killed)."""

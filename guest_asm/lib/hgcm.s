@@ -1,0 +1,437 @@
+# hgcm.s - HGCM connect, disconnect and calls (HGCMCall64 in 64-bit mode, HGCMCall32 in
+# 32-bit mode), with the asynchronous-completion wait every guest driver does.
+# Calling convention: see vmmdev.s.  Not reentrant: one static request per kind.
+#
+# hgcm_submit(req) -> eax = status                                      (internal helper)
+#   OUT the request; if header.rc == VINF_HGCM_ASYNC_EXECUTE spin (pause) until
+#   fu32Flags & VBOX_HGCM_REQ_DONE, then return `result`; a negative header.rc is returned
+#   as the status (as Linux does); any other rc returns `result`.
+# hgcm_connect(name) -> eax = status, edx = client id (valid when eax >= 0)
+#   `name` is a NUL-terminated service name (at most 127 bytes are sent).
+# hgcm_disconnect(client) -> eax = status
+# hgcm_call_begin(client, function, cparms)
+#   Start building a call in the static request `hgcm_call_req` (0xAA-filled, flags and
+#   result 0).  Page lists go to the extra area after the cparms parameters.
+# hgcm_parm_u32(index, value) / hgcm_parm_u64(index, value64)
+# hgcm_parm_linaddr(index, type, ptr, size)     type: VMMDevHGCMParmType_LinAddr{,_In,_Out}
+# hgcm_parm_pagelist(index, flags, ptr, size)   flags: VBOX_HGCM_F_PARM_DIRECTION_*
+#   Appends an HGCMPageListInfo (page-aligned page addresses) to the extra area.
+# hgcm_parm_buf(index, flags, ptr, size)
+#   What the Linux driver sends: a PageList, or for size 0 the linear-address type of that
+#   direction with size 0 and address 0.  Assembled with the define HGCM_USE_LINADDR, it
+#   sends LinAddr/LinAddr_In/LinAddr_Out parameters instead of page lists.
+# hgcm_call() -> eax = status
+#   Set header.size to the built length and submit the call.
+# hgcm_parm_get_u32(index) -> eax;  hgcm_parm_get_u64(index) -> rax (64) / edx:eax (32)
+# Clobbers: 64-bit rax rcx rdx rsi rdi r8-r11; 32-bit eax ecx edx.
+
+.if MODE == 64
+.equ HGCM_PARM_SIZE, HGCMPARAM64_SIZE
+.equ HGCM_CALL_TYPE, VMMDevReq_HGCMCall64
+.else
+.equ HGCM_PARM_SIZE, HGCMPARAM32_SIZE
+.equ HGCM_CALL_TYPE, VMMDevReq_HGCMCall32
+.endif
+.equ HGCM_CALL_REQ_CAPACITY, PAGE_SIZE
+# An .equ, because keystone encodes `and rdx, -PAGE_SIZE` as a memory operand.
+.equ HGCM_PAGE_MASK, -PAGE_SIZE
+
+.include "vmmdev.s"
+
+.if MODE == 64
+hgcm_submit:
+    call vmmdev_request
+    cmp eax, VINF_HGCM_ASYNC_EXECUTE
+    jne hgcm_submit_not_async
+hgcm_submit_wait:
+    test dword ptr [rdi + HGCMREQUESTHEADER_OFF_FU32FLAGS], VBOX_HGCM_REQ_DONE
+    jnz hgcm_submit_result
+    pause
+    jmp hgcm_submit_wait
+hgcm_submit_not_async:
+    test eax, eax
+    js hgcm_submit_done
+hgcm_submit_result:
+    mov eax, dword ptr [rdi + HGCMREQUESTHEADER_OFF_RESULT]
+hgcm_submit_done:
+    ret
+
+hgcm_connect:
+    push rbx
+    mov rbx, rdi
+    lea rdi, [rip + hgcm_connect_req]
+    mov esi, HGCMCONNECT_SIZE
+    mov edx, VMMDevReq_HGCMConnect
+    call vmmdev_req_init
+    mov dword ptr [rdi + HGCMCONNECT_OFF_FU32FLAGS], 0
+    mov dword ptr [rdi + HGCMCONNECT_OFF_LOC_TYPE], VMMDevHGCMLoc_LocalHost_Existing
+    xor ecx, ecx
+hgcm_connect_copy:
+    mov al, byte ptr [rbx + rcx]
+    cmp ecx, HGCM_SERVICE_NAME_SIZE - 1
+    jb hgcm_connect_store
+    xor eax, eax
+hgcm_connect_store:
+    mov byte ptr [rdi + rcx + HGCMCONNECT_OFF_LOC_ACHNAME], al
+    inc ecx
+    test al, al
+    jnz hgcm_connect_copy
+    call hgcm_submit
+    mov edx, dword ptr [rdi + HGCMCONNECT_OFF_U32CLIENTID]
+    pop rbx
+    ret
+
+hgcm_disconnect:
+    push rbx
+    mov ebx, edi
+    lea rdi, [rip + hgcm_disconnect_req]
+    mov esi, HGCMDISCONNECT_SIZE
+    mov edx, VMMDevReq_HGCMDisconnect
+    call vmmdev_req_init
+    mov dword ptr [rdi + HGCMDISCONNECT_OFF_FU32FLAGS], 0
+    mov dword ptr [rdi + HGCMDISCONNECT_OFF_U32CLIENTID], ebx
+    call hgcm_submit
+    pop rbx
+    ret
+
+hgcm_call_begin:
+    push rbx
+    push r12
+    push r13
+    mov ebx, edi
+    mov r12d, esi
+    mov r13d, edx
+    lea rdi, [rip + hgcm_call_req]
+    imul esi, r13d, HGCM_PARM_SIZE
+    add esi, HGCMCALL_SIZE
+    mov edx, HGCM_CALL_TYPE
+    call vmmdev_req_init
+    mov dword ptr [rip + hgcm_call_extra], esi
+    mov dword ptr [rdi + HGCMCALL_OFF_FU32FLAGS], 0
+    mov dword ptr [rdi + HGCMCALL_OFF_RESULT], 0
+    mov dword ptr [rdi + HGCMCALL_OFF_U32CLIENTID], ebx
+    mov dword ptr [rdi + HGCMCALL_OFF_U32FUNCTION], r12d
+    mov dword ptr [rdi + HGCMCALL_OFF_CPARMS], r13d
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# rax = address of parameter edi (internal; clobbers rax, rcx)
+hgcm_parm_addr:
+    imul eax, edi, HGCM_PARM_SIZE
+    lea rcx, [rip + hgcm_call_req]
+    lea rax, [rcx + rax + HGCM_CALL_OFF_PARMS]
+    ret
+
+hgcm_parm_u32:
+    call hgcm_parm_addr
+    mov dword ptr [rax + HGCM_PARM_OFF_TYPE], VMMDevHGCMParmType_Bit32
+    mov dword ptr [rax + HGCM_PARM_OFF_VALUE], esi
+    mov dword ptr [rax + HGCM_PARM_OFF_VALUE + 4], 0
+    ret
+
+hgcm_parm_u64:
+    call hgcm_parm_addr
+    mov dword ptr [rax + HGCM_PARM_OFF_TYPE], VMMDevHGCMParmType_Bit64
+    mov qword ptr [rax + HGCM_PARM_OFF_VALUE], rsi
+    ret
+
+hgcm_parm_linaddr:
+    push rcx
+    call hgcm_parm_addr
+    pop rcx
+    mov dword ptr [rax + HGCM_PARM_OFF_TYPE], esi
+    mov dword ptr [rax + HGCM_PARM_OFF_SIZE], ecx
+    mov qword ptr [rax + HGCM_PARM_OFF_ADDR], rdx
+    ret
+
+hgcm_parm_pagelist:
+    mov r8d, ecx
+    call hgcm_parm_addr
+    mov dword ptr [rax + HGCM_PARM_OFF_TYPE], VMMDevHGCMParmType_PageList
+    mov dword ptr [rax + HGCM_PARM_OFF_SIZE], r8d
+    mov ecx, dword ptr [rip + hgcm_call_extra]
+    mov qword ptr [rax + HGCM_PARM_OFF_ADDR], rcx
+    lea r9, [rip + hgcm_call_req]
+    add r9, rcx
+    mov dword ptr [r9 + HGCMPAGELISTINFO_OFF_FLAGS], esi
+    mov eax, edx
+    and eax, PAGE_SIZE - 1
+    mov word ptr [r9 + HGCMPAGELISTINFO_OFF_OFFFIRSTPAGE], ax
+    lea eax, [eax + r8d + PAGE_SIZE - 1]
+    shr eax, 12
+    mov word ptr [r9 + HGCMPAGELISTINFO_OFF_CPAGES], ax
+    lea ecx, [ecx + eax * 8 + HGCMPAGELISTINFO_SIZE]
+    mov dword ptr [rip + hgcm_call_extra], ecx
+    and rdx, HGCM_PAGE_MASK
+    lea r9, [r9 + HGCMPAGELISTINFO_SIZE]
+hgcm_parm_pagelist_page:
+    test eax, eax
+    jz hgcm_parm_pagelist_done
+    mov qword ptr [r9], rdx
+    add rdx, PAGE_SIZE
+    add r9, 8
+    dec eax
+    jmp hgcm_parm_pagelist_page
+hgcm_parm_pagelist_done:
+    ret
+
+hgcm_parm_buf:
+    test ecx, ecx
+    jz hgcm_parm_buf_empty
+.ifdef HGCM_USE_LINADDR
+    and esi, VBOX_HGCM_F_PARM_DIRECTION_MASK
+    lea rax, [rip + hgcm_linaddr_types]
+    movzx esi, byte ptr [rax + rsi]
+    jmp hgcm_parm_linaddr
+.else
+    jmp hgcm_parm_pagelist
+.endif
+hgcm_parm_buf_empty:
+    and esi, VBOX_HGCM_F_PARM_DIRECTION_MASK
+    lea rax, [rip + hgcm_linaddr_types]
+    movzx esi, byte ptr [rax + rsi]
+    xor edx, edx
+    jmp hgcm_parm_linaddr
+
+hgcm_call:
+    lea rdi, [rip + hgcm_call_req]
+    mov eax, dword ptr [rip + hgcm_call_extra]
+    mov dword ptr [rdi + REQUESTHEADER_OFF_SIZE], eax
+    jmp hgcm_submit
+
+hgcm_parm_get_u32:
+    call hgcm_parm_addr
+    mov eax, dword ptr [rax + HGCM_PARM_OFF_VALUE]
+    ret
+
+hgcm_parm_get_u64:
+    call hgcm_parm_addr
+    mov rax, qword ptr [rax + HGCM_PARM_OFF_VALUE]
+    ret
+.else
+hgcm_submit:
+    push ebx
+    mov ebx, dword ptr [esp + 8]
+    push ebx
+    call vmmdev_request
+    add esp, 4
+    cmp eax, VINF_HGCM_ASYNC_EXECUTE
+    jne hgcm_submit_not_async
+hgcm_submit_wait:
+    test dword ptr [ebx + HGCMREQUESTHEADER_OFF_FU32FLAGS], VBOX_HGCM_REQ_DONE
+    jnz hgcm_submit_result
+    pause
+    jmp hgcm_submit_wait
+hgcm_submit_not_async:
+    test eax, eax
+    js hgcm_submit_done
+hgcm_submit_result:
+    mov eax, dword ptr [ebx + HGCMREQUESTHEADER_OFF_RESULT]
+hgcm_submit_done:
+    pop ebx
+    ret
+
+hgcm_connect:
+    push esi
+    push edi
+    sub esp, 12
+    mov dword ptr [esp], hgcm_connect_req
+    mov dword ptr [esp + 4], HGCMCONNECT_SIZE
+    mov dword ptr [esp + 8], VMMDevReq_HGCMConnect
+    call vmmdev_req_init
+    add esp, 12
+    mov edi, hgcm_connect_req
+    mov esi, dword ptr [esp + 12]
+    mov dword ptr [edi + HGCMCONNECT_OFF_FU32FLAGS], 0
+    mov dword ptr [edi + HGCMCONNECT_OFF_LOC_TYPE], VMMDevHGCMLoc_LocalHost_Existing
+    xor ecx, ecx
+hgcm_connect_copy:
+    mov al, byte ptr [esi + ecx]
+    cmp ecx, HGCM_SERVICE_NAME_SIZE - 1
+    jb hgcm_connect_store
+    xor eax, eax
+hgcm_connect_store:
+    mov byte ptr [edi + ecx + HGCMCONNECT_OFF_LOC_ACHNAME], al
+    inc ecx
+    test al, al
+    jnz hgcm_connect_copy
+    push edi
+    call hgcm_submit
+    add esp, 4
+    mov edx, dword ptr [edi + HGCMCONNECT_OFF_U32CLIENTID]
+    pop edi
+    pop esi
+    ret
+
+hgcm_disconnect:
+    sub esp, 12
+    mov dword ptr [esp], hgcm_disconnect_req
+    mov dword ptr [esp + 4], HGCMDISCONNECT_SIZE
+    mov dword ptr [esp + 8], VMMDevReq_HGCMDisconnect
+    call vmmdev_req_init
+    add esp, 12
+    mov ecx, dword ptr [esp + 4]
+    mov edx, hgcm_disconnect_req
+    mov dword ptr [edx + HGCMDISCONNECT_OFF_FU32FLAGS], 0
+    mov dword ptr [edx + HGCMDISCONNECT_OFF_U32CLIENTID], ecx
+    sub esp, 4
+    mov dword ptr [esp], hgcm_disconnect_req
+    call hgcm_submit
+    add esp, 4
+    ret
+
+hgcm_call_begin:
+    mov eax, dword ptr [esp + 12]
+    imul eax, eax, HGCM_PARM_SIZE
+    add eax, HGCMCALL_SIZE
+    mov dword ptr [hgcm_call_extra], eax
+    sub esp, 12
+    mov dword ptr [esp], hgcm_call_req
+    mov dword ptr [esp + 4], eax
+    mov dword ptr [esp + 8], HGCM_CALL_TYPE
+    call vmmdev_req_init
+    add esp, 12
+    mov edx, hgcm_call_req
+    mov dword ptr [edx + HGCMCALL_OFF_FU32FLAGS], 0
+    mov dword ptr [edx + HGCMCALL_OFF_RESULT], 0
+    mov eax, dword ptr [esp + 4]
+    mov dword ptr [edx + HGCMCALL_OFF_U32CLIENTID], eax
+    mov eax, dword ptr [esp + 8]
+    mov dword ptr [edx + HGCMCALL_OFF_U32FUNCTION], eax
+    mov eax, dword ptr [esp + 12]
+    mov dword ptr [edx + HGCMCALL_OFF_CPARMS], eax
+    ret
+
+# eax = address of the parameter whose index is at [esp + 8] of the caller (internal)
+hgcm_parm_addr:
+    mov eax, dword ptr [esp + 8]
+    imul eax, eax, HGCM_PARM_SIZE
+    add eax, HGCM_CALL_OFF_PARMS
+    add eax, hgcm_call_req
+    ret
+
+hgcm_parm_u32:
+    call hgcm_parm_addr
+    mov dword ptr [eax + HGCM_PARM_OFF_TYPE], VMMDevHGCMParmType_Bit32
+    mov ecx, dword ptr [esp + 8]
+    mov dword ptr [eax + HGCM_PARM_OFF_VALUE], ecx
+    mov dword ptr [eax + HGCM_PARM_OFF_VALUE + 4], 0
+    ret
+
+hgcm_parm_u64:
+    call hgcm_parm_addr
+    mov dword ptr [eax + HGCM_PARM_OFF_TYPE], VMMDevHGCMParmType_Bit64
+    mov ecx, dword ptr [esp + 8]
+    mov dword ptr [eax + HGCM_PARM_OFF_VALUE], ecx
+    mov ecx, dword ptr [esp + 12]
+    mov dword ptr [eax + HGCM_PARM_OFF_VALUE + 4], ecx
+    ret
+
+hgcm_parm_linaddr:
+    call hgcm_parm_addr
+    mov ecx, dword ptr [esp + 8]
+    mov dword ptr [eax + HGCM_PARM_OFF_TYPE], ecx
+    mov ecx, dword ptr [esp + 16]
+    mov dword ptr [eax + HGCM_PARM_OFF_SIZE], ecx
+    mov ecx, dword ptr [esp + 12]
+    mov dword ptr [eax + HGCM_PARM_OFF_ADDR], ecx
+    ret
+
+hgcm_parm_pagelist:
+    call hgcm_parm_addr
+    push ebx
+    push esi
+    push edi
+    mov dword ptr [eax + HGCM_PARM_OFF_TYPE], VMMDevHGCMParmType_PageList
+    mov ecx, dword ptr [esp + 28]
+    mov dword ptr [eax + HGCM_PARM_OFF_SIZE], ecx
+    mov esi, dword ptr [hgcm_call_extra]
+    mov dword ptr [eax + HGCM_PARM_OFF_ADDR], esi
+    mov ebx, hgcm_call_req
+    add ebx, esi
+    mov eax, dword ptr [esp + 20]
+    mov dword ptr [ebx + HGCMPAGELISTINFO_OFF_FLAGS], eax
+    mov edx, dword ptr [esp + 24]
+    mov eax, edx
+    and eax, PAGE_SIZE - 1
+    mov word ptr [ebx + HGCMPAGELISTINFO_OFF_OFFFIRSTPAGE], ax
+    lea eax, [eax + ecx + PAGE_SIZE - 1]
+    shr eax, 12
+    mov word ptr [ebx + HGCMPAGELISTINFO_OFF_CPAGES], ax
+    lea esi, [esi + eax * 8 + HGCMPAGELISTINFO_SIZE]
+    mov dword ptr [hgcm_call_extra], esi
+    and edx, HGCM_PAGE_MASK
+    lea edi, [ebx + HGCMPAGELISTINFO_SIZE]
+hgcm_parm_pagelist_page:
+    test eax, eax
+    jz hgcm_parm_pagelist_done
+    mov dword ptr [edi], edx
+    mov dword ptr [edi + 4], 0
+    add edx, PAGE_SIZE
+    add edi, 8
+    dec eax
+    jmp hgcm_parm_pagelist_page
+hgcm_parm_pagelist_done:
+    pop edi
+    pop esi
+    pop ebx
+    ret
+
+hgcm_parm_buf:
+    mov eax, dword ptr [esp + 8]
+    and eax, VBOX_HGCM_F_PARM_DIRECTION_MASK
+    mov ecx, hgcm_linaddr_types
+    movzx eax, byte ptr [ecx + eax]
+    cmp dword ptr [esp + 16], 0
+    jne hgcm_parm_buf_data
+    mov dword ptr [esp + 12], 0
+    mov dword ptr [esp + 8], eax
+    jmp hgcm_parm_linaddr
+hgcm_parm_buf_data:
+.ifdef HGCM_USE_LINADDR
+    mov dword ptr [esp + 8], eax
+    jmp hgcm_parm_linaddr
+.else
+    jmp hgcm_parm_pagelist
+.endif
+
+hgcm_call:
+    mov eax, dword ptr [hgcm_call_extra]
+    mov ecx, hgcm_call_req
+    mov dword ptr [ecx + REQUESTHEADER_OFF_SIZE], eax
+    sub esp, 4
+    mov dword ptr [esp], hgcm_call_req
+    call hgcm_submit
+    add esp, 4
+    ret
+
+hgcm_parm_get_u32:
+    call hgcm_parm_addr
+    mov eax, dword ptr [eax + HGCM_PARM_OFF_VALUE]
+    ret
+
+hgcm_parm_get_u64:
+    call hgcm_parm_addr
+    mov edx, dword ptr [eax + HGCM_PARM_OFF_VALUE + 4]
+    mov eax, dword ptr [eax + HGCM_PARM_OFF_VALUE]
+    ret
+.endif
+
+# Linear-address parameter type for each direction value 0..3 (0 unused).
+hgcm_linaddr_types:
+    .byte VMMDevHGCMParmType_LinAddr, VMMDevHGCMParmType_LinAddr_In
+    .byte VMMDevHGCMParmType_LinAddr_Out, VMMDevHGCMParmType_LinAddr
+.align 4
+hgcm_call_extra:
+    .long 0
+.align 8
+hgcm_connect_req:
+    .space HGCMCONNECT_SIZE
+.align 8
+hgcm_disconnect_req:
+    .space HGCMDISCONNECT_SIZE
+.align 16
+hgcm_call_req:
+    .space HGCM_CALL_REQ_CAPACITY

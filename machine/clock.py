@@ -1,0 +1,147 @@
+"""Virtual time: the cost model, the clock and the event scheduler.
+
+One clock serves the whole machine.  Every executed instruction is charged by its class in
+a ``CostProfile`` (data, overridable by the user); devices and services charge declared
+costs (per port range, per HGCM function, per byte) through ``Clock.charge``, each charge
+carrying a reason that shows up in the trace.  Nothing here, or anywhere, reads wall time.
+
+The scheduler holds device events at future cycles.  Events due at the same cycle fire in
+the order they were scheduled (a sequence number breaks ties), so runs are deterministic.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+#: Instruction classes of the cost model, in the order they are documented.
+INSTRUCTION_CLASSES = ("alu", "multiply", "divide", "memory", "string", "branch", "port_io", "system")
+
+_STRING_OPS = ("movs", "stos", "lods", "cmps", "scas", "ins", "outs")
+_PREFIXES = ("rep ", "repe ", "repne ", "repz ", "repnz ", "lock ", "bnd ", "notrack ")
+_SYSTEM = frozenset({"hlt", "cli", "sti", "lidt", "lgdt", "sidt", "sgdt", "rdtsc", "rdtscp", "cpuid",
+                     "iret", "iretd", "iretq", "int", "int3", "into", "invlpg", "wbinvd", "pause",
+                     "rdmsr", "wrmsr", "ltr", "lldt", "clts", "xgetbv", "xsetbv"})
+_BRANCH_PREFIXES = ("j", "call", "ret", "loop")
+
+
+def classify(mnemonic: str, has_memory_operand: bool) -> str:
+    """The cost class of one instruction from its capstone mnemonic and operands."""
+    base = mnemonic
+    for prefix in _PREFIXES:
+        if base.startswith(prefix):
+            base = base[len(prefix):]
+    if base in ("in", "out"):
+        return "port_io"
+    if base.startswith(_STRING_OPS) and base.rstrip("bwdq") in _STRING_OPS:
+        return "string"
+    if base in ("div", "idiv"):
+        return "divide"
+    if base in ("mul", "imul", "mulx"):
+        return "multiply"
+    if base in _SYSTEM:
+        return "system"
+    if base.startswith(_BRANCH_PREFIXES) and base not in ("lea",):
+        return "branch"
+    if has_memory_operand and base not in ("lea", "nop"):
+        return "memory"
+    return "alu"
+
+
+@dataclass(frozen=True)
+class CostProfile:
+    """Cycles charged per executed instruction, by class.
+
+    The defaults model a simple in-order core; they are a documented model, not a
+    measurement of any real CPU.  Every cost must be a positive integer.
+    """
+
+    alu: int = 1
+    multiply: int = 3
+    divide: int = 25
+    memory: int = 2
+    string: int = 3
+    branch: int = 2
+    port_io: int = 40
+    system: int = 10
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"cost of {item.name!r} must be a positive integer, not {value!r}")
+
+    def cost(self, instruction_class: str) -> int:
+        """Cycles for one instruction of ``instruction_class``."""
+        return int(getattr(self, instruction_class))
+
+    @property
+    def max_cost(self) -> int:
+        """The most any single instruction costs."""
+        return max(asdict(self).values())
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, object]) -> CostProfile:
+        """A profile with the given classes overridden; unknown class names are an error."""
+        unknown = set(values) - set(INSTRUCTION_CLASSES)
+        if unknown:
+            raise ValueError(f"unknown instruction classes {sorted(unknown)}; known: {', '.join(INSTRUCTION_CLASSES)}")
+        return cls(**values)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_file(cls, path: Path) -> CostProfile:
+        """Read overrides from a JSON object such as ``{"divide": 40, "port_io": 100}``."""
+        try:
+            values = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"cannot read cost profile {path}: {error}") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"cost profile {path} must hold a JSON object")
+        return cls.from_mapping(values)
+
+
+@dataclass(order=True)
+class ScheduledEvent:
+    """A callback due at ``cycle``; ``sequence`` orders events due at the same cycle."""
+
+    cycle: int
+    sequence: int
+    name: str = field(compare=False)
+    action: Callable[[], None] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+
+class Scheduler:
+    """Device events at future cycles."""
+
+    def __init__(self) -> None:
+        self._queue: list[ScheduledEvent] = []
+        self._sequence = 0
+
+    def schedule(self, cycle: int, name: str, action: Callable[[], None]) -> ScheduledEvent:
+        """Run ``action`` once the clock reaches ``cycle``; returns a cancellable handle."""
+        self._sequence += 1
+        event = ScheduledEvent(cycle, self._sequence, name, action)
+        heapq.heappush(self._queue, event)
+        return event
+
+    def next_cycle(self) -> int | None:
+        """When the next live event is due, or None."""
+        while self._queue and self._queue[0].cancelled:
+            heapq.heappop(self._queue)
+        return self._queue[0].cycle if self._queue else None
+
+    def pop_due(self, now: int) -> list[ScheduledEvent]:
+        """Remove and return the live events due at or before ``now``, in firing order."""
+        due: list[ScheduledEvent] = []
+        while self._queue and self._queue[0].cycle <= now:
+            event = heapq.heappop(self._queue)
+            if not event.cancelled:
+                due.append(event)
+        return due
+
+    def __len__(self) -> int:
+        return sum(1 for event in self._queue if not event.cancelled)

@@ -1,0 +1,535 @@
+"""Confined host file API in IPRT terms (our IPRT for the Shared Folders service).
+
+Every operation is relative to a ``HostRoot``: a share's host directory opened once with
+O_PATH.  Resolution beneath it is kernel-enforced with ``openat2`` (RESOLVE_BENEATH |
+RESOLVE_NO_MAGICLINKS) when the kernel has it, else by a manual walk that opens one component
+at a time with O_NOFOLLOW and splices in-root symlink targets itself.  Either way host
+symlinks are followed only while they stay beneath the root; anything that would leave it
+raises ``RtError(VERR_ACCESS_DENIED)`` (project policy) and touches nothing outside.
+
+The final component is handled per operation: opens follow it (confined), name operations
+(mkdir, unlink, rmdir, rename, symlink, readlink) act on the name itself in its parent
+directory fd.  Open files and directories keep real fds.  Every failure is an RtError with
+the IPRT status; errno is translated here and nowhere else in the service stack.  All host
+syscalls of the service go through this module, which is where fault injection hooks in.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat as st_mod
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import IntEnum, IntFlag
+
+from runtime.paths import GuestPath
+from runtime.status import RtError, Status, status_from_errno
+
+
+class RtFs(IntFlag):
+    """RTFS_* mode bits (RTFMODE): Unix bits in the low word, DOS/NT attributes above."""
+
+    UNIX_ISUID = 0o4000
+    UNIX_ISGID = 0o2000
+    UNIX_ISTXT = 0o1000
+    UNIX_ALL_ACCESS_PERMS = 0o777
+    UNIX_ALL_PERMS = 0o7777
+    TYPE_FIFO = 0o010000
+    TYPE_DEV_CHAR = 0o020000
+    TYPE_DIRECTORY = 0o040000
+    TYPE_DEV_BLOCK = 0o060000
+    TYPE_FILE = 0o100000
+    TYPE_SYMLINK = 0o120000
+    TYPE_SOCKET = 0o140000
+    TYPE_WHITEOUT = 0o160000
+    TYPE_MASK = 0o170000
+    UNIX_MASK = 0xFFFF
+    DOS_READONLY = 0x00010000
+    DOS_HIDDEN = 0x00020000
+    DOS_SYSTEM = 0x00040000
+    DOS_DIRECTORY = 0x00100000
+    DOS_ARCHIVED = 0x00200000
+    DOS_NT_DEVICE = 0x00400000
+    DOS_NT_NORMAL = 0x00800000
+    DOS_NT_TEMPORARY = 0x01000000
+    DOS_NT_SPARSE_FILE = 0x02000000
+    DOS_NT_REPARSE_POINT = 0x04000000
+    DOS_NT_COMPRESSED = 0x08000000
+    DOS_NT_OFFLINE = 0x10000000
+    DOS_NT_NOT_CONTENT_INDEXED = 0x20000000
+    DOS_NT_ENCRYPTED = 0x40000000
+    DOS_MASK = 0x7FFF0000
+
+
+_WRITE_BITS = 0o222
+_SYS_OPENAT2 = 437
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_BENEATH = 0x08
+_MAX_SYMLINK_HOPS = 40
+_O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+@dataclass(frozen=True)
+class ObjInfo:
+    """RTFSOBJINFO with the UNIX additional attributes, as IPRT fills it on Linux."""
+
+    size: int
+    allocated: int
+    access_ns: int
+    modification_ns: int
+    change_ns: int
+    birth_ns: int
+    mode: int
+    uid: int
+    gid: int
+    nlink: int
+    dev: int
+    ino: int
+    rdev: int
+
+
+def obj_info(st: os.stat_result, name: bytes | None = None) -> ObjInfo:
+    """Convert a stat result the way IPRT does (rtFsConvertStatToObjInfo).
+
+    DOS bits: READONLY when no write bit is set, DIRECTORY for directories, HIDDEN when
+    ``name`` (given only for path-based queries and directory entries) starts with '.' and
+    is not "." or "..", NT_NORMAL when no other DOS bit ended up set.  Linux has no birth
+    time, so it repeats the change time.
+    """
+    mode = st.st_mode & 0xFFFF
+    if not mode & _WRITE_BITS:
+        mode |= RtFs.DOS_READONLY
+    if st_mod.S_ISDIR(st.st_mode):
+        mode |= RtFs.DOS_DIRECTORY
+    if name is not None and name.startswith(b".") and name not in (b".", b".."):
+        mode |= RtFs.DOS_HIDDEN
+    if not mode & RtFs.DOS_MASK:
+        mode |= RtFs.DOS_NT_NORMAL
+    return ObjInfo(
+        size=st.st_size,
+        allocated=st.st_blocks * 512,
+        access_ns=st.st_atime_ns,
+        modification_ns=st.st_mtime_ns,
+        change_ns=st.st_ctime_ns,
+        birth_ns=st.st_ctime_ns,
+        mode=mode,
+        uid=st.st_uid,
+        gid=st.st_gid,
+        nlink=st.st_nlink,
+        dev=st.st_dev,
+        ino=st.st_ino,
+        rdev=st.st_rdev,
+    )
+
+
+class Access(IntEnum):
+    """Requested data access of a file open (RTFILE_O_READ / WRITE / READWRITE)."""
+
+    READ = os.O_RDONLY
+    WRITE = os.O_WRONLY
+    READWRITE = os.O_RDWR
+
+
+class Disposition(IntEnum):
+    """RTFILE_O_* open actions."""
+
+    OPEN = 1            # existing only
+    OPEN_CREATE = 2     # existing, or create
+    CREATE = 3          # create only (exclusive)
+    CREATE_REPLACE = 4  # create, or truncate existing
+    TRUNCATE = 5        # existing only, truncated
+
+
+class OpenAction(IntEnum):
+    """What an open did (RTFILEACTION_*)."""
+
+    OPENED = 1
+    CREATED = 2
+    REPLACED = 3
+
+
+def _raise(exc: OSError) -> RtError:
+    return RtError(status_from_errno(exc.errno or 0) if exc.errno else Status.VERR_UNRESOLVED_ERROR,
+                   str(exc))
+
+
+def openat2_available() -> bool:
+    """True when the running kernel accepts openat2 with RESOLVE_BENEATH."""
+    fd = os.open("/", _O_PATH_DIR)
+    try:
+        how = struct.pack("<QQQ", os.O_PATH | os.O_CLOEXEC, 0, _RESOLVE_BENEATH)
+        res = _libc.syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(fd), ctypes.c_char_p(b"."),
+                            ctypes.c_char_p(how), ctypes.c_size_t(24))
+        if res >= 0:
+            os.close(res)
+            return True
+        return False
+    finally:
+        os.close(fd)
+
+
+class HostFile:
+    """An open host file: a real fd plus whether writes go to the end (O_APPEND)."""
+
+    def __init__(self, fd: int, append: bool) -> None:
+        self.fd = fd
+        self.append = append
+
+    def read_at(self, offset: int, count: int) -> bytes:
+        """Positional read; may return fewer bytes (0 at or after EOF)."""
+        if offset >= 1 << 63:
+            raise RtError(Status.VERR_INVALID_PARAMETER, "negative offset")
+        try:
+            return os.pread(self.fd, count, offset)
+        except OSError as exc:
+            raise _raise(exc) from None
+
+    def write_at(self, offset: int, data: bytes) -> int:
+        """Write ``data`` at ``offset`` (at the end for append handles); bytes written."""
+        if offset >= 1 << 63:
+            raise RtError(Status.VERR_INVALID_PARAMETER, "negative offset")
+        try:
+            if self.append:
+                return os.write(self.fd, data)
+            return os.pwrite(self.fd, data, offset)
+        except OSError as exc:
+            raise _raise(exc) from None
+
+    def size(self) -> int:
+        """Current file size."""
+        return self.stat().st_size
+
+    def stat(self) -> os.stat_result:
+        """fstat of the open file."""
+        try:
+            return os.fstat(self.fd)
+        except OSError as exc:
+            raise _raise(exc) from None
+
+    def info(self) -> ObjInfo:
+        """Object info of the open file (no name: handle queries never set DOS_HIDDEN)."""
+        return obj_info(self.stat())
+
+    def flush(self) -> None:
+        """fsync the file."""
+        try:
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise _raise(exc) from None
+
+    def set_size(self, size: int) -> None:
+        """Truncate or extend to ``size`` bytes."""
+        if size >= 1 << 63:
+            raise RtError(Status.VERR_INVALID_PARAMETER, "negative size")
+        try:
+            os.ftruncate(self.fd, size)
+        except OSError as exc:
+            raise _raise(exc) from None
+
+    def set_mode(self, mode: int) -> None:
+        """chmod the open file (fchmod: never follows anything)."""
+        try:
+            os.fchmod(self.fd, mode & 0o7777)
+        except OSError as exc:
+            raise _raise(exc) from None
+
+    def set_times(self, access_ns: int | None, modification_ns: int | None) -> None:
+        """Set access/modification times; None leaves that time unchanged."""
+        try:
+            cur = os.fstat(self.fd)
+            os.utime(self.fd, ns=(cur.st_atime_ns if access_ns is None else access_ns,
+                                  cur.st_mtime_ns if modification_ns is None else modification_ns))
+        except OSError as exc:
+            raise _raise(exc) from None
+
+    def close(self) -> None:
+        """Close the fd (once)."""
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError as exc:
+                raise _raise(exc) from None
+
+
+class HostDir(HostFile):
+    """An open host directory (O_RDONLY | O_DIRECTORY fd) and the path it was opened by."""
+
+    def __init__(self, fd: int, path: GuestPath) -> None:
+        super().__init__(fd, append=False)
+        self.path = path
+
+    def names(self) -> list[bytes]:
+        """Entry names, "." and ".." first, the rest sorted bytewise for determinism."""
+        try:
+            listed = os.listdir(self.fd)
+        except OSError as exc:
+            raise _raise(exc) from None
+        return [b".", b".."] + sorted(os.fsencode(n) for n in listed)
+
+
+class HostRoot:
+    """A share's host directory, opened once; all operations resolve beneath it.
+
+    ``use_openat2`` None picks openat2 when the kernel has it; tests force either path.
+    """
+
+    def __init__(self, host_path: str | bytes, *, use_openat2: bool | None = None) -> None:
+        try:
+            self._fd = os.open(host_path, _O_PATH_DIR)
+        except OSError as exc:
+            raise _raise(exc) from None
+        root_st = os.fstat(self._fd)
+        self.dev_ino = (root_st.st_dev, root_st.st_ino)
+        self.use_openat2 = openat2_available() if use_openat2 is None else use_openat2
+
+    def close(self) -> None:
+        """Release the root fd."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    # --- resolution -------------------------------------------------------------------
+
+    def _openat2(self, rel: bytes, flags: int, mode: int = 0) -> int:
+        how = struct.pack("<QQQ", flags | os.O_CLOEXEC, mode if flags & os.O_CREAT else 0,
+                          _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
+        for _ in range(64):
+            res = _libc.syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(self._fd),
+                                ctypes.c_char_p(rel), ctypes.c_char_p(how), ctypes.c_size_t(24))
+            if res >= 0:
+                return int(res)
+            err = ctypes.get_errno()
+            if err in (errno.EAGAIN, errno.EINTR):
+                continue  # the kernel saw a possible rename race; retry (bounded)
+            if err == errno.EXDEV:
+                raise RtError(Status.VERR_ACCESS_DENIED, "path resolves outside the share")
+            raise RtError(status_from_errno(err), f"openat2 {rel!r}")
+        raise RtError(Status.VERR_TRY_AGAIN, "openat2 kept racing")
+
+    def _walk(self, components: tuple[bytes, ...], follow_final: bool) -> tuple[int, bytes]:
+        """Manual confined walk: (O_PATH fd of the final parent directory, final name).
+
+        Symlinks before the final component (and the final one when ``follow_final``) are
+        read and spliced in; absolute targets and ".." above the root are escapes.  The
+        final name may not exist (for creation).  The caller closes the returned fd.
+        """
+        stack = [os.dup(self._fd)]
+        pending = list(components)
+        hops = 0
+        try:
+            while pending:
+                name = pending.pop(0)
+                if name in (b"", b"."):
+                    continue
+                if name == b"..":
+                    if len(stack) == 1:
+                        raise RtError(Status.VERR_ACCESS_DENIED, "symlink leaves the share")
+                    os.close(stack.pop())
+                    continue
+                is_last = not pending
+                try:
+                    st = os.stat(name, dir_fd=stack[-1], follow_symlinks=False)
+                except FileNotFoundError:
+                    if is_last:
+                        return stack.pop(), name
+                    raise
+                if st_mod.S_ISLNK(st.st_mode) and (follow_final or not is_last):
+                    hops += 1
+                    if hops > _MAX_SYMLINK_HOPS:
+                        raise RtError(Status.VERR_TOO_MANY_SYMLINKS, "symlink loop")
+                    target = os.readlink(name, dir_fd=stack[-1])
+                    if target.startswith(b"/"):
+                        raise RtError(Status.VERR_ACCESS_DENIED, "absolute symlink target")
+                    pending = target.split(b"/") + pending
+                    continue
+                if is_last:
+                    return stack.pop(), name
+                stack.append(os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                     dir_fd=stack[-1]))
+            return stack.pop(), b"."
+        except OSError as exc:
+            raise _raise(exc) from None
+        finally:
+            for fd in stack:
+                os.close(fd)
+
+    @contextmanager
+    def _parent(self, path: GuestPath, follow_final: bool = False) -> Iterator[tuple[int, bytes]]:
+        """Yield (parent dir fd, final name) for a name operation; the fd is closed after."""
+        if self.use_openat2 and not follow_final:
+            if path.is_root:
+                pfd, name = os.dup(self._fd), b"."
+            else:
+                pfd, name = self._openat2(path.parent().host_relpath(), _O_PATH_DIR), path.name
+        else:
+            pfd, name = self._walk(path.components, follow_final)
+        try:
+            yield pfd, name
+        finally:
+            os.close(pfd)
+
+    def _open(self, path: GuestPath, flags: int, mode: int = 0, follow: bool = True) -> int:
+        """Open ``path`` beneath the root with ``flags`` (O_CLOEXEC added)."""
+        if self.use_openat2:
+            return self._openat2(path.host_relpath(), flags | (0 if follow else os.O_NOFOLLOW), mode)
+        # O_EXCL never follows a final symlink (the kernel reports EEXIST); match that.
+        follow = follow and not (flags & os.O_CREAT and flags & os.O_EXCL)
+        with self._parent(path, follow_final=follow) as (pfd, name):
+            try:
+                return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=pfd)
+            except OSError as exc:
+                raise _raise(exc) from None
+
+    # --- queries ----------------------------------------------------------------------
+
+    def stat(self, path: GuestPath, follow: bool) -> os.stat_result:
+        """stat (``follow``) or lstat of ``path``, confined."""
+        fd = self._open(path, os.O_PATH, follow=follow)
+        try:
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
+
+    def query_info(self, path: GuestPath, follow: bool) -> ObjInfo:
+        """Object info of ``path`` (RTPathQueryInfoEx with FOLLOW_LINK or ON_LINK)."""
+        return obj_info(self.stat(path, follow), path.name if not path.is_root else None)
+
+    def is_root(self, st: os.stat_result) -> bool:
+        """True when ``st`` describes the share root directory."""
+        return (st.st_dev, st.st_ino) == self.dev_ino
+
+    def statvfs(self) -> os.statvfs_result:
+        """statvfs of the file system holding the root."""
+        try:
+            return os.fstatvfs(self._fd)
+        except OSError as exc:
+            raise _raise(exc) from None
+
+    # --- files and directories --------------------------------------------------------
+
+    def open_file(self, path: GuestPath, access: Access, disposition: Disposition,
+                  mode: int = 0o600, append: bool = False) -> tuple[HostFile, OpenAction]:
+        """Open or create a regular file (RTFileOpenEx) and report what happened.
+
+        Only regular files are opened: a directory gives VERR_IS_A_DIRECTORY, any other type
+        (FIFO, device, socket) VERR_ACCESS_DENIED, so a guest cannot block the host or
+        reach a device through a share.
+        """
+        base = int(access) | os.O_NOCTTY | os.O_NONBLOCK | (os.O_APPEND if append else 0)
+        mode &= 0o777
+        creating = disposition in (Disposition.OPEN_CREATE, Disposition.CREATE,
+                                   Disposition.CREATE_REPLACE)
+        trunc = os.O_TRUNC if disposition in (Disposition.CREATE_REPLACE, Disposition.TRUNCATE) else 0
+        if creating:
+            try:
+                return self._checked(self._open(path, base | os.O_CREAT | os.O_EXCL, mode),
+                                     append), OpenAction.CREATED
+            except RtError as err:
+                if err.status != Status.VERR_ALREADY_EXISTS or disposition == Disposition.CREATE:
+                    raise
+        try:
+            fd = self._open(path, base | trunc)
+        except RtError as err:
+            if not creating or err.status != Status.VERR_FILE_NOT_FOUND:
+                raise
+            # The name exists but does not resolve: a dangling link (a creating open follows
+            # it, confined) or a file deleted in between.
+            return self._checked(self._open(path, base | os.O_CREAT | trunc, mode),
+                                 append), OpenAction.CREATED
+        return self._checked(fd, append), OpenAction.REPLACED if trunc else OpenAction.OPENED
+
+    @staticmethod
+    def _checked(fd: int, append: bool) -> HostFile:
+        st = os.fstat(fd)
+        if not st_mod.S_ISREG(st.st_mode):
+            os.close(fd)
+            if st_mod.S_ISDIR(st.st_mode):
+                raise RtError(Status.VERR_IS_A_DIRECTORY, "is a directory")
+            raise RtError(Status.VERR_ACCESS_DENIED, "not a regular file")
+        os.set_blocking(fd, True)
+        return HostFile(fd, append)
+
+    def mkdir(self, path: GuestPath, mode: int = 0o777) -> None:
+        """Create a directory (the final component is never followed)."""
+        with self._parent(path) as (pfd, name):
+            try:
+                os.mkdir(name, mode & 0o777, dir_fd=pfd)
+            except OSError as exc:
+                raise _raise(exc) from None
+
+    def open_dir(self, path: GuestPath) -> HostDir:
+        """Open a directory for listing (follows in-root links)."""
+        fd = self._open(path, os.O_RDONLY | os.O_DIRECTORY)
+        return HostDir(fd, path)
+
+    def unlink(self, path: GuestPath) -> None:
+        """Remove a file or symlink (never a directory: VERR_IS_A_DIRECTORY)."""
+        with self._parent(path) as (pfd, name):
+            try:
+                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                if st_mod.S_ISDIR(st.st_mode):
+                    raise RtError(Status.VERR_IS_A_DIRECTORY, "is a directory")
+                os.unlink(name, dir_fd=pfd)
+            except OSError as exc:
+                raise _raise(exc) from None
+
+    def rmdir(self, path: GuestPath) -> None:
+        """Remove an empty directory (a non-directory gives VERR_NOT_A_DIRECTORY)."""
+        if path.is_root:
+            raise RtError(Status.VERR_ACCESS_DENIED, "the share root cannot be removed")
+        with self._parent(path) as (pfd, name):
+            try:
+                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                if not st_mod.S_ISDIR(st.st_mode):
+                    raise RtError(Status.VERR_NOT_A_DIRECTORY, "not a directory")
+                os.rmdir(name, dir_fd=pfd)
+            except OSError as exc:
+                raise _raise(exc) from None
+
+    def lstat_at(self, path: GuestPath) -> os.stat_result | None:
+        """lstat of ``path``'s final name in its (confined) parent; None when missing."""
+        with self._parent(path) as (pfd, name):
+            try:
+                return os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise _raise(exc) from None
+
+    def rename(self, src: GuestPath, dst: GuestPath) -> None:
+        """renameat of the final names (neither is followed); replaces like rename(2)."""
+        if src.is_root or dst.is_root:
+            raise RtError(Status.VERR_ACCESS_DENIED, "the share root cannot be renamed")
+        with self._parent(src) as (sfd, sname), self._parent(dst) as (dfd, dname):
+            try:
+                os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+            except OSError as exc:
+                raise _raise(exc) from None
+
+    def readlink(self, path: GuestPath) -> bytes:
+        """The raw target of a symlink (VERR_NOT_SYMLINK for anything else)."""
+        with self._parent(path) as (pfd, name):
+            try:
+                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                if not st_mod.S_ISLNK(st.st_mode):
+                    raise RtError(Status.VERR_NOT_SYMLINK, "not a symlink")
+                return os.readlink(name, dir_fd=pfd)
+            except OSError as exc:
+                raise _raise(exc) from None
+
+    def symlink(self, path: GuestPath, target: bytes) -> os.stat_result:
+        """Create symlink ``path`` -> ``target`` (text stored as is); returns its lstat."""
+        with self._parent(path) as (pfd, name):
+            try:
+                os.symlink(target, name, dir_fd=pfd)
+                return os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            except OSError as exc:
+                raise _raise(exc) from None

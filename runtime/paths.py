@@ -1,0 +1,102 @@
+"""Guest path text -> host path components (pure, no I/O).
+
+VirtualBox (vbsfpath.cpp) strips leading guest delimiters, replaces the guest delimiter by
+the host slash, rejects '/' inside a component when the guest delimiter is '\\', and then
+normalises the joined host path lexically ("." dropped, ".." eats the previous component),
+refusing a result that leaves the share root with VERR_INVALID_NAME.
+
+This module does the same on a component stack: a ".." that would pop past the share root is
+refused at once (VirtualBox lets "../share/x" re-enter the root; we do not, see
+docs/deviations.md).  The result is a tuple of UTF-8 component byte strings, relative to the
+share root, that never contains "", "." or "..": what ``runtime.fs`` resolves beneath its
+root fd.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runtime.status import RtError, Status
+
+#: Longest component a Linux host accepts (NAME_MAX).
+NAME_MAX = 255
+#: Longest relative host path we build (PATH_MAX 4096 less the terminator).
+PATH_MAX = 4095
+
+DELIM_SLASH = 0x2F
+DELIM_BACKSLASH = 0x5C
+
+
+@dataclass(frozen=True)
+class GuestPath:
+    """A guest path resolved lexically against the share root.
+
+    ``components`` are the host names from the root down (empty = the root itself);
+    ``trailing_delimiter`` records that the guest text ended with its delimiter, which some
+    CREATE variants look at.
+    """
+
+    components: tuple[bytes, ...]
+    trailing_delimiter: bool = False
+
+    @property
+    def is_root(self) -> bool:
+        """True when the path names the share root itself."""
+        return not self.components
+
+    @property
+    def name(self) -> bytes:
+        """The last component (``b""`` for the root)."""
+        return self.components[-1] if self.components else b""
+
+    def parent(self) -> GuestPath:
+        """The path without its last component (the root stays the root)."""
+        return GuestPath(self.components[:-1])
+
+    def child(self, name: bytes) -> GuestPath:
+        """The path extended by one host component."""
+        return GuestPath(self.components + (name,))
+
+    def host_relpath(self) -> bytes:
+        """The components joined with '/' (``b"."`` for the root)."""
+        return b"/".join(self.components) if self.components else b"."
+
+
+def convert_guest_path(text: str, delimiter: int) -> GuestPath:
+    """Convert decoded guest path ``text`` using the client's ``delimiter`` code unit.
+
+    ``delimiter`` is '/' (0x2F), '\\' (0x5C), or 0 before the client mapped anything: then,
+    as in VirtualBox, nothing is stripped or converted, so the whole text is one component.
+    Raises RtError: VERR_INVALID_NAME for NUL, for '/' inside a component, and for ".."
+    above the root; VERR_FILENAME_TOO_LONG for a component over 255 bytes or a path over
+    4095 bytes.
+    """
+    if "\0" in text:
+        raise RtError(Status.VERR_INVALID_NAME, "NUL in guest path")
+    if delimiter == 0:
+        pieces = [text] if text else []
+        trailing = False
+    else:
+        delim = chr(delimiter)
+        stripped = text.lstrip(delim)
+        pieces = stripped.split(delim)
+        trailing = bool(stripped) and stripped.endswith(delim)
+    stack: list[bytes] = []
+    for piece in pieces:
+        if "/" in piece:
+            # The host separator inside a guest component would smuggle in extra levels.
+            raise RtError(Status.VERR_INVALID_NAME, "'/' inside a path component")
+        if piece in ("", "."):
+            continue
+        if piece == "..":
+            if not stack:
+                raise RtError(Status.VERR_INVALID_NAME, "path leaves the share root")
+            stack.pop()
+            continue
+        encoded = piece.encode("utf-8")
+        if len(encoded) > NAME_MAX:
+            raise RtError(Status.VERR_FILENAME_TOO_LONG, "component longer than 255 bytes")
+        stack.append(encoded)
+    if sum(len(c) + 1 for c in stack) - 1 > PATH_MAX:
+        raise RtError(Status.VERR_FILENAME_TOO_LONG, "path longer than 4095 bytes")
+    return GuestPath(tuple(stack), trailing and bool(stack))

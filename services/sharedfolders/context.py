@@ -1,0 +1,50 @@
+"""Per-client state and the context a function handler receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from services.hgcm import HgcmCall, SvcParm
+from services.sharedfolders.abi import ShflErrorStyle
+
+if TYPE_CHECKING:
+    from services.sharedfolders.service import SharedFoldersService
+
+
+@dataclass(eq=False)
+class ClientState:
+    """SHFLCLIENTDATA: encoding, delimiter, symlink mode, error style, map counts.
+
+    ``delimiter`` is 0 until the first successful MAP_FOLDER; ``map_counts`` counts this
+    client's maps per root id; ``waits`` holds its pending WAIT_FOR_MAPPINGS_CHANGES calls.
+    """
+
+    client_id: int
+    requestor: int
+    utf8: bool = False
+    delimiter: int = 0
+    symlinks: bool = False
+    error_style: ShflErrorStyle = ShflErrorStyle.LINUX
+    cancel_next_wait: bool = False
+    map_counts: dict[int, int] = field(default_factory=dict)
+    waits: list[HgcmCall] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class CallContext:
+    """What a handler gets: the service, the calling client, the call and its parameters.
+
+    ``strings`` holds the decoded SHFLSTRING parameters the generic validation checked,
+    by parameter index (None for an accepted empty pointer).
+    """
+
+    service: SharedFoldersService
+    client: ClientState
+    call: HgcmCall
+    strings: dict[int, str | None]
+
+    @property
+    def params(self) -> list[SvcParm]:
+        """The call's parameters (handlers update values/buffers in place)."""
+        return self.call.params

@@ -1,0 +1,131 @@
+"""One typed record per SHFL_FN: parameter signature, validation style, handler.
+
+Validation is generic and walks the signature in order, so the status for a faulty call
+matches svcCall's check order: count, then each parameter's type, and for string
+parameters the SHFLSTRING check right after that parameter's type check (REMOVE and
+COPY_FILE rely on this order).  Old-style functions report every count/type fault as
+VERR_INVALID_PARAMETER; new-style ones as VERR_WRONG_PARAMETER_COUNT / _TYPE; a bad string
+is VERR_INVALID_PARAMETER in both styles.  Functions absent from the table answer
+VERR_NOT_IMPLEMENTED (see service.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from runtime.status import RtError, Status
+from services.hgcm import SvcParm, SvcParmType
+from services.sharedfolders import h_create, h_file, h_mapping, h_path
+from services.sharedfolders.abi import SHFL_CPARMS, ShflFn
+from services.sharedfolders.context import CallContext
+from services.sharedfolders.strings import check_valid_out, parse_in, parse_in_or_null
+
+
+class Parm(Enum):
+    """Accepted shape of one parameter."""
+
+    U32 = "u32"
+    U64 = "u64"
+    PTR = "ptr"               # pointer, contents checked by the handler
+    BUF = "buf"               # pointer or page list (READ/WRITE data)
+    STR_IN = "str_in"         # pointer holding a valid-in SHFLSTRING
+    STR_IN_OPT = "str_in_opt"  # as STR_IN, or an empty pointer
+    STR_OUT = "str_out"       # pointer holding a valid-out SHFLSTRING buffer
+    ANY = "any"               # not type checked (CLOSE_AND_REMOVE's handle)
+
+
+class Style(Enum):
+    """How count/type faults are reported."""
+
+    OLD = "old"          # VERR_INVALID_PARAMETER
+    NEW = "new"          # VERR_WRONG_PARAMETER_COUNT / VERR_WRONG_PARAMETER_TYPE
+    UNCHECKED = "none"   # parameter count not checked at all (SET_UTF8, SET_SYMLINKS)
+
+
+_ACCEPTED: dict[Parm, tuple[SvcParmType, ...]] = {
+    Parm.U32: (SvcParmType.U32,),
+    Parm.U64: (SvcParmType.U64,),
+    Parm.PTR: (SvcParmType.PTR,),
+    Parm.BUF: (SvcParmType.PTR, SvcParmType.PAGES),
+    Parm.STR_IN: (SvcParmType.PTR,),
+    Parm.STR_IN_OPT: (SvcParmType.PTR,),
+    Parm.STR_OUT: (SvcParmType.PTR,),
+}
+
+Handler = Callable[[CallContext], int]
+
+
+@dataclass(frozen=True)
+class ShflFunction:
+    """A guest function: number, parameter signature, validation style and handler."""
+
+    fn: ShflFn
+    parms: tuple[Parm, ...]
+    style: Style
+    handler: Handler
+
+    @property
+    def name(self) -> str:
+        """SHFL_FN_* name."""
+        return f"SHFL_FN_{self.fn.name}"
+
+    def validate(self, params: list[SvcParm], utf8: bool) -> dict[int, str | None]:
+        """Check count, types and strings; return the decoded strings by index.
+
+        Raises RtError with the style's status on the first fault.
+        """
+        if self.style is not Style.UNCHECKED and len(params) != len(self.parms):
+            raise RtError(Status.VERR_WRONG_PARAMETER_COUNT if self.style is Style.NEW
+                          else Status.VERR_INVALID_PARAMETER, "parameter count")
+        strings: dict[int, str | None] = {}
+        for index, kind in enumerate(self.parms):
+            parm = params[index]
+            if kind is not Parm.ANY and parm.type not in _ACCEPTED[kind]:
+                raise RtError(Status.VERR_WRONG_PARAMETER_TYPE if self.style is Style.NEW
+                              else Status.VERR_INVALID_PARAMETER, f"parameter {index} type")
+            if kind is Parm.STR_IN:
+                strings[index] = parse_in(parm.buffer, utf8)
+            elif kind is Parm.STR_IN_OPT:
+                strings[index] = parse_in_or_null(parm.buffer, utf8)
+            elif kind is Parm.STR_OUT:
+                check_valid_out(parm.buffer)
+        return strings
+
+
+def _f(fn: ShflFn, style: Style, handler: Handler, *parms: Parm) -> ShflFunction:
+    assert style is Style.UNCHECKED or len(parms) == SHFL_CPARMS[fn], fn
+    return ShflFunction(fn, parms, style, handler)
+
+
+U32, U64, PTR, BUF = Parm.U32, Parm.U64, Parm.PTR, Parm.BUF
+STR_IN, STR_IN_OPT, STR_OUT, ANY = Parm.STR_IN, Parm.STR_IN_OPT, Parm.STR_OUT, Parm.ANY
+OLD, NEW = Style.OLD, Style.NEW
+
+FUNCTIONS: dict[int, ShflFunction] = {f.fn: f for f in (
+    _f(ShflFn.QUERY_MAPPINGS, OLD, h_mapping.query_mappings, U32, U32, PTR),
+    _f(ShflFn.QUERY_MAP_NAME, OLD, h_mapping.query_map_name, U32, STR_OUT),
+    _f(ShflFn.CREATE, OLD, h_create.create, U32, STR_IN, PTR),
+    _f(ShflFn.CLOSE, OLD, h_file.close, U32, U64),
+    _f(ShflFn.READ, NEW, h_file.read, U32, U64, U64, U32, BUF),
+    _f(ShflFn.WRITE, NEW, h_file.write, U32, U64, U64, U32, BUF),
+    _f(ShflFn.LOCK, OLD, h_file.lock, U32, U64, U64, U64, U32),
+    _f(ShflFn.INFORMATION, OLD, h_file.information, U32, U64, U32, U32, PTR),
+    _f(ShflFn.REMOVE, NEW, h_path.remove, U32, STR_IN, U32),
+    _f(ShflFn.MAP_FOLDER_OLD, OLD, h_mapping.map_folder_old, PTR, U32, U32),
+    _f(ShflFn.UNMAP_FOLDER, OLD, h_mapping.unmap_folder, U32),
+    _f(ShflFn.RENAME, OLD, h_path.rename, U32, STR_IN, STR_IN, U32),
+    _f(ShflFn.FLUSH, OLD, h_file.flush, U32, U64),
+    _f(ShflFn.SET_UTF8, Style.UNCHECKED, h_mapping.set_utf8),
+    _f(ShflFn.MAP_FOLDER, OLD, h_mapping.map_folder, PTR, U32, U32, U32),
+    _f(ShflFn.READLINK, OLD, h_path.readlink, U32, STR_IN_OPT, PTR),
+    _f(ShflFn.SET_SYMLINKS, Style.UNCHECKED, h_mapping.set_symlinks),
+    _f(ShflFn.QUERY_MAP_INFO, OLD, h_mapping.query_map_info, U32, STR_OUT, STR_OUT, U64, U32),
+    _f(ShflFn.WAIT_FOR_MAPPINGS_CHANGES, OLD, h_mapping.wait_for_changes, U32),
+    _f(ShflFn.CANCEL_MAPPINGS_CHANGES_WAITS, OLD, h_mapping.cancel_waits),
+    _f(ShflFn.SET_FILE_SIZE, NEW, h_file.set_file_size, U32, U64, U64),
+    _f(ShflFn.QUERY_FEATURES, NEW, h_mapping.query_features, U64, U32),
+    _f(ShflFn.COPY_FILE_PART, NEW, h_file.copy_file_part, U32, U64, U64, U32, U64, U64, U64, U32),
+    _f(ShflFn.SET_ERROR_STYLE, NEW, h_mapping.set_error_style, U32, U32),
+)}

@@ -1,0 +1,224 @@
+"""SHFL_FN_CREATE (reference §5.2.3): lookup, open/create files and directories.
+
+The outcome is written into the guest's SHFLCREATEPARMS (Handle, Result, CreateFlags,
+Info) even when the call fails after path conversion; a path conversion failure leaves the
+block exactly as the guest sent it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+from runtime.fs import Access, Disposition, HostRoot, ObjInfo, OpenAction, RtFs
+from runtime.paths import GuestPath
+from runtime.status import RtError, Status
+from services.sharedfolders.abi import (
+    SHFL_HANDLE_NIL,
+    ShflCf,
+    ShflCreateParms,
+    ShflCreateResult,
+)
+from services.sharedfolders.context import CallContext
+from services.sharedfolders.handles import HandleKind
+from services.sharedfolders.mappings import Mapping
+from services.sharedfolders.objinfo import to_shfl
+
+R = ShflCreateResult
+
+#: (IF_EXISTS, IF_NEW) -> host disposition for files; pairs absent here are invalid.
+_FILE_ACTIONS: dict[tuple[int, int], Disposition] = {
+    (ShflCf.ACT_OPEN_IF_EXISTS, ShflCf.ACT_CREATE_IF_NEW): Disposition.OPEN_CREATE,
+    (ShflCf.ACT_OPEN_IF_EXISTS, ShflCf.ACT_FAIL_IF_NEW): Disposition.OPEN,
+    (ShflCf.ACT_FAIL_IF_EXISTS, ShflCf.ACT_CREATE_IF_NEW): Disposition.CREATE,
+    (ShflCf.ACT_REPLACE_IF_EXISTS, ShflCf.ACT_CREATE_IF_NEW): Disposition.CREATE_REPLACE,
+    (ShflCf.ACT_OVERWRITE_IF_EXISTS, ShflCf.ACT_CREATE_IF_NEW): Disposition.CREATE_REPLACE,
+    (ShflCf.ACT_REPLACE_IF_EXISTS, ShflCf.ACT_FAIL_IF_NEW): Disposition.TRUNCATE,
+    (ShflCf.ACT_OVERWRITE_IF_EXISTS, ShflCf.ACT_FAIL_IF_NEW): Disposition.TRUNCATE,
+}
+
+_OPEN_RESULT = {OpenAction.OPENED: R.FILE_EXISTS, OpenAction.CREATED: R.FILE_CREATED,
+                OpenAction.REPLACED: R.FILE_REPLACED}
+
+#: Host failure of a file open that is reported as success plus a Result.
+_FILE_SOFT_FAILURES = {Status.VERR_FILE_NOT_FOUND: R.FILE_NOT_FOUND,
+                       Status.VERR_PATH_NOT_FOUND: R.PATH_NOT_FOUND}
+
+_MKDIR_RESULT = {Status.VERR_ALREADY_EXISTS: R.FILE_EXISTS,
+                 Status.VERR_PATH_NOT_FOUND: R.PATH_NOT_FOUND,
+                 Status.VERR_FILE_NOT_FOUND: R.FILE_NOT_FOUND}
+_OPENDIR_RESULT = {Status.VERR_FILE_NOT_FOUND: R.FILE_NOT_FOUND,
+                   Status.VERR_PATH_NOT_FOUND: R.PATH_NOT_FOUND,
+                   Status.VERR_ACCESS_DENIED: R.FILE_EXISTS}
+
+
+@dataclass(eq=False)
+class _Create:
+    ctx: CallContext
+    root_id: int
+    mapping: Mapping
+    host: HostRoot
+    path: GuestPath
+    parms: ShflCreateParms
+
+    def query(self, path: GuestPath) -> ObjInfo:
+        """Path query in the client's symlink mode (SHFL_RT_LINK)."""
+        return self.host.query_info(path, follow=not self.ctx.client.symlinks)
+
+    def set_info(self, info: ObjInfo) -> None:
+        self.parms.Info = to_shfl(info)
+
+    def fail(self, status: int, result: ShflCreateResult = R.NO_RESULT) -> int:
+        self.parms.Handle = SHFL_HANDLE_NIL
+        self.parms.Result = result
+        return status
+
+    def lookup(self) -> int:
+        self.parms.Handle = SHFL_HANDLE_NIL
+        try:
+            self.set_info(self.query(self.path))
+        except RtError as err:
+            if err.status == Status.VERR_FILE_NOT_FOUND:
+                self.parms.Result = R.FILE_NOT_FOUND
+            elif err.status == Status.VERR_PATH_NOT_FOUND:
+                self.parms.Result = R.PATH_NOT_FOUND
+            else:
+                return err.status
+            return Status.VINF_SUCCESS
+        self.parms.Result = R.FILE_EXISTS
+        return Status.VINF_SUCCESS
+
+    def open_file(self, legacy_handle: int) -> int:
+        flags = self.parms.CreateFlags
+        action = _FILE_ACTIONS.get((flags & ShflCf.ACT_MASK_IF_EXISTS, flags & ShflCf.ACT_MASK_IF_NEW))
+        if action is None:
+            return self.fail(Status.VERR_INVALID_PARAMETER)
+        rw = flags & ShflCf.ACCESS_MASK_RW
+        if not self.mapping.writable:
+            # Write access is silently dropped on a read-only share; write-only then means
+            # "no access", which the host open refuses.
+            if rw == ShflCf.ACCESS_WRITE:
+                return self.fail(Status.VERR_INVALID_PARAMETER)
+            rw &= ~int(ShflCf.ACCESS_WRITE)
+        access = {ShflCf.ACCESS_WRITE: Access.WRITE,
+                  ShflCf.ACCESS_READWRITE: Access.READWRITE}.get(rw, Access.READ)
+        append = bool(flags & ShflCf.ACCESS_APPEND) and access is not Access.READ
+        try:
+            fobj, taken = self.host.open_file(self.path, access, action,
+                                              self.create_mode(legacy_handle), append)
+        except RtError as err:
+            if err.status in _FILE_SOFT_FAILURES:
+                return self.fail(Status.VINF_SUCCESS, _FILE_SOFT_FAILURES[err.status])
+            if err.status == Status.VERR_ALREADY_EXISTS:
+                try:
+                    self.set_info(self.query(self.path))
+                except RtError:
+                    pass  # the object vanished again; Info stays as the guest sent it
+                return self.fail(Status.VINF_SUCCESS, R.FILE_EXISTS)
+            return self.fail(err.status)
+        if action in (Disposition.CREATE_REPLACE, Disposition.TRUNCATE):
+            try:
+                fobj.set_size(self.parms.Info.cbObject)
+            except RtError:
+                pass  # VirtualBox ignores a failed size change (e.g. read-only handle)
+        handle = self.ctx.service.handles.alloc(self.ctx.client.client_id, self.root_id,
+                                                self.mapping, HandleKind.FILE, fobj, self.path)
+        if handle is None:
+            fobj.close()
+            return self.fail(Status.VERR_NO_MEMORY)
+        self.set_info(fobj.info())
+        self.parms.Handle = handle.value
+        self.parms.Result = _OPEN_RESULT[taken]
+        return Status.VINF_SUCCESS
+
+    def create_mode(self, legacy_handle: int) -> int:
+        """Unix permission bits for a new file (0 -> the host default 0600)."""
+        fmode = self.parms.Info.Attr.fMode
+        if fmode & RtFs.DOS_MASK and not fmode & RtFs.UNIX_MASK:
+            mode = 0o444
+            if fmode & RtFs.DOS_DIRECTORY:
+                mode |= 0o111
+            if not fmode & RtFs.DOS_READONLY:
+                mode |= 0o222
+        elif legacy_handle == 0:
+            mode = 0  # old additions: the mode field is garbage
+        else:
+            mode = fmode & 0o777
+        return mode or 0o600
+
+    def open_dir(self) -> int:
+        flags = self.parms.CreateFlags
+        result = R.FILE_EXISTS
+        status: int = Status.VINF_SUCCESS
+        created = False
+        wants_create = flags & ShflCf.ACT_MASK_IF_NEW == ShflCf.ACT_CREATE_IF_NEW
+        if wants_create:
+            try:
+                self.host.mkdir(self.path)
+                result, created = R.FILE_CREATED, True
+            except RtError as err:
+                result, status = _MKDIR_RESULT.get(err.status, R.NO_RESULT), err.status
+        if created or not wants_create or flags & ShflCf.ACT_MASK_IF_EXISTS == ShflCf.ACT_OPEN_IF_EXISTS:
+            try:
+                dobj = self.host.open_dir(self.path)
+            except RtError as err:
+                return self.fail(err.status, _OPENDIR_RESULT.get(err.status, R.NO_RESULT))
+            try:
+                info = self.host.query_info(self.path, follow=True)
+            except RtError as err:
+                dobj.close()
+                return self.fail(err.status, R.NO_RESULT)
+            handle = self.ctx.service.handles.alloc(self.ctx.client.client_id, self.root_id,
+                                                    self.mapping, HandleKind.DIR, dobj, self.path)
+            if handle is None:
+                dobj.close()
+                return self.fail(Status.VERR_NO_MEMORY)
+            self.set_info(info)
+            self.parms.Handle = handle.value
+            self.parms.Result = result
+            return Status.VINF_SUCCESS
+        return self.fail(status, result)
+
+    def run(self) -> int:
+        legacy_handle = self.parms.Handle
+        self.parms.Result = R.NO_RESULT
+        flags = self.parms.CreateFlags
+        if flags & ShflCf.LOOKUP:
+            return self.lookup()
+        try:
+            existing: ObjInfo | None = self.query(self.path)
+        except RtError:
+            existing = None
+        if existing is not None:
+            if existing.mode & RtFs.DOS_DIRECTORY:
+                flags |= ShflCf.DIRECTORY
+            if flags & ShflCf.OPEN_TARGET_DIRECTORY:
+                self.path = self.path.parent()
+                flags = (flags & ~int(ShflCf.ACT_MASK_IF_EXISTS | ShflCf.ACT_MASK_IF_NEW)) | (
+                    ShflCf.DIRECTORY | ShflCf.ACT_OPEN_IF_EXISTS | ShflCf.ACT_FAIL_IF_NEW)
+        self.parms.CreateFlags = flags
+        if_exists = flags & ShflCf.ACT_MASK_IF_EXISTS
+        if (if_exists in (ShflCf.ACT_REPLACE_IF_EXISTS, ShflCf.ACT_OVERWRITE_IF_EXISTS)
+                or flags & ShflCf.ACT_MASK_IF_NEW == ShflCf.ACT_CREATE_IF_NEW) and not self.mapping.writable:
+            return self.fail(Status.VERR_WRITE_PROTECT)
+        if flags & ShflCf.DIRECTORY:
+            return self.open_dir()
+        return self.open_file(legacy_handle)
+
+
+def create(ctx: CallContext) -> int:
+    """CREATE(root, path, parms): see the module docstring and reference §5.2.3."""
+    root, _, parms_parm = ctx.params
+    if len(parms_parm.buffer) != ctypes.sizeof(ShflCreateParms):
+        raise RtError(Status.VERR_INVALID_PARAMETER, "SHFLCREATEPARMS size")
+    mapping = ctx.service.path_mapping(ctx.client, root.value)
+    text = ctx.strings[1]
+    assert text is not None
+    path = ctx.service.guest_path(ctx.client, text)
+    assert mapping.root is not None
+    parms = ShflCreateParms.from_buffer_copy(bytes(parms_parm.buffer))
+    op = _Create(ctx, root.value, mapping, mapping.root, path, parms)
+    try:
+        return op.run()
+    finally:
+        parms_parm.buffer[:] = bytes(parms)

@@ -1,0 +1,104 @@
+"""The global handle table (reference §4.2) with generation-tagged handle values.
+
+Slots 1..4095 are handed out next-fit like VirtualBox.  A SHFLHANDLE value is encoded as
+
+    value = (generation << 12) | slot
+
+where ``generation`` counts how often that slot was allocated before (0 for the first use,
+so a fresh service hands out 1, 2, 3, ... exactly like VirtualBox).  A lookup must match the
+whole 64-bit value, so after a close the old value never reaches the slot's next object:
+a stale handle answers VERR_INVALID_HANDLE (project policy, docs/deviations.md).  The
+generation wraps below 2**52 - 1 so a value is never SHFL_HANDLE_NIL; the slot is never 0 so
+a value is never SHFL_HANDLE_ROOT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from runtime.fs import HostDir, HostFile
+from runtime.paths import GuestPath
+from services.sharedfolders.mappings import Mapping
+
+HANDLE_SLOTS = 4096
+_SLOT_BITS = 12
+_GEN_LIMIT = (1 << (64 - _SLOT_BITS)) - 1
+
+
+class HandleKind(Enum):
+    """What a handle refers to (SHFL_HF_TYPE_FILE / _DIR)."""
+
+    FILE = "file"
+    DIR = "dir"
+
+
+@dataclass(eq=False)
+class DirCursor:
+    """LIST state of a directory handle: a snapshot of names, a position, a saved entry."""
+
+    names: list[bytes] | None = None
+    pos: int = 0
+    saved: bytes | None = None
+
+
+@dataclass(eq=False)
+class Handle:
+    """An open file or directory of one client under one root."""
+
+    value: int
+    client_id: int
+    root: int
+    mapping: Mapping
+    kind: HandleKind
+    obj: HostFile
+    path: GuestPath
+    cursor: DirCursor = field(default_factory=DirCursor)
+    search: DirCursor | None = None
+    search_dir: HostDir | None = None
+
+
+class HandleTable:
+    """Handle allocation, ownership-checked lookup and release."""
+
+    def __init__(self) -> None:
+        self._entries: list[Handle | None] = [None] * HANDLE_SLOTS
+        self._generations = [0] * HANDLE_SLOTS
+        self._last = 1
+
+    def _free_slot(self) -> int | None:
+        for start in (self._last, 1):
+            for slot in range(start, HANDLE_SLOTS):
+                if self._entries[slot] is None:
+                    return slot
+        return None
+
+    def alloc(self, client_id: int, root: int, mapping: Mapping, kind: HandleKind,
+              obj: HostFile, path: GuestPath) -> Handle | None:
+        """Register an open object; None when all 4095 slots are in use."""
+        slot = self._free_slot()
+        if slot is None:
+            return None
+        self._last = slot + 1 if slot + 1 < HANDLE_SLOTS - 1 else 1
+        value = (self._generations[slot] << _SLOT_BITS) | slot
+        self._generations[slot] = (self._generations[slot] + 1) % _GEN_LIMIT
+        handle = Handle(value, client_id, root, mapping, kind, obj, path)
+        self._entries[slot] = handle
+        return handle
+
+    def lookup(self, value: int, client_id: int) -> Handle | None:
+        """The live handle ``value`` owned by ``client_id``, else None."""
+        handle = self._entries[value & (HANDLE_SLOTS - 1)]
+        if handle is None or handle.value != value or handle.client_id != client_id:
+            return None
+        return handle
+
+    def free(self, handle: Handle) -> None:
+        """Forget ``handle`` (the caller closes its object)."""
+        slot = handle.value & (HANDLE_SLOTS - 1)
+        assert self._entries[slot] is handle
+        self._entries[slot] = None
+
+    def owned_by(self, client_id: int) -> list[Handle]:
+        """Every live handle of ``client_id``."""
+        return [h for h in self._entries if h is not None and h.client_id == client_id]

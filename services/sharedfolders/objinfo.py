@@ -1,0 +1,36 @@
+"""IPRT object info -> SHFLFSOBJINFO (reference §3.4)."""
+
+from __future__ import annotations
+
+from runtime.fs import ObjInfo, RtFs
+from services.sharedfolders.abi import ShflFsObjAttrAdd, ShflFsObjInfo
+
+_SPECIAL_BITS = RtFs.UNIX_ISUID | RtFs.UNIX_ISGID | RtFs.UNIX_ISTXT
+_U32 = 0xFFFFFFFF
+
+
+def to_shfl(info: ObjInfo) -> ShflFsObjInfo:
+    """Fill a SHFLFSOBJINFO as the service does on a Linux host.
+
+    setuid/setgid/sticky are cleared from fMode, the additional attributes are always UNIX,
+    device numbers are truncated to 32 bits.
+    """
+    out = ShflFsObjInfo()
+    out.cbObject = info.size
+    out.cbAllocated = info.allocated
+    out.AccessTime = info.access_ns
+    out.ModificationTime = info.modification_ns
+    out.ChangeTime = info.change_ns
+    out.BirthTime = info.birth_ns
+    out.Attr.fMode = info.mode & ~int(_SPECIAL_BITS) & _U32
+    out.Attr.enmAdditional = ShflFsObjAttrAdd.UNIX
+    unix = out.Attr.u
+    unix.uid = info.uid & _U32
+    unix.gid = info.gid & _U32
+    unix.cHardlinks = info.nlink & _U32
+    unix.INodeIdDevice = info.dev & _U32
+    unix.INodeId = info.ino
+    unix.fFlags = 0
+    unix.GenerationId = 0
+    unix.Device = info.rdev & _U32
+    return out

@@ -1,0 +1,188 @@
+"""SharedFoldersService: the "VBoxSharedFolders" HGCM host service.
+
+Dispatch is generic: look the function up in ``functions.FUNCTIONS``, validate the
+parameters against its signature, run its handler.  ``RtError`` is caught here and only
+here: a guest mistake or host failure becomes the call's status, anything else is a bug of
+ours and propagates.
+
+Policy beyond VirtualBox 7.0.14 (docs/deviations.md): a client may use only root ids it
+mapped itself (others answer VERR_INVALID_PARAMETER like an unknown root); handles carry a
+generation (handles.py); host symlinks are followed only beneath the share root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from runtime.paths import GuestPath, convert_guest_path
+from runtime.status import RtError, Status
+from services.hgcm import HgcmCall, HgcmService, _AsyncMarker
+from services.sharedfolders.abi import SERVICE_NAME, SHFL_HANDLE_NIL, SHFL_HANDLE_ROOT, ShflFn
+from services.sharedfolders.context import CallContext, ClientState
+from services.sharedfolders.functions import FUNCTIONS
+from services.sharedfolders.handles import Handle, HandleKind, HandleTable
+from services.sharedfolders.mappings import Mapping, MappingTable
+
+
+class SharedFoldersService(HgcmService):
+    """The Shared Folders host service.
+
+    ``use_openat2`` None lets runtime.fs pick openat2 when the kernel has it; tests force
+    the manual-walk fallback with False.  Host API: ``add_mapping``, ``remove_mapping``,
+    ``mappings``.  Guest calls arrive through ``connect`` / ``call`` / ``disconnect``.
+    """
+
+    name = SERVICE_NAME
+    function_names = {fn.value: fn.name for fn in ShflFn}
+
+    def __init__(self, *, use_openat2: bool | None = None) -> None:
+        self.table = MappingTable(use_openat2=use_openat2)
+        self.handles = HandleTable()
+        self.clients: dict[int, ClientState] = {}
+        self.table.on_change.append(self._mappings_changed)
+
+    # --- host API ---------------------------------------------------------------------
+
+    def add_mapping(self, name: str, host_path: str, *, writable: bool = True,
+                    auto_mount: bool = False, create_symlinks: bool = False,
+                    auto_mount_point: str = "") -> int:
+        """Share ``host_path`` as ``name`` (SHFL_FN_ADD_MAPPING); returns a status.
+
+        VERR_ALREADY_EXISTS (name taken, any case), VERR_TOO_MUCH_DATA (64 mappings), or the
+        host error when the folder cannot be opened; VINF_SUCCESS otherwise.
+        """
+        if not name or "\0" in name:
+            return Status.VERR_INVALID_PARAMETER
+        return self.table.add(name, host_path, writable=writable, auto_mount=auto_mount,
+                              create_symlinks=create_symlinks, auto_mount_point=auto_mount_point)
+
+    def remove_mapping(self, name: str) -> int:
+        """Unshare ``name`` (SHFL_FN_REMOVE_MAPPING); VINF_PERMISSION_DENIED when still
+        mapped by a guest (it stays as a placeholder), VERR_FILE_NOT_FOUND when unknown."""
+        return self.table.remove(name)
+
+    @property
+    def mappings(self) -> dict[int, Mapping]:
+        """Root id -> mapping (placeholders included), for introspection."""
+        return dict(self.table.items())
+
+    def close(self) -> None:
+        """Unload: disconnect every client and release every host fd."""
+        for client_id in list(self.clients):
+            self.disconnect(client_id)
+        self.table.close()
+
+    # --- HGCM entry points ------------------------------------------------------------
+
+    def connect(self, client_id: int, requestor: int) -> int:
+        """A guest client connects: fresh client data (UTF-16, no delimiter, Linux style)."""
+        self.clients[client_id] = ClientState(client_id, requestor)
+        return Status.VINF_SUCCESS
+
+    def disconnect(self, client_id: int) -> None:
+        """Cancel the client's waits, close its handles and unmap its roots."""
+        client = self.clients.pop(client_id, None)
+        if client is None:
+            return
+        for waiting in client.waits:
+            waiting.params[0].value = self.table.version
+            waiting.complete(Status.VERR_CANCELLED)
+        client.waits.clear()
+        for handle in self.handles.owned_by(client_id):
+            self.close_handle(handle)
+        for root, count in client.map_counts.items():
+            for _ in range(count):
+                self.table.release(root)
+        client.map_counts.clear()
+
+    def call(self, call: HgcmCall) -> int | _AsyncMarker:
+        """Validate and run one guest call; return its status or ASYNC."""
+        client = self.clients.get(call.client_id)
+        if client is None:
+            return Status.VERR_INVALID_CLIENT_ID
+        spec = FUNCTIONS.get(call.function)
+        if spec is None:
+            return Status.VERR_NOT_IMPLEMENTED
+        try:
+            strings = spec.validate(call.params, client.utf8)
+            return spec.handler(CallContext(self, client, call, strings))
+        except RtError as err:
+            return err.status
+
+    def cancel(self, call: HgcmCall) -> None:
+        """The guest cancelled a pending wait: forget it and, unless already done, complete
+        it with VERR_CANCELLED (so ``call.completed`` is True afterwards)."""
+        client = self.clients.get(call.client_id)
+        if client is not None and call in client.waits:
+            client.waits.remove(call)
+        if not call.completed:
+            call.complete(Status.VERR_CANCELLED)
+
+    def _mappings_changed(self, version: int) -> None:
+        for client in self.clients.values():
+            waits, client.waits = client.waits, []
+            for waiting in waits:
+                waiting.params[0].value = version
+                waiting.complete(Status.VERR_CANCELLED)
+
+    # --- helpers for handlers ---------------------------------------------------------
+
+    def path_mapping(self, client: ClientState, root: int) -> Mapping:
+        """The mapping behind ``root`` for a path operation of ``client``.
+
+        VERR_INVALID_PARAMETER unless the client has ``root`` mapped (policy); VERR_NOT_FOUND
+        for a placeholder.
+        """
+        mapping = self.table.get(root)
+        if mapping is None or client.map_counts.get(root, 0) == 0:
+            raise RtError(Status.VERR_INVALID_PARAMETER, f"root {root} not mapped by client")
+        if mapping.placeholder or mapping.root is None:
+            raise RtError(Status.VERR_NOT_FOUND, "mapping is gone")
+        return mapping
+
+    def guest_path(self, client: ClientState, text: str) -> GuestPath:
+        """Convert guest path text with the client's delimiter."""
+        return convert_guest_path(text, client.delimiter)
+
+    @staticmethod
+    def check_reserved(value: int) -> None:
+        """svcCall's pre-check: ROOT -> VERR_INVALID_PARAMETER, NIL -> VERR_INVALID_HANDLE."""
+        if value == SHFL_HANDLE_ROOT:
+            raise RtError(Status.VERR_INVALID_PARAMETER, "SHFL_HANDLE_ROOT")
+        if value == SHFL_HANDLE_NIL:
+            raise RtError(Status.VERR_INVALID_HANDLE, "SHFL_HANDLE_NIL")
+
+    def lookup_handle(self, client: ClientState, root: int, value: int,
+                      kinds: Iterable[HandleKind],
+                      missing: Status = Status.VERR_INVALID_HANDLE) -> Handle:
+        """This client's handle ``value`` of one of ``kinds`` opened under ``root``."""
+        handle = self.handles.lookup(value, client.client_id)
+        if handle is None or handle.kind not in tuple(kinds) or handle.root != root:
+            raise RtError(missing, f"handle {value:#x}")
+        return handle
+
+    def access_handle(self, client: ClientState, root: int, value: int,
+                      kinds: Iterable[HandleKind], write: bool,
+                      missing: Status = Status.VERR_INVALID_HANDLE) -> Handle:
+        """Handle access check (reference §5.1): lookup, mapping still the one the handle
+        was opened under and present (else VERR_ACCESS_DENIED), writable for write-class
+        operations (else VERR_WRITE_PROTECT)."""
+        handle = self.lookup_handle(client, root, value, kinds, missing)
+        mapping = self.table.get(root)
+        if mapping is not handle.mapping or mapping.placeholder:
+            raise RtError(Status.VERR_ACCESS_DENIED, "mapping removed")
+        if write and not mapping.writable:
+            raise RtError(Status.VERR_WRITE_PROTECT, "read-only mapping")
+        return handle
+
+    def close_handle(self, handle: Handle) -> int:
+        """Close the object and free the handle; the host close status."""
+        self.handles.free(handle)
+        if handle.search_dir is not None:
+            handle.search_dir.close()
+        try:
+            handle.obj.close()
+        except RtError as err:
+            return err.status if handle.kind is HandleKind.FILE else Status.VINF_SUCCESS
+        return Status.VINF_SUCCESS
+

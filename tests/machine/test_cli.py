@@ -1,0 +1,151 @@
+"""The hgcmlab command line: run, demo, devices, and clean errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from machine.cli import EXIT_GUEST_FAULT, EXIT_USAGE, main
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(argv), out, err)
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def program(tmp_path: Path):
+    def write(text: str, name: str = "prog.s") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+    return write
+
+
+def test_run_prints_log_lines_and_exits_with_the_guest_code(program) -> None:
+    path = program("""
+_start:
+    mov dx, 0x504
+    mov al, 'h'
+    out dx, al
+    mov al, 'i'
+    out dx, al
+    mov al, 10
+    out dx, al
+    mov al, 7
+    out 0xf4, al
+""")
+    status, out, err = cli("run", str(path))
+    assert status == 7
+    assert out.splitlines()[0] == "[guest] hi"
+    assert "run ended by exit device, code 7 after 9 instructions" in out
+    assert err == ""
+
+
+def test_run_in_32_bit_mode_and_hlt_exits_zero(program) -> None:
+    status, out, _ = cli("run", "--mode", "32", "--quiet", str(program("_start:\n mov eax, esp\n hlt\n")))
+    assert (status, out) == (0, "")
+
+
+def test_exit_codes_above_255_become_255(program) -> None:
+    status, _, _ = cli("run", "-q", str(program("_start:\n mov eax, 0x1234\n out 0xf4, eax\n")))
+    assert status == 255
+
+
+def test_guest_fault_prints_the_report_and_exits_3(program) -> None:
+    status, out, err = cli("run", str(program("_start:\n nop\n ud2\n")))
+    assert status == EXIT_GUEST_FAULT
+    assert "guest fault: invalid opcode" in err
+    assert "pc 0x10001" in err and "prog.s:3: ud2" in err
+    assert "run ended by guest fault" in out
+
+
+def test_budget_exhaustion_is_reported(program) -> None:
+    status, _, err = cli("run", "--max-instructions", "500", str(program("_start:\n jmp _start\n")))
+    assert status == EXIT_GUEST_FAULT and "instruction budget of 500 exhausted" in err
+
+
+def test_share_option_maps_a_directory_for_the_guest(tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    host.mkdir()
+    demo = Path(__file__).resolve().parents[2] / "guest_asm" / "programs" / "demo.s"
+    status, out, _ = cli("run", "--share", f"demo={host}", str(demo))
+    assert status == 0, out
+    assert (host / "hello.txt").read_bytes().startswith(b"Hello")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["run", "missing.s"], "no such program file"),
+    (["run", "--share", "x", "p.s"], "expected NAME=DIR"),
+    (["run", "--share", "x=/definitely/not/here", "p.s"], "is not an existing directory"),
+    (["run", "--ram", "lots", "p.s"], "invalid size"),
+    (["run", "--ram", "100", "PROG"], "RAM size must be"),
+    (["run", "--mode", "16", "p.s"], "invalid choice"),
+    (["run", "--device", "nosuch", "PROG"], "unknown device 'nosuch'"),
+    (["run", "-D", "1X=2", "p.s"], "invalid define"),
+])
+def test_usage_errors_are_one_line_messages(program, argv: list[str], message: str) -> None:
+    path = program("_start: hlt\n")
+    status, _, err = cli(*[str(path) if a == "PROG" else a for a in argv])
+    assert status == EXIT_USAGE
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_assembly_error_names_file_and_line(program) -> None:
+    path = program("_start:\n  nop\n  movx eax, 1\n  hlt\n")
+    status, _, err = cli("run", str(path))
+    assert status == EXIT_USAGE
+    assert "prog.s:3" in err and "Traceback" not in err
+
+
+def test_read_only_share_suffix_is_parsed(tmp_path: Path) -> None:
+    from machine.cli import parse_share
+
+    assert parse_share(f"data={tmp_path}:ro") == ("data", tmp_path, False)
+    assert parse_share(f"data={tmp_path}") == ("data", tmp_path, True)
+
+
+def test_trace_file_is_json_lines_with_vmmdev_and_hgcm_events(tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    host.mkdir()
+    demo = Path(__file__).resolve().parents[2] / "guest_asm" / "programs" / "demo.s"
+    trace = tmp_path / "trace.jsonl"
+    status, _, _ = cli("run", "-q", "--share", f"demo={host}", "--trace", str(trace), str(demo))
+    assert status == 0
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    kinds = {event["kind"] for event in events}
+    assert {"vmmdev_request", "hgcm_connect", "hgcm_call", "hgcm_complete", "run_end"} <= kinds
+    cycles = [event["cycle"] for event in events]
+    assert cycles == sorted(cycles), "events are stamped in virtual-time order"
+
+
+def test_demo_runs_and_shows_the_host_file() -> None:
+    status, out, err = cli("demo")
+    assert status == 0, out + err
+    assert "HGCM: 1 connect(s)" in out
+    assert "host file" in out and "Hello" in out
+    assert "CREATE" in out and "WRITE" in out
+
+
+def test_help_lists_every_run_option() -> None:
+    status, out, _ = cli("run", "--help")
+    assert status == 0
+    for option in ("--mode", "--share", "--ram", "--trace", "--max-instructions", "--device", "--define"):
+        assert option in out
+
+
+def test_no_command_prints_help_and_fails() -> None:
+    status, out, _ = cli()
+    assert status == EXIT_USAGE and "usage:" in out
+
+
+def test_console_entry_point_is_runnable_as_module() -> None:
+    completed = subprocess.run([sys.executable, "-m", "machine.cli", "--help"], capture_output=True, text=True)
+    assert completed.returncode == 0 and "demo" in completed.stdout
