@@ -41,6 +41,7 @@ from functools import cache
 from types import ModuleType
 
 import devices.vmmdev.abi as vmmdev_abi
+import machine.loader as loader
 import machine.stddevices as stddevices
 import runtime.status as status_module
 import services.sharedfolders.abi as shfl_abi
@@ -137,6 +138,8 @@ def abi_constants() -> dict[str, int]:
         _add(table, f"SHFL_CPARMS_{fn.name}", count, "SHFL_CPARMS")
     _add(table, "EXIT_PORT", stddevices.EXIT_PORT, "machine.stddevices")
     _add(table, "BACKDOOR_LOG_PORT", stddevices.BACKDOOR_LOG_PORT, "machine.stddevices")
+    _add(table, "ARGS_BASE", loader.ARGS_BASE, "machine.loader")
+    _add(table, "ARGS_MAX_SIZE", loader.ARGS_MAX_SIZE, "machine.loader")
     base = vmmdev_abi.VMMDEV_DEFAULT_PORT_BASE
     _add(table, "VMMDEV_PORT", base + vmmdev_abi.VMMDEV_PORT_OFF_REQUEST, "derived")
     _add(table, "VMMDEV_PORT_FAST", base + vmmdev_abi.VMMDEV_PORT_OFF_REQUEST_FAST, "derived")

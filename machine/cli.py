@@ -90,6 +90,9 @@ def _build_parser() -> argparse.ArgumentParser:
                     f"code (port 0xF4; 0 after hlt; codes above 255 become 255), {EXIT_GUEST_FAULT} "
                     f"after a guest fault or exhausted budget, {EXIT_USAGE} for usage errors.")
     run.add_argument("program", type=Path, help="program file (.s/.asm source, flat binary or ELF)")
+    run.add_argument("arguments", nargs="*", metavar="ARG",
+                     help="arguments for the program, after --, e.g. -- d:/notes.txt (written to the "
+                          "argument block at 0x1000: u32 argc, u32 size, u32 offsets, strings)")
     _add_machine_options(run)
     run.add_argument("--define", "-D", action="append", default=[], type=parse_define, metavar="NAME=VALUE",
                      help="integer constant for assembly sources (repeatable)")
@@ -232,6 +235,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(str(error)) from None
     machine = _make_machine(args, out)
     try:
+        machine.set_arguments(args.arguments)
         machine.load(image)
     except ValueError as error:
         raise UsageError(str(error)) from None

@@ -145,3 +145,38 @@ class Scheduler:
 
     def __len__(self) -> int:
         return sum(1 for event in self._queue if not event.cancelled)
+
+
+class Clock:
+    """The machine's one clock as devices see it.
+
+    ``now`` is exact inside device callbacks (the cycle at the start of the current
+    instruction plus everything charged so far).  ``charge`` adds declared costs, traced
+    with their reason; ``schedule_in``/``schedule_at`` queue device events.
+    """
+
+    def __init__(self, now: Callable[[], int], charge: Callable[[int], None], scheduler: Scheduler,
+                 trace: Callable[..., None]) -> None:
+        self._now = now
+        self._charge = charge
+        self.scheduler = scheduler
+        self._trace = trace
+
+    def now(self) -> int:
+        """Current virtual cycle."""
+        return self._now()
+
+    def charge(self, cycles: int, reason: str) -> None:
+        """Spend ``cycles`` of virtual time for ``reason`` (e.g. ``"port vmmdev.request"``)."""
+        if cycles <= 0:
+            return
+        self._charge(cycles)
+        self._trace("charge", cycles=cycles, reason=reason)
+
+    def schedule_at(self, cycle: int, name: str, action: Callable[[], None]) -> ScheduledEvent:
+        """Run ``action`` when the clock reaches ``cycle`` (at once if that has passed)."""
+        return self.scheduler.schedule(cycle, name, action)
+
+    def schedule_in(self, cycles: int, name: str, action: Callable[[], None]) -> ScheduledEvent:
+        """Run ``action`` ``cycles`` from now."""
+        return self.scheduler.schedule(self.now() + cycles, name, action)

@@ -145,6 +145,7 @@ class Cpu:
         self._sp_reg = ux.UC_X86_REG_RSP if mode == 64 else ux.UC_X86_REG_ESP
         self._flags_reg = ux.UC_X86_REG_RFLAGS if mode == 64 else ux.UC_X86_REG_EFLAGS
         self._blocks: dict[tuple[int, bytes], _Block] = {}
+        self._regions: list[tuple[int, int]] = []
         self._current: _Block | None = None
         self._last_block: _Block | None = None
         self._counted = 0          # instructions of the blocks entered so far
@@ -211,6 +212,11 @@ class Cpu:
     @sp.setter
     def sp(self, value: int) -> None:
         self._uc.reg_write(self._sp_reg, value)
+
+    def set_entry_arguments(self, argc: int, block: int) -> None:
+        """Registers a program finds at entry: argc in rdi/edi, the block address in rsi/esi."""
+        self._uc.reg_write(ux.UC_X86_REG_RDI if self.mode == 64 else ux.UC_X86_REG_EDI, argc)
+        self._uc.reg_write(ux.UC_X86_REG_RSI if self.mode == 64 else ux.UC_X86_REG_ESI, block)
 
     @property
     def interrupts_enabled(self) -> bool:
@@ -354,9 +360,17 @@ class Cpu:
         self.pc = handler
         return None
 
+    def map_region(self, address: int, memory: GuestMemory) -> None:
+        """Map device memory (MMIO2-style RAM) at guest-physical ``address``."""
+        self._uc.mem_map_ptr(address, memory.size, unicorn.UC_PROT_READ | unicorn.UC_PROT_WRITE,
+                             memory.host_address)
+        self._regions.append((address, memory.size))
+
     def close(self) -> None:
-        """Unmap guest RAM from the CPU (before the RAM itself is released)."""
+        """Unmap guest memory from the CPU (before the memory itself is released)."""
         self._uc.mem_unmap(0, self._memory.size)
+        for address, size in self._regions:
+            self._uc.mem_unmap(address, size)
 
     # --- hooks ----------------------------------------------------------------------------
 
@@ -371,7 +385,9 @@ class Cpu:
         return _Block(address, address + len(code), tuple(starts), tuple(cycles))
 
     def _on_block(self, uc: unicorn.Uc, address: int, size: int, _user: object) -> None:
-        key = (address, self._memory.read(address, size))
+        code = (self._memory.read(address, size) if self._memory.contains(address, size)
+                else bytes(uc.mem_read(address, size)))
+        key = (address, code)
         block = self._blocks.get(key)
         if block is None:
             block = self._blocks[key] = self._decode(address, key[1])

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from machine.clock import Clock
 from machine.memory import GuestMemory
 from machine.tracing import Tracer
 
@@ -30,7 +31,9 @@ class PortRange:
     ``sizes`` lists the access widths (1, 2, 4 bytes) the device accepts; other widths
     get the machine-wide unclaimed-port policy (reads all ones, writes dropped, traced).
     ``fixed_base`` pins the range to an absolute port (legacy ISA conventions such as
-    0x504 or 0xF4) instead of the device's configurable base.
+    0x504 or 0xF4) instead of the device's configurable base.  ``cost`` is the virtual
+    cycles one accepted access costs beyond the instruction itself (declared next to the
+    device, charged by the bus).
     """
 
     name: str
@@ -38,6 +41,19 @@ class PortRange:
     length: int = 1
     sizes: frozenset[int] = frozenset({1, 2, 4})
     fixed_base: int | None = None
+    cost: int = 0
+
+
+@dataclass(frozen=True)
+class MmioRegion:
+    """A block of device memory the machine maps into the guest-physical address space.
+
+    The guest reads and writes it like RAM (VirtualBox's MMIO2); the device sees the same
+    bytes through the ``GuestMemory`` it gets back in ``AttachContext.mmio``.
+    """
+
+    name: str
+    size: int
 
 
 @dataclass
@@ -50,6 +66,14 @@ class AttachContext:
     request_exit: Callable[[int], None] = field(default=lambda code: None)
     #: Report a guest log line (the machine forwards it to the tracer and listeners).
     log_line: Callable[[str], None] = field(default=lambda line: None)
+    #: The machine's clock (None for a device driven without a machine).
+    clock: Clock | None = None
+    #: Drive an interrupt line: (irq number, asserted?).
+    set_irq: Callable[[int, bool], None] = field(default=lambda irq, level: None)
+    #: Halt the vCPU after the current instruction, as `hlt` does (VMMDev Idle).
+    request_halt: Callable[[], None] = field(default=lambda: None)
+    #: The device's mapped MMIO regions by name: (guest-physical base, memory).
+    mmio: dict[str, tuple[int, GuestMemory]] = field(default_factory=dict)
 
 
 @runtime_checkable

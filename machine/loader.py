@@ -16,6 +16,10 @@ from pathlib import Path
 
 #: Where flat binaries and assembled programs are loaded.
 DEFAULT_LOAD_ADDRESS = 0x10000
+#: Where the machine writes the program's argument block (below the load address).
+ARGS_BASE = 0x1000
+#: The argument block never grows past this many bytes (it must end below 0x10000).
+ARGS_MAX_SIZE = 0xE000
 
 _ELF_MAGIC = b"\x7fELF"
 _EM_386 = 3
@@ -153,6 +157,25 @@ def _elf_symbols(data: bytes, shoff: int, shentsize: int, shnum: int, sh_fmt: st
                 symbols[symbol] = st_value
         break
     return symbols
+
+
+def argument_block(arguments: list[str]) -> bytes:
+    """Lay out the argument block: u32 argc, u32 total size, argc u32 offsets (from the
+    block start) of NUL-terminated UTF-8 strings, then the strings.  Raises ValueError when
+    it would exceed ``ARGS_MAX_SIZE``."""
+    header_size = 8 + 4 * len(arguments)
+    offsets: list[int] = []
+    strings = bytearray()
+    for argument in arguments:
+        encoded = argument.encode("utf-8")
+        if b"\0" in encoded:
+            raise ValueError(f"program argument {argument!r} contains a NUL character")
+        offsets.append(header_size + len(strings))
+        strings += encoded + b"\0"
+    size = header_size + len(strings)
+    if size > ARGS_MAX_SIZE:
+        raise ValueError(f"program arguments need {size} bytes; at most {ARGS_MAX_SIZE} fit")
+    return struct.pack(f"<II{len(arguments)}I", len(arguments), size, *offsets) + bytes(strings)
 
 
 def image_from_file(path: Path, *, mode: int, defines: dict[str, int] | None = None) -> Image:

@@ -2,44 +2,57 @@
 
 This is the composition root.  A ``Machine`` is built with a mode (64 or 32), a RAM size
 and options; programs are loaded as ``Image``s (or assembled programs); ``run`` executes
-until the guest writes the exit device, executes ``hlt``, faults, or exhausts its
-instruction budget.  Conventions guest programs rely on (public contract): flat code at
+until the guest writes the exit device, executes ``hlt`` with nothing left to wait for,
+faults, exhausts its instruction budget, or reaches a requested cycle.  Device events
+scheduled on the clock fire at the first instruction boundary at or after their cycle;
+an asserted interrupt line is delivered through the guest's IDT when IF is set, and
+``sti; hlt`` sleeps until the next event instead of spinning.  Conventions guest programs rely on (public contract): flat code at
 0x10000, entry at ``_start``, stack pointer at the top of RAM, VMMDev request port 0xD020,
 exit device 0xF4, backdoor log port 0x504.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
 from devices.vmmdev.abi import VMMDEV_DEFAULT_PORT_BASE
+from devices.vmmdev.config import VMMDevConfig
 from devices.vmmdev.device import VMMDevDevice
-from machine.cpu import Cpu, StopKind
-from machine.device import AttachContext, Device
 from guest_asm.assembler import AssembledProgram
-from machine.loader import Image
+from machine.clock import Clock, CostProfile, Scheduler
+from machine.cpu import FIRMWARE_PAGE, Cpu, StopInfo, StopKind
+from machine.device import AttachContext, Device
+from machine.loader import ARGS_BASE, Image, argument_block
 from machine.memory import GuestMemory
 from machine.portbus import PortBus
 from machine.programs import image_from_assembled
 from machine.stddevices import BackdoorLogDevice, ExitDevice
 from machine.tracing import ListSink, Tracer
+from runtime.status import status_name
 from services.sharedfolders.service import SharedFoldersService
 
 DEFAULT_RAM_SIZE = 64 * 1024 * 1024
-MAX_RAM_SIZE = 4 * 1024 * 1024 * 1024
+#: Guest RAM ends below the MMIO window.
+MAX_RAM_SIZE = 0xE0000000
+#: Device MMIO regions are placed from here on, each aligned to its size.
+MMIO_WINDOW_BASE = 0xE0000000
 #: Instructions a run may execute before it is stopped as runaway.
 DEFAULT_INSTRUCTION_BUDGET = 20_000_000
+#: External interrupt line n is delivered as vector IRQ_VECTOR_BASE + n.
+IRQ_VECTOR_BASE = 0x20
 
 
 class RunEnd(Enum):
     """How a run ended."""
 
     EXIT = "exit"        # the guest wrote the exit device
-    HALT = "halt"        # the guest executed hlt
+    HALT = "halt"        # the guest executed hlt with nothing to wake it
     BUDGET = "budget"    # the instruction budget ran out
     FAULT = "fault"      # the guest faulted
+    PAUSED = "paused"    # the requested cycle was reached; run() continues from here
 
 
 @dataclass(frozen=True)
@@ -88,26 +101,36 @@ class Machine:
 
     def __init__(self, mode: int = 64, ram_size: int = DEFAULT_RAM_SIZE, *,
                  vmmdev_port: int = VMMDEV_DEFAULT_PORT_BASE, require_guest_info: bool = False,
+                 costs: CostProfile | None = None, vmmdev_config: VMMDevConfig | None = None,
                  tracer: Tracer | None = None) -> None:
         if mode not in (32, 64):
             raise ValueError(f"mode must be 32 or 64, not {mode}")
         if not 0x20000 <= ram_size <= MAX_RAM_SIZE or ram_size % 4096:
-            raise ValueError(
-                f"RAM size must be a multiple of 4 KiB between 128 KiB and 4 GiB, not {ram_size}")
+            raise ValueError(f"RAM size must be a multiple of 4 KiB between 128 KiB and "
+                             f"{MAX_RAM_SIZE // (1024 * 1024)} MiB, not {ram_size}")
         self.mode = mode
         self.memory = GuestMemory(ram_size)
         self.tracer = tracer or Tracer()
-        self.bus = PortBus(self.tracer)
-        self.cpu = Cpu(mode, self.memory, self.bus.read, self.bus.write)
+        self.scheduler = Scheduler()
+        self.bus = PortBus(self.tracer, self._charge)
+        self.cpu = Cpu(mode, self.memory, self.bus.read, self.bus.write, costs)
+        self.clock = Clock(self.cpu.now, self.cpu.charge, self.scheduler, self.tracer.emit)
         self.tracer.set_stamp(self._stamp)
         self._exit_code: int | None = None
         self._log_lines: list[str] = []
+        self._arguments: list[str] = []
+        self._irq_lines: set[int] = set()
+        self._mmio_next = MMIO_WINDOW_BASE
+        self._mmio_memories: list[GuestMemory] = []
         self.image: Image | None = None
         self.devices: list[Device] = []
         self.exit_device = ExitDevice()
         self.log_device = BackdoorLogDevice()
         self.shared_folders = SharedFoldersService()
-        self.vmmdev = VMMDevDevice(require_guest_info=require_guest_info)
+        config = vmmdev_config or VMMDevConfig()
+        if require_guest_info:
+            config = dataclasses.replace(config, require_guest_info=True)
+        self.vmmdev = VMMDevDevice(config=config)
         self.vmmdev.register_service(self.shared_folders)
         self.add_device(self.exit_device)
         self.add_device(self.log_device)
@@ -116,7 +139,8 @@ class Machine:
     # --- configuration --------------------------------------------------------------------
 
     def add_device(self, device: Device, base: int | None = None) -> None:
-        """Attach ``device``; its relocatable port ranges are placed at ``base``."""
+        """Attach ``device``; its relocatable port ranges are placed at ``base`` and its MMIO
+        regions (optional ``mmio_regions()``) in the MMIO window."""
         for port_range in device.port_ranges():
             if port_range.fixed_base is not None:
                 self.bus.claim(device, port_range, port_range.fixed_base)
@@ -124,8 +148,23 @@ class Machine:
                 raise ValueError(f"device {device.name} needs a port base for range {port_range.name}")
             else:
                 self.bus.claim(device, port_range, base + port_range.offset)
-        device.attach(AttachContext(self.memory, self.tracer, self._request_exit, self._log_line))
+        mmio: dict[str, tuple[int, GuestMemory]] = {}
+        for region in getattr(device, "mmio_regions", lambda: [])():
+            mmio[region.name] = (self._map_mmio(region.size), self._mmio_memories[-1])
+        device.attach(AttachContext(self.memory, self.tracer, self._request_exit, self._log_line,
+                                    self.clock, self._set_irq, self._request_halt, mmio))
         self.devices.append(device)
+
+    def _map_mmio(self, size: int) -> int:
+        size = max(4096, 1 << (size - 1).bit_length())
+        base = (self._mmio_next + size - 1) & ~(size - 1)
+        if base + size > FIRMWARE_PAGE:
+            raise ValueError("the MMIO window is full")
+        memory = GuestMemory(size)
+        self.cpu.map_region(base, memory)
+        self._mmio_memories.append(memory)
+        self._mmio_next = base + size
+        return base
 
     def add_share(self, name: str, host_path: str | Path, *, writable: bool = True,
                   auto_mount: bool = False, create_symlinks: bool = False) -> None:
@@ -133,8 +172,6 @@ class Machine:
         status = self.shared_folders.add_mapping(name, str(host_path), writable=writable,
                                                  auto_mount=auto_mount, create_symlinks=create_symlinks)
         if status < 0:
-            from runtime.status import status_name
-
             raise ValueError(f"cannot add shared folder {name!r} -> {host_path}: {status_name(status)}")
 
     def load(self, image: Image | AssembledProgram) -> None:
@@ -152,35 +189,105 @@ class Machine:
         self.image = image
         self.cpu.pc = image.entry
         self.cpu.sp = self.memory.size & (0xFFFFFFFFFFFFFFF0 if self.mode == 64 else 0xFFFFFFF0)
+        self.set_arguments(self._arguments)
+
+    def set_arguments(self, arguments: list[str]) -> None:
+        """Give the program ``arguments``: the argument block at ``ARGS_BASE`` (u32 argc,
+        u32 size, u32 string offsets, NUL-terminated UTF-8 strings) and, on entry,
+        rdi/edi = argc and rsi/esi = ``ARGS_BASE``.  Call before or after ``load``."""
+        block = argument_block(list(arguments))
+        self._arguments = list(arguments)
+        self.memory.write(ARGS_BASE, block)
+        self.cpu.set_entry_arguments(len(self._arguments), ARGS_BASE)
 
     # --- running --------------------------------------------------------------------------
 
-    def run(self, max_instructions: int = DEFAULT_INSTRUCTION_BUDGET) -> RunResult:
-        """Run the loaded program until it ends; see ``RunEnd``."""
+    def run(self, max_instructions: int = DEFAULT_INSTRUCTION_BUDGET, *, until_cycle: int | None = None,
+            max_cycles: int | None = None) -> RunResult:
+        """Run the loaded program until it ends (see ``RunEnd``).
+
+        ``max_instructions`` bounds this call; ``until_cycle`` (absolute) or ``max_cycles``
+        (relative) pause the run at the first instruction boundary at or after that cycle,
+        and a later ``run`` continues from there."""
         if self.image is None:
             raise RuntimeError("no program loaded")
         self._exit_code = None
-        budget = max_instructions - self.cpu.instructions
-        stop = self.cpu.run(budget)
+        stop_cycle = until_cycle
+        if max_cycles is not None:
+            stop_cycle = self.clock.now() + max_cycles
+        instruction_limit = self.cpu.instructions + max_instructions
+        while True:
+            ended = self._service_events()
+            if ended is not None:
+                return self._finish(*ended)
+            if stop_cycle is not None and self.clock.now() >= stop_cycle:
+                return self._finish(RunEnd.PAUSED, 0, None)
+            remaining = instruction_limit - self.cpu.instructions
+            if remaining <= 0:
+                return self._finish(RunEnd.BUDGET, -1, self._fault_report(
+                    f"instruction budget of {max_instructions} exhausted", self.cpu.pc))
+            self.cpu.deadline = _earliest(self.scheduler.next_cycle(), stop_cycle)
+            stop = self.cpu.run(remaining)
+            while stop.kind is StopKind.DEADLINE and stop.slice:
+                stop = self.cpu.run(min(stop.slice, instruction_limit - self.cpu.instructions), exact=True)
+            outcome = self._handle_stop(stop, max_instructions)
+            if outcome is not None:
+                return self._finish(*outcome)
+
+    def step(self) -> RunResult:
+        """Execute exactly one instruction (events due by then fire first)."""
+        return self.run(1)
+
+    def _handle_stop(self, stop: StopInfo, budget: int) -> tuple[RunEnd, int, FaultReport | None] | None:
+        kind = stop.kind
+        if kind is StopKind.REQUESTED and self._exit_code is not None:
+            return RunEnd.EXIT, self._exit_code, None
+        if kind is StopKind.FAULT:
+            return RunEnd.FAULT, -1, self._fault_report(stop.fault, stop.pc)
+        if kind is StopKind.HALT:
+            return self._halted()
+        return None  # BUDGET/DEADLINE/INTERRUPT/REQUESTED: the loop decides
+
+    def _halted(self) -> tuple[RunEnd, int, FaultReport | None] | None:
+        """`hlt`: sleep until the next event if interrupts can wake us, else end the run."""
+        self.tracer.emit("cpu_halt", interrupts_enabled=self.cpu.interrupts_enabled)
+        if not self.cpu.interrupts_enabled:
+            return RunEnd.HALT, 0, None
+        if self._irq_lines:
+            return None
+        wake = self.scheduler.next_cycle()
+        if wake is None:
+            return RunEnd.HALT, 0, None
+        now = self.clock.now()
+        if wake > now:
+            self.clock.charge(wake - now, "halted until the next event")
+        return None
+
+    def _service_events(self) -> tuple[RunEnd, int, FaultReport | None] | None:
+        """Fire due events, then deliver a pending interrupt if the guest accepts it."""
+        for event in self.scheduler.pop_due(self.clock.now()):
+            self.tracer.emit("event", name=event.name, scheduled_cycle=event.cycle)
+            event.action()
+        if self._irq_lines and self.cpu.interrupts_enabled:
+            irq = min(self._irq_lines)
+            vector = IRQ_VECTOR_BASE + irq
+            pc = self.cpu.pc
+            problem = self.cpu.inject_interrupt(vector)
+            if problem is not None:
+                return RunEnd.FAULT, -1, self._fault_report(f"cannot deliver IRQ {irq}: {problem}", pc)
+            self.tracer.emit("interrupt_delivered", irq=irq, vector=vector, return_pc=pc)
+        return None
+
+    def _finish(self, end: RunEnd, code: int, fault: FaultReport | None) -> RunResult:
         self.log_device.flush()
-        if stop.kind is StopKind.REQUESTED and self._exit_code is not None:
-            end, code, fault = RunEnd.EXIT, self._exit_code, None
-        elif stop.kind is StopKind.HALT:
-            end, code, fault = RunEnd.HALT, 0, None
-        elif stop.kind is StopKind.BUDGET:
-            end, code = RunEnd.BUDGET, -1
-            fault = self._fault_report(f"instruction budget of {max_instructions} exhausted", stop.pc)
-        else:
-            end, code = RunEnd.FAULT, -1
-            fault = self._fault_report(stop.fault, stop.pc)
         instructions = self.cpu.instructions
         self.tracer.emit("run_end", end=end.value, exit_code=code, instructions=instructions)
         return RunResult(end, code, instructions, self.cycles, list(self._log_lines), fault)
 
     @property
     def cycles(self) -> int:
-        """Virtual cycles so far: one per executed instruction (the cost model comes later)."""
-        return self.cpu.instructions
+        """Virtual cycles so far."""
+        return self.clock.now()
 
     def _fault_report(self, description: str, pc: int) -> FaultReport:
         disassembly = self.cpu.disassemble(pc)
@@ -192,12 +299,27 @@ class Machine:
 
     def _stamp(self) -> tuple[int, int, int]:
         pc = self.cpu.pc
-        instructions = self.cpu.instructions_at(pc)
-        return instructions, instructions, pc
+        return self.cpu.cycles_at(pc), self.cpu.instructions_at(pc), pc
+
+    def _charge(self, cycles: int, reason: str) -> None:
+        self.clock.charge(cycles, reason)
+
+    def _set_irq(self, irq: int, asserted: bool) -> None:
+        if asserted == (irq in self._irq_lines):
+            return
+        if asserted:
+            self._irq_lines.add(irq)
+        else:
+            self._irq_lines.discard(irq)
+        self.cpu.irq_asserted = bool(self._irq_lines)
+        self.tracer.emit("irq_line", irq=irq, asserted=asserted)
 
     def _request_exit(self, code: int) -> None:
         self._exit_code = code
         self.cpu.request_stop()
+
+    def _request_halt(self) -> None:
+        self.cpu.request_stop(StopKind.HALT)
 
     def _log_line(self, line: str) -> None:
         self._log_lines.append(line)
@@ -205,8 +327,16 @@ class Machine:
 
     def close(self) -> None:
         """Release guest RAM (the machine is unusable afterwards)."""
+        self.shared_folders.close()
         self.cpu.close()
         self.memory.close()
+        for memory in self._mmio_memories:
+            memory.close()
+
+
+def _earliest(*cycles: int | None) -> int | None:
+    known = [cycle for cycle in cycles if cycle is not None]
+    return min(known) if known else None
 
 
 __all__ = ["Machine", "RunResult", "RunEnd", "FaultReport", "ListSink", "DEFAULT_RAM_SIZE"]

@@ -6,6 +6,7 @@ Machine-wide policy for everything no device accepts (rule 1): a read returns al
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from machine.device import Device, PortRange
@@ -31,8 +32,9 @@ class _Claim:
 class PortBus:
     """Routes IN/OUT accesses to the device that claimed the port."""
 
-    def __init__(self, tracer: Tracer) -> None:
+    def __init__(self, tracer: Tracer, charge: Callable[[int, str], None] | None = None) -> None:
         self._tracer = tracer
+        self._charge = charge
         self._claims: dict[int, _Claim] = {}
 
     def claim(self, device: Device, port_range: PortRange, base: int) -> None:
@@ -51,6 +53,19 @@ class PortBus:
         claim = _Claim(device, port_range, base)
         for port in range(base, base + port_range.length):
             self._claims[port] = claim
+
+    def release(self, device: Device, range_name: str) -> None:
+        """Give up the ports ``device`` claimed for ``range_name`` (to move them elsewhere)."""
+        for port in [p for p, c in self._claims.items()
+                     if c.device is device and c.port_range.name == range_name]:
+            del self._claims[port]
+
+    def base_of(self, device: Device, range_name: str) -> int | None:
+        """Where ``device``'s range ``range_name`` currently starts."""
+        for claim in self._claims.values():
+            if claim.device is device and claim.port_range.name == range_name:
+                return claim.base
+        return None
 
     def owner(self, port: int) -> str | None:
         """Name of the device that claimed ``port``, if any."""
@@ -73,6 +88,7 @@ class PortBus:
             self._tracer.emit("port_unclaimed", direction="in", port=port, size=size,
                               owner=self.owner(port))
             return mask
+        self._charge_access(claim)
         value = claim.device.io_read(claim.port_range.name, claim.offset_of(port), size) & mask
         if self._tracer.enabled:
             self._tracer.emit("port_io", direction="in", port=port, size=size, value=value,
@@ -92,4 +108,9 @@ class PortBus:
             self._tracer.emit("port_io", direction="out", port=port, size=size, value=value,
                               device=claim.device.name, range=claim.port_range.name,
                               offset=claim.offset_of(port))
+        self._charge_access(claim)
         claim.device.io_write(claim.port_range.name, claim.offset_of(port), size, value)
+
+    def _charge_access(self, claim: _Claim) -> None:
+        if claim.port_range.cost and self._charge is not None:
+            self._charge(claim.port_range.cost, f"port {claim.device.name}.{claim.port_range.name}")

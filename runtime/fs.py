@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 
-from runtime.paths import GuestPath
+from runtime.paths import PATH_MAX, GuestPath
 from runtime.status import RtError, Status, status_from_errno
 
 
@@ -129,6 +129,29 @@ def obj_info(st: os.stat_result, name: bytes | None = None) -> ObjInfo:
     )
 
 
+@dataclass(frozen=True)
+class DirEntry:
+    """One directory entry as a listing returns it: name, info, and whether the info is real.
+
+    ``has_info`` False means the entry's info could not be read (vanished, dangling or
+    escaping link, ...) and ``info`` is IPRT's dummy: zero sizes and times, the type from the
+    entry itself, DOS NT_NORMAL (or DIRECTORY for directories).  VirtualBox reports such an
+    entry with VWRN_NO_DIRENT_INFO.
+    """
+
+    name: bytes
+    info: ObjInfo
+    has_info: bool
+
+
+def _dummy_info(st_mode: int) -> ObjInfo:
+    ftype = st_mode & RtFs.TYPE_MASK
+    dos = RtFs.DOS_DIRECTORY if ftype == RtFs.TYPE_DIRECTORY else RtFs.DOS_NT_NORMAL
+    return ObjInfo(size=0, allocated=0, access_ns=0, modification_ns=0, change_ns=0,
+                   birth_ns=0, mode=int(ftype | dos), uid=0, gid=0, nlink=0, dev=0, ino=0,
+                   rdev=0)
+
+
 class Access(IntEnum):
     """Requested data access of a file open (RTFILE_O_READ / WRITE / READWRITE)."""
 
@@ -173,6 +196,22 @@ def openat2_available() -> bool:
         return False
     finally:
         os.close(fd)
+
+
+_COPY_CHUNK = 1 << 24
+_NO_FAST_COPY = frozenset({errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP,
+                           errno.ENOTSUP})
+
+
+def _copy_step(method: int, src: int, dst: int, offset: int) -> int:
+    """One chunk at ``offset`` of both files with copy method 0, 1 or 2; bytes moved."""
+    if method == 0:
+        return os.copy_file_range(src, dst, _COPY_CHUNK, offset, offset)
+    if method == 1:
+        os.lseek(dst, offset, os.SEEK_SET)  # sendfile writes at the output's position
+        return os.sendfile(dst, src, offset, _COPY_CHUNK)
+    data = os.pread(src, 1 << 20, offset)
+    return os.pwrite(dst, data, offset) if data else 0
 
 
 class HostFile:
@@ -248,6 +287,26 @@ class HostFile:
                                   cur.st_mtime_ns if modification_ns is None else modification_ns))
         except OSError as exc:
             raise _raise(exc) from None
+
+    def copy_to(self, dst: HostFile) -> int:
+        """Copy this whole file into ``dst``, both from offset 0, fd to fd; bytes copied.
+
+        copy_file_range first (in-kernel, reflinks where the file system can); where the
+        kernel refuses it for this pair (other file system, unsupported) sendfile, and
+        where that is refused too plain pread/pwrite.  Neither fd's position is relied on.
+        """
+        offset, method = 0, 0
+        while True:
+            try:
+                done = _copy_step(method, self.fd, dst.fd, offset)
+            except OSError as exc:
+                if exc.errno in _NO_FAST_COPY and method < 2:
+                    method += 1
+                    continue
+                raise _raise(exc) from None
+            if done == 0:
+                return offset
+            offset += done
 
     def close(self) -> None:
         """Close the fd (once)."""
@@ -412,6 +471,59 @@ class HostRoot:
             return os.fstatvfs(self._fd)
         except OSError as exc:
             raise _raise(exc) from None
+
+    def dir_entry(self, d: HostDir, name: bytes, follow: bool) -> DirEntry:
+        """Info of entry ``name`` of the listed directory ``d`` (RTDirReadEx); never raises.
+
+        Plain entries are lstat'ed in ``d`` itself.  A symlink is followed (``follow``) only
+        through the confined resolver, so a link leaving the share yields dummy info, never
+        the outside object's.  "." is ``d``; ".." is its parent, except that the share
+        root's ".." is the root itself: the directory above the share is never described.
+        """
+        try:
+            if name in (b".", b".."):
+                st = os.fstat(d.fd)
+                if name == b".." and not self.is_root(st):
+                    st = os.stat(b"..", dir_fd=d.fd)
+                return DirEntry(name, obj_info(st, name), True)
+            st = os.stat(name, dir_fd=d.fd, follow_symlinks=False)
+        except OSError:
+            return DirEntry(name, _dummy_info(0), False)
+        if follow and st_mod.S_ISLNK(st.st_mode):
+            try:
+                return DirEntry(name, self.query_info(d.path.child(name), follow=True), True)
+            except RtError:
+                return DirEntry(name, _dummy_info(st.st_mode), False)
+        return DirEntry(name, obj_info(st, name), True)
+
+    def dir_depth(self, path: GuestPath) -> int:
+        """How many levels beneath the root the directory ``path`` really is.
+
+        ``path`` is resolved (confined, links followed), then its ".." chain is climbed to
+        the root; lexical depth would be wrong when a symlink leads to the directory.  A
+        chain that reaches "/" without meeting the root raises VERR_ACCESS_DENIED.
+        """
+        fd = self._open(path, os.O_PATH | os.O_DIRECTORY)
+        try:
+            for depth in range(PATH_MAX):
+                st = os.fstat(fd)
+                if self.is_root(st):
+                    return depth
+                up = os.open(b"..", _O_PATH_DIR, dir_fd=fd)
+                os.close(fd)
+                fd = up
+                if (st.st_dev, st.st_ino) == self._dev_ino_of(fd):
+                    break  # ".." of "/" is "/" itself
+        except OSError as exc:
+            raise _raise(exc) from None
+        finally:
+            os.close(fd)
+        raise RtError(Status.VERR_ACCESS_DENIED, "directory is not beneath the share root")
+
+    @staticmethod
+    def _dev_ino_of(fd: int) -> tuple[int, int]:
+        st = os.fstat(fd)
+        return st.st_dev, st.st_ino
 
     # --- files and directories --------------------------------------------------------
 

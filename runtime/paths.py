@@ -100,3 +100,88 @@ def convert_guest_path(text: str, delimiter: int) -> GuestPath:
     if sum(len(c) + 1 for c in stack) - 1 > PATH_MAX:
         raise RtError(Status.VERR_FILENAME_TOO_LONG, "path longer than 4095 bytes")
     return GuestPath(tuple(stack), trailing and bool(stack))
+
+
+# --- names: case folding, NT wildcards, symlink targets -----------------------------------
+
+#: NT wildcard characters: '*' '?' and the DOS forms '<' (DOS star), '>' (DOS question
+#: mark), '"' (DOS dot).  VirtualBox records all five in a guest component on every host.
+WILDCARD_CHARS = frozenset("*?<>\"")
+
+
+def fold_name(name: str) -> str:
+    """Upper-case ``name`` one code point at a time, as IPRT's case-insensitive compares do.
+
+    A code point whose upper case is several code points (German sharp s) stays as it is,
+    so a folded name has exactly as many code points as the original.
+    """
+    return "".join(u if len(u := c.upper()) == 1 else c for c in name)
+
+
+def has_wildcard(name: bytes) -> bool:
+    """True when the component contains one of the NT wildcard characters."""
+    return any(chr(b) in WILDCARD_CHARS for b in name)
+
+
+def nt_wildcard_match(pattern: str, name: str) -> bool:
+    """NT-style match of ``name`` against ``pattern``, case-insensitively (RTDirOpenFiltered
+    with the WINNT filter).
+
+    '*' matches any run of characters, '?' exactly one.  '<' matches any run that does not
+    swallow the name's last '.'; '>' matches one character, or nothing at a '.' or at the
+    end of the name; '"' matches a '.' or the end of the name.  Any other character matches
+    itself.  Dynamic programming over (pattern, name) positions: O(len(pattern) * len(name)),
+    so a hostile pattern cannot make the match exponential.
+    """
+    pat, text = fold_name(pattern), fold_name(name)
+    last_dot = text.rfind(".")
+    # reach[j]: the pattern prefix consumed so far can end exactly at name position j.
+    reach = [True] + [False] * len(text)
+    for ch in pat:
+        nxt = [False] * (len(text) + 1)
+        for j, ok in enumerate(reach):
+            if not ok:
+                continue
+            if ch == "*":
+                for k in range(j, len(text) + 1):
+                    nxt[k] = True
+                break  # every later position is already reachable
+            if ch == "<":
+                stop = last_dot if last_dot >= j else len(text)
+                for k in range(j, stop + 1):
+                    nxt[k] = True
+            elif ch == ">":
+                if j == len(text) or text[j] == ".":
+                    nxt[j] = True
+                else:
+                    nxt[j + 1] = True
+            elif ch == "\"":
+                if j == len(text):
+                    nxt[j] = True
+                elif text[j] == ".":
+                    nxt[j + 1] = True
+            elif j < len(text) and (ch == "?" or text[j] == ch):
+                nxt[j + 1] = True
+        reach = nxt
+    return reach[len(text)]
+
+
+def symlink_target_inside(target: bytes, depth: int) -> bool:
+    """Whether a symlink ``target`` stays beneath the share root, judged lexically.
+
+    ``depth`` is how many directories the link's own directory lies beneath the root.  An
+    absolute target is outside; otherwise the target's components are applied to a stack of
+    that depth and a ".." that would pop past the root means outside.  Intermediate symlinks
+    inside the target are not resolved (they are confined again whenever the link is used).
+    """
+    if target.startswith(b"/"):
+        return False
+    level = depth
+    for part in target.split(b"/"):
+        if part == b"..":
+            level -= 1
+            if level < 0:
+                return False
+        elif part not in (b"", b"."):
+            level += 1
+    return True

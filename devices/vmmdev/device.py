@@ -1,17 +1,18 @@
-"""The VMMDev device: the request port and the request-type table.
+"""The VMMDev device: request ports, the request-type table, events and HGCM.
 
 An OUT of a request's guest-physical address to the request port (base + 0) makes the
 device process it exactly as VirtualBox's ``vmmdevRequestHandler`` does (reference §2.3):
 header read and checked (size, version, size limit, additions gate), the whole request
-copied once into a private buffer, dispatched by type, and written back.  HGCM connect,
-disconnect and call follow §4.9: VINF_HGCM_ASYNC_EXECUTE is written into the guest's
-header before parsing; synchronous failures write the request back with the error; an
-accepted command is completed (now or later) by writing outputs and ``result``, then the
-DONE flag last.
+copied once into a private buffer, dispatched by type with the type's size rule, and
+written back.  HGCM connect, disconnect and call follow §4.9: VINF_HGCM_ASYNC_EXECUTE is
+written into the guest's header before parsing; synchronous failures write the request
+back with the error; accepted commands complete through ``CommandQueue``.  A 32-bit IN
+from base + 8 is the fast IRQ acknowledge.  The VMMDevMemory page lives in an MMIO region.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,33 +24,39 @@ from devices.vmmdev.abi import (
     HOST_VERSION_MAJOR,
     HOST_VERSION_MINOR,
     HOST_VERSION_REVISION,
-    VBOX_HGCM_REQ_DONE,
     VMMDEV_MAX_VMMDEVREQ_SIZE,
     VMMDEV_REQUEST_HEADER_VERSION,
     VMMDEV_REQUESTOR_LEGACY,
     HgcmLocationType,
     RequestType,
 )
+from devices.vmmdev.commands import Command, CommandQueue
+from devices.vmmdev.config import CYCLES_PER_MILLISECOND, VMMDevConfig
+from devices.vmmdev.events import VMMDEV_EVENT_HGCM, VMMDEV_RAM_SIZE, EventState
 from devices.vmmdev.hgcm import HgcmHost
-from devices.vmmdev.params import ParsedCall, parse_call, write_back
-from machine.device import AttachContext, PortRange
+from devices.vmmdev.params import parse_call, write_back
+from machine.device import AttachContext, MmioRegion, PortRange
 from machine.memory import GuestMemory
 from runtime.status import RtError, Status, status_name
 from services.hgcm import ASYNC, HgcmCall, HgcmService
 
 _HEADER_SIZE = 24
-_OFF_SIZE, _OFF_TYPE, _OFF_RC = 0, 8, 12
-_OFF_HGCM_FLAGS, _OFF_HGCM_RESULT = 24, 28
+_OFF_RC = 12
 _OFF_CONNECT_LOC_TYPE, _OFF_CONNECT_NAME, _OFF_CONNECT_CLIENT = 32, 36, 164
 _OFF_DISCONNECT_CLIENT = 32
+_OFF_CANCEL2_ADDRESS = 24
 
 #: Request types VirtualBox accepts before the guest reported its additions version.
 _ALLOWED_BEFORE_GUEST_INFO = frozenset({
     RequestType.ReportGuestInfo, RequestType.ReportGuestInfo2,
     RequestType.WriteCoreDump, RequestType.GetHostVersion,
 })
-_HGCM_TYPES = frozenset({RequestType.HGCMConnect, RequestType.HGCMDisconnect,
-                         RequestType.HGCMCall32, RequestType.HGCMCall64})
+#: HeartbeatConfigure's default interval (2 s in nanoseconds).
+_HEARTBEAT_INTERVAL_NS = 2_000_000_000
+#: What the device answers GetSessionId with (deterministic; VirtualBox uses a random id).
+SESSION_ID = 0x48474D4C41420001
+_GUEST_INFO2_SUFFIX = re.compile(
+    rb"(?:_(?:RC|BETA|ALPHA)(?:[0-9]{1,3})?)?(?:_[A-Za-z0-9()\[\]{}+\-.,]+)?")
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ class _Request:
     """A request being processed: where it lives and the device's private copy."""
 
     address: int
-    type: RequestType | int
+    type: int
     data: bytearray
 
     @property
@@ -78,34 +85,73 @@ class _Request:
     def set_rc(self, status: int) -> None:
         struct.pack_into("<i", self.data, _OFF_RC, int(status))
 
+    def u32(self, offset: int) -> int:
+        return struct.unpack_from("<I", self.data, offset)[0]
+
 
 class VMMDevDevice:
-    """VirtualBox's VMM device (I/O BAR0 part) with its HGCM host.
+    """VirtualBox's VMM device (I/O BAR0, VMMDevMemory MMIO) with its HGCM host.
 
-    ``require_guest_info``: when True, every request except GetHostVersion,
-    ReportGuestInfo(2) and WriteCoreDump answers VERR_NOT_SUPPORTED until the guest has sent
-    a successful ReportGuestInfo, as VirtualBox does.  The default (False) lets small guest
-    programs skip that handshake; see docs/deviations.md.
+    ``config.require_guest_info``: when True, every request except GetHostVersion,
+    ReportGuestInfo(2) and WriteCoreDump answers VERR_NOT_SUPPORTED until the guest sent a
+    successful ReportGuestInfo, as VirtualBox does; the default lets small guest programs
+    skip that handshake (docs/deviations.md).
     """
 
     name = "vmmdev"
 
-    def __init__(self, hgcm: HgcmHost | None = None, *, require_guest_info: bool = False) -> None:
+    def __init__(self, hgcm: HgcmHost | None = None, *, config: VMMDevConfig | None = None,
+                 require_guest_info: bool | None = None) -> None:
+        self.config = config or VMMDevConfig()
+        self.require_guest_info = (self.config.require_guest_info if require_guest_info is None
+                                   else require_guest_info)
         self.hgcm = hgcm or HgcmHost()
-        self.require_guest_info = require_guest_info
-        self.additions_ok = False
-        self._guest_info = b""
         self._context: AttachContext | None = None
-        #: Accepted HGCM commands not completed yet, by request address.
-        self.pending: dict[int, HgcmCall] = {}
+        self._guest_info = b""
+        self.guest_info2: bytes = b""
+        self.guest_capabilities = 0
+        self.mouse_features = 0
+        self.heartbeat_enabled = False
+        self.hgcm_enabled = False
+        self.requestor_info = False
+        self.mmio_base: int | None = None
+        self.events = EventState(self._set_line, self._trace)
+        self.commands = CommandQueue(lambda: self._memory, lambda: self._context.clock if self._context else None,
+                                     self.config.timing, lambda: self.events.notify(VMMDEV_EVENT_HGCM), self._trace)
         self._handlers: dict[int, tuple[_SizeRule, Callable[[_Request], bool]]] = {
+            RequestType.GetMouseStatus: (_SizeRule(36, True), self._get_mouse_status),
+            RequestType.SetMouseStatus: (_SizeRule(36, True), self._set_mouse_status),
             RequestType.GetHostVersion: (_SizeRule(40, True), self._get_host_version),
+            RequestType.Idle: (_SizeRule(_HEADER_SIZE, False), self._idle),
+            RequestType.GetHostTime: (_SizeRule(32, True), self._get_host_time),
+            RequestType.GetHypervisorInfo: (_SizeRule(32, True), self._get_hypervisor_info),
+            RequestType.AcknowledgeEvents: (_SizeRule(28, True), self._acknowledge_events),
+            RequestType.CtlGuestFilterMask: (_SizeRule(32, True), self._ctl_guest_filter_mask),
             RequestType.ReportGuestInfo: (_SizeRule(32, True), self._report_guest_info),
+            RequestType.SetGuestCapabilities: (_SizeRule(32, True), self._set_guest_capabilities),
+            RequestType.ReportGuestInfo2: (_SizeRule(168, True), self._report_guest_info2),
+            RequestType.ReportGuestStatus: (_SizeRule(36, True), self._report_guest_status),
             RequestType.HGCMConnect: (_SizeRule(168, False), self._hgcm_connect),
             RequestType.HGCMDisconnect: (_SizeRule(36, False), self._hgcm_disconnect),
             RequestType.HGCMCall32: (_SizeRule(44, False), self._hgcm_call),
             RequestType.HGCMCall64: (_SizeRule(44, False), self._hgcm_call),
+            RequestType.HGCMCancel: (_SizeRule(32, False), self._hgcm_cancel),
+            RequestType.HGCMCancel2: (_SizeRule(28, False), self._hgcm_cancel2),
+            RequestType.LogString: (_SizeRule(28, False), self._log_string),
+            RequestType.GetSessionId: (_SizeRule(32, True), self._get_session_id),
+            RequestType.GuestHeartbeat: (_SizeRule(_HEADER_SIZE, False), self._guest_heartbeat),
+            RequestType.HeartbeatConfigure: (_SizeRule(36, True), self._heartbeat_configure),
         }
+
+    @property
+    def additions_ok(self) -> bool:
+        """Whether the guest reported a supported additions interface version."""
+        return self.events.additions_ok
+
+    @property
+    def pending(self) -> dict[int, Command]:
+        """Accepted HGCM commands not completed yet, by request address."""
+        return self.commands.pending
 
     def register_service(self, service: HgcmService) -> None:
         """Make an HGCM service reachable by guests."""
@@ -115,16 +161,23 @@ class VMMDevDevice:
 
     def port_ranges(self) -> list[PortRange]:
         return [
-            PortRange("request", 0, 1, frozenset({4})),
-            PortRange("request_fast", 8, 1, frozenset({4})),
+            PortRange("request", 0, 1, frozenset({4}), cost=self.config.request_port_cycles),
+            PortRange("request_fast", 8, 1, frozenset({4}), cost=self.config.request_port_cycles),
         ]
+
+    def mmio_regions(self) -> list[MmioRegion]:
+        return [MmioRegion("vmmdev_memory", VMMDEV_RAM_SIZE)]
 
     def attach(self, context: AttachContext) -> None:
         self._context = context
+        region = context.mmio.get("vmmdev_memory")
+        if region is not None:
+            self.mmio_base, memory = region
+            self.events.init_memory(memory)
 
     def io_read(self, range_name: str, offset: int, size: int) -> int:
-        # No IN handler on the request port; the fast IRQ acknowledge answers "failure"
-        # (0xFFFFFFFF) while no event machinery is modelled.
+        if range_name == "request_fast" and self.events.additions_ok and not self.events.legacy:
+            return self.events.acknowledge()
         return 0xFFFFFFFF
 
     def io_write(self, range_name: str, offset: int, size: int, value: int) -> None:
@@ -136,8 +189,16 @@ class VMMDevDevice:
         return self._context.memory
 
     def _trace(self, kind: str, **fields: object) -> None:
-        assert self._context is not None, "VMMDev used before attach"
-        self._context.tracer.emit(kind, **fields)
+        if self._context is not None:
+            self._context.tracer.emit(kind, **fields)
+
+    def _set_line(self, level: bool) -> None:
+        if self._context is not None:
+            self._context.set_irq(self.config.irq, level)
+
+    def _now(self) -> int:
+        clock = self._context.clock if self._context else None
+        return clock.now() if clock is not None else 0
 
     # --- request port ---------------------------------------------------------------------
 
@@ -162,7 +223,7 @@ class VMMDevDevice:
         if size > VMMDEV_MAX_VMMDEVREQ_SIZE:
             self._answer_header(address, header, Status.VERR_NOT_SUPPORTED, type_name, size)
             return
-        if (self.require_guest_info and not self.additions_ok
+        if (self.require_guest_info and not self.events.additions_ok
                 and request_type not in _ALLOWED_BEFORE_GUEST_INFO):
             self._answer_header(address, header, Status.VERR_NOT_SUPPORTED, type_name, size)
             return
@@ -204,13 +265,129 @@ class VMMDevDevice:
         request.set_rc(Status.VINF_SUCCESS)
         return True
 
+    def _idle(self, request: _Request) -> bool:
+        # VirtualBox halts the vCPU until the next interrupt and leaves rc untouched.
+        if self._context is not None:
+            self._context.request_halt()
+        return True
+
+    def _get_host_time(self, request: _Request) -> bool:
+        struct.pack_into("<Q", request.data, 24, self.config.epoch_ms + self._now() // CYCLES_PER_MILLISECOND)
+        request.set_rc(Status.VINF_SUCCESS)
+        return True
+
+    def _get_hypervisor_info(self, request: _Request) -> bool:
+        struct.pack_into("<II", request.data, 24, 0, 0)
+        request.set_rc(Status.VINF_SUCCESS)
+        return True
+
+    def _get_mouse_status(self, request: _Request) -> bool:
+        struct.pack_into("<Iii", request.data, 24, self.mouse_features & 0x1FF, 0, 0)
+        request.set_rc(Status.VINF_SUCCESS)
+        return True
+
+    def _set_mouse_status(self, request: _Request) -> bool:
+        self.mouse_features = request.u32(24)
+        request.set_rc(Status.VINF_SUCCESS)
+        return True
+
+    def _acknowledge_events(self, request: _Request) -> bool:
+        events = self.events.acknowledge()
+        if not self.events.legacy:
+            struct.pack_into("<I", request.data, 24, events)
+        request.set_rc(Status.VINF_SUCCESS)
+        return True
+
+    def _ctl_guest_filter_mask(self, request: _Request) -> bool:
+        or_mask, not_mask = request.u32(24), request.u32(28)
+        # The guest can never mask HGCM events.
+        self.events.change_filter(or_mask, not_mask & ~VMMDEV_EVENT_HGCM)
+        request.set_rc(Status.VINF_SUCCESS)
+        return True
+
     def _report_guest_info(self, request: _Request) -> bool:
         info = bytes(request.data[24:32])
         if info != self._guest_info:
             self._guest_info = info
-            interface_version = struct.unpack_from("<I", info, 0)[0]
-            self.additions_ok = interface_version >> 16 == 1 and interface_version & 0xFFFF <= 4
-        request.set_rc(Status.VINF_SUCCESS if self.additions_ok else Status.VERR_VERSION_MISMATCH)
+            version = struct.unpack_from("<I", info, 0)[0]
+            self.events.guest_reported(version, version >> 16 == 1 and version & 0xFFFF <= 4)
+        if not self.events.additions_ok:
+            request.set_rc(Status.VERR_VERSION_MISMATCH)
+            return True
+        self.events.lower_line()
+        request.set_rc(Status.VINF_SUCCESS)
+        return True
+
+    def _report_guest_info2(self, request: _Request) -> bool:
+        major, minor, build, _revision, features = struct.unpack_from("<HHIII", request.data, 24)
+        name = bytes(request.data[40:168])
+        status = self._check_guest_info2(major, minor, build, name)
+        request.set_rc(status)
+        if status == Status.VINF_SUCCESS:
+            self.guest_info2 = bytes(request.data[24:168])
+            self.requestor_info = bool(features & 0x1)
+            self.events.lower_line()
+        return True
+
+    @staticmethod
+    def _check_guest_info2(major: int, minor: int, build: int, name: bytes) -> int:
+        if major < 3:
+            return Status.VERR_INVALID_PARAMETER
+        if major > 255 or minor > 255 or build > 65535:
+            return Status.VERR_OUT_OF_RANGE
+        if b"\0" not in name:
+            return Status.VERR_INVALID_PARAMETER
+        text = name.split(b"\0", 1)[0]
+        prefix = f"{major}.{minor}.{build}".encode()
+        if not text.startswith(prefix):
+            return Status.VERR_INVALID_PARAMETER
+        suffix = text[len(prefix):]
+        new_enough = (major, minor, build) >= (4, 1, 50)
+        if suffix and not _GUEST_INFO2_SUFFIX.fullmatch(suffix) and new_enough:
+            return Status.VERR_INVALID_PARAMETER
+        return Status.VINF_SUCCESS
+
+    def _report_guest_status(self, request: _Request) -> bool:
+        facility, status, _flags = struct.unpack_from("<III", request.data, 24)
+        if not 1 <= facility <= 0x7FFFFFFE:
+            request.set_rc(Status.VERR_INVALID_PARAMETER)
+        elif status > 0xFFFF:
+            request.set_rc(Status.VERR_OUT_OF_RANGE)
+        else:
+            request.set_rc(Status.VINF_SUCCESS)
+        return True
+
+    def _set_guest_capabilities(self, request: _Request) -> bool:
+        or_mask, not_mask = request.u32(24), request.u32(28)
+        self.guest_capabilities = (self.guest_capabilities | or_mask) & ~not_mask & 0xFFFFFFFF
+        request.set_rc(Status.VINF_SUCCESS)
+        return True
+
+    def _log_string(self, request: _Request) -> bool:
+        # Handled as a debug build of the device does (release builds answer NOT_IMPLEMENTED).
+        if request.data[-1] != 0:
+            request.set_rc(Status.VERR_INVALID_PARAMETER)
+            return True
+        text = bytes(request.data[24:]).split(b"\0", 1)[0].decode("utf-8", errors="replace")
+        if self._context is not None:
+            for line in text.splitlines() or [""]:
+                self._context.log_line(line)
+        request.set_rc(Status.VINF_SUCCESS)
+        return True
+
+    def _get_session_id(self, request: _Request) -> bool:
+        struct.pack_into("<Q", request.data, 24, SESSION_ID)
+        request.set_rc(Status.VINF_SUCCESS)
+        return True
+
+    def _guest_heartbeat(self, request: _Request) -> bool:
+        request.set_rc(Status.VINF_SUCCESS)
+        return True
+
+    def _heartbeat_configure(self, request: _Request) -> bool:
+        self.heartbeat_enabled = bool(request.data[32])
+        struct.pack_into("<Q", request.data, 24, _HEARTBEAT_INTERVAL_NS)
+        request.set_rc(Status.VINF_SUCCESS)
         return True
 
     # --- HGCM -----------------------------------------------------------------------------
@@ -219,11 +396,26 @@ class VMMDevDevice:
         """Mark the command as being executed: rc = VINF_HGCM_ASYNC_EXECUTE in guest memory."""
         self._memory.write_i32(request.address + _OFF_RC, Status.VINF_HGCM_ASYNC_EXECUTE)
 
+    def _requestor(self, request: _Request) -> int:
+        return request.u32(20) if self.requestor_info else VMMDEV_REQUESTOR_LEGACY
+
+    def _enable_hgcm(self) -> None:
+        if not self.hgcm_enabled:
+            self.hgcm_enabled = True
+            self.events.change_filter(VMMDEV_EVENT_HGCM, 0)
+
     def _fail_sync(self, request: _Request, status: int, why: str) -> bool:
         request.set_rc(status)
         self._trace("hgcm_rejected", address=request.address, type=_type_name(request.type),
                     status=int(status), status_name=status_name(status), reason=why)
         return True
+
+    def _start(self, request: _Request, kind: str, apply: Callable[[bytearray], None], *,
+               function: int | None = None, call: HgcmCall | None = None, byte_count: int = 0) -> Command:
+        command = Command(request.address, request.size, request.type, kind, apply, 0, call, function)
+        self.commands.submit(command, byte_count)
+        self._enable_hgcm()
+        return command
 
     def _hgcm_connect(self, request: _Request) -> bool:
         self._accept(request)
@@ -232,27 +424,26 @@ class VMMDevDevice:
         if b"\0" not in raw_name:
             return self._fail_sync(request, Status.VERR_INVALID_PARAMETER, "service name not NUL-terminated")
         name = raw_name.split(b"\0", 1)[0].decode("latin-1")
-        requestor = VMMDEV_REQUESTOR_LEGACY
-        status, client_id = self.hgcm.connect(name, requestor)
+        status, client_id = self.hgcm.connect(name, self._requestor(request))
         self._trace("hgcm_connect", address=request.address, service=name, status=int(status),
                     status_name=status_name(status), client=client_id)
 
-        def finish(data: bytearray) -> None:
+        def apply(data: bytearray) -> None:
             if status >= 0:
                 struct.pack_into("<I", data, _OFF_CONNECT_CLIENT, client_id)
 
-        self._complete(request, status, finish)
+        self.commands.host_done(self._start(request, "connect", apply), status)
         return False
 
     def _hgcm_disconnect(self, request: _Request) -> bool:
         self._accept(request)
-        client_id = struct.unpack_from("<I", request.data, _OFF_DISCONNECT_CLIENT)[0]
+        client_id = request.u32(_OFF_DISCONNECT_CLIENT)
         if client_id == 0:
             return self._fail_sync(request, Status.VERR_INVALID_PARAMETER, "client id 0")
         status = self.hgcm.disconnect(client_id)
         self._trace("hgcm_disconnect", address=request.address, client=client_id, status=int(status),
                     status_name=status_name(status))
-        self._complete(request, status, lambda data: None)
+        self.commands.host_done(self._start(request, "disconnect", lambda data: None), status)
         return False
 
     def _hgcm_call(self, request: _Request) -> bool:
@@ -268,37 +459,46 @@ class VMMDevDevice:
             return self._fail_sync(request, Status.VERR_HGCM_INVALID_CLIENT_ID,
                                    f"client {parsed.client_id} is not connected")
         call = HgcmCall(parsed.client_id, parsed.function, [p.svc for p in parsed.params],
-                        VMMDEV_REQUESTOR_LEGACY)
-        self.pending[request.address] = call
-        call.on_complete = lambda done, status: self._complete_call(request, parsed, status)
+                        self._requestor(request))
+        byte_count = sum(p.guest_size for p in parsed.params)
+        command = self._start(request, "call", lambda data: write_back(parsed, data, self._memory),
+                              function=parsed.function, call=call, byte_count=byte_count)
+        call.on_complete = lambda done, status: self.commands.host_done(command, status)
         self._trace("hgcm_call", address=request.address, client=parsed.client_id,
                     service=client.service.name, function=parsed.function,
                     function_name=client.service.function_name(parsed.function),
-                    parms=len(parsed.params), type=_type_name(request.type))
+                    parms=len(parsed.params), bytes=byte_count, type=_type_name(request.type))
         outcome = client.service.call(call)
         if outcome is not ASYNC:
             call.complete(int(outcome))
         return False
 
-    def _complete_call(self, request: _Request, parsed: ParsedCall, status: int) -> None:
-        self._complete(request, status, lambda data: write_back(parsed, data, self._memory))
+    def _cancel_command(self, address: int) -> bool:
+        command = self.commands.pending.get(address)
+        if command is None:
+            return False
+        first = not command.cancelled
+        self.commands.cancel(address)
+        if first and command.call is not None and not command.call.completed:
+            client = self.hgcm.client(command.call.client_id)
+            if client is not None:
+                client.service.cancel(command.call)
+        return True
 
-    def _complete(self, request: _Request, status: int, apply: Callable[[bytearray], None]) -> None:
-        """Finish an accepted command: outputs and result written, DONE set last."""
-        self.pending.pop(request.address, None)
-        memory = self._memory
-        data = bytearray(memory.read(request.address, request.size))
-        current_type = struct.unpack_from("<I", data, _OFF_TYPE)[0]
-        if current_type in (request.type, RequestType.HGCMCancel):
-            apply(data)
+    def _hgcm_cancel2(self, request: _Request) -> bool:
+        target = request.u32(_OFF_CANCEL2_ADDRESS)
+        if target in (0, 0xFFFFFFFF):
+            request.set_rc(Status.VERR_INVALID_PARAMETER)
         else:
-            status = Status.VERR_INVALID_PARAMETER
-        struct.pack_into("<i", data, _OFF_HGCM_RESULT, int(status))
-        memory.write(request.address, data)
-        flags = memory.read_u32(request.address + _OFF_HGCM_FLAGS)
-        memory.write_u32(request.address + _OFF_HGCM_FLAGS, flags | VBOX_HGCM_REQ_DONE)
-        self._trace("hgcm_complete", address=request.address, type=_type_name(request.type),
-                    result=int(status), result_name=status_name(status))
+            request.set_rc(Status.VINF_SUCCESS if self._cancel_command(target) else Status.VERR_NOT_FOUND)
+        return True
+
+    def _hgcm_cancel(self, request: _Request) -> bool:
+        # Legacy cancel: the guest resubmits the original buffer retyped to HGCMCancel; the
+        # device looks up this very address and remaps "not found" to INVALID_PARAMETER.
+        found = self._cancel_command(request.address)
+        request.set_rc(Status.VINF_SUCCESS if found else Status.VERR_INVALID_PARAMETER)
+        return True
 
 
 def _type_name(request_type: int) -> str:

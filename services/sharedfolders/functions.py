@@ -3,7 +3,8 @@
 Validation is generic and walks the signature in order, so the status for a faulty call
 matches svcCall's check order: count, then each parameter's type, and for string
 parameters the SHFLSTRING check right after that parameter's type check (REMOVE and
-COPY_FILE rely on this order).  Old-style functions report every count/type fault as
+COPY_FILE rely on this order; SYMLINK takes its strings as plain pointers because it
+refuses UTF-16 clients before looking at them).  Old-style functions report every count/type fault as
 VERR_INVALID_PARAMETER; new-style ones as VERR_WRONG_PARAMETER_COUNT / _TYPE; a bad string
 is VERR_INVALID_PARAMETER in both styles.  Functions absent from the table answer
 VERR_NOT_IMPLEMENTED (see service.py).
@@ -17,7 +18,7 @@ from enum import Enum
 
 from runtime.status import RtError, Status
 from services.hgcm import SvcParm, SvcParmType
-from services.sharedfolders import h_create, h_file, h_mapping, h_path
+from services.sharedfolders import h_create, h_file, h_list, h_mapping, h_path
 from services.sharedfolders.abi import SHFL_CPARMS, ShflFn
 from services.sharedfolders.context import CallContext
 from services.sharedfolders.strings import check_valid_out, parse_in, parse_in_or_null
@@ -111,6 +112,7 @@ FUNCTIONS: dict[int, ShflFunction] = {f.fn: f for f in (
     _f(ShflFn.READ, NEW, h_file.read, U32, U64, U64, U32, BUF),
     _f(ShflFn.WRITE, NEW, h_file.write, U32, U64, U64, U32, BUF),
     _f(ShflFn.LOCK, OLD, h_file.lock, U32, U64, U64, U64, U32),
+    _f(ShflFn.LIST, OLD, h_list.list_dir, U32, U64, U32, U32, STR_IN_OPT, PTR, U32, U32),
     _f(ShflFn.INFORMATION, OLD, h_file.information, U32, U64, U32, U32, PTR),
     _f(ShflFn.REMOVE, NEW, h_path.remove, U32, STR_IN, U32),
     _f(ShflFn.MAP_FOLDER_OLD, OLD, h_mapping.map_folder_old, PTR, U32, U32),
@@ -120,12 +122,15 @@ FUNCTIONS: dict[int, ShflFunction] = {f.fn: f for f in (
     _f(ShflFn.SET_UTF8, Style.UNCHECKED, h_mapping.set_utf8),
     _f(ShflFn.MAP_FOLDER, OLD, h_mapping.map_folder, PTR, U32, U32, U32),
     _f(ShflFn.READLINK, OLD, h_path.readlink, U32, STR_IN_OPT, PTR),
+    _f(ShflFn.SYMLINK, OLD, h_path.symlink, U32, PTR, PTR, PTR),
     _f(ShflFn.SET_SYMLINKS, Style.UNCHECKED, h_mapping.set_symlinks),
     _f(ShflFn.QUERY_MAP_INFO, OLD, h_mapping.query_map_info, U32, STR_OUT, STR_OUT, U64, U32),
     _f(ShflFn.WAIT_FOR_MAPPINGS_CHANGES, OLD, h_mapping.wait_for_changes, U32),
     _f(ShflFn.CANCEL_MAPPINGS_CHANGES_WAITS, OLD, h_mapping.cancel_waits),
     _f(ShflFn.SET_FILE_SIZE, NEW, h_file.set_file_size, U32, U64, U64),
     _f(ShflFn.QUERY_FEATURES, NEW, h_mapping.query_features, U64, U32),
+    _f(ShflFn.COPY_FILE, NEW, h_path.copy_file, U32, STR_IN, U32, STR_IN, U32),
     _f(ShflFn.COPY_FILE_PART, NEW, h_file.copy_file_part, U32, U64, U64, U32, U64, U64, U64, U32),
+    _f(ShflFn.CLOSE_AND_REMOVE, NEW, h_path.close_and_remove, U32, STR_IN, U32, ANY),
     _f(ShflFn.SET_ERROR_STYLE, NEW, h_mapping.set_error_style, U32, U32),
 )}

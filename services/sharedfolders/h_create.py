@@ -214,7 +214,7 @@ def create(ctx: CallContext) -> int:
     mapping = ctx.service.path_mapping(ctx.client, root.value)
     text = ctx.strings[1]
     assert text is not None
-    path = ctx.service.guest_path(ctx.client, text)
+    path = ctx.service.host_path(ctx.client, mapping, text)
     assert mapping.root is not None
     parms = ShflCreateParms.from_buffer_copy(bytes(parms_parm.buffer))
     op = _Create(ctx, root.value, mapping, mapping.root, path, parms)

@@ -1,21 +1,42 @@
-"""Handlers of path-based name operations (reference §5.2.10, .15, .18): REMOVE, RENAME,
-READLINK."""
+"""Handlers of path-based name operations (reference §5.2.10, .11, .15, .18, .19, .26):
+REMOVE, CLOSE_AND_REMOVE, RENAME, READLINK, SYMLINK, COPY_FILE."""
 
 from __future__ import annotations
 
+import ctypes
 import stat as st_mod
+from contextlib import suppress
 
-from runtime.paths import GuestPath
+from runtime.fs import Access, Disposition, HostRoot, obj_info
+from runtime.paths import DELIM_BACKSLASH, GuestPath, symlink_target_inside
 from runtime.status import RtError, Status
-from services.sharedfolders.abi import ShflRemove, ShflRename
+from services.sharedfolders import strings
+from services.sharedfolders.abi import (
+    SHFL_HANDLE_NIL,
+    SHFL_HANDLE_ROOT,
+    ShflFsObjInfo,
+    ShflRemove,
+    ShflRename,
+)
 from services.sharedfolders.context import CallContext
+from services.sharedfolders.handles import HandleKind
 from services.sharedfolders.mappings import Mapping
+from services.sharedfolders.objinfo import to_shfl
+
+_INFO_SIZE = ctypes.sizeof(ShflFsObjInfo)
+#: Permission bits of a COPY_FILE destination (the host default of a new file).
+_COPY_MODE = 0o600
 
 
-def _path(ctx: CallContext, index: int) -> GuestPath:
+def _path(ctx: CallContext, mapping: Mapping, index: int, *, preserve_last: bool = False) -> GuestPath:
     text = ctx.strings[index]
     assert text is not None
-    return ctx.service.guest_path(ctx.client, text)
+    return ctx.service.host_path(ctx.client, mapping, text, preserve_last=preserve_last)
+
+
+def _host(mapping: Mapping) -> HostRoot:
+    assert mapping.root is not None  # path_mapping refuses placeholders
+    return mapping.root
 
 
 def _writable(mapping: Mapping) -> None:
@@ -23,27 +44,59 @@ def _writable(mapping: Mapping) -> None:
         raise RtError(Status.VERR_WRITE_PROTECT, "read-only mapping")
 
 
-def remove(ctx: CallContext) -> int:
-    """REMOVE: SYMLINK bit -> a symlink, else FILE bit -> a file, else a directory."""
-    root, _, flags = ctx.params
-    if flags.value & ~int(ShflRemove.FILE | ShflRemove.DIR | ShflRemove.SYMLINK):
+_REMOVE_FLAGS = ShflRemove.FILE | ShflRemove.DIR | ShflRemove.SYMLINK
+
+
+def _check_remove_flags(flags: int) -> None:
+    if flags & ~int(_REMOVE_FLAGS):
         raise RtError(Status.VERR_INVALID_FLAGS, "remove flags")
-    mapping = ctx.service.path_mapping(ctx.client, root.value)
-    path = _path(ctx, 1)
-    _writable(mapping)
-    host = mapping.root
-    assert host is not None
-    if flags.value & ShflRemove.SYMLINK:
+
+
+def _remove(host: HostRoot, path: GuestPath, flags: int) -> None:
+    """SYMLINK bit -> a symlink, else FILE bit -> a file, else a directory."""
+    if flags & ShflRemove.SYMLINK:
         st = host.lstat_at(path)
         if st is None:
             raise RtError(Status.VERR_FILE_NOT_FOUND, "missing")
         if not st_mod.S_ISLNK(st.st_mode):
             raise RtError(Status.VERR_NOT_SYMLINK, "not a symlink")
         host.unlink(path)
-    elif flags.value & ShflRemove.FILE:
+    elif flags & ShflRemove.FILE:
         host.unlink(path)
     else:
         host.rmdir(path)
+
+
+def remove(ctx: CallContext) -> int:
+    """REMOVE(root, path, flags): see ``_remove``; read-only share -> VERR_WRITE_PROTECT."""
+    root, _, flags = ctx.params
+    _check_remove_flags(flags.value)
+    mapping = ctx.service.path_mapping(ctx.client, root.value)
+    path = _path(ctx, mapping, 1)
+    _writable(mapping)
+    _remove(_host(mapping), path, flags.value)
+    return Status.VINF_SUCCESS
+
+
+def close_and_remove(ctx: CallContext) -> int:
+    """CLOSE_AND_REMOVE(root, path, flags, handle): REMOVE after closing ``handle`` (§5.2.11).
+
+    The handle parameter is not type checked (quirk 6); 0 is VERR_INVALID_HANDLE, NIL means
+    "nothing to close".  A failed close is returned and nothing is removed.
+    """
+    root, _, flags, handle = ctx.params
+    _check_remove_flags(flags.value)
+    if handle.value == SHFL_HANDLE_ROOT:
+        raise RtError(Status.VERR_INVALID_HANDLE, "SHFL_HANDLE_ROOT")
+    mapping = ctx.service.path_mapping(ctx.client, root.value)
+    path = _path(ctx, mapping, 1)
+    _writable(mapping)
+    if handle.value != SHFL_HANDLE_NIL:
+        found = ctx.service.lookup_handle(ctx.client, root.value, handle.value, tuple(HandleKind))
+        status = ctx.service.close_handle(found)
+        if status < 0:
+            return status
+    _remove(_host(mapping), path, flags.value)
     return Status.VINF_SUCCESS
 
 
@@ -54,10 +107,9 @@ def rename(ctx: CallContext) -> int:
     if fl & ~int(ShflRename.FILE | ShflRename.DIR | ShflRename.REPLACE_IF_EXISTS):
         raise RtError(Status.VERR_INVALID_PARAMETER, "rename flags")
     mapping = ctx.service.path_mapping(ctx.client, root.value)
-    src, dst = _path(ctx, 1), _path(ctx, 2)
+    src, dst = _path(ctx, mapping, 1), _path(ctx, mapping, 2, preserve_last=True)
     _writable(mapping)
-    host = mapping.root
-    assert host is not None
+    host = _host(mapping)
     src_st = host.lstat_at(src)
     if src_st is None:
         raise RtError(Status.VERR_FILE_NOT_FOUND, "source missing")
@@ -80,9 +132,7 @@ def readlink(ctx: CallContext) -> int:
     if ctx.strings[1] is None or len(buf.buffer) == 0:
         raise RtError(Status.VERR_INVALID_PARAMETER, "empty path or buffer")
     mapping = ctx.service.path_mapping(ctx.client, root.value)
-    path = _path(ctx, 1)
-    assert mapping.root is not None
-    target = mapping.root.readlink(path)
+    target = _host(mapping).readlink(_path(ctx, mapping, 1))
     room = len(buf.buffer) - 1
     if len(target) > room:
         buf.buffer[:room + 1] = target[:room] + b"\0"
@@ -90,4 +140,70 @@ def readlink(ctx: CallContext) -> int:
     if ctx.client.delimiter:
         target = target.replace(b"/", bytes([ctx.client.delimiter]))
     buf.buffer[:len(target) + 1] = target + b"\0"
+    return Status.VINF_SUCCESS
+
+
+def symlink(ctx: CallContext) -> int:
+    """SYMLINK(root, link path, target text, info): create a symlink (§5.2.19, project policy).
+
+    UTF-8 clients only (VERR_NOT_IMPLEMENTED, checked before the strings); info must be
+    exactly 92 bytes.  The mapping must allow symlink creation and, unlike VirtualBox 7.0,
+    be writable (VERR_WRITE_PROTECT).  The target text is stored as given, but only when it
+    stays beneath the share root, judged lexically from the link's real directory
+    (VERR_ACCESS_DENIED otherwise).  On success param 3 receives the link's own info.
+    """
+    root, link_parm, target_parm, info = ctx.params
+    if not ctx.client.utf8:
+        raise RtError(Status.VERR_NOT_IMPLEMENTED, "SYMLINK needs a UTF-8 client")
+    link_text = strings.parse_in(link_parm.buffer, utf8=True)
+    target_text = strings.parse_in(target_parm.buffer, utf8=True)
+    if len(info.buffer) != _INFO_SIZE:
+        raise RtError(Status.VERR_INVALID_PARAMETER, "info size")
+    mapping = ctx.service.path_mapping(ctx.client, root.value)
+    if not mapping.create_symlinks:
+        raise RtError(Status.VERR_WRITE_PROTECT, "symlink creation not allowed on this share")
+    _writable(mapping)
+    link = ctx.service.host_path(ctx.client, mapping, link_text)
+    if ctx.client.delimiter == DELIM_BACKSLASH and "/" in target_text:
+        # VirtualBox runs the target through the converter only to vet its characters.
+        raise RtError(Status.VERR_INVALID_NAME, "'/' inside a target component")
+    host = _host(mapping)
+    target = target_text.encode("utf-8")
+    if not symlink_target_inside(target, host.dir_depth(link.parent())):
+        raise RtError(Status.VERR_ACCESS_DENIED, "symlink target leaves the share")
+    st = host.symlink(link, target)
+    info.buffer[:] = bytes(to_shfl(obj_info(st, link.name)))
+    return Status.VINF_SUCCESS
+
+
+def copy_file(ctx: CallContext) -> int:
+    """COPY_FILE(root src, path src, root dst, path dst, flags): copy a regular file (§5.2.26).
+
+    flags must be 0 (VERR_INVALID_FLAGS).  Unlike VirtualBox (quirk 4) the destination
+    mapping must be writable (VERR_WRITE_PROTECT).  The source must be a regular file
+    beneath its share; the destination is created exclusively (VERR_ALREADY_EXISTS) and
+    removed again if the copy fails half way.
+    """
+    root_src, _, root_dst, _, flags = ctx.params
+    if flags.value:
+        raise RtError(Status.VERR_INVALID_FLAGS, "copy flags")
+    svc = ctx.service
+    src_map = svc.path_mapping(ctx.client, root_src.value)
+    src = _path(ctx, src_map, 1)
+    dst_map = svc.path_mapping(ctx.client, root_dst.value)
+    dst = _path(ctx, dst_map, 3)
+    _writable(dst_map)
+    source, _ = _host(src_map).open_file(src, Access.READ, Disposition.OPEN)
+    try:
+        target, _ = _host(dst_map).open_file(dst, Access.WRITE, Disposition.CREATE, _COPY_MODE)
+        try:
+            source.copy_to(target)
+        except RtError:
+            target.close()
+            with suppress(RtError):  # the copy's own failure is what the guest must see
+                _host(dst_map).unlink(dst)
+            raise
+        target.close()
+    finally:
+        source.close()
     return Status.VINF_SUCCESS

@@ -14,11 +14,11 @@ a value is never SHFL_HANDLE_ROOT.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
-from runtime.fs import HostDir, HostFile
-from runtime.paths import GuestPath
+from runtime.fs import DirEntry, HostDir, HostFile
+from runtime.paths import GuestPath, nt_wildcard_match
 from services.sharedfolders.mappings import Mapping
 
 HANDLE_SLOTS = 4096
@@ -34,17 +34,48 @@ class HandleKind(Enum):
 
 
 @dataclass(eq=False)
-class DirCursor:
-    """LIST state of a directory handle: a snapshot of names, a position, a saved entry."""
+class DirStream:
+    """One LIST stream of a directory handle (an RTDIR): the open directory, an optional NT
+    wildcard pattern, and a snapshot of the matching names with a position in it.
 
+    The snapshot is taken on the first read and again after ``rewind``, so a listing spread
+    over many calls returns every name present at snapshot time exactly once, in O(1) per
+    entry; a name that vanished meanwhile is still returned (with dummy info).
+    """
+
+    dir: HostDir
+    pattern: str | None = None
     names: list[bytes] | None = None
     pos: int = 0
-    saved: bytes | None = None
+
+    def next_name(self) -> bytes | None:
+        """The next name, or None at the end of the directory."""
+        if self.names is None:
+            names = self.dir.names()
+            if self.pattern is not None:
+                pattern = self.pattern
+                names = [n for n in names
+                         if nt_wildcard_match(pattern, n.decode("utf-8", "surrogateescape"))]
+            self.names, self.pos = names, 0
+        if self.pos >= len(self.names):
+            return None
+        self.pos += 1
+        return self.names[self.pos - 1]
+
+    def rewind(self) -> None:
+        """Start over (RTDirRewind): the next read takes a fresh snapshot."""
+        self.names, self.pos = None, 0
 
 
 @dataclass(eq=False)
 class Handle:
-    """An open file or directory of one client under one root."""
+    """An open file or directory of one client under one root.
+
+    Directory handles carry LIST state: ``stream`` (the plain listing of ``obj``, made on
+    first use), ``search`` (the filtered stream of the first LIST with a path; owns its own
+    directory fd) and ``saved``, the entry that did not fit last time, shared by both streams
+    as in VirtualBox.
+    """
 
     value: int
     client_id: int
@@ -53,9 +84,9 @@ class Handle:
     kind: HandleKind
     obj: HostFile
     path: GuestPath
-    cursor: DirCursor = field(default_factory=DirCursor)
-    search: DirCursor | None = None
-    search_dir: HostDir | None = None
+    stream: DirStream | None = None
+    search: DirStream | None = None
+    saved: DirEntry | None = None
 
 
 class HandleTable:

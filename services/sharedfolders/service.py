@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from runtime.paths import GuestPath, convert_guest_path
+from runtime.paths import GuestPath, convert_guest_path, has_wildcard
 from runtime.status import RtError, Status
 from services.hgcm import HgcmCall, HgcmService, _AsyncMarker
 from services.sharedfolders.abi import SERVICE_NAME, SHFL_HANDLE_NIL, SHFL_HANDLE_ROOT, ShflFn
+from services.sharedfolders.casefix import correct_case
 from services.sharedfolders.context import CallContext, ClientState
 from services.sharedfolders.functions import FUNCTIONS
 from services.sharedfolders.handles import Handle, HandleKind, HandleTable
@@ -140,9 +141,21 @@ class SharedFoldersService(HgcmService):
             raise RtError(Status.VERR_NOT_FOUND, "mapping is gone")
         return mapping
 
-    def guest_path(self, client: ClientState, text: str) -> GuestPath:
-        """Convert guest path text with the client's delimiter."""
-        return convert_guest_path(text, client.delimiter)
+    @staticmethod
+    def host_path(client: ClientState, mapping: Mapping, text: str, *, wildcard: bool = False,
+                  preserve_last: bool = False) -> GuestPath:
+        """Convert guest path text for a path operation on ``mapping`` (reference §4.3).
+
+        Lexical conversion with the client's delimiter, then case correction when the host
+        is case-sensitive and the guest mapped case-insensitively.  The final component is
+        never corrected for a rename destination (``preserve_last``) nor, for a LIST filter
+        (``wildcard``), when it holds wildcards.
+        """
+        path = convert_guest_path(text, client.delimiter)
+        if mapping.guest_case_sensitive or not mapping.host_case_sensitive or mapping.root is None:
+            return path
+        keep_last = preserve_last or (wildcard and has_wildcard(path.name))
+        return correct_case(mapping.root, path, follow=not client.symlinks, keep_last=keep_last)
 
     @staticmethod
     def check_reserved(value: int) -> None:
@@ -178,8 +191,8 @@ class SharedFoldersService(HgcmService):
     def close_handle(self, handle: Handle) -> int:
         """Close the object and free the handle; the host close status."""
         self.handles.free(handle)
-        if handle.search_dir is not None:
-            handle.search_dir.close()
+        if handle.search is not None:
+            handle.search.dir.close()
         try:
             handle.obj.close()
         except RtError as err:

@@ -149,3 +149,14 @@ def test_no_command_prints_help_and_fails() -> None:
 def test_console_entry_point_is_runnable_as_module() -> None:
     completed = subprocess.run([sys.executable, "-m", "machine.cli", "--help"], capture_output=True, text=True)
     assert completed.returncode == 0 and "demo" in completed.stdout
+
+
+def test_arguments_after_double_dash_reach_the_guest(program) -> None:
+    path = program("""
+_start:
+    mov eax, [ARGS_BASE]
+    add eax, edi
+    out 0xf4, eax
+""")
+    status, _, _ = cli("run", "-q", str(path), "--", "one", "two", "three")
+    assert status == 6

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from guest_asm.assembler import assemble
+from machine.clock import CostProfile
 from machine.device import AttachContext, PortRange
 from machine.loader import DEFAULT_LOAD_ADDRESS, LoadError, elf_image, flat_image
 from machine.machine import DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
@@ -145,7 +146,8 @@ loop:
     out 0xf4, al
 """)
     assert result.instructions == 1 + 3 * 1000 + 1
-    assert result.cycles == result.instructions
+    costs = CostProfile()
+    assert result.cycles == costs.alu + 1000 * (2 * costs.alu + costs.branch) + costs.port_io
 
 
 def test_unclaimed_ports_read_all_ones_and_are_traced() -> None:
@@ -289,3 +291,32 @@ def test_mode_mismatch_is_refused() -> None:
 
 def test_load_address_default_is_public_contract() -> None:
     assert DEFAULT_LOAD_ADDRESS == 0x10000
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+def test_arguments_reach_the_program_in_the_block_and_registers(mode: int) -> None:
+    from machine.loader import ARGS_BASE, argument_block
+
+    machine = Machine(mode)
+    machine.set_arguments(["d:/notes.txt", "é"])
+    machine.load(assemble("""
+_start:
+    cmp edi, 2
+    jne bad
+    cmp esi, ARGS_BASE
+    jne bad
+    mov eax, [ARGS_BASE + 12]
+    movzx eax, byte ptr [ARGS_BASE + eax]
+    out 0xf4, eax
+bad:
+    mov eax, 0xEE
+    out 0xf4, eax
+""", mode=mode))
+    assert machine.run().exit_code == 0xC3, "second argument starts with the first UTF-8 byte of 'é'"
+    block = machine.memory.read(ARGS_BASE, len(argument_block(["d:/notes.txt", "é"])))
+    assert block == struct.pack("<IIII", 2, 32, 16, 29) + b"d:/notes.txt\0" + "é".encode() + b"\0"
+
+
+def test_oversized_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="at most"):
+        Machine(64).set_arguments(["x" * 0x10000])

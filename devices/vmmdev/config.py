@@ -1,0 +1,61 @@
+"""VMMDev configuration: what VirtualBox reads from its CFGM tree, and our time model.
+
+Defaults give VirtualBox 7.0.14 behaviour except where the project documents otherwise
+(``require_guest_info``: see docs/deviations.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: The machine's clock runs at 1 GHz: one cycle is one nanosecond of guest time.
+CYCLES_PER_MILLISECOND = 1_000_000
+#: Default host time at cycle 0: 2024-01-01T00:00:00Z in milliseconds since the epoch.
+DEFAULT_EPOCH_MS = 1_704_067_200_000
+
+
+@dataclass(frozen=True)
+class HgcmTiming:
+    """What HGCM commands cost in virtual cycles.
+
+    A command costs ``call_cycles`` (or ``function_cycles[function]`` for calls of that
+    function number) plus ``byte_cycles`` per byte of buffer parameters.  A synchronous
+    command charges its cost to the `out` that submitted it; an asynchronous one answers
+    VINF_HGCM_ASYNC_EXECUTE at once and completes that many cycles later.  Calls are
+    asynchronous when ``force_async`` is set or their function is in ``async_functions``.
+    """
+
+    call_cycles: int = 2000
+    byte_cycles: int = 1
+    function_cycles: dict[int, int] = field(default_factory=dict)
+    force_async: bool = False
+    async_functions: frozenset[int] = frozenset()
+
+    def __post_init__(self) -> None:
+        values = [self.call_cycles, self.byte_cycles, *self.function_cycles.values()]
+        if any(value < 0 for value in values):
+            raise ValueError("HGCM costs must not be negative")
+
+    def cost(self, function: int | None, byte_count: int) -> int:
+        """Cycles for one command (``function`` None for connect/disconnect)."""
+        base = self.function_cycles.get(function, self.call_cycles) if function is not None else self.call_cycles
+        return base + self.byte_cycles * byte_count
+
+    def is_async(self, function: int | None) -> bool:
+        """Whether a command completes after its latency instead of inside the `out`."""
+        return self.force_async or (function is not None and function in self.async_functions)
+
+
+@dataclass(frozen=True)
+class VMMDevConfig:
+    """Device options."""
+
+    #: Refuse requests before a successful ReportGuestInfo, as VirtualBox does.
+    require_guest_info: bool = False
+    timing: HgcmTiming = field(default_factory=HgcmTiming)
+    #: Host UTC (ms since 1970) that GetHostTime reports at cycle 0.
+    epoch_ms: int = DEFAULT_EPOCH_MS
+    #: Cycles one access to the request port costs beyond the `out` itself.
+    request_port_cycles: int = 100
+    #: The interrupt line the device's INTA# is routed to (PCI interrupt line register).
+    irq: int = 11

@@ -1,0 +1,130 @@
+"""VMMDev events, the guest filter, the interrupt line and the VMMDevMemory page.
+
+The state machine of reference §1.6: host events accumulate in ``pending``; the IRQ is
+raised when ``pending & filter`` becomes non-zero (only after the guest's additions
+reported OK); acknowledging returns ``pending & filter``, clears those bits, clears the
+fHaveEvents byte and lowers the line.  Filter changes made while events are pending are
+deferred to the next acknowledge.  Legacy 1.03 guests get the old host-events word.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from machine.memory import GuestMemory
+
+VMMDEV_EVENT_MOUSE_CAPABILITIES_CHANGED = 0x001
+VMMDEV_EVENT_HGCM = 0x002
+VMMDEV_EVENT_DISPLAY_CHANGE_REQUEST = 0x004
+VMMDEV_EVENT_RESTORED = 0x010
+VMMDEV_EVENT_MOUSE_POSITION_CHANGED = 0x200
+VMMDEV_EVENT_VALID_EVENT_MASK = 0x7FF
+
+#: sizeof(VMMDevMemory) as the device writes it into u32Size.
+VMMDEV_MEMORY_SIZE = 0x3FFD28
+VMMDEV_MEMORY_VERSION = 1
+#: Size of the MMIO BAR holding VMMDevMemory (BAR1).
+VMMDEV_RAM_SIZE = 4 * 256 * 4096
+MMIO_OFF_SIZE = 0
+MMIO_OFF_VERSION = 4
+MMIO_OFF_HAVE_EVENTS = 8          # V1_04.fHaveEvents (byte) / V1_03.u32HostEvents
+MMIO_OFF_GUEST_EVENT_MASK = 12    # V1_03.u32GuestEventMask
+#: The exact interface version of legacy 1.03 guests.
+LEGACY_INTERFACE_VERSION = 0x00010003
+
+
+class EventState:
+    """Pending host events, the guest's filter and the interrupt line."""
+
+    def __init__(self, set_line: Callable[[bool], None], trace: Callable[..., None]) -> None:
+        self._set_line = set_line
+        self._trace = trace
+        self.pending = 0
+        self.filter = 0
+        self.new_filter = 0
+        self.new_filter_valid = False
+        self.additions_ok = False
+        self.legacy = False
+        self.mmio: GuestMemory | None = None
+
+    def init_memory(self, memory: GuestMemory) -> None:
+        """Zero the VMMDevMemory header and write its size and version."""
+        self.mmio = memory
+        memory.fill(0, 32, 0)
+        memory.write(MMIO_OFF_SIZE, struct.pack("<II", VMMDEV_MEMORY_SIZE, VMMDEV_MEMORY_VERSION))
+
+    def _line(self, level: bool) -> None:
+        self._set_line(level)
+
+    def _have_events(self, value: int) -> None:
+        if self.mmio is not None:
+            self.mmio.write(MMIO_OFF_HAVE_EVENTS, bytes([value]))
+
+    def notify(self, events: int) -> None:
+        """The host raises ``events`` (VMMDevNotifyGuest)."""
+        self._trace("vmmdev_event", events=events, pending=self.pending | events)
+        if self.legacy:
+            self.pending |= events
+            self._set_irq_legacy()
+            return
+        if self.additions_ok:
+            had_events = self.pending & self.filter != 0
+            self.pending |= events
+            if not had_events:
+                self.maybe_set_irq()
+        else:
+            self.pending |= events
+
+    def maybe_set_irq(self) -> None:
+        """Raise the line (and fHaveEvents) when a filtered event is pending; never lowers."""
+        if self.pending & self.filter:
+            self._have_events(1)
+            self._line(True)
+
+    def _set_irq_legacy(self) -> None:
+        if not self.additions_ok or self.mmio is None:
+            return
+        mask = struct.unpack_from("<I", self.mmio.read(MMIO_OFF_GUEST_EVENT_MASK, 4))[0]
+        delivered = self.pending & mask
+        self.mmio.write(MMIO_OFF_HAVE_EVENTS, struct.pack("<I", delivered))
+        if delivered:
+            self.pending &= ~delivered
+            self._line(True)
+        else:
+            self._line(False)
+
+    def acknowledge(self) -> int:
+        """AcknowledgeEvents: returns the delivered events (0 in legacy mode)."""
+        if self.legacy:
+            self._set_irq_legacy()
+            return 0
+        if self.new_filter_valid:
+            self.filter = self.new_filter
+            self.new_filter_valid = False
+        events = self.pending & self.filter
+        self.pending &= ~self.filter
+        self._have_events(0)
+        self._line(False)
+        self._trace("vmmdev_ack", events=events)
+        return events
+
+    def change_filter(self, or_mask: int, not_mask: int) -> None:
+        """CtlGuestFilterMask (the caller already removed HGCM from ``not_mask``)."""
+        if self.pending & self.filter:
+            if not self.new_filter_valid:
+                self.new_filter = self.filter
+            self.new_filter = (self.new_filter | or_mask) & ~not_mask & 0xFFFFFFFF
+            self.new_filter_valid = True
+        else:
+            self.filter = (self.filter | or_mask) & ~not_mask & 0xFFFFFFFF
+            self.maybe_set_irq()
+
+    def guest_reported(self, interface_version: int, ok: bool) -> None:
+        """ReportGuestInfo stored a new interface version."""
+        self.additions_ok = ok
+        self.legacy = interface_version == LEGACY_INTERFACE_VERSION
+
+    def lower_line(self) -> None:
+        """ReportGuestInfo(2) success forces the line low (fHaveEvents untouched)."""
+        self._line(False)
