@@ -156,11 +156,12 @@ class Clock:
     """
 
     def __init__(self, now: Callable[[], int], charge: Callable[[int], None], scheduler: Scheduler,
-                 trace: Callable[..., None]) -> None:
+                 trace: Callable[..., None], on_schedule: Callable[[int], None] = lambda cycle: None) -> None:
         self._now = now
         self._charge = charge
         self.scheduler = scheduler
         self._trace = trace
+        self._on_schedule = on_schedule
 
     def now(self) -> int:
         """Current virtual cycle."""
@@ -175,8 +176,10 @@ class Clock:
 
     def schedule_at(self, cycle: int, name: str, action: Callable[[], None]) -> ScheduledEvent:
         """Run ``action`` when the clock reaches ``cycle`` (at once if that has passed)."""
-        return self.scheduler.schedule(cycle, name, action)
+        event = self.scheduler.schedule(cycle, name, action)
+        self._on_schedule(cycle)
+        return event
 
     def schedule_in(self, cycles: int, name: str, action: Callable[[], None]) -> ScheduledEvent:
         """Run ``action`` ``cycles`` from now."""
-        return self.scheduler.schedule(self.now() + cycles, name, action)
+        return self.schedule_at(self.now() + cycles, name, action)

@@ -84,6 +84,8 @@ class _Block:
     starts: tuple[int, ...]
     #: cycles[i] = static cost of the first i instructions (cycles[0] == 0).
     cycles: tuple[int, ...]
+    #: (instruction index, is RDTSCP) of each time-stamp read in the block, in order.
+    tsc_reads: tuple[tuple[int, bool], ...] = ()
 
     def executed_before(self, pc: int) -> int:
         """Instructions of this block that completed when execution stopped at ``pc``."""
@@ -159,6 +161,7 @@ class Cpu:
         #: True while the interrupt line is asserted (the machine's interrupt controller).
         self.irq_asserted = False
         self._exact = False
+        self._tsc_reads_done = 0
         self._stop: StopInfo | None = None
         self._fault: tuple[str, int | None] | None = None
         self._install_flat_segments()
@@ -377,12 +380,15 @@ class Cpu:
     def _decode(self, address: int, code: bytes) -> _Block:
         starts: list[int] = []
         cycles = [0]
+        tsc_reads: list[tuple[int, bool]] = []
         for instruction in self._cs_detail.disasm(code, address):
             has_memory = any(op.type == cx.X86_OP_MEM for op in instruction.operands)
             cost = self.costs.cost(classify(instruction.mnemonic, has_memory))
+            if instruction.mnemonic in ("rdtsc", "rdtscp"):
+                tsc_reads.append((len(starts), instruction.mnemonic == "rdtscp"))
             starts.append(instruction.address)
             cycles.append(cycles[-1] + cost)
-        return _Block(address, address + len(code), tuple(starts), tuple(cycles))
+        return _Block(address, address + len(code), tuple(starts), tuple(cycles), tuple(tsc_reads))
 
     def _on_block(self, uc: unicorn.Uc, address: int, size: int, _user: object) -> None:
         code = (self._memory.read(address, size) if self._memory.contains(address, size)
@@ -394,6 +400,7 @@ class Cpu:
         start_cycles = self._counted_cycles + self.charged
         self._current = block
         self._last_block = block
+        self._tsc_reads_done = 0
         self._counted += len(block.starts)
         self._counted_cycles += block.total_cycles
         if self._exact:
@@ -419,11 +426,21 @@ class Cpu:
         self._port_write(port, size, value)
 
     def _on_rdtsc(self, _handle: int, _user: int) -> int:
-        value = self.cycles_at(self.pc)
-        self._uc.reg_write(ux.UC_X86_REG_RAX, value & 0xFFFFFFFF)
-        self._uc.reg_write(ux.UC_X86_REG_RDX, (value >> 32) & 0xFFFFFFFF)
-        if self._memory.contains(self.pc, 3) and self._memory.read(self.pc, 3) == b"\x0f\x01\xf9":
-            self._uc.reg_write(ux.UC_X86_REG_RCX, 0)  # RDTSCP: TSC_AUX is 0
+        # Unicorn does not sync the pc before this hook, so the instruction is found by
+        # counting the time-stamp reads of the current block (straight-line code).
+        block = self._current
+        index, is_rdtscp = (0, False)
+        if block is not None and self._tsc_reads_done < len(block.tsc_reads):
+            index, is_rdtscp = block.tsc_reads[self._tsc_reads_done]
+            self._tsc_reads_done += 1
+        value = self._counted_cycles + self.charged
+        if block is not None:
+            value += block.cycles[index] - block.total_cycles
+        wide = self.mode == 64
+        self._uc.reg_write(ux.UC_X86_REG_RAX if wide else ux.UC_X86_REG_EAX, value & 0xFFFFFFFF)
+        self._uc.reg_write(ux.UC_X86_REG_RDX if wide else ux.UC_X86_REG_EDX, (value >> 32) & 0xFFFFFFFF)
+        if is_rdtscp:
+            self._uc.reg_write(ux.UC_X86_REG_RCX if wide else ux.UC_X86_REG_ECX, 0)  # TSC_AUX is 0
         return 1  # skip the real instruction
 
     def _on_interrupt(self, uc: unicorn.Uc, intno: int, _user: object) -> None:

@@ -114,7 +114,7 @@ class Machine:
         self.scheduler = Scheduler()
         self.bus = PortBus(self.tracer, self._charge)
         self.cpu = Cpu(mode, self.memory, self.bus.read, self.bus.write, costs)
-        self.clock = Clock(self.cpu.now, self.cpu.charge, self.scheduler, self.tracer.emit)
+        self.clock = Clock(self.cpu.now, self.cpu.charge, self.scheduler, self.tracer.emit, self._event_scheduled)
         self.tracer.set_stamp(self._stamp)
         self._exit_code: int | None = None
         self._log_lines: list[str] = []
@@ -300,6 +300,10 @@ class Machine:
     def _stamp(self) -> tuple[int, int, int]:
         pc = self.cpu.pc
         return self.cpu.cycles_at(pc), self.cpu.instructions_at(pc), pc
+
+    def _event_scheduled(self, cycle: int) -> None:
+        """A device scheduled an event, possibly during a run: bring the deadline forward."""
+        self.cpu.deadline = _earliest(self.cpu.deadline, cycle)
 
     def _charge(self, cycles: int, reason: str) -> None:
         self.clock.charge(cycles, reason)

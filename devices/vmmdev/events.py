@@ -104,9 +104,9 @@ class EventState:
             self.new_filter_valid = False
         events = self.pending & self.filter
         self.pending &= ~self.filter
+        self._trace("vmmdev_ack", events=events)
         self._have_events(0)
         self._line(False)
-        self._trace("vmmdev_ack", events=events)
         return events
 
     def change_filter(self, or_mask: int, not_mask: int) -> None:

@@ -4,6 +4,9 @@
 # shfl_string_init(dst, str) -> eax = total bytes (header + u16Size)
 #   UTF-8 SHFLSTRING from a NUL-terminated string: u16Length = strlen, u16Size = strlen + 1,
 #   bytes and terminator copied.  Clobbers rcx rdx (64) / ecx edx (32).
+# shfl_string_init_n(dst, str, n) -> eax = total bytes
+#   Like shfl_string_init from the first n bytes of str (not NUL-terminated).
+#   Clobbers rcx rdx (64) / ecx edx (32).
 # shfl_string_init_buffer(dst, total) -> eax = total
 #   An empty output string of `total` bytes: u16Size = total - 4, u16Length = 0, NUL.
 # shfl_create_parms_init(parms, create_flags, mode)
@@ -25,6 +28,23 @@ shfl_string_init_copy:
     lea eax, [ecx + SHFLSTRING_HEADER_SIZE]
     dec ecx
     mov word ptr [rdi + SHFLSTRINGHEADER_OFF_U16LENGTH], cx
+    ret
+
+shfl_string_init_n:
+    mov edx, edx
+    mov word ptr [rdi + SHFLSTRINGHEADER_OFF_U16LENGTH], dx
+    lea eax, [edx + 1]
+    mov word ptr [rdi + SHFLSTRINGHEADER_OFF_U16SIZE], ax
+    mov byte ptr [rdi + rdx + SHFLSTRING_HEADER_SIZE], 0
+shfl_string_init_n_copy:
+    test edx, edx
+    jz shfl_string_init_n_done
+    dec edx
+    mov cl, byte ptr [rsi + rdx]
+    mov byte ptr [rdi + rdx + SHFLSTRING_HEADER_SIZE], cl
+    jmp shfl_string_init_n_copy
+shfl_string_init_n_done:
+    add eax, SHFLSTRING_HEADER_SIZE
     ret
 
 shfl_string_init_buffer:
@@ -69,6 +89,29 @@ shfl_string_init_copy:
     lea eax, [ecx + SHFLSTRING_HEADER_SIZE]
     dec ecx
     mov word ptr [edi + SHFLSTRINGHEADER_OFF_U16LENGTH], cx
+    pop edi
+    pop esi
+    ret
+
+shfl_string_init_n:
+    push esi
+    push edi
+    mov edi, dword ptr [esp + 12]
+    mov esi, dword ptr [esp + 16]
+    mov edx, dword ptr [esp + 20]
+    mov word ptr [edi + SHFLSTRINGHEADER_OFF_U16LENGTH], dx
+    lea eax, [edx + 1]
+    mov word ptr [edi + SHFLSTRINGHEADER_OFF_U16SIZE], ax
+    mov byte ptr [edi + edx + SHFLSTRING_HEADER_SIZE], 0
+shfl_string_init_n_copy:
+    test edx, edx
+    jz shfl_string_init_n_done
+    dec edx
+    mov cl, byte ptr [esi + edx]
+    mov byte ptr [edi + edx + SHFLSTRING_HEADER_SIZE], cl
+    jmp shfl_string_init_n_copy
+shfl_string_init_n_done:
+    add eax, SHFLSTRING_HEADER_SIZE
     pop edi
     pop esi
     ret

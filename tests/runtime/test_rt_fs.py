@@ -203,3 +203,36 @@ def test_obj_info_dos_bits(base: Path) -> None:
 
 def test_missing_root_is_an_error(tmp_path: Path) -> None:
     assert status_of(HostRoot, str(tmp_path / "nope")) == Status.VERR_FILE_NOT_FOUND
+
+
+def test_dir_entry_info_is_confined(root: HostRoot, base: Path) -> None:
+    d = root.open_dir(gp(""))
+    try:
+        dot, dotdot = root.dir_entry(d, b".", True), root.dir_entry(d, b"..", True)
+        assert dot.info.ino == dotdot.info.ino == os.stat(base / "share").st_ino
+        followed = root.dir_entry(d, b"file_link", True)
+        assert followed.has_info and followed.info.size == 5
+        escaping = root.dir_entry(d, b"abs_out", True)
+        assert not escaping.has_info and escaping.info.mode == RtFs.TYPE_SYMLINK | RtFs.DOS_NT_NORMAL
+        assert root.dir_entry(d, b"abs_out", False).info.mode & RtFs.TYPE_MASK == RtFs.TYPE_SYMLINK
+        gone = root.dir_entry(d, b"vanished", True)
+        assert not gone.has_info and gone.info.mode == RtFs.DOS_NT_NORMAL
+    finally:
+        d.close()
+
+
+def test_dir_depth_follows_real_location(root: HostRoot, base: Path) -> None:
+    assert root.dir_depth(gp("")) == 0
+    assert root.dir_depth(gp("sub")) == 1
+    assert root.dir_depth(gp("link_in")) == 1
+    assert status_of(root.dir_depth, gp("abs_out")) == Status.VERR_ACCESS_DENIED
+    assert status_of(root.dir_depth, gp("sub/file.txt")) == Status.VERR_PATH_NOT_FOUND
+
+
+def test_copy_to_whole_file(root: HostRoot, base: Path) -> None:
+    src, _ = root.open_file(gp("sub/file.txt"), Access.READ, Disposition.OPEN)
+    dst, _ = root.open_file(gp("sub/copy.txt"), Access.WRITE, Disposition.CREATE)
+    assert src.copy_to(dst) == 5
+    src.close()
+    dst.close()
+    assert (base / "share/sub/copy.txt").read_bytes() == b"hello"

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.paths import GuestPath, convert_guest_path
+from runtime.paths import (
+    GuestPath,
+    convert_guest_path,
+    fold_name,
+    has_wildcard,
+    nt_wildcard_match,
+    symlink_target_inside,
+)
 from runtime.status import RtError, Status
 
 SLASH, BACK = 0x2F, 0x5C
@@ -92,3 +99,34 @@ def test_never_escapes_or_yields_special_components(parts: list[str]) -> None:
         assert e.status == Status.VERR_INVALID_NAME
         return
     assert all(c not in (b"", b".", b"..") and b"/" not in c for c in result)
+
+
+@pytest.mark.parametrize("pattern,name,expected", [
+    ("*", "anything", True), ("*", ".", True), ("*.txt", "a.TXT", True), ("*.txt", "a.dat", False),
+    ("?", "a", True), ("?", "ab", False), ("a?c", "ABC", True), ("FILE.TXT", "file.txt", True),
+    ("file", "file.txt", False), ("*a*b*c*", "xxaxxbxxcxx", True), ("*a*b*c*", "cba", False),
+    ("<.txt", "a.b.txt", True), ("<", "noext", True), ("<", "a.b", False),
+    ("a>>.txt", "a.txt", True), ("a>>.txt", "abc.txt", True), ("a>>.txt", "abcd.txt", False),
+    ('a"', "a", True), ('a"', "a.", True), ('a"b', "a.b", True), ('a"b', "axb", False),
+    ("<\"*", "x.y", True), ("é*", "É.txt", True),
+])
+def test_nt_wildcards(pattern: str, name: str, expected: bool) -> None:
+    assert nt_wildcard_match(pattern, name) is expected
+
+
+def test_nt_wildcards_hostile_pattern_is_fast() -> None:
+    assert not nt_wildcard_match("*a" * 100 + "b", "a" * 255)
+
+
+def test_fold_name_and_wildcard_detection() -> None:
+    assert fold_name("straße") == "STRAßE"  # one code point each, like IPRT
+    assert has_wildcard(b"a<b") and has_wildcard(b'"') and not has_wildcard(b"plain.txt")
+
+
+@pytest.mark.parametrize("target,depth,inside", [
+    (b"sub", 0, True), (b"..", 0, False), (b"..", 1, True), (b"../..", 1, False),
+    (b"a/../../x", 1, True), (b"a/../../x", 0, False), (b"/etc", 3, False), (b"", 0, True),
+    (b"./.././x", 1, True),
+])
+def test_symlink_target_inside(target: bytes, depth: int, inside: bool) -> None:
+    assert symlink_target_inside(target, depth) is inside

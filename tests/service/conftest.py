@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from services.sharedfolders.abi import (
     ShflCf,
     ShflCreateParms,
     ShflFn,
+    ShflFsObjInfo,
 )
 from services.sharedfolders.service import SharedFoldersService
 
@@ -88,6 +90,44 @@ def svc(request: pytest.FixtureRequest, tree: Tree) -> Iterator[SharedFoldersSer
     service.close()
 
 
+@dataclass
+class DirRecord:
+    """One parsed SHFLDIRINFO record."""
+
+    name: str
+    info: ShflFsObjInfo
+    u16_size: int
+    u16_length: int
+
+
+@dataclass
+class Listing:
+    """The outcome of one LIST call: status, written-back parameters and parsed records."""
+
+    status: int
+    cb: int
+    resume: int
+    count: int
+    records: list[DirRecord]
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.records]
+
+
+def parse_dir_records(data: bytes, count: int, utf8: bool) -> list[DirRecord]:
+    """Walk ``count`` back-to-back records the way the Linux client does (126 + u16Size)."""
+    out, offset = [], 0
+    for _ in range(count):
+        info = ShflFsObjInfo.from_buffer_copy(data[offset:offset + 92])
+        size, length = struct.unpack_from("<HH", data, offset + 122)
+        raw = data[offset + 126:offset + 126 + length]
+        out.append(DirRecord(raw.decode("utf-8" if utf8 else "utf-16-le"), info, size, length))
+        offset += 126 + size
+    assert offset == len(data), (offset, len(data))
+    return out
+
+
 class Guest:
     """A guest client driving the service with SvcParm lists, as the device would."""
 
@@ -151,6 +191,17 @@ class Guest:
         off = SvcParm.u64(offset)
         st = self.call(ShflFn.WRITE, SvcParm.u32(root), SvcParm.u64(handle), off, cbp, buf)
         return st, off.value, cbp.value
+
+    def list(self, root: int, handle: int, flags: int = 0, cb: int = 4096, *,
+             path: str | None = None, bufsize: int | None = None) -> Listing:
+        """One LIST call; resume point preset to 0x55 and count to 0x77 to catch write-back."""
+        buf = SvcParm.ptr(cb if bufsize is None else bufsize)
+        cbp, resume, count = SvcParm.u32(cb), SvcParm.u32(0x55), SvcParm.u32(0x77)
+        st = self.call(ShflFn.LIST, SvcParm.u32(root), SvcParm.u64(handle), SvcParm.u32(flags), cbp,
+                       self.s(path) if path is not None else SvcParm.ptr(0), buf, resume, count)
+        records = parse_dir_records(bytes(buf.buffer[:cbp.value]), count.value, self.utf8) \
+            if st >= 0 else []
+        return Listing(st, cbp.value, resume.value, count.value, records)
 
     def close(self, root: int, handle: int) -> int:
         return self.call(ShflFn.CLOSE, SvcParm.u32(root), SvcParm.u64(handle))
