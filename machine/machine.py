@@ -18,15 +18,23 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from devices.vmmdev.abi import VMMDEV_DEFAULT_PORT_BASE
+from devices.vmmdev.abi import (
+    VMMDEV_DEFAULT_PORT_BASE,
+    VMMDEV_PCI_DEVICE,
+    VMMDEV_PCI_DEVICE_ID,
+    VMMDEV_PCI_VENDOR,
+    VMMDEV_PORT_RANGE_SIZE,
+)
 from devices.vmmdev.config import VMMDevConfig
 from devices.vmmdev.device import VMMDevDevice
+from devices.vmmdev.events import VMMDEV_RAM_SIZE
 from guest_asm.assembler import AssembledProgram
 from machine.clock import Clock, CostProfile, Scheduler
 from machine.cpu import FIRMWARE_PAGE, Cpu, StopInfo, StopKind
 from machine.device import AttachContext, Device
 from machine.loader import ARGS_BASE, Image, argument_block
 from machine.memory import GuestMemory
+from machine.pci import Bar, PciConfigSpace, PciFunction
 from machine.portbus import PortBus
 from machine.programs import image_from_assembled
 from machine.stddevices import BackdoorLogDevice, ExitDevice
@@ -135,6 +143,25 @@ class Machine:
         self.add_device(self.exit_device)
         self.add_device(self.log_device)
         self.add_device(self.vmmdev, base=vmmdev_port)
+        self.pci = PciConfigSpace()
+        self.add_device(self.pci)
+        self.pci.add_function(0, VMMDEV_PCI_DEVICE, 0, self._vmmdev_pci_function(vmmdev_port))
+
+    def _vmmdev_pci_function(self, port: int) -> PciFunction:
+        """VMMDev's PCI identity (reference §1.1): 80EE:CAFE, class 08/80, BAR0 I/O,
+        BAR1 the VMMDevMemory MMIO, INTA# routed to the device's IRQ."""
+        assert self.vmmdev.mmio_base is not None
+        bars = {0: Bar(VMMDEV_PORT_RANGE_SIZE, True, port), 1: Bar(VMMDEV_RAM_SIZE, False, self.vmmdev.mmio_base)}
+        return PciFunction(VMMDEV_PCI_VENDOR, VMMDEV_PCI_DEVICE_ID, 0x08, 0x80, bars, interrupt_pin=1,
+                           interrupt_line=self.vmmdev.config.irq, relocate_io=self._move_vmmdev_ports)
+
+    def _move_vmmdev_ports(self, bar: int, base: int) -> None:
+        ranges = self.vmmdev.port_ranges()
+        for port_range in ranges:
+            self.bus.release(self.vmmdev, port_range.name)
+        for port_range in ranges:
+            self.bus.claim(self.vmmdev, port_range, base + port_range.offset)
+        self.tracer.emit("pci_bar_moved", device=self.vmmdev.name, bar=bar, base=base)
 
     # --- configuration --------------------------------------------------------------------
 

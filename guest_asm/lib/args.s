@@ -7,8 +7,9 @@
 #
 # args_count() -> eax = argc                                  Clobbers nothing else.
 # args_get(i) -> rax/eax = pointer to argument i, or 0 when i >= argc.
-#   Clobbers rcx (64) / ecx edx (32).
+#   Clobbers rcx rdx / ecx edx.
 # str_len(s) -> eax = bytes before the NUL.                   Clobbers rcx/ecx.
+# (Pointers are below 4 GiB: the 64-bit forms return zero-extended 32-bit pointers.)
 # args_split_spec(spec) -> rax/eax = pointer to PATH, edx = length of SHARE
 #   For "SHARE:PATH" (split at the first ':'): PATH is the text after the ':' (may be
 #   empty); the string is not modified.  Without a ':' (or with an empty SHARE) -> 0.
@@ -21,61 +22,21 @@
 .equ ARGS_OFF_SIZE, 4
 .equ ARGS_OFF_OFFSETS, 8
 
+args_count:
+    mov eax, ARGS_BASE
+    mov eax, dword ptr [eax + ARGS_OFF_ARGC]
+    ret
+
+# The bodies below address through 32-bit registers (memory is below 4 GiB), so one text
+# serves both modes once the argument is in edx / eax.
+args_get:
 .if MODE == 64
-args_count:
-    mov eax, ARGS_BASE
-    mov eax, dword ptr [eax + ARGS_OFF_ARGC]
-    ret
-
-args_get:
-    xor eax, eax
-    mov ecx, ARGS_BASE
-    cmp edi, dword ptr [rcx + ARGS_OFF_ARGC]
-    jae args_get_done
-    mov eax, edi
-    mov eax, dword ptr [rcx + rax * 4 + ARGS_OFF_OFFSETS]
-    add eax, ecx
-args_get_done:
-    ret
-
-str_len:
-    xor eax, eax
-str_len_next:
-    cmp byte ptr [rdi + rax], 0
-    je str_len_done
-    inc eax
-    jmp str_len_next
-str_len_done:
-    ret
-
-args_split_spec:
-    xor edx, edx
-args_split_next:
-    mov cl, byte ptr [rdi + rdx]
-    test cl, cl
-    jz args_split_none
-    cmp cl, ':'
-    je args_split_found
-    inc edx
-    jmp args_split_next
-args_split_found:
-    test edx, edx
-    jz args_split_none
-    lea rax, [rdi + rdx + 1]
-    ret
-args_split_none:
-    xor eax, eax
-    ret
+    mov edx, edi
 .else
-args_count:
-    mov eax, ARGS_BASE
-    mov eax, dword ptr [eax + ARGS_OFF_ARGC]
-    ret
-
-args_get:
+    mov edx, dword ptr [esp + 4]
+.endif
     xor eax, eax
     mov ecx, ARGS_BASE
-    mov edx, dword ptr [esp + 4]
     cmp edx, dword ptr [ecx + ARGS_OFF_ARGC]
     jae args_get_done
     mov eax, dword ptr [ecx + edx * 4 + ARGS_OFF_OFFSETS]
@@ -84,7 +45,11 @@ args_get_done:
     ret
 
 str_len:
+.if MODE == 64
+    mov ecx, edi
+.else
     mov ecx, dword ptr [esp + 4]
+.endif
     xor eax, eax
 str_len_next:
     cmp byte ptr [ecx + eax], 0
@@ -95,7 +60,11 @@ str_len_done:
     ret
 
 args_split_spec:
+.if MODE == 64
+    mov eax, edi
+.else
     mov eax, dword ptr [esp + 4]
+.endif
     xor edx, edx
 args_split_next:
     mov cl, byte ptr [eax + edx]
@@ -113,4 +82,3 @@ args_split_found:
 args_split_none:
     xor eax, eax
     ret
-.endif
