@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import re
 import sys
 import tempfile
@@ -20,6 +21,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
+from devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from machine.clock import INSTRUCTION_CLASSES, CostProfile
 from machine.device import DEVICE_ENTRY_POINT_GROUP, Device
 from machine.loader import LoadError, image_from_file
 from machine.machine import DEFAULT_INSTRUCTION_BUDGET, DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
@@ -126,6 +129,15 @@ def _add_machine_options(parser: argparse.ArgumentParser) -> None:
                         help=f"instruction budget before the run is stopped (default {DEFAULT_INSTRUCTION_BUDGET})")
     parser.add_argument("--strict-guest-info", action="store_true",
                         help="refuse requests before ReportGuestInfo, as VirtualBox does")
+    parser.add_argument("--costs", type=Path, metavar="FILE",
+                        help="JSON object overriding instruction-class costs in cycles, e.g. "
+                             '{"divide": 40, "port_io": 100} (classes: ' + ", ".join(INSTRUCTION_CLASSES) + ")")
+    parser.add_argument("--hgcm-cycles", type=int, metavar="N",
+                        help=f"cycles one HGCM command costs (default {HgcmTiming().call_cycles}, plus "
+                             f"{HgcmTiming().byte_cycles} per buffer byte)")
+    parser.add_argument("--async-hgcm", action="store_true",
+                        help="complete every HGCM command asynchronously, after its cost in cycles "
+                             "(the guest sees VINF_HGCM_ASYNC_EXECUTE and waits for DONE)")
     parser.add_argument("--device", action="append", default=[], metavar="NAME[@PORT]",
                         help="attach an installed device plugin, at I/O base PORT if it needs one (repeatable)")
 
@@ -163,10 +175,26 @@ def _attach_plugins(machine: Machine, specs: Sequence[str]) -> None:
             raise UsageError(str(error)) from None
 
 
+def _vmmdev_config(args: argparse.Namespace) -> VMMDevConfig:
+    timing = HgcmTiming()
+    cycles = getattr(args, "hgcm_cycles", None)
+    if cycles is not None:
+        if cycles < 0:
+            raise UsageError("--hgcm-cycles must not be negative")
+        timing = dataclasses.replace(timing, call_cycles=cycles)
+    if getattr(args, "async_hgcm", False):
+        timing = dataclasses.replace(timing, force_async=True)
+    return VMMDevConfig(require_guest_info=getattr(args, "strict_guest_info", False), timing=timing)
+
+
 def _make_machine(args: argparse.Namespace, out: TextIO) -> Machine:
+    costs = None
+    costs_path: Path | None = getattr(args, "costs", None)
     try:
-        machine = Machine(args.mode, getattr(args, "ram", DEFAULT_RAM_SIZE),
-                          require_guest_info=getattr(args, "strict_guest_info", False))
+        if costs_path is not None:
+            costs = CostProfile.from_file(costs_path)
+        machine = Machine(args.mode, getattr(args, "ram", DEFAULT_RAM_SIZE), costs=costs,
+                          vmmdev_config=_vmmdev_config(args))
     except ValueError as error:
         raise UsageError(str(error)) from None
     for name, directory, writable in getattr(args, "share", []):

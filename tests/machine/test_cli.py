@@ -160,3 +160,28 @@ _start:
 """)
     status, _, _ = cli("run", "-q", str(path), "--", "one", "two", "three")
     assert status == 6
+
+
+def test_costs_file_changes_the_cycle_total(program, tmp_path: Path) -> None:
+    path = program("_start:\n xor edx, edx\n mov ecx, 1\n div ecx\n out 0xf4, al\n")
+    costs = tmp_path / "costs.json"
+    costs.write_text('{"divide": 1000}')
+    _, default_out, _ = cli("run", str(path))
+    _, custom_out, _ = cli("run", "--costs", str(costs), str(path))
+    assert "after 4 instructions, 67 cycles" in default_out
+    assert "after 4 instructions, 1042 cycles" in custom_out
+    costs.write_text('{"float": 1}')
+    status, _, err = cli("run", "--costs", str(costs), str(path))
+    assert status == EXIT_USAGE and "unknown instruction classes" in err
+
+
+def test_async_hgcm_option_makes_the_demo_wait_for_done(tmp_path: Path) -> None:
+    demo = Path(__file__).resolve().parents[2] / "guest_asm" / "programs" / "demo.s"
+    trace = tmp_path / "t.jsonl"
+    status, _, _ = cli("run", "-q", "--share", f"demo={tmp_path}", "--async-hgcm", "--hgcm-cycles", "5000",
+                       "--trace", str(trace), str(demo))
+    assert status == 0
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    latencies = {e["latency"] for e in events if e["kind"] == "hgcm_complete"}
+    assert latencies and all(latency >= 5000 for latency in latencies)
+    assert any(e["kind"] == "event" for e in events), "completions came from the scheduler"
