@@ -34,6 +34,31 @@ class TraceEvent:
                   "pc": self.pc, **self.fields}
         return json.dumps(record, sort_keys=False, separators=(",", ":"))
 
+    @classmethod
+    def from_json(cls, line: str) -> TraceEvent:
+        """The event ``to_json`` wrote (``ValueError`` for anything else).
+
+        A field named like a stamp key is written once, as the stamp; ``run_end`` carries
+        such a field (``instructions``) and gets it back here."""
+        record = json.loads(line)
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+        try:
+            kind, cycle, instructions, pc = (record.pop(key) for key in STAMP_KEYS)
+        except KeyError as missing:
+            raise ValueError(f"missing key {missing}") from None
+        if not isinstance(kind, str) or not all(type(v) is int for v in (cycle, instructions, pc)):
+            raise ValueError("kind must be a string and cycle, instructions, pc integers")
+        for key in _STAMP_FIELDS.get(kind, ()):
+            record[key] = instructions if key == "instructions" else cycle if key == "cycle" else pc
+        return cls(kind, cycle, instructions, pc, record)
+
+
+#: The keys every serialized event starts with.
+STAMP_KEYS = ("kind", "cycle", "instructions", "pc")
+#: Kinds whose fields repeat a stamp key (the value is the stamp's).
+_STAMP_FIELDS: dict[str, tuple[str, ...]] = {"run_end": ("instructions",)}
+
 
 class TraceSink(Protocol):
     """Receives every event the tracer emits."""
@@ -57,6 +82,7 @@ class Tracer:
     def __init__(self, stamp: Stamp | None = None) -> None:
         self._stamp: Stamp = stamp or (lambda: (0, 0, 0))
         self._sinks: list[TraceSink] = []
+        self._transforms: list[Callable[[TraceEvent], TraceEvent]] = []
 
     def set_stamp(self, stamp: Stamp) -> None:
         """Use ``stamp`` for the virtual-time stamp of future events."""
@@ -70,6 +96,15 @@ class Tracer:
         """Stop sending events to ``sink``."""
         self._sinks.remove(sink)
 
+    def add_transform(self, transform: Callable[[TraceEvent], TraceEvent]) -> None:
+        """Pass every future event through ``transform`` (in the order added) before the
+        sinks see it; a transform returns the event itself or an enriched copy."""
+        self._transforms.append(transform)
+
+    def remove_transform(self, transform: Callable[[TraceEvent], TraceEvent]) -> None:
+        """Stop applying ``transform``."""
+        self._transforms.remove(transform)
+
     @property
     def enabled(self) -> bool:
         """True when at least one sink listens."""
@@ -81,6 +116,8 @@ class Tracer:
             return
         cycle, instructions, pc = self._stamp()
         event = TraceEvent(kind, cycle, instructions, pc, fields)
+        for transform in self._transforms:
+            event = transform(event)
         for sink in self._sinks:
             sink(event)
 

@@ -20,55 +20,9 @@ from services.sharedfolders.abi import (
     ShflFsObjInfo,
 )
 from services.sharedfolders.service import SharedFoldersService
+from fuzz.tree import Tree, build_tree
 
 READ_OPEN = ShflCf.ACCESS_READ | ShflCf.ACT_OPEN_IF_EXISTS | ShflCf.ACT_FAIL_IF_NEW
-
-
-@dataclass
-class Tree:
-    """The adversarial fixture of security.md §5.1 under ``base``."""
-
-    base: Path
-
-    @property
-    def share(self) -> Path:
-        return self.base / "share"
-
-    @property
-    def outside(self) -> Path:
-        return self.base / "outside"
-
-    @property
-    def ro(self) -> Path:
-        return self.base / "ro"
-
-    def snapshot_outside(self) -> dict[str, bytes | str]:
-        """Names and contents of everything outside the two shares."""
-        out: dict[str, bytes | str] = {}
-        for top in (self.outside, self.base / "share-evil"):
-            for p in sorted(top.rglob("*")):
-                out[str(p)] = p.read_bytes() if p.is_file() else f"dir {oct(p.stat().st_mode)}"
-        out["entries"] = ",".join(sorted(os.listdir(self.base)))
-        return out
-
-
-def build_tree(base: Path) -> Tree:
-    tree = Tree(base)
-    (base / "share/sub/empty").mkdir(parents=True)
-    (base / "share/sub/file.txt").write_bytes(b"hello")
-    os.symlink("sub", base / "share/link_in")
-    os.symlink("../outside", base / "share/rel_out")
-    os.symlink(str(base / "outside"), base / "share/abs_out")
-    os.symlink(str(base / "outside/created.txt"), base / "share/dangling")
-    os.symlink("loop", base / "share/loop")
-    os.mkfifo(base / "share/fifo")
-    (base / "share-evil").mkdir()
-    (base / "share-evil/x").write_bytes(b"evil")
-    (base / "outside").mkdir()
-    (base / "outside/secret.txt").write_bytes(b"TOPSECRET")
-    (base / "ro").mkdir()
-    (base / "ro/file.txt").write_bytes(b"ro-data")
-    return tree
 
 
 @pytest.fixture
