@@ -143,7 +143,31 @@ def abi_constants() -> dict[str, int]:
     base = vmmdev_abi.VMMDEV_DEFAULT_PORT_BASE
     _add(table, "VMMDEV_PORT", base + vmmdev_abi.VMMDEV_PORT_OFF_REQUEST, "derived")
     _add(table, "VMMDEV_PORT_FAST", base + vmmdev_abi.VMMDEV_PORT_OFF_REQUEST_FAST, "derived")
+    _add_machine_constants(table)
     return table
+
+
+def _add_machine_constants(table: dict[str, int]) -> None:
+    """Interrupt, PCI and VMMDev event/MMIO numbers guest drivers need.
+
+    ``IRQ_VECTOR_BASE`` (machine.machine), ``VMMDEV_IRQ`` (the default VMMDevConfig's
+    interrupt line), ``PCI_<NAME>`` for machine.pci's integer constants
+    (``PCI_CONFIG_ADDRESS_PORT``, ``PCI_OFF_BAR0``, ``PCI_COMMAND_IO``), and the integer
+    constants of devices.vmmdev.events under their own names (``VMMDEV_EVENT_HGCM``,
+    ``VMMDEV_MEMORY_VERSION``, ``VMMDEV_RAM_SIZE``, ``MMIO_OFF_HAVE_EVENTS``).  Imported here,
+    not at module level: machine.machine imports the assembler."""
+    import devices.vmmdev.events as events_module
+    import machine.machine as machine_module
+    import machine.pci as pci_module
+    from devices.vmmdev.config import VMMDevConfig
+
+    _add(table, "IRQ_VECTOR_BASE", machine_module.IRQ_VECTOR_BASE, "machine.machine")
+    _add(table, "VMMDEV_IRQ", VMMDevConfig().irq, "devices.vmmdev.config")
+    for name, value in _module_ints(pci_module):
+        if not name.startswith("_"):
+            _add(table, f"PCI_{name}", value, "machine.pci")
+    for name, value in _module_ints(events_module):
+        _add(table, name, value, "devices.vmmdev.events")
 
 
 def program_constants(mode: int, defines: dict[str, int | str] | None) -> dict[str, int | str]:

@@ -26,6 +26,7 @@ from machine.clock import INSTRUCTION_CLASSES, CostProfile
 from machine.device import DEVICE_ENTRY_POINT_GROUP, Device
 from machine.loader import LoadError, image_from_file
 from machine.machine import DEFAULT_INSTRUCTION_BUDGET, DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
+from machine.trace.cli import register_trace_commands, run_trace_command
 from machine.tracing import CallbackSink, JsonLinesSink, ListSink, TraceEvent
 
 #: Process exit status for a guest fault or an exhausted instruction budget.
@@ -115,6 +116,7 @@ def _build_parser() -> argparse.ArgumentParser:
     commands.add_parser("devices", help="list installed device plugins",
                         description=f"List device plugins registered under the '{DEVICE_ENTRY_POINT_GROUP}' "
                                     "entry-point group (usable with run --device).")
+    register_trace_commands(commands)
     return parser
 
 
@@ -328,6 +330,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             return _cmd_demo(args, out, err)
         if args.command == "devices":
             return _cmd_devices(out)
+        if args.command == "trace":
+            return run_trace_command(args, out, err)
         parser.print_help(out)
         return EXIT_USAGE
     except UsageError as error:

@@ -267,9 +267,10 @@ class Cpu:
         """Add ``cycles`` of non-instruction time; inside a run, a passed deadline stops it
         after the current instruction."""
         self.charged += cycles
-        if self._current is not None and self.deadline is not None and not self._exact:
-            if self.now() >= self.deadline:
-                self.request_stop(StopKind.DEADLINE)
+        deadline = self.deadline
+        # Only a pending deadline needs the exact time (a pc read is costly in Unicorn).
+        if deadline is not None and self._current is not None and not self._exact and self.now() >= deadline:
+            self.request_stop(StopKind.DEADLINE)
 
     # --- running --------------------------------------------------------------------------
 

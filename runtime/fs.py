@@ -21,10 +21,11 @@ import errno
 import os
 import stat as st_mod
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
+from typing import Any
 
 from runtime.paths import PATH_MAX, GuestPath
 from runtime.status import RtError, Status, status_from_errno
@@ -74,6 +75,51 @@ _O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
+
+
+def _openat2_raw(dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -> int:
+    """openat2(2) through libc's syscall(); the new fd, or OSError with the errno."""
+    how = struct.pack("<QQQ", flags, mode, resolve)
+    res = _libc.syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dirfd), ctypes.c_char_p(path),
+                        ctypes.c_char_p(how), ctypes.c_size_t(24))
+    if res < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return int(res)
+
+
+#: Every host syscall this module makes, in one place.  Code below calls ``_sys.NAME``;
+#: ``runtime.faults`` swaps entries for failing or short-changing wrappers in tests, and
+#: when nothing is injected each entry is the plain ``os`` function (no extra cost).
+SYSCALLS: dict[str, Callable[..., Any]] = {
+    name: getattr(os, name) for name in (
+        "close", "copy_file_range", "dup", "fchmod", "fstat", "fstatvfs", "fsync", "ftruncate",
+        "listdir", "lseek", "mkdir", "open", "pread", "pwrite", "readlink", "rename", "rmdir",
+        "sendfile", "set_blocking", "stat", "symlink", "unlink", "utime", "write")
+}
+SYSCALLS["openat2"] = _openat2_raw
+
+
+class _Syscalls:
+    """Attribute view of ``SYSCALLS`` (``_sys.pread(...)``), always current."""
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        return SYSCALLS[name]
+
+
+_sys = _Syscalls()
+#: Retries of an I/O syscall that reported EINTR (Python retries real ones itself, PEP 475).
+_EINTR_RETRIES = 16
+
+
+def _io(call: Callable[..., Any], *args: Any) -> Any:
+    """Run an I/O syscall, retrying EINTR a bounded number of times."""
+    for _ in range(_EINTR_RETRIES):
+        try:
+            return call(*args)
+        except InterruptedError:
+            continue
+    return call(*args)
 
 
 @dataclass(frozen=True)
@@ -187,12 +233,9 @@ def openat2_available() -> bool:
     """True when the running kernel accepts openat2 with RESOLVE_BENEATH."""
     fd = os.open("/", _O_PATH_DIR)
     try:
-        how = struct.pack("<QQQ", os.O_PATH | os.O_CLOEXEC, 0, _RESOLVE_BENEATH)
-        res = _libc.syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(fd), ctypes.c_char_p(b"."),
-                            ctypes.c_char_p(how), ctypes.c_size_t(24))
-        if res >= 0:
-            os.close(res)
-            return True
+        os.close(_openat2_raw(fd, b".", os.O_PATH | os.O_CLOEXEC, 0, _RESOLVE_BENEATH))
+        return True
+    except OSError:
         return False
     finally:
         os.close(fd)
@@ -206,12 +249,12 @@ _NO_FAST_COPY = frozenset({errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOT
 def _copy_step(method: int, src: int, dst: int, offset: int) -> int:
     """One chunk at ``offset`` of both files with copy method 0, 1 or 2; bytes moved."""
     if method == 0:
-        return os.copy_file_range(src, dst, _COPY_CHUNK, offset, offset)
+        return _sys.copy_file_range(src, dst, _COPY_CHUNK, offset, offset)
     if method == 1:
-        os.lseek(dst, offset, os.SEEK_SET)  # sendfile writes at the output's position
-        return os.sendfile(dst, src, offset, _COPY_CHUNK)
-    data = os.pread(src, 1 << 20, offset)
-    return os.pwrite(dst, data, offset) if data else 0
+        _sys.lseek(dst, offset, os.SEEK_SET)  # sendfile writes at the output's position
+        return _sys.sendfile(dst, src, offset, _COPY_CHUNK)
+    data = _sys.pread(src, 1 << 20, offset)
+    return _sys.pwrite(dst, data, offset) if data else 0
 
 
 class HostFile:
@@ -226,20 +269,35 @@ class HostFile:
         if offset >= 1 << 63:
             raise RtError(Status.VERR_INVALID_PARAMETER, "negative offset")
         try:
-            return os.pread(self.fd, count, offset)
+            return _io(_sys.pread, self.fd, count, offset)
         except OSError as exc:
             raise _raise(exc) from None
 
     def write_at(self, offset: int, data: bytes) -> int:
-        """Write ``data`` at ``offset`` (at the end for append handles); bytes written."""
+        """Write ``data`` at ``offset`` (at the end for append handles); bytes written.
+
+        Short writes are continued until everything is written.  A failure after some bytes
+        went out returns that count (those bytes are in the file); a failure before any
+        raises the status (ENOSPC -> VERR_DISK_FULL, EIO -> VERR_DEV_IO_ERROR, ...).
+        """
         if offset >= 1 << 63:
             raise RtError(Status.VERR_INVALID_PARAMETER, "negative offset")
-        try:
-            if self.append:
-                return os.write(self.fd, data)
-            return os.pwrite(self.fd, data, offset)
-        except OSError as exc:
-            raise _raise(exc) from None
+        done = 0
+        view = memoryview(data)
+        while done < len(data):
+            try:
+                if self.append:
+                    step = _io(_sys.write, self.fd, view[done:])
+                else:
+                    step = _io(_sys.pwrite, self.fd, view[done:], offset + done)
+            except OSError as exc:
+                if done:
+                    return done
+                raise _raise(exc) from None
+            if step <= 0:
+                break
+            done += step
+        return done
 
     def size(self) -> int:
         """Current file size."""
@@ -248,7 +306,7 @@ class HostFile:
     def stat(self) -> os.stat_result:
         """fstat of the open file."""
         try:
-            return os.fstat(self.fd)
+            return _sys.fstat(self.fd)
         except OSError as exc:
             raise _raise(exc) from None
 
@@ -259,7 +317,7 @@ class HostFile:
     def flush(self) -> None:
         """fsync the file."""
         try:
-            os.fsync(self.fd)
+            _io(_sys.fsync, self.fd)
         except OSError as exc:
             raise _raise(exc) from None
 
@@ -268,22 +326,22 @@ class HostFile:
         if size >= 1 << 63:
             raise RtError(Status.VERR_INVALID_PARAMETER, "negative size")
         try:
-            os.ftruncate(self.fd, size)
+            _io(_sys.ftruncate, self.fd, size)
         except OSError as exc:
             raise _raise(exc) from None
 
     def set_mode(self, mode: int) -> None:
         """chmod the open file (fchmod: never follows anything)."""
         try:
-            os.fchmod(self.fd, mode & 0o7777)
+            _sys.fchmod(self.fd, mode & 0o7777)
         except OSError as exc:
             raise _raise(exc) from None
 
     def set_times(self, access_ns: int | None, modification_ns: int | None) -> None:
         """Set access/modification times; None leaves that time unchanged."""
         try:
-            cur = os.fstat(self.fd)
-            os.utime(self.fd, ns=(cur.st_atime_ns if access_ns is None else access_ns,
+            cur = _sys.fstat(self.fd)
+            _sys.utime(self.fd, ns=(cur.st_atime_ns if access_ns is None else access_ns,
                                   cur.st_mtime_ns if modification_ns is None else modification_ns))
         except OSError as exc:
             raise _raise(exc) from None
@@ -313,7 +371,7 @@ class HostFile:
         fd, self.fd = self.fd, -1
         if fd >= 0:
             try:
-                os.close(fd)
+                _sys.close(fd)
             except OSError as exc:
                 raise _raise(exc) from None
 
@@ -328,7 +386,7 @@ class HostDir(HostFile):
     def names(self) -> list[bytes]:
         """Entry names, "." and ".." first, the rest sorted bytewise for determinism."""
         try:
-            listed = os.listdir(self.fd)
+            listed = _sys.listdir(self.fd)
         except OSError as exc:
             raise _raise(exc) from None
         return [b".", b".."] + sorted(os.fsencode(n) for n in listed)
@@ -342,10 +400,10 @@ class HostRoot:
 
     def __init__(self, host_path: str | bytes, *, use_openat2: bool | None = None) -> None:
         try:
-            self._fd = os.open(host_path, _O_PATH_DIR)
+            self._fd = _sys.open(host_path, _O_PATH_DIR)
         except OSError as exc:
             raise _raise(exc) from None
-        root_st = os.fstat(self._fd)
+        root_st = _sys.fstat(self._fd)
         self.dev_ino = (root_st.st_dev, root_st.st_ino)
         self.use_openat2 = openat2_available() if use_openat2 is None else use_openat2
 
@@ -353,19 +411,18 @@ class HostRoot:
         """Release the root fd."""
         fd, self._fd = self._fd, -1
         if fd >= 0:
-            os.close(fd)
+            _sys.close(fd)
 
     # --- resolution -------------------------------------------------------------------
 
     def _openat2(self, rel: bytes, flags: int, mode: int = 0) -> int:
-        how = struct.pack("<QQQ", flags | os.O_CLOEXEC, mode if flags & os.O_CREAT else 0,
-                          _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
         for _ in range(64):
-            res = _libc.syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(self._fd),
-                                ctypes.c_char_p(rel), ctypes.c_char_p(how), ctypes.c_size_t(24))
-            if res >= 0:
-                return int(res)
-            err = ctypes.get_errno()
+            try:
+                return _sys.openat2(self._fd, rel, flags | os.O_CLOEXEC,
+                                    mode if flags & os.O_CREAT else 0,
+                                    _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
+            except OSError as exc:
+                err = exc.errno or 0
             if err in (errno.EAGAIN, errno.EINTR):
                 continue  # the kernel saw a possible rename race; retry (bounded)
             if err == errno.EXDEV:
@@ -380,7 +437,7 @@ class HostRoot:
         read and spliced in; absolute targets and ".." above the root are escapes.  The
         final name may not exist (for creation).  The caller closes the returned fd.
         """
-        stack = [os.dup(self._fd)]
+        stack = [_sys.dup(self._fd)]
         pending = list(components)
         hops = 0
         try:
@@ -391,11 +448,11 @@ class HostRoot:
                 if name == b"..":
                     if len(stack) == 1:
                         raise RtError(Status.VERR_ACCESS_DENIED, "symlink leaves the share")
-                    os.close(stack.pop())
+                    _sys.close(stack.pop())
                     continue
                 is_last = not pending
                 try:
-                    st = os.stat(name, dir_fd=stack[-1], follow_symlinks=False)
+                    st = _sys.stat(name, dir_fd=stack[-1], follow_symlinks=False)
                 except FileNotFoundError:
                     if is_last:
                         return stack.pop(), name
@@ -404,28 +461,28 @@ class HostRoot:
                     hops += 1
                     if hops > _MAX_SYMLINK_HOPS:
                         raise RtError(Status.VERR_TOO_MANY_SYMLINKS, "symlink loop")
-                    target = os.readlink(name, dir_fd=stack[-1])
+                    target = _sys.readlink(name, dir_fd=stack[-1])
                     if target.startswith(b"/"):
                         raise RtError(Status.VERR_ACCESS_DENIED, "absolute symlink target")
                     pending = target.split(b"/") + pending
                     continue
                 if is_last:
                     return stack.pop(), name
-                stack.append(os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                stack.append(_sys.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
                                      dir_fd=stack[-1]))
             return stack.pop(), b"."
         except OSError as exc:
             raise _raise(exc) from None
         finally:
             for fd in stack:
-                os.close(fd)
+                _sys.close(fd)
 
     @contextmanager
     def _parent(self, path: GuestPath, follow_final: bool = False) -> Iterator[tuple[int, bytes]]:
         """Yield (parent dir fd, final name) for a name operation; the fd is closed after."""
         if self.use_openat2 and not follow_final:
             if path.is_root:
-                pfd, name = os.dup(self._fd), b"."
+                pfd, name = _sys.dup(self._fd), b"."
             else:
                 pfd, name = self._openat2(path.parent().host_relpath(), _O_PATH_DIR), path.name
         else:
@@ -433,7 +490,7 @@ class HostRoot:
         try:
             yield pfd, name
         finally:
-            os.close(pfd)
+            _sys.close(pfd)
 
     def _open(self, path: GuestPath, flags: int, mode: int = 0, follow: bool = True) -> int:
         """Open ``path`` beneath the root with ``flags`` (O_CLOEXEC added)."""
@@ -443,7 +500,7 @@ class HostRoot:
         follow = follow and not (flags & os.O_CREAT and flags & os.O_EXCL)
         with self._parent(path, follow_final=follow) as (pfd, name):
             try:
-                return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=pfd)
+                return _sys.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=pfd)
             except OSError as exc:
                 raise _raise(exc) from None
 
@@ -453,9 +510,9 @@ class HostRoot:
         """stat (``follow``) or lstat of ``path``, confined."""
         fd = self._open(path, os.O_PATH, follow=follow)
         try:
-            return os.fstat(fd)
+            return _sys.fstat(fd)
         finally:
-            os.close(fd)
+            _sys.close(fd)
 
     def query_info(self, path: GuestPath, follow: bool) -> ObjInfo:
         """Object info of ``path`` (RTPathQueryInfoEx with FOLLOW_LINK or ON_LINK)."""
@@ -468,7 +525,7 @@ class HostRoot:
     def statvfs(self) -> os.statvfs_result:
         """statvfs of the file system holding the root."""
         try:
-            return os.fstatvfs(self._fd)
+            return _sys.fstatvfs(self._fd)
         except OSError as exc:
             raise _raise(exc) from None
 
@@ -482,11 +539,11 @@ class HostRoot:
         """
         try:
             if name in (b".", b".."):
-                st = os.fstat(d.fd)
+                st = _sys.fstat(d.fd)
                 if name == b".." and not self.is_root(st):
-                    st = os.stat(b"..", dir_fd=d.fd)
+                    st = _sys.stat(b"..", dir_fd=d.fd)
                 return DirEntry(name, obj_info(st, name), True)
-            st = os.stat(name, dir_fd=d.fd, follow_symlinks=False)
+            st = _sys.stat(name, dir_fd=d.fd, follow_symlinks=False)
         except OSError:
             return DirEntry(name, _dummy_info(0), False)
         if follow and st_mod.S_ISLNK(st.st_mode):
@@ -506,23 +563,23 @@ class HostRoot:
         fd = self._open(path, os.O_PATH | os.O_DIRECTORY)
         try:
             for depth in range(PATH_MAX):
-                st = os.fstat(fd)
+                st = _sys.fstat(fd)
                 if self.is_root(st):
                     return depth
-                up = os.open(b"..", _O_PATH_DIR, dir_fd=fd)
-                os.close(fd)
+                up = _sys.open(b"..", _O_PATH_DIR, dir_fd=fd)
+                _sys.close(fd)
                 fd = up
                 if (st.st_dev, st.st_ino) == self._dev_ino_of(fd):
                     break  # ".." of "/" is "/" itself
         except OSError as exc:
             raise _raise(exc) from None
         finally:
-            os.close(fd)
+            _sys.close(fd)
         raise RtError(Status.VERR_ACCESS_DENIED, "directory is not beneath the share root")
 
     @staticmethod
     def _dev_ino_of(fd: int) -> tuple[int, int]:
-        st = os.fstat(fd)
+        st = _sys.fstat(fd)
         return st.st_dev, st.st_ino
 
     # --- files and directories --------------------------------------------------------
@@ -560,20 +617,20 @@ class HostRoot:
 
     @staticmethod
     def _checked(fd: int, append: bool) -> HostFile:
-        st = os.fstat(fd)
+        st = _sys.fstat(fd)
         if not st_mod.S_ISREG(st.st_mode):
-            os.close(fd)
+            _sys.close(fd)
             if st_mod.S_ISDIR(st.st_mode):
                 raise RtError(Status.VERR_IS_A_DIRECTORY, "is a directory")
             raise RtError(Status.VERR_ACCESS_DENIED, "not a regular file")
-        os.set_blocking(fd, True)
+        _sys.set_blocking(fd, True)
         return HostFile(fd, append)
 
     def mkdir(self, path: GuestPath, mode: int = 0o777) -> None:
         """Create a directory (the final component is never followed)."""
         with self._parent(path) as (pfd, name):
             try:
-                os.mkdir(name, mode & 0o777, dir_fd=pfd)
+                _sys.mkdir(name, mode & 0o777, dir_fd=pfd)
             except OSError as exc:
                 raise _raise(exc) from None
 
@@ -586,10 +643,10 @@ class HostRoot:
         """Remove a file or symlink (never a directory: VERR_IS_A_DIRECTORY)."""
         with self._parent(path) as (pfd, name):
             try:
-                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                st = _sys.stat(name, dir_fd=pfd, follow_symlinks=False)
                 if st_mod.S_ISDIR(st.st_mode):
                     raise RtError(Status.VERR_IS_A_DIRECTORY, "is a directory")
-                os.unlink(name, dir_fd=pfd)
+                _sys.unlink(name, dir_fd=pfd)
             except OSError as exc:
                 raise _raise(exc) from None
 
@@ -599,10 +656,10 @@ class HostRoot:
             raise RtError(Status.VERR_ACCESS_DENIED, "the share root cannot be removed")
         with self._parent(path) as (pfd, name):
             try:
-                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                st = _sys.stat(name, dir_fd=pfd, follow_symlinks=False)
                 if not st_mod.S_ISDIR(st.st_mode):
                     raise RtError(Status.VERR_NOT_A_DIRECTORY, "not a directory")
-                os.rmdir(name, dir_fd=pfd)
+                _sys.rmdir(name, dir_fd=pfd)
             except OSError as exc:
                 raise _raise(exc) from None
 
@@ -610,7 +667,7 @@ class HostRoot:
         """lstat of ``path``'s final name in its (confined) parent; None when missing."""
         with self._parent(path) as (pfd, name):
             try:
-                return os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                return _sys.stat(name, dir_fd=pfd, follow_symlinks=False)
             except FileNotFoundError:
                 return None
             except OSError as exc:
@@ -622,7 +679,7 @@ class HostRoot:
             raise RtError(Status.VERR_ACCESS_DENIED, "the share root cannot be renamed")
         with self._parent(src) as (sfd, sname), self._parent(dst) as (dfd, dname):
             try:
-                os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+                _sys.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
             except OSError as exc:
                 raise _raise(exc) from None
 
@@ -630,10 +687,10 @@ class HostRoot:
         """The raw target of a symlink (VERR_NOT_SYMLINK for anything else)."""
         with self._parent(path) as (pfd, name):
             try:
-                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                st = _sys.stat(name, dir_fd=pfd, follow_symlinks=False)
                 if not st_mod.S_ISLNK(st.st_mode):
                     raise RtError(Status.VERR_NOT_SYMLINK, "not a symlink")
-                return os.readlink(name, dir_fd=pfd)
+                return _sys.readlink(name, dir_fd=pfd)
             except OSError as exc:
                 raise _raise(exc) from None
 
@@ -641,7 +698,7 @@ class HostRoot:
         """Create symlink ``path`` -> ``target`` (text stored as is); returns its lstat."""
         with self._parent(path) as (pfd, name):
             try:
-                os.symlink(target, name, dir_fd=pfd)
-                return os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                _sys.symlink(target, name, dir_fd=pfd)
+                return _sys.stat(name, dir_fd=pfd, follow_symlinks=False)
             except OSError as exc:
                 raise _raise(exc) from None

@@ -365,9 +365,13 @@ assert ctypes.sizeof(HgcmPageListInfo) == 8
 PAGE_SIZE = 4096
 
 
+_PARM64_SIZE = ctypes.sizeof(HgcmParam64)
+_PARM32_SIZE = ctypes.sizeof(HgcmParam32)
+
+
 def hgcm_parm_size(request_type: int) -> int:
     """Size of one parameter struct for an HGCMCall32 (12) or HGCMCall64 (16) request."""
-    return ctypes.sizeof(HgcmParam64 if request_type == RequestType.HGCMCall64 else HgcmParam32)
+    return _PARM64_SIZE if request_type == RequestType.HGCMCall64 else _PARM32_SIZE
 
 
 def field_offset(struct: type[ctypes.Structure], path: str) -> int:

@@ -47,8 +47,10 @@ class CommandQueue:
     """Pending commands and their completion."""
 
     def __init__(self, memory: Callable[[], GuestMemory], clock: Callable[[], Clock | None],
-                 timing: HgcmTiming, notify_hgcm: Callable[[], None], trace: Callable[..., None]) -> None:
+                 timing: HgcmTiming, notify_hgcm: Callable[[], None], trace: Callable[..., None],
+                 tracing: Callable[[], bool] = lambda: True) -> None:
         self._memory = memory
+        self._tracing = tracing
         self._clock = clock
         self.timing = timing
         self._notify_hgcm = notify_hgcm
@@ -100,8 +102,9 @@ class CommandQueue:
         memory.write(command.address, data)
         flags = memory.read_u32(command.address + OFF_HGCM_FLAGS)
         memory.write_u32(command.address + OFF_HGCM_FLAGS, flags | VBOX_HGCM_REQ_DONE)
-        self._trace("hgcm_complete", address=command.address, command=command.kind, cancelled=False,
-                    result=int(status), result_name=status_name(status), latency=latency)
+        if self._tracing():
+            self._trace("hgcm_complete", address=command.address, command=command.kind, cancelled=False,
+                        result=int(status), result_name=status_name(status), latency=latency)
         self._notify_hgcm()
 
     def cancel(self, address: int) -> bool:

@@ -117,7 +117,8 @@ class VMMDevDevice:
         self.mmio_base: int | None = None
         self.events = EventState(self._set_line, self._trace)
         self.commands = CommandQueue(lambda: self._memory, lambda: self._context.clock if self._context else None,
-                                     self.config.timing, lambda: self.events.notify(VMMDEV_EVENT_HGCM), self._trace)
+                                     self.config.timing, lambda: self.events.notify(VMMDEV_EVENT_HGCM), self._trace,
+                                     lambda: self._tracing)
         self._handlers: dict[int, tuple[_SizeRule, Callable[[_Request], bool]]] = {
             RequestType.GetMouseStatus: (_SizeRule(36, True), self._get_mouse_status),
             RequestType.SetMouseStatus: (_SizeRule(36, True), self._set_mouse_status),
@@ -192,6 +193,11 @@ class VMMDevDevice:
         if self._context is not None:
             self._context.tracer.emit(kind, **fields)
 
+    @property
+    def _tracing(self) -> bool:
+        """Whether anyone listens: hot paths skip building event fields otherwise."""
+        return self._context is not None and self._context.tracer.enabled
+
     def _set_line(self, level: bool) -> None:
         if self._context is not None:
             self._context.set_irq(self.config.irq, level)
@@ -211,7 +217,7 @@ class VMMDevDevice:
             return
         header = bytearray(memory.read(address, _HEADER_SIZE))
         size, version, request_type = struct.unpack_from("<III", header, 0)
-        type_name = _type_name(request_type)
+        type_name = _type_name(request_type) if self._tracing else ""
         if size < _HEADER_SIZE:
             self._trace("vmmdev_request_dropped", address=address, type=type_name, size=size,
                         reason="size below the header size")
@@ -246,9 +252,10 @@ class VMMDevDevice:
                 write = function(request)
         if write:
             memory.write(address, request.data)
-        rc = struct.unpack_from("<i", request.data, _OFF_RC)[0] if write else memory.read_i32(address + _OFF_RC)
-        self._trace("vmmdev_request", address=address, type=type_name, size=size, rc=rc,
-                    rc_name=status_name(rc))
+        if self._tracing:
+            rc = struct.unpack_from("<i", request.data, _OFF_RC)[0] if write else memory.read_i32(address + _OFF_RC)
+            self._trace("vmmdev_request", address=address, type=type_name, size=size, rc=rc,
+                        rc_name=status_name(rc))
 
     def _answer_header(self, address: int, header: bytearray, status: int, type_name: str, size: int,
                        reason: str = "") -> None:
@@ -449,7 +456,7 @@ class VMMDevDevice:
     def _hgcm_call(self, request: _Request) -> bool:
         self._accept(request)
         try:
-            parsed = parse_call(bytes(request.data), RequestType(request.type), self._memory)
+            parsed = parse_call(bytes(request.data), request.type, self._memory)
         except RtError as error:
             return self._fail_sync(request, error.status, str(error))
         if parsed.client_id == 0:
@@ -458,16 +465,20 @@ class VMMDevDevice:
         if client is None:
             return self._fail_sync(request, Status.VERR_HGCM_INVALID_CLIENT_ID,
                                    f"client {parsed.client_id} is not connected")
+        admitted = self.hgcm.admit_call(client, (c.call for c in self.commands.pending.values()))
+        if admitted < 0:
+            return self._fail_sync(request, admitted, f"client {parsed.client_id} has too many pending calls")
         call = HgcmCall(parsed.client_id, parsed.function, [p.svc for p in parsed.params],
                         self._requestor(request))
         byte_count = sum(p.guest_size for p in parsed.params)
         command = self._start(request, "call", lambda data: write_back(parsed, data, self._memory),
                               function=parsed.function, call=call, byte_count=byte_count)
         call.on_complete = lambda done, status: self.commands.host_done(command, status)
-        self._trace("hgcm_call", address=request.address, client=parsed.client_id,
-                    service=client.service.name, function=parsed.function,
-                    function_name=client.service.function_name(parsed.function),
-                    parms=len(parsed.params), bytes=byte_count, type=_type_name(request.type))
+        if self._tracing:
+            self._trace("hgcm_call", address=request.address, client=parsed.client_id,
+                        service=client.service.name, function=parsed.function,
+                        function_name=client.service.function_name(parsed.function),
+                        parms=len(parsed.params), bytes=byte_count, type=_type_name(request.type))
         outcome = client.service.call(call)
         if outcome is not ASYNC:
             call.complete(int(outcome))

@@ -7,12 +7,13 @@ requestor category (kernel / root / user), as HGCM.cpp applies them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
 from devices.vmmdev.abi import VMMDEV_REQUESTOR_LEGACY
 from runtime.status import Status
-from services.hgcm import HgcmService
+from services.hgcm import HgcmCall, HgcmService
 
 #: Largest client id; ids live in 1..0x7FFFFFFF.
 _MAX_CLIENT_ID = 0x7FFFFFFF
@@ -40,6 +41,10 @@ def client_category(requestor: int) -> ClientCategory:
     if usr in (3, 4):
         return ClientCategory.ROOT
     return ClientCategory.USER
+
+
+#: Default limits of concurrently pending calls per client, by category (HGCM.cpp, §4.8).
+DEFAULT_CALL_LIMITS = {ClientCategory.KERNEL: 8192, ClientCategory.ROOT: 4096, ClientCategory.USER: 2048}
 
 
 @dataclass
@@ -79,6 +84,17 @@ class HgcmHost:
     def clients(self) -> dict[int, Client]:
         """Connected clients by id (read-only view by convention)."""
         return self._clients
+
+    @staticmethod
+    def admit_call(client: Client, pending: Iterable[HgcmCall | None]) -> int:
+        """Whether ``client`` may start one more call, given the calls still pending on the
+        device: VERR_HGCM_TOO_MANY_CLIENT_CALLS (synchronous) at its category's limit
+        (``call_limits`` of the service, else ``DEFAULT_CALL_LIMITS``), else VINF_SUCCESS."""
+        limits = getattr(client.service, "call_limits", DEFAULT_CALL_LIMITS)
+        in_flight = sum(1 for call in pending if call is not None and call.client_id == client.client_id)
+        if in_flight >= limits.get(client.category, 0):
+            return Status.VERR_HGCM_TOO_MANY_CLIENT_CALLS
+        return Status.VINF_SUCCESS
 
     def _next_id(self) -> int:
         candidate = self._last_id

@@ -39,6 +39,8 @@ _LINADDR_DIRECTION = {
     HgcmParmType.LinAddr_Out: HgcmParmDirection.FROM_HOST,
 }
 _PAGE_LIST_TYPES = (HgcmParmType.PageList, HgcmParmType.ContiguousPageList, HgcmParmType.NoBouncePageList)
+#: Raw type number -> enum member, without an Enum call per parameter on the hot path.
+_PARM_TYPES = {int(member): member for member in HgcmParmType}
 
 
 @dataclass
@@ -79,7 +81,8 @@ class ParsedParam:
     index: int
     guest_type: HgcmParmType
     svc: SvcParm
-    direction: HgcmParmDirection = HgcmParmDirection.NONE
+    #: VBOX_HGCM_F_PARM_DIRECTION_* bits (an int: built on the hot path).
+    direction: int = HgcmParmDirection.NONE
     guest_size: int = 0
     target: GuestBuffer | None = None
     #: Embedded buffers live inside the request at this offset.
@@ -90,7 +93,7 @@ class ParsedParam:
 class ParsedCall:
     """A validated call: its parameters and their layout in the request."""
 
-    request_type: RequestType
+    request_type: int
     client_id: int
     function: int
     params: list[ParsedParam] = field(default_factory=list)
@@ -125,7 +128,7 @@ def _linear_runs(address: int, size: int) -> GuestBuffer:
 
 
 def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: int,
-               off_extra: int) -> tuple[HgcmParmDirection, GuestBuffer, GuestBuffer]:
+               off_extra: int) -> tuple[int, GuestBuffer, GuestBuffer]:
     """Validate a page list (§4.6 checks 1-7); returns direction, read runs, write runs."""
     size = len(request)
     if cb_data > VMMDEV_MAX_HGCM_DATA_SIZE:
@@ -148,7 +151,7 @@ def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: i
         first_low = pages[0] & (PAGE_SIZE - 1)
         if (first_low not in (0, off_first)) or any(page & (PAGE_SIZE - 1) for page in pages[1:]):
             raise _fail(Status.VERR_INVALID_POINTER, "no-bounce page list entry is not page aligned")
-    direction = HgcmParmDirection(flags & VBOX_HGCM_F_PARM_DIRECTION_MASK)
+    direction = flags & VBOX_HGCM_F_PARM_DIRECTION_MASK
     walk: list[tuple[int, int]] = []
     remaining = cb_data
     for index, page in enumerate(pages):
@@ -169,7 +172,7 @@ def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: i
     return direction, read_runs, write_runs
 
 
-def parse_call(request: bytes, request_type: RequestType, memory: GuestMemory) -> ParsedCall:
+def parse_call(request: bytes, request_type: int, memory: GuestMemory) -> ParsedCall:
     """Validate the parameters of an HGCMCall32/64 request copy and build service values.
 
     Raises ``RtError`` with the synchronous status VirtualBox gives for the first problem.
@@ -188,10 +191,9 @@ def parse_call(request: bytes, request_type: RequestType, memory: GuestMemory) -
         base = HGCM_CALL_OFF_PARMS + index * parm_size
         raw_type, word0 = struct.unpack_from("<II", request, base)
         word1 = struct.unpack_from("<Q" if parm_size == 16 else "<I", request, base + 8)[0]
-        try:
-            param_type = HgcmParmType(raw_type)
-        except ValueError:
-            raise _fail(Status.VERR_INVALID_PARAMETER, f"parameter {index}: unknown type {raw_type}") from None
+        param_type = _PARM_TYPES.get(raw_type)
+        if param_type is None:
+            raise _fail(Status.VERR_INVALID_PARAMETER, f"parameter {index}: unknown type {raw_type}")
         if param_type == HgcmParmType.Bit32:
             call.params.append(ParsedParam(index, param_type, SvcParm.u32(word0)))
         elif param_type == HgcmParmType.Bit64:
@@ -224,7 +226,7 @@ def parse_call(request: bytes, request_type: RequestType, memory: GuestMemory) -
                 raise _fail(Status.VERR_INVALID_FLAGS, f"parameter {index}: embedded flags {flags:#x} invalid")
             if not (off_data >= off_extra and off_data <= size and cb <= size - off_data):
                 raise _fail(Status.VERR_INVALID_PARAMETER, f"parameter {index}: embedded data outside the request")
-            direction = HgcmParmDirection(flags)
+            direction = flags
             buffer = bytearray(cb)
             if direction & HgcmParmDirection.TO_HOST:
                 buffer[:] = request[off_data:off_data + cb]
@@ -238,7 +240,7 @@ def parse_call(request: bytes, request_type: RequestType, memory: GuestMemory) -
     return call
 
 
-def _pointer(index: int, param_type: HgcmParmType, direction: HgcmParmDirection, cb: int,
+def _pointer(index: int, param_type: HgcmParmType, direction: int, cb: int,
              read_runs: GuestBuffer, write_runs: GuestBuffer, memory: GuestMemory) -> ParsedParam:
     if direction & HgcmParmDirection.TO_HOST and cb:
         buffer = read_runs.read(memory, cb)

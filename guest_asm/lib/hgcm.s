@@ -3,9 +3,35 @@
 # Calling convention: see vmmdev.s.  Not reentrant: one static request per kind.
 #
 # hgcm_submit(req) -> eax = status                                      (internal helper)
-#   OUT the request; if header.rc == VINF_HGCM_ASYNC_EXECUTE spin (pause) until
-#   fu32Flags & VBOX_HGCM_REQ_DONE, then return `result`; a negative header.rc is returned
-#   as the status (as Linux does); any other rc returns `result`.
+#   OUT the request, then hgcm_await(req, header.rc).
+# hgcm_await(req, rc) -> eax = status
+#   If rc == VINF_HGCM_ASYNC_EXECUTE wait until fu32Flags & VBOX_HGCM_REQ_DONE (in the
+#   style `hgcm_wait_mode` selects), then return `result`; a negative rc is returned as the
+#   status (as Linux does); any other rc returns `result`.
+# Waiting styles (u32 variable `hgcm_wait_mode`; the define HGCM_WAIT_IRQ makes 1 the
+# initial value):
+#   0  poll: spin with `pause` until DONE (the default; works with interrupts off).
+#   1  interrupt: hgcm_wait_irq.  Needs an IDT gate for the VMMDev vector (irq.s
+#      vmmdev_irq_setup) and a device that raises events (a successful ReportGuestInfo).
+# hgcm_set_wait_mode(mode) -> eax = the previous mode.
+# hgcm_wait_irq(req)
+#   Linux-style wait: `cli`, test DONE, and if it is clear `sti; hlt` (the STI shadow lets
+#   no interrupt in before the hlt, so a completion after the test wakes the hlt: no lost
+#   wakeup), then test again after every wakeup.  Restores the caller's IF.  Counts sleeps
+#   in the u32 `hgcm_wait_sleeps`.  Preserves every register.
+# hgcm_call_start() -> eax = header.rc
+#   Submit the built call (like hgcm_call) without waiting: VINF_HGCM_ASYNC_EXECUTE means
+#   it is in flight (wait with hgcm_await(hgcm_call_req, rc) or cancel it).
+# hgcm_cancel2(req) -> eax = status
+#   What Linux's hgcm_cancel_call does: HGCMCancel2 with physReqToCancel = req (a static
+#   request); on VERR_NOT_IMPLEMENTED fall back to hgcm_cancel_legacy; on success OR
+#   VBOX_HGCM_REQ_CANCELLED into the request's fu32Flags.  VINF_SUCCESS: the host will not
+#   touch the request again (no DONE, no event); VERR_NOT_FOUND: it already completed or
+#   was never in flight (wait for DONE); VERR_INVALID_PARAMETER: req is 0 or 0xFFFFFFFF.
+# hgcm_cancel_legacy(req) -> eax = status
+#   The pre-Cancel2 protocol: set CANCELLED in fu32Flags, retype the request itself to
+#   VMMDevReq_HGCMCancel and resubmit it; VERR_INVALID_PARAMETER becomes VERR_NOT_FOUND.
+#   The request keeps the HGCMCancel type afterwards (rebuild it before reuse).
 # hgcm_connect(name) -> eax = status, edx = client id (valid when eax >= 0)
 #   `name` is a NUL-terminated service name (at most 127 bytes are sent).
 # hgcm_disconnect(client) -> eax = status
@@ -23,7 +49,7 @@
 # hgcm_call() -> eax = status
 #   Set header.size to the built length and submit the call.
 # hgcm_parm_get_u32(index) -> eax;  hgcm_parm_get_u64(index) -> rax (64) / edx:eax (32)
-# Clobbers: 64-bit rax rcx rdx rsi rdi r8-r11; 32-bit eax ecx edx.
+# Clobbers: 64-bit rax rcx rdx rsi rdi r8-r11; 32-bit eax ecx edx (hgcm_wait_irq: none).
 
 .if MODE == 64
 .equ HGCM_PARM_SIZE, HGCMPARAM64_SIZE
@@ -41,8 +67,15 @@
 .if MODE == 64
 hgcm_submit:
     call vmmdev_request
+    mov esi, eax
+hgcm_await:
+    mov eax, esi
     cmp eax, VINF_HGCM_ASYNC_EXECUTE
     jne hgcm_submit_not_async
+    cmp dword ptr [rip + hgcm_wait_mode], 0
+    je hgcm_submit_wait
+    call hgcm_wait_irq
+    jmp hgcm_submit_result
 hgcm_submit_wait:
     test dword ptr [rdi + HGCMREQUESTHEADER_OFF_FU32FLAGS], VBOX_HGCM_REQ_DONE
     jnz hgcm_submit_result
@@ -54,6 +87,62 @@ hgcm_submit_not_async:
 hgcm_submit_result:
     mov eax, dword ptr [rdi + HGCMREQUESTHEADER_OFF_RESULT]
 hgcm_submit_done:
+    ret
+
+hgcm_wait_irq:
+    pushfq
+hgcm_wait_irq_check:
+    cli
+    test dword ptr [rdi + HGCMREQUESTHEADER_OFF_FU32FLAGS], VBOX_HGCM_REQ_DONE
+    jnz hgcm_wait_irq_done
+    inc dword ptr [rip + hgcm_wait_sleeps]
+    sti
+    hlt
+    jmp hgcm_wait_irq_check
+hgcm_wait_irq_done:
+    popfq
+    ret
+
+hgcm_set_wait_mode:
+    mov eax, dword ptr [rip + hgcm_wait_mode]
+    mov dword ptr [rip + hgcm_wait_mode], edi
+    ret
+
+hgcm_call_start:
+    lea rdi, [rip + hgcm_call_req]
+    mov eax, dword ptr [rip + hgcm_call_extra]
+    mov dword ptr [rdi + REQUESTHEADER_OFF_SIZE], eax
+    jmp vmmdev_request
+
+hgcm_cancel2:
+    push rbx
+    mov rbx, rdi
+    lea rdi, [rip + hgcm_cancel2_req]
+    mov esi, HGCMCANCEL2_SIZE
+    mov edx, VMMDevReq_HGCMCancel2
+    call vmmdev_req_init
+    mov dword ptr [rdi + HGCMCANCEL2_OFF_PHYSREQTOCANCEL], ebx
+    call vmmdev_request
+    cmp eax, VERR_NOT_IMPLEMENTED
+    jne hgcm_cancel2_sent
+    mov rdi, rbx
+    call hgcm_cancel_legacy
+hgcm_cancel2_sent:
+    test eax, eax
+    js hgcm_cancel2_done
+    or dword ptr [rbx + HGCMREQUESTHEADER_OFF_FU32FLAGS], VBOX_HGCM_REQ_CANCELLED
+hgcm_cancel2_done:
+    pop rbx
+    ret
+
+hgcm_cancel_legacy:
+    or dword ptr [rdi + HGCMREQUESTHEADER_OFF_FU32FLAGS], VBOX_HGCM_REQ_CANCELLED
+    mov dword ptr [rdi + REQUESTHEADER_OFF_REQUESTTYPE], VMMDevReq_HGCMCancel
+    call vmmdev_request
+    cmp eax, VERR_INVALID_PARAMETER
+    jne hgcm_cancel_legacy_done
+    mov eax, VERR_NOT_FOUND
+hgcm_cancel_legacy_done:
     ret
 
 hgcm_connect:
@@ -212,13 +301,28 @@ hgcm_parm_get_u64:
     ret
 .else
 hgcm_submit:
+    mov ecx, dword ptr [esp + 4]
+    push ecx
+    call vmmdev_request
+    pop ecx
+    push eax
+    push ecx
+    call hgcm_await
+    add esp, 8
+    ret
+
+hgcm_await:
     push ebx
     mov ebx, dword ptr [esp + 8]
-    push ebx
-    call vmmdev_request
-    add esp, 4
+    mov eax, dword ptr [esp + 12]
     cmp eax, VINF_HGCM_ASYNC_EXECUTE
     jne hgcm_submit_not_async
+    cmp dword ptr [hgcm_wait_mode], 0
+    je hgcm_submit_wait
+    push ebx
+    call hgcm_wait_irq
+    add esp, 4
+    jmp hgcm_submit_result
 hgcm_submit_wait:
     test dword ptr [ebx + HGCMREQUESTHEADER_OFF_FU32FLAGS], VBOX_HGCM_REQ_DONE
     jnz hgcm_submit_result
@@ -231,6 +335,76 @@ hgcm_submit_result:
     mov eax, dword ptr [ebx + HGCMREQUESTHEADER_OFF_RESULT]
 hgcm_submit_done:
     pop ebx
+    ret
+
+hgcm_wait_irq:
+    pushfd
+    push eax
+    mov eax, dword ptr [esp + 12]
+hgcm_wait_irq_check:
+    cli
+    test dword ptr [eax + HGCMREQUESTHEADER_OFF_FU32FLAGS], VBOX_HGCM_REQ_DONE
+    jnz hgcm_wait_irq_done
+    inc dword ptr [hgcm_wait_sleeps]
+    sti
+    hlt
+    jmp hgcm_wait_irq_check
+hgcm_wait_irq_done:
+    pop eax
+    popfd
+    ret
+
+hgcm_set_wait_mode:
+    mov ecx, dword ptr [esp + 4]
+    mov eax, dword ptr [hgcm_wait_mode]
+    mov dword ptr [hgcm_wait_mode], ecx
+    ret
+
+hgcm_call_start:
+    mov eax, dword ptr [hgcm_call_extra]
+    mov ecx, hgcm_call_req
+    mov dword ptr [ecx + REQUESTHEADER_OFF_SIZE], eax
+    push ecx
+    call vmmdev_request
+    add esp, 4
+    ret
+
+hgcm_cancel2:
+    push ebx
+    mov ebx, dword ptr [esp + 8]
+    sub esp, 12
+    mov dword ptr [esp], hgcm_cancel2_req
+    mov dword ptr [esp + 4], HGCMCANCEL2_SIZE
+    mov dword ptr [esp + 8], VMMDevReq_HGCMCancel2
+    call vmmdev_req_init
+    mov ecx, hgcm_cancel2_req
+    mov dword ptr [ecx + HGCMCANCEL2_OFF_PHYSREQTOCANCEL], ebx
+    call vmmdev_request
+    add esp, 12
+    cmp eax, VERR_NOT_IMPLEMENTED
+    jne hgcm_cancel2_sent
+    push ebx
+    call hgcm_cancel_legacy
+    add esp, 4
+hgcm_cancel2_sent:
+    test eax, eax
+    js hgcm_cancel2_done
+    or dword ptr [ebx + HGCMREQUESTHEADER_OFF_FU32FLAGS], VBOX_HGCM_REQ_CANCELLED
+hgcm_cancel2_done:
+    pop ebx
+    ret
+
+hgcm_cancel_legacy:
+    mov ecx, dword ptr [esp + 4]
+    or dword ptr [ecx + HGCMREQUESTHEADER_OFF_FU32FLAGS], VBOX_HGCM_REQ_CANCELLED
+    mov dword ptr [ecx + REQUESTHEADER_OFF_REQUESTTYPE], VMMDevReq_HGCMCancel
+    push ecx
+    call vmmdev_request
+    add esp, 4
+    cmp eax, VERR_INVALID_PARAMETER
+    jne hgcm_cancel_legacy_done
+    mov eax, VERR_NOT_FOUND
+hgcm_cancel_legacy_done:
     ret
 
 hgcm_connect:
@@ -426,6 +600,17 @@ hgcm_linaddr_types:
 .align 4
 hgcm_call_extra:
     .long 0
+hgcm_wait_mode:
+.ifdef HGCM_WAIT_IRQ
+    .long 1
+.else
+    .long 0
+.endif
+hgcm_wait_sleeps:
+    .long 0
+.align 8
+hgcm_cancel2_req:
+    .space HGCMCANCEL2_SIZE
 .align 8
 hgcm_connect_req:
     .space HGCMCONNECT_SIZE

@@ -12,14 +12,24 @@
 #   64-bit: preserves rdi and rsi; clobbers rax, rcx, rdx, r8.  32-bit: clobbers eax ecx edx.
 #
 # vmmdev_request(req) -> eax = header.rc
-#   One 32-bit `out` of the request's physical address to VMMDEV_PORT (flat memory is
-#   identity-mapped, so the address is the pointer).  64-bit: preserves rdi; clobbers
-#   rax, rdx.  32-bit: clobbers eax ecx edx.
+#   One 32-bit `out` of the request's physical address to the request port, BAR0 + 0, read
+#   from the variable `vmmdev_port` (flat memory is identity-mapped, so the address is the
+#   pointer).  64-bit: preserves rdi; clobbers rax, rdx.  32-bit: clobbers eax ecx edx.
 #
 # vmmdev_report_guest_info() -> eax = header.rc
 #   ReportGuestInfo: interfaceVersion VMMDEV_VERSION, osType Linux 2.6 (0x53000, with the
 #   x64 flag 0x100 in 64-bit mode).  Programs call it first, as a driver does.
 #   Clobbers what vmmdev_request clobbers plus rcx/rsi/r8 (64) or ecx (32).
+
+#
+# Device location (u32 variables, read by every routine that touches the device):
+#   vmmdev_port   BAR0 base = the request port (default VMMDEV_PORT, 0xD020); the fast
+#                 IRQ-ack port is vmmdev_port + VMMDEV_PORT_OFF_REQUEST_FAST.
+#   vmmdev_mmio   BAR1 base, the VMMDevMemory page (0 = not known: no PCI probe yet).
+#   vmmdev_irq    the interrupt line (default VMMDEV_IRQ); vector IRQ_VECTOR_BASE + line.
+#   vmmdev_pci_probe (pci.s) fills all three from PCI configuration space.
+#   vmmdev_host_features  the host's VMMDEV_HVF_* bits (vmmdev_driver_init stores them
+#                 from GetHostVersion; 0 until then).
 
 .equ VBOXOSTYPE_LINUX26, 0x53000
 .equ VBOXOSTYPE_X64_FLAG, 0x100
@@ -42,7 +52,7 @@ vmmdev_req_init:
 
 vmmdev_request:
     mov eax, edi
-    mov edx, VMMDEV_PORT
+    mov edx, dword ptr [rip + vmmdev_port]
     out dx, eax
     mov eax, dword ptr [rdi + REQUESTHEADER_OFF_RC]
     ret
@@ -77,7 +87,7 @@ vmmdev_req_init:
 vmmdev_request:
     mov ecx, dword ptr [esp + 4]
     mov eax, ecx
-    mov edx, VMMDEV_PORT
+    mov edx, dword ptr [vmmdev_port]
     out dx, eax
     mov eax, dword ptr [ecx + REQUESTHEADER_OFF_RC]
     ret
@@ -102,3 +112,13 @@ vmmdev_report_guest_info:
 .align 8
 vmmdev_guest_info_req:
     .space REPORTGUESTINFO_SIZE
+
+.align 4
+vmmdev_port:
+    .long VMMDEV_PORT
+vmmdev_mmio:
+    .long 0
+vmmdev_irq:
+    .long VMMDEV_IRQ
+vmmdev_host_features:
+    .long 0

@@ -121,11 +121,11 @@ class _Create:
                 fobj.set_size(self.parms.Info.cbObject)
             except RtError:
                 pass  # VirtualBox ignores a failed size change (e.g. read-only handle)
-        handle = self.ctx.service.handles.alloc(self.ctx.client.client_id, self.root_id,
-                                                self.mapping, HandleKind.FILE, fobj, self.path)
-        if handle is None:
-            fobj.close()
-            return self.fail(Status.VERR_NO_MEMORY)
+        try:
+            handle = self.ctx.service.new_handle(self.ctx.client, self.root_id, self.mapping,
+                                                 HandleKind.FILE, fobj, self.path)
+        except RtError as err:
+            return self.fail(err.status)
         self.set_info(fobj.info())
         self.parms.Handle = handle.value
         self.parms.Result = _OPEN_RESULT[taken]
@@ -168,11 +168,11 @@ class _Create:
             except RtError as err:
                 dobj.close()
                 return self.fail(err.status, R.NO_RESULT)
-            handle = self.ctx.service.handles.alloc(self.ctx.client.client_id, self.root_id,
-                                                    self.mapping, HandleKind.DIR, dobj, self.path)
-            if handle is None:
-                dobj.close()
-                return self.fail(Status.VERR_NO_MEMORY)
+            try:
+                handle = self.ctx.service.new_handle(self.ctx.client, self.root_id, self.mapping,
+                                                     HandleKind.DIR, dobj, self.path)
+            except RtError as err:
+                return self.fail(err.status)
             self.set_info(info)
             self.parms.Handle = handle.value
             self.parms.Result = result

@@ -21,7 +21,7 @@ from services.sharedfolders.abi import (
     ShflMiqf,
 )
 from services.sharedfolders.context import CallContext
-from services.sharedfolders.mappings import Mapping
+from services.sharedfolders.mappings import Mapping, SymlinkPolicy
 
 _DELIMITERS = (0x2F, 0x5C)
 
@@ -157,7 +157,7 @@ def _mif_flags(mapping: Mapping) -> int:
         flags |= ShflMif.HOST_ICASE
     if mapping.guest_case_sensitive:
         flags |= ShflMif.GUEST_ICASE
-    if mapping.create_symlinks:
+    if mapping.create_symlinks and mapping.symlink_policy is not SymlinkPolicy.FORBIDDEN:
         flags |= ShflMif.SYMLINK_CREATION
     return flags
 

@@ -20,7 +20,7 @@ from services.sharedfolders.abi import (
 )
 from services.sharedfolders.context import CallContext
 from services.sharedfolders.handles import HandleKind
-from services.sharedfolders.mappings import Mapping
+from services.sharedfolders.mappings import Mapping, SymlinkPolicy
 from services.sharedfolders.objinfo import to_shfl
 
 _INFO_SIZE = ctypes.sizeof(ShflFsObjInfo)
@@ -148,9 +148,10 @@ def symlink(ctx: CallContext) -> int:
 
     UTF-8 clients only (VERR_NOT_IMPLEMENTED, checked before the strings); info must be
     exactly 92 bytes.  The mapping must allow symlink creation and, unlike VirtualBox 7.0,
-    be writable (VERR_WRITE_PROTECT).  The target text is stored as given, but only when it
-    stays beneath the share root, judged lexically from the link's real directory
-    (VERR_ACCESS_DENIED otherwise).  On success param 3 receives the link's own info.
+    be writable (VERR_WRITE_PROTECT), and its ``SymlinkPolicy`` decides the targets:
+    FORBIDDEN refuses all (VERR_WRITE_PROTECT); SUBTREE (the default) stores the text only
+    when it stays beneath the share root, judged lexically from the link's real directory
+    (VERR_ACCESS_DENIED otherwise); ANY stores any text (following it stays confined).  On success param 3 receives the link's own info.
     """
     root, link_parm, target_parm, info = ctx.params
     if not ctx.client.utf8:
@@ -160,7 +161,7 @@ def symlink(ctx: CallContext) -> int:
     if len(info.buffer) != _INFO_SIZE:
         raise RtError(Status.VERR_INVALID_PARAMETER, "info size")
     mapping = ctx.service.path_mapping(ctx.client, root.value)
-    if not mapping.create_symlinks:
+    if not mapping.create_symlinks or mapping.symlink_policy is SymlinkPolicy.FORBIDDEN:
         raise RtError(Status.VERR_WRITE_PROTECT, "symlink creation not allowed on this share")
     _writable(mapping)
     link = ctx.service.host_path(ctx.client, mapping, link_text)
@@ -169,7 +170,8 @@ def symlink(ctx: CallContext) -> int:
         raise RtError(Status.VERR_INVALID_NAME, "'/' inside a target component")
     host = _host(mapping)
     target = target_text.encode("utf-8")
-    if not symlink_target_inside(target, host.dir_depth(link.parent())):
+    if (mapping.symlink_policy is SymlinkPolicy.SUBTREE
+            and not symlink_target_inside(target, host.dir_depth(link.parent()))):
         raise RtError(Status.VERR_ACCESS_DENIED, "symlink target leaves the share")
     st = host.symlink(link, target)
     info.buffer[:] = bytes(to_shfl(obj_info(st, link.name)))

@@ -96,6 +96,7 @@ class HandleTable:
         self._entries: list[Handle | None] = [None] * HANDLE_SLOTS
         self._generations = [0] * HANDLE_SLOTS
         self._last = 1
+        self._owned: dict[int, int] = {}
 
     def _free_slot(self) -> int | None:
         for start in (self._last, 1):
@@ -115,6 +116,7 @@ class HandleTable:
         self._generations[slot] = (self._generations[slot] + 1) % _GEN_LIMIT
         handle = Handle(value, client_id, root, mapping, kind, obj, path)
         self._entries[slot] = handle
+        self._owned[client_id] = self._owned.get(client_id, 0) + 1
         return handle
 
     def lookup(self, value: int, client_id: int) -> Handle | None:
@@ -129,6 +131,15 @@ class HandleTable:
         slot = handle.value & (HANDLE_SLOTS - 1)
         assert self._entries[slot] is handle
         self._entries[slot] = None
+        left = self._owned[handle.client_id] - 1
+        if left:
+            self._owned[handle.client_id] = left
+        else:
+            del self._owned[handle.client_id]
+
+    def count_owned(self, client_id: int) -> int:
+        """How many live handles ``client_id`` holds."""
+        return self._owned.get(client_id, 0)
 
     def owned_by(self, client_id: int) -> list[Handle]:
         """Every live handle of ``client_id``."""

@@ -10,10 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 
 from runtime.fs import HostRoot
 from runtime.status import RtError, Status
 from services.sharedfolders.abi import SHFL_MAX_MAPPINGS
+
+
+class SymlinkPolicy(Enum):
+    """Which targets SYMLINK may store on a mapping whose host enabled symlink creation.
+
+    FORBIDDEN: none (VERR_WRITE_PROTECT, like a mapping without creation); SUBTREE: only
+    targets that resolve beneath the share root, judged from the link's real directory
+    (others VERR_ACCESS_DENIED); ANY: any target text, as VirtualBox 7.0 stores it.
+    Whatever is stored, host resolution stays confined to the share.
+    """
+
+    FORBIDDEN = "forbidden"
+    SUBTREE = "subtree"
+    ANY = "any"
 
 
 def _fold(name: str) -> str:
@@ -31,6 +46,7 @@ class Mapping:
     auto_mount: bool
     create_symlinks: bool
     auto_mount_point: str
+    symlink_policy: SymlinkPolicy = SymlinkPolicy.SUBTREE
     host_case_sensitive: bool = True
     guest_case_sensitive: bool = False
     use_count: int = 0
@@ -74,7 +90,8 @@ class MappingTable:
         return None
 
     def add(self, name: str, host_path: str, *, writable: bool, auto_mount: bool,
-            create_symlinks: bool, auto_mount_point: str) -> int:
+            create_symlinks: bool, auto_mount_point: str,
+            symlink_policy: SymlinkPolicy = SymlinkPolicy.SUBTREE) -> int:
         """Add a mapping; returns a status (the host API's contract, never raises).
 
         VERR_ALREADY_EXISTS for a duplicate name, VERR_TOO_MUCH_DATA when all 64 slots are
@@ -90,7 +107,7 @@ class MappingTable:
         except RtError as err:
             return err.status
         self.slots[free] = Mapping(name, host_path, host_root, writable, auto_mount,
-                                   create_symlinks, auto_mount_point)
+                                   create_symlinks, auto_mount_point, symlink_policy)
         self.root_versions[free] = (self.root_versions[free] + 1) & 0xFFFFFFFF
         self._bump()
         return Status.VINF_SUCCESS

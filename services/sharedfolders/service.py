@@ -7,13 +7,20 @@ ours and propagates.
 
 Policy beyond VirtualBox 7.0.14 (docs/deviations.md): a client may use only root ids it
 mapped itself (others answer VERR_INVALID_PARAMETER like an unknown root); handles carry a
-generation (handles.py); host symlinks are followed only beneath the share root.
+generation (handles.py); host symlinks are followed only beneath the share root; a client
+holds at most ``MAX_HANDLES_PER_CLIENT`` handles.
+
+Thread safety: every entry point (guest and host API) runs under one re-entrant lock, so
+calls from several vCPU threads are serialised at the dispatcher; handle lookup, use and
+close can never interleave (docs/security.md, R05).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
+from runtime.fs import HostFile
 from runtime.paths import GuestPath, convert_guest_path, has_wildcard
 from runtime.status import RtError, Status
 from services.hgcm import HgcmCall, HgcmService, _AsyncMarker
@@ -22,7 +29,11 @@ from services.sharedfolders.casefix import correct_case
 from services.sharedfolders.context import CallContext, ClientState
 from services.sharedfolders.functions import FUNCTIONS
 from services.sharedfolders.handles import Handle, HandleKind, HandleTable
-from services.sharedfolders.mappings import Mapping, MappingTable
+from services.sharedfolders.mappings import Mapping, MappingTable, SymlinkPolicy
+
+#: Handles one client may hold open at once (a further open: VERR_TOO_MANY_OPEN_FILES).
+#: VirtualBox only has the global table of 4095; this keeps one client from starving others.
+MAX_HANDLES_PER_CLIENT = 1024
 
 
 class SharedFoldersService(HgcmService):
@@ -41,26 +52,34 @@ class SharedFoldersService(HgcmService):
         self.handles = HandleTable()
         self.clients: dict[int, ClientState] = {}
         self.table.on_change.append(self._mappings_changed)
+        self.lock = threading.RLock()
 
     # --- host API ---------------------------------------------------------------------
 
     def add_mapping(self, name: str, host_path: str, *, writable: bool = True,
                     auto_mount: bool = False, create_symlinks: bool = False,
-                    auto_mount_point: str = "") -> int:
+                    auto_mount_point: str = "",
+                    symlink_policy: SymlinkPolicy = SymlinkPolicy.SUBTREE) -> int:
         """Share ``host_path`` as ``name`` (SHFL_FN_ADD_MAPPING); returns a status.
+
+        Guests may create symlinks only when ``create_symlinks`` is set (off by default) and
+        ``symlink_policy`` allows the target (see ``SymlinkPolicy``).
 
         VERR_ALREADY_EXISTS (name taken, any case), VERR_TOO_MUCH_DATA (64 mappings), or the
         host error when the folder cannot be opened; VINF_SUCCESS otherwise.
         """
         if not name or "\0" in name:
             return Status.VERR_INVALID_PARAMETER
-        return self.table.add(name, host_path, writable=writable, auto_mount=auto_mount,
-                              create_symlinks=create_symlinks, auto_mount_point=auto_mount_point)
+        with self.lock:
+            return self.table.add(name, host_path, writable=writable, auto_mount=auto_mount,
+                                  create_symlinks=create_symlinks, auto_mount_point=auto_mount_point,
+                                  symlink_policy=symlink_policy)
 
     def remove_mapping(self, name: str) -> int:
         """Unshare ``name`` (SHFL_FN_REMOVE_MAPPING); VINF_PERMISSION_DENIED when still
         mapped by a guest (it stays as a placeholder), VERR_FILE_NOT_FOUND when unknown."""
-        return self.table.remove(name)
+        with self.lock:
+            return self.table.remove(name)
 
     @property
     def mappings(self) -> dict[int, Mapping]:
@@ -69,19 +88,25 @@ class SharedFoldersService(HgcmService):
 
     def close(self) -> None:
         """Unload: disconnect every client and release every host fd."""
-        for client_id in list(self.clients):
-            self.disconnect(client_id)
-        self.table.close()
+        with self.lock:
+            for client_id in list(self.clients):
+                self.disconnect(client_id)
+            self.table.close()
 
     # --- HGCM entry points ------------------------------------------------------------
 
     def connect(self, client_id: int, requestor: int) -> int:
         """A guest client connects: fresh client data (UTF-16, no delimiter, Linux style)."""
-        self.clients[client_id] = ClientState(client_id, requestor)
+        with self.lock:
+            self.clients[client_id] = ClientState(client_id, requestor)
         return Status.VINF_SUCCESS
 
     def disconnect(self, client_id: int) -> None:
         """Cancel the client's waits, close its handles and unmap its roots."""
+        with self.lock:
+            self._disconnect(client_id)
+
+    def _disconnect(self, client_id: int) -> None:
         client = self.clients.pop(client_id, None)
         if client is None:
             return
@@ -98,6 +123,10 @@ class SharedFoldersService(HgcmService):
 
     def call(self, call: HgcmCall) -> int | _AsyncMarker:
         """Validate and run one guest call; return its status or ASYNC."""
+        with self.lock:
+            return self._call(call)
+
+    def _call(self, call: HgcmCall) -> int | _AsyncMarker:
         client = self.clients.get(call.client_id)
         if client is None:
             return Status.VERR_INVALID_CLIENT_ID
@@ -113,11 +142,12 @@ class SharedFoldersService(HgcmService):
     def cancel(self, call: HgcmCall) -> None:
         """The guest cancelled a pending wait: forget it and, unless already done, complete
         it with VERR_CANCELLED (so ``call.completed`` is True afterwards)."""
-        client = self.clients.get(call.client_id)
-        if client is not None and call in client.waits:
-            client.waits.remove(call)
-        if not call.completed:
-            call.complete(Status.VERR_CANCELLED)
+        with self.lock:
+            client = self.clients.get(call.client_id)
+            if client is not None and call in client.waits:
+                client.waits.remove(call)
+            if not call.completed:
+                call.complete(Status.VERR_CANCELLED)
 
     def _mappings_changed(self, version: int) -> None:
         for client in self.clients.values():
@@ -186,6 +216,20 @@ class SharedFoldersService(HgcmService):
             raise RtError(Status.VERR_ACCESS_DENIED, "mapping removed")
         if write and not mapping.writable:
             raise RtError(Status.VERR_WRITE_PROTECT, "read-only mapping")
+        return handle
+
+    def new_handle(self, client: ClientState, root: int, mapping: Mapping, kind: HandleKind,
+                   obj: HostFile, path: GuestPath) -> Handle:
+        """Register an open object for ``client``; on failure the object is closed and
+        RtError raised: VERR_TOO_MANY_OPEN_FILES past ``MAX_HANDLES_PER_CLIENT``,
+        VERR_NO_MEMORY when the global table is full."""
+        if self.handles.count_owned(client.client_id) >= MAX_HANDLES_PER_CLIENT:
+            obj.close()
+            raise RtError(Status.VERR_TOO_MANY_OPEN_FILES, "per-client handle limit")
+        handle = self.handles.alloc(client.client_id, root, mapping, kind, obj, path)
+        if handle is None:
+            obj.close()
+            raise RtError(Status.VERR_NO_MEMORY, "handle table full")
         return handle
 
     def close_handle(self, handle: Handle) -> int:

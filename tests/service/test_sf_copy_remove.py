@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from runtime.faults import Fault, inject
 from runtime.status import Status
 from services.hgcm import SvcParm
 from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflFn, ShflRemove
@@ -69,25 +70,21 @@ def test_copy_validation_order(guest: Guest, root: int) -> None:
 
 @pytest.mark.parametrize("refused", [errno.EXDEV, errno.ENOSYS])
 def test_copy_falls_back_when_fast_paths_refused(guest: Guest, root: int, tree: Tree,
-                                                 monkeypatch: pytest.MonkeyPatch, refused: int) -> None:
+                                                 refused: int) -> None:
     big = os.urandom(3 << 20)
     (tree.share / "big.bin").write_bytes(big)
-
-    def no(*_: object) -> int:
-        raise OSError(refused, os.strerror(refused))
-    monkeypatch.setattr(os, "copy_file_range", no)
+    faults = [Fault("copy_file_range", refused, times=None)]
     if refused == errno.ENOSYS:
-        monkeypatch.setattr(os, "sendfile", no)
-    assert copy(guest, root, "big.bin", root, "big2.bin") == 0
+        faults.append(Fault("sendfile", refused, times=None))
+    with inject(*faults) as log:
+        assert copy(guest, root, "big.bin", root, "big2.bin") == 0
     assert (tree.share / "big2.bin").read_bytes() == big
+    assert log.count("copy_file_range") == 1
 
 
-def test_failed_copy_leaves_no_destination(guest: Guest, root: int, tree: Tree,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    def full(*_: object) -> int:
-        raise OSError(errno.ENOSPC, "full")
-    monkeypatch.setattr(os, "copy_file_range", full)
-    assert copy(guest, root, "sub/file.txt", root, "c.txt") == Status.VERR_DISK_FULL
+def test_failed_copy_leaves_no_destination(guest: Guest, root: int, tree: Tree) -> None:
+    with inject(Fault("copy_file_range", errno.ENOSPC)):
+        assert copy(guest, root, "sub/file.txt", root, "c.txt") == Status.VERR_DISK_FULL
     assert not (tree.share / "c.txt").exists()
 
 

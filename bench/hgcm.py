@@ -1,0 +1,178 @@
+"""HGCM round trips and bulk data through the guest, against direct Python and host I/O.
+
+* Round trip: a guest loop re-submits one prepared 1-byte READ request N times (out,
+  check DONE, repeat) against calling the service's READ directly from Python with the
+  same arguments.
+* Bulk: a guest writes a file in 1 MiB WRITE calls and reads it back, against
+  os.pwrite/os.pread of the same sizes on the same file system.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from bench.core import Row, median_seconds
+from guest_asm.assembler import AssembledProgram, assemble
+from machine.machine import Machine, RunEnd
+from services.hgcm import HgcmCall, SvcParm
+from services.sharedfolders import strings
+from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateParms, ShflFn
+from services.sharedfolders.service import SharedFoldersService
+
+READ_OPEN = int(ShflCf.ACCESS_READ | ShflCf.ACT_OPEN_IF_EXISTS | ShflCf.ACT_FAIL_IF_NEW)
+RW_CREATE = int(ShflCf.ACCESS_READWRITE | ShflCf.ACT_OPEN_IF_EXISTS | ShflCf.ACT_CREATE_IF_NEW)
+CHUNK = 1024 * 1024
+GUEST_BUFFER = 0x400000
+
+ROUND_TRIP = """
+.include "tool.s"
+_start:
+    ccall2 tool_start, 0, usage
+    ccall2 tool_open_spec, obj, spec
+    ccall3 tool_create, obj, {flags}, 0
+    ccall3 tool_read, obj, buffer, 1
+    mov ecx, {n}
+    mov dx, VMMDEV_PORT
+again:
+    mov dword ptr [hgcm_call_req + 24], 0
+    mov eax, offset_req
+    out dx, eax
+    test dword ptr [hgcm_call_req + 24], 1
+    jz failed
+    dec ecx
+    jnz again
+    mov al, 0
+    out 0xf4, al
+failed:
+    mov al, 1
+    out 0xf4, al
+usage: .asciz "bench"
+spec: .asciz "b:/one.txt"
+.align 8
+buffer: .space 16
+obj: .space 1056
+"""
+
+BULK = """
+.include "tool.s"
+_start:
+    ccall2 tool_start, 0, usage
+    ccall2 tool_open_spec, obj, spec
+    ccall3 tool_create, obj, {flags}, 420
+    mov dword ptr [chunks], {chunks}
+write_next:
+    ccall3 tool_write, obj, {buffer}, {chunk}
+    test eax, eax
+    js failed
+    dec dword ptr [chunks]
+    jnz write_next
+    mov dword ptr [obj + 16], 0
+    mov dword ptr [obj + 20], 0
+    mov dword ptr [chunks], {chunks}
+read_next:
+    ccall3 tool_read, obj, {buffer}, {chunk}
+    test eax, eax
+    js failed
+    dec dword ptr [chunks]
+    jnz read_next
+    mov al, 0
+    out 0xf4, al
+failed:
+    mov al, 1
+    out 0xf4, al
+usage: .asciz "bench"
+spec: .asciz "b:/bulk.bin"
+.align 8
+chunks: .long 0
+.align 8
+obj: .space 1056
+"""
+
+
+def round_trip_program(calls: int) -> AssembledProgram:
+    """The round-trip guest; assembled twice to put the request's address into the loop."""
+    source = ROUND_TRIP.format(flags=READ_OPEN, n=calls)
+    request = assemble(source.replace("offset_req", "0"), mode=64).symbols["hgcm_call_req"]
+    return assemble(source.replace("offset_req", str(request)), mode=64)
+
+
+def _guest_round_trips(folder: Path, program: AssembledProgram) -> None:
+    machine = Machine(64)
+    machine.add_share("b", folder)
+    machine.load(program)
+    result = machine.run(10**10)
+    machine.close()
+    if result.end is not RunEnd.EXIT or result.exit_code != 0:
+        raise RuntimeError(f"round-trip guest failed: {result}")
+
+
+def _direct_round_trips(folder: Path, calls: int) -> None:
+    service = SharedFoldersService()
+    service.add_mapping("b", str(folder))
+    client = 1
+    service.connect(client, 0xFFFFFFFF)
+
+    def call(function: int, *params: SvcParm) -> int:
+        return int(service.call(HgcmCall(client, function, list(params))))  # type: ignore[arg-type]
+
+    call(ShflFn.SET_UTF8)
+    root = SvcParm.u32(0)
+    call(ShflFn.MAP_FOLDER, SvcParm.ptr(strings.build("b", True)), root, SvcParm.u32(ord("/")), SvcParm.u32(1))
+    parms = ShflCreateParms()
+    parms.Handle = SHFL_HANDLE_NIL
+    parms.CreateFlags = READ_OPEN
+    create = SvcParm.ptr(bytes(parms))
+    call(ShflFn.CREATE, SvcParm.u32(root.value), SvcParm.ptr(strings.build("/one.txt", True)), create)
+    handle = ShflCreateParms.from_buffer_copy(bytes(create.buffer)).Handle
+    for _ in range(calls):
+        status = call(ShflFn.READ, SvcParm.u32(root.value), SvcParm.u64(handle), SvcParm.u64(0),
+                      SvcParm.u32(1), SvcParm.ptr(1))
+        if status != 0:
+            raise RuntimeError(f"direct READ failed: {status}")
+    service.close()
+
+
+def _guest_bulk(folder: Path, program: AssembledProgram) -> None:
+    machine = Machine(64)
+    machine.add_share("b", folder)
+    machine.load(program)
+    result = machine.run(10**10)
+    machine.close()
+    if result.end is not RunEnd.EXIT or result.exit_code != 0:
+        raise RuntimeError(f"bulk guest failed: {result}")
+
+
+def _host_bulk(folder: Path, chunks: int) -> None:
+    data = bytes(CHUNK)
+    fd = os.open(folder / "host.bin", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        for index in range(chunks):
+            os.pwrite(fd, data, index * CHUNK)
+        for index in range(chunks):
+            os.pread(fd, CHUNK, index * CHUNK)
+    finally:
+        os.close(fd)
+
+
+def run(quick: bool, repeat: int) -> list[Row]:
+    calls = 2_000 if quick else 100_000
+    chunks = 8 if quick else 256
+    with tempfile.TemporaryDirectory(prefix="hgcmlab-bench-") as temporary:
+        folder = Path(temporary)
+        (folder / "one.txt").write_bytes(b"x")
+        trips = round_trip_program(calls)
+        bulk = assemble(BULK.format(flags=RW_CREATE, chunks=chunks, buffer=GUEST_BUFFER, chunk=CHUNK), mode=64)
+        guest = median_seconds(lambda: _guest_round_trips(folder, trips), repeat)
+        direct = median_seconds(lambda: _direct_round_trips(folder, calls), repeat)
+        guest_bulk = median_seconds(lambda: _guest_bulk(folder, bulk), repeat)
+        host_bulk = median_seconds(lambda: _host_bulk(folder, chunks), repeat)
+    guest_rate, direct_rate = calls / guest, calls / direct
+    megabytes = 2 * chunks * CHUNK / (1024 * 1024)
+    return [
+        Row("hgcm", "1-byte READ round trips per second (guest loop)", guest_rate, "calls/s",
+            direct_rate, "service called directly", ">= 100000 calls/s", guest_rate >= 100_000),
+        Row("bulk", f"write + read {chunks} MiB in 1 MiB calls", megabytes / guest_bulk, "MiB/s",
+            megabytes / host_bulk, "os.pwrite/os.pread", ">= 80% of host", guest_bulk * 0.8 <= host_bulk),
+    ]
