@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict
 
-from bench import execution, hgcm, scale
+from bench import execution, hgcm, scale, trace_memory
 from bench.core import Row
 
 #: name -> run(quick, repeat) -> rows.  Other benchmark modules register here.
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, Callable[[bool, int], list[Row]]] = {
     "execution": execution.run,
     "hgcm": hgcm.run,
     "scale": scale.run,
+    "trace_memory": trace_memory.run,
 }
 
 

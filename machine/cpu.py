@@ -32,6 +32,7 @@ import unicorn.unicorn_py3.unicorn as _uc_binding
 from capstone import x86_const as cx
 from unicorn import x86_const as ux
 
+from machine import fastblock
 from machine.clock import CostProfile, classify
 from machine.memory import GuestMemory
 
@@ -86,6 +87,14 @@ class _Block:
     cycles: tuple[int, ...]
     #: (instruction index, is RDTSCP) of each time-stamp read in the block, in order.
     tsc_reads: tuple[tuple[int, bool], ...] = ()
+    #: Starts of the instructions that open an interrupt shadow (`sti`, `mov ss`, `pop ss`).
+    shadowing: frozenset[int] = frozenset()
+
+    def shadow_after(self, pc: int) -> bool:
+        """True when the instruction completed just before ``pc`` opens an interrupt shadow."""
+        index = self.executed_before(pc)
+        return index > 0 and self.starts[index - 1] in self.shadowing and (
+            index == len(self.starts) and pc == self.end or index < len(self.starts) and self.starts[index] == pc)
 
     def executed_before(self, pc: int) -> int:
         """Instructions of this block that completed when execution stopped at ``pc``."""
@@ -130,7 +139,7 @@ class Cpu:
     """One x86 vCPU in ``mode`` 64 or 32 over ``memory``, charged by ``costs``."""
 
     def __init__(self, mode: int, memory: GuestMemory, port_read: PortRead, port_write: PortWrite,
-                 costs: CostProfile | None = None) -> None:
+                 costs: CostProfile | None = None, fast_blocks: bool = True) -> None:
         if mode not in (32, 64):
             raise ValueError(f"mode must be 32 or 64, not {mode}")
         self.mode = mode
@@ -146,26 +155,29 @@ class Cpu:
         self._pc_reg = ux.UC_X86_REG_RIP if mode == 64 else ux.UC_X86_REG_EIP
         self._sp_reg = ux.UC_X86_REG_RSP if mode == 64 else ux.UC_X86_REG_ESP
         self._flags_reg = ux.UC_X86_REG_RFLAGS if mode == 64 else ux.UC_X86_REG_EFLAGS
-        self._blocks: dict[tuple[int, bytes], _Block] = {}
+        #: Decoded blocks by (address, bytes), with their index in ``_block_list``.
+        self._blocks: dict[tuple[int, bytes], tuple[_Block, int]] = {}
         self._regions: list[tuple[int, int]] = []
-        self._current: _Block | None = None
-        self._last_block: _Block | None = None
-        self._counted = 0          # instructions of the blocks entered so far
-        self._counted_cycles = 0   # their static cycles
+        # Counters live in a ctypes structure shared with the native block hook.
+        self._state = fastblock.State()
+        self._table = (fastblock.Entry * fastblock.TABLE_SIZE)()
+        self._state.table = ctypes.addressof(self._table)
+        self._state.mask = fastblock.TABLE_SIZE - 1
+        self._block_list: list[_Block] = []
+        self._previous_block: _Block | None = None
+        self._callback_error: BaseException | None = None
         self.instructions = 0      # exact count of completed instructions
         self.static_cycles = 0     # exact static cycles of completed instructions
         #: Cycles charged outside instruction costs (device and service costs, idle time).
         self.charged = 0
         #: The cycle of the next scheduled event, checked at block boundaries.
-        self.deadline: int | None = None
-        #: True while the interrupt line is asserted (the machine's interrupt controller).
-        self.irq_asserted = False
+        self._deadline: int | None = None
+        self._irq_asserted = False
         self._exact = False
-        self._tsc_reads_done = 0
         self._stop: StopInfo | None = None
         self._fault: tuple[str, int | None] | None = None
         self._install_flat_segments()
-        self._uc.hook_add(unicorn.UC_HOOK_BLOCK, self._on_block)
+        self._install_block_hook(fast_blocks)
         self._uc.hook_add(unicorn.UC_HOOK_INSN, self._on_in, None, 1, 0, ux.UC_X86_INS_IN)
         self._uc.hook_add(unicorn.UC_HOOK_INSN, self._on_out, None, 1, 0, ux.UC_X86_INS_OUT)
         self._uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
@@ -182,6 +194,75 @@ class Cpu:
         self._uc.reg_write(ux.UC_X86_REG_CS, CODE_SELECTOR)
         for register in (ux.UC_X86_REG_SS, ux.UC_X86_REG_DS, ux.UC_X86_REG_ES, ux.UC_X86_REG_FS, ux.UC_X86_REG_GS):
             self._uc.reg_write(register, DATA_SELECTOR)
+
+    def _install_block_hook(self, fast: bool) -> None:
+        """The native block hook when the host has it (and ``fast``), else the Python one;
+        both keep the same counters (see machine/fastblock.py)."""
+        self._python_block_callback = fastblock.BLOCK_CALLBACK(self._on_block_native)
+        self._state.python = ctypes.cast(self._python_block_callback, ctypes.c_void_p).value or 0
+        native = fastblock.native_hook_address() if fast else None
+        self.fast_blocks = native is not None
+        if native is None:
+            self._uc.hook_add(unicorn.UC_HOOK_BLOCK, self._on_block)
+            return
+        handle = ctypes.c_size_t()
+        status = _uc_binding.uclib.uc_hook_add(
+            self._uc._uch, ctypes.byref(handle), unicorn.UC_HOOK_BLOCK, ctypes.c_void_p(native),
+            ctypes.c_void_p(ctypes.addressof(self._state)), ctypes.c_uint64(1), ctypes.c_uint64(0))
+        if status != unicorn.UC_ERR_OK:
+            raise RuntimeError(f"Unicorn refused the native block hook (error {status})")
+
+    # --- shared counter state ---------------------------------------------------------------
+
+    def _block_of(self, entry: int) -> _Block | None:
+        if not entry:
+            return None
+        index = (entry - self._state.table) // ctypes.sizeof(fastblock.Entry)
+        return self._block_list[self._table[index].block_id]
+
+    @property
+    def _current(self) -> _Block | None:
+        return self._block_of(self._state.current)
+
+    @property
+    def _last_block(self) -> _Block | None:
+        return self._block_of(self._state.last)
+
+    @property
+    def _counted(self) -> int:
+        return self._state.instructions
+
+    @property
+    def _counted_cycles(self) -> int:
+        return self._state.cycles
+
+    def _update_slow(self) -> None:
+        # The native hook hands every block to Python while a decision is needed per block.
+        self._state.slow = int(self._deadline is not None or self._irq_asserted or self._exact)
+
+    @property
+    def deadline(self) -> int | None:
+        """The cycle of the next scheduled event, checked at block boundaries."""
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, value: int | None) -> None:
+        self._deadline = value
+        self._update_slow()
+
+    @property
+    def irq_asserted(self) -> bool:
+        """True while the interrupt line is asserted (the machine's interrupt controller)."""
+        return self._irq_asserted
+
+    @irq_asserted.setter
+    def irq_asserted(self, value: bool) -> None:
+        self._irq_asserted = value
+        self._update_slow()
+
+    def _set_exact(self, value: bool) -> None:
+        self._exact = value
+        self._update_slow()
 
     def _install_rdtsc_hook(self) -> None:
         """Hook RDTSC/RDTSCP through Unicorn's C API (the Python binding refuses these
@@ -289,8 +370,8 @@ class Cpu:
             return StopInfo(StopKind.BUDGET, self.pc)
         self._stop = None
         self._fault = None
-        self._current = None
-        self._exact = exact
+        self._state.current = 0
+        self._set_exact(exact)
         until = 0xFFFFFFFFFFFFFFFF if self.mode == 64 else 0xFFFFFFFF
         uc_error: unicorn.UcError | None = None
         try:
@@ -298,12 +379,15 @@ class Cpu:
         except unicorn.UcError as exc:
             uc_error = exc
         finally:
-            self._exact = False
+            self._set_exact(False)
+        if self._callback_error is not None:
+            error, self._callback_error = self._callback_error, None
+            raise error
         pc = self.pc
         self.instructions = self.instructions_at(pc)
         self.static_cycles = self.cycles_at(pc) - self.charged
-        self._counted, self._counted_cycles = self.instructions, self.static_cycles
-        self._current = None
+        self._state.instructions, self._state.cycles = self.instructions, self.static_cycles
+        self._state.current = 0
         if self._fault is not None:
             description, address = self._fault
             return StopInfo(StopKind.FAULT, pc, description, address)
@@ -319,6 +403,19 @@ class Cpu:
         block = self._last_block
         return (block is not None and bool(block.starts) and block.starts[-1] == pc - 1
                 and self._memory.contains(pc - 1, 1) and self._memory.read(pc - 1, 1)[0] == _HLT)
+
+    @property
+    def in_interrupt_shadow(self) -> bool:
+        """True right after `sti` (or a load of SS): x86 accepts no interrupt before the next
+        instruction completes, which is what makes `sti; hlt` race-free."""
+        block, pc = self._last_block, self.pc
+        if block is None:
+            return False
+        if block.shadow_after(pc):
+            return True
+        # Stopped before the first instruction of a block: the shadow comes from the one before.
+        previous = self._previous_block
+        return pc == block.address and previous is not None and previous.shadow_after(pc)
 
     def inject_interrupt(self, vector: int) -> str | None:
         """Enter the guest's handler for ``vector`` through its IDT, as the CPU does for an
@@ -382,35 +479,60 @@ class Cpu:
         starts: list[int] = []
         cycles = [0]
         tsc_reads: list[tuple[int, bool]] = []
+        shadowing: set[int] = set()
         for instruction in self._cs_detail.disasm(code, address):
+            if instruction.mnemonic == "sti" or (instruction.mnemonic in ("mov", "pop")
+                                                 and instruction.op_str.split(",")[0].strip() == "ss"):
+                shadowing.add(instruction.address)
             has_memory = any(op.type == cx.X86_OP_MEM for op in instruction.operands)
             cost = self.costs.cost(classify(instruction.mnemonic, has_memory))
             if instruction.mnemonic in ("rdtsc", "rdtscp"):
                 tsc_reads.append((len(starts), instruction.mnemonic == "rdtscp"))
             starts.append(instruction.address)
             cycles.append(cycles[-1] + cost)
-        return _Block(address, address + len(code), tuple(starts), tuple(cycles), tuple(tsc_reads))
+        return _Block(address, address + len(code), tuple(starts), tuple(cycles), tuple(tsc_reads),
+                      frozenset(shadowing))
+
+    def _on_block_native(self, _handle: int, address: int, size: int, _user: int) -> None:
+        # Called from C: an exception must not unwind through Unicorn.  It is kept and
+        # re-raised when emu_start returns (a bug of ours stops the run).
+        try:
+            self._on_block(self._uc, address, size, None)
+        except BaseException as error:  # noqa: BLE001 - re-raised after emu_start
+            self._callback_error = error
+            self._uc.emu_stop()
 
     def _on_block(self, uc: unicorn.Uc, address: int, size: int, _user: object) -> None:
         code = (self._memory.read(address, size) if self._memory.contains(address, size)
                 else bytes(uc.mem_read(address, size)))
         key = (address, code)
-        block = self._blocks.get(key)
-        if block is None:
-            block = self._blocks[key] = self._decode(address, key[1])
-        start_cycles = self._counted_cycles + self.charged
-        self._current = block
-        self._last_block = block
-        self._tsc_reads_done = 0
-        self._counted += len(block.starts)
-        self._counted_cycles += block.total_cycles
+        known = self._blocks.get(key)
+        if known is None:
+            known = self._blocks[key] = (self._decode(address, code), len(self._block_list))
+            self._block_list.append(known[0])
+        block, block_id = known
+        previous = self._previous_block = self._last_block
+        index = fastblock.slot(address)
+        entry = self._table[index]
+        entry.address, entry.size = address, size
+        entry.instructions, entry.cycles = len(block.starts), block.total_cycles
+        entry.block_id = block_id
+        pointer = self._state.table + index * ctypes.sizeof(fastblock.Entry)
+        state = self._state
+        start_cycles = state.cycles + self.charged
+        state.current = pointer
+        state.last = pointer
+        state.tsc_reads = 0
+        state.instructions += len(block.starts)
+        state.cycles += block.total_cycles
         if self._exact:
             return
-        if self.irq_asserted and uc.reg_read(self._flags_reg) & _EFLAGS_IF:
+        if (self._irq_asserted and uc.reg_read(self._flags_reg) & _EFLAGS_IF
+                and not (previous is not None and previous.shadow_after(address))):
             self._stop = StopInfo(StopKind.INTERRUPT, address)
             uc.emu_stop()
             return
-        deadline = self.deadline
+        deadline = self._deadline
         if deadline is None or start_cycles + block.total_cycles <= deadline:
             return
         needed = deadline - start_cycles
@@ -431,9 +553,10 @@ class Cpu:
         # counting the time-stamp reads of the current block (straight-line code).
         block = self._current
         index, is_rdtscp = (0, False)
-        if block is not None and self._tsc_reads_done < len(block.tsc_reads):
-            index, is_rdtscp = block.tsc_reads[self._tsc_reads_done]
-            self._tsc_reads_done += 1
+        done = self._state.tsc_reads
+        if block is not None and done < len(block.tsc_reads):
+            index, is_rdtscp = block.tsc_reads[done]
+            self._state.tsc_reads = done + 1
         value = self._counted_cycles + self.charged
         if block is not None:
             value += block.cycles[index] - block.total_cycles

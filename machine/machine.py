@@ -110,7 +110,7 @@ class Machine:
     def __init__(self, mode: int = 64, ram_size: int = DEFAULT_RAM_SIZE, *,
                  vmmdev_port: int = VMMDEV_DEFAULT_PORT_BASE, require_guest_info: bool = False,
                  costs: CostProfile | None = None, vmmdev_config: VMMDevConfig | None = None,
-                 tracer: Tracer | None = None) -> None:
+                 tracer: Tracer | None = None, fast_blocks: bool = True) -> None:
         if mode not in (32, 64):
             raise ValueError(f"mode must be 32 or 64, not {mode}")
         if not 0x20000 <= ram_size <= MAX_RAM_SIZE or ram_size % 4096:
@@ -121,7 +121,7 @@ class Machine:
         self.tracer = tracer or Tracer()
         self.scheduler = Scheduler()
         self.bus = PortBus(self.tracer, self._charge)
-        self.cpu = Cpu(mode, self.memory, self.bus.read, self.bus.write, costs)
+        self.cpu = Cpu(mode, self.memory, self.bus.read, self.bus.write, costs, fast_blocks)
         self.clock = Clock(self.cpu.now, self.cpu.charge, self.scheduler, self.tracer.emit, self._event_scheduled)
         self.tracer.set_stamp(self._stamp)
         self._exit_code: int | None = None
@@ -296,6 +296,8 @@ class Machine:
             self.tracer.emit("event", name=event.name, scheduled_cycle=event.cycle)
             event.action()
         if self._irq_lines and self.cpu.interrupts_enabled:
+            if self.cpu.in_interrupt_shadow:
+                return self._step_through_shadow()
             irq = min(self._irq_lines)
             vector = IRQ_VECTOR_BASE + irq
             pc = self.cpu.pc
@@ -304,6 +306,15 @@ class Machine:
                 return RunEnd.FAULT, -1, self._fault_report(f"cannot deliver IRQ {irq}: {problem}", pc)
             self.tracer.emit("interrupt_delivered", irq=irq, vector=vector, return_pc=pc)
         return None
+
+    def _step_through_shadow(self) -> tuple[RunEnd, int, FaultReport | None] | None:
+        """Execute the one instruction after `sti` before any interrupt (x86's interrupt
+        shadow); a `hlt` there halts with the interrupt pending and is woken by it."""
+        stop = self.cpu.run(1, exact=True)
+        if stop.kind is StopKind.HALT:
+            self.tracer.emit("cpu_halt", interrupts_enabled=self.cpu.interrupts_enabled)
+            return None
+        return self._handle_stop(stop, 1)
 
     def _finish(self, end: RunEnd, code: int, fault: FaultReport | None) -> RunResult:
         self.log_device.flush()

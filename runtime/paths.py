@@ -67,8 +67,8 @@ def convert_guest_path(text: str, delimiter: int) -> GuestPath:
 
     ``delimiter`` is '/' (0x2F), '\\' (0x5C), or 0 before the client mapped anything: then,
     as in VirtualBox, nothing is stripped or converted, so the whole text is one component.
-    Raises RtError: VERR_INVALID_NAME for NUL, for '/' inside a component, and for ".."
-    above the root; VERR_FILENAME_TOO_LONG for a component over 255 bytes or a path over
+    Raises RtError: VERR_INVALID_NAME for NUL, for '/' inside a component, for text that
+    is not encodable as UTF-8 (lone surrogates), and for ".." above the root; VERR_FILENAME_TOO_LONG for a component over 255 bytes or a path over
     4095 bytes.
     """
     if "\0" in text:
@@ -93,7 +93,12 @@ def convert_guest_path(text: str, delimiter: int) -> GuestPath:
                 raise RtError(Status.VERR_INVALID_NAME, "path leaves the share root")
             stack.pop()
             continue
-        encoded = piece.encode("utf-8")
+        try:
+            encoded = piece.encode("utf-8")
+        except UnicodeEncodeError:
+            # Lone surrogates never come out of the strict SHFLSTRING decoder; refuse them
+            # here too rather than raise, whoever the caller is.
+            raise RtError(Status.VERR_INVALID_NAME, "unencodable guest path") from None
         if len(encoded) > NAME_MAX:
             raise RtError(Status.VERR_FILENAME_TOO_LONG, "component longer than 255 bytes")
         stack.append(encoded)

@@ -19,10 +19,12 @@
 #     stops after the first failure), ReportGuestStatus(facility 20 = VBoxGuest driver,
 #     status 50 = active) with VERR_NOT_IMPLEMENTED counted as success (bit 2).
 #   No heartbeat timer is started (the library has no timer; the device does not check).
+# vmmdev_simple_build(type, size, a, b, c)
+#   Build a request of `size` bytes (at most VMMDEV_INIT_REQ_MAX) in the static buffer
+#   `vmmdev_init_req`: 0xAA fill, header, u32 a at offset 24, b at 28, c at 32 (stores
+#   past `size` are not sent).
 # vmmdev_simple_request(type, size, a, b, c) -> eax = header.rc
-#   A request of `size` bytes (at most VMMDEV_INIT_REQ_MAX) in a static buffer: 0xAA fill,
-#   header, u32 a at offset 24, b at 28, c at 32 (stores past `size` are not sent).
-#   The request stays in `vmmdev_init_req` for the caller to read outputs.
+#   vmmdev_simple_build, then submit; outputs stay in `vmmdev_init_req`.
 
 .include "ccall.s"
 .include "vmmdev.s"
@@ -57,20 +59,58 @@
 .equ INIT_WARN_STATUS, 4
 
 .if MODE == 64
-vmmdev_simple_request:
-    push rcx
-    push rdx
-    push r8
-    lea rdi, [rip + vmmdev_init_req]
-    mov eax, esi
-    mov esi, VMMDEV_INIT_REQ_MAX
+vmmdev_simple_build:
+    push rbx
+    push r12
+    push r13
+    mov ebx, edx
+    mov r12d, ecx
+    mov r13d, r8d
     mov edx, edi
-    mov r9d, eax
-    mov edx, dword ptr [rsp + 24]
-    nop
-    pop r8
-    pop rdx
-    pop rcx
+    lea rdi, [rip + vmmdev_init_req]
+    call vmmdev_req_init
+    mov dword ptr [rdi + REQ_OFF_BODY], ebx
+    mov dword ptr [rdi + REQ_OFF_BODY + 4], r12d
+    mov dword ptr [rdi + REQ_OFF_BODY + 8], r13d
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+vmmdev_simple_request:
+    call vmmdev_simple_build
+    lea rdi, [rip + vmmdev_init_req]
+    jmp vmmdev_request
+.else
+vmmdev_simple_build:
+    sub esp, 12
+    mov dword ptr [esp], vmmdev_init_req
+    mov eax, dword ptr [esp + 20]
+    mov dword ptr [esp + 4], eax
+    mov eax, dword ptr [esp + 16]
+    mov dword ptr [esp + 8], eax
+    call vmmdev_req_init
+    add esp, 12
+    mov ecx, vmmdev_init_req
+    mov eax, dword ptr [esp + 12]
+    mov dword ptr [ecx + REQ_OFF_BODY], eax
+    mov eax, dword ptr [esp + 16]
+    mov dword ptr [ecx + REQ_OFF_BODY + 4], eax
+    mov eax, dword ptr [esp + 20]
+    mov dword ptr [ecx + REQ_OFF_BODY + 8], eax
+    ret
+
+vmmdev_simple_request:
+    # Copy the five arguments (each push moves esp, so the same offset reaches the next).
+    push dword ptr [esp + 20]
+    push dword ptr [esp + 20]
+    push dword ptr [esp + 20]
+    push dword ptr [esp + 20]
+    push dword ptr [esp + 20]
+    call vmmdev_simple_build
+    mov dword ptr [esp], vmmdev_init_req
+    call vmmdev_request
+    add esp, 20
     ret
 .endif
 
@@ -158,10 +198,8 @@ vmmdev_driver_init_fail:
 
 # ReportGuestInfo2 (internal) -> eax = header.rc
 vmmdev_report_guest_info2:
-    ccall5 vmmdev_simple_request, VMMDevReq_GetHostVersion, REPORTGUESTINFO2_SIZE, 0, 0, 0
+    ccall5 vmmdev_simple_build, VMMDevReq_ReportGuestInfo2, REPORTGUESTINFO2_SIZE, 0, 0, 0
     mov ecx, vmmdev_init_req
-    mov dword ptr [ecx + REQUESTHEADER_OFF_REQUESTTYPE], VMMDevReq_ReportGuestInfo2
-    mov dword ptr [ecx + REQUESTHEADER_OFF_RC], VERR_GENERAL_FAILURE
     mov word ptr [ecx + GUESTINFO2_OFF_MAJOR], LINUX_VBG_VERSION_MAJOR
     mov word ptr [ecx + GUESTINFO2_OFF_MINOR], LINUX_VBG_VERSION_MINOR
     mov dword ptr [ecx + GUESTINFO2_OFF_BUILD], LINUX_VBG_VERSION_BUILD

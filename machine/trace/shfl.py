@@ -127,10 +127,11 @@ _CF_FIELDS: tuple[tuple[int, dict[int, str], bool], ...] = (
 def create_flags(value: int) -> str:
     """SHFL_CF_* flags as names joined by ``|`` (action and access fields always shown)."""
     names: list[str] = []
-    rest = value
-    for bit in (ShflCf.LOOKUP, ShflCf.OPEN_TARGET_DIRECTORY, ShflCf.DIRECTORY, ShflCf.ACCESS_APPEND):
+    value = rest = int(value)  # plain ints: ~ on an IntFlag member drops undefined bits
+    for member in (ShflCf.LOOKUP, ShflCf.OPEN_TARGET_DIRECTORY, ShflCf.DIRECTORY, ShflCf.ACCESS_APPEND):
+        bit = int(member)
         if value & bit:
-            names.append(str(bit.name))
+            names.append(str(member.name))
             rest &= ~bit
     for mask, table, always in _CF_FIELDS:
         part = value & mask
@@ -145,7 +146,7 @@ def create_flags(value: int) -> str:
 def _bits(value: int, flags: type[IntFlag], *, zero: str | None = None) -> str:
     """Single-bit members of ``flags`` present in ``value``, unknown bits in hex."""
     names: list[str] = []
-    rest = value
+    value = rest = int(value)
     for member in flags:
         bit = int(member)
         if bit and bit & (bit - 1) == 0 and value & bit and member.name and "MASK" not in member.name:

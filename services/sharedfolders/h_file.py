@@ -65,7 +65,8 @@ def read(ctx: CallContext) -> int:
 def write(ctx: CallContext) -> int:
     """WRITE: positional (or append) write; offset := new offset, cb := written.
 
-    With a PTR buffer and a non-append handle cb keeps the requested count (quirk 8).
+    With a PTR buffer and a non-append handle cb keeps the requested count (quirk 8), except
+    after a short write, where it is the count really written.
     """
     root, handle, offset, cb, buf = ctx.params
     ctx.service.check_reserved(handle.value)
@@ -82,7 +83,8 @@ def write(ctx: CallContext) -> int:
         cb.value = written
     else:
         offset.value += written
-        cb.value = count if buf.type is SvcParmType.PTR else written
+        # A short write (host error after some bytes) always reports what is on the host.
+        cb.value = count if buf.type is SvcParmType.PTR and written == count else written
     return Status.VINF_SUCCESS
 
 
@@ -227,7 +229,8 @@ def information(ctx: CallContext) -> int:
 
 
 def copy_file_part(ctx: CallContext) -> int:
-    """COPY_FILE_PART: copy up to cb bytes between two file handles at their own offsets."""
+    """COPY_FILE_PART: copy up to cb bytes between two file handles at their own offsets,
+    never more than the source held when the call started."""
     root_src, h_src, off_src, root_dst, h_dst, off_dst, cb, flags = ctx.params
     if off_src.value & _SIGN_BIT or off_dst.value & _SIGN_BIT:
         raise RtError(Status.VERR_NEGATIVE_SEEK, "negative offset")
@@ -239,6 +242,9 @@ def copy_file_part(ctx: CallContext) -> int:
     svc = ctx.service
     src = svc.access_handle(ctx.client, root_src.value, h_src.value, FILE, write=False)
     dst = svc.access_handle(ctx.client, root_dst.value, h_dst.value, FILE, write=True)
+    # Bounded by the source's size when the call starts: copying a file into itself ahead
+    # of the read position would otherwise never reach EOF (one call filling the disk).
+    remaining = min(remaining, max(0, src.obj.size() - off_src.value))
     copied = 0
     while remaining:
         data = src.obj.read_at(off_src.value + copied, min(remaining, _COPY_CHUNK))

@@ -102,9 +102,9 @@ def test_rdtsc_is_identical_across_runs() -> None:
     assert first.run().exit_code == second.run().exit_code == 0
 
 
-def test_run_until_a_cycle_pauses_and_continues() -> None:
-    machine = Machine(64)
-    machine.load(assemble("_start:\nagain:\n inc eax\n cmp eax, 1000\n jne again\n out 0xf4, al\n", mode=64))
+def test_run_until_a_cycle_pauses_and_continues(hgcm_machine, hgcm_assemble) -> None:
+    machine = hgcm_machine(64)
+    machine.load(hgcm_assemble("_start:\nagain:\n inc eax\n cmp eax, 1000\n jne again\n out 0xf4, al\n", mode=64))
     paused = machine.run(until_cycle=101)
     assert paused.end is RunEnd.PAUSED
     assert 101 <= paused.cycles < 101 + CostProfile().max_cost
@@ -113,20 +113,18 @@ def test_run_until_a_cycle_pauses_and_continues() -> None:
     assert machine.run().end is RunEnd.EXIT
 
 
-def test_single_step_executes_one_instruction_at_a_time() -> None:
-    machine = Machine(64)
-    machine.load(assemble("_start:\n mov eax, 1\n mov ebx, 2\n out 0xf4, al\n", mode=64))
+def test_single_step_executes_one_instruction_at_a_time(hgcm_machine, hgcm_assemble) -> None:
+    machine = hgcm_machine(64)
+    machine.load(hgcm_assemble("_start:\n mov eax, 1\n mov ebx, 2\n out 0xf4, al\n", mode=64))
     first = machine.step()
     assert (first.end, first.instructions, machine.cpu.pc) == (RunEnd.BUDGET, 1, 0x10005)
     machine.step()
     assert machine.step().end is RunEnd.EXIT
 
 
-def test_scheduled_events_fire_at_their_cycle_in_order() -> None:
-    machine = Machine(64)
-    sink = ListSink()
-    machine.tracer.add_sink(sink)
-    machine.load(assemble("_start:\nagain:\n inc eax\n jmp again\n", mode=64))
+def test_scheduled_events_fire_at_their_cycle_in_order(hgcm_machine, hgcm_assemble) -> None:
+    machine = hgcm_machine(64)
+    machine.load(hgcm_assemble("_start:\nagain:\n inc eax\n jmp again\n", mode=64))
     fired: list[tuple[str, int]] = []
     for name, cycle in (("late", 500), ("early", 123), ("tie-a", 300), ("tie-b", 300)):
         machine.clock.schedule_at(cycle, name, lambda n=name: fired.append((n, machine.clock.now())))
@@ -135,7 +133,8 @@ def test_scheduled_events_fire_at_their_cycle_in_order() -> None:
     for (name, cycle), wanted in zip(fired, (123, 300, 300, 500)):
         # The first instruction boundary at or after the event's cycle: inc (1) / jmp (2).
         assert wanted <= cycle <= wanted + 1, name
-    assert [e.fields["scheduled_cycle"] for e in sink.of_kind("event")] == [123, 300, 300, 500]
+    fired_events = [e for e in hgcm_machine.events(machine) if e.kind == "event"]
+    assert [e.fields["scheduled_cycle"] for e in fired_events] == [123, 300, 300, 500]
 
 
 def test_scheduler_orders_and_cancels() -> None:
@@ -151,9 +150,9 @@ def test_scheduler_orders_and_cancels() -> None:
     assert calls == ["b", "c"]
 
 
-def test_sti_hlt_with_nothing_scheduled_ends_the_run() -> None:
-    machine = Machine(64)
-    machine.load(assemble("_start:\n sti\n hlt\n mov al, 1\n out 0xf4, al\n", mode=64))
+def test_sti_hlt_with_nothing_scheduled_ends_the_run(hgcm_machine, hgcm_assemble) -> None:
+    machine = hgcm_machine(64)
+    machine.load(hgcm_assemble("_start:\n sti\n hlt\n mov al, 1\n out 0xf4, al\n", mode=64))
     assert machine.run().end is RunEnd.HALT
 
 

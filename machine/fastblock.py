@@ -1,0 +1,119 @@
+"""A native block hook: exact instruction and cycle counting without Python per block.
+
+Unicorn calls a block hook before every translated block it executes.  A Python hook costs
+about half a microsecond per block; this one is ~20 bytes of x86-64 machine code (assembled
+with keystone at import, placed in executable memory) that looks the block up in a small
+direct-mapped table filled by Python and adds its instruction count and static cycles to
+counters in a shared ctypes structure.  On a table miss, or while the machine needs a
+decision at every block (a pending deadline, an asserted interrupt line, an exact slice),
+it tail-calls the Python handler with the same arguments, which decodes the block, fills
+its table entry and does everything the pure Python hook does.
+
+Counts are identical with and without it (tests compare both).  Limitation: a table entry
+is matched by address and size, so code rewritten in place that keeps a block's address and
+size but changes its instructions keeps the old counts until the entry is evicted; machines
+that run such code use ``Machine(fast_blocks=False)``.  Only x86-64 Linux hosts get the
+native hook; elsewhere ``available()`` is False and the Python hook is used.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import platform
+from functools import cache
+
+TABLE_BITS = 12
+TABLE_SIZE = 1 << TABLE_BITS
+
+
+class Entry(ctypes.Structure):
+    """One cached block: where it is, how much it costs, which Python block it is."""
+
+    _fields_ = [
+        ("address", ctypes.c_uint64),
+        ("size", ctypes.c_uint32),
+        ("instructions", ctypes.c_uint32),
+        ("cycles", ctypes.c_uint64),
+        ("block_id", ctypes.c_uint64),
+    ]
+
+
+class State(ctypes.Structure):
+    """Counters and control shared by the native hook and Python (offsets are used by the
+    machine code below: keep them in sync)."""
+
+    _fields_ = [
+        ("instructions", ctypes.c_uint64),   # +0  instructions of blocks entered
+        ("cycles", ctypes.c_uint64),         # +8  their static cycles
+        ("current", ctypes.c_uint64),        # +16 entry of the block being executed (0: none)
+        ("table", ctypes.c_uint64),          # +24 address of the Entry array
+        ("mask", ctypes.c_uint64),           # +32 TABLE_SIZE - 1
+        ("slow", ctypes.c_uint64),           # +40 non-zero: every block goes to Python
+        ("python", ctypes.c_uint64),         # +48 the Python handler (a C function pointer)
+        ("last", ctypes.c_uint64),           # +56 entry of the last block entered
+        ("tsc_reads", ctypes.c_uint64),      # +64 time-stamp reads done in the current block
+    ]
+
+
+assert ctypes.sizeof(Entry) == 32
+
+# SysV x86-64: rdi = uc, rsi = block address, edx = block size, rcx = State*.
+_SOURCE = """
+    cmp qword ptr [rcx + 40], 0
+    jne python
+    mov rax, rsi
+    mov r8, rsi
+    shr r8, 12
+    xor rax, r8
+    and rax, qword ptr [rcx + 32]
+    shl rax, 5
+    add rax, qword ptr [rcx + 24]
+    cmp qword ptr [rax], rsi
+    jne python
+    cmp dword ptr [rax + 8], edx
+    jne python
+    mov qword ptr [rcx + 16], rax
+    mov qword ptr [rcx + 56], rax
+    mov qword ptr [rcx + 64], 0
+    mov r8d, dword ptr [rax + 12]
+    add qword ptr [rcx], r8
+    mov r8, qword ptr [rax + 16]
+    add qword ptr [rcx + 8], r8
+    ret
+python:
+    jmp qword ptr [rcx + 48]
+"""
+
+BLOCK_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
+
+
+def slot(address: int) -> int:
+    """The table slot of a block address (the same hash as the machine code)."""
+    return (address ^ (address >> 12)) & (TABLE_SIZE - 1)
+
+
+@cache
+def _native_code() -> int | None:
+    """Address of the assembled hook in executable memory, or None when unavailable."""
+    if platform.machine() not in ("x86_64", "AMD64") or platform.system() != "Linux":
+        return None
+    import keystone
+
+    encoding, _count = keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(_SOURCE)
+    code = bytes(encoding)
+    try:
+        memory = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    except (OSError, PermissionError):
+        return None
+    memory.write(code)
+    _KEEP.append(memory)
+    return ctypes.addressof(ctypes.c_char.from_buffer(memory))
+
+
+_KEEP: list[mmap.mmap] = []
+
+
+def native_hook_address() -> int | None:
+    """The native hook's address for ``uc_hook_add``, or None on hosts without it."""
+    return _native_code()

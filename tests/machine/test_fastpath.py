@@ -1,0 +1,62 @@
+"""The native block hook counts exactly what the Python hook counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from guest_asm.assembler import assemble
+from machine import fastblock
+from machine.machine import Machine
+from machine.programs import bundled_program
+from machine.tracing import ListSink
+from tests.machine.test_interrupts import program as interrupt_program
+from tests.machine.test_time import LOOP
+
+needs_native = pytest.mark.skipif(fastblock.native_hook_address() is None,
+                                  reason="the native block hook exists only on x86-64 Linux hosts")
+
+
+def _run(fast: bool, load, *, config: VMMDevConfig | None = None, share: Path | None = None,
+         until_cycle: int | None = None) -> tuple[int, int, int, list[str]]:
+    machine = Machine(64, vmmdev_config=config, fast_blocks=fast)
+    assert machine.cpu.fast_blocks is fast
+    sink = ListSink()
+    machine.tracer.add_sink(sink)
+    if share is not None:
+        machine.add_share("demo", share)
+    machine.load(load())
+    result = machine.run(until_cycle=until_cycle) if until_cycle else machine.run()
+    return result.exit_code, result.instructions, result.cycles, [e.to_json() for e in sink.events]
+
+
+@needs_native
+def test_compute_loop_counts_are_identical() -> None:
+    program = assemble(LOOP, mode=64)
+    assert _run(True, lambda: program) == _run(False, lambda: program)
+
+
+@needs_native
+def test_pausing_at_a_cycle_is_identical() -> None:
+    program = assemble("_start:\nagain:\n inc eax\n imul ebx, eax\n jmp again\n", mode=64)
+    for cycle in (1, 17, 1000, 12345):
+        assert _run(True, lambda: program, until_cycle=cycle) == _run(False, lambda: program, until_cycle=cycle)
+
+
+@needs_native
+def test_demo_with_async_interrupts_is_identical(tmp_path: Path) -> None:
+    config = VMMDevConfig(timing=HgcmTiming(call_cycles=30_000, byte_cycles=0, force_async=True))
+    program = assemble(interrupt_program(64, use_irq=True), mode=64)
+    assert _run(True, lambda: program, config=config) == _run(False, lambda: program, config=config)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    demo = bundled_program("demo.s", mode=64)
+    fast = _run(True, lambda: demo, config=config, share=tmp_path / "a")
+    slow = _run(False, lambda: demo, config=config, share=tmp_path / "b")
+    assert fast == slow and fast[0] == 0
+
+
+def test_python_hook_is_used_when_asked() -> None:
+    assert Machine(64, fast_blocks=False).cpu.fast_blocks is False

@@ -1,0 +1,39 @@
+"""Shared helpers for the trace and test-kit tests: one recorded demo run per module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from machine.machine import Machine
+from machine.programs import bundled_program
+from machine.trace.blocks import trace_blocks
+from machine.trace.capture import capture_hgcm_params
+from machine.tracing import ListSink, TraceEvent
+
+
+def record_demo(share: Path, mode: int = 64, *, params: bool = True, blocks: bool = False,
+                defines: dict[str, int] | None = None, program: str = "demo.s") -> tuple[list[TraceEvent], object]:
+    """Run a bundled program against ``share`` and return (events, result)."""
+    machine = Machine(mode)
+    try:
+        machine.add_share("demo", share)
+        sink = ListSink()
+        machine.tracer.add_sink(sink)
+        if params:
+            capture_hgcm_params(machine)
+        machine.load(bundled_program(program, mode=mode, defines=defines))
+        if blocks:
+            trace_blocks(machine)
+        result = machine.run()
+        return sink.events, result
+    finally:
+        machine.close()
+
+
+@pytest.fixture(scope="module")
+def demo_events(tmp_path_factory: pytest.TempPathFactory) -> list[TraceEvent]:
+    events, result = record_demo(tmp_path_factory.mktemp("share"))
+    assert result.exit_code == 0
+    return events
