@@ -16,9 +16,9 @@ from pathlib import Path
 from bench.core import Row, median_seconds
 from guest_asm.assembler import AssembledProgram, assemble
 from machine.machine import Machine, RunEnd
-from services.hgcm import HgcmCall, SvcParm
-from services.sharedfolders import strings
-from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateParms, ShflFn
+from bench.direct import DirectClient
+from services.hgcm import SvcParm
+from services.sharedfolders.abi import ShflCf, ShflFn
 from services.sharedfolders.service import SharedFoldersService
 
 READ_OPEN = int(ShflCf.ACCESS_READ | ShflCf.ACT_OPEN_IF_EXISTS | ShflCf.ACT_FAIL_IF_NEW)
@@ -111,24 +111,12 @@ def _guest_round_trips(folder: Path, program: AssembledProgram) -> None:
 def _direct_round_trips(folder: Path, calls: int) -> None:
     service = SharedFoldersService()
     service.add_mapping("b", str(folder))
-    client = 1
-    service.connect(client, 0xFFFFFFFF)
-
-    def call(function: int, *params: SvcParm) -> int:
-        return int(service.call(HgcmCall(client, function, list(params))))  # type: ignore[arg-type]
-
-    call(ShflFn.SET_UTF8)
-    root = SvcParm.u32(0)
-    call(ShflFn.MAP_FOLDER, SvcParm.ptr(strings.build("b", True)), root, SvcParm.u32(ord("/")), SvcParm.u32(1))
-    parms = ShflCreateParms()
-    parms.Handle = SHFL_HANDLE_NIL
-    parms.CreateFlags = READ_OPEN
-    create = SvcParm.ptr(bytes(parms))
-    call(ShflFn.CREATE, SvcParm.u32(root.value), SvcParm.ptr(strings.build("/one.txt", True)), create)
-    handle = ShflCreateParms.from_buffer_copy(bytes(create.buffer)).Handle
+    client = DirectClient(service, 1)
+    root = client.map("b")
+    handle = client.create(root, "/one.txt", READ_OPEN)
     for _ in range(calls):
-        status = call(ShflFn.READ, SvcParm.u32(root.value), SvcParm.u64(handle), SvcParm.u64(0),
-                      SvcParm.u32(1), SvcParm.ptr(1))
+        status = client.call(ShflFn.READ, SvcParm.u32(root), SvcParm.u64(handle), SvcParm.u64(0),
+                             SvcParm.u32(1), SvcParm.ptr(1))
         if status != 0:
             raise RuntimeError(f"direct READ failed: {status}")
     service.close()

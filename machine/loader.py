@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from guest_asm.source import SourceLocation
+
 #: Where flat binaries and assembled programs are loaded.
 DEFAULT_LOAD_ADDRESS = 0x10000
 #: Where the machine writes the program's argument block (below the load address).
@@ -32,16 +34,8 @@ class LoadError(Exception):
     """A program file that cannot be loaded, with the reason."""
 
 
-@dataclass(frozen=True)
-class SourceLine:
-    """Where an address came from in an assembly source."""
-
-    file: str
-    line: int
-    text: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.text.strip()}"
+#: Where an address came from in an assembly source (file, line, text).
+SourceLine = SourceLocation
 
 
 @dataclass

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from guest_asm.assembler import AssembledProgram, assemble
 from guest_asm.errors import AssemblyError
-from machine.loader import Image, LoadError, SourceLine
+from machine.loader import Image, LoadError
 
 #: Where the bundled example programs live.
 PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "guest_asm" / "programs"
@@ -15,12 +15,8 @@ PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "guest_asm" / "programs"
 def image_from_assembled(program: AssembledProgram) -> Image:
     """Wrap an assembled program as a loadable image (entry ``_start``, source lines kept)."""
 
-    def lookup(address: int) -> SourceLine | None:
-        location = program.source_at(address)
-        return SourceLine(location.file, location.line, location.text) if location else None
-
     return Image(list(program.segments), program.entry, program.mode, dict(program.symbols),
-                 program.name, lookup)
+                 program.name, program.source_at)
 
 
 def assembled_image(path: Path, *, mode: int, defines: dict[str, int] | None = None) -> Image:

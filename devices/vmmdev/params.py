@@ -23,7 +23,6 @@ from devices.vmmdev.abi import (
     VMMDEV_MAX_HGCM_PARMS,
     HgcmParmDirection,
     HgcmParmType,
-    RequestType,
     hgcm_parm_size,
 )
 from machine.memory import GuestMemory
