@@ -14,6 +14,7 @@ Exit status: 0 clean, 1 finding.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -44,11 +45,7 @@ def _seeds() -> list[bytes]:
 def _engine(choice: str) -> str:
     if choice != "auto":
         return choice
-    try:
-        import atheris  # noqa: F401
-    except ImportError:
-        return "random"
-    return "atheris"
+    return "atheris" if importlib.util.find_spec("atheris") is not None else "random"
 
 
 def _run_atheris(args: argparse.Namespace) -> int:

@@ -337,9 +337,6 @@ service: .asciz "VBoxSharedFolders"
 """
 
 
-@pytest.mark.xfail(strict=False, reason="machine bug: an interrupt is delivered between `sti` and the next "
-                   "instruction (no STI interrupt shadow), so it can land before the hlt and the hlt "
-                   "then sleeps with nothing left to wake it")
 @pytest.mark.parametrize("mode", (64, 32))
 def test_a_completion_landing_anywhere_in_the_wait_loop_still_wakes_the_guest(mode: int) -> None:
     """hgcm_wait_irq tests DONE with interrupts off, then `sti; hlt`: a completion between

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fuzz.tree import Tree, build_tree
 from services.hgcm import HgcmCall, SvcParm
 from services.sharedfolders import strings
 from services.sharedfolders.abi import (
@@ -20,7 +20,6 @@ from services.sharedfolders.abi import (
     ShflFsObjInfo,
 )
 from services.sharedfolders.service import SharedFoldersService
-from fuzz.tree import Tree, build_tree
 
 READ_OPEN = ShflCf.ACCESS_READ | ShflCf.ACT_OPEN_IF_EXISTS | ShflCf.ACT_FAIL_IF_NEW
 
