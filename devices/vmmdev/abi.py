@@ -171,6 +171,134 @@ class ReportGuestInfo(_Struct):
 assert ctypes.sizeof(ReportGuestInfo) == 32
 
 
+class ReqMouseStatus(_Struct):
+    """VMMDevReqMouseStatus (GetMouseStatus 1 / SetMouseStatus 2)."""
+
+    _fields_ = [
+        ("header", RequestHeader),
+        ("mouseFeatures", ctypes.c_uint32),
+        ("pointerXPos", ctypes.c_int32),
+        ("pointerYPos", ctypes.c_int32),
+    ]
+
+
+assert ctypes.sizeof(ReqMouseStatus) == 36
+
+
+class ReqHostTime(_Struct):
+    """VMMDevReqHostTime (GetHostTime 10): UTC milliseconds since 1970."""
+
+    _fields_ = [("header", RequestHeader), ("time", ctypes.c_uint64)]
+
+
+assert ctypes.sizeof(ReqHostTime) == 32
+
+
+class ReqHypervisorInfo(_Struct):
+    """VMMDevReqHypervisorInfo (Get/SetHypervisorInfo 20/21)."""
+
+    _fields_ = [
+        ("header", RequestHeader),
+        ("hypervisorStart", ctypes.c_uint32),
+        ("hypervisorSize", ctypes.c_uint32),
+    ]
+
+
+assert ctypes.sizeof(ReqHypervisorInfo) == 32
+
+
+class ReqEvents(_Struct):
+    """VMMDevEvents (AcknowledgeEvents 41)."""
+
+    _fields_ = [("header", RequestHeader), ("events", ctypes.c_uint32)]
+
+
+assert ctypes.sizeof(ReqEvents) == 28
+
+
+class ReqCtlGuestFilterMask(_Struct):
+    """VMMDevCtlGuestFilterMask (CtlGuestFilterMask 42)."""
+
+    _fields_ = [("header", RequestHeader), ("u32OrMask", ctypes.c_uint32), ("u32NotMask", ctypes.c_uint32)]
+
+
+assert ctypes.sizeof(ReqCtlGuestFilterMask) == 32
+
+
+class ReqGuestCapabilities2(_Struct):
+    """VMMDevReqGuestCapabilities2 (SetGuestCapabilities 56)."""
+
+    _fields_ = [("header", RequestHeader), ("u32OrMask", ctypes.c_uint32), ("u32NotMask", ctypes.c_uint32)]
+
+
+assert ctypes.sizeof(ReqGuestCapabilities2) == 32
+
+
+class ReportGuestInfo2(_Struct):
+    """VMMDevReportGuestInfo2 (type 58)."""
+
+    _fields_ = [
+        ("header", RequestHeader),
+        ("additionsMajor", ctypes.c_uint16),
+        ("additionsMinor", ctypes.c_uint16),
+        ("additionsBuild", ctypes.c_uint32),
+        ("additionsRevision", ctypes.c_uint32),
+        ("additionsFeatures", ctypes.c_uint32),
+        ("szName", ctypes.c_char * 128),
+    ]
+
+
+assert ctypes.sizeof(ReportGuestInfo2) == 168
+#: additionsFeatures bit: the guest fills fRequestor in its request headers.
+VBOXGSTINFO2_F_REQUESTOR_INFO = 0x1
+
+
+class ReportGuestStatus(_Struct):
+    """VMMDevReportGuestStatus (type 59)."""
+
+    _fields_ = [
+        ("header", RequestHeader),
+        ("facility", ctypes.c_uint32),
+        ("status", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+    ]
+
+
+assert ctypes.sizeof(ReportGuestStatus) == 36
+
+
+class ReqSessionId(_Struct):
+    """VMMDevReqSessionId (GetSessionId 217)."""
+
+    _fields_ = [("header", RequestHeader), ("idSession", ctypes.c_uint64)]
+
+
+assert ctypes.sizeof(ReqSessionId) == 32
+
+
+class ReqHeartbeat(_Struct):
+    """VMMDevReqHeartbeat (HeartbeatConfigure 220)."""
+
+    _fields_ = [
+        ("header", RequestHeader),
+        ("cNsInterval", ctypes.c_uint64),
+        ("fEnabled", ctypes.c_uint8),
+        ("padding", ctypes.c_uint8 * 3),
+    ]
+
+
+assert ctypes.sizeof(ReqHeartbeat) == 36
+
+
+class ReqLogString(_Struct):
+    """VMMDevReqLogString (type 200): a NUL-terminated string follows the header (size >= 28)."""
+
+    _fields_ = [("header", RequestHeader), ("szString", ctypes.c_char * 4)]
+
+
+assert ctypes.sizeof(ReqLogString) == 28
+
+
 # --- HGCM ---------------------------------------------------------------------------------
 
 #: fu32Flags bit set by the device when a command has completed.

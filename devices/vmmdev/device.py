@@ -12,10 +12,12 @@ from base + 8 is the fast IRQ acknowledge.  The VMMDevMemory page lives in an MM
 
 from __future__ import annotations
 
+import ctypes
 import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from devices.vmmdev.abi import (
     HGCM_SERVICE_NAME_SIZE,
@@ -27,9 +29,29 @@ from devices.vmmdev.abi import (
     VMMDEV_MAX_VMMDEVREQ_SIZE,
     VMMDEV_REQUEST_HEADER_VERSION,
     VMMDEV_REQUESTOR_LEGACY,
+    VBOXGSTINFO2_F_REQUESTOR_INFO,
+    HgcmCancel,
+    HgcmCancel2,
+    HgcmConnect,
+    HgcmDisconnect,
     HgcmLocationType,
+    ReportGuestInfo,
+    ReportGuestInfo2,
+    ReportGuestStatus,
+    ReqCtlGuestFilterMask,
+    ReqEvents,
+    ReqGuestCapabilities2,
+    ReqHeartbeat,
+    ReqHostTime,
+    ReqHostVersion,
+    ReqHypervisorInfo,
+    ReqLogString,
+    ReqMouseStatus,
+    ReqSessionId,
+    RequestHeader,
     RequestType,
 )
+from devices.vmmdev.abi import HgcmCall as HgcmCallLayout
 from devices.vmmdev.commands import Command, CommandQueue
 from devices.vmmdev.config import CYCLES_PER_MILLISECOND, VMMDevConfig
 from devices.vmmdev.events import VMMDEV_EVENT_HGCM, VMMDEV_RAM_SIZE, EventState
@@ -70,6 +92,17 @@ class _SizeRule:
         return size == self.size if self.exact else size >= self.size
 
 
+def _exactly(layout: type[ctypes.Structure]) -> _SizeRule:
+    return _SizeRule(ctypes.sizeof(layout), True)
+
+
+def _at_least(layout: type[ctypes.Structure]) -> _SizeRule:
+    return _SizeRule(ctypes.sizeof(layout), False)
+
+
+_S = TypeVar("_S", bound=ctypes.Structure)
+
+
 @dataclass
 class _Request:
     """A request being processed: where it lives and the device's private copy."""
@@ -84,6 +117,15 @@ class _Request:
 
     def set_rc(self, status: int) -> None:
         struct.pack_into("<i", self.data, _OFF_RC, int(status))
+
+    def answer(self, status: int) -> bool:
+        """Set ``rc`` and ask for the request to be written back."""
+        self.set_rc(status)
+        return True
+
+    def view(self, layout: type[_S]) -> _S:
+        """The private copy seen through a request structure (writes go to the copy)."""
+        return layout.from_buffer(self.data)
 
     def u32(self, offset: int) -> int:
         return struct.unpack_from("<I", self.data, offset)[0]
@@ -107,7 +149,7 @@ class VMMDevDevice:
                                    else require_guest_info)
         self.hgcm = hgcm or HgcmHost()
         self._context: AttachContext | None = None
-        self._guest_info = b""
+        self._guest_info: tuple[int, int] | None = None
         self.guest_info2: bytes = b""
         self.guest_capabilities = 0
         self.mouse_features = 0
@@ -120,28 +162,28 @@ class VMMDevDevice:
                                      self.config.timing, lambda: self.events.notify(VMMDEV_EVENT_HGCM), self._trace,
                                      lambda: self._tracing)
         self._handlers: dict[int, tuple[_SizeRule, Callable[[_Request], bool]]] = {
-            RequestType.GetMouseStatus: (_SizeRule(36, True), self._get_mouse_status),
-            RequestType.SetMouseStatus: (_SizeRule(36, True), self._set_mouse_status),
-            RequestType.GetHostVersion: (_SizeRule(40, True), self._get_host_version),
-            RequestType.Idle: (_SizeRule(_HEADER_SIZE, False), self._idle),
-            RequestType.GetHostTime: (_SizeRule(32, True), self._get_host_time),
-            RequestType.GetHypervisorInfo: (_SizeRule(32, True), self._get_hypervisor_info),
-            RequestType.AcknowledgeEvents: (_SizeRule(28, True), self._acknowledge_events),
-            RequestType.CtlGuestFilterMask: (_SizeRule(32, True), self._ctl_guest_filter_mask),
-            RequestType.ReportGuestInfo: (_SizeRule(32, True), self._report_guest_info),
-            RequestType.SetGuestCapabilities: (_SizeRule(32, True), self._set_guest_capabilities),
-            RequestType.ReportGuestInfo2: (_SizeRule(168, True), self._report_guest_info2),
-            RequestType.ReportGuestStatus: (_SizeRule(36, True), self._report_guest_status),
-            RequestType.HGCMConnect: (_SizeRule(168, False), self._hgcm_connect),
-            RequestType.HGCMDisconnect: (_SizeRule(36, False), self._hgcm_disconnect),
-            RequestType.HGCMCall32: (_SizeRule(44, False), self._hgcm_call),
-            RequestType.HGCMCall64: (_SizeRule(44, False), self._hgcm_call),
-            RequestType.HGCMCancel: (_SizeRule(32, False), self._hgcm_cancel),
-            RequestType.HGCMCancel2: (_SizeRule(28, False), self._hgcm_cancel2),
-            RequestType.LogString: (_SizeRule(28, False), self._log_string),
-            RequestType.GetSessionId: (_SizeRule(32, True), self._get_session_id),
-            RequestType.GuestHeartbeat: (_SizeRule(_HEADER_SIZE, False), self._guest_heartbeat),
-            RequestType.HeartbeatConfigure: (_SizeRule(36, True), self._heartbeat_configure),
+            RequestType.GetMouseStatus: (_exactly(ReqMouseStatus), self._get_mouse_status),
+            RequestType.SetMouseStatus: (_exactly(ReqMouseStatus), self._set_mouse_status),
+            RequestType.GetHostVersion: (_exactly(ReqHostVersion), self._get_host_version),
+            RequestType.Idle: (_at_least(RequestHeader), self._idle),
+            RequestType.GetHostTime: (_exactly(ReqHostTime), self._get_host_time),
+            RequestType.GetHypervisorInfo: (_exactly(ReqHypervisorInfo), self._get_hypervisor_info),
+            RequestType.AcknowledgeEvents: (_exactly(ReqEvents), self._acknowledge_events),
+            RequestType.CtlGuestFilterMask: (_exactly(ReqCtlGuestFilterMask), self._ctl_guest_filter_mask),
+            RequestType.ReportGuestInfo: (_exactly(ReportGuestInfo), self._report_guest_info),
+            RequestType.SetGuestCapabilities: (_exactly(ReqGuestCapabilities2), self._set_guest_capabilities),
+            RequestType.ReportGuestInfo2: (_exactly(ReportGuestInfo2), self._report_guest_info2),
+            RequestType.ReportGuestStatus: (_exactly(ReportGuestStatus), self._report_guest_status),
+            RequestType.HGCMConnect: (_at_least(HgcmConnect), self._hgcm_connect),
+            RequestType.HGCMDisconnect: (_at_least(HgcmDisconnect), self._hgcm_disconnect),
+            RequestType.HGCMCall32: (_at_least(HgcmCallLayout), self._hgcm_call),
+            RequestType.HGCMCall64: (_at_least(HgcmCallLayout), self._hgcm_call),
+            RequestType.HGCMCancel: (_at_least(HgcmCancel), self._hgcm_cancel),
+            RequestType.HGCMCancel2: (_at_least(HgcmCancel2), self._hgcm_cancel2),
+            RequestType.LogString: (_at_least(ReqLogString), self._log_string),
+            RequestType.GetSessionId: (_exactly(ReqSessionId), self._get_session_id),
+            RequestType.GuestHeartbeat: (_at_least(RequestHeader), self._guest_heartbeat),
+            RequestType.HeartbeatConfigure: (_exactly(ReqHeartbeat), self._heartbeat_configure),
         }
 
     @property
@@ -267,10 +309,10 @@ class VMMDevDevice:
     # --- simple requests ------------------------------------------------------------------
 
     def _get_host_version(self, request: _Request) -> bool:
-        struct.pack_into("<HHIII", request.data, 24, HOST_VERSION_MAJOR, HOST_VERSION_MINOR,
-                         HOST_VERSION_BUILD, HOST_VERSION_REVISION, HOST_FEATURES)
-        request.set_rc(Status.VINF_SUCCESS)
-        return True
+        body = request.view(ReqHostVersion)
+        body.major, body.minor, body.build = HOST_VERSION_MAJOR, HOST_VERSION_MINOR, HOST_VERSION_BUILD
+        body.revision, body.features = HOST_VERSION_REVISION, HOST_FEATURES
+        return request.answer(Status.VINF_SUCCESS)
 
     def _idle(self, request: _Request) -> bool:
         # VirtualBox halts the vCPU until the next interrupt and leaves rc untouched.
@@ -279,123 +321,92 @@ class VMMDevDevice:
         return True
 
     def _get_host_time(self, request: _Request) -> bool:
-        struct.pack_into("<Q", request.data, 24, self.config.epoch_ms + self._now() // CYCLES_PER_MILLISECOND)
-        request.set_rc(Status.VINF_SUCCESS)
-        return True
+        request.view(ReqHostTime).time = self.config.epoch_ms + self._now() // CYCLES_PER_MILLISECOND
+        return request.answer(Status.VINF_SUCCESS)
 
     def _get_hypervisor_info(self, request: _Request) -> bool:
-        struct.pack_into("<II", request.data, 24, 0, 0)
-        request.set_rc(Status.VINF_SUCCESS)
-        return True
+        body = request.view(ReqHypervisorInfo)
+        body.hypervisorStart, body.hypervisorSize = 0, 0
+        return request.answer(Status.VINF_SUCCESS)
 
     def _get_mouse_status(self, request: _Request) -> bool:
-        struct.pack_into("<Iii", request.data, 24, self.mouse_features & 0x1FF, 0, 0)
-        request.set_rc(Status.VINF_SUCCESS)
-        return True
+        body = request.view(ReqMouseStatus)
+        body.mouseFeatures, body.pointerXPos, body.pointerYPos = self.mouse_features & 0x1FF, 0, 0
+        return request.answer(Status.VINF_SUCCESS)
 
     def _set_mouse_status(self, request: _Request) -> bool:
-        self.mouse_features = request.u32(24)
-        request.set_rc(Status.VINF_SUCCESS)
-        return True
+        self.mouse_features = request.view(ReqMouseStatus).mouseFeatures
+        return request.answer(Status.VINF_SUCCESS)
 
     def _acknowledge_events(self, request: _Request) -> bool:
         events = self.events.acknowledge()
         if not self.events.legacy:
-            struct.pack_into("<I", request.data, 24, events)
-        request.set_rc(Status.VINF_SUCCESS)
-        return True
+            request.view(ReqEvents).events = events
+        return request.answer(Status.VINF_SUCCESS)
 
     def _ctl_guest_filter_mask(self, request: _Request) -> bool:
-        or_mask, not_mask = request.u32(24), request.u32(28)
+        body = request.view(ReqCtlGuestFilterMask)
         # The guest can never mask HGCM events.
-        self.events.change_filter(or_mask, not_mask & ~VMMDEV_EVENT_HGCM)
-        request.set_rc(Status.VINF_SUCCESS)
-        return True
+        self.events.change_filter(body.u32OrMask, body.u32NotMask & ~VMMDEV_EVENT_HGCM)
+        return request.answer(Status.VINF_SUCCESS)
 
     def _report_guest_info(self, request: _Request) -> bool:
-        info = bytes(request.data[24:32])
+        body = request.view(ReportGuestInfo)
+        info = (body.interfaceVersion, body.osType)
         if info != self._guest_info:
             self._guest_info = info
-            version = struct.unpack_from("<I", info, 0)[0]
+            version = body.interfaceVersion
             self.events.guest_reported(version, version >> 16 == 1 and version & 0xFFFF <= 4)
         if not self.events.additions_ok:
-            request.set_rc(Status.VERR_VERSION_MISMATCH)
-            return True
+            return request.answer(Status.VERR_VERSION_MISMATCH)
         self.events.lower_line()
-        request.set_rc(Status.VINF_SUCCESS)
-        return True
+        return request.answer(Status.VINF_SUCCESS)
 
     def _report_guest_info2(self, request: _Request) -> bool:
-        major, minor, build, _revision, features = struct.unpack_from("<HHIII", request.data, 24)
-        name = bytes(request.data[40:168])
-        status = self._check_guest_info2(major, minor, build, name)
-        request.set_rc(status)
+        body = request.view(ReportGuestInfo2)
+        name = bytes(request.data[ReportGuestInfo2.szName.offset:])
+        status = _check_guest_info2(body.additionsMajor, body.additionsMinor, body.additionsBuild, name)
         if status == Status.VINF_SUCCESS:
-            self.guest_info2 = bytes(request.data[24:168])
-            self.requestor_info = bool(features & 0x1)
+            self.guest_info2 = bytes(request.data[_HEADER_SIZE:])
+            self.requestor_info = bool(body.additionsFeatures & VBOXGSTINFO2_F_REQUESTOR_INFO)
             self.events.lower_line()
-        return True
-
-    @staticmethod
-    def _check_guest_info2(major: int, minor: int, build: int, name: bytes) -> int:
-        if major < 3:
-            return Status.VERR_INVALID_PARAMETER
-        if major > 255 or minor > 255 or build > 65535:
-            return Status.VERR_OUT_OF_RANGE
-        if b"\0" not in name:
-            return Status.VERR_INVALID_PARAMETER
-        text = name.split(b"\0", 1)[0]
-        prefix = f"{major}.{minor}.{build}".encode()
-        if not text.startswith(prefix):
-            return Status.VERR_INVALID_PARAMETER
-        suffix = text[len(prefix):]
-        new_enough = (major, minor, build) >= (4, 1, 50)
-        if suffix and not _GUEST_INFO2_SUFFIX.fullmatch(suffix) and new_enough:
-            return Status.VERR_INVALID_PARAMETER
-        return Status.VINF_SUCCESS
+        return request.answer(status)
 
     def _report_guest_status(self, request: _Request) -> bool:
-        facility, status, _flags = struct.unpack_from("<III", request.data, 24)
-        if not 1 <= facility <= 0x7FFFFFFE:
-            request.set_rc(Status.VERR_INVALID_PARAMETER)
-        elif status > 0xFFFF:
-            request.set_rc(Status.VERR_OUT_OF_RANGE)
-        else:
-            request.set_rc(Status.VINF_SUCCESS)
-        return True
+        body = request.view(ReportGuestStatus)
+        if not 1 <= body.facility <= 0x7FFFFFFE:
+            return request.answer(Status.VERR_INVALID_PARAMETER)
+        if body.status > 0xFFFF:
+            return request.answer(Status.VERR_OUT_OF_RANGE)
+        return request.answer(Status.VINF_SUCCESS)
 
     def _set_guest_capabilities(self, request: _Request) -> bool:
-        or_mask, not_mask = request.u32(24), request.u32(28)
-        self.guest_capabilities = (self.guest_capabilities | or_mask) & ~not_mask & 0xFFFFFFFF
-        request.set_rc(Status.VINF_SUCCESS)
-        return True
+        body = request.view(ReqGuestCapabilities2)
+        self.guest_capabilities = (self.guest_capabilities | body.u32OrMask) & ~body.u32NotMask & 0xFFFFFFFF
+        return request.answer(Status.VINF_SUCCESS)
 
     def _log_string(self, request: _Request) -> bool:
         # Handled as a debug build of the device does (release builds answer NOT_IMPLEMENTED).
         if request.data[-1] != 0:
-            request.set_rc(Status.VERR_INVALID_PARAMETER)
-            return True
-        text = bytes(request.data[24:]).split(b"\0", 1)[0].decode("utf-8", errors="replace")
+            return request.answer(Status.VERR_INVALID_PARAMETER)
+        text = bytes(request.data[ReqLogString.szString.offset:]).split(b"\0", 1)[0]
         if self._context is not None:
-            for line in text.splitlines() or [""]:
+            for line in text.decode("utf-8", errors="replace").splitlines() or [""]:
                 self._context.log_line(line)
-        request.set_rc(Status.VINF_SUCCESS)
-        return True
+        return request.answer(Status.VINF_SUCCESS)
 
     def _get_session_id(self, request: _Request) -> bool:
-        struct.pack_into("<Q", request.data, 24, SESSION_ID)
-        request.set_rc(Status.VINF_SUCCESS)
-        return True
+        request.view(ReqSessionId).idSession = SESSION_ID
+        return request.answer(Status.VINF_SUCCESS)
 
     def _guest_heartbeat(self, request: _Request) -> bool:
-        request.set_rc(Status.VINF_SUCCESS)
-        return True
+        return request.answer(Status.VINF_SUCCESS)
 
     def _heartbeat_configure(self, request: _Request) -> bool:
-        self.heartbeat_enabled = bool(request.data[32])
-        struct.pack_into("<Q", request.data, 24, _HEARTBEAT_INTERVAL_NS)
-        request.set_rc(Status.VINF_SUCCESS)
-        return True
+        body = request.view(ReqHeartbeat)
+        self.heartbeat_enabled = bool(body.fEnabled)
+        body.cNsInterval = _HEARTBEAT_INTERVAL_NS
+        return request.answer(Status.VINF_SUCCESS)
 
     # --- HGCM -----------------------------------------------------------------------------
 
@@ -510,6 +521,25 @@ class VMMDevDevice:
         found = self._cancel_command(request.address)
         request.set_rc(Status.VINF_SUCCESS if found else Status.VERR_INVALID_PARAMETER)
         return True
+
+
+def _check_guest_info2(major: int, minor: int, build: int, name: bytes) -> int:
+    """ReportGuestInfo2's validation, in VirtualBox's order."""
+    if major < 3:
+        return Status.VERR_INVALID_PARAMETER
+    if major > 255 or minor > 255 or build > 65535:
+        return Status.VERR_OUT_OF_RANGE
+    if b"\0" not in name:
+        return Status.VERR_INVALID_PARAMETER
+    text = name.split(b"\0", 1)[0]
+    prefix = f"{major}.{minor}.{build}".encode()
+    if not text.startswith(prefix):
+        return Status.VERR_INVALID_PARAMETER
+    suffix = text[len(prefix):]
+    new_enough = (major, minor, build) >= (4, 1, 50)
+    if suffix and not _GUEST_INFO2_SUFFIX.fullmatch(suffix) and new_enough:
+        return Status.VERR_INVALID_PARAMETER
+    return Status.VINF_SUCCESS
 
 
 def _type_name(request_type: int) -> str:

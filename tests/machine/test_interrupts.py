@@ -6,6 +6,7 @@ import pytest
 
 from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from guest_asm.assembler import assemble
+from machine.clock import CostProfile
 from machine.machine import IRQ_VECTOR_BASE, Machine, RunEnd
 from machine.tracing import ListSink
 
@@ -183,7 +184,8 @@ def test_guest_polling_done_sees_it_at_the_modelled_cycle(mode: int) -> None:
     assert result.end is RunEnd.EXIT and result.exit_code == 1, result
     connect = sink.of_kind("hgcm_connect")[0]
     complete = sink.of_kind("hgcm_complete")[0]
-    assert complete.cycle == connect.cycle + LATENCY
+    # A running guest sees events at the first instruction boundary at or after their cycle.
+    assert 0 <= complete.cycle - (connect.cycle + LATENCY) < CostProfile().max_cost
     assert not sink.of_kind("interrupt_delivered"), "interrupts stayed disabled"
 
 
