@@ -99,7 +99,7 @@ def run(quick: bool, repeat: int) -> list[Row]:
     name = f"trace_memory ({executed / 1e6:.1f}M instructions, {events} events)"
     return [
         Row(name, "RSS growth while writing JSON Lines", growth, "MiB",
-            baseline, f"ListSink, 1/10 of the run", "flat: < 16 MiB", growth < 16),
+            baseline, "ListSink, 1/10 of the run", "flat: < 16 MiB", growth < 16),
         Row(name, "RSS growth while writing .jsonl.gz", gz_growth, "MiB", target="flat: < 16 MiB",
             met=gz_growth < 16),
         Row(name, "events written per second (JSON Lines)", events / seconds, "events/s"),

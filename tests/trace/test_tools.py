@@ -18,7 +18,6 @@ from machine.trace.tools import ShowFilter, compute_stats, export_perfetto, firs
 from machine.tracing import ListSink, TraceEvent
 from tests.machine.test_interrupts import program as interrupt_program
 
-from .conftest import record_demo
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
