@@ -132,6 +132,7 @@ _UC_FAULTS = {
 }
 
 PortRead = Callable[[int, int], int]
+BlockListener = Callable[[int, bytes, int], None]
 PortWrite = Callable[[int, int, int], None]
 
 
@@ -173,6 +174,7 @@ class Cpu:
         #: The cycle of the next scheduled event, checked at block boundaries.
         self._deadline: int | None = None
         self._irq_asserted = False
+        self._block_listener: BlockListener | None = None
         self._exact = False
         self._stop: StopInfo | None = None
         self._fault: tuple[str, int | None] | None = None
@@ -238,7 +240,19 @@ class Cpu:
 
     def _update_slow(self) -> None:
         # The native hook hands every block to Python while a decision is needed per block.
-        self._state.slow = int(self._deadline is not None or self._irq_asserted or self._exact)
+        self._state.slow = int(self._deadline is not None or self._irq_asserted or self._exact
+                               or self._block_listener is not None)
+
+    @property
+    def block_listener(self) -> BlockListener | None:
+        """Called with (address, code bytes, instruction count) before every executed block
+        (block tracing); while set, every block goes through Python."""
+        return self._block_listener
+
+    @block_listener.setter
+    def block_listener(self, listener: BlockListener | None) -> None:
+        self._block_listener = listener
+        self._update_slow()
 
     @property
     def deadline(self) -> int | None:
@@ -325,6 +339,17 @@ class Cpu:
                 for addr, _size, mnemonic, operands in self._cs.disasm_lite(code, address, count)]
 
     # --- time -----------------------------------------------------------------------------
+
+    def position(self, pc: int) -> tuple[int, int]:
+        """(cycles, instructions) at the start of the instruction at ``pc``, looking the
+        current block up once (trace stamps need both)."""
+        block = self._current
+        state = self._state
+        if block is None:
+            return state.cycles + self.charged, state.instructions
+        done = block.executed_before(pc)
+        return (state.cycles - block.total_cycles + block.cycles[done] + self.charged,
+                state.instructions - len(block.starts) + done)
 
     def instructions_at(self, pc: int) -> int:
         """Exact count of instructions completed before the one at ``pc`` (inside a hook)."""
@@ -525,6 +550,8 @@ class Cpu:
         state.tsc_reads = 0
         state.instructions += len(block.starts)
         state.cycles += block.total_cycles
+        if self._block_listener is not None:
+            self._block_listener(address, code, len(block.starts))
         if self._exact:
             return
         if (self._irq_asserted and uc.reg_read(self._flags_reg) & _EFLAGS_IF

@@ -110,7 +110,7 @@ class Machine:
     def __init__(self, mode: int = 64, ram_size: int = DEFAULT_RAM_SIZE, *,
                  vmmdev_port: int = VMMDEV_DEFAULT_PORT_BASE, require_guest_info: bool = False,
                  costs: CostProfile | None = None, vmmdev_config: VMMDevConfig | None = None,
-                 tracer: Tracer | None = None, fast_blocks: bool = True) -> None:
+                 tracer: Tracer | None = None, fast_blocks: bool = True, trace_blocks: bool = False) -> None:
         if mode not in (32, 64):
             raise ValueError(f"mode must be 32 or 64, not {mode}")
         if not 0x20000 <= ram_size <= MAX_RAM_SIZE or ram_size % 4096:
@@ -146,6 +146,7 @@ class Machine:
         self.pci = PciConfigSpace()
         self.add_device(self.pci)
         self.pci.add_function(0, VMMDEV_PCI_DEVICE, 0, self._vmmdev_pci_function(vmmdev_port))
+        self._trace_blocks = trace_blocks
 
     def _vmmdev_pci_function(self, port: int) -> PciFunction:
         """VMMDev's PCI identity (reference §1.1): 80EE:CAFE, class 08/80, BAR0 I/O,
@@ -214,6 +215,10 @@ class Machine:
                     f"{self.memory.size // 1024} KiB of guest RAM")
             self.memory.write(address, content)
         self.image = image
+        if self._trace_blocks:
+            from machine.trace.blocks import trace_blocks
+
+            trace_blocks(self)
         self.cpu.pc = image.entry
         self.cpu.sp = self.memory.size & (0xFFFFFFFFFFFFFFF0 if self.mode == 64 else 0xFFFFFFF0)
         self.set_arguments(self._arguments)
@@ -318,6 +323,9 @@ class Machine:
 
     def _finish(self, end: RunEnd, code: int, fault: FaultReport | None) -> RunResult:
         self.log_device.flush()
+        if fault is not None:
+            self.tracer.emit("guest_fault", description=fault.description, instruction=fault.instruction,
+                             symbol=fault.symbol, source=fault.source)
         instructions = self.cpu.instructions
         self.tracer.emit("run_end", end=end.value, exit_code=code, instructions=instructions)
         return RunResult(end, code, instructions, self.cycles, list(self._log_lines), fault)
@@ -337,7 +345,8 @@ class Machine:
 
     def _stamp(self) -> tuple[int, int, int]:
         pc = self.cpu.pc
-        return self.cpu.cycles_at(pc), self.cpu.instructions_at(pc), pc
+        cycles, instructions = self.cpu.position(pc)
+        return cycles, instructions, pc
 
     def _event_scheduled(self, cycle: int) -> None:
         """A device scheduled an event, possibly during a run: bring the deadline forward."""

@@ -4,7 +4,7 @@ Installed with the package (entry point ``pytest11``: ``hgcmlab``), so every pyt
 an environment where hgcmlab is installed has these fixtures; ``-p no:hgcmlab`` turns it off.
 
 Fixtures
-    ``hgcm_machine``   factory ``hgcm_machine(mode=64, *, params=True, blocks=False, **Machine_kwargs)``:
+    ``hgcm_machine``   factory ``hgcm_machine(mode=64, *, blocks=False, **Machine_kwargs)``:
                        a traced ``Machine``, closed at teardown; ``hgcm_machine.events(m)`` is its trace.
     ``hgcm_share``     a fresh temporary directory to share (``machine.add_share("demo", hgcm_share)``).
     ``hgcm_assemble``  ``hgcm_assemble(source_or_path, mode=64, **kw)``; ``hgcm_assemble.bundled("demo.s")``.
@@ -37,7 +37,6 @@ from guest_asm.assembler import AssembledProgram, assemble
 from machine.machine import Machine
 from machine.qtest import QTest
 from machine.trace.blocks import trace_blocks
-from machine.trace.capture import capture_hgcm_params
 from machine.trace.tools import CallTracker, _is_shfl, describe
 from machine.trace.shfl import decode_call
 from machine.tracing import ListSink, TraceEvent
@@ -76,9 +75,9 @@ class MachineFactory:
         self._results: dict[int, Any] = {}
         self.machines: list[Machine] = []
 
-    def __call__(self, mode: int = 64, *, params: bool = True, blocks: bool = False, **kwargs: Any) -> Machine:
-        """A ``Machine(mode, **kwargs)`` whose every event is recorded; ``params`` adds decoded
-        HGCM parameters to call events, ``blocks`` traces executed blocks (call after load)."""
+    def __call__(self, mode: int = 64, *, blocks: bool = False, **kwargs: Any) -> Machine:
+        """A ``Machine(mode, **kwargs)`` whose every event is recorded (HGCM call events carry
+        their parameters); ``blocks`` traces executed blocks (call after load)."""
         machine = Machine(mode, **kwargs)
         self.machines.append(machine)
         self._node.stash.setdefault(_MACHINES, []).append((machine, self))
@@ -96,8 +95,6 @@ class MachineFactory:
             return result
 
         machine.run = recorded_run  # type: ignore[method-assign]  # remembered for failure reports
-        if params:
-            capture_hgcm_params(machine)
         if blocks:
             trace_blocks(machine)
         return machine

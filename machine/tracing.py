@@ -28,6 +28,15 @@ class TraceEvent:
     pc: int
     fields: dict[str, Any] = field(default_factory=dict)
 
+    def host_independent(self) -> TraceEvent:
+        """This event without the bytes a host service returned (file times, inode numbers,
+        listing order come from the host): what two runs against different host folders can
+        be compared on."""
+        if self.kind != "hgcm_complete" or "params" not in self.fields:
+            return self
+        params = [{key: value for key, value in param.items() if key != "data"} for param in self.fields["params"]]
+        return TraceEvent(self.kind, self.cycle, self.instructions, self.pc, {**self.fields, "params": params})
+
     def to_json(self) -> str:
         """One JSON object with a stable key order (deterministic output)."""
         record = {"kind": self.kind, "cycle": self.cycle, "instructions": self.instructions,

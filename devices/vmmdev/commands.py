@@ -40,6 +40,8 @@ class Command:
     cancelled: bool = False
     status: int | None = None       # set once the host finished the work
     cost: int = 0                   # cycles, from HgcmTiming
+    #: Extra fields for the completion trace event (decoded results), when tracing.
+    describe: Callable[[], dict[str, object]] | None = field(default=None, repr=False)
     timer: ScheduledEvent | None = field(default=None, repr=False)
 
 
@@ -103,8 +105,9 @@ class CommandQueue:
         flags = memory.read_u32(command.address + OFF_HGCM_FLAGS)
         memory.write_u32(command.address + OFF_HGCM_FLAGS, flags | VBOX_HGCM_REQ_DONE)
         if self._tracing():
+            details = command.describe() if command.describe is not None else {}
             self._trace("hgcm_complete", address=command.address, command=command.kind, cancelled=False,
-                        result=int(status), result_name=status_name(status), latency=latency)
+                        result=int(status), result_name=status_name(status), latency=latency, **details)
         self._notify_hgcm()
 
     def cancel(self, address: int) -> bool:

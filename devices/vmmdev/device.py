@@ -56,7 +56,7 @@ from devices.vmmdev.commands import Command, CommandQueue
 from devices.vmmdev.config import CYCLES_PER_MILLISECOND, VMMDevConfig
 from devices.vmmdev.events import VMMDEV_EVENT_HGCM, VMMDEV_RAM_SIZE, EventState
 from devices.vmmdev.hgcm import HgcmHost
-from devices.vmmdev.params import parse_call, write_back
+from devices.vmmdev.params import describe, parse_call, write_back
 from machine.device import AttachContext, MmioRegion, PortRange
 from machine.memory import GuestMemory
 from runtime.status import RtError, Status, status_name
@@ -486,10 +486,14 @@ class VMMDevDevice:
                               function=parsed.function, call=call, byte_count=byte_count)
         call.on_complete = lambda done, status: self.commands.host_done(command, status)
         if self._tracing:
-            self._trace("hgcm_call", address=request.address, client=parsed.client_id,
-                        service=client.service.name, function=parsed.function,
-                        function_name=client.service.function_name(parsed.function),
-                        parms=len(parsed.params), bytes=byte_count, type=_type_name(request.type))
+            identity = {"client": parsed.client_id, "service": client.service.name, "function": parsed.function,
+                        "function_name": client.service.function_name(parsed.function)}
+            self._trace("hgcm_call", address=request.address, **identity, parms=len(parsed.params),
+                        bytes=byte_count, type=_type_name(request.type),
+                        params=[describe(param, returned=False) for param in parsed.params])
+            command.describe = lambda: {"client": parsed.client_id, "function": parsed.function,
+                                        "function_name": identity["function_name"], "service": client.service.name,
+                                        "params": [describe(p, returned=True) for p in parsed.params]}
         outcome = client.service.call(call)
         if outcome is not ASYNC:
             call.complete(int(outcome))

@@ -248,6 +248,28 @@ def _pointer(index: int, param_type: HgcmParmType, direction: int, cb: int,
     return ParsedParam(index, param_type, SvcParm(SvcParmType.PTR, 0, buffer, cb), direction, cb, write_runs)
 
 
+#: Buffer bytes a trace event keeps per parameter (``size`` tells the whole length).
+TRACE_PREVIEW = 256
+_DIRECTION_NAMES = {0: "none", 1: "in", 2: "out", 3: "inout"}
+
+
+def describe(param: ParsedParam, *, returned: bool) -> dict[str, object]:
+    """One parameter for a trace event: a value, or a buffer's kind, direction, size and the
+    first ``TRACE_PREVIEW`` bytes travelling in that phase (to the host at submission,
+    back to the guest at completion; nothing when that direction is not set)."""
+    svc = param.svc
+    if svc.type in (SvcParmType.U32, SvcParmType.U64):
+        return {"type": "u32" if svc.type is SvcParmType.U32 else "u64", "value": svc.value}
+    record: dict[str, object] = {"type": "pages" if svc.type is SvcParmType.PAGES else "ptr",
+                                 "guest": param.guest_type.name, "dir": _DIRECTION_NAMES[param.direction & 3],
+                                 "size": param.guest_size}
+    wanted = HgcmParmDirection.FROM_HOST if returned else HgcmParmDirection.TO_HOST
+    if param.direction & wanted:
+        limit = min(svc.size, len(svc.buffer)) if returned else len(svc.buffer)
+        record["data"] = bytes(svc.buffer[:min(limit, TRACE_PREVIEW)]).hex()
+    return record
+
+
 def write_back(call: ParsedCall, request: bytearray, memory: GuestMemory) -> None:
     """Apply the service's results: values and size fields into ``request`` (a fresh copy of
     the guest request), buffer bytes into guest memory or the embedded area."""

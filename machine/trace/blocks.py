@@ -6,8 +6,8 @@ and, the first time that exact block (address and bytes) runs, ``disasm``: a lis
 ``[address, "mnemonic operands"]`` (capstone).  Later executions omit ``disasm``; readers
 keep the last disassembly seen per address.
 
-The CPU wrapper will call it from its block hook (``Machine(trace_blocks=True)``); until
-then ``trace_blocks(machine)`` attaches it with a Unicorn block hook of its own.
+The CPU wrapper calls it from its block hook (``Cpu.block_listener``); ``trace_blocks`` or
+``Machine(trace_blocks=True)`` installs it.
 """
 
 from __future__ import annotations
@@ -54,18 +54,7 @@ def trace_blocks(machine: Machine) -> BlockTracer:
     """Emit ``block`` events for every block ``machine`` executes from now on (and a
     ``module`` event for the loaded image, for coverage tools)."""
     block_tracer = BlockTracer(machine.tracer, machine.mode)
-    listener = getattr(machine.cpu, "block_listener", _MISSING)
-    if listener is not _MISSING:
-        machine.cpu.block_listener = lambda address, code, _count: block_tracer(address, code)
-    else:  # interim: our own Unicorn hook, run after the CPU wrapper's (so stamps are exact)
-        import unicorn
-
-        uc = machine.cpu._uc  # noqa: SLF001 - until cpu.py offers block_listener
-
-        def hook(uc_: unicorn.Uc, address: int, size: int, _user: object) -> None:
-            block_tracer(address, bytes(uc_.mem_read(address, size)))
-
-        uc.hook_add(unicorn.UC_HOOK_BLOCK, hook)
+    machine.cpu.block_listener = lambda address, code, _count: block_tracer(address, code)
     image = machine.image
     if image is not None:
         segments = image.segments
@@ -75,7 +64,6 @@ def trace_blocks(machine: Machine) -> BlockTracer:
     return block_tracer
 
 
-_MISSING = object()
 
 
 # --- drcov ------------------------------------------------------------------------------------

@@ -163,7 +163,6 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from machine.loader import LoadError, image_from_file
     from machine.machine import DEFAULT_INSTRUCTION_BUDGET, DEFAULT_RAM_SIZE, Machine, RunEnd
     from machine.trace.blocks import trace_blocks
-    from machine.trace.capture import capture_hgcm_params
 
     budget = args.max_instructions or DEFAULT_INSTRUCTION_BUDGET
     if budget <= 0:
@@ -188,7 +187,6 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise _TraceUsageError(f"cannot write {args.output}: {error.strerror or error}") from None
         with writer:
             machine.tracer.add_sink(writer)
-            capture_hgcm_params(machine)
             if args.blocks:
                 trace_blocks(machine)
             result = machine.run(budget)

@@ -7,7 +7,6 @@ guest's log lines and exit code and the host tree afterwards.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -57,13 +56,10 @@ def test_ls_of_10000_entries_resumes_until_no_more_files(tmp_path: Path) -> None
     names = {f"entry_{i:05d}.dat" for i in range(10_000)}
     for name in names:
         (tmp_path / name).touch()
-    started = time.monotonic()
     result = run("ls.s", ["d:"], tmp_path)
-    elapsed = time.monotonic() - started
     assert result.exit_code == 0
     assert len(result.log_lines) == 10_000
     assert set(result.log_lines) == names
-    assert elapsed < 10, f"ls of 10,000 entries took {elapsed:.1f} s"
 
 
 def test_ls_of_a_missing_directory_fails(tmp_path: Path) -> None:

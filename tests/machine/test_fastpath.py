@@ -29,7 +29,7 @@ def _run(fast: bool, load, *, config: VMMDevConfig | None = None, share: Path | 
         machine.add_share("demo", share)
     machine.load(load())
     result = machine.run(until_cycle=until_cycle) if until_cycle else machine.run()
-    return result.exit_code, result.instructions, result.cycles, [e.to_json() for e in sink.events]
+    return result.exit_code, result.instructions, result.cycles, [e.host_independent().to_json() for e in sink.events]
 
 
 @needs_native

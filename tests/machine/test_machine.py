@@ -320,3 +320,23 @@ bad:
 def test_oversized_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="at most"):
         Machine(64).set_arguments(["x" * 0x10000])
+
+
+def test_guest_fault_is_a_trace_event_before_run_end() -> None:
+    result, _, sink = run_source("_start:\n nop\n ud2\n")
+    kinds = [event.kind for event in sink.events]
+    assert kinds[-2:] == ["guest_fault", "run_end"]
+    fault = sink.of_kind("guest_fault")[0]
+    assert fault.fields["source"] == "prog.s:3: ud2" and fault.pc == 0x10001
+    assert result.end is RunEnd.FAULT
+
+
+def test_block_tracing_goes_through_the_listener_with_exact_counts() -> None:
+    machine = Machine(64, trace_blocks=True)
+    sink = ListSink()
+    machine.tracer.add_sink(sink)
+    machine.load(assemble("_start:\n mov ecx, 10\nagain:\n dec ecx\n jnz again\n out 0xf4, al\n", mode=64))
+    result = machine.run()
+    blocks = sink.of_kind("block")
+    assert sum(event.fields["count"] for event in blocks) >= result.instructions
+    assert len(blocks) == 1 + 10, "the entry block and ten loop iterations"

@@ -9,11 +9,10 @@ import pytest
 from machine.machine import Machine
 from machine.programs import bundled_program
 from machine.trace.blocks import trace_blocks
-from machine.trace.capture import capture_hgcm_params
 from machine.tracing import ListSink, TraceEvent
 
 
-def record_demo(share: Path, mode: int = 64, *, params: bool = True, blocks: bool = False,
+def record_demo(share: Path, mode: int = 64, *, blocks: bool = False,
                 defines: dict[str, int] | None = None, program: str = "demo.s") -> tuple[list[TraceEvent], object]:
     """Run a bundled program against ``share`` and return (events, result)."""
     machine = Machine(mode)
@@ -21,8 +20,6 @@ def record_demo(share: Path, mode: int = 64, *, params: bool = True, blocks: boo
         machine.add_share("demo", share)
         sink = ListSink()
         machine.tracer.add_sink(sink)
-        if params:
-            capture_hgcm_params(machine)
         machine.load(bundled_program(program, mode=mode, defines=defines))
         if blocks:
             trace_blocks(machine)

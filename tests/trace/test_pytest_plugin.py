@@ -59,11 +59,11 @@ def test_failure_report_shows_fault_events_registers_and_source(tmp_path: Path) 
                                        " mov rbx, 0x1234\\n mov rax, [0xffffffff0]\\n hlt\\n"))
             assert machine.run().ok
         '''))
-    result = run_pytest(tmp_path, "--hgcm-last-events=3")
+    result = run_pytest(tmp_path, "--hgcm-last-events=4")  # port_io, guest_log, guest_fault, run_end
     assert result.returncode == 1
     report = result.stdout[result.stdout.index("hgcmlab machine 1"):]
     assert "last run ended: fault" in report and "read of unmapped memory at 0xffffffff0" in report
-    assert "last 3 events:" in report and "port_io" in report and "run_end" in report
+    assert "last 4 events:" in report and "port_io" in report and "guest_fault" in report and "run_end" in report
     assert "rbx=0x1234" in report
     assert "=>    0x1000e <_start+0xe>" in report and "; <source>:6: mov rax, [0xffffffff0]" in report
     assert "mov rbx, 0x1234" in report  # the instruction before pc is listed too
