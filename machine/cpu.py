@@ -36,6 +36,8 @@ from machine import fastblock
 from machine.clock import CostProfile, classify
 from machine.memory import GuestMemory
 
+#: Mnemonics that can set IF.
+_IF_SETTERS = frozenset({"sti", "popf", "popfd", "popfq", "iret", "iretd", "iretq"})
 #: x86 `hlt` opcode.
 _HLT = 0xF4
 _EFLAGS_IF = 0x200
@@ -89,6 +91,8 @@ class _Block:
     tsc_reads: tuple[tuple[int, bool], ...] = ()
     #: Starts of the instructions that open an interrupt shadow (`sti`, `mov ss`, `pop ss`).
     shadowing: frozenset[int] = frozenset()
+    #: True when an instruction of the block can set IF (sti, popf, iret).
+    may_set_if: bool = False
 
     def shadow_after(self, pc: int) -> bool:
         """True when the instruction completed just before ``pc`` opens an interrupt shadow."""
@@ -174,6 +178,7 @@ class Cpu:
         #: The cycle of the next scheduled event, checked at block boundaries.
         self._deadline: int | None = None
         self._irq_asserted = False
+        self._check_irq_next_block = False
         self._block_listener: BlockListener | None = None
         self._exact = False
         self._stop: StopInfo | None = None
@@ -240,8 +245,10 @@ class Cpu:
 
     def _update_slow(self) -> None:
         # The native hook hands every block to Python while a decision is needed per block.
-        self._state.slow = int(self._deadline is not None or self._irq_asserted or self._exact
+        self._state.slow = int(self._deadline is not None or self._check_irq_next_block or self._exact
                                or self._block_listener is not None)
+        # While the line is up, blocks that may set IF go to Python even on a table hit.
+        self._state.irq_watch = int(self._irq_asserted)
 
     @property
     def block_listener(self) -> BlockListener | None:
@@ -272,6 +279,7 @@ class Cpu:
     @irq_asserted.setter
     def irq_asserted(self, value: bool) -> None:
         self._irq_asserted = value
+        self._check_irq_next_block = value
         self._update_slow()
 
     def _set_exact(self, value: bool) -> None:
@@ -505,7 +513,9 @@ class Cpu:
         cycles = [0]
         tsc_reads: list[tuple[int, bool]] = []
         shadowing: set[int] = set()
+        may_set_if = False
         for instruction in self._cs_detail.disasm(code, address):
+            may_set_if = may_set_if or instruction.mnemonic in _IF_SETTERS
             if instruction.mnemonic == "sti" or (instruction.mnemonic in ("mov", "pop")
                                                  and instruction.op_str.split(",")[0].strip() == "ss"):
                 shadowing.add(instruction.address)
@@ -516,7 +526,7 @@ class Cpu:
             starts.append(instruction.address)
             cycles.append(cycles[-1] + cost)
         return _Block(address, address + len(code), tuple(starts), tuple(cycles), tuple(tsc_reads),
-                      frozenset(shadowing))
+                      frozenset(shadowing), may_set_if)
 
     def _on_block_native(self, _handle: int, address: int, size: int, _user: int) -> None:
         # Called from C: an exception must not unwind through Unicorn.  It is kept and
@@ -542,6 +552,7 @@ class Cpu:
         entry.address, entry.size = address, size
         entry.instructions, entry.cycles = len(block.starts), block.total_cycles
         entry.block_id = block_id
+        entry.flags = fastblock.ENTRY_MAY_SET_IF if block.may_set_if else 0
         pointer = self._state.table + index * ctypes.sizeof(fastblock.Entry)
         state = self._state
         start_cycles = state.cycles + self.charged
@@ -554,11 +565,19 @@ class Cpu:
             self._block_listener(address, code, len(block.starts))
         if self._exact:
             return
-        if (self._irq_asserted and uc.reg_read(self._flags_reg) & _EFLAGS_IF
-                and not (previous is not None and previous.shadow_after(address))):
-            self._stop = StopInfo(StopKind.INTERRUPT, address)
-            uc.emu_stop()
-            return
+        if self._irq_asserted:
+            if uc.reg_read(self._flags_reg) & _EFLAGS_IF:
+                if not (previous is not None and previous.shadow_after(address)):
+                    self._stop = StopInfo(StopKind.INTERRUPT, address)
+                    uc.emu_stop()
+                    return
+                check_next = True  # inside the shadow of sti: deliver at the next boundary
+            else:
+                # IF is clear: only a block that can set it makes the next block worth a look.
+                check_next = block.may_set_if
+            if self._check_irq_next_block != check_next:
+                self._check_irq_next_block = check_next
+                self._update_slow()
         deadline = self._deadline
         if deadline is None or start_cycles + block.total_cycles <= deadline:
             return

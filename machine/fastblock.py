@@ -7,7 +7,9 @@ direct-mapped table filled by Python and adds its instruction count and static c
 counters in a shared ctypes structure.  On a table miss, or while the machine needs a
 decision at every block (a pending deadline, an asserted interrupt line, an exact slice),
 it tail-calls the Python handler with the same arguments, which decodes the block, fills
-its table entry and does everything the pure Python hook does.
+its table entry and does everything the pure Python hook does.  While the interrupt line is
+asserted but the guest has interrupts disabled, only blocks that can enable them (sti,
+popf, iret) and the block right after such a block go to Python.
 
 Counts are identical with and without it (tests compare both).  Limitation: a table entry
 is matched by address and size, so code rewritten in place that keeps a block's address and
@@ -35,8 +37,13 @@ class Entry(ctypes.Structure):
         ("size", ctypes.c_uint32),
         ("instructions", ctypes.c_uint32),
         ("cycles", ctypes.c_uint64),
-        ("block_id", ctypes.c_uint64),
+        ("block_id", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),       # ENTRY_MAY_SET_IF
     ]
+
+
+#: Entry flag: the block contains an instruction that can set IF (sti, popf, iret).
+ENTRY_MAY_SET_IF = 0x1
 
 
 class State(ctypes.Structure):
@@ -53,6 +60,7 @@ class State(ctypes.Structure):
         ("python", ctypes.c_uint64),         # +48 the Python handler (a C function pointer)
         ("last", ctypes.c_uint64),           # +56 entry of the last block entered
         ("tsc_reads", ctypes.c_uint64),      # +64 time-stamp reads done in the current block
+        ("irq_watch", ctypes.c_uint64),      # +72 non-zero: blocks that may set IF go to Python
     ]
 
 
@@ -73,6 +81,11 @@ _SOURCE = """
     jne python
     cmp dword ptr [rax + 8], edx
     jne python
+    cmp qword ptr [rcx + 72], 0
+    je account
+    test dword ptr [rax + 28], 1
+    jnz python
+account:
     mov qword ptr [rcx + 16], rax
     mov qword ptr [rcx + 56], rax
     mov qword ptr [rcx + 64], 0

@@ -12,6 +12,7 @@ from machine import fastblock
 from machine.machine import Machine
 from machine.programs import bundled_program
 from machine.tracing import ListSink
+from tests.machine.test_interrupts import CONNECT_REQ, WOKEN
 from tests.machine.test_interrupts import program as interrupt_program
 from tests.machine.test_time import LOOP
 
@@ -60,3 +61,28 @@ def test_demo_with_async_interrupts_is_identical(tmp_path: Path) -> None:
 
 def test_python_hook_is_used_when_asked() -> None:
     assert Machine(64, fast_blocks=False).cpu.fast_blocks is False
+
+
+@needs_native
+@pytest.mark.parametrize("fast", [True, False])
+def test_interrupt_pending_while_disabled_is_taken_after_sti_in_a_later_block(fast: bool) -> None:
+    """The line goes up while IF is clear; blocks without sti run natively; the interrupt is
+    taken once a later block enables interrupts (after the one-instruction shadow)."""
+    config = VMMDevConfig(timing=HgcmTiming(call_cycles=500, byte_cycles=0, force_async=True))
+    done = f"[{CONNECT_REQ} + 24]"
+    original = f"    sti\nwait:\n    hlt\n    test dword ptr {done}, 1\n    jz wait\n"
+    # No hlt: the interrupt must arrive while the guest runs, or it spins until the budget ends.
+    replacement = ("    mov ecx, 5000\nspin:\n    dec ecx\n    jnz spin\n    sti\n    nop\n"
+                   f"wait:\n    cmp dword ptr [{WOKEN}], 0\n    je wait\n")
+    text = interrupt_program(64, use_irq=True)
+    assert original in text
+    text = text.replace(original, replacement)
+    machine = Machine(64, vmmdev_config=config, fast_blocks=fast)
+    sink = ListSink()
+    machine.tracer.add_sink(sink)
+    machine.load(assemble(text, mode=64))
+    result = machine.run(max_instructions=200_000)
+    assert result.exit_code >> 8 == 1, "the handler saw the HGCM event once"
+    irq_up = sink.of_kind("irq_line")[0]
+    delivered = sink.of_kind("interrupt_delivered")[0]
+    assert delivered.cycle > irq_up.cycle + 5000, "not before the guest enabled interrupts"
