@@ -178,12 +178,13 @@ class Machine:
                 self.bus.claim(device, port_range, base + port_range.offset)
         mmio: dict[str, tuple[int, GuestMemory]] = {}
         for region in getattr(device, "mmio_regions", lambda: [])():
-            mmio[region.name] = (self._map_mmio(region.size), self._mmio_memories[-1])
+            mmio[region.name] = self._map_mmio(region.size)
         device.attach(AttachContext(self.memory, self.tracer, self._request_exit, self._log_line,
                                     self.clock, self._set_irq, self._request_halt, mmio))
         self.devices.append(device)
 
-    def _map_mmio(self, size: int) -> int:
+    def _map_mmio(self, size: int) -> tuple[int, GuestMemory]:
+        """Map ``size`` bytes of device memory in the MMIO window, aligned to its size."""
         size = max(4096, 1 << (size - 1).bit_length())
         base = (self._mmio_next + size - 1) & ~(size - 1)
         if base + size > FIRMWARE_PAGE:
@@ -192,7 +193,7 @@ class Machine:
         self.cpu.map_region(base, memory)
         self._mmio_memories.append(memory)
         self._mmio_next = base + size
-        return base
+        return base, memory
 
     def add_share(self, name: str, host_path: str | Path, *, writable: bool = True,
                   auto_mount: bool = False, create_symlinks: bool = False) -> None:
@@ -262,7 +263,7 @@ class Machine:
             stop = self.cpu.run(remaining)
             while stop.kind is StopKind.DEADLINE and stop.slice:
                 stop = self.cpu.run(min(stop.slice, instruction_limit - self.cpu.instructions), exact=True)
-            outcome = self._handle_stop(stop, max_instructions)
+            outcome = self._handle_stop(stop)
             if outcome is not None:
                 return self._finish(*outcome)
 
@@ -270,7 +271,7 @@ class Machine:
         """Execute exactly one instruction (events due by then fire first)."""
         return self.run(1)
 
-    def _handle_stop(self, stop: StopInfo, budget: int) -> tuple[RunEnd, int, FaultReport | None] | None:
+    def _handle_stop(self, stop: StopInfo) -> tuple[RunEnd, int, FaultReport | None] | None:
         kind = stop.kind
         if kind is StopKind.REQUESTED and self._exit_code is not None:
             return RunEnd.EXIT, self._exit_code, None
@@ -319,7 +320,7 @@ class Machine:
         if stop.kind is StopKind.HALT:
             self.tracer.emit("cpu_halt", interrupts_enabled=self.cpu.interrupts_enabled)
             return None
-        return self._handle_stop(stop, 1)
+        return self._handle_stop(stop)
 
     def _finish(self, end: RunEnd, code: int, fault: FaultReport | None) -> RunResult:
         self.log_device.flush()
