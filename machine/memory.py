@@ -57,6 +57,12 @@ class GuestMemory:
         self._check(address, size)
         return bytes(self._view[address:address + size])
 
+    def copy_into(self, address: int, target: memoryview) -> None:
+        """Copy ``len(target)`` bytes at ``address`` into ``target`` (one copy, no alias kept)."""
+        size = len(target)
+        self._check(address, size)
+        target[:] = self._view[address:address + size]
+
     def write(self, address: int, data: bytes | bytearray | memoryview) -> None:
         """Copy ``data`` into guest RAM at ``address``."""
         size = len(data)

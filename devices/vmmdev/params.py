@@ -52,25 +52,27 @@ class GuestBuffer:
         """Copy up to ``size`` bytes from the runs (pages outside RAM read as zeros)."""
         out = bytearray(size)
         position = 0
-        for address, length in self.runs:
-            take = min(length, size - position)
-            if take <= 0:
-                break
-            if memory.contains(address, take):
-                out[position:position + take] = memory.read(address, take)
-            position += take
+        with memoryview(out) as view:  # released before the service may resize ``out``
+            for address, length in self.runs:
+                take = min(length, size - position)
+                if take <= 0:
+                    break
+                if memory.contains(address, take):
+                    memory.copy_into(address, view[position:position + take])
+                position += take
         return out
 
     def write(self, memory: GuestMemory, data: bytes | bytearray) -> None:
         """Copy ``data`` into the runs (writes to pages outside RAM are dropped)."""
         position = 0
-        for address, length in self.runs:
-            take = min(length, len(data) - position)
-            if take <= 0:
-                break
-            if memory.contains(address, take):
-                memory.write(address, data[position:position + take])
-            position += take
+        with memoryview(data) as source:
+            for address, length in self.runs:
+                take = min(length, len(data) - position)
+                if take <= 0:
+                    break
+                if memory.contains(address, take):
+                    memory.write(address, source[position:position + take])
+                position += take
 
 
 @dataclass
@@ -158,7 +160,10 @@ def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: i
             break
         start = (page & ~(PAGE_SIZE - 1)) + (off_first if index == 0 else 0)
         take = min(remaining, PAGE_SIZE - (off_first if index == 0 else 0))
-        walk.append((start, take))
+        if walk and walk[-1][0] + walk[-1][1] == start:
+            walk[-1] = (walk[-1][0], walk[-1][1] + take)  # physically adjacent: one copy
+        else:
+            walk.append((start, take))
         remaining -= take
     consecutive = all(pages[i + 1] == pages[i] + PAGE_SIZE for i in range(len(pages) - 1))
     if param_type == HgcmParmType.ContiguousPageList or consecutive:
