@@ -137,6 +137,7 @@ _UC_FAULTS = {
 
 PortRead = Callable[[int, int], int]
 BlockListener = Callable[[int, bytes, int], None]
+MemoryListener = Callable[[str, int, int, int], None]
 PortWrite = Callable[[int, int, int], None]
 
 
@@ -499,6 +500,18 @@ class Cpu:
         self._uc.mem_map_ptr(address, memory.size, unicorn.UC_PROT_READ | unicorn.UC_PROT_WRITE,
                              memory.host_address)
         self._regions.append((address, memory.size))
+
+    def watch_memory(self, listener: MemoryListener) -> None:
+        """Call ``listener(access, address, size, value)`` for every guest data access from
+        now on (access "read" or "write"; value is the written value, 0 for reads).  Opt-in
+        memory tracing: every access becomes a Python call."""
+        def hook(uc: unicorn.Uc, access: int, address: int, size: int, value: int, _user: object) -> None:
+            listener("write" if access == unicorn.UC_MEM_WRITE else "read", address, size,
+                     value & ((1 << (8 * size)) - 1) if access == unicorn.UC_MEM_WRITE else 0)
+
+        self._uc.hook_add(unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE, hook)
+        # Blocks translated before the hook existed would not report their accesses.
+        self._uc.ctl_flush_tb()
 
     def close(self) -> None:
         """Unmap guest memory from the CPU (before the memory itself is released)."""

@@ -124,6 +124,11 @@ class HgcmService:
         """The name of guest function ``function`` (its number when unknown)."""
         return self.function_names.get(function, str(function))
 
+    def function_cycles(self, function: int) -> int | None:
+        """Virtual cycles one call of ``function`` costs, as the service declares it next to
+        the function (None: the device's default per-call cost applies)."""
+        return None
+
     def connect(self, client_id: int, requestor: int) -> int:
         """A new client ``client_id`` connects."""
         return Status.VINF_SUCCESS

@@ -63,11 +63,11 @@ class CommandQueue:
         clock = self._clock()
         return clock.now() if clock is not None else 0
 
-    def submit(self, command: Command, byte_count: int) -> None:
+    def submit(self, command: Command, byte_count: int, declared_cycles: int | None = None) -> None:
         """Track an accepted command; its host work is started by the caller."""
         self.pending[command.address] = command
         command.submitted_cycle = self._now()
-        command.cost = self.timing.cost(command.function, byte_count)
+        command.cost = self.timing.cost(command.function, byte_count, declared_cycles)
 
     def host_done(self, command: Command, status: int) -> None:
         """The host finished the command with ``status``: complete it now (synchronous

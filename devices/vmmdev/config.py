@@ -18,8 +18,9 @@ DEFAULT_EPOCH_MS = 1_704_067_200_000
 class HgcmTiming:
     """What HGCM commands cost in virtual cycles.
 
-    A command costs ``call_cycles`` (or ``function_cycles[function]`` for calls of that
-    function number) plus ``byte_cycles`` per byte of buffer parameters.  A synchronous
+    A command costs ``call_cycles`` plus ``byte_cycles`` per byte of buffer parameters; a
+    call's base cost is instead ``function_cycles[function]`` when given here, else what the
+    service declares for that function (``HgcmService.function_cycles``).  A synchronous
     command charges its cost to the `out` that submitted it; an asynchronous one answers
     VINF_HGCM_ASYNC_EXECUTE at once and completes that many cycles later.  Calls are
     asynchronous when ``force_async`` is set or their function is in ``async_functions``.
@@ -36,9 +37,12 @@ class HgcmTiming:
         if any(value < 0 for value in values):
             raise ValueError("HGCM costs must not be negative")
 
-    def cost(self, function: int | None, byte_count: int) -> int:
-        """Cycles for one command (``function`` None for connect/disconnect)."""
-        base = self.function_cycles.get(function, self.call_cycles) if function is not None else self.call_cycles
+    def cost(self, function: int | None, byte_count: int, declared: int | None = None) -> int:
+        """Cycles for one command (``function`` None for connect/disconnect; ``declared``:
+        the service's own cost for the function)."""
+        base = self.call_cycles
+        if function is not None:
+            base = self.function_cycles.get(function, declared if declared is not None else self.call_cycles)
         return base + self.byte_cycles * byte_count
 
     def is_async(self, function: int | None) -> bool:

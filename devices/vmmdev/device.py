@@ -429,9 +429,10 @@ class VMMDevDevice:
         return True
 
     def _start(self, request: _Request, kind: str, apply: Callable[[bytearray], None], *,
-               function: int | None = None, call: HgcmCall | None = None, byte_count: int = 0) -> Command:
+               function: int | None = None, call: HgcmCall | None = None, byte_count: int = 0,
+               declared_cycles: int | None = None) -> Command:
         command = Command(request.address, request.size, request.type, kind, apply, 0, call, function)
-        self.commands.submit(command, byte_count)
+        self.commands.submit(command, byte_count, declared_cycles)
         self._enable_hgcm()
         return command
 
@@ -483,7 +484,8 @@ class VMMDevDevice:
                         self._requestor(request))
         byte_count = sum(p.guest_size for p in parsed.params)
         command = self._start(request, "call", lambda data: write_back(parsed, data, self._memory),
-                              function=parsed.function, call=call, byte_count=byte_count)
+                              function=parsed.function, call=call, byte_count=byte_count,
+                              declared_cycles=client.service.function_cycles(parsed.function))
         call.on_complete = lambda done, status: self.commands.host_done(command, status)
         if self._tracing:
             identity = {"client": parsed.client_id, "service": client.service.name, "function": parsed.function,

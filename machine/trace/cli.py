@@ -52,6 +52,8 @@ def register_trace_commands(commands: Any) -> None:
     record.add_argument("--define", "-D", action="append", default=[], type=parse_define, metavar="NAME=VALUE")
     record.add_argument("--max-instructions", type=int, default=None, metavar="N")
     record.add_argument("--blocks", action="store_true", help="also trace executed blocks (large traces)")
+    record.add_argument("--memory", action="store_true",
+                        help="also trace every guest data access (memory events; very large traces)")
     record.add_argument("--kind", action="append", default=[], metavar="KIND[,KIND]",
                         help="write only these event kinds (repeatable)")
 
@@ -172,7 +174,7 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except LoadError as error:
         raise _TraceUsageError(str(error)) from None
     try:
-        machine = Machine(args.mode, args.ram or DEFAULT_RAM_SIZE)
+        machine = Machine(args.mode, args.ram or DEFAULT_RAM_SIZE, trace_memory=args.memory)
     except ValueError as error:
         raise _TraceUsageError(str(error)) from None
     try:

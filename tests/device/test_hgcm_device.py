@@ -434,3 +434,13 @@ def test_embedded_size_beyond_the_request(rig: DeviceRig) -> None:
     request = _embedded_call(rig)
     struct.pack_into("<I", request, 44 + 8, 9)
     assert _sync_failure(rig, request) == Status.VERR_INVALID_PARAMETER
+
+
+def test_call_cost_comes_from_the_service_declaration_unless_overridden() -> None:
+    from devices.vmmdev.config import HgcmTiming
+
+    timing = HgcmTiming(call_cycles=100, byte_cycles=2, function_cycles={7: 50})
+    assert timing.cost(None, 10) == 100 + 20, "connect/disconnect: the default"
+    assert timing.cost(9, 10) == 100 + 20, "nothing declared"
+    assert timing.cost(9, 10, declared=5000) == 5000 + 20, "the service's declaration"
+    assert timing.cost(7, 10, declared=5000) == 50 + 20, "the configuration wins"

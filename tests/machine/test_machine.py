@@ -340,3 +340,22 @@ def test_block_tracing_goes_through_the_listener_with_exact_counts() -> None:
     blocks = sink.of_kind("block")
     assert sum(event.fields["count"] for event in blocks) >= result.instructions
     assert len(blocks) == 1 + 10, "the entry block and ten loop iterations"
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+def test_memory_tracing_reports_each_data_access_with_its_instruction(mode: int) -> None:
+    machine = Machine(mode, trace_memory=True)
+    sink = ListSink()
+    machine.tracer.add_sink(sink)
+    machine.load(assemble("""
+_start:
+    mov dword ptr [0x20000], 0x11223344
+    mov eax, dword ptr [0x20000]
+    mov word ptr [0x20010], ax
+    out 0xf4, al
+""", mode=mode))
+    assert machine.run().exit_code == 0x44
+    accesses = [(e.fields["access"], e.fields["address"], e.fields["size"], e.fields["value"], e.instructions)
+                for e in sink.of_kind("memory")]
+    assert accesses == [("write", 0x20000, 4, 0x11223344, 0), ("read", 0x20000, 4, 0, 1),
+                        ("write", 0x20010, 2, 0x3344, 2)]
