@@ -94,7 +94,7 @@ def _openat2_raw(dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -
 SYSCALLS: dict[str, Callable[..., Any]] = {
     name: getattr(os, name) for name in (
         "close", "copy_file_range", "dup", "fchmod", "fstat", "fstatvfs", "fsync", "ftruncate",
-        "listdir", "lseek", "mkdir", "open", "pread", "pwrite", "readlink", "rename", "rmdir",
+        "listdir", "lseek", "mkdir", "open", "pread", "preadv", "pwrite", "readlink", "rename", "rmdir",
         "sendfile", "set_blocking", "stat", "symlink", "unlink", "utime", "write")
 }
 SYSCALLS["openat2"] = _openat2_raw
@@ -273,7 +273,17 @@ class HostFile:
         except OSError as exc:
             raise _raise(exc) from None
 
-    def write_at(self, offset: int, data: bytes) -> int:
+    def read_into(self, offset: int, target: memoryview) -> int:
+        """Positional read straight into ``target`` (no intermediate bytes object); the
+        count read, which may be short (0 at or after EOF)."""
+        if offset >= 1 << 63:
+            raise RtError(Status.VERR_INVALID_PARAMETER, "negative offset")
+        try:
+            return int(_io(_sys.preadv, self.fd, [target], offset))
+        except OSError as exc:
+            raise _raise(exc) from None
+
+    def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> int:
         """Write ``data`` at ``offset`` (at the end for append handles); bytes written.
 
         Short writes are continued until everything is written.  A failure after some bytes
@@ -492,15 +502,23 @@ class HostRoot:
         finally:
             _sys.close(pfd)
 
-    def _open(self, path: GuestPath, flags: int, mode: int = 0, follow: bool = True) -> int:
-        """Open ``path`` beneath the root with ``flags`` (O_CLOEXEC added)."""
+    def _open(self, path: GuestPath, flags: int, mode: int = 0, follow: bool = True,
+              slash: bool = False) -> int:
+        """Open ``path`` beneath the root with ``flags`` (O_CLOEXEC added).
+
+        ``slash`` hands the final name to the kernel with a trailing '/', as VirtualBox's
+        host path keeps the guest's trailing delimiter: the kernel then refuses a
+        non-directory (ENOTDIR) and any O_CREAT (EISDIR).
+        """
+        tail = b"/" if slash and not path.is_root else b""
         if self.use_openat2:
-            return self._openat2(path.host_relpath(), flags | (0 if follow else os.O_NOFOLLOW), mode)
+            return self._openat2(path.host_relpath() + tail, flags | (0 if follow else os.O_NOFOLLOW), mode)
         # O_EXCL never follows a final symlink (the kernel reports EEXIST); match that.
         follow = follow and not (flags & os.O_CREAT and flags & os.O_EXCL)
         with self._parent(path, follow_final=follow) as (pfd, name):
             try:
-                return _sys.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=pfd)
+                return _sys.open(name + tail if name != b"." else name,
+                                 flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=pfd)
             except OSError as exc:
                 raise _raise(exc) from None
 
@@ -590,8 +608,11 @@ class HostRoot:
 
         Only regular files are opened: a directory gives VERR_IS_A_DIRECTORY, any other type
         (FIFO, device, socket) VERR_ACCESS_DENIED, so a guest cannot block the host or
-        reach a device through a share.
+        reach a device through a share.  A path the guest ended with its delimiter is opened
+        with the trailing slash, as VirtualBox's host does: a creating open then fails with
+        VERR_IS_A_DIRECTORY, opening an existing non-directory with VERR_PATH_NOT_FOUND.
         """
+        slash = path.trailing_delimiter
         base = int(access) | os.O_NOCTTY | os.O_NONBLOCK | (os.O_APPEND if append else 0)
         mode &= 0o777
         creating = disposition in (Disposition.OPEN_CREATE, Disposition.CREATE,
@@ -599,19 +620,19 @@ class HostRoot:
         trunc = os.O_TRUNC if disposition in (Disposition.CREATE_REPLACE, Disposition.TRUNCATE) else 0
         if creating:
             try:
-                return self._checked(self._open(path, base | os.O_CREAT | os.O_EXCL, mode),
+                return self._checked(self._open(path, base | os.O_CREAT | os.O_EXCL, mode, slash=slash),
                                      append), OpenAction.CREATED
             except RtError as err:
                 if err.status != Status.VERR_ALREADY_EXISTS or disposition == Disposition.CREATE:
                     raise
         try:
-            fd = self._open(path, base | trunc)
+            fd = self._open(path, base | trunc, slash=slash)
         except RtError as err:
             if not creating or err.status != Status.VERR_FILE_NOT_FOUND:
                 raise
             # The name exists but does not resolve: a dangling link (a creating open follows
             # it, confined) or a file deleted in between.
-            return self._checked(self._open(path, base | os.O_CREAT | trunc, mode),
+            return self._checked(self._open(path, base | os.O_CREAT | trunc, mode, slash=slash),
                                  append), OpenAction.CREATED
         return self._checked(fd, append), OpenAction.REPLACED if trunc else OpenAction.OPENED
 

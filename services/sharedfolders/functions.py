@@ -60,11 +60,16 @@ Handler = Callable[[CallContext], int]
 
 @dataclass(frozen=True)
 class ShflFunction:
-    """A guest function: number, parameter signature, validation style and handler."""
+    """A guest function: number, parameter signature, validation style, cost and handler.
+
+    ``cycles`` is what one call costs in virtual cycles before per-byte costs (the VMMDev
+    adds ``byte_cycles`` per byte of buffer parameters); see the cost model below.
+    """
 
     fn: ShflFn
     parms: tuple[Parm, ...]
     style: Style
+    cycles: int
     handler: Handler
 
     @property
@@ -95,42 +100,57 @@ class ShflFunction:
         return strings
 
 
-def _f(fn: ShflFn, style: Style, handler: Handler, *parms: Parm) -> ShflFunction:
+def _f(fn: ShflFn, style: Style, cycles: int, handler: Handler, *parms: Parm) -> ShflFunction:
     assert style is Style.UNCHECKED or len(parms) == SHFL_CPARMS[fn], fn
-    return ShflFunction(fn, parms, style, handler)
+    assert cycles > 0, fn
+    return ShflFunction(fn, parms, style, cycles, handler)
 
 
 U32, U64, PTR, BUF = Parm.U32, Parm.U64, Parm.PTR, Parm.BUF
 STR_IN, STR_IN_OPT, STR_OUT, ANY = Parm.STR_IN, Parm.STR_IN_OPT, Parm.STR_OUT, Parm.ANY
 OLD, NEW = Style.OLD, Style.NEW
 
+# Cost model (virtual cycles per call, 1 cycle = 1 ns; the device adds its per-byte cost for
+# buffer parameters, and HgcmTiming.function_cycles can override any of these).  Relative
+# weights, not measurements:
+#   500      state toggles and feature queries (SET_UTF8, SET_SYMLINKS, SET_ERROR_STYLE,
+#            QUERY_FEATURES, WAIT/CANCEL of mapping-change waits: no host I/O)
+#   800-1000 table lookups (QUERY_MAPPINGS, QUERY_MAP_NAME, QUERY_MAP_INFO, UNMAP_FOLDER,
+#            CLOSE, LOCK: a handle or mapping table, at most one close(2))
+#   1500     handle I/O (READ, WRITE, INFORMATION): one positional syscall or fstat
+#   2000     MAP_FOLDER(_OLD): name lookup and case checks
+#   3000     READLINK, SET_FILE_SIZE: one path or handle syscall with metadata
+#   4000     LIST, REMOVE, SYMLINK: confined path walk plus directory work
+#   5000     CREATE, RENAME, CLOSE_AND_REMOVE: confined walks, stat(s), open/rename/unlink
+#   10000    COPY_FILE, COPY_FILE_PART: whole data copies inside the host
+#   20000    FLUSH: fsync to stable storage
 FUNCTIONS: dict[int, ShflFunction] = {f.fn: f for f in (
-    _f(ShflFn.QUERY_MAPPINGS, OLD, h_mapping.query_mappings, U32, U32, PTR),
-    _f(ShflFn.QUERY_MAP_NAME, OLD, h_mapping.query_map_name, U32, STR_OUT),
-    _f(ShflFn.CREATE, OLD, h_create.create, U32, STR_IN, PTR),
-    _f(ShflFn.CLOSE, OLD, h_file.close, U32, U64),
-    _f(ShflFn.READ, NEW, h_file.read, U32, U64, U64, U32, BUF),
-    _f(ShflFn.WRITE, NEW, h_file.write, U32, U64, U64, U32, BUF),
-    _f(ShflFn.LOCK, OLD, h_file.lock, U32, U64, U64, U64, U32),
-    _f(ShflFn.LIST, OLD, h_list.list_dir, U32, U64, U32, U32, STR_IN_OPT, PTR, U32, U32),
-    _f(ShflFn.INFORMATION, OLD, h_file.information, U32, U64, U32, U32, PTR),
-    _f(ShflFn.REMOVE, NEW, h_path.remove, U32, STR_IN, U32),
-    _f(ShflFn.MAP_FOLDER_OLD, OLD, h_mapping.map_folder_old, PTR, U32, U32),
-    _f(ShflFn.UNMAP_FOLDER, OLD, h_mapping.unmap_folder, U32),
-    _f(ShflFn.RENAME, OLD, h_path.rename, U32, STR_IN, STR_IN, U32),
-    _f(ShflFn.FLUSH, OLD, h_file.flush, U32, U64),
-    _f(ShflFn.SET_UTF8, Style.UNCHECKED, h_mapping.set_utf8),
-    _f(ShflFn.MAP_FOLDER, OLD, h_mapping.map_folder, PTR, U32, U32, U32),
-    _f(ShflFn.READLINK, OLD, h_path.readlink, U32, STR_IN_OPT, PTR),
-    _f(ShflFn.SYMLINK, OLD, h_path.symlink, U32, PTR, PTR, PTR),
-    _f(ShflFn.SET_SYMLINKS, Style.UNCHECKED, h_mapping.set_symlinks),
-    _f(ShflFn.QUERY_MAP_INFO, OLD, h_mapping.query_map_info, U32, STR_OUT, STR_OUT, U64, U32),
-    _f(ShflFn.WAIT_FOR_MAPPINGS_CHANGES, OLD, h_mapping.wait_for_changes, U32),
-    _f(ShflFn.CANCEL_MAPPINGS_CHANGES_WAITS, OLD, h_mapping.cancel_waits),
-    _f(ShflFn.SET_FILE_SIZE, NEW, h_file.set_file_size, U32, U64, U64),
-    _f(ShflFn.QUERY_FEATURES, NEW, h_mapping.query_features, U64, U32),
-    _f(ShflFn.COPY_FILE, NEW, h_path.copy_file, U32, STR_IN, U32, STR_IN, U32),
-    _f(ShflFn.COPY_FILE_PART, NEW, h_file.copy_file_part, U32, U64, U64, U32, U64, U64, U64, U32),
-    _f(ShflFn.CLOSE_AND_REMOVE, NEW, h_path.close_and_remove, U32, STR_IN, U32, ANY),
-    _f(ShflFn.SET_ERROR_STYLE, NEW, h_mapping.set_error_style, U32, U32),
+    _f(ShflFn.QUERY_MAPPINGS, OLD, 1000, h_mapping.query_mappings, U32, U32, PTR),
+    _f(ShflFn.QUERY_MAP_NAME, OLD, 800, h_mapping.query_map_name, U32, STR_OUT),
+    _f(ShflFn.CREATE, OLD, 5000, h_create.create, U32, STR_IN, PTR),
+    _f(ShflFn.CLOSE, OLD, 1000, h_file.close, U32, U64),
+    _f(ShflFn.READ, NEW, 1500, h_file.read, U32, U64, U64, U32, BUF),
+    _f(ShflFn.WRITE, NEW, 1500, h_file.write, U32, U64, U64, U32, BUF),
+    _f(ShflFn.LOCK, OLD, 800, h_file.lock, U32, U64, U64, U64, U32),
+    _f(ShflFn.LIST, OLD, 4000, h_list.list_dir, U32, U64, U32, U32, STR_IN_OPT, PTR, U32, U32),
+    _f(ShflFn.INFORMATION, OLD, 1500, h_file.information, U32, U64, U32, U32, PTR),
+    _f(ShflFn.REMOVE, NEW, 4000, h_path.remove, U32, STR_IN, U32),
+    _f(ShflFn.MAP_FOLDER_OLD, OLD, 2000, h_mapping.map_folder_old, PTR, U32, U32),
+    _f(ShflFn.UNMAP_FOLDER, OLD, 1000, h_mapping.unmap_folder, U32),
+    _f(ShflFn.RENAME, OLD, 5000, h_path.rename, U32, STR_IN, STR_IN, U32),
+    _f(ShflFn.FLUSH, OLD, 20000, h_file.flush, U32, U64),
+    _f(ShflFn.SET_UTF8, Style.UNCHECKED, 500, h_mapping.set_utf8),
+    _f(ShflFn.MAP_FOLDER, OLD, 2000, h_mapping.map_folder, PTR, U32, U32, U32),
+    _f(ShflFn.READLINK, OLD, 3000, h_path.readlink, U32, STR_IN_OPT, PTR),
+    _f(ShflFn.SYMLINK, OLD, 4000, h_path.symlink, U32, PTR, PTR, PTR),
+    _f(ShflFn.SET_SYMLINKS, Style.UNCHECKED, 500, h_mapping.set_symlinks),
+    _f(ShflFn.QUERY_MAP_INFO, OLD, 1000, h_mapping.query_map_info, U32, STR_OUT, STR_OUT, U64, U32),
+    _f(ShflFn.WAIT_FOR_MAPPINGS_CHANGES, OLD, 500, h_mapping.wait_for_changes, U32),
+    _f(ShflFn.CANCEL_MAPPINGS_CHANGES_WAITS, OLD, 500, h_mapping.cancel_waits),
+    _f(ShflFn.SET_FILE_SIZE, NEW, 3000, h_file.set_file_size, U32, U64, U64),
+    _f(ShflFn.QUERY_FEATURES, NEW, 500, h_mapping.query_features, U64, U32),
+    _f(ShflFn.COPY_FILE, NEW, 10000, h_path.copy_file, U32, STR_IN, U32, STR_IN, U32),
+    _f(ShflFn.COPY_FILE_PART, NEW, 10000, h_file.copy_file_part, U32, U64, U64, U32, U64, U64, U64, U32),
+    _f(ShflFn.CLOSE_AND_REMOVE, NEW, 5000, h_path.close_and_remove, U32, STR_IN, U32, ANY),
+    _f(ShflFn.SET_ERROR_STYLE, NEW, 500, h_mapping.set_error_style, U32, U32),
 )}

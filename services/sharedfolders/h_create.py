@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from runtime.fs import Access, Disposition, HostRoot, ObjInfo, OpenAction, RtFs
 from runtime.paths import GuestPath
 from runtime.status import RtError, Status
+from services.sharedfolders import errstyle
 from services.sharedfolders.abi import (
     SHFL_HANDLE_NIL,
     ShflCf,
@@ -40,10 +41,6 @@ _FILE_ACTIONS: dict[tuple[int, int], Disposition] = {
 _OPEN_RESULT = {OpenAction.OPENED: R.FILE_EXISTS, OpenAction.CREATED: R.FILE_CREATED,
                 OpenAction.REPLACED: R.FILE_REPLACED}
 
-#: Host failure of a file open that is reported as success plus a Result.
-_FILE_SOFT_FAILURES = {Status.VERR_FILE_NOT_FOUND: R.FILE_NOT_FOUND,
-                       Status.VERR_PATH_NOT_FOUND: R.PATH_NOT_FOUND}
-
 _MKDIR_RESULT = {Status.VERR_ALREADY_EXISTS: R.FILE_EXISTS,
                  Status.VERR_PATH_NOT_FOUND: R.PATH_NOT_FOUND,
                  Status.VERR_FILE_NOT_FOUND: R.FILE_NOT_FOUND}
@@ -60,6 +57,11 @@ class _Create:
     host: HostRoot
     path: GuestPath
     parms: ShflCreateParms
+
+    @property
+    def windows(self) -> bool:
+        """Whether the client wants Windows-style errors (reference §4.5)."""
+        return errstyle.windows(self.ctx.client)
 
     def query(self, path: GuestPath) -> ObjInfo:
         """Path query in the client's symlink mode (SHFL_RT_LINK)."""
@@ -107,8 +109,15 @@ class _Create:
             fobj, taken = self.host.open_file(self.path, access, action,
                                               self.create_mode(legacy_handle), append)
         except RtError as err:
-            if err.status in _FILE_SOFT_FAILURES:
-                return self.fail(Status.VINF_SUCCESS, _FILE_SOFT_FAILURES[err.status])
+            # "Not found" is success plus a Result for files, adjusted for Windows style.
+            if err.status == Status.VERR_FILE_NOT_FOUND:
+                if self.windows and errstyle.parent_not_found(self.host, self.path):
+                    return self.fail(Status.VINF_SUCCESS, R.PATH_NOT_FOUND)
+                return self.fail(Status.VINF_SUCCESS, R.FILE_NOT_FOUND)
+            if err.status == Status.VERR_PATH_NOT_FOUND:
+                if self.windows and errstyle.invalid_name_for_non_dir(self.host, self.path):
+                    return self.fail(Status.VERR_INVALID_NAME, R.NO_RESULT)
+                return self.fail(Status.VINF_SUCCESS, R.PATH_NOT_FOUND)
             if err.status == Status.VERR_ALREADY_EXISTS:
                 try:
                     self.set_info(self.query(self.path))
@@ -158,11 +167,14 @@ class _Create:
                 result, created = R.FILE_CREATED, True
             except RtError as err:
                 result, status = _MKDIR_RESULT.get(err.status, R.NO_RESULT), err.status
+                if (status == Status.VERR_FILE_NOT_FOUND and self.windows
+                        and errstyle.parent_not_found(self.host, self.path)):
+                    result, status = R.PATH_NOT_FOUND, Status.VERR_PATH_NOT_FOUND
         if created or not wants_create or flags & ShflCf.ACT_MASK_IF_EXISTS == ShflCf.ACT_OPEN_IF_EXISTS:
             try:
                 dobj = self.host.open_dir(self.path)
             except RtError as err:
-                return self.fail(err.status, _OPENDIR_RESULT.get(err.status, R.NO_RESULT))
+                return self.fail(*self.open_dir_failure(err.status))
             try:
                 info = self.host.query_info(self.path, follow=True)
             except RtError as err:
@@ -178,6 +190,15 @@ class _Create:
             self.parms.Result = result
             return Status.VINF_SUCCESS
         return self.fail(status, result)
+
+    def open_dir_failure(self, status: int) -> tuple[int, ShflCreateResult]:
+        """(rc, Result) of a failed directory open, adjusted for Windows style (§4.5)."""
+        if self.windows:
+            if status == Status.VERR_FILE_NOT_FOUND and errstyle.parent_not_found(self.host, self.path):
+                return Status.VERR_PATH_NOT_FOUND, R.PATH_NOT_FOUND
+            if status == Status.VERR_PATH_NOT_FOUND and errstyle.not_a_directory(self.host, self.path):
+                return Status.VERR_NOT_A_DIRECTORY, R.FILE_EXISTS
+        return status, _OPENDIR_RESULT.get(status, R.NO_RESULT)
 
     def run(self) -> int:
         legacy_handle = self.parms.Handle

@@ -56,9 +56,9 @@ def read(ctx: CallContext) -> int:
     found = ctx.service.access_handle(ctx.client, root.value, handle.value, FILE, write=False)
     if count == 0:
         return Status.VINF_SUCCESS
-    data = found.obj.read_at(offset.value, count)
-    buf.buffer[:len(data)] = data
-    cb.value = len(data)
+    # Straight into the parameter's buffer: no copy of a large read is ever made.
+    with memoryview(buf.buffer) as whole, whole[:count] as target:
+        cb.value = found.obj.read_into(offset.value, target)
     return Status.VINF_SUCCESS
 
 
@@ -77,7 +77,9 @@ def write(ctx: CallContext) -> int:
     if count == 0:
         return Status.VINF_SUCCESS
     fobj = found.obj
-    written = fobj.write_at(offset.value, bytes(buf.buffer[:count]))
+    # A view of the parameter's buffer, not a copy (released before the buffer is used again).
+    with memoryview(buf.buffer) as whole, whole[:count] as data:
+        written = fobj.write_at(offset.value, data)
     if fobj.append:
         offset.value = max(fobj.size(), offset.value + written)
         cb.value = written

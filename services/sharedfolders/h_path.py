@@ -10,7 +10,7 @@ from contextlib import suppress
 from runtime.fs import Access, Disposition, HostRoot, obj_info
 from runtime.paths import DELIM_BACKSLASH, GuestPath, symlink_target_inside
 from runtime.status import RtError, Status
-from services.sharedfolders import strings
+from services.sharedfolders import errstyle, strings
 from services.sharedfolders.abi import (
     SHFL_HANDLE_NIL,
     SHFL_HANDLE_ROOT,
@@ -101,7 +101,12 @@ def close_and_remove(ctx: CallContext) -> int:
 
 
 def rename(ctx: CallContext) -> int:
-    """RENAME: POSIX rename with VirtualBox's type and replace rules (§5.2.15)."""
+    """RENAME: POSIX rename with VirtualBox's type and replace rules (§5.2.15).
+
+    Windows error style (§4.5): VERR_FILE_NOT_FOUND becomes VERR_PATH_NOT_FOUND when the
+    source's parent is missing or not a directory, or when the source exists and the
+    destination's parent is missing or not a directory.
+    """
     root, _, _, flags = ctx.params
     fl = flags.value
     if fl & ~int(ShflRename.FILE | ShflRename.DIR | ShflRename.REPLACE_IF_EXISTS):
@@ -110,6 +115,27 @@ def rename(ctx: CallContext) -> int:
     src, dst = _path(ctx, mapping, 1), _path(ctx, mapping, 2, preserve_last=True)
     _writable(mapping)
     host = _host(mapping)
+    try:
+        _rename(host, src, dst, fl)
+    except RtError as err:
+        if err.status == Status.VERR_FILE_NOT_FOUND and errstyle.windows(ctx.client) \
+                and _rename_path_not_found(host, src, dst):
+            raise RtError(Status.VERR_PATH_NOT_FOUND, "parent directory missing") from None
+        raise
+    return Status.VINF_SUCCESS
+
+
+def _rename_path_not_found(host: HostRoot, src: GuestPath, dst: GuestPath) -> bool:
+    if errstyle.parent_not_found(host, src):
+        return True
+    try:
+        exists = host.lstat_at(src) is not None
+    except RtError:
+        exists = False
+    return exists and errstyle.parent_not_found(host, dst)
+
+
+def _rename(host: HostRoot, src: GuestPath, dst: GuestPath, fl: int) -> None:
     src_st = host.lstat_at(src)
     if src_st is None:
         raise RtError(Status.VERR_FILE_NOT_FOUND, "source missing")
@@ -123,7 +149,6 @@ def rename(ctx: CallContext) -> int:
         if st_mod.S_ISDIR(dst_st.st_mode) or not fl & ShflRename.REPLACE_IF_EXISTS:
             raise RtError(Status.VERR_ALREADY_EXISTS, "destination exists")
     host.rename(src, dst)
-    return Status.VINF_SUCCESS
 
 
 def readlink(ctx: CallContext) -> int:

@@ -95,6 +95,12 @@ class SharedFoldersService(HgcmService):
 
     # --- HGCM entry points ------------------------------------------------------------
 
+    def function_cycles(self, function: int) -> int | None:
+        """The cost declared next to the function in ``functions.FUNCTIONS`` (None for a
+        function the service does not implement: the device's default applies)."""
+        spec = FUNCTIONS.get(function)
+        return spec.cycles if spec is not None else None
+
     def connect(self, client_id: int, requestor: int) -> int:
         """A guest client connects: fresh client data (UTF-16, no delimiter, Linux style)."""
         with self.lock:

@@ -36,7 +36,7 @@ def test_enospc_write_keeps_earlier_acknowledged_data(guest: Guest, root: int, t
                                              (errno.EACCES, Status.VERR_ACCESS_DENIED)])
 def test_read_errors_map_to_status_and_zero_count(guest: Guest, root: int, err: int, status: int) -> None:
     h = guest.open(root, "sub/file.txt")
-    with inject(Fault("pread", err)):
+    with inject(Fault("preadv", err)):
         assert guest.read(root, h, 0, 5) == (status, b"", 0)
     assert guest.read(root, h, 0, 5)[1] == b"hello"
 
@@ -53,10 +53,10 @@ def test_open_errors(guest: Guest, root: int, err: int, status: int) -> None:
 
 def test_eintr_is_retried(guest: Guest, root: int, tree: Tree) -> None:
     h = guest.open(root, "f.bin", RW_NEW)
-    with inject(Fault("pwrite", errno.EINTR, times=3), Fault("pread", errno.EINTR)) as log:
+    with inject(Fault("pwrite", errno.EINTR, times=3), Fault("preadv", errno.EINTR)) as log:
         assert guest.write(root, h, 0, b"data")[::2] == (0, 4)
         assert guest.read(root, h, 0, 4)[1] == b"data"
-    assert log.count("pwrite") == 4 and log.count("pread") == 2
+    assert log.count("pwrite") == 4 and log.count("preadv") == 2
     assert (tree.share / "f.bin").read_bytes() == b"data"
 
 
