@@ -98,14 +98,15 @@ def round_trip_program(calls: int) -> AssembledProgram:
     return assemble(source.replace("offset_req", str(request)), mode=64)
 
 
-def _guest_round_trips(folder: Path, program: AssembledProgram) -> None:
+def _run_guest(folder: Path, program: AssembledProgram) -> None:
+    """Run a benchmark guest against share "b" = ``folder``; it must exit with 0."""
     machine = Machine(64)
     machine.add_share("b", folder)
     machine.load(program)
     result = machine.run(10**10)
     machine.close()
     if result.end is not RunEnd.EXIT or result.exit_code != 0:
-        raise RuntimeError(f"round-trip guest failed: {result}")
+        raise RuntimeError(f"benchmark guest {program.name} failed: {result}")
 
 
 def _direct_round_trips(folder: Path, calls: int) -> None:
@@ -120,16 +121,6 @@ def _direct_round_trips(folder: Path, calls: int) -> None:
         if status != 0:
             raise RuntimeError(f"direct READ failed: {status}")
     service.close()
-
-
-def _guest_bulk(folder: Path, program: AssembledProgram) -> None:
-    machine = Machine(64)
-    machine.add_share("b", folder)
-    machine.load(program)
-    result = machine.run(10**10)
-    machine.close()
-    if result.end is not RunEnd.EXIT or result.exit_code != 0:
-        raise RuntimeError(f"bulk guest failed: {result}")
 
 
 def _host_bulk(folder: Path, chunks: int) -> None:
@@ -152,9 +143,9 @@ def run(quick: bool, repeat: int) -> list[Row]:
         (folder / "one.txt").write_bytes(b"x")
         trips = round_trip_program(calls)
         bulk = assemble(BULK.format(flags=RW_CREATE, chunks=chunks, buffer=GUEST_BUFFER, chunk=CHUNK), mode=64)
-        guest = median_seconds(lambda: _guest_round_trips(folder, trips), repeat)
+        guest = median_seconds(lambda: _run_guest(folder, trips), repeat)
         direct = median_seconds(lambda: _direct_round_trips(folder, calls), repeat)
-        guest_bulk = median_seconds(lambda: _guest_bulk(folder, bulk), repeat)
+        guest_bulk = median_seconds(lambda: _run_guest(folder, bulk), repeat)
         host_bulk = median_seconds(lambda: _host_bulk(folder, chunks), repeat)
     guest_rate, direct_rate = calls / guest, calls / direct
     megabytes = 2 * chunks * CHUNK / (1024 * 1024)
