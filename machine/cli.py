@@ -135,8 +135,9 @@ def _add_machine_options(parser: argparse.ArgumentParser) -> None:
                         help="JSON object overriding instruction-class costs in cycles, e.g. "
                              '{"divide": 40, "port_io": 100} (classes: ' + ", ".join(INSTRUCTION_CLASSES) + ")")
     parser.add_argument("--hgcm-cycles", type=int, metavar="N",
-                        help=f"cycles one HGCM command costs (default {HgcmTiming().call_cycles}, plus "
-                             f"{HgcmTiming().byte_cycles} per buffer byte)")
+                        help=f"cycles every HGCM command costs, plus {HgcmTiming().byte_cycles} per buffer "
+                             "byte (default: each service function's declared cost, "
+                             f"{HgcmTiming().call_cycles} for connect/disconnect)")
     parser.add_argument("--async-hgcm", action="store_true",
                         help="complete every HGCM command asynchronously, after its cost in cycles "
                              "(the guest sees VINF_HGCM_ASYNC_EXECUTE and waits for DONE)")
@@ -183,7 +184,7 @@ def _vmmdev_config(args: argparse.Namespace) -> VMMDevConfig:
     if cycles is not None:
         if cycles < 0:
             raise UsageError("--hgcm-cycles must not be negative")
-        timing = dataclasses.replace(timing, call_cycles=cycles)
+        timing = dataclasses.replace(timing, call_cycles=cycles, declared_costs=False)
     if getattr(args, "async_hgcm", False):
         timing = dataclasses.replace(timing, force_async=True)
     return VMMDevConfig(require_guest_info=getattr(args, "strict_guest_info", False), timing=timing)

@@ -20,7 +20,8 @@ class HgcmTiming:
 
     A command costs ``call_cycles`` plus ``byte_cycles`` per byte of buffer parameters; a
     call's base cost is instead ``function_cycles[function]`` when given here, else what the
-    service declares for that function (``HgcmService.function_cycles``).  A synchronous
+    service declares for that function (``HgcmService.function_cycles``) unless
+    ``declared_costs`` is off (then every command costs ``call_cycles``).  A synchronous
     command charges its cost to the `out` that submitted it; an asynchronous one answers
     VINF_HGCM_ASYNC_EXECUTE at once and completes that many cycles later.  Calls are
     asynchronous when ``force_async`` is set or their function is in ``async_functions``.
@@ -31,6 +32,7 @@ class HgcmTiming:
     function_cycles: dict[int, int] = field(default_factory=dict)
     force_async: bool = False
     async_functions: frozenset[int] = frozenset()
+    declared_costs: bool = True
 
     def __post_init__(self) -> None:
         values = [self.call_cycles, self.byte_cycles, *self.function_cycles.values()]
@@ -42,7 +44,9 @@ class HgcmTiming:
         the service's own cost for the function)."""
         base = self.call_cycles
         if function is not None:
-            base = self.function_cycles.get(function, declared if declared is not None else self.call_cycles)
+            if declared is not None and self.declared_costs:
+                base = declared
+            base = self.function_cycles.get(function, base)
         return base + self.byte_cycles * byte_count
 
     def is_async(self, function: int | None) -> bool:

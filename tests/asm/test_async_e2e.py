@@ -34,7 +34,7 @@ class Run:
     def __init__(self, program: str | Path, mode: int, *, asynchronous: bool, share: Path | None = None,
                  defines: dict[str, int | str] | None = None, vmmdev_port: int | None = None,
                  latency: int = LATENCY, prepare=None) -> None:
-        config = (VMMDevConfig(timing=HgcmTiming(call_cycles=latency, byte_cycles=0, force_async=True))
+        config = (VMMDevConfig(timing=HgcmTiming(call_cycles=latency, byte_cycles=0, force_async=True, declared_costs=False))
                   if asynchronous else None)
         extra = {} if vmmdev_port is None else {"vmmdev_port": vmmdev_port}
         self.machine = Machine(mode, vmmdev_config=config, **extra)
@@ -346,7 +346,7 @@ def test_a_completion_landing_anywhere_in_the_wait_loop_still_wakes_the_guest(mo
     program = assemble(WAIT_ONE, mode=mode)
     lost = []
     for latency in range(1, 151):
-        config = VMMDevConfig(timing=HgcmTiming(call_cycles=latency, byte_cycles=0, force_async=True))
+        config = VMMDevConfig(timing=HgcmTiming(call_cycles=latency, byte_cycles=0, force_async=True, declared_costs=False))
         machine = Machine(mode, vmmdev_config=config)
         machine.load(program)
         result = machine.run()

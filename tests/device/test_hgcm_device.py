@@ -444,3 +444,10 @@ def test_call_cost_comes_from_the_service_declaration_unless_overridden() -> Non
     assert timing.cost(9, 10) == 100 + 20, "nothing declared"
     assert timing.cost(9, 10, declared=5000) == 5000 + 20, "the service's declaration"
     assert timing.cost(7, 10, declared=5000) == 50 + 20, "the configuration wins"
+
+
+def test_declared_costs_can_be_switched_off() -> None:
+    from devices.vmmdev.config import HgcmTiming
+
+    uniform = HgcmTiming(call_cycles=100, byte_cycles=0, declared_costs=False)
+    assert uniform.cost(9, 0, declared=5000) == 100

@@ -80,7 +80,7 @@ def test_diff_finds_the_first_divergence_with_context(demo_events: list[TraceEve
 
 
 def test_perfetto_export_has_client_slices_and_interrupt_instants() -> None:
-    config = VMMDevConfig(timing=HgcmTiming(call_cycles=50_000, byte_cycles=0, force_async=True))
+    config = VMMDevConfig(timing=HgcmTiming(call_cycles=50_000, byte_cycles=0, force_async=True, declared_costs=False))
     machine = Machine(64, vmmdev_config=config)
     sink = ListSink()
     machine.tracer.add_sink(sink)
