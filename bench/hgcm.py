@@ -62,21 +62,12 @@ _start:
     ccall2 tool_open_spec, obj, spec
     ccall3 tool_create, obj, {flags}, 420
     mov dword ptr [chunks], {chunks}
-write_next:
-    ccall3 tool_write, obj, {buffer}, {chunk}
+next:
+    ccall3 {operation}, obj, {buffer}, {chunk}
     test eax, eax
     js failed
     dec dword ptr [chunks]
-    jnz write_next
-    mov dword ptr [obj + 16], 0
-    mov dword ptr [obj + 20], 0
-    mov dword ptr [chunks], {chunks}
-read_next:
-    ccall3 tool_read, obj, {buffer}, {chunk}
-    test eax, eax
-    js failed
-    dec dword ptr [chunks]
-    jnz read_next
+    jnz next
     mov al, 0
     out 0xf4, al
 failed:
@@ -123,12 +114,19 @@ def _direct_round_trips(folder: Path, calls: int) -> None:
     service.close()
 
 
-def _host_bulk(folder: Path, chunks: int) -> None:
+def _host_write(folder: Path, chunks: int) -> None:
     data = bytes(CHUNK)
-    fd = os.open(folder / "host.bin", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(folder / "host.bin", os.O_WRONLY | os.O_CREAT, 0o644)
     try:
         for index in range(chunks):
             os.pwrite(fd, data, index * CHUNK)
+    finally:
+        os.close(fd)
+
+
+def _host_read(folder: Path, chunks: int) -> None:
+    fd = os.open(folder / "host.bin", os.O_RDONLY)
+    try:
         for index in range(chunks):
             os.pread(fd, CHUNK, index * CHUNK)
     finally:
@@ -142,16 +140,23 @@ def run(quick: bool, repeat: int) -> list[Row]:
         folder = Path(temporary)
         (folder / "one.txt").write_bytes(b"x")
         trips = round_trip_program(calls)
-        bulk = assemble(BULK.format(flags=RW_CREATE, chunks=chunks, buffer=GUEST_BUFFER, chunk=CHUNK), mode=64)
+        bulk = {operation: assemble(BULK.format(flags=RW_CREATE, chunks=chunks, buffer=GUEST_BUFFER, chunk=CHUNK,
+                                                operation=operation), mode=64)
+                for operation in ("tool_write", "tool_read")}
         guest = median_seconds(lambda: _run_guest(folder, trips), repeat)
         direct = median_seconds(lambda: _direct_round_trips(folder, calls), repeat)
-        guest_bulk = median_seconds(lambda: _run_guest(folder, bulk), repeat)
-        host_bulk = median_seconds(lambda: _host_bulk(folder, chunks), repeat)
+        # Writes first: the reads then find the file the guest wrote (and the host its own).
+        guest_write = median_seconds(lambda: _run_guest(folder, bulk["tool_write"]), repeat)
+        host_write = median_seconds(lambda: _host_write(folder, chunks), repeat)
+        guest_read = median_seconds(lambda: _run_guest(folder, bulk["tool_read"]), repeat)
+        host_read = median_seconds(lambda: _host_read(folder, chunks), repeat)
     guest_rate, direct_rate = calls / guest, calls / direct
-    megabytes = 2 * chunks * CHUNK / (1024 * 1024)
+    megabytes = chunks * CHUNK / (1024 * 1024)
     return [
         Row("hgcm", "1-byte READ round trips per second (guest loop)", guest_rate, "calls/s",
             direct_rate, "service called directly", ">= 100000 calls/s", guest_rate >= 100_000),
-        Row("bulk", f"write + read {chunks} MiB in 1 MiB calls", megabytes / guest_bulk, "MiB/s",
-            megabytes / host_bulk, "os.pwrite/os.pread", ">= 80% of host", guest_bulk * 0.8 <= host_bulk),
+        Row("bulk", f"guest writes {chunks} MiB in 1 MiB WRITE calls", megabytes / guest_write, "MiB/s",
+            megabytes / host_write, "os.pwrite", ">= 80% of host", guest_write * 0.8 <= host_write),
+        Row("bulk", f"guest reads {chunks} MiB in 1 MiB READ calls", megabytes / guest_read, "MiB/s",
+            megabytes / host_read, "os.pread", ">= 80% of host", guest_read * 0.8 <= host_read),
     ]
