@@ -362,21 +362,17 @@ class Cpu:
 
     def instructions_at(self, pc: int) -> int:
         """Exact count of instructions completed before the one at ``pc`` (inside a hook)."""
-        if self._current is None:
-            return self._counted
-        return self._counted - len(self._current.starts) + self._current.executed_before(pc)
+        return self.position(pc)[1]
 
     def cycles_at(self, pc: int) -> int:
         """Virtual cycles at the start of the instruction at ``pc`` (inside a hook), or now."""
-        if self._current is None:
-            return self._counted_cycles + self.charged
-        block = self._current
-        return (self._counted_cycles - block.total_cycles + block.cycles[block.executed_before(pc)]
-                + self.charged)
+        return self.position(pc)[0]
 
     def now(self) -> int:
         """Virtual cycles now (inside a hook: at the start of the current instruction)."""
-        return self.cycles_at(self.pc) if self._current is not None else self._counted_cycles + self.charged
+        if self._state.current:
+            return self.position(self.pc)[0]
+        return self._state.cycles + self.charged
 
     def charge(self, cycles: int) -> None:
         """Add ``cycles`` of non-instruction time; inside a run, a passed deadline stops it
@@ -418,8 +414,8 @@ class Cpu:
             error, self._callback_error = self._callback_error, None
             raise error
         pc = self.pc
-        self.instructions = self.instructions_at(pc)
-        self.static_cycles = self.cycles_at(pc) - self.charged
+        cycles, self.instructions = self.position(pc)
+        self.static_cycles = cycles - self.charged
         self._state.instructions, self._state.cycles = self.instructions, self.static_cycles
         self._state.current = 0
         if self._fault is not None:
