@@ -96,7 +96,7 @@ class CostProfile:
         """Read overrides from a JSON object such as ``{"divide": 40, "port_io": 100}``."""
         try:
             values = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise ValueError(f"cannot read cost profile {path}: {error}") from None
         if not isinstance(values, dict):
             raise ValueError(f"cost profile {path} must hold a JSON object")

@@ -27,6 +27,7 @@ _ELF_MAGIC = b"\x7fELF"
 _EM_386 = 3
 _EM_X86_64 = 62
 _PT_LOAD = 1
+_PT_INTERP = 3
 _SHT_SYMTAB = 2
 
 
@@ -109,6 +110,9 @@ def elf_image(data: bytes, *, name: str = "<elf>") -> Image:
             p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _pflags, _align = fields
         else:
             p_type, _pflags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _align = fields
+        if p_type == _PT_INTERP:
+            raise LoadError(f"{name}: a dynamically linked program needs an operating system; "
+                            "build it freestanding (e.g. gcc -static -nostdlib -ffreestanding)")
         if p_type != _PT_LOAD or p_memsz == 0:
             continue
         if p_offset + p_filesz > len(data) or p_filesz > p_memsz:
@@ -175,8 +179,10 @@ def argument_block(arguments: list[str]) -> bytes:
 def image_from_file(path: Path, *, mode: int, defines: dict[str, int] | None = None) -> Image:
     """Load a program file: ``.s``/``.asm`` sources are assembled for ``mode``, ELF files by
     their header, anything else as a flat binary."""
-    if not path.is_file():
+    if not path.exists():
         raise LoadError(f"{path}: no such program file")
+    if not path.is_file():
+        raise LoadError(f"{path}: not a regular file")
     if path.suffix.lower() in (".s", ".asm"):
         from machine.programs import assembled_image
 

@@ -82,6 +82,7 @@ def test_share_option_maps_a_directory_for_the_guest(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["run", "missing.s"], "no such program file"),
+    (["run", "/"], "not a regular file"),
     (["run", "--share", "x", "p.s"], "expected NAME=DIR"),
     (["run", "--share", "x=/definitely/not/here", "p.s"], "is not an existing directory"),
     (["run", "--ram", "lots", "p.s"], "invalid size"),

@@ -359,3 +359,13 @@ _start:
                 for e in sink.of_kind("memory")]
     assert accesses == [("write", 0x20000, 4, 0x11223344, 0), ("read", 0x20000, 4, 0, 1),
                         ("write", 0x20010, 2, 0x3344, 2)]
+
+
+def test_dynamically_linked_elf_is_refused_with_advice() -> None:
+    code = b"\xf4"
+    ehdr = struct.pack("<4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, bytes(7), 2, 62, 1,
+                       0x200000, 64, 0, 0, 64, 56, 2, 0, 0, 0)
+    interp = struct.pack("<IIQQQQQQ", 3, 4, 176, 0, 0, 1, 1, 1)
+    load = struct.pack("<IIQQQQQQ", 1, 5, 176, 0x200000, 0x200000, 1, 1, 0x1000)
+    with pytest.raises(LoadError, match="dynamically linked"):
+        elf_image(ehdr + interp + load + code)
