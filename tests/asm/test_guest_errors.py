@@ -121,3 +121,30 @@ def test_reference_statuses_reach_the_guest_and_the_host_is_unchanged(tmp_path: 
         Status.VERR_NOT_IMPLEMENTED,      # request type 9999
     ]
     assert _tree(tmp_path) == before
+
+
+def test_guest_tools_cannot_reach_outside_the_share_through_links_or_dotdot(tmp_path: Path) -> None:
+    """The same confinement from guest code: cat through an escaping symlink, cat of a
+    `..` path, and cp onto an escaping dangling link all fail and the outside is untouched."""
+    share, outside = tmp_path / "share", tmp_path / "outside"
+    share.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"TOPSECRET")
+    (share / "inside.txt").write_bytes(b"inside")
+    (share / "rel_out").symlink_to("../outside")
+    (share / "dangling").symlink_to(outside / "created.txt")
+    before = _tree(tmp_path)
+    programs = Path(__file__).resolve().parents[2] / "guest_asm" / "programs"
+    outcomes = []
+    for program, args in (("cat.s", ["d:/rel_out/secret.txt"]), ("cat.s", ["d:/../outside/secret.txt"]),
+                          ("cp.s", ["d:/inside.txt", "d:/dangling"])):
+        machine = Machine(64)
+        machine.add_share("d", share)
+        machine.set_arguments(args)
+        machine.load(assemble(programs / program, mode=64))
+        result = machine.run()
+        outcomes.append((result.exit_code, result.log_lines[-1].rsplit(": ", 1)[-1]))
+        assert not any("TOPSECRET" in line for line in result.log_lines)
+    assert outcomes == [(3, str(int(Status.VERR_ACCESS_DENIED))), (3, str(int(Status.VERR_INVALID_NAME))),
+                        (3, str(int(Status.VERR_ACCESS_DENIED)))]
+    assert _tree(tmp_path) == before
