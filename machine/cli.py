@@ -318,12 +318,24 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out = out or sys.stdout
     err = err or sys.stderr
     parser = _build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first "--" belongs to the guest program, wherever the options
+    # stand (argparse alone would give the program's positional arguments away early).
+    guest_arguments: list[str] = []
+    if "--" in words:
+        cut = words.index("--")
+        words, guest_arguments = words[:cut], words[cut + 1:]
     try:
         # argparse prints help and errors itself; send them to our streams.
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            args = parser.parse_args(argv)
+            args = parser.parse_args(words)
     except SystemExit as exit_request:
         return int(exit_request.code or 0)
+    if guest_arguments:
+        if not hasattr(args, "arguments"):
+            print(f"hgcmlab: error: {args.command or 'this command'} takes no program arguments after --", file=err)
+            return EXIT_USAGE
+        args.arguments = list(args.arguments) + guest_arguments
     try:
         if args.command == "run":
             return _cmd_run(args, out, err)

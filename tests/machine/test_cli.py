@@ -186,3 +186,18 @@ def test_async_hgcm_option_makes_the_demo_wait_for_done(tmp_path: Path) -> None:
     latencies = {e["latency"] for e in events if e["kind"] == "hgcm_complete"}
     assert latencies and all(latency >= 5000 for latency in latencies)
     assert any(e["kind"] == "event" for e in events), "completions came from the scheduler"
+
+
+def test_program_arguments_after_options_as_the_readme_writes_them(tmp_path: Path) -> None:
+    (tmp_path / "todo.txt").write_text("hi\nthere\n")
+    cat = Path(__file__).resolve().parents[2] / "guest_asm" / "programs" / "cat.s"
+    status, out, err = cli("run", str(cat), "--share", f"d={tmp_path}", "--", "d:/todo.txt")
+    assert (status, err) == (0, "")
+    assert out.splitlines()[:2] == ["[guest] hi", "[guest] there"]
+    status, out, _ = cli("run", str(cat), "-q", "--share", f"d={tmp_path}", "--", "d:/missing.txt")
+    assert status == 3 and "-102" in out
+
+
+def test_arguments_after_double_dash_for_a_command_without_program_arguments() -> None:
+    status, _, err = cli("devices", "--", "x")
+    assert status == EXIT_USAGE and "takes no program arguments" in err
