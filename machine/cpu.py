@@ -138,6 +138,7 @@ _UC_FAULTS = {
 PortRead = Callable[[int, int], int]
 BlockListener = Callable[[int, bytes, int], None]
 MemoryListener = Callable[[str, int, int, int], None]
+InstructionListener = Callable[[int, str], None]
 PortWrite = Callable[[int, int, int], None]
 
 
@@ -507,6 +508,23 @@ class Cpu:
 
         self._uc.hook_add(unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE, hook)
         # Blocks translated before the hook existed would not report their accesses.
+        self._uc.ctl_flush_tb()
+
+    def watch_instructions(self, listener: InstructionListener) -> None:
+        """Call ``listener(address, text)`` before every executed instruction from now on
+        (capstone disassembly, cached per address and bytes).  Opt-in instruction tracing:
+        every instruction becomes a Python call."""
+        texts: dict[tuple[int, bytes], str] = {}
+
+        def hook(uc: unicorn.Uc, address: int, size: int, _user: object) -> None:
+            code = bytes(uc.mem_read(address, size))
+            text = texts.get((address, code))
+            if text is None:
+                decoded = self.disassemble(address) if self._memory.contains(address, size) else []
+                text = texts[(address, code)] = decoded[0][1] if decoded else code.hex()
+            listener(address, text)
+
+        self._uc.hook_add(unicorn.UC_HOOK_CODE, hook)
         self._uc.ctl_flush_tb()
 
     def close(self) -> None:

@@ -111,7 +111,7 @@ class Machine:
                  vmmdev_port: int = VMMDEV_DEFAULT_PORT_BASE, require_guest_info: bool = False,
                  costs: CostProfile | None = None, vmmdev_config: VMMDevConfig | None = None,
                  tracer: Tracer | None = None, fast_blocks: bool = True, trace_blocks: bool = False,
-                 trace_memory: bool = False) -> None:
+                 trace_memory: bool = False, trace_instructions: bool = False) -> None:
         if mode not in (32, 64):
             raise ValueError(f"mode must be 32 or 64, not {mode}")
         if not 0x20000 <= ram_size <= MAX_RAM_SIZE or ram_size % 4096:
@@ -148,6 +148,8 @@ class Machine:
         self.add_device(self.pci)
         self.pci.add_function(0, VMMDEV_PCI_DEVICE, 0, self._vmmdev_pci_function(vmmdev_port))
         self._trace_blocks = trace_blocks
+        if trace_instructions:
+            self.cpu.watch_instructions(lambda address, text: self.tracer.emit("instruction", text=text))
         if trace_memory:
             self.cpu.watch_memory(lambda access, address, size, value: self.tracer.emit(
                 "memory", access=access, address=address, size=size, value=value))

@@ -54,6 +54,8 @@ def register_trace_commands(commands: Any) -> None:
     record.add_argument("--blocks", action="store_true", help="also trace executed blocks (large traces)")
     record.add_argument("--memory", action="store_true",
                         help="also trace every guest data access (memory events; very large traces)")
+    record.add_argument("--instructions", action="store_true",
+                        help="also trace every executed instruction with its disassembly (very large traces)")
     record.add_argument("--kind", action="append", default=[], metavar="KIND[,KIND]",
                         help="write only these event kinds (repeatable)")
 
@@ -174,7 +176,8 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except LoadError as error:
         raise _TraceUsageError(str(error)) from None
     try:
-        machine = Machine(args.mode, args.ram or DEFAULT_RAM_SIZE, trace_memory=args.memory)
+        machine = Machine(args.mode, args.ram or DEFAULT_RAM_SIZE, trace_memory=args.memory,
+                          trace_instructions=args.instructions)
     except ValueError as error:
         raise _TraceUsageError(str(error)) from None
     try:

@@ -369,3 +369,17 @@ def test_dynamically_linked_elf_is_refused_with_advice() -> None:
     load = struct.pack("<IIQQQQQQ", 1, 5, 176, 0x200000, 0x200000, 1, 1, 0x1000)
     with pytest.raises(LoadError, match="dynamically linked"):
         elf_image(ehdr + interp + load + code)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_instruction_tracing_stamps_every_instruction_exactly(fast: bool) -> None:
+    machine = Machine(64, trace_instructions=True, fast_blocks=fast)
+    sink = ListSink()
+    machine.tracer.add_sink(sink)
+    machine.load(assemble("_start:\n mov ecx, 2\nagain:\n dec ecx\n jnz again\n out 0xf4, al\n", mode=64))
+    result = machine.run()
+    trace = [(e.instructions, e.pc, e.fields["text"]) for e in sink.of_kind("instruction")]
+    assert [text for _, _, text in trace] == ["mov ecx, 2", "dec ecx", "jne 0x10005", "dec ecx", "jne 0x10005",
+                                              "out 0xf4, al"]
+    assert [count for count, _, _ in trace] == list(range(result.instructions))
+    assert [e.cycle for e in sink.of_kind("instruction")] == [0, 1, 2, 4, 5, 7]
