@@ -21,6 +21,7 @@ boundary at or after their cycle.
 from __future__ import annotations
 
 import ctypes
+import gc
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -405,11 +406,17 @@ class Cpu:
         self._set_exact(exact)
         until = 0xFFFFFFFFFFFFFFFF if self.mode == 64 else 0xFFFFFFFF
         uc_error: unicorn.UcError | None = None
+        # No cyclic garbage collection while Unicorn runs: collecting another machine's
+        # engine (uc_close) from inside this engine's hooks has crashed the process.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             self._uc.emu_start(self.pc, until, count=count)
         except unicorn.UcError as exc:
             uc_error = exc
         finally:
+            if collecting:
+                gc.enable()
             self._set_exact(False)
         if self._callback_error is not None:
             error, self._callback_error = self._callback_error, None
