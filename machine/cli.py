@@ -269,8 +269,12 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         machine.set_arguments(args.arguments)
         machine.load(image)
     except ValueError as error:
+        machine.close()
         raise UsageError(str(error)) from None
-    result, collected = _run_machine(machine, args, args.max_instructions)
+    try:
+        result, collected = _run_machine(machine, args, args.max_instructions)
+    finally:
+        machine.close()
     if result.fault is not None:
         print(result.fault.format(), file=err)
     if not args.quiet:
@@ -291,7 +295,10 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         machine = _make_machine(args, out)
         machine.load(image)
         print(f"sharing {folder} as 'demo'; running the bundled demo.s ({args.mode}-bit)", file=out)
-        result, collected = _run_machine(machine, args, DEFAULT_INSTRUCTION_BUDGET)
+        try:
+            result, collected = _run_machine(machine, args, DEFAULT_INSTRUCTION_BUDGET)
+        finally:
+            machine.close()
         if result.fault is not None:
             print(result.fault.format(), file=err)
         for line in _summary(result, collected):

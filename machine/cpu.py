@@ -535,10 +535,16 @@ class Cpu:
         self._uc.ctl_flush_tb()
 
     def close(self) -> None:
-        """Unmap guest memory from the CPU (before the memory itself is released)."""
+        """Unmap guest memory and release the engine now (before the memory itself is
+        released), rather than whenever the garbage collector gets to it; idempotent."""
+        if self._uc is None:
+            return
         self._uc.mem_unmap(0, self._memory.size)
         for address, size in self._regions:
             self._uc.mem_unmap(address, size)
+        # The engine's hooks refer back to this object; dropping our reference breaks the
+        # cycle so the engine is closed here, not at a random collection during another run.
+        self._uc = None  # type: ignore[assignment]
 
     # --- hooks ----------------------------------------------------------------------------
 

@@ -148,6 +148,7 @@ class Machine:
         self.add_device(self.pci)
         self.pci.add_function(0, VMMDEV_PCI_DEVICE, 0, self._vmmdev_pci_function(vmmdev_port))
         self._trace_blocks = trace_blocks
+        self._closed = False
         if trace_instructions:
             self.cpu.watch_instructions(lambda address, text: self.tracer.emit("instruction", text=text))
         if trace_memory:
@@ -384,7 +385,11 @@ class Machine:
         self.tracer.emit("guest_log", line=line)
 
     def close(self) -> None:
-        """Release guest RAM (the machine is unusable afterwards)."""
+        """Release the engine, host handles and guest RAM (the machine is unusable
+        afterwards); closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
         self.shared_folders.close()
         self.cpu.close()
         self.memory.close()
