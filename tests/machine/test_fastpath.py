@@ -86,3 +86,8 @@ def test_interrupt_pending_while_disabled_is_taken_after_sti_in_a_later_block(fa
     irq_up = sink.of_kind("irq_line")[0]
     delivered = sink.of_kind("interrupt_delivered")[0]
     assert delivered.cycle > irq_up.cycle + 5000, "not before the guest enabled interrupts"
+
+
+def test_the_stored_native_code_is_the_assembled_source() -> None:
+    # Assembled through guest_asm's keystone worker process, never inside this process.
+    assert assemble(fastblock._SOURCE, mode=64, base=0).code == fastblock.NATIVE_CODE
