@@ -46,14 +46,22 @@ def close(ctx: CallContext) -> int:
     return ctx.service.close_handle(found)
 
 
-def read(ctx: CallContext) -> int:
-    """READ: positional read; cb := bytes read (0 on failure)."""
-    root, handle, offset, cb, buf = ctx.params
+def _open_transfer(ctx: CallContext, *, write: bool) -> tuple[Handle, int]:
+    """READ/WRITE's common checks, in VirtualBox's order: reserved handle values, buffer
+    size against cb, cb := 0 (what a failure leaves), then the handle access check.
+    Returns the handle and the byte count requested."""
+    root, handle, _offset, cb, buf = ctx.params
     ctx.service.check_reserved(handle.value)
     count = cb.value
     _check_buffer(count, buf)
     cb.value = 0
-    found = ctx.service.access_handle(ctx.client, root.value, handle.value, FILE, write=False)
+    return ctx.service.access_handle(ctx.client, root.value, handle.value, FILE, write=write), count
+
+
+def read(ctx: CallContext) -> int:
+    """READ: positional read; cb := bytes read (0 on failure)."""
+    _root, _handle, offset, cb, buf = ctx.params
+    found, count = _open_transfer(ctx, write=False)
     if count == 0:
         return Status.VINF_SUCCESS
     # Straight into the parameter's buffer: no copy of a large read is ever made.
@@ -68,12 +76,8 @@ def write(ctx: CallContext) -> int:
     With a PTR buffer and a non-append handle cb keeps the requested count (quirk 8), except
     after a short write, where it is the count really written.
     """
-    root, handle, offset, cb, buf = ctx.params
-    ctx.service.check_reserved(handle.value)
-    count = cb.value
-    _check_buffer(count, buf)
-    cb.value = 0
-    found = ctx.service.access_handle(ctx.client, root.value, handle.value, FILE, write=True)
+    _root, _handle, offset, cb, buf = ctx.params
+    found, count = _open_transfer(ctx, write=True)
     if count == 0:
         return Status.VINF_SUCCESS
     fobj = found.obj
