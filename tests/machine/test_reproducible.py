@@ -128,3 +128,31 @@ def test_without_the_option_the_same_runs_differ(program: str, two_folders: tupl
     b = record(program, make_tree(shm, DAY_2040, reverse=True), shm / "b.jsonl", reproducible=False)
     assert a != b
     assert cli_main(["trace", "diff", str(disk / "a.jsonl"), str(shm / "b.jsonl")]) == 1
+
+
+def test_trace_record_option_gives_identical_files(two_folders: tuple[Path, Path],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    disk, shm = two_folders
+    outputs = []
+    for folder, day, reverse in ((disk, DAY_1995, False), (shm, DAY_2040, True)):
+        share = make_tree(folder, day, reverse)
+        out = folder / "record.jsonl"
+        program = str(Path(__file__).parents[2] / "guest_asm" / "programs" / "ls.s")
+        assert cli_main(["trace", "record", program, "--reproducible", "--share", f"d={share}",
+                         "-o", str(out), "--", "d:/sub"]) == 0
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    capsys.readouterr()
+
+
+def test_run_option_shows_the_epoch_for_existing_files(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    share = make_tree(tmp_path, DAY_2040, reverse=False)
+    program = str(Path(__file__).parents[2] / "guest_asm" / "programs" / "stat.s")
+    assert cli_main(["run", program, "--reproducible", "--share", f"d={share}", "--", "d:/a.txt"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for label in ("atime", "mtime", "ctime", "btime"):
+        assert f"[guest] {label}: 1704067200000000000" in lines
+    assert cli_main(["run", program, "--share", f"d={share}", "--", "d:/a.txt"]) == 0
+    # without it: the host's (make_tree set a.txt's modification time to the day + 1 ns)
+    assert f"[guest] mtime: {DAY_2040 + 1}" in capsys.readouterr().out.splitlines()
