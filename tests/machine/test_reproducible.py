@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from machine.cli import main as cli_main
 from machine.machine import Machine
 from machine.programs import bundled_program
@@ -80,10 +81,12 @@ def make_tree(root: Path, day_ns: int, reverse: bool) -> Path:
     return share
 
 
-def record(program: str, share: Path, out: Path, *, reproducible: bool) -> bytes:
-    """Run ``program`` on ``share`` with every event written to ``out``; the file's bytes."""
+def record(program: str, share: Path, out: Path, *, reproducible: bool, async_hgcm: bool = False) -> bytes:
+    """Run ``program`` on ``share`` with every event written to ``out``; the file's bytes.
+    ``async_hgcm``: every HGCM command completes after its latency (``--async-hgcm``)."""
     mode, arguments, expected = PROGRAMS[program]
-    machine = Machine(mode, reproducible=reproducible)
+    config = VMMDevConfig(timing=HgcmTiming(force_async=True)) if async_hgcm else None
+    machine = Machine(mode, reproducible=reproducible, vmmdev_config=config)
     try:
         machine.add_share("d", share, create_symlinks=True)
         machine.add_share("demo", share)
@@ -119,6 +122,16 @@ def test_two_runs_on_different_file_systems_and_days_give_identical_traces(
     b = record(program, make_tree(shm, DAY_2040, reverse=True), shm / "b.jsonl", reproducible=True)
     assert a == b
     assert cli_main(["trace", "diff", str(disk / "a.jsonl"), str(shm / "b.jsonl")]) == 0
+
+
+@pytest.mark.parametrize("program", ["demo_irq.s", "cp.s", "mv.s"])
+def test_asynchronous_completion_is_reproducible_too(program: str, two_folders: tuple[Path, Path]) -> None:
+    disk, shm = two_folders
+    a = record(program, make_tree(disk, DAY_1995, reverse=False), disk / "a.jsonl", reproducible=True,
+               async_hgcm=True)
+    b = record(program, make_tree(shm, DAY_2040, reverse=True), shm / "b.jsonl", reproducible=True,
+               async_hgcm=True)
+    assert a == b
 
 
 @pytest.mark.parametrize("program", ["ls.s", "stat.s", "df.s", "demo.s"])

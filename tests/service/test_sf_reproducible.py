@@ -48,10 +48,10 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def root(share: Path, clock: Clock) -> ReproducibleRoot:
+@pytest.fixture(params=[True, False], ids=["openat2", "walk"])
+def root(request: pytest.FixtureRequest, share: Path, clock: Clock) -> ReproducibleRoot:
     settings = Reproducible(EPOCH, clock)
-    made = settings.root_factory()(str(share), use_openat2=None)
+    made = settings.root_factory()(str(share), use_openat2=request.param)
     assert isinstance(made, ReproducibleRoot)
     return made
 
