@@ -141,6 +141,10 @@ def _add_machine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--async-hgcm", action="store_true",
                         help="complete every HGCM command asynchronously, after its cost in cycles "
                              "(the guest sees VINF_HGCM_ASYNC_EXECUTE and waits for DONE)")
+    parser.add_argument("--reproducible", action="store_true",
+                        help="shares show the guest no host-dependent file times, inode/device "
+                             "numbers, owners, directory sizes or volume figures, so two runs give "
+                             "identical traces (see docs/tracing.md)")
     parser.add_argument("--device", action="append", default=[], metavar="NAME[@PORT]",
                         help="attach an installed device plugin, at I/O base PORT if it needs one (repeatable)")
 
@@ -197,7 +201,8 @@ def _make_machine(args: argparse.Namespace, out: TextIO) -> Machine:
         if costs_path is not None:
             costs = CostProfile.from_file(costs_path)
         machine = Machine(args.mode, getattr(args, "ram", DEFAULT_RAM_SIZE), costs=costs,
-                          vmmdev_config=_vmmdev_config(args))
+                          vmmdev_config=_vmmdev_config(args),
+                          reproducible=getattr(args, "reproducible", False))
     except ValueError as error:
         raise UsageError(str(error)) from None
     for name, directory, writable in getattr(args, "share", []):

@@ -25,7 +25,7 @@ from devices.vmmdev.abi import (
     VMMDEV_PCI_VENDOR,
     VMMDEV_PORT_RANGE_SIZE,
 )
-from devices.vmmdev.config import VMMDevConfig
+from devices.vmmdev.config import CYCLES_PER_MILLISECOND, VMMDevConfig
 from devices.vmmdev.device import VMMDevDevice
 from devices.vmmdev.events import VMMDEV_RAM_SIZE
 from guest_asm.assembler import AssembledProgram
@@ -40,6 +40,7 @@ from machine.programs import image_from_assembled
 from machine.stddevices import BackdoorLogDevice, ExitDevice
 from machine.tracing import ListSink, Tracer
 from runtime.status import status_name
+from services.sharedfolders.reproducible import Reproducible
 from services.sharedfolders.service import SharedFoldersService
 
 DEFAULT_RAM_SIZE = 64 * 1024 * 1024
@@ -105,13 +106,19 @@ class RunResult:
 
 
 class Machine:
-    """An x86 machine with guest RAM, standard devices and a VMMDev with Shared Folders."""
+    """An x86 machine with guest RAM, standard devices and a VMMDev with Shared Folders.
+
+    ``reproducible`` makes every share show the guest reproducible object and volume
+    information (times from the virtual clock, node ids by first use, ...) instead of the
+    host's; see services/sharedfolders/reproducible.py and docs/tracing.md.
+    """
 
     def __init__(self, mode: int = 64, ram_size: int = DEFAULT_RAM_SIZE, *,
                  vmmdev_port: int = VMMDEV_DEFAULT_PORT_BASE, require_guest_info: bool = False,
                  costs: CostProfile | None = None, vmmdev_config: VMMDevConfig | None = None,
                  tracer: Tracer | None = None, fast_blocks: bool = True, trace_blocks: bool = False,
-                 trace_memory: bool = False, trace_instructions: bool = False) -> None:
+                 trace_memory: bool = False, trace_instructions: bool = False,
+                 reproducible: bool = False) -> None:
         if mode not in (32, 64):
             raise ValueError(f"mode must be 32 or 64, not {mode}")
         if not 0x20000 <= ram_size <= MAX_RAM_SIZE or ram_size % 4096:
@@ -135,8 +142,10 @@ class Machine:
         self.devices: list[Device] = []
         self.exit_device = ExitDevice()
         self.log_device = BackdoorLogDevice()
-        self.shared_folders = SharedFoldersService()
         config = vmmdev_config or VMMDevConfig()
+        # Reproducible shares date their objects on the clock GetHostTime reports.
+        self.shared_folders = SharedFoldersService(reproducible=Reproducible(
+            config.epoch_ms * CYCLES_PER_MILLISECOND, self.clock.now) if reproducible else None)
         if require_guest_info:
             config = dataclasses.replace(config, require_guest_info=True)
         self.vmmdev = VMMDevDevice(config=config)

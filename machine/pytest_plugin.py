@@ -4,8 +4,9 @@ Installed with the package (entry point ``pytest11``: ``hgcmlab``), so every pyt
 an environment where hgcmlab is installed has these fixtures; ``-p no:hgcmlab`` turns it off.
 
 Fixtures
-    ``hgcm_machine``   factory ``hgcm_machine(mode=64, *, blocks=False, **Machine_kwargs)``:
+    ``hgcm_machine``   factory ``hgcm_machine(mode=64, *, blocks=False, reproducible=True, **Machine_kwargs)``:
                        a traced ``Machine``, closed at teardown; ``hgcm_machine.events(m)`` is its trace.
+                       Reproducible by default: shares show no host-dependent times, ids or sizes.
     ``hgcm_share``     a fresh temporary directory to share (``machine.add_share("demo", hgcm_share)``).
     ``hgcm_assemble``  ``hgcm_assemble(source_or_path, mode=64, **kw)``; ``hgcm_assemble.bundled("demo.s")``.
     ``hgcm_qtest``     factory ``hgcm_qtest(mode=64, **Machine_kwargs)``: a ``machine.qtest.QTest``.
@@ -75,10 +76,13 @@ class MachineFactory:
         self._results: dict[int, Any] = {}
         self.machines: list[Machine] = []
 
-    def __call__(self, mode: int = 64, *, blocks: bool = False, **kwargs: Any) -> Machine:
+    def __call__(self, mode: int = 64, *, blocks: bool = False, reproducible: bool = True,
+                 **kwargs: Any) -> Machine:
         """A ``Machine(mode, **kwargs)`` whose every event is recorded (HGCM call events carry
-        their parameters); ``blocks`` traces executed blocks (call after load)."""
-        machine = Machine(mode, **kwargs)
+        their parameters); ``blocks`` traces executed blocks (call after load).  Machines are
+        reproducible unless ``reproducible=False`` (shares then show the host's own times,
+        inode numbers, ... as VirtualBox does)."""
+        machine = Machine(mode, reproducible=reproducible, **kwargs)
         self.machines.append(machine)
         self._node.stash.setdefault(_MACHINES, []).append((machine, self))
         sink = ListSink()

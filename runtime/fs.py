@@ -534,7 +534,17 @@ class HostRoot:
 
     def query_info(self, path: GuestPath, follow: bool) -> ObjInfo:
         """Object info of ``path`` (RTPathQueryInfoEx with FOLLOW_LINK or ON_LINK)."""
-        return obj_info(self.stat(path, follow), path.name if not path.is_root else None)
+        return self.describe(self.stat(path, follow), path.name if not path.is_root else None)
+
+    def describe(self, st: os.stat_result, name: bytes | None = None) -> ObjInfo:
+        """The object info the guest is shown for ``st`` (``obj_info``).  Every path and
+        listing query of this root goes through here; a subclass may present it differently
+        (services.sharedfolders.reproducible)."""
+        return obj_info(st, name)
+
+    def volume_serial(self) -> int:
+        """The volume serial the guest is shown: the root's host device number, 32 bits."""
+        return self.dev_ino[0] & 0xFFFFFFFF
 
     def is_root(self, st: os.stat_result) -> bool:
         """True when ``st`` describes the share root directory."""
@@ -560,7 +570,7 @@ class HostRoot:
                 st = _sys.fstat(d.fd)
                 if name == b".." and not self.is_root(st):
                     st = _sys.stat(b"..", dir_fd=d.fd)
-                return DirEntry(name, obj_info(st, name), True)
+                return DirEntry(name, self.describe(st, name), True)
             st = _sys.stat(name, dir_fd=d.fd, follow_symlinks=False)
         except OSError:
             return DirEntry(name, _dummy_info(0), False)
@@ -569,7 +579,7 @@ class HostRoot:
                 return DirEntry(name, self.query_info(d.path.child(name), follow=True), True)
             except RtError:
                 return DirEntry(name, _dummy_info(st.st_mode), False)
-        return DirEntry(name, obj_info(st, name), True)
+        return DirEntry(name, self.describe(st, name), True)
 
     def dir_depth(self, path: GuestPath) -> int:
         """How many levels beneath the root the directory ``path`` really is.

@@ -52,6 +52,8 @@ def register_trace_commands(commands: Any) -> None:
     record.add_argument("--define", "-D", action="append", default=[], type=parse_define, metavar="NAME=VALUE")
     record.add_argument("--max-instructions", type=int, default=None, metavar="N")
     record.add_argument("--blocks", action="store_true", help="also trace executed blocks (large traces)")
+    record.add_argument("--reproducible", action="store_true",
+                        help="shares show no host-dependent object or volume information (as hgcmlab run)")
     record.add_argument("--memory", action="store_true",
                         help="also trace every guest data access (memory events; very large traces)")
     record.add_argument("--instructions", action="store_true",
@@ -177,7 +179,7 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise _TraceUsageError(str(error)) from None
     try:
         machine = Machine(args.mode, args.ram or DEFAULT_RAM_SIZE, trace_memory=args.memory,
-                          trace_instructions=args.instructions)
+                          trace_instructions=args.instructions, reproducible=args.reproducible)
     except ValueError as error:
         raise _TraceUsageError(str(error)) from None
     try:

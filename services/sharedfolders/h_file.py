@@ -183,7 +183,7 @@ def _volume(ctx: CallContext, buf: bytearray, cb_in: int) -> int:
     vol.ullAvailableAllocationBytes = vfs.f_bavail * vfs.f_frsize
     vol.ulBytesPerAllocationUnit = vfs.f_frsize & 0xFFFFFFFF
     vol.ulBytesPerSector = 512
-    vol.ulSerial = mapping.root.dev_ino[0] & 0xFFFFFFFF
+    vol.ulSerial = mapping.root.volume_serial()
     props = vol.fsProperties
     props.cbMaxComponent = vfs.f_namemax
     props.fCaseSensitive = 1

@@ -7,7 +7,7 @@ import ctypes
 import stat as st_mod
 from contextlib import suppress
 
-from runtime.fs import Access, Disposition, HostRoot, obj_info
+from runtime.fs import Access, Disposition, HostRoot
 from runtime.paths import DELIM_BACKSLASH, GuestPath, symlink_target_inside
 from runtime.status import RtError, Status
 from services.sharedfolders import errstyle, strings
@@ -199,7 +199,7 @@ def symlink(ctx: CallContext) -> int:
             and not symlink_target_inside(target, host.dir_depth(link.parent()))):
         raise RtError(Status.VERR_ACCESS_DENIED, "symlink target leaves the share")
     st = host.symlink(link, target)
-    info.buffer[:] = bytes(to_shfl(obj_info(st, link.name)))
+    info.buffer[:] = bytes(to_shfl(host.describe(st, link.name)))
     return Status.VINF_SUCCESS
 
 

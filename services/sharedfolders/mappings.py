@@ -61,6 +61,8 @@ class MappingTable:
     """
 
     use_openat2: bool | None = None
+    #: Builds each mapping's HostRoot (a ReproducibleRoot factory in reproducible mode).
+    root_factory: Callable[..., HostRoot] = HostRoot
     slots: list[Mapping | None] = field(default_factory=lambda: [None] * SHFL_MAX_MAPPINGS)
     root_versions: list[int] = field(default_factory=lambda: [0] * SHFL_MAX_MAPPINGS)
     version: int = 0
@@ -103,7 +105,7 @@ class MappingTable:
         if free is None:
             return Status.VERR_TOO_MUCH_DATA
         try:
-            host_root = HostRoot(host_path, use_openat2=self.use_openat2)
+            host_root = self.root_factory(host_path, use_openat2=self.use_openat2)
         except RtError as err:
             return err.status
         self.slots[free] = Mapping(name, host_path, host_root, writable, auto_mount,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from runtime.fs import HostFile
+from runtime.fs import HostFile, HostRoot
 from runtime.paths import GuestPath, convert_guest_path, has_wildcard
 from runtime.status import RtError, Status
 from services.hgcm import HgcmCall, HgcmService, _AsyncMarker
@@ -30,6 +30,7 @@ from services.sharedfolders.context import CallContext, ClientState
 from services.sharedfolders.functions import FUNCTIONS
 from services.sharedfolders.handles import Handle, HandleKind, HandleTable
 from services.sharedfolders.mappings import Mapping, MappingTable, SymlinkPolicy
+from services.sharedfolders.reproducible import Reproducible
 
 #: Handles one client may hold open at once (a further open: VERR_TOO_MANY_OPEN_FILES).
 #: VirtualBox only has the global table of 4095; this keeps one client from starving others.
@@ -40,15 +41,18 @@ class SharedFoldersService(HgcmService):
     """The Shared Folders host service.
 
     ``use_openat2`` None lets runtime.fs pick openat2 when the kernel has it; tests force
-    the manual-walk fallback with False.  Host API: ``add_mapping``, ``remove_mapping``,
+    the manual-walk fallback with False.  With ``reproducible`` every share shows the guest
+    reproducible object and volume information instead of the host's (reproducible.py).  Host API: ``add_mapping``, ``remove_mapping``,
     ``mappings``.  Guest calls arrive through ``connect`` / ``call`` / ``disconnect``.
     """
 
     name = SERVICE_NAME
     function_names = {fn.value: fn.name for fn in ShflFn}
 
-    def __init__(self, *, use_openat2: bool | None = None) -> None:
-        self.table = MappingTable(use_openat2=use_openat2)
+    def __init__(self, *, use_openat2: bool | None = None,
+                 reproducible: Reproducible | None = None) -> None:
+        factory = reproducible.root_factory() if reproducible is not None else HostRoot
+        self.table = MappingTable(use_openat2=use_openat2, root_factory=factory)
         self.handles = HandleTable()
         self.clients: dict[int, ClientState] = {}
         self.table.on_change.append(self._mappings_changed)
