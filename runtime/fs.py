@@ -149,20 +149,21 @@ class ObjInfo:
 def obj_info(st: os.stat_result, name: bytes | None = None) -> ObjInfo:
     """Convert a stat result the way IPRT does (rtFsConvertStatToObjInfo).
 
-    DOS bits: READONLY when no write bit is set, DIRECTORY for directories, HIDDEN when
-    ``name`` (given only for path-based queries and directory entries) starts with '.' and
-    is not "." or "..", NT_NORMAL when no other DOS bit ended up set.  Linux has no birth
-    time, so it repeats the change time.
+    DOS bits (rtFsModeFromUnix, in its order): READONLY when no write bit is set, DIRECTORY
+    for directories, NT_NORMAL when neither of those is set, then HIDDEN when ``name``
+    (given only for path-based queries and directory entries) starts with '.' and is not
+    "." or ".." (so a hidden plain file carries NT_NORMAL too).  Linux has no birth time, so
+    it repeats the change time.
     """
     mode = st.st_mode & 0xFFFF
     if not mode & _WRITE_BITS:
         mode |= RtFs.DOS_READONLY
     if st_mod.S_ISDIR(st.st_mode):
         mode |= RtFs.DOS_DIRECTORY
-    if name is not None and name.startswith(b".") and name not in (b".", b".."):
-        mode |= RtFs.DOS_HIDDEN
     if not mode & RtFs.DOS_MASK:
         mode |= RtFs.DOS_NT_NORMAL
+    if name is not None and name.startswith(b".") and name not in (b".", b".."):
+        mode |= RtFs.DOS_HIDDEN
     return ObjInfo(
         size=st.st_size,
         allocated=st.st_blocks * 512,

@@ -64,7 +64,7 @@ def assert_info_is_stat(raw: bytes, st: os.stat_result, name: bytes | None = Non
             st.st_ctime_ns,  # no birth time on Linux: IPRT repeats the change time
             expected_mode(st, name), ShflFsObjAttrAdd.UNIX, st.st_uid, st.st_gid, st.st_nlink,
             st.st_dev & 0xFFFFFFFF, st.st_ino, 0, 0, st.st_rdev & 0xFFFFFFFF)
-    assert got == want
+    assert got == want, [(i, g, w) for i, (g, w) in enumerate(zip(got, want)) if g != w]
 
 
 def dummy_info_fields(raw: bytes) -> tuple[int, ...]:
