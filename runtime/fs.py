@@ -804,7 +804,7 @@ class HostRoot:
         A path the guest ended with its delimiter reaches readlink(2) with the trailing
         slash (RTSymlinkRead): the kernel then follows the final link (confined here) and
         answers EINVAL for a directory (VERR_NOT_SYMLINK) and ENOTDIR for anything else
-        (VERR_NOT_A_DIRECTORY); no target is ever returned.
+        (VERR_PATH_NOT_FOUND, IPRT's ENOTDIR); no target is ever returned.
         """
         if path.trailing_delimiter and not path.is_root:
             _sys.close(self._open(path, os.O_PATH, slash=True))
