@@ -446,3 +446,23 @@ def test_get_volume_refusals(guest: Guest, root: int) -> None:
     """
     assert info_call(guest, root, 0, GET_VOLUME, VOL_SIZE - 1)[:2] == (Status.VERR_INVALID_PARAMETER, 0)
     assert info_call(guest, 77, 0, GET_VOLUME, VOL_SIZE)[:2] == (Status.VERR_INVALID_PARAMETER, 0)
+
+
+@pytest.mark.shfl("INFORMATION")
+def test_directory_handle_info_follows_the_object_not_the_path(guest: Guest, root: int,
+                                                               tree: Tree) -> None:
+    """GET / SET FILE on a directory handle whose directory was renamed on the host: our fd's object (deviation SF11).
+
+    VirtualBox re-resolves the handle's path (RTDirQueryInfo, RTDirSetMode, RTDirSetTimes
+    all go by path), so it would answer VERR_FILE_NOT_FOUND here; we use the handle's fd.
+    VBox: Runtime/generic/RTDirQueryInfo-generic.cpp:RTDirQueryInfo, Runtime/generic/RTDirSetMode-generic.cpp:RTDirSetMode
+    """
+    d = guest.open(root, "sub/empty", DIR_OPEN)
+    os.rename(tree.share / "sub/empty", tree.share / "moved")
+    st, cb, buf = info_call(guest, root, d, SET_FILE, request(fmode=0o040750))
+    assert (st, cb) == (Status.VINF_SUCCESS, INFO_SIZE)
+    assert _perms(tree.share / "moved") == 0o750
+    assert_info_is_stat(buf, os.stat(tree.share / "moved"))
+    st, cb, buf = info_call(guest, root, d, GET_FILE)
+    assert (st, cb) == (Status.VINF_SUCCESS, INFO_SIZE)
+    assert_info_is_stat(buf, os.stat(tree.share / "moved"))
