@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.fs import RtFs
+from runtime.fs import SYSCALLS, RtFs
 from runtime.status import Status
 from services.sharedfolders.abi import ShflCf, ShflInfo, ShflVolInfo
 from tests.conformance._info import INFO_SIZE, assert_info_is_stat, info_call, request
@@ -419,22 +419,29 @@ def test_set_with_file_and_size_takes_the_file_branch(guest: Guest, root: int, t
 
 
 @pytest.mark.shfl("INFORMATION")
-def test_get_volume_fields(guest: Guest, root: int, tree: Tree) -> None:
+@pytest.mark.parametrize("read_only", [False, True], ids=["rw-fs", "ro-fs"])
+def test_get_volume_fields(guest: Guest, root: int, tree: Tree, monkeypatch: pytest.MonkeyPatch,
+                           read_only: bool) -> None:
     """GET VOLUME: statvfs sizes, sector 512, serial = st_dev, properties; cb 40; the handle is not looked at.
 
+    The host's statvfs answer is fixed (the shared disk's free space moves), so every field
+    is compared exactly: total = f_blocks * f_frsize, available = f_bavail * f_frsize,
+    allocation unit = f_frsize, cbMaxComponent = f_namemax, fReadOnly = ST_RDONLY.
     VBox: HostServices/SharedFolders/vbsf.cpp:vbsfQueryVolumeInfo, Runtime/r3/posix/fs-posix.cpp:RTFsQuerySizes, Runtime/r3/posix/fs-posix.cpp:RTFsQuerySerial, Runtime/r3/posix/fs-posix.cpp:RTFsQueryProperties
     """
+    # f_bsize, f_frsize, f_blocks, f_bfree, f_bavail, f_files, f_ffree, f_favail, f_flag, f_namemax
+    fake = os.statvfs_result((4096, 2048, 1_000_003, 900_000, 700_001, 10, 5, 5,
+                              os.ST_RDONLY if read_only else 0, 143))
+    monkeypatch.setitem(SYSCALLS, "fstatvfs", lambda fd: fake)
     st, cb, buf = info_call(guest, root, 0xDEAD, GET_VOLUME, b"\xAB" * 48)
-    vfs = os.statvfs(tree.share)
     vol = ShflVolInfo.from_buffer_copy(buf[:VOL_SIZE])
     p = vol.fsProperties
     assert (st, cb) == (Status.VINF_SUCCESS, VOL_SIZE)
     assert (vol.ullTotalAllocationBytes, vol.ullAvailableAllocationBytes, vol.ulBytesPerAllocationUnit,
             vol.ulBytesPerSector, vol.ulSerial) == \
-        (vfs.f_blocks * vfs.f_frsize, vfs.f_bavail * vfs.f_frsize, vfs.f_frsize, 512,
-         os.stat(tree.share).st_dev & 0xFFFFFFFF)
+        (1_000_003 * 2048, 700_001 * 2048, 2048, 512, os.stat(tree.share).st_dev & 0xFFFFFFFF)
     assert (p.cbMaxComponent, p.fRemote, p.fCaseSensitive, p.fReadOnly, p.fSupportsUnicode,
-            p.fCompressed, p.fFileCompression) == (vfs.f_namemax, 0, 1, int(bool(vfs.f_flag & os.ST_RDONLY)), 1, 0, 0)
+            p.fCompressed, p.fFileCompression) == (143, 0, 1, int(read_only), 1, 0, 0)
     assert buf[VOL_SIZE:] == b"\xAB" * (48 - VOL_SIZE)
 
 
@@ -466,3 +473,21 @@ def test_directory_handle_info_follows_the_object_not_the_path(guest: Guest, roo
     st, cb, buf = info_call(guest, root, d, GET_FILE)
     assert (st, cb) == (Status.VINF_SUCCESS, INFO_SIZE)
     assert_info_is_stat(buf, os.stat(tree.share / "moved"))
+
+
+@pytest.mark.shfl("INFORMATION")
+@pytest.mark.parametrize("flags", [GET_FILE, SET_FILE, SET_SIZE], ids=["get", "set-file", "set-size"])
+def test_handle_whose_share_was_removed_is_access_denied(svc, guest: Guest, root: int,  # noqa: ANN001
+                                                         tree: Tree, flags: int) -> None:
+    """A handle whose share the host removed (still mapped by the guest: a placeholder): VERR_ACCESS_DENIED, cb 0.
+
+    vbsfCheckHandleAccess: vbsfMappingsQueryWritable fails for the removed share.
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfCheckHandleAccess, HostServices/SharedFolders/mappings.cpp:vbsfMappingsQueryWritable
+    """
+    h = guest.open(root, "sub/file.txt", RW_OPEN)
+    before = os.stat(tree.share / "sub/file.txt")
+    assert svc.remove_mapping("sf") == Status.VINF_PERMISSION_DENIED
+    st, cb, _ = info_call(guest, root, h, flags, request(fmode=0o100777, size=1))
+    assert (st, cb) == (Status.VERR_ACCESS_DENIED, 0)
+    after = os.stat(tree.share / "sub/file.txt")
+    assert (after.st_mode, after.st_size) == (before.st_mode, before.st_size)
