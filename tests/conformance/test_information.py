@@ -89,6 +89,7 @@ _BAD_GETS = [
     ("buffer one byte short of SHFLFSOBJINFO", GET_FILE, 91, 91, Status.VERR_INVALID_PARAMETER, 0),
     ("neither FILE nor VOLUME", 0, 92, 92, Status.VERR_INVALID_PARAMETER, 0),
     ("only NAME (not handled by GET)", ShflInfo.NAME, 92, 92, Status.VERR_INVALID_PARAMETER, 0),
+    ("only SIZE without SET", ShflInfo.SIZE, 92, 92, Status.VERR_INVALID_PARAMETER, 0),
 ]
 
 
@@ -401,6 +402,20 @@ def test_set_size_refusals(guest: Guest, root: int, tree: Tree, what: str, kind:
     st, cb, _ = info_call(guest, root, h, SET_SIZE, request(size=size)[:bufsize])
     assert (st, cb) == (status, 0)
     assert (tree.share / "sub/file.txt").read_bytes() == b"hello"
+
+
+@pytest.mark.shfl("INFORMATION")
+def test_set_with_size_and_volume_takes_the_size_branch(guest: Guest, root: int, tree: Tree) -> None:
+    """SET with SIZE and VOLUME: vbsfSetFSInfo tests SIZE (VOLUME is not a SET branch), the size is applied.
+
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfSetFSInfo, HostServices/SharedFolders/vbsf.cpp:vbsfSetEndOfFile
+    """
+    path = tree.share / "sub/file.txt"
+    h = guest.open(root, "sub/file.txt", RW_OPEN)
+    st, cb, buf = info_call(guest, root, h, SET_SIZE | ShflInfo.VOLUME, request(size=3))
+    assert (st, cb) == (Status.VINF_SUCCESS, INFO_SIZE)
+    assert_info_is_stat(buf, os.stat(path))
+    assert path.read_bytes() == b"hel"
 
 
 @pytest.mark.shfl("INFORMATION")

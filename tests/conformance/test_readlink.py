@@ -34,6 +34,7 @@ _CASES = [
     ("directory with a trailing delimiter", "sub/", 16, Status.VERR_NOT_SYMLINK, None),
     ("file with a trailing delimiter: ENOTDIR", "sub/file.txt/", 16, Status.VERR_PATH_NOT_FOUND, None),
     ("dangling link with a trailing delimiter: ENOENT", "flap/", 16, Status.VERR_FILE_NOT_FOUND, None),
+    ("escaping link with a trailing delimiter: never followed out (SF1)", "rel_out/", 16, Status.VERR_ACCESS_DENIED, None),
     ("the share root itself: readlink EINVAL", "", 16, Status.VERR_NOT_SYMLINK, None),
     ("the share root with a delimiter", "/", 16, Status.VERR_NOT_SYMLINK, None),
     ("empty buffer", "rel_out", 0, Status.VERR_INVALID_PARAMETER, None),
