@@ -43,15 +43,22 @@ def _perms(path: Path) -> int:
 
 
 @pytest.mark.shfl("INFORMATION")
-def test_get_file_on_a_file_handle_returns_its_fstat(guest: Guest, root: int, tree: Tree) -> None:
-    """GET FILE on a file handle: status 0, cb 92, every SHFLFSOBJINFO field from fstat.
+@pytest.mark.parametrize("rel", ["sub/file.txt", "sub/.dot", "sub/ro.txt"])
+def test_get_file_on_a_file_handle_returns_its_fstat(guest: Guest, root: int, tree: Tree,
+                                                     rel: str) -> None:
+    """GET FILE on a file handle (plain, dot-named, read-only): every field from fstat, never DOS HIDDEN.
 
+    RTFileQueryInfo converts the fstat without a name, so a dot-named file is not hidden;
+    a file without write bits is DOS READONLY; setuid/setgid/sticky are cleared.
     VBox: HostServices/SharedFolders/vbsf.cpp:vbsfQueryFileInfo, Runtime/r3/posix/fileio2-posix.cpp:RTFileQueryInfo, Runtime/r3/posix/fs2-posix.cpp:rtFsConvertStatToObjInfo
     """
-    h = guest.open(root, "sub/file.txt")
+    (tree.share / "sub/.dot").write_bytes(b"dotdot")
+    (tree.share / "sub/ro.txt").write_bytes(b"r")
+    os.chmod(tree.share / "sub/ro.txt", 0o6444)
+    h = guest.open(root, rel)
     st, cb, buf = info_call(guest, root, h, GET_FILE)
     assert (st, cb) == (Status.VINF_SUCCESS, INFO_SIZE)
-    assert_info_is_stat(buf, os.stat(tree.share / "sub/file.txt"))
+    assert_info_is_stat(buf, os.stat(tree.share / rel))
 
 
 @pytest.mark.shfl("INFORMATION")
