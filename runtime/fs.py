@@ -37,6 +37,8 @@ class RtFs(IntFlag):
     UNIX_ISUID = 0o4000
     UNIX_ISGID = 0o2000
     UNIX_ISTXT = 0o1000
+    UNIX_IRUSR = 0o400
+    UNIX_IXUSR = 0o100
     UNIX_ALL_ACCESS_PERMS = 0o777
     UNIX_ALL_PERMS = 0o7777
     TYPE_FIFO = 0o010000
@@ -139,25 +141,29 @@ class ObjInfo:
     dev: int
     ino: int
     rdev: int
+    #: False for IPRT's dummy info (rtDirSetDummyInfo): enmAdditional is NOTHING and the
+    #: UNIX attribute fields are all zero.
+    unix_attrs: bool = True
 
 
 def obj_info(st: os.stat_result, name: bytes | None = None) -> ObjInfo:
     """Convert a stat result the way IPRT does (rtFsConvertStatToObjInfo).
 
-    DOS bits: READONLY when no write bit is set, DIRECTORY for directories, HIDDEN when
-    ``name`` (given only for path-based queries and directory entries) starts with '.' and
-    is not "." or "..", NT_NORMAL when no other DOS bit ended up set.  Linux has no birth
-    time, so it repeats the change time.
+    DOS bits (rtFsModeFromUnix, in its order): READONLY when no write bit is set, DIRECTORY
+    for directories, NT_NORMAL when neither of those is set, then HIDDEN when ``name``
+    (given only for path-based queries and directory entries) starts with '.' and is not
+    "." or ".." (so a hidden plain file carries NT_NORMAL too).  Linux has no birth time, so
+    it repeats the change time.
     """
     mode = st.st_mode & 0xFFFF
     if not mode & _WRITE_BITS:
         mode |= RtFs.DOS_READONLY
     if st_mod.S_ISDIR(st.st_mode):
         mode |= RtFs.DOS_DIRECTORY
-    if name is not None and name.startswith(b".") and name not in (b".", b".."):
-        mode |= RtFs.DOS_HIDDEN
     if not mode & RtFs.DOS_MASK:
         mode |= RtFs.DOS_NT_NORMAL
+    if name is not None and name.startswith(b".") and name not in (b".", b".."):
+        mode |= RtFs.DOS_HIDDEN
     return ObjInfo(
         size=st.st_size,
         allocated=st.st_blocks * 512,
@@ -191,11 +197,90 @@ class DirEntry:
 
 
 def _dummy_info(st_mode: int) -> ObjInfo:
+    """IPRT's placeholder for an entry it cannot stat (dir-posix.cpp:rtDirSetDummyInfo):
+    zero sizes and times, the entry's type with DOS NT_NORMAL (DIRECTORY for directories,
+    nothing but NT_NORMAL for an unknown type), enmAdditional NOTHING, all UNIX fields 0."""
     ftype = st_mode & RtFs.TYPE_MASK
     dos = RtFs.DOS_DIRECTORY if ftype == RtFs.TYPE_DIRECTORY else RtFs.DOS_NT_NORMAL
     return ObjInfo(size=0, allocated=0, access_ns=0, modification_ns=0, change_ns=0,
                    birth_ns=0, mode=int(ftype | dos), uid=0, gid=0, nlink=0, dev=0, ino=0,
-                   rdev=0)
+                   rdev=0, unix_attrs=False)
+
+
+# --- IPRT mode normalisation (Runtime/r3/fs.cpp), used by INFORMATION SET ----------------
+
+_DOS_SHIFT = 16
+_EXEC_BITS = 0o111
+_READ_BITS = 0o444
+
+
+def _is_dir_type(fmode: int) -> bool:
+    return fmode & RtFs.TYPE_MASK == RtFs.TYPE_DIRECTORY
+
+
+def fs_mode_from_dos(fmode: int, ftype: int) -> int:
+    """rtFsModeFromDos without a name (the only way INFORMATION SET reaches it): Unix bits
+    derived from the DOS attributes.  Everything is readable; a DOS directory becomes a
+    directory (and executable), anything else a file; NT_REPARSE_POINT turns the type into
+    a symlink (the caller always passes the symlink reparse tag); writable unless READONLY
+    is set without DIRECTORY (read-only is ignored on directories)."""
+    fmode &= ~((1 << _DOS_SHIFT) - 1) & 0xFFFFFFFF
+    if ftype == RtFs.TYPE_DIRECTORY:
+        fmode |= RtFs.DOS_DIRECTORY
+    fmode |= _READ_BITS
+    if fmode & RtFs.DOS_DIRECTORY:
+        fmode |= RtFs.TYPE_DIRECTORY | _EXEC_BITS
+    else:
+        fmode |= RtFs.TYPE_FILE
+    if fmode & RtFs.DOS_NT_REPARSE_POINT:
+        fmode = (fmode & ~RtFs.TYPE_MASK) | RtFs.TYPE_SYMLINK
+    if fmode & (RtFs.DOS_DIRECTORY | RtFs.DOS_READONLY) != RtFs.DOS_READONLY:
+        fmode |= _WRITE_BITS
+    return int(fmode)
+
+
+def fs_mode_from_unix(fmode: int) -> int:
+    """rtFsModeFromUnix without a name: DOS attributes derived from the Unix bits.  The type
+    argument IPRT takes is never applied (its test ``!(fType & MASK) && fType`` is always
+    false), so a mode without type bits stays without them."""
+    fmode &= RtFs.UNIX_MASK
+    if not fmode & _WRITE_BITS:
+        fmode |= RtFs.DOS_READONLY
+    if _is_dir_type(fmode):
+        fmode |= RtFs.DOS_DIRECTORY
+    if not fmode & RtFs.DOS_MASK:
+        fmode |= RtFs.DOS_NT_NORMAL
+    return int(fmode)
+
+
+def fs_mode_normalize(fmode: int, ftype: int) -> int:
+    """rtFsModeNormalize: complete whichever half (Unix or DOS) of ``fmode`` is missing."""
+    if not fmode & RtFs.UNIX_MASK:
+        return fs_mode_from_dos(fmode, ftype)
+    if not fmode & RtFs.DOS_MASK:
+        return fs_mode_from_unix(fmode)
+    if not fmode & RtFs.TYPE_MASK:
+        return int(fmode | (RtFs.TYPE_DIRECTORY if fmode & RtFs.DOS_DIRECTORY else RtFs.TYPE_FILE))
+    if _is_dir_type(fmode):
+        return int(fmode | RtFs.DOS_DIRECTORY)
+    return fmode
+
+
+def fs_mode_is_valid_permissions(fmode: int) -> bool:
+    """rtFsModeIsValidPermissions: a directory type exactly when DOS DIRECTORY is set."""
+    return _is_dir_type(fmode) == bool(fmode & RtFs.DOS_DIRECTORY)
+
+
+def fs_mode_is_valid(fmode: int) -> bool:
+    """rtFsModeIsValid: valid permissions and some type bits."""
+    return fs_mode_is_valid_permissions(fmode) and bool(fmode & RtFs.TYPE_MASK)
+
+
+def _micro_truncated_ns(ns: int) -> int:
+    """A time as futimes/lutimes store it: IPRT's RTTimeSpecGetTimeval keeps whole
+    microseconds, truncated toward zero (C division), so sub-microsecond digits are lost."""
+    micro = abs(ns) // 1000
+    return (micro if ns >= 0 else -micro) * 1000
 
 
 class Access(IntEnum):
@@ -341,18 +426,27 @@ class HostFile:
             raise _raise(exc) from None
 
     def set_mode(self, mode: int) -> None:
-        """chmod the open file (fchmod: never follows anything)."""
+        """chmod the open object to the permission bits of ``mode`` (fchmod: never follows
+        anything; type bits are ignored, as the kernel ignores them)."""
         try:
             _sys.fchmod(self.fd, mode & 0o7777)
         except OSError as exc:
             raise _raise(exc) from None
 
     def set_times(self, access_ns: int | None, modification_ns: int | None) -> None:
-        """Set access/modification times; None leaves that time unchanged."""
+        """Set access/modification times as IPRT does on Linux (RTFileSetTimes with futimes,
+        RTDirSetTimes with lutimes): None leaves a time as it is; with neither given no
+        syscall is made at all.  Both times written are whole microseconds truncated toward
+        zero, the unchanged one included (IPRT reads it back and converts it too)."""
+        if access_ns is None and modification_ns is None:
+            return
         try:
-            cur = _sys.fstat(self.fd)
-            _sys.utime(self.fd, ns=(cur.st_atime_ns if access_ns is None else access_ns,
-                                  cur.st_mtime_ns if modification_ns is None else modification_ns))
+            if access_ns is None or modification_ns is None:
+                cur = _sys.fstat(self.fd)
+                access_ns = cur.st_atime_ns if access_ns is None else access_ns
+                modification_ns = cur.st_mtime_ns if modification_ns is None else modification_ns
+            _sys.utime(self.fd, ns=(_micro_truncated_ns(access_ns),
+                                  _micro_truncated_ns(modification_ns)))
         except OSError as exc:
             raise _raise(exc) from None
 
@@ -715,7 +809,16 @@ class HostRoot:
                 raise _raise(exc) from None
 
     def readlink(self, path: GuestPath) -> bytes:
-        """The raw target of a symlink (VERR_NOT_SYMLINK for anything else)."""
+        """The raw target of a symlink (VERR_NOT_SYMLINK for anything else).
+
+        A path the guest ended with its delimiter reaches readlink(2) with the trailing
+        slash (RTSymlinkRead): the kernel then follows the final link (confined here) and
+        answers EINVAL for a directory (VERR_NOT_SYMLINK) and ENOTDIR for anything else
+        (VERR_PATH_NOT_FOUND, IPRT's ENOTDIR); no target is ever returned.
+        """
+        if path.trailing_delimiter and not path.is_root:
+            _sys.close(self._open(path, os.O_PATH, slash=True))
+            raise RtError(Status.VERR_NOT_SYMLINK, "a directory is not a symlink")
         with self._parent(path) as (pfd, name):
             try:
                 st = _sys.stat(name, dir_fd=pfd, follow_symlinks=False)
@@ -726,10 +829,16 @@ class HostRoot:
                 raise _raise(exc) from None
 
     def symlink(self, path: GuestPath, target: bytes) -> os.stat_result:
-        """Create symlink ``path`` -> ``target`` (text stored as is); returns its lstat."""
+        """Create symlink ``path`` -> ``target`` (text stored as is); returns its lstat.
+
+        A link path the guest ended with its delimiter reaches symlink(2) with the trailing
+        slash (RTSymlinkCreate): the kernel creates nothing and answers ENOENT when the name
+        is free (VERR_FILE_NOT_FOUND), EEXIST when it is taken (VERR_ALREADY_EXISTS).
+        """
+        tail = b"/" if path.trailing_delimiter and not path.is_root else b""
         with self._parent(path) as (pfd, name):
             try:
-                _sys.symlink(target, name, dir_fd=pfd)
+                _sys.symlink(target, name + tail, dir_fd=pfd)
                 return _sys.stat(name, dir_fd=pfd, follow_symlinks=False)
             except OSError as exc:
                 raise _raise(exc) from None

@@ -3,8 +3,8 @@
 Validation is generic and walks the signature in order, so the status for a faulty call
 matches svcCall's check order: count, then each parameter's type, and for string
 parameters the SHFLSTRING check right after that parameter's type check (REMOVE and
-COPY_FILE rely on this order; SYMLINK takes its strings as plain pointers because it
-refuses UTF-16 clients before looking at them).  Old-style functions report every count/type fault as
+COPY_FILE rely on this order; SYMLINK takes its strings as plain pointers and checks them
+in its handler, after all four parameter types, as svcCall does).  Old-style functions report every count/type fault as
 VERR_INVALID_PARAMETER; new-style ones as VERR_WRONG_PARAMETER_COUNT / _TYPE; a bad string
 is VERR_INVALID_PARAMETER in both styles.  Functions absent from the table answer
 VERR_NOT_IMPLEMENTED (see service.py).

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import ctypes
 import os
-import stat as st_mod
 
-from runtime.fs import HostFile, RtFs
+from runtime.fs import (
+    HostFile,
+    RtFs,
+    fs_mode_is_valid,
+    fs_mode_is_valid_permissions,
+    fs_mode_normalize,
+)
 from runtime.status import RtError, Status
 from services.hgcm import SvcParm, SvcParmType
 from services.sharedfolders.abi import (
@@ -128,51 +133,83 @@ def set_file_size(ctx: CallContext) -> int:
 
 
 # --- INFORMATION -------------------------------------------------------------------------
+# svcCall -> vbsfQueryFSInfo / vbsfSetFSInfo (HostServices/SharedFolders/vbsf.cpp).  Their
+# order of checks: the handle must be one of this client's (any root; else
+# VERR_INVALID_PARAMETER), of a kind the branch accepts (VERR_INVALID_PARAMETER), the
+# buffer at least one SHFLFSOBJINFO (VERR_INVALID_PARAMETER), and only then
+# vbsfCheckHandleAccess: another root VERR_INVALID_HANDLE, mapping gone VERR_ACCESS_DENIED,
+# read-only mapping VERR_WRITE_PROTECT for SET.
+
+_SPECIAL = RtFs.UNIX_ISUID | RtFs.UNIX_ISGID | RtFs.UNIX_ISTXT
 
 
-def _unix_mode_from_dos(fmode: int, is_dir: bool) -> int:
-    mode = 0o444 | (0o111 if is_dir or fmode & RtFs.DOS_DIRECTORY else 0)
-    if not fmode & RtFs.DOS_READONLY:
-        mode |= 0o222
-    return mode
+def _file_mode_to_set(fmode: int) -> int | None:
+    """vbsfSetFileInfo + RTFileSetMode on a file handle: the mode fchmod gets, or None when
+    IPRT refuses it (VERR_INVALID_PARAMETER, which vbsfSetFileInfo ignores).
+
+    A mode with Unix bits gets owner-read and loses setuid/setgid/sticky; then it is
+    normalised with the file type.  A Unix mode without type bits and without DOS bits stays
+    typeless and is refused (rtFsModeIsValid); a type contradicting DOS DIRECTORY is refused;
+    a type contradicting the object is not looked at (fchmod ignores type bits).
+    """
+    if fmode & RtFs.UNIX_MASK:
+        fmode = (fmode | RtFs.UNIX_IRUSR) & ~_SPECIAL
+    fmode = fs_mode_normalize(fmode, RtFs.TYPE_FILE)
+    return fmode if fs_mode_is_valid(fmode) else None
+
+
+def _dir_mode_to_set(fmode: int) -> int | None:
+    """vbsfSetFileInfo + RTDirSetMode (generic) + RTPathSetMode on a directory handle.
+
+    Unix bits get owner read+execute and lose setuid/setgid/sticky; a DOS-only mode is
+    marked DOS DIRECTORY (so it always becomes 0777: read-only is ignored on directories), a
+    typeless Unix mode TYPE_DIRECTORY.  Refused (None) only when the type and DOS DIRECTORY
+    disagree (rtFsModeIsValidPermissions); a file type without DOS bits is applied.
+    """
+    if fmode & RtFs.UNIX_MASK:
+        fmode = (fmode | RtFs.UNIX_IRUSR | RtFs.UNIX_IXUSR) & ~_SPECIAL
+    if not fmode & RtFs.UNIX_MASK:
+        fmode |= RtFs.DOS_DIRECTORY
+    elif not fmode & RtFs.TYPE_MASK:
+        fmode |= RtFs.TYPE_DIRECTORY
+    fmode = fs_mode_normalize(fmode, 0)
+    return fmode if fs_mode_is_valid_permissions(fmode) else None
 
 
 def _apply_mode(handle: Handle, fmode: int) -> None:
-    """SET FILE mode rules: force owner-read (+exec on dirs), strip setuid/setgid/sticky,
-    refuse (silently) a type that contradicts the object."""
-    st = handle.obj.stat()
-    is_dir = st_mod.S_ISDIR(st.st_mode)
-    ftype = fmode & RtFs.TYPE_MASK
-    if ftype and ftype != st.st_mode & RtFs.TYPE_MASK:
+    """INFORMATION SET FILE's mode change; every failure is silent, as in VirtualBox."""
+    target = _dir_mode_to_set(fmode) if handle.kind is HandleKind.DIR else _file_mode_to_set(fmode)
+    if target is None:
         return
-    if fmode & RtFs.UNIX_MASK:
-        fmode |= 0o500 if is_dir else 0o400
-        perms = fmode & 0o777
-    else:
-        perms = _unix_mode_from_dos(fmode, is_dir)
     try:
-        handle.obj.set_mode(perms)
+        handle.obj.set_mode(target)
     except RtError:
-        pass  # VirtualBox ignores a failed mode change
+        pass  # "silent failure, because this tends to fail with e.g. windows guest & linux host"
 
 
-def _info_set_file(ctx: CallContext, handle: Handle, buf: bytearray) -> None:
+def _info_set_file(handle: Handle, buf: bytearray) -> None:
+    """vbsfSetFileInfo's changes: times (only non-zero ones; any non-zero time, change and
+    birth time included, enters the branch, but only access/modification are settable),
+    then the mode when fMode is non-zero.  Failures are ignored."""
     info = ShflFsObjInfo.from_buffer_copy(bytes(buf[:_INFO_SIZE]))
     times = (info.AccessTime, info.ModificationTime, info.ChangeTime, info.BirthTime)
     if any(times):
         try:
             handle.obj.set_times(info.AccessTime or None, info.ModificationTime or None)
         except RtError:
-            pass  # VirtualBox ignores failures to set times
+            pass  # VirtualBox's "temporary hack": a failure to set times is success
     if info.Attr.fMode:
         _apply_mode(handle, info.Attr.fMode)
 
 
 def _write_info(buf: bytearray, fobj: HostFile) -> None:
+    """Write the object's current info (a fresh query) as SHFLFSOBJINFO."""
     buf[:_INFO_SIZE] = bytes(to_shfl(fobj.info()))
 
 
 def _volume(ctx: CallContext, buf: bytearray, cb_in: int) -> int:
+    """vbsfQueryVolumeInfo: buffer size first, then the mapping; RTFsQuerySizes, Serial and
+    Properties of the share root (posix fs-posix.cpp values); returns the bytes written."""
     if cb_in < _VOL_SIZE:
         raise RtError(Status.VERR_INVALID_PARAMETER, "volume info buffer")
     mapping = ctx.service.path_mapping(ctx.client, ctx.params[0].value)
@@ -193,39 +230,59 @@ def _volume(ctx: CallContext, buf: bytearray, cb_in: int) -> int:
     return _VOL_SIZE
 
 
+def _own_handle(ctx: CallContext, value: int, kinds: tuple[HandleKind, ...]) -> None:
+    """vbsfQueryHandleType / vbsfQuery*Handle: this client's handle of one of ``kinds``,
+    whatever root it was opened under; else VERR_INVALID_PARAMETER."""
+    handle = ctx.service.handles.lookup(value, ctx.client.client_id)
+    if handle is None or handle.kind not in kinds:
+        raise RtError(Status.VERR_INVALID_PARAMETER, f"handle {value:#x}")
+
+
+def _checked_handle(ctx: CallContext, kinds: tuple[HandleKind, ...], cb_in: int,
+                    write: bool) -> Handle:
+    """The handle checks of vbsfQueryFileInfo / vbsfSetFileInfo / vbsfSetEndOfFile, in order:
+    client's handle of the kind, buffer size, then vbsfCheckHandleAccess."""
+    root, handle = ctx.params[0].value, ctx.params[1].value
+    _own_handle(ctx, handle, kinds)
+    if cb_in < _INFO_SIZE:
+        raise RtError(Status.VERR_INVALID_PARAMETER, "info buffer")
+    return ctx.service.access_handle(ctx.client, root, handle, kinds, write)
+
+
 def information(ctx: CallContext) -> int:
-    """INFORMATION: get/set file info, set size, volume info; cb := bytes produced."""
-    root, handle, flags, cb, info = ctx.params
+    """INFORMATION(root, handle, flags, cb, buffer): GET FILE / VOLUME, SET FILE / SIZE.
+
+    cb larger than the buffer: VERR_INVALID_PARAMETER with cb untouched; otherwise cb is the
+    bytes produced on success and 0 on failure.  GET tests FILE before VOLUME, SET tests
+    FILE before SIZE; other flags are VERR_INVALID_PARAMETER (for SET only after the handle
+    is found to be the client's).  SET FILE and SET SIZE write the object's re-queried info.
+    """
+    _root, handle, flags, cb, info = ctx.params
     if cb.value > len(info.buffer):
         raise RtError(Status.VERR_INVALID_PARAMETER, "cb exceeds buffer")
     cb_in, cb.value = cb.value, 0
-    svc, client, fl = ctx.service, ctx.client, flags.value
+    fl = flags.value
     if fl & ShflInfo.SET:
+        _own_handle(ctx, handle.value, ANY_KIND)  # vbsfSetFSInfo, before the flags
         if fl & ShflInfo.FILE:
-            kinds, write = ANY_KIND, True
+            found = _checked_handle(ctx, ANY_KIND, cb_in, write=True)
+            _info_set_file(found, info.buffer)
         elif fl & ShflInfo.SIZE:
-            kinds, write = FILE, True
+            found = _checked_handle(ctx, FILE, cb_in, write=True)
+            size = ShflFsObjInfo.from_buffer_copy(bytes(info.buffer[:_INFO_SIZE])).cbObject
+            if size < 0:
+                # RTFileSetSize hands ftruncate a negative off_t: EINVAL.
+                raise RtError(Status.VERR_INVALID_PARAMETER, "negative size")
+            found.obj.set_size(size)
         else:
             raise RtError(Status.VERR_INVALID_PARAMETER, "info flags")
     elif fl & ShflInfo.FILE:
-        kinds, write = ANY_KIND, False
+        found = _checked_handle(ctx, ANY_KIND, cb_in, write=False)
     elif fl & ShflInfo.VOLUME:
         cb.value = _volume(ctx, info.buffer, cb_in)
         return Status.VINF_SUCCESS
     else:
         raise RtError(Status.VERR_INVALID_PARAMETER, "info flags")
-    svc.lookup_handle(client, root.value, handle.value, kinds, Status.VERR_INVALID_PARAMETER)
-    if cb_in < _INFO_SIZE:
-        raise RtError(Status.VERR_INVALID_PARAMETER, "info buffer")
-    found = svc.access_handle(client, root.value, handle.value, kinds, write,
-                              Status.VERR_INVALID_PARAMETER)
-    if fl & ShflInfo.SET and fl & ShflInfo.FILE:
-        _info_set_file(ctx, found, info.buffer)
-    elif fl & ShflInfo.SET:
-        size = ShflFsObjInfo.from_buffer_copy(bytes(info.buffer[:_INFO_SIZE])).cbObject
-        if size < 0:
-            raise RtError(Status.VERR_INVALID_PARAMETER, "negative size")
-        found.obj.set_size(size)
     _write_info(info.buffer, found.obj)
     cb.value = _INFO_SIZE
     return Status.VINF_SUCCESS

@@ -125,8 +125,10 @@ def _search_stream(ctx: CallContext, handle: Handle, text: str) -> DirStream:
 
 
 def _stream(ctx: CallContext, handle: Handle, text: str | None, restart: bool) -> DirStream:
-    """The stream this call reads, opened or rewound as VirtualBox does."""
-    if text:
+    """The stream this call reads, opened or rewound as VirtualBox does: any path string,
+    an empty one included (only a zero-size parameter means "no path"), selects the search
+    stream."""
+    if text is not None:
         if handle.search is None:
             handle.search = _search_stream(ctx, handle, text)
             return handle.search  # opened by this call: RESTART is ignored

@@ -171,20 +171,21 @@ def readlink(ctx: CallContext) -> int:
 def symlink(ctx: CallContext) -> int:
     """SYMLINK(root, link path, target text, info): create a symlink (§5.2.19, project policy).
 
-    UTF-8 clients only (VERR_NOT_IMPLEMENTED, checked before the strings); info must be
-    exactly 92 bytes.  The mapping must allow symlink creation and, unlike VirtualBox 7.0,
+    svcCall first checks both strings in the client's encoding and that info is exactly 92
+    bytes (VERR_INVALID_PARAMETER); vbsfSymlink then refuses UTF-16 clients
+    (VERR_NOT_IMPLEMENTED).  The mapping must allow symlink creation and, unlike VirtualBox 7.0,
     be writable (VERR_WRITE_PROTECT), and its ``SymlinkPolicy`` decides the targets:
     FORBIDDEN refuses all (VERR_WRITE_PROTECT); SUBTREE (the default) stores the text only
     when it stays beneath the share root, judged lexically from the link's real directory
     (VERR_ACCESS_DENIED otherwise); ANY stores any text (following it stays confined).  On success param 3 receives the link's own info.
     """
     root, link_parm, target_parm, info = ctx.params
-    if not ctx.client.utf8:
-        raise RtError(Status.VERR_NOT_IMPLEMENTED, "SYMLINK needs a UTF-8 client")
-    link_text = strings.parse_in(link_parm.buffer, utf8=True)
-    target_text = strings.parse_in(target_parm.buffer, utf8=True)
+    link_text = strings.parse_in(link_parm.buffer, utf8=ctx.client.utf8)
+    target_text = strings.parse_in(target_parm.buffer, utf8=ctx.client.utf8)
     if len(info.buffer) != _INFO_SIZE:
         raise RtError(Status.VERR_INVALID_PARAMETER, "info size")
+    if not ctx.client.utf8:
+        raise RtError(Status.VERR_NOT_IMPLEMENTED, "SYMLINK needs a UTF-8 client")
     mapping = ctx.service.path_mapping(ctx.client, root.value)
     if not mapping.create_symlinks or mapping.symlink_policy is SymlinkPolicy.FORBIDDEN:
         raise RtError(Status.VERR_WRITE_PROTECT, "symlink creation not allowed on this share")

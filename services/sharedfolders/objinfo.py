@@ -12,8 +12,9 @@ _U32 = 0xFFFFFFFF
 def to_shfl(info: ObjInfo) -> ShflFsObjInfo:
     """Fill a SHFLFSOBJINFO as the service does on a Linux host.
 
-    setuid/setgid/sticky are cleared from fMode, the additional attributes are always UNIX,
-    device numbers are truncated to 32 bits.
+    setuid/setgid/sticky are cleared from fMode (vbfsCopyFsObjInfoFromIprt); the additional
+    attributes are UNIX with device numbers truncated to 32 bits, except for IPRT's dummy
+    info, whose enmAdditional is NOTHING with every UNIX field zero.
     """
     out = ShflFsObjInfo()
     out.cbObject = info.size
@@ -23,6 +24,9 @@ def to_shfl(info: ObjInfo) -> ShflFsObjInfo:
     out.ChangeTime = info.change_ns
     out.BirthTime = info.birth_ns
     out.Attr.fMode = info.mode & ~int(_SPECIAL_BITS) & _U32
+    if not info.unix_attrs:
+        out.Attr.enmAdditional = ShflFsObjAttrAdd.NOTHING
+        return out  # Attr.u stays zeroed (RT_ZERO in vbfsCopyFsObjInfoFromIprt)
     out.Attr.enmAdditional = ShflFsObjAttrAdd.UNIX
     unix = out.Attr.u
     unix.uid = info.uid & _U32
