@@ -37,9 +37,9 @@ from machine.runcontrol import (
     ProgressLine,
     add_budget_options,
     budgets_from_args,
+    end_report,
     exit_status,
     run_with_budgets,
-    stop_message,
     supervised,
 )
 from machine.trace.cli import register_trace_commands, run_trace_command
@@ -251,12 +251,10 @@ def _budget_name(result: RunResult) -> str:
 
 
 def _report_end(result: RunResult, err: TextIO) -> None:
-    """The fault report (faults, budgets) or the one-line interruption message, on stderr."""
-    message = stop_message(result)
-    if message is not None:
-        print(message, file=err)
-    elif result.fault is not None:
-        print(result.fault.format(), file=err)
+    """The fault or budget report, or the one-line interruption message, on stderr."""
+    report = end_report(result)
+    if report is not None:
+        print(report, file=err)
 
 
 def _run_machine(machine: Machine, args: argparse.Namespace, budgets: Budgets,

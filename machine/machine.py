@@ -72,7 +72,8 @@ class RunEnd(Enum):
 
 @dataclass(frozen=True)
 class FaultReport:
-    """Everything needed to understand a guest fault or a runaway guest."""
+    """Everything needed to understand a guest fault, a runaway guest (budget) or where an
+    interrupted run stopped."""
 
     description: str
     pc: int
@@ -81,12 +82,12 @@ class FaultReport:
     symbol: str | None
     registers: dict[str, int]
 
-    def format(self) -> str:
-        """A multi-line human-readable report."""
+    def format(self, heading: str = "guest fault") -> str:
+        """A multi-line human-readable report, its first line ``heading: description``."""
         where = f"pc {self.pc:#x}"
         if self.symbol:
             where += f" <{self.symbol}>"
-        lines = [f"guest fault: {self.description}", f"  at {where}: {self.instruction or '<unreadable>'}"]
+        lines = [f"{heading}: {self.description}", f"  at {where}: {self.instruction or '<unreadable>'}"]
         if self.source:
             lines.append(f"  source: {self.source}")
         regs = "  ".join(f"{name}={value:#x}" for name, value in self.registers.items())

@@ -119,6 +119,16 @@ def run_with_budgets(machine: Machine, budgets: Budgets) -> RunResult:
     return machine.run(budgets.instructions, cycle_budget=budgets.cycles)
 
 
+def end_report(result: RunResult) -> str | None:
+    """What to print on stderr when the machine, not the guest, ended the run: the full
+    report for a fault or an exhausted budget (headed "guest fault" or "run stopped"), one
+    line for an interruption; None when the guest ended it."""
+    message = stop_message(result)
+    if message is not None or result.fault is None:
+        return message
+    return result.fault.format("run stopped" if result.end is RunEnd.BUDGET else "guest fault")
+
+
 def stop_message(result: RunResult) -> str | None:
     """The one-line stderr message for a run the machine (not the guest) ended by
     interruption, else None (faults and budgets print their full report)."""
@@ -337,5 +347,5 @@ def supervised(machine: Machine, budgets: Budgets, progress: ProgressLine | None
 
 
 __all__ = ["EXIT_USAGE", "EXIT_BUDGET", "EXIT_GUEST_FAULT", "EXIT_INTERRUPTED", "Budgets", "ProgressLine",
-           "RunSupervisor", "add_budget_options", "budgets_from_args", "exit_status", "run_with_budgets",
+           "RunSupervisor", "add_budget_options", "budgets_from_args", "end_report", "exit_status", "run_with_budgets",
            "stop_message", "supervised"]

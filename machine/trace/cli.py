@@ -170,9 +170,9 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from machine.runcontrol import (
         ProgressLine,
         budgets_from_args,
+        end_report,
         exit_status,
         run_with_budgets,
-        stop_message,
         supervised,
     )
     from machine.trace.blocks import trace_blocks
@@ -210,11 +210,9 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise _TraceUsageError(str(error)) from None
     finally:
         machine.close()
-    message = stop_message(result)
-    if message is not None:
-        print(message, file=err)
-    elif result.fault is not None:
-        print(result.fault.format(), file=err)
+    report = end_report(result)
+    if report is not None:
+        print(report, file=err)
     out.write(f"run ended ({result.end.value}, exit code {result.exit_code}) after {result.instructions} "
               f"instructions, {result.cycles} cycles; wrote {writer.count} events to {args.output}\n")
     return exit_status(result)
