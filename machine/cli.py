@@ -39,8 +39,7 @@ from machine.runcontrol import (
     budgets_from_args,
     end_report,
     exit_status,
-    run_with_budgets,
-    supervised,
+    run_supervised,
 )
 from machine.trace.cli import register_trace_commands, run_trace_command
 from machine.tracing import CallbackSink, JsonLinesSink, ListSink, TraceEvent
@@ -245,7 +244,7 @@ def _summary(result: RunResult, events: ListSink) -> list[str]:
 
 
 def _budget_name(result: RunResult) -> str:
-    """"instruction budget of 500" for a run ended by that budget."""
+    """The budget that ended the run, e.g. 'instruction budget of 500'."""
     description = result.fault.description if result.fault is not None else "budget exhausted"
     return description.removesuffix(" exhausted")
 
@@ -264,16 +263,9 @@ def _run_machine(machine: Machine, args: argparse.Namespace, budgets: Budgets,
     collected = ListSink()
     summary_kinds = {"hgcm_call", "hgcm_connect"}
     machine.tracer.add_sink(lambda event: collected(event) if event.kind in summary_kinds else None)
-
-    def supervised_run() -> RunResult:
-        calls = [0]
-        machine.tracer.add_sink(CallbackSink({"hgcm_call"}, lambda _event: calls.__setitem__(0, calls[0] + 1)))
-        with supervised(machine, budgets, progress, lambda: calls[0]):
-            return run_with_budgets(machine, budgets)
-
     trace_path: Path | None = getattr(args, "trace", None)
     if trace_path is None:
-        return supervised_run(), collected
+        return run_supervised(machine, budgets, progress), collected
     try:
         stream = trace_path.open("w", encoding="utf-8")
     except OSError as error:
@@ -282,7 +274,7 @@ def _run_machine(machine: Machine, args: argparse.Namespace, budgets: Budgets,
         sink = JsonLinesSink(stream)
         machine.tracer.add_sink(sink)
         try:
-            return supervised_run(), collected
+            return run_supervised(machine, budgets, progress), collected
         finally:
             machine.tracer.remove_sink(sink)
 

@@ -28,13 +28,13 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import TextIO
 
 from machine.machine import Machine, RunEnd, RunResult
+from machine.tracing import TraceEvent
 
 #: Bad usage: options, unreadable programs, assembly errors (argparse's own convention).
 EXIT_USAGE = 2
@@ -113,10 +113,30 @@ def budgets_from_args(args: argparse.Namespace) -> Budgets:
                    getattr(args, "max_seconds", 0.0) or None)
 
 
-def run_with_budgets(machine: Machine, budgets: Budgets) -> RunResult:
-    """``machine.run`` with the instruction and cycle budgets (the wall-time budget is the
-    supervisor's)."""
-    return machine.run(budgets.instructions, cycle_budget=budgets.cycles)
+def run_supervised(machine: Machine, budgets: Budgets, progress: ProgressLine | None = None) -> RunResult:
+    """Run ``machine`` within ``budgets``; Ctrl-C (from the main thread) and the wall-time
+    budget stop it promptly, and ``progress`` (if given) shows how it goes."""
+    calls = _CallCounter()
+    machine.tracer.add_sink(calls)
+    try:
+        with RunSupervisor(machine, max_seconds=budgets.seconds, progress=progress, hgcm_calls=calls.value):
+            return machine.run(budgets.instructions, cycle_budget=budgets.cycles)
+    finally:
+        machine.tracer.remove_sink(calls)
+
+
+class _CallCounter:
+    """A trace sink counting HGCM calls (read by the supervisor's thread)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, event: TraceEvent) -> None:
+        if event.kind == "hgcm_call":
+            self.count += 1
+
+    def value(self) -> int:
+        return self.count
 
 
 def end_report(result: RunResult) -> str | None:
@@ -184,7 +204,7 @@ class ProgressLine:
                 return False
             if self._drawn_at is not None and now - self._drawn_at < self._interval:
                 return False
-            rate = instructions / elapsed / 1e6
+            rate = instructions / elapsed / 1e6 if elapsed > 0 else 0.0
             text = (f"{instructions:,} instructions, {cycles:,} cycles, {hgcm_calls} HGCM calls, "
                     f"{rate:.1f} M instructions/s, {elapsed:.0f} s")
             self._stream.write(f"\r{text}\x1b[K")
@@ -204,11 +224,14 @@ class ProgressLine:
             self._stream.flush()
             self._shown = False
 
-    def _before_write(self, text: str) -> None:
+    def write_around(self, stream: TextIO, text: str) -> int:
+        """Write ``text`` to ``stream`` with the line erased first; while ``text`` leaves a
+        line incomplete, the progress line stays hidden."""
         with self._lock:
             self._clear_locked()
             if text:
                 self._line_open = not text.endswith("\n")
+            return stream.write(text)
 
     def guard(self, stream: TextIO) -> TextIO:
         """``stream``, wrapped so that writing to it erases the progress line first."""
@@ -218,17 +241,15 @@ class ProgressLine:
 
 
 class _GuardedStream:
-    """A text stream whose writes erase the progress line first (only ``write``/``flush``
-    and attribute pass-through: what ``print`` needs)."""
+    """A text stream whose writes go through ``ProgressLine.write_around`` (``write``,
+    ``flush`` and attribute pass-through: what ``print`` needs)."""
 
     def __init__(self, stream: TextIO, progress: ProgressLine) -> None:
         self._stream = stream
         self._progress = progress
 
     def write(self, text: str) -> int:
-        with self._progress._lock:
-            self._progress._before_write(text)
-            return self._stream.write(text)
+        return self._progress.write_around(self._stream, text)
 
     def flush(self) -> None:
         self._stream.flush()
@@ -333,19 +354,11 @@ class RunSupervisor:
                 # Unicorn drops a stop requested just before the engine (re)starts: repeat it
                 # until the run has acted on it.
                 self._machine.cpu.cancel()
-            if self._progress is not None:
+            if self._progress is not None and self._progress.enabled:
                 instructions, cycles = self._machine.cpu.live_counts()
                 self._progress.update(instructions, cycles, self._hgcm_calls())
 
 
-@contextmanager
-def supervised(machine: Machine, budgets: Budgets, progress: ProgressLine | None = None,
-               hgcm_calls: Callable[[], int] = lambda: 0) -> Iterator[RunSupervisor]:
-    """``RunSupervisor`` for ``budgets``' wall-time limit (a convenience for the commands)."""
-    with RunSupervisor(machine, max_seconds=budgets.seconds, progress=progress, hgcm_calls=hgcm_calls) as supervisor:
-        yield supervisor
-
-
 __all__ = ["EXIT_USAGE", "EXIT_BUDGET", "EXIT_GUEST_FAULT", "EXIT_INTERRUPTED", "Budgets", "ProgressLine",
-           "RunSupervisor", "add_budget_options", "budgets_from_args", "end_report", "exit_status", "run_with_budgets",
-           "stop_message", "supervised"]
+           "RunSupervisor", "add_budget_options", "budgets_from_args", "end_report", "exit_status", "run_supervised",
+           "stop_message"]

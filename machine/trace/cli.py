@@ -172,8 +172,7 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         budgets_from_args,
         end_report,
         exit_status,
-        run_with_budgets,
-        supervised,
+        run_supervised,
     )
     from machine.trace.blocks import trace_blocks
 
@@ -202,10 +201,7 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             machine.tracer.add_sink(writer)
             if args.blocks:
                 trace_blocks(machine)
-            calls = [0]
-            machine.tracer.add_sink(lambda event: calls.__setitem__(0, calls[0] + (event.kind == "hgcm_call")))
-            with supervised(machine, budgets, progress, lambda: calls[0]):
-                result = run_with_budgets(machine, budgets)
+            result = run_supervised(machine, budgets, progress)
     except ValueError as error:
         raise _TraceUsageError(str(error)) from None
     finally:
