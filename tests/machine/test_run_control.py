@@ -139,7 +139,7 @@ def test_trace_record_on_a_terminal_shows_progress_and_stops_on_ctrl_c(program, 
     screen = (shown + rest).decode()
     assert "Traceback" not in screen
     # The progress line is erased before the message, which stands on a line of its own.
-    before, message = screen.rsplit("\r\x1b[K", 1)
+    _, message = screen.rsplit("\r\x1b[K", 1)
     assert message.startswith("hgcmlab: interrupted at pc 0x") and message.count("\n") == 1
     assert "run ended (interrupted, exit code -1)" in out
     events = list(read_trace(trace))
