@@ -4,7 +4,9 @@
 ``hgcmlab demo`` runs the bundled shared-folder demo against a temporary folder;
 ``hgcmlab devices`` lists the device plugins installed under the ``hgcmlab.devices``
 entry-point group.  Errors in what the user typed or supplied end with a one-line message
-and exit status 2, never a traceback.
+and exit status 2, never a traceback.  Runs are unbounded unless a budget option says
+otherwise, stop promptly on Ctrl-C (status 130) and give the exit statuses documented in
+machine/runcontrol.py.
 """
 
 from __future__ import annotations
@@ -25,14 +27,22 @@ from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from machine.clock import INSTRUCTION_CLASSES, CostProfile
 from machine.device import DEVICE_ENTRY_POINT_GROUP, Device
 from machine.loader import LoadError, image_from_file
-from machine.machine import DEFAULT_INSTRUCTION_BUDGET, DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
+from machine.machine import DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
+from machine.runcontrol import (
+    EXIT_BUDGET,
+    EXIT_GUEST_FAULT,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Budgets,
+    ProgressLine,
+    add_budget_options,
+    budgets_from_args,
+    end_report,
+    exit_status,
+    run_supervised,
+)
 from machine.trace.cli import register_trace_commands, run_trace_command
 from machine.tracing import CallbackSink, JsonLinesSink, ListSink, TraceEvent
-
-#: Process exit status for a guest fault or an exhausted instruction budget.
-EXIT_GUEST_FAULT = 3
-#: Process exit status for bad usage, unreadable programs and assembly errors.
-EXIT_USAGE = 2
 
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
@@ -91,8 +101,9 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Run an assembly source (.s/.asm, assembled with keystone), a flat binary "
                     "(loaded and entered at 0x10000) or an ELF executable. Guest log lines "
                     "(port 0x504) are printed as they come; the exit status is the guest's exit "
-                    f"code (port 0xF4; 0 after hlt; codes above 255 become 255), {EXIT_GUEST_FAULT} "
-                    f"after a guest fault or exhausted budget, {EXIT_USAGE} for usage errors.")
+                    f"code (port 0xF4; 0 after hlt; codes above 255 become 255), {EXIT_USAGE} for "
+                    f"usage errors, {EXIT_BUDGET} when a budget runs out, {EXIT_GUEST_FAULT} after a "
+                    f"guest fault, {EXIT_INTERRUPTED} after Ctrl-C. Runs have no budget unless given one.")
     run.add_argument("program", type=Path, help="program file (.s/.asm source, flat binary or ELF)")
     run.add_argument("arguments", nargs="*", metavar="ARG",
                      help="arguments for the program, after --, e.g. -- d:/notes.txt (written to the "
@@ -101,7 +112,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--define", "-D", action="append", default=[], type=parse_define, metavar="NAME=VALUE",
                      help="integer constant for assembly sources (repeatable)")
     run.add_argument("--trace", type=Path, metavar="FILE", help="write every trace event to FILE (JSON Lines)")
-    run.add_argument("--quiet", "-q", action="store_true", help="print only guest log lines, no summary")
+    run.add_argument("--quiet", "-q", action="store_true",
+                     help="print only guest log lines: no summary, no progress line")
 
     demo = commands.add_parser(
         "demo", help="run the bundled shared-folder demo",
@@ -112,6 +124,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", type=Path, metavar="DIR",
                       help="share this existing directory instead of a temporary one")
     demo.add_argument("--trace", type=Path, metavar="FILE", help="write every trace event to FILE (JSON Lines)")
+    add_budget_options(demo)
 
     commands.add_parser("devices", help="list installed device plugins",
                         description=f"List device plugins registered under the '{DEVICE_ENTRY_POINT_GROUP}' "
@@ -127,8 +140,7 @@ def _add_machine_options(parser: argparse.ArgumentParser) -> None:
                         help="share host directory DIR as NAME, read-only with :ro (repeatable)")
     parser.add_argument("--ram", type=parse_size, default=DEFAULT_RAM_SIZE, metavar="SIZE",
                         help="guest RAM size, e.g. 64M or 1G (default 64M)")
-    parser.add_argument("--max-instructions", type=int, default=DEFAULT_INSTRUCTION_BUDGET, metavar="N",
-                        help=f"instruction budget before the run is stopped (default {DEFAULT_INSTRUCTION_BUDGET})")
+    add_budget_options(parser)
     parser.add_argument("--strict-guest-info", action="store_true",
                         help="refuse requests before ReportGuestInfo, as VirtualBox does")
     parser.add_argument("--costs", type=Path, metavar="FILE",
@@ -219,18 +231,13 @@ def _print_log(event: TraceEvent, out: TextIO) -> None:
     print(f"[guest] {event.fields['line']}", file=out, flush=True)
 
 
-def _exit_status(result: RunResult) -> int:
-    if result.end in (RunEnd.FAULT, RunEnd.BUDGET):
-        return EXIT_GUEST_FAULT
-    return result.exit_code if 0 <= result.exit_code <= 255 else 255
-
-
 def _summary(result: RunResult, events: ListSink) -> list[str]:
     ending = {
         RunEnd.EXIT: f"exit device, code {result.exit_code}",
         RunEnd.HALT: "hlt",
-        RunEnd.BUDGET: "instruction budget exhausted",
+        RunEnd.BUDGET: _budget_name(result),
         RunEnd.FAULT: "guest fault",
+        RunEnd.INTERRUPTED: "interrupt (Ctrl-C)",
     }[result.end]
     calls = Counter(str(e.fields.get("function_name")) for e in events.of_kind("hgcm_call"))
     lines = [f"run ended by {ending} after {result.instructions} instructions, {result.cycles} cycles"]
@@ -241,14 +248,29 @@ def _summary(result: RunResult, events: ListSink) -> list[str]:
     return lines
 
 
-def _run_machine(machine: Machine, args: argparse.Namespace, max_instructions: int) -> tuple[RunResult, ListSink]:
-    """Run with a summary collector and an optional JSON Lines trace file."""
+def _budget_name(result: RunResult) -> str:
+    """The budget that ended the run, e.g. 'instruction budget of 500'."""
+    description = result.fault.description if result.fault is not None else "budget exhausted"
+    return description.removesuffix(" exhausted")
+
+
+def _report_end(result: RunResult, err: TextIO) -> None:
+    """The fault or budget report, or the one-line interruption message, on stderr."""
+    report = end_report(result)
+    if report is not None:
+        print(report, file=err)
+
+
+def _run_machine(machine: Machine, args: argparse.Namespace, budgets: Budgets,
+                 progress: ProgressLine | None = None) -> tuple[RunResult, ListSink]:
+    """Run within ``budgets`` (Ctrl-C stops it; ``progress`` is kept up to date) with a
+    summary collector and an optional JSON Lines trace file."""
     collected = ListSink()
     summary_kinds = {"hgcm_call", "hgcm_connect"}
     machine.tracer.add_sink(lambda event: collected(event) if event.kind in summary_kinds else None)
     trace_path: Path | None = getattr(args, "trace", None)
     if trace_path is None:
-        return machine.run(max_instructions), collected
+        return run_supervised(machine, budgets, progress), collected
     try:
         stream = trace_path.open("w", encoding="utf-8")
     except OSError as error:
@@ -257,14 +279,16 @@ def _run_machine(machine: Machine, args: argparse.Namespace, max_instructions: i
         sink = JsonLinesSink(stream)
         machine.tracer.add_sink(sink)
         try:
-            return machine.run(max_instructions), collected
+            return run_supervised(machine, budgets, progress), collected
         finally:
             machine.tracer.remove_sink(sink)
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if args.max_instructions <= 0:
-        raise UsageError("--max-instructions must be positive")
+    budgets = budgets_from_args(args)
+    progress = None if args.quiet else ProgressLine(err)
+    if progress is not None:
+        out = progress.guard(out)
     try:
         image = image_from_file(args.program, mode=args.mode, defines=dict(args.define))
     except LoadError as error:
@@ -277,21 +301,23 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         machine.close()
         raise UsageError(str(error)) from None
     try:
-        result, collected = _run_machine(machine, args, args.max_instructions)
+        result, collected = _run_machine(machine, args, budgets, progress)
     finally:
         machine.close()
-    if result.fault is not None:
-        print(result.fault.format(), file=err)
+    _report_end(result, err)
     if not args.quiet:
         for line in _summary(result, collected):
             print(line, file=out)
-    return _exit_status(result)
+    return exit_status(result)
 
 
 def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from machine.programs import bundled_program
 
     image = bundled_program("demo.s", mode=args.mode)
+    budgets = budgets_from_args(args)
+    progress = ProgressLine(err)
+    out = progress.guard(out)
     with tempfile.TemporaryDirectory(prefix="hgcmlab-demo-") as temporary:
         folder = args.keep if args.keep is not None else Path(temporary)
         if not folder.is_dir():
@@ -301,11 +327,10 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         machine.load(image)
         print(f"sharing {folder} as 'demo'; running the bundled demo.s ({args.mode}-bit)", file=out)
         try:
-            result, collected = _run_machine(machine, args, DEFAULT_INSTRUCTION_BUDGET)
+            result, collected = _run_machine(machine, args, budgets, progress)
         finally:
             machine.close()
-        if result.fault is not None:
-            print(result.fault.format(), file=err)
+        _report_end(result, err)
         for line in _summary(result, collected):
             print(line, file=out)
         host_file = folder / "hello.txt"
@@ -315,7 +340,7 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(content.decode("utf-8", errors="replace").rstrip("\n"), file=out)
         else:
             print(f"host file {host_file} was not created", file=out)
-        return _exit_status(result)
+        return exit_status(result)
 
 
 def _cmd_devices(out: TextIO) -> int:
@@ -362,6 +387,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except UsageError as error:
         print(f"hgcmlab: error: {error}", file=err)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        # Ctrl-C outside a run (assembling, loading, printing); a run stops by itself.
+        print("hgcmlab: interrupted", file=err)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ class StopKind(Enum):
     DEADLINE = "deadline"        # a scheduled event is due before the next block
     INTERRUPT = "interrupt"      # the interrupt line is asserted and IF is set
     FAULT = "fault"              # the guest faulted
+    CANCELLED = "cancelled"      # the host called cancel() (Ctrl-C, a wall-time budget)
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,8 @@ class Cpu:
         self._exact = False
         self._stop: StopInfo | None = None
         self._fault: tuple[str, int | None] | None = None
+        #: Set by cancel() from any thread or a signal handler; cleared by clear_cancel().
+        self._cancelled = False
         self._install_flat_segments()
         self._install_block_hook(fast_blocks)
         self._uc.hook_add(unicorn.UC_HOOK_INSN, self._on_in, None, 1, 0, ux.UC_X86_INS_IN)
@@ -393,11 +396,44 @@ class Cpu:
             self._stop = StopInfo(kind, 0)
         self._uc.emu_stop()
 
+    def cancel(self) -> None:
+        """Ask the current (or next) ``run`` to return ``CANCELLED`` as soon as possible.
+
+        Safe from another thread and from a signal handler: it only sets a flag and asks
+        Unicorn to leave the translated block it is in (``uc_emu_stop``, which Unicorn's own
+        timeout thread also calls from outside).  A ``run`` that starts while the flag is
+        set returns at once.  Unicorn forgets a stop request made just before ``emu_start``
+        begins, so a caller on another thread repeats ``cancel`` until the run has returned
+        (see machine/runcontrol.py); the flag stays set until ``clear_cancel``."""
+        self._cancelled = True
+        engine = self._uc
+        if engine is not None:
+            engine.emu_stop()
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True from ``cancel`` until ``clear_cancel``."""
+        return self._cancelled
+
+    def clear_cancel(self) -> None:
+        """Forget a ``cancel`` (the caller has acted on it)."""
+        self._cancelled = False
+
+    def live_counts(self) -> tuple[int, int]:
+        """(instructions, cycles) including the blocks entered by a run in progress: an
+        approximation for progress displays, readable from another thread (whole blocks
+        count as executed).  Exact counts are ``instructions`` and ``now()`` between runs."""
+        state = self._state
+        return state.instructions, state.cycles + self.charged
+
     def run(self, count: int, *, exact: bool = False) -> StopInfo:
         """Execute at most ``count`` instructions from the current pc; report why it stopped.
 
         ``exact`` runs exactly ``count`` instructions without deadline or interrupt checks
-        (used to reach a deadline inside a block)."""
+        (used to reach a deadline inside a block).  A pending ``cancel`` makes it return
+        ``CANCELLED`` without executing anything."""
+        if self._cancelled:
+            return StopInfo(StopKind.CANCELLED, self.pc)
         if count <= 0:
             return StopInfo(StopKind.BUDGET, self.pc)
         self._stop = None
@@ -431,6 +467,10 @@ class Cpu:
             return StopInfo(StopKind.FAULT, pc, description, address)
         if uc_error is not None:
             return StopInfo(StopKind.FAULT, pc, _UC_FAULTS.get(uc_error.errno, str(uc_error)))
+        if self._stop is not None and self._stop.kind is StopKind.REQUESTED:
+            return StopInfo(StopKind.REQUESTED, pc)
+        if self._cancelled:
+            return StopInfo(StopKind.CANCELLED, pc)
         if self._stop is not None:
             return StopInfo(self._stop.kind, pc, slice=self._stop.slice)
         if self._halted_at(pc):

@@ -3,7 +3,8 @@
 This is the composition root.  A ``Machine`` is built with a mode (64 or 32), a RAM size
 and options; programs are loaded as ``Image``s (or assembled programs); ``run`` executes
 until the guest writes the exit device, executes ``hlt`` with nothing left to wait for,
-faults, exhausts its instruction budget, or reaches a requested cycle.  Device events
+faults, exhausts its instruction or cycle budget, reaches a requested cycle, or is
+cancelled from outside (``cancel``: Ctrl-C, a wall-time budget).  Device events
 scheduled on the clock fire at the first instruction boundary at or after their cycle;
 an asserted interrupt line is delivered through the guest's IDT when IF is set, and
 ``sti; hlt`` sleeps until the next event instead of spinning.  Conventions guest programs rely on (public contract): flat code at
@@ -48,8 +49,13 @@ DEFAULT_RAM_SIZE = 64 * 1024 * 1024
 MAX_RAM_SIZE = 0xE0000000
 #: Device MMIO regions are placed from here on, each aligned to its size.
 MMIO_WINDOW_BASE = 0xE0000000
-#: Instructions a run may execute before it is stopped as runaway.
+#: Instructions one ``Machine.run`` call may execute by default before it is stopped as a
+#: runaway: finite so that a broken guest fails a test instead of hanging it (the pytest
+#: fixtures and qtest inherit it).  ``run(None)`` is unbounded, as the CLI is by default.
 DEFAULT_INSTRUCTION_BUDGET = 20_000_000
+#: Instruction count an unbounded run gives each engine start (Unicorn is always started
+#: with a count, see machine/cpu.py); a run simply starts the engine again after it.
+_UNBOUNDED_SLICE = 1 << 62
 #: External interrupt line n is delivered as vector IRQ_VECTOR_BASE + n.
 IRQ_VECTOR_BASE = 0x20
 
@@ -59,14 +65,16 @@ class RunEnd(Enum):
 
     EXIT = "exit"        # the guest wrote the exit device
     HALT = "halt"        # the guest executed hlt with nothing to wake it
-    BUDGET = "budget"    # the instruction budget ran out
+    BUDGET = "budget"    # an instruction, cycle or wall-time budget ran out
     FAULT = "fault"      # the guest faulted
     PAUSED = "paused"    # the requested cycle was reached; run() continues from here
+    INTERRUPTED = "interrupted"  # cancelled from outside (Ctrl-C); run() continues from here
 
 
 @dataclass(frozen=True)
 class FaultReport:
-    """Everything needed to understand a guest fault or a runaway guest."""
+    """Everything needed to understand a guest fault, a runaway guest (budget) or where an
+    interrupted run stopped."""
 
     description: str
     pc: int
@@ -75,12 +83,12 @@ class FaultReport:
     symbol: str | None
     registers: dict[str, int]
 
-    def format(self) -> str:
-        """A multi-line human-readable report."""
+    def format(self, heading: str = "guest fault") -> str:
+        """A multi-line human-readable report, its first line ``heading: description``."""
         where = f"pc {self.pc:#x}"
         if self.symbol:
             where += f" <{self.symbol}>"
-        lines = [f"guest fault: {self.description}", f"  at {where}: {self.instruction or '<unreadable>'}"]
+        lines = [f"{heading}: {self.description}", f"  at {where}: {self.instruction or '<unreadable>'}"]
         if self.source:
             lines.append(f"  source: {self.source}")
         regs = "  ".join(f"{name}={value:#x}" for name, value in self.registers.items())
@@ -158,6 +166,8 @@ class Machine:
         self.pci.add_function(0, VMMDEV_PCI_DEVICE, 0, self._vmmdev_pci_function(vmmdev_port))
         self._trace_blocks = trace_blocks
         self._closed = False
+        #: How a pending cancel() ends the run: (end, description); None: not cancelled.
+        self._cancel: tuple[RunEnd, str] | None = None
         if trace_instructions:
             self.cpu.watch_instructions(lambda address, text: self.tracer.emit("instruction", text=text))
         if trace_memory:
@@ -251,37 +261,76 @@ class Machine:
 
     # --- running --------------------------------------------------------------------------
 
-    def run(self, max_instructions: int = DEFAULT_INSTRUCTION_BUDGET, *, until_cycle: int | None = None,
-            max_cycles: int | None = None) -> RunResult:
+    def run(self, max_instructions: int | None = DEFAULT_INSTRUCTION_BUDGET, *, until_cycle: int | None = None,
+            max_cycles: int | None = None, cycle_budget: int | None = None) -> RunResult:
         """Run the loaded program until it ends (see ``RunEnd``).
 
-        ``max_instructions`` bounds this call; ``until_cycle`` (absolute) or ``max_cycles``
-        (relative) pause the run at the first instruction boundary at or after that cycle,
-        and a later ``run`` continues from there."""
+        ``max_instructions`` bounds this call (``None``: no bound); ``cycle_budget`` ends
+        it as ``BUDGET`` at the first instruction boundary at or after that many cycles
+        from its start.  ``until_cycle`` (absolute) or ``max_cycles`` (relative) pause the
+        run there instead (``PAUSED``), and a later ``run`` continues from there, as it
+        does after ``BUDGET`` and ``INTERRUPTED``.  A ``cancel`` (from a signal handler or
+        another thread) ends the run at the next instruction boundary the engine
+        reaches."""
         if self.image is None:
             raise RuntimeError("no program loaded")
         self._exit_code = None
         stop_cycle = until_cycle
         if max_cycles is not None:
             stop_cycle = self.clock.now() + max_cycles
-        instruction_limit = self.cpu.instructions + max_instructions
+        budget_cycle = None if cycle_budget is None else self.clock.now() + cycle_budget
+        instruction_limit = None if max_instructions is None else self.cpu.instructions + max_instructions
         while True:
+            if self.cpu.cancel_requested:
+                return self._finish(*self._cancelled())
             ended = self._service_events()
             if ended is not None:
                 return self._finish(*ended)
+            if budget_cycle is not None and self.clock.now() >= budget_cycle:
+                return self._finish(RunEnd.BUDGET, -1, self._fault_report(
+                    f"cycle budget of {cycle_budget} exhausted", self.cpu.pc))
             if stop_cycle is not None and self.clock.now() >= stop_cycle:
                 return self._finish(RunEnd.PAUSED, 0, None)
-            remaining = instruction_limit - self.cpu.instructions
-            if remaining <= 0:
-                return self._finish(RunEnd.BUDGET, -1, self._fault_report(
-                    f"instruction budget of {max_instructions} exhausted", self.cpu.pc))
-            self.cpu.deadline = _earliest(self.scheduler.next_cycle(), stop_cycle)
+            remaining = _UNBOUNDED_SLICE
+            if instruction_limit is not None:
+                remaining = instruction_limit - self.cpu.instructions
+                if remaining <= 0:
+                    return self._finish(RunEnd.BUDGET, -1, self._fault_report(
+                        f"instruction budget of {max_instructions} exhausted", self.cpu.pc))
+            self.cpu.deadline = _earliest(self.scheduler.next_cycle(), stop_cycle, budget_cycle)
             stop = self.cpu.run(remaining)
             while stop.kind is StopKind.DEADLINE and stop.slice:
-                stop = self.cpu.run(min(stop.slice, instruction_limit - self.cpu.instructions), exact=True)
+                slice_limit = stop.slice if instruction_limit is None else min(
+                    stop.slice, instruction_limit - self.cpu.instructions)
+                stop = self.cpu.run(slice_limit, exact=True)
             outcome = self._handle_stop(stop)
             if outcome is not None:
                 return self._finish(*outcome)
+
+    def cancel(self, end: RunEnd = RunEnd.INTERRUPTED, description: str = "interrupted") -> None:
+        """End the current run (or the next one, if none is running) as soon as possible
+        with ``end`` (``INTERRUPTED``, or ``BUDGET`` for a wall-time budget) and a report
+        saying ``description`` and where the guest stood.
+
+        Safe from a signal handler and from another thread; the first cancel wins until a
+        run has ended by it.  Where the run stops depends on when this is called, so a
+        cancelled run is not reproducible: everything before the stop is."""
+        if end not in (RunEnd.INTERRUPTED, RunEnd.BUDGET):
+            raise ValueError(f"a cancelled run ends as interrupted or budget, not {end.value}")
+        if self._cancel is None:
+            self._cancel = (end, description)
+        self.cpu.cancel()
+
+    def clear_cancel(self) -> None:
+        """Drop a ``cancel`` no run has acted on yet."""
+        self._cancel = None
+        self.cpu.clear_cancel()
+
+    def _cancelled(self) -> tuple[RunEnd, int, FaultReport | None]:
+        end, description = self._cancel or (RunEnd.INTERRUPTED, "interrupted")
+        self._cancel = None
+        self.cpu.clear_cancel()
+        return end, -1, self._fault_report(description, self.cpu.pc)
 
     def step(self) -> RunResult:
         """Execute exactly one instruction (events due by then fire first)."""
@@ -295,6 +344,8 @@ class Machine:
             return RunEnd.FAULT, -1, self._fault_report(stop.fault, stop.pc)
         if kind is StopKind.HALT:
             return self._halted()
+        if kind is StopKind.CANCELLED:
+            return self._cancelled()
         return None  # BUDGET/DEADLINE/INTERRUPT/REQUESTED: the loop decides
 
     def _halted(self) -> tuple[RunEnd, int, FaultReport | None] | None:
@@ -340,7 +391,7 @@ class Machine:
 
     def _finish(self, end: RunEnd, code: int, fault: FaultReport | None) -> RunResult:
         self.log_device.flush()
-        if fault is not None:
+        if fault is not None and end is not RunEnd.INTERRUPTED:
             self.tracer.emit("guest_fault", description=fault.description, instruction=fault.instruction,
                              symbol=fault.symbol, source=fault.source)
         instructions = self.cpu.instructions

@@ -3,7 +3,8 @@
 Registered into the main parser by ``register_trace_commands``; ``run_trace_command``
 runs the chosen action.  Exit status: 0 success (``diff``: traces equal), 1 ``diff``:
 traces differ, 2 bad usage or an unreadable/invalid trace file (one-line message, no
-traceback), 3 ``record``: guest fault or exhausted budget.
+traceback); ``record`` ends like ``hgcmlab run`` (the guest's code, or the run-control
+statuses of machine/runcontrol.py: budget, guest fault, Ctrl-C).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from machine.trace.tools import ShowFilter, compute_stats, export_perfetto, firs
 
 EXIT_DIFFERENT = 1
 EXIT_USAGE = 2
-EXIT_GUEST_FAULT = 3
 
 
 class _TraceUsageError(Exception):
@@ -32,6 +32,7 @@ def _csv(values: list[str]) -> frozenset[str]:
 def register_trace_commands(commands: Any) -> None:
     """Add the ``trace`` command and its actions to the main parser's subparsers."""
     from machine.cli import parse_define, parse_share, parse_size  # the main CLI imports us
+    from machine.runcontrol import add_budget_options
 
     trace = commands.add_parser(
         "trace", help="record, show, summarise, compare and export trace files",
@@ -50,7 +51,7 @@ def register_trace_commands(commands: Any) -> None:
     record.add_argument("--share", action="append", default=[], type=parse_share, metavar="NAME=DIR[:ro]")
     record.add_argument("--ram", type=parse_size, default=None, metavar="SIZE")
     record.add_argument("--define", "-D", action="append", default=[], type=parse_define, metavar="NAME=VALUE")
-    record.add_argument("--max-instructions", type=int, default=None, metavar="N")
+    add_budget_options(record)
     record.add_argument("--blocks", action="store_true", help="also trace executed blocks (large traces)")
     record.add_argument("--reproducible", action="store_true",
                         help="shares show no host-dependent object or volume information (as hgcmlab run)")
@@ -167,12 +168,18 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
 
 def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from machine.loader import LoadError, image_from_file
-    from machine.machine import DEFAULT_INSTRUCTION_BUDGET, DEFAULT_RAM_SIZE, Machine, RunEnd
+    from machine.machine import DEFAULT_RAM_SIZE, Machine
+    from machine.runcontrol import (
+        ProgressLine,
+        budgets_from_args,
+        end_report,
+        exit_status,
+        run_supervised,
+    )
     from machine.trace.blocks import trace_blocks
 
-    budget = args.max_instructions or DEFAULT_INSTRUCTION_BUDGET
-    if budget <= 0:
-        raise _TraceUsageError("--max-instructions must be positive")
+    budgets = budgets_from_args(args)
+    progress = ProgressLine(err)
     try:
         image = image_from_file(args.program, mode=args.mode, defines=dict(args.define))
     except LoadError as error:
@@ -196,15 +203,14 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             machine.tracer.add_sink(writer)
             if args.blocks:
                 trace_blocks(machine)
-            result = machine.run(budget)
+            result = run_supervised(machine, budgets, progress)
     except ValueError as error:
         raise _TraceUsageError(str(error)) from None
     finally:
         machine.close()
-    if result.fault is not None:
-        print(result.fault.format(), file=err)
+    report = end_report(result)
+    if report is not None:
+        print(report, file=err)
     out.write(f"run ended ({result.end.value}, exit code {result.exit_code}) after {result.instructions} "
               f"instructions, {result.cycles} cycles; wrote {writer.count} events to {args.output}\n")
-    if result.end in (RunEnd.FAULT, RunEnd.BUDGET):
-        return EXIT_GUEST_FAULT
-    return result.exit_code if 0 <= result.exit_code <= 255 else 255
+    return exit_status(result)

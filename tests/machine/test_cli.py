@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from machine.cli import EXIT_GUEST_FAULT, EXIT_USAGE, main
+from machine.cli import EXIT_BUDGET, EXIT_GUEST_FAULT, EXIT_USAGE, main
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
@@ -58,7 +58,7 @@ def test_exit_codes_above_255_become_255(program) -> None:
     assert status == 255
 
 
-def test_guest_fault_prints_the_report_and_exits_3(program) -> None:
+def test_guest_fault_prints_the_report_and_exits_with_the_fault_status(program) -> None:
     status, out, err = cli("run", str(program("_start:\n nop\n ud2\n")))
     assert status == EXIT_GUEST_FAULT
     assert "guest fault: invalid opcode" in err
@@ -68,7 +68,7 @@ def test_guest_fault_prints_the_report_and_exits_3(program) -> None:
 
 def test_budget_exhaustion_is_reported(program) -> None:
     status, _, err = cli("run", "--max-instructions", "500", str(program("_start:\n jmp _start\n")))
-    assert status == EXIT_GUEST_FAULT and "instruction budget of 500 exhausted" in err
+    assert status == EXIT_BUDGET and "instruction budget of 500 exhausted" in err
 
 
 def test_share_option_maps_a_directory_for_the_guest(tmp_path: Path) -> None:
