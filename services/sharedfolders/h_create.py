@@ -132,8 +132,10 @@ class _Create:
         # RTFILE_O_APPEND is ignored for read-only opens (fileio-posix.cpp:RTFileOpenEx).
         append = bool(flags & ShflCf.ACCESS_APPEND) and write
         try:
+            # dirs: a directory the pre-query did not report (a symlink to one with
+            # SET_SYMLINKS) is opened by RTFileOpenEx as a read-only file handle.
             fobj, taken = self.host.open_file(self.path, access, action,
-                                              self.create_mode(legacy_handle), append)
+                                              self.create_mode(legacy_handle), append, dirs=True)
         except RtError as err:
             return self.failed_open(*self.open_file_failure(err.status))
         if action in (Disposition.CREATE_REPLACE, Disposition.TRUNCATE):
@@ -216,7 +218,9 @@ class _Create:
         except RtError as err:
             return self.failed_open(*self.open_dir_failure(err.status))
         try:
-            info = self.host.query_info(self.path, follow=True)
+            # RTDirQueryInfo: a path query of the opened directory, links followed.  IPRT
+            # keeps that path with a trailing slash, so no name is seen: never DOS_HIDDEN.
+            info = self.host.query_info(self.path, follow=True, named=False)
         except RtError as err:
             dobj.close()
             return self.failed_open(err.status, result)  # Result stays as already set

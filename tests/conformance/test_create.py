@@ -8,7 +8,7 @@ import os
 import pytest
 
 from runtime.status import Status
-from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult
+from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult, ShflFn
 from services.sharedfolders.service import SharedFoldersService
 from tests.conformance._file import create, expected_info
 from tests.service.conftest import Guest, Tree
@@ -117,3 +117,291 @@ def test_read_only_access_with_create_replace_truncates_like_the_host(guest: Gue
     assert created.info_bytes == expected_info(os.stat(host))  # before reading (atime)
     assert host.read_bytes() == b""
     assert guest.write(root, created.parms.Handle, 0, b"x")[0] == Status.VERR_INVALID_HANDLE  # EBADF
+
+
+# --- LOOKUP ---------------------------------------------------------------------------------
+
+#: (path, SET_SYMLINKS, Result, host object whose info is written (None: Info untouched),
+#:  stat follows links, name IPRT sees for DOS_HIDDEN)
+LOOKUPS = [
+    ("sub/file.txt", False, R.FILE_EXISTS, "sub/file.txt", True, b"file.txt"),
+    ("/sub/file.txt", False, R.FILE_EXISTS, "sub/file.txt", True, b"file.txt"),
+    ("sub/nope", False, R.FILE_NOT_FOUND, None, True, None),
+    ("nope/deeper", False, R.FILE_NOT_FOUND, None, True, None),          # ENOENT
+    ("sub/file.txt/x", False, R.PATH_NOT_FOUND, None, True, None),       # ENOTDIR
+    # The trailing delimiter survives the path conversion: stat("file.txt/") is ENOTDIR.
+    ("sub/file.txt/", False, R.PATH_NOT_FOUND, None, True, None),
+    ("sub/", False, R.FILE_EXISTS, "sub", True, None),                   # no name: ends in '/'
+    (".hid/", False, R.FILE_EXISTS, ".hid", True, None),                 # hence not hidden
+    (".hid", False, R.FILE_EXISTS, ".hid", True, b".hid"),
+    (".dot", False, R.FILE_EXISTS, ".dot", True, b".dot"),               # NT_NORMAL | HIDDEN
+    ("", False, R.FILE_EXISTS, "", True, None),
+    ("link_in", False, R.FILE_EXISTS, "link_in", True, b"link_in"),
+    ("link_in", True, R.FILE_EXISTS, "link_in", False, b"link_in"),      # lstat: the link
+    ("link_in/", True, R.FILE_EXISTS, "link_in", True, None),            # '/' follows the link
+    ("loop", True, R.FILE_EXISTS, "loop", False, b"loop"),
+]
+
+
+@pytest.mark.shfl("CREATE")
+@pytest.mark.parametrize("path,symlinks,result,host,follow,name", LOOKUPS)
+def test_lookup(guest: Guest, tree: Tree, path: str, symlinks: bool, result: int, host: str | None,
+                follow: bool, name: bytes | None) -> None:
+    """SHFL_CF_LOOKUP: RTPathQueryInfoEx of the host path; found, file/path not found.
+
+    Success with Result FILE_EXISTS / FILE_NOT_FOUND (ENOENT) / PATH_NOT_FOUND (ENOTDIR), Handle
+    NIL whatever the guest sent, Info filled only when found; IPRT's hidden bit comes from the
+    last name of the path (none when it ends in a delimiter); nothing allocated.
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfLookupFile, Runtime/r3/posix/path2-posix.cpp:RTPathQueryInfoEx, Runtime/r3/fs.cpp:rtFsModeFromUnix
+    """
+    (tree.share / ".hid").mkdir()
+    (tree.share / ".dot").write_bytes(b"dot")
+    root = guest.map("sf")
+    if symlinks:
+        assert guest.call(ShflFn.SET_SYMLINKS) == 0
+    created = create(guest, root, path, CF.LOOKUP | CF.ACCESS_READWRITE, handle_in=0x1234)
+    assert (created.status, created.parms.Result, created.parms.Handle) == (0, result, NIL)
+    assert created.parms.CreateFlags == CF.LOOKUP | CF.ACCESS_READWRITE
+    if host is None:
+        assert created.info_untouched
+    else:
+        st = os.stat(tree.share / host, follow_symlinks=follow)
+        assert created.info_bytes == expected_info(st, name)
+    assert _next_handle(guest, root) == 1
+
+
+@pytest.mark.shfl("CREATE")
+@pytest.mark.parametrize("symlinks", [False, True])
+def test_lookup_host_error_is_the_status(guest: Guest, symlinks: bool) -> None:
+    """SHFL_CF_LOOKUP with a host error other than "not found" (ELOOP): that status, Result
+    NO_RESULT, Handle NIL, Info untouched, in both link modes (a link inside the path is
+    always followed).
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfLookupFile, Runtime/r3/posix/path2-posix.cpp:RTPathQueryInfoEx
+    """
+    root = guest.map("sf")
+    if symlinks:
+        assert guest.call(ShflFn.SET_SYMLINKS) == 0
+    created = create(guest, root, "loop/x", CF.LOOKUP, handle_in=7)
+    assert (created.status, created.parms.Result, created.parms.Handle) == \
+        (Status.VERR_TOO_MANY_SYMLINKS, R.NO_RESULT, NIL)
+    assert created.info_untouched
+
+
+# --- files: the action matrix -----------------------------------------------------------------
+
+#: (flags, file exists, status, Result, handle given, host bytes afterwards (None: absent),
+#:  Info: "handle" = fstat of the opened file, "path" = the existing object by path, None =
+#:  untouched).  The guest sends cbObject 3: only REPLACE/OVERWRITE apply it (RTFileSetSize).
+ACTIONS = [
+    (OPEN_CREATE, True, 0, R.FILE_EXISTS, True, b"hello", "handle"),
+    (OPEN_CREATE, False, 0, R.FILE_CREATED, True, b"", "handle"),
+    (OPEN, True, 0, R.FILE_EXISTS, True, b"hello", "handle"),
+    (OPEN, False, 0, R.FILE_NOT_FOUND, False, None, None),
+    (CREATE_ONLY, True, 0, R.FILE_EXISTS, False, b"hello", "path"),
+    (CREATE_ONLY, False, 0, R.FILE_CREATED, True, b"", "handle"),
+    (REPLACE_CREATE, True, 0, R.FILE_REPLACED, True, b"\0\0\0", "handle"),
+    (REPLACE_CREATE, False, 0, R.FILE_CREATED, True, b"\0\0\0", "handle"),
+    (OVERWRITE_CREATE, True, 0, R.FILE_REPLACED, True, b"\0\0\0", "handle"),
+    (OVERWRITE_CREATE, False, 0, R.FILE_CREATED, True, b"\0\0\0", "handle"),
+    (REPLACE_ONLY, True, 0, R.FILE_REPLACED, True, b"\0\0\0", "handle"),
+    (REPLACE_ONLY, False, 0, R.FILE_NOT_FOUND, False, None, None),
+    (OVERWRITE_ONLY, True, 0, R.FILE_REPLACED, True, b"\0\0\0", "handle"),
+    (OVERWRITE_ONLY, False, 0, R.FILE_NOT_FOUND, False, None, None),
+]
+
+
+@pytest.mark.shfl("CREATE")
+@pytest.mark.parametrize("access", [CF.ACCESS_READWRITE, CF.ACCESS_WRITE])
+@pytest.mark.parametrize("flags,exists,status,result,opened,content,info", ACTIONS)
+def test_file_actions(guest: Guest, tree: Tree, access: int, flags: int, exists: bool, status: int,
+                      result: int, opened: bool, content: bytes | None, info: str | None) -> None:
+    """Every valid (IF_EXISTS, IF_NEW) pair on an existing and a missing file, with write access.
+
+    RTFileOpenEx's action taken gives the Result; "not found" and "already exists" are
+    success with a Result; REPLACE/OVERWRITE then apply the guest's cbObject; Info is the
+    opened file's (fstat: no name), or the existing object's for FILE_EXISTS without a handle.
+    The handle is allocated before the open either way, so the next open gets value 2.
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfOpenFile, HostServices/SharedFolders/vbsf.cpp:vbsfConvertFileOpenFlags, Runtime/r3/posix/fileio-posix.cpp:RTFileOpenEx, Runtime/r3/posix/fileio-posix.cpp:RTFileSetSize
+    """
+    root = guest.map("sf")
+    path = "sub/file.txt" if exists else "sub/new.txt"
+    host = tree.share / path
+    created = create(guest, root, path, access | flags, size=3)
+    assert (created.status, created.parms.Result) == (status, result)
+    assert created.parms.Handle == (1 if opened else NIL)
+    assert created.parms.CreateFlags == access | flags
+    if info is None:
+        assert created.info_untouched
+    else:
+        assert created.info_bytes == expected_info(os.stat(host), None if info == "handle" else b"file.txt")
+    assert (host.read_bytes() if host.exists() else None) == content
+    if opened:
+        assert guest.close(root, created.parms.Handle) == 0
+    assert _next_handle(guest, root) == 2
+
+
+#: (path, flags, status, Result): host outcomes of the open itself.
+HOST_OUTCOMES = [
+    ("nodir/new.txt", CF.ACCESS_READWRITE | OPEN_CREATE, 0, R.FILE_NOT_FOUND),          # ENOENT
+    ("nodir/new.txt", CF.ACCESS_READ | OPEN, 0, R.FILE_NOT_FOUND),
+    ("sub/file.txt/new", CF.ACCESS_READWRITE | OPEN_CREATE, 0, R.PATH_NOT_FOUND),        # ENOTDIR
+    # A trailing delimiter reaches open(2): a non-directory is ENOTDIR, O_CREAT is EISDIR.
+    ("sub/file.txt/", CF.ACCESS_READ | OPEN, 0, R.PATH_NOT_FOUND),
+    ("sub/file.txt/", CF.ACCESS_READWRITE | REPLACE_ONLY, 0, R.PATH_NOT_FOUND),
+    ("sub/file.txt/", CF.ACCESS_READWRITE | OPEN_CREATE, Status.VERR_IS_A_DIRECTORY, R.NO_RESULT),
+    ("sub/new/", CF.ACCESS_READWRITE | CREATE_ONLY, Status.VERR_IS_A_DIRECTORY, R.NO_RESULT),
+    ("sub/new/", CF.ACCESS_READ | OPEN, 0, R.FILE_NOT_FOUND),
+    ("loop", CF.ACCESS_READ | OPEN, Status.VERR_TOO_MANY_SYMLINKS, R.NO_RESULT),          # ELOOP
+]
+
+
+@pytest.mark.shfl("CREATE")
+@pytest.mark.parametrize("path,flags,status,result", HOST_OUTCOMES)
+def test_file_open_host_outcomes(guest: Guest, tree: Tree, path: str, flags: int, status: int,
+                                 result: int) -> None:
+    """A file open the host refuses: ENOENT / ENOTDIR are success with a Result, others the status.
+
+    Handle NIL, Info untouched, nothing created, and the handle allocated before the open
+    was freed again (the next open gets value 2).
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfOpenFile, Runtime/r3/posix/fileio-posix.cpp:RTFileOpenEx, Runtime/common/err/RTErrConvertFromErrno.cpp:RTErrConvertFromErrno
+    """
+    root = guest.map("sf")
+    before = sorted(p.name for p in (tree.share / "sub").iterdir())
+    created = create(guest, root, path, flags)
+    assert (created.status, created.parms.Result, created.parms.Handle) == (status, result, NIL)
+    assert created.info_untouched
+    assert sorted(p.name for p in (tree.share / "sub").iterdir()) == before
+    assert (tree.share / "sub/file.txt").read_bytes() == b"hello"
+    assert _next_handle(guest, root) == 2
+
+
+@pytest.mark.shfl("CREATE")
+@pytest.mark.parametrize("flags,result", [(CF.ACCESS_READWRITE | OPEN_CREATE, R.FILE_EXISTS),
+                                          (CF.ACCESS_READWRITE | REPLACE_CREATE, R.FILE_EXISTS),
+                                          (CF.ACCESS_READWRITE | CREATE_ONLY, R.FILE_EXISTS)])
+def test_create_through_dangling_link_inside(guest: Guest, tree: Tree, flags: int, result: int) -> None:
+    """Creating through a dangling symlink whose target is inside the share.
+
+    O_CREAT|O_EXCL answers EEXIST, the plain open ENOENT; RTFileOpenEx retries 64 times and
+    then opens with O_CREAT, which creates the target and is reported as "opened": Result
+    FILE_EXISTS with a handle.  CREATE_ONLY stops at EEXIST: FILE_EXISTS, no handle, and the
+    path query (links followed) fails, so Info stays as sent.
+    VBox: Runtime/r3/posix/fileio-posix.cpp:RTFileOpenEx, HostServices/SharedFolders/vbsf.cpp:vbsfOpenFile
+    """
+    os.symlink("sub/target.txt", tree.share / "dangle")
+    root = guest.map("sf")
+    created = create(guest, root, "dangle", flags)
+    assert (created.status, created.parms.Result) == (0, result)
+    target = tree.share / "sub/target.txt"
+    if flags & CF.ACT_MASK_IF_EXISTS == CF.ACT_FAIL_IF_EXISTS:
+        assert created.parms.Handle == NIL and created.info_untouched and not target.exists()
+    else:
+        assert created.parms.Handle == 1
+        assert created.info_bytes == expected_info(os.stat(target))
+        assert target.read_bytes() == b""
+
+
+# --- directories ----------------------------------------------------------------------------
+
+#: (path, flags (SHFL_CF_DIRECTORY added unless the pre-query finds a directory anyway),
+#:  status, Result, handle given, directory exists afterwards, Info from the directory)
+DIRS = [
+    ("sub/newdir", OPEN_CREATE, 0, R.FILE_CREATED, True, True, True),
+    ("sub/newdir/", OPEN_CREATE, 0, R.FILE_CREATED, True, True, True),
+    ("sub/newdir", CREATE_ONLY, 0, R.FILE_CREATED, True, True, True),
+    ("sub/newdir", REPLACE_CREATE, 0, R.FILE_CREATED, True, True, True),
+    ("sub/empty", OPEN_CREATE, 0, R.FILE_EXISTS, True, True, True),      # mkdir EEXIST, then open
+    ("sub/empty", OPEN, 0, R.FILE_EXISTS, True, True, True),
+    ("sub/empty", REPLACE_ONLY, 0, R.FILE_EXISTS, True, True, True),     # no mkdir: opened
+    ("sub/empty", CREATE_ONLY, Status.VERR_ALREADY_EXISTS, R.FILE_EXISTS, False, True, False),
+    ("sub/empty", REPLACE_CREATE, Status.VERR_ALREADY_EXISTS, R.FILE_EXISTS, False, True, False),
+    ("sub/newdir", OPEN, Status.VERR_FILE_NOT_FOUND, R.FILE_NOT_FOUND, False, False, False),
+    ("nodir/newdir", OPEN_CREATE, Status.VERR_FILE_NOT_FOUND, R.FILE_NOT_FOUND, False, False, False),
+    ("nodir/newdir", CREATE_ONLY, Status.VERR_FILE_NOT_FOUND, R.FILE_NOT_FOUND, False, False, False),
+    ("sub/file.txt/x", OPEN_CREATE, Status.VERR_PATH_NOT_FOUND, R.PATH_NOT_FOUND, False, False, False),
+    ("sub/file.txt", OPEN, Status.VERR_PATH_NOT_FOUND, R.PATH_NOT_FOUND, False, False, False),
+    ("sub/file.txt", OPEN_CREATE, Status.VERR_PATH_NOT_FOUND, R.PATH_NOT_FOUND, False, False, False),
+    ("sub/file.txt", CREATE_ONLY, Status.VERR_ALREADY_EXISTS, R.FILE_EXISTS, False, False, False),
+    (".hid", OPEN, 0, R.FILE_EXISTS, True, True, True),                  # Info never hidden
+]
+
+
+@pytest.mark.shfl("CREATE")
+@pytest.mark.parametrize("path,flags,status,result,opened,is_dir,info", DIRS)
+def test_directories(guest: Guest, tree: Tree, path: str, flags: int, status: int, result: int,
+                     opened: bool, is_dir: bool, info: bool) -> None:
+    """SHFL_CF_DIRECTORY: RTDirCreate (mode 0777) when CREATE_IF_NEW, then RTDirOpenFiltered
+    unless the creation failed without OPEN_IF_EXISTS; every failure is the status itself.
+
+    Info comes from RTDirQueryInfo, a path query of the directory's path as IPRT stores it
+    (with a trailing slash: no hidden bit); the handle is allocated first in every branch.
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfOpenDir, Runtime/r3/posix/dir-posix.cpp:RTDirCreate, Runtime/r3/dir.cpp:rtDirOpenCommon, Runtime/generic/RTDirQueryInfo-generic.cpp:RTDirQueryInfo
+    """
+    (tree.share / ".hid").mkdir()
+    umask = os.umask(0o022)
+    os.umask(umask)
+    root = guest.map("sf")
+    existed = (tree.share / path).is_dir()
+    sent = CF.DIRECTORY | CF.ACCESS_READ | flags
+    created = create(guest, root, path, sent)
+    assert (created.status, created.parms.Result) == (status, result)
+    assert created.parms.Handle == (1 if opened else NIL)
+    assert created.parms.CreateFlags == sent
+    host = tree.share / path
+    if info:
+        assert created.info_bytes == expected_info(os.stat(host))
+    else:
+        assert created.info_untouched
+    assert host.is_dir() == is_dir
+    if is_dir and not existed:
+        assert host.stat().st_mode & 0o7777 == 0o777 & ~umask
+    if opened:
+        listing = guest.list(root, created.parms.Handle)
+        assert listing.status == 0 and listing.names[:2] == [".", ".."]
+        assert guest.close(root, created.parms.Handle) == 0
+    assert (tree.share / "sub/file.txt").read_bytes() == b"hello"
+    assert _next_handle(guest, root) == 2
+
+
+@pytest.mark.shfl("CREATE")
+@pytest.mark.parametrize("symlinks", [False, True])
+def test_existing_directory_without_the_flag(guest: Guest, symlinks: bool) -> None:
+    """A path the pre-query finds to be a directory gets SHFL_CF_DIRECTORY added (written back).
+
+    With SET_SYMLINKS the pre-query is an lstat: a link to a directory is no directory, the
+    file open follows it and RTFileOpenEx opens the directory read-only as a *file* handle
+    (FILE_EXISTS, CreateFlags unchanged); READ on it then answers EISDIR.
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfCreate, HostServices/SharedFolders/vbsf.cpp:vbsfOpenFile, Runtime/r3/posix/fileio-posix.cpp:RTFileOpenEx
+    """
+    root = guest.map("sf")
+    if symlinks:
+        assert guest.call(ShflFn.SET_SYMLINKS) == 0
+    sent = CF.ACCESS_READ | OPEN_CREATE  # O_EXCL: EEXIST (the link), then the plain open
+    created = create(guest, root, "link_in", sent)
+    assert (created.status, created.parms.Result, created.parms.Handle) == (0, R.FILE_EXISTS, 1)
+    handle = created.parms.Handle
+    if symlinks:
+        assert created.parms.CreateFlags == sent
+        assert guest.read(root, handle, 0, 4)[0] == Status.VERR_IS_A_DIRECTORY
+        assert guest.list(root, handle).status == Status.VERR_INVALID_HANDLE
+    else:
+        assert created.parms.CreateFlags == sent | CF.DIRECTORY
+        assert guest.list(root, handle).status == 0
+        assert guest.read(root, handle, 0, 4)[0] == Status.VERR_INVALID_HANDLE
+    assert guest.close(root, handle) == 0
+
+
+@pytest.mark.shfl("CREATE")
+@pytest.mark.parametrize("flags", [CF.ACCESS_WRITE | OPEN, CF.ACCESS_READWRITE | OPEN_CREATE])
+def test_file_open_of_a_directory_link_with_write_access_is_eisdir(guest: Guest, flags: int) -> None:
+    """With SET_SYMLINKS, a file open of a link to a directory with write access: open(2)
+    answers EISDIR (after O_EXCL's EEXIST for OPEN_CREATE), the status VERR_IS_A_DIRECTORY
+    with Result NO_RESULT.
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfOpenFile, Runtime/r3/posix/fileio-posix.cpp:RTFileOpenEx
+    """
+    root = guest.map("sf")
+    assert guest.call(ShflFn.SET_SYMLINKS) == 0
+    created = create(guest, root, "link_in", flags)
+    assert (created.status, created.parms.Result, created.parms.Handle) == \
+        (Status.VERR_IS_A_DIRECTORY, R.NO_RESULT, NIL)
+    assert created.info_untouched
