@@ -101,3 +101,88 @@ def expected_info(st: os.stat_result, name: bytes | None = None) -> bytes:
     unix.INodeId = st.st_ino
     unix.Device = st.st_rdev & 0xFFFFFFFF
     return bytes(info)
+
+
+# --- handle-based calls -------------------------------------------------------------------------
+
+#: Preset values of the written-back parameters, so "left alone" and "set to 0" differ.
+CB_SENT = 4
+OFFSET_SENT = 2
+
+
+@dataclass
+class HandleCall:
+    """One handle-based call: its status and every parameter as written back."""
+
+    status: int
+    params: list[SvcParm]
+
+    def value(self, index: int) -> int:
+        return self.params[index].value
+
+
+def handle_call(guest: Guest, fn: ShflFn, root: int, handle: int, *, buffer: bytes | None = None,
+                pages: bool = False, size: int = 0, lock_flags: int = 1) -> HandleCall:
+    """Call ``fn`` (CLOSE, READ, WRITE, LOCK, FLUSH, SET_FILE_SIZE) on ``handle`` with small
+    fixed arguments: READ/WRITE use offset ``OFFSET_SENT`` and cb ``CB_SENT`` over a buffer of
+    ``buffer`` (default ``b"WXYZ"``), LOCK locks 1 byte at 0 with ``lock_flags``."""
+    data = b"WXYZ" if buffer is None else buffer
+    buf = SvcParm.pages(data) if pages else SvcParm.ptr(data)
+    head = [SvcParm.u32(root), SvcParm.u64(handle)]
+    if fn in (ShflFn.READ, ShflFn.WRITE):
+        params = head + [SvcParm.u64(OFFSET_SENT), SvcParm.u32(CB_SENT), buf]
+    elif fn is ShflFn.LOCK:
+        params = head + [SvcParm.u64(0), SvcParm.u64(1), SvcParm.u32(lock_flags)]
+    elif fn is ShflFn.SET_FILE_SIZE:
+        params = head + [SvcParm.u64(size)]
+    else:
+        params = head
+    return HandleCall(guest.call(fn, *params), params)
+
+
+_READ_OPEN = 0x1000 | 0x100          # ACCESS_READ | OPEN_IF_EXISTS | FAIL_IF_NEW
+_RW_OPEN = 0x3000 | 0x100            # ACCESS_READWRITE | OPEN_IF_EXISTS | FAIL_IF_NEW
+
+#: Handle situations every handle-based function distinguishes (see ``handle_situation``).
+SITUATIONS = ("root", "nil", "never_opened", "closed", "dir", "other_root", "other_client",
+              "mapping_removed", "read_only_share", "file")
+
+
+def handle_situation(guest: Guest, name: str) -> tuple[int, int]:
+    """Set up situation ``name`` for ``guest`` (which has "sf" and "ro" mapped) and return
+    the (root, handle) to call with:
+
+    root: SHFL_HANDLE_ROOT (0); nil: SHFL_HANDLE_NIL; never_opened: a value never handed
+    out; closed: a file handle already closed; dir: a directory handle ("sub");
+    other_root: a file handle of "sf" used with the root of "ro"; other_client: a file
+    handle another client opened; mapping_removed: a file handle whose mapping the host
+    removed since; read_only_share: a file handle of "ro" (opened read-write, the write
+    access dropped); file: a read-write handle of "sf/sub/file.txt" ("hello").
+    """
+    sf, ro = guest.map("sf"), guest.map("ro")
+    if name == "root":
+        return sf, 0
+    if name == "nil":
+        return sf, SHFL_HANDLE_NIL
+    if name == "never_opened":
+        return sf, 0x77
+    if name == "closed":
+        handle = guest.open(sf, "sub/file.txt", _RW_OPEN)
+        assert guest.close(sf, handle) == 0
+        return sf, handle
+    if name == "dir":
+        return sf, guest.open(sf, "sub", _READ_OPEN)
+    if name == "other_root":
+        return ro, guest.open(sf, "sub/file.txt", _RW_OPEN)
+    if name == "other_client":
+        other = Guest(guest.svc)
+        assert other.map("sf") == sf
+        return sf, other.open(sf, "sub/file.txt", _RW_OPEN)
+    if name == "mapping_removed":
+        handle = guest.open(sf, "sub/file.txt", _RW_OPEN)
+        guest.svc.remove_mapping("sf")
+        return sf, handle
+    if name == "read_only_share":
+        return ro, guest.open(ro, "file.txt", _RW_OPEN)
+    assert name == "file", name
+    return sf, guest.open(sf, "sub/file.txt", _RW_OPEN)
