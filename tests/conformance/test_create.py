@@ -8,6 +8,7 @@ import os
 import pytest
 
 from runtime.status import Status
+from services.hgcm import SvcParm
 from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult, ShflFn
 from services.sharedfolders.service import SharedFoldersService
 from tests.conformance._file import create, expected_info
@@ -405,3 +406,96 @@ def test_file_open_of_a_directory_link_with_write_access_is_eisdir(guest: Guest,
     assert (created.status, created.parms.Result, created.parms.Handle) == \
         (Status.VERR_IS_A_DIRECTORY, R.NO_RESULT, NIL)
     assert created.info_untouched
+
+
+# --- Windows error style ------------------------------------------------------------------------
+
+DIR = CF.DIRECTORY | CF.ACCESS_READ
+
+#: (path, flags, Linux (status, Result), Windows (status, Result)) after SET_ERROR_STYLE(1).
+ERROR_STYLES = [
+    # vbsfOpenFile, VERR_FILE_NOT_FOUND: the parent missing or not a directory -> PATH_NOT_FOUND
+    ("nodir/x", CF.ACCESS_READ | OPEN, (0, R.FILE_NOT_FOUND), (0, R.PATH_NOT_FOUND)),
+    ("sub/x", CF.ACCESS_READ | OPEN, (0, R.FILE_NOT_FOUND), (0, R.FILE_NOT_FOUND)),
+    # vbsfOpenFile, VERR_PATH_NOT_FOUND: a trailing delimiter with an existing parent directory
+    ("sub/file.txt/", CF.ACCESS_READ | OPEN, (0, R.PATH_NOT_FOUND), (Status.VERR_INVALID_NAME, R.NO_RESULT)),
+    ("sub/file.txt/x", CF.ACCESS_READ | OPEN, (0, R.PATH_NOT_FOUND), (0, R.PATH_NOT_FOUND)),
+    # vbsfOpenDir, RTDirCreate VERR_FILE_NOT_FOUND
+    ("nodir/d", DIR | CREATE_ONLY, (Status.VERR_FILE_NOT_FOUND, R.FILE_NOT_FOUND),
+     (Status.VERR_PATH_NOT_FOUND, R.PATH_NOT_FOUND)),
+    # vbsfOpenDir, RTDirOpenFiltered VERR_FILE_NOT_FOUND / VERR_PATH_NOT_FOUND
+    ("nodir/d", DIR | OPEN, (Status.VERR_FILE_NOT_FOUND, R.FILE_NOT_FOUND),
+     (Status.VERR_PATH_NOT_FOUND, R.PATH_NOT_FOUND)),
+    ("sub/d", DIR | OPEN, (Status.VERR_FILE_NOT_FOUND, R.FILE_NOT_FOUND),
+     (Status.VERR_FILE_NOT_FOUND, R.FILE_NOT_FOUND)),
+    ("sub/file.txt", DIR | OPEN, (Status.VERR_PATH_NOT_FOUND, R.PATH_NOT_FOUND),
+     (Status.VERR_NOT_A_DIRECTORY, R.FILE_EXISTS)),
+    # The host path keeps the delimiter: stat("file.txt/") fails, so no NOT_A_DIRECTORY.
+    ("sub/file.txt/", DIR | OPEN, (Status.VERR_PATH_NOT_FOUND, R.PATH_NOT_FOUND),
+     (Status.VERR_PATH_NOT_FOUND, R.PATH_NOT_FOUND)),
+]
+
+
+@pytest.mark.shfl("CREATE", "SET_ERROR_STYLE")
+@pytest.mark.parametrize("windows", [False, True], ids=["linux", "windows"])
+@pytest.mark.parametrize("path,flags,linux,win", ERROR_STYLES)
+def test_windows_error_style(guest: Guest, tree: Tree, path: str, flags: int, linux: tuple[int, int],
+                             win: tuple[int, int], windows: bool) -> None:
+    """CREATE's "not found" answers, adjusted for a client in Windows error style.
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfOpenFile, HostServices/SharedFolders/vbsf.cpp:vbsfOpenDir, HostServices/SharedFolders/vbsf.cpp:vbsfErrorStyleIsWindowsPathNotFound, HostServices/SharedFolders/vbsf.cpp:vbsfErrorStyleIsWindowsNotADirectory, HostServices/SharedFolders/vbsf.cpp:vbsfErrorStyleIsWindowsInvalidNameForNonDir
+    """
+    root = guest.map("sf")
+    if windows:
+        assert guest.call(ShflFn.SET_ERROR_STYLE, SvcParm.u32(1), SvcParm.u32(0)) == 0
+    created = create(guest, root, path, flags)
+    assert (created.status, created.parms.Result) == (win if windows else linux)
+    assert created.parms.Handle == NIL and created.info_untouched
+    assert sorted(os.listdir(tree.share / "sub")) == ["empty", "file.txt"]
+
+
+# --- OPEN_TARGET_DIRECTORY ----------------------------------------------------------------------
+
+#: (share, path, flags sent, directory opened (relative to the share), Result)
+TARGET_DIRS = [
+    ("sf", "sub/file.txt", CF.ACCESS_READ | OPEN, "sub", R.FILE_EXISTS),
+    ("sf", "sub/empty", CF.ACCESS_READ | CREATE_ONLY, "sub", R.FILE_EXISTS),
+    ("sf", "sub/empty/", CF.ACCESS_READ | OPEN, "sub", R.FILE_EXISTS),
+    ("sf", "sub", CF.ACCESS_READWRITE | REPLACE_ONLY, "", R.FILE_EXISTS),
+    ("sf", "", CF.ACCESS_READ | OPEN, "", R.FILE_EXISTS),                  # the root stays the root
+    ("ro", "file.txt", CF.ACCESS_READ | REPLACE_CREATE, "", R.FILE_EXISTS),  # no write check left
+]
+
+
+@pytest.mark.shfl("CREATE")
+@pytest.mark.parametrize("share,path,flags,target,result", TARGET_DIRS)
+def test_open_target_directory(guest: Guest, tree: Tree, share: str, path: str, flags: int, target: str,
+                               result: int) -> None:
+    """SHFL_CF_OPEN_TARGET_DIRECTORY on an existing path: the last component is stripped and
+    the actions become DIRECTORY | OPEN_IF_EXISTS | FAIL_IF_NEW (written back) before the
+    write-protect check; the parent directory is opened, nothing is replaced.
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfCreate, HostServices/SharedFolders/vbsf.cpp:vbsfStripLastComponent, HostServices/SharedFolders/vbsf.cpp:vbsfOpenDir
+    """
+    root = guest.map(share)
+    base = tree.share if share == "sf" else tree.ro
+    sent = CF.OPEN_TARGET_DIRECTORY | flags
+    created = create(guest, root, path, sent)
+    assert (created.status, created.parms.Result, created.parms.Handle) == (0, result, 1)
+    expected_flags = (sent & ~int(CF.ACT_MASK_IF_EXISTS | CF.ACT_MASK_IF_NEW)) | CF.DIRECTORY | OPEN
+    assert created.parms.CreateFlags == expected_flags
+    assert created.info_bytes == expected_info(os.stat(base / target))
+    assert sorted(guest.list(root, 1).names) == sorted([".", ".."] + os.listdir(base / target))
+    assert (tree.share / "sub/file.txt").read_bytes() == b"hello"
+    assert (tree.ro / "file.txt").read_bytes() == b"ro-data"
+
+
+@pytest.mark.shfl("CREATE")
+def test_open_target_directory_of_a_missing_path_is_ignored(guest: Guest, tree: Tree) -> None:
+    """SHFL_CF_OPEN_TARGET_DIRECTORY when the pre-query fails: ignored, the file is created.
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfCreate, HostServices/SharedFolders/vbsf.cpp:vbsfOpenFile
+    """
+    root = guest.map("sf")
+    sent = CF.OPEN_TARGET_DIRECTORY | CF.ACCESS_READWRITE | OPEN_CREATE
+    created = create(guest, root, "sub/new.txt", sent)
+    assert (created.status, created.parms.Result, created.parms.Handle) == (0, R.FILE_CREATED, 1)
+    assert created.parms.CreateFlags == sent
+    assert (tree.share / "sub/new.txt").read_bytes() == b""
