@@ -499,3 +499,101 @@ def test_open_target_directory_of_a_missing_path_is_ignored(guest: Guest, tree: 
     assert (created.status, created.parms.Result, created.parms.Handle) == (0, R.FILE_CREATED, 1)
     assert created.parms.CreateFlags == sent
     assert (tree.share / "sub/new.txt").read_bytes() == b""
+
+
+# --- the mode of a new file ---------------------------------------------------------------------
+
+_DOS_READONLY, _DOS_HIDDEN, _DOS_DIRECTORY, _DOS_NT_NORMAL = 0x10000, 0x20000, 0x100000, 0x800000
+
+#: (Handle sent, Info.Attr.fMode sent, host mode with umask 0)
+CREATE_MODES = [
+    (NIL, 0o100640, 0o640),
+    (NIL, 0o640, 0o640),
+    (NIL, 0, 0o600),                       # no bits: RT_FILE_PERMISSION
+    (NIL, 0o107777, 0o777),                # only the 9 permission bits pass
+    (NIL, 0o040755, 0o755),                # a type that is no file is not looked at
+    (0, 0o100640, 0o600),                  # old additions (Handle 0): fMode is garbage
+    (NIL, _DOS_READONLY, 0o444),           # DOS-only modes: r for all, w unless read-only
+    (NIL, _DOS_NT_NORMAL, 0o666),
+    (NIL, _DOS_DIRECTORY, 0o777),          # x for "directories"
+    (0, _DOS_READONLY | _DOS_HIDDEN, 0o444),  # the DOS rule applies to old additions too
+    (NIL, _DOS_HIDDEN | 0o604, 0o604),     # any Unix bit: the Unix bits win
+]
+
+
+@pytest.mark.shfl("CREATE")
+@pytest.mark.parametrize("handle_in,fmode,mode", CREATE_MODES)
+def test_create_mode(guest: Guest, tree: Tree, handle_in: int, fmode: int, mode: int) -> None:
+    """The permission bits of a file CREATE makes: from Info.Attr.fMode (Unix bits, or the DOS
+    attributes when no Unix bit is set), ignored for old additions (Handle sent as 0), 0600
+    when nothing is left; the umask applies on the host (0 here).
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfConvertFileOpenFlags, Runtime/r3/posix/fileio-posix.cpp:RTFileOpenEx
+    """
+    root = guest.map("sf")
+    old = os.umask(0)
+    try:
+        created = create(guest, root, "sub/new.txt", CF.ACCESS_READWRITE | CREATE_ONLY,
+                         handle_in=handle_in, mode=fmode)
+    finally:
+        os.umask(old)
+    assert (created.status, created.parms.Result, created.parms.Handle) == (0, R.FILE_CREATED, 1)
+    assert (tree.share / "sub/new.txt").stat().st_mode & 0o7777 == mode
+
+
+# --- read-only shares -----------------------------------------------------------------------------
+
+#: (flags, status, Result, handle given): what reaches vbsfOpenFile on a read-only share.
+READ_ONLY_SHARE = [
+    (CF.ACCESS_READ | OPEN, 0, R.FILE_EXISTS, True),
+    (CF.ACCESS_READWRITE | OPEN, 0, R.FILE_EXISTS, True),      # the write bit silently dropped
+    (CF.ACCESS_NONE | OPEN, 0, R.FILE_EXISTS, True),
+    (CF.ACCESS_READWRITE | CF.ACCESS_APPEND | OPEN, 0, R.FILE_EXISTS, True),
+]
+
+
+@pytest.mark.shfl("CREATE", "READ", "WRITE")
+@pytest.mark.parametrize("flags,status,result,opened", READ_ONLY_SHARE)
+def test_read_only_share_opens(guest: Guest, tree: Tree, flags: int, status: int, result: int,
+                               opened: bool) -> None:
+    """Opening an existing file on a read-only share: write access is dropped before IPRT
+    sees the flags (read-write becomes read, append is then ignored); the handle reads, and
+    WRITE through it is refused by the mapping check (VERR_WRITE_PROTECT).
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfConvertFileOpenFlags, HostServices/SharedFolders/vbsf.cpp:vbsfOpenFile, HostServices/SharedFolders/vbsf.cpp:vbsfCheckHandleAccess
+    """
+    root = guest.map("ro")
+    created = create(guest, root, "file.txt", flags)
+    assert (created.status, created.parms.Result, created.parms.Handle) == (status, result, 1)
+    assert created.info_bytes == expected_info(os.stat(tree.ro / "file.txt"))
+    assert guest.read(root, 1, 0, 32) == (0, b"ro-data", 7)
+    assert guest.write(root, 1, 0, b"x") == (Status.VERR_WRITE_PROTECT, 0, 0)
+    assert (tree.ro / "file.txt").read_bytes() == b"ro-data"
+
+
+# --- handle allocation ----------------------------------------------------------------------------
+
+@pytest.mark.shfl("CREATE")
+@pytest.mark.parametrize("flags", [CF.ACCESS_READWRITE | OPEN_CREATE, DIR | OPEN_CREATE])
+def test_full_handle_table_refuses_before_the_host_is_touched(svc: SharedFoldersService, tree: Tree,
+                                                               flags: int) -> None:
+    """All 4095 handle slots in use: the handle allocation that precedes the host open fails,
+    VERR_NO_MEMORY with Result NO_RESULT and Handle NIL, and nothing is created.
+    VBox: HostServices/SharedFolders/shflhandle.cpp:vbsfAllocHandle, HostServices/SharedFolders/vbsf.cpp:vbsfOpenFile, HostServices/SharedFolders/vbsf.cpp:vbsfOpenDir
+    """
+    holders = [Guest(svc) for _ in range(4)]
+    left = 4095
+    for holder in holders:
+        root = holder.map("sf")
+        for _ in range(min(left, 1024)):
+            holder.open(root, "sub/file.txt")
+        left -= min(left, 1024)
+    assert left == 0
+    guest = Guest(svc)
+    root = guest.map("sf")
+    created = create(guest, root, "sub/new", flags)
+    assert (created.status, created.parms.Result, created.parms.Handle) == \
+        (Status.VERR_NO_MEMORY, R.NO_RESULT, NIL)
+    assert created.info_untouched
+    assert not (tree.share / "sub/new").exists()
+    # One slot freed: the next open gets exactly that slot (its second generation, SF4).
+    assert holders[1].close(holders[1].map("sf"), 1024 + 7) == 0
+    assert create(guest, root, "sub/new", flags).parms.Handle == (1 << 12) | (1024 + 7)
