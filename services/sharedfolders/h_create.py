@@ -1,8 +1,13 @@
-"""SHFL_FN_CREATE (reference §5.2.3): lookup, open/create files and directories.
+"""SHFL_FN_CREATE (reference §5.2.3): lookup, open/create files and directories, following
+vbsf.cpp's vbsfCreate / vbsfLookupFile / vbsfOpenFile / vbsfOpenDir.
 
 The outcome is written into the guest's SHFLCREATEPARMS (Handle, Result, CreateFlags,
 Info) even when the call fails after path conversion; a path conversion failure leaves the
-block exactly as the guest sent it.
+block exactly as the guest sent it.  As in VirtualBox, a file or directory open allocates
+its handle before the host is touched (a full table refuses first) and frees it again when
+the open fails, which still moves the next-fit cursor; open flags IPRT's
+rtFileRecalcAndValidateFlags would refuse (truncation or no access without write access)
+are refused at that point, before any host syscall.
 """
 
 from __future__ import annotations

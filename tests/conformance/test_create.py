@@ -10,7 +10,7 @@ import pytest
 from runtime.status import Status
 from services.hgcm import SvcParm
 from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult, ShflFn
-from services.sharedfolders.service import SharedFoldersService
+from services.sharedfolders.service import MAX_HANDLES_PER_CLIENT, SharedFoldersService
 from tests.conformance._file import create, expected_info
 from tests.service.conftest import Guest, Tree
 
@@ -597,3 +597,24 @@ def test_full_handle_table_refuses_before_the_host_is_touched(svc: SharedFolders
     # One slot freed: the next open gets exactly that slot (its second generation, SF4).
     assert holders[1].close(holders[1].map("sf"), 1024 + 7) == 0
     assert create(guest, root, "sub/new", flags).parms.Handle == (1 << 12) | (1024 + 7)
+
+
+@pytest.mark.shfl("CREATE")
+def test_per_client_handle_limit_refuses_before_the_host_is_touched(svc: SharedFoldersService,
+                                                                     guest: Guest, tree: Tree) -> None:
+    """Project policy SEC1 (no VirtualBox branch): past MAX_HANDLES_PER_CLIENT open handles a
+    CREATE answers VERR_TOO_MANY_OPEN_FILES, Result NO_RESULT, Handle NIL, at the point where
+    VirtualBox allocates the handle, so nothing is created on the host.
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfOpenFile, HostServices/SharedFolders/shflhandle.cpp:vbsfAllocHandle
+    """
+    root = guest.map("sf")
+    for _ in range(MAX_HANDLES_PER_CLIENT):
+        guest.open(root, "sub/file.txt")
+    created = create(guest, root, "sub/new.txt", CF.ACCESS_READWRITE | OPEN_CREATE)
+    assert (created.status, created.parms.Result, created.parms.Handle) == \
+        (Status.VERR_TOO_MANY_OPEN_FILES, R.NO_RESULT, NIL)
+    assert created.info_untouched
+    assert not (tree.share / "sub/new.txt").exists()
+    created = create(guest, root, "sub/newdir", DIR | OPEN_CREATE)
+    assert created.status == Status.VERR_TOO_MANY_OPEN_FILES
+    assert not (tree.share / "sub/newdir").exists()
