@@ -537,6 +537,8 @@ class HostRoot:
         fd = self._open(path, os.O_PATH, follow=follow or slash, slash=slash)
         try:
             return _sys.fstat(fd)
+        except OSError as exc:
+            raise _raise(exc) from None
         finally:
             _sys.close(fd)
 
@@ -665,14 +667,20 @@ class HostRoot:
 
     @staticmethod
     def _checked(fd: int, append: bool, dirs: bool = False) -> HostFile:
-        st = _sys.fstat(fd)
-        if not (st_mod.S_ISREG(st.st_mode) or dirs and st_mod.S_ISDIR(st.st_mode)):
+        """Wrap a freshly opened fd after checking its type (SF6); the fd is closed on any
+        failure."""
+        try:
+            st = _sys.fstat(fd)
+            if st_mod.S_ISREG(st.st_mode) or dirs and st_mod.S_ISDIR(st.st_mode):
+                _sys.set_blocking(fd, True)
+                return HostFile(fd, append)
+        except OSError as exc:
             _sys.close(fd)
-            if st_mod.S_ISDIR(st.st_mode):
-                raise RtError(Status.VERR_IS_A_DIRECTORY, "is a directory")
-            raise RtError(Status.VERR_ACCESS_DENIED, "not a regular file")
-        _sys.set_blocking(fd, True)
-        return HostFile(fd, append)
+            raise _raise(exc) from None
+        _sys.close(fd)
+        if st_mod.S_ISDIR(st.st_mode):
+            raise RtError(Status.VERR_IS_A_DIRECTORY, "is a directory")
+        raise RtError(Status.VERR_ACCESS_DENIED, "not a regular file")
 
     def mkdir(self, path: GuestPath, mode: int = 0o777) -> None:
         """Create a directory (the final component is never followed)."""

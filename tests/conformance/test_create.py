@@ -3,10 +3,12 @@ vbsfLookupFile -> IPRT (RTFileOpenEx, RTDirCreate, RTDirOpenFiltered, RTPathQuer
 
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
 
+from runtime import faults
 from runtime.status import Status
 from services.hgcm import SvcParm
 from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult, ShflFn
@@ -618,3 +620,46 @@ def test_per_client_handle_limit_refuses_before_the_host_is_touched(svc: SharedF
     created = create(guest, root, "sub/newdir", DIR | OPEN_CREATE)
     assert created.status == Status.VERR_TOO_MANY_OPEN_FILES
     assert not (tree.share / "sub/newdir").exists()
+
+
+# --- failures after the open ----------------------------------------------------------------------
+
+@pytest.mark.shfl("CREATE")
+@pytest.mark.parametrize("directory", [False, True], ids=["file", "dir"])
+def test_info_query_failure_after_the_open(guest: Guest, tree: Tree, directory: bool) -> None:
+    """The object was created and opened but querying its info fails (EIO): the status is
+    that error, the Result already set (FILE_CREATED) stays, the object is closed again and
+    its handle freed (Handle NIL; the next open gets value 2); the new object stays on the host.
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfOpenFile, HostServices/SharedFolders/vbsf.cpp:vbsfOpenDir, Runtime/generic/RTDirQueryInfo-generic.cpp:RTDirQueryInfo
+    """
+    root = guest.map("sf")
+    flags = (DIR if directory else CF.ACCESS_READWRITE) | OPEN_CREATE
+    fds = len(os.listdir("/proc/self/fd"))
+    # A file's first fstat is our regular-file check after open(2); the second is the info.
+    with faults.inject(faults.Fault("fstat", errno.EIO, after=0 if directory else 1)):
+        created = create(guest, root, "sub/new", flags)
+    assert len(os.listdir("/proc/self/fd")) == fds  # the opened object was closed again
+    assert (created.status, created.parms.Result, created.parms.Handle) == \
+        (Status.VERR_DEV_IO_ERROR, R.FILE_CREATED, NIL)
+    assert created.info_untouched
+    host = tree.share / "sub/new"
+    assert host.is_dir() if directory else host.read_bytes() == b""
+    assert _next_handle(guest, root) == 2
+
+
+@pytest.mark.shfl("CREATE")
+def test_type_check_failure_after_open_closes_the_file(guest: Guest, tree: Tree) -> None:
+    """Our SF6 type check (an fstat right after open(2), which VirtualBox does not make)
+    failing with EIO: that status, Handle NIL, the descriptor closed, no traceback; the file
+    O_CREAT made stays (as after any failure following RTFileOpenEx).
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfOpenFile, Runtime/r3/posix/fileio-posix.cpp:RTFileOpenEx
+    """
+    root = guest.map("sf")
+    fds = len(os.listdir("/proc/self/fd"))
+    with faults.inject(faults.Fault("fstat", errno.EIO)):
+        created = create(guest, root, "sub/new", CF.ACCESS_READWRITE | OPEN_CREATE)
+    assert len(os.listdir("/proc/self/fd")) == fds
+    assert (created.status, created.parms.Handle) == (Status.VERR_DEV_IO_ERROR, NIL)
+    assert created.info_untouched
+    assert (tree.share / "sub/new").read_bytes() == b""
+    assert _next_handle(guest, root) == 2
