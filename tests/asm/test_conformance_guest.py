@@ -110,3 +110,79 @@ def test_guest_read_only_replace_is_refused_and_the_file_keeps_its_bytes(tmp_pat
         "0", "14", "precious bytes",                             # READ sees every byte
     ]
     assert (share / "keep.txt").read_bytes() == b"precious bytes"
+
+
+DIR_OPEN = int(CF.DIRECTORY | CF.ACCESS_READ | CF.ACT_OPEN_IF_EXISTS | CF.ACT_FAIL_IF_NEW)
+LOOKUP = int(CF.LOOKUP)
+
+# Logs: LOOKUP of "keep.txt/" (status, Result), a directory handle used for READ (status),
+# closing it (status), READ with SHFL_HANDLE_ROOT (status).
+HANDLE_PROGRAM = """
+.include "tool.s"
+
+_start:
+    ccall2 tool_start, 0, usage
+    ccall2 tool_open_spec, obj_slash, spec_slash
+    ccall3 tool_create, obj_slash, {lookup}, 0
+    mov ecx, tool_parms
+    mov eax, dword ptr [ecx + SHFLCREATEPARMS_OFF_RESULT]
+    mov dword ptr [saved], eax
+    ccall1 log_udec32, [saved]
+    ccall1 log_char, 10
+    ccall2 tool_open_spec, obj_dir, spec_dir
+    ccall3 tool_create, obj_dir, {dir_open}, 0
+    call report
+    ccall3 tool_read, obj_dir, buffer, 4
+    call report
+    ccall1 tool_close, obj_dir
+    call report
+    mov ebx, obj_dir
+    mov dword ptr [ebx + TF_HANDLE], 0
+    mov dword ptr [ebx + TF_HANDLE + 4], 0
+    ccall3 tool_read, obj_dir, buffer, 4
+    call report
+    call tool_finish
+
+report:
+    mov dword ptr [saved], eax
+    ccall1 log_dec32, [saved]
+    ccall1 log_char, 10
+    ret
+
+usage: .asciz "conformance"
+spec_slash: .asciz "d:/keep.txt/"
+spec_dir: .asciz "d:/sub"
+.align 8
+saved: .quad 0
+.align 16
+obj_slash: .space 1056
+obj_dir: .space 1056
+buffer: .space 64
+"""
+
+
+@pytest.mark.shfl("CREATE", "READ", "CLOSE")
+@pytest.mark.parametrize("mode", [64, 32])
+def test_guest_trailing_delimiter_and_handle_checks(tmp_path: Path, mode: int) -> None:
+    """From a guest: LOOKUP of "file/" is PATH_NOT_FOUND (the host stats "file/": ENOTDIR);
+    READ through a directory handle is VERR_INVALID_HANDLE (no file handle of that value),
+    CLOSE of it succeeds; READ with SHFL_HANDLE_ROOT is svcCall's VERR_INVALID_PARAMETER.
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfLookupFile, HostServices/SharedFolders/vbsf.cpp:vbsfRead, HostServices/SharedFolders/vbsf.cpp:vbsfClose, HostServices/SharedFolders/VBoxSharedFoldersSvc.cpp:svcCall
+    """
+    share = tmp_path / "share"
+    (share / "sub").mkdir(parents=True)
+    (share / "keep.txt").write_bytes(b"precious bytes")
+    machine = Machine(mode)
+    machine.add_share("d", share)
+    source = HANDLE_PROGRAM.format(lookup=LOOKUP, dir_open=DIR_OPEN)
+    machine.load(assemble(source, mode=mode, filename="conformance_handles.s"))
+    result = machine.run()
+    assert result.end is RunEnd.EXIT and result.exit_code == 0, result.log_lines
+    assert result.log_lines == [
+        str(int(ShflCreateResult.PATH_NOT_FOUND)),
+        "0",                                        # the directory opened
+        str(int(Status.VERR_INVALID_HANDLE)),       # READ through it
+        "0",                                        # CLOSE
+        str(int(Status.VERR_INVALID_PARAMETER)),    # READ with SHFL_HANDLE_ROOT
+    ]
+    assert (share / "keep.txt").read_bytes() == b"precious bytes"

@@ -326,6 +326,8 @@ DIRS = [
     ("sub/file.txt", OPEN_CREATE, Status.VERR_PATH_NOT_FOUND, R.PATH_NOT_FOUND, False, False, False),
     ("sub/file.txt", CREATE_ONLY, Status.VERR_ALREADY_EXISTS, R.FILE_EXISTS, False, False, False),
     (".hid", OPEN, 0, R.FILE_EXISTS, True, True, True),                  # Info never hidden
+    ("", OPEN, 0, R.FILE_EXISTS, True, True, True),                      # the share root
+    ("", CREATE_ONLY, Status.VERR_ALREADY_EXISTS, R.FILE_EXISTS, False, True, False),
     # vbsfOpenDir does not validate the action pair: anything but CREATE_IF_NEW just opens.
     ("sub/empty", CF.ACT_FAIL_IF_EXISTS | CF.ACT_FAIL_IF_NEW, 0, R.FILE_EXISTS, True, True, True),
     ("sub/empty", 0x40 | CF.ACT_FAIL_IF_NEW, 0, R.FILE_EXISTS, True, True, True),
