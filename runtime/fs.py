@@ -147,8 +147,8 @@ def obj_info(st: os.stat_result, name: bytes | None = None) -> ObjInfo:
     DOS bits: READONLY when no write bit is set, DIRECTORY for directories, NT_NORMAL when
     neither is set, then HIDDEN when ``name`` (given only for path-based queries and
     directory entries) starts with '.' and is not "." or ".." (fs.cpp:rtFsModeFromUnix
-    checks the name last, so a hidden plain file carries NT_NORMAL and HIDDEN).  Linux has no birth
-    time, so it repeats the change time.
+    checks the name last, so a hidden plain file carries NT_NORMAL and HIDDEN).  Linux has
+    no birth time, so it repeats the change time.
     """
     mode = st.st_mode & 0xFFFF
     if not mode & _WRITE_BITS:

@@ -216,7 +216,8 @@ class _Create:
                 if (status == Status.VERR_FILE_NOT_FOUND and self.windows
                         and errstyle.parent_not_found(self.host, self.path)):
                     result, status = R.PATH_NOT_FOUND, Status.VERR_PATH_NOT_FOUND
-        if not (created or not wants_create or flags & ShflCf.ACT_MASK_IF_EXISTS == ShflCf.ACT_OPEN_IF_EXISTS):
+        open_anyway = flags & ShflCf.ACT_MASK_IF_EXISTS == ShflCf.ACT_OPEN_IF_EXISTS
+        if wants_create and not created and not open_anyway:
             return self.failed_open(status, result)
         try:
             dobj = self.host.open_dir(self.path)
