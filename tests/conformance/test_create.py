@@ -670,3 +670,17 @@ def test_type_check_failure_after_open_closes_the_file(guest: Guest, tree: Tree)
     assert created.info_untouched
     assert (tree.share / "sub/new").read_bytes() == b""
     assert _next_handle(guest, root) == 2
+
+
+@pytest.mark.shfl("CREATE")
+@pytest.mark.parametrize("flags", [CF.LOOKUP, CF.LOOKUP | CF.ACCESS_WRITE | REPLACE_CREATE])
+def test_lookup_on_a_read_only_share_is_no_write(guest: Guest, tree: Tree, flags: int) -> None:
+    """SHFL_CF_LOOKUP is decided before the write-protect check: on a read-only share even
+    with CREATE_IF_NEW / REPLACE actions it is a plain path query (FILE_EXISTS, Handle NIL).
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfCreate, HostServices/SharedFolders/vbsf.cpp:vbsfLookupFile
+    """
+    root = guest.map("ro")
+    created = create(guest, root, "file.txt", flags)
+    assert (created.status, created.parms.Result, created.parms.Handle) == (0, R.FILE_EXISTS, NIL)
+    assert created.info_bytes == expected_info(os.stat(tree.ro / "file.txt"), b"file.txt")
+    assert (tree.ro / "file.txt").read_bytes() == b"ro-data"
