@@ -149,11 +149,11 @@ class ObjInfo:
 def obj_info(st: os.stat_result, name: bytes | None = None) -> ObjInfo:
     """Convert a stat result the way IPRT does (rtFsConvertStatToObjInfo).
 
-    DOS bits (rtFsModeFromUnix, in its order): READONLY when no write bit is set, DIRECTORY
-    for directories, NT_NORMAL when neither of those is set, then HIDDEN when ``name``
-    (given only for path-based queries and directory entries) starts with '.' and is not
-    "." or ".." (so a hidden plain file carries NT_NORMAL too).  Linux has no birth time, so
-    it repeats the change time.
+    DOS bits: READONLY when no write bit is set, DIRECTORY for directories, NT_NORMAL when
+    neither is set, then HIDDEN when ``name`` (given only for path-based queries and
+    directory entries) starts with '.' and is not "." or ".." (fs.cpp:rtFsModeFromUnix
+    checks the name last, so a hidden plain file carries NT_NORMAL and HIDDEN).  Linux has
+    no birth time, so it repeats the change time.
     """
     mode = st.st_mode & 0xFFFF
     if not mode & _WRITE_BITS:
@@ -327,6 +327,8 @@ def openat2_available() -> bool:
 
 
 _COPY_CHUNK = 1 << 24
+#: Exclusive-create-then-open rounds of RTFileOpenEx before it opens with plain O_CREAT.
+_CREATE_TRIES = 64
 _NO_FAST_COPY = frozenset({errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP,
                            errno.ENOTSUP})
 
@@ -618,17 +620,32 @@ class HostRoot:
 
     # --- queries ----------------------------------------------------------------------
 
-    def stat(self, path: GuestPath, follow: bool) -> os.stat_result:
-        """stat (``follow``) or lstat of ``path``, confined."""
-        fd = self._open(path, os.O_PATH, follow=follow)
+    def stat(self, path: GuestPath, follow: bool, slash: bool = False) -> os.stat_result:
+        """stat (``follow``) or lstat of ``path``, confined.
+
+        ``slash`` stats the name with a trailing '/', as IPRT does when VirtualBox's host
+        path kept the guest's trailing delimiter: a non-directory then answers
+        VERR_PATH_NOT_FOUND (ENOTDIR) and a final symlink is followed even by lstat.
+        """
+        fd = self._open(path, os.O_PATH, follow=follow or slash, slash=slash)
         try:
             return _sys.fstat(fd)
+        except OSError as exc:
+            raise _raise(exc) from None
         finally:
             _sys.close(fd)
 
-    def query_info(self, path: GuestPath, follow: bool) -> ObjInfo:
-        """Object info of ``path`` (RTPathQueryInfoEx with FOLLOW_LINK or ON_LINK)."""
-        return self.describe(self.stat(path, follow), path.name if not path.is_root else None)
+    def query_info(self, path: GuestPath, follow: bool, named: bool = True) -> ObjInfo:
+        """Object info of ``path`` (RTPathQueryInfoEx with FOLLOW_LINK or ON_LINK).
+
+        A path the guest ended with its delimiter is queried with the trailing slash (see
+        ``stat``).  The final name decides DOS_HIDDEN, as IPRT's RTPathFilename does; it
+        has none when the path is the root, ends with the guest's delimiter, or ``named``
+        is False (IPRT queried a path it ended with a slash itself, e.g. RTDirQueryInfo).
+        """
+        slash = path.trailing_delimiter
+        has_name = named and not path.is_root and not slash
+        return self.describe(self.stat(path, follow, slash), path.name if has_name else None)
 
     def describe(self, st: os.stat_result, name: bytes | None = None) -> ObjInfo:
         """The object info the guest is shown for ``st`` (``obj_info``).  Every path and
@@ -707,12 +724,15 @@ class HostRoot:
     # --- files and directories --------------------------------------------------------
 
     def open_file(self, path: GuestPath, access: Access, disposition: Disposition,
-                  mode: int = 0o600, append: bool = False) -> tuple[HostFile, OpenAction]:
+                  mode: int = 0o600, append: bool = False,
+                  dirs: bool = False) -> tuple[HostFile, OpenAction]:
         """Open or create a regular file (RTFileOpenEx) and report what happened.
 
-        Only regular files are opened: a directory gives VERR_IS_A_DIRECTORY, any other type
-        (FIFO, device, socket) VERR_ACCESS_DENIED, so a guest cannot block the host or
-        reach a device through a share.  A path the guest ended with its delimiter is opened
+        Only regular files are opened (and, with ``dirs``, directories, which the kernel
+        opens only for reading without O_CREAT, as RTFileOpenEx does): a directory
+        otherwise gives VERR_IS_A_DIRECTORY, any other type (FIFO, device, socket)
+        VERR_ACCESS_DENIED, so a guest cannot block the host or reach a device through a
+        share.  A path the guest ended with its delimiter is opened
         with the trailing slash, as VirtualBox's host does: a creating open then fails with
         VERR_IS_A_DIRECTORY, opening an existing non-directory with VERR_PATH_NOT_FOUND.
         """
@@ -722,34 +742,48 @@ class HostRoot:
         creating = disposition in (Disposition.OPEN_CREATE, Disposition.CREATE,
                                    Disposition.CREATE_REPLACE)
         trunc = os.O_TRUNC if disposition in (Disposition.CREATE_REPLACE, Disposition.TRUNCATE) else 0
-        if creating:
-            try:
-                return self._checked(self._open(path, base | os.O_CREAT | os.O_EXCL, mode, slash=slash),
-                                     append), OpenAction.CREATED
-            except RtError as err:
-                if err.status != Status.VERR_ALREADY_EXISTS or disposition == Disposition.CREATE:
-                    raise
-        try:
+        if disposition is Disposition.CREATE:
+            return self._checked(self._open(path, base | os.O_CREAT | os.O_EXCL, mode, slash=slash),
+                                 append, dirs), OpenAction.CREATED
+        if not creating:
             fd = self._open(path, base | trunc, slash=slash)
-        except RtError as err:
-            if not creating or err.status != Status.VERR_FILE_NOT_FOUND:
-                raise
-            # The name exists but does not resolve: a dangling link (a creating open follows
-            # it, confined) or a file deleted in between.
-            return self._checked(self._open(path, base | os.O_CREAT | trunc, mode, slash=slash),
-                                 append), OpenAction.CREATED
-        return self._checked(fd, append), OpenAction.REPLACED if trunc else OpenAction.OPENED
+            return self._checked(fd, append, dirs), OpenAction.REPLACED if trunc else OpenAction.OPENED
+        # RTFileOpenEx's OPEN_CREATE / CREATE_REPLACE: exclusive creation first, then an open
+        # of what exists; a name that exists but does not resolve (a dangling link, or a file
+        # removed in between) makes it try again, 64 times, and then open with O_CREAT (which
+        # follows the link, confined) and report "opened".
+        replaced = OpenAction.REPLACED if trunc else OpenAction.OPENED
+        for _ in range(_CREATE_TRIES):
+            try:
+                return self._checked(self._open(path, base | os.O_CREAT | os.O_EXCL | trunc, mode,
+                                                slash=slash), append, dirs), OpenAction.CREATED
+            except RtError as err:
+                if err.status != Status.VERR_ALREADY_EXISTS:
+                    raise
+            try:
+                return self._checked(self._open(path, base | trunc, slash=slash), append, dirs), replaced
+            except RtError as err:
+                if err.status != Status.VERR_FILE_NOT_FOUND:
+                    raise
+        return self._checked(self._open(path, base | os.O_CREAT | trunc, mode, slash=slash),
+                             append, dirs), OpenAction.OPENED
 
     @staticmethod
-    def _checked(fd: int, append: bool) -> HostFile:
-        st = _sys.fstat(fd)
-        if not st_mod.S_ISREG(st.st_mode):
+    def _checked(fd: int, append: bool, dirs: bool = False) -> HostFile:
+        """Wrap a freshly opened fd after checking its type (SF6); the fd is closed on any
+        failure."""
+        try:
+            st = _sys.fstat(fd)
+            if st_mod.S_ISREG(st.st_mode) or dirs and st_mod.S_ISDIR(st.st_mode):
+                _sys.set_blocking(fd, True)
+                return HostFile(fd, append)
+        except OSError as exc:
             _sys.close(fd)
-            if st_mod.S_ISDIR(st.st_mode):
-                raise RtError(Status.VERR_IS_A_DIRECTORY, "is a directory")
-            raise RtError(Status.VERR_ACCESS_DENIED, "not a regular file")
-        _sys.set_blocking(fd, True)
-        return HostFile(fd, append)
+            raise _raise(exc) from None
+        _sys.close(fd)
+        if st_mod.S_ISDIR(st.st_mode):
+            raise RtError(Status.VERR_IS_A_DIRECTORY, "is a directory")
+        raise RtError(Status.VERR_ACCESS_DENIED, "not a regular file")
 
     def mkdir(self, path: GuestPath, mode: int = 0o777) -> None:
         """Create a directory (the final component is never followed)."""

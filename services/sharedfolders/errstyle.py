@@ -39,9 +39,12 @@ def parent_not_found(host: HostRoot, path: GuestPath) -> bool:
 
 
 def not_a_directory(host: HostRoot, path: GuestPath) -> bool:
-    """vbsfErrorStyleIsWindowsNotADirectory: ``path`` exists and is not a directory."""
+    """vbsfErrorStyleIsWindowsNotADirectory: ``path`` exists and is not a directory.
+
+    The host path keeps the guest's trailing delimiter, so "file/" does not exist (ENOTDIR).
+    """
     try:
-        st = host.stat(path, follow=True)
+        st = host.stat(path, follow=True, slash=path.trailing_delimiter)
     except RtError:
         return False
     return not st_mod.S_ISDIR(st.st_mode)

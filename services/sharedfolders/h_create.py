@@ -1,8 +1,13 @@
-"""SHFL_FN_CREATE (reference §5.2.3): lookup, open/create files and directories.
+"""SHFL_FN_CREATE (reference §5.2.3): lookup, open/create files and directories, following
+vbsf.cpp's vbsfCreate / vbsfLookupFile / vbsfOpenFile / vbsfOpenDir.
 
 The outcome is written into the guest's SHFLCREATEPARMS (Handle, Result, CreateFlags,
 Info) even when the call fails after path conversion; a path conversion failure leaves the
-block exactly as the guest sent it.
+block exactly as the guest sent it.  As in VirtualBox, a file or directory open allocates
+its handle before the host is touched (a full table refuses first) and frees it again when
+the open fails, which still moves the next-fit cursor; open flags IPRT's
+rtFileRecalcAndValidateFlags would refuse (truncation or no access without write access)
+are refused at that point, before any host syscall.
 """
 
 from __future__ import annotations
@@ -90,55 +95,91 @@ class _Create:
         self.parms.Result = R.FILE_EXISTS
         return Status.VINF_SUCCESS
 
+    def reserve_handle(self) -> int | None:
+        """vbsfAllocFileHandle / vbsfAllocDirHandle: the handle is allocated before the
+        host is touched.  None when it can be; else the failure status (Result and Handle
+        already written back)."""
+        try:
+            self.ctx.service.reserve_handle(self.ctx.client)
+        except RtError as err:
+            return self.fail(err.status)
+        return None
+
+    def failed_open(self, status: int, result: ShflCreateResult = R.NO_RESULT) -> int:
+        """A failure after the handle was allocated: VirtualBox frees it again, which
+        still moves the allocation cursor (handles.HandleTable.pass_over)."""
+        self.ctx.service.handles.pass_over()
+        return self.fail(status, result)
+
     def open_file(self, legacy_handle: int) -> int:
+        """vbsfOpenFile: convert the flags, allocate the handle, RTFileOpenEx, set size."""
         flags = self.parms.CreateFlags
+        # vbsfConvertFileOpenFlags: an unknown action pair fails before the handle exists.
         action = _FILE_ACTIONS.get((flags & ShflCf.ACT_MASK_IF_EXISTS, flags & ShflCf.ACT_MASK_IF_NEW))
         if action is None:
             return self.fail(Status.VERR_INVALID_PARAMETER)
         rw = flags & ShflCf.ACCESS_MASK_RW
-        if not self.mapping.writable:
-            # Write access is silently dropped on a read-only share; write-only then means
-            # "no access", which the host open refuses.
-            if rw == ShflCf.ACCESS_WRITE:
-                return self.fail(Status.VERR_INVALID_PARAMETER)
-            rw &= ~int(ShflCf.ACCESS_WRITE)
-        access = {ShflCf.ACCESS_WRITE: Access.WRITE,
-                  ShflCf.ACCESS_READWRITE: Access.READWRITE}.get(rw, Access.READ)
-        append = bool(flags & ShflCf.ACCESS_APPEND) and access is not Access.READ
+        # ACCESS_NONE opens for reading; a read-only share silently drops the write bit.
+        read = rw != ShflCf.ACCESS_WRITE
+        write = bool(rw & ShflCf.ACCESS_WRITE) and self.mapping.writable
+        reserved = self.reserve_handle()
+        if reserved is not None:
+            return reserved
+        # rtFileRecalcAndValidateFlags (inside RTFileOpenEx, after the handle allocation):
+        # no access at all (write-only on a read-only share), or RTFILE_O_TRUNCATE (the
+        # FAIL_IF_NEW forms of REPLACE/OVERWRITE) without write access, is refused before
+        # the host is touched.  RTFILE_O_CREATE_REPLACE (the CREATE_IF_NEW forms) carries
+        # no TRUNCATE flag and passes with read access: the host open(2) then gets
+        # O_RDONLY | O_CREAT | O_TRUNC, which Linux honours.
+        if not (read or write) or (action is Disposition.TRUNCATE and not write):
+            return self.failed_open(Status.VERR_INVALID_PARAMETER)
+        access = Access.READWRITE if read and write else Access.WRITE if write else Access.READ
+        # RTFILE_O_APPEND is ignored for read-only opens (fileio-posix.cpp:RTFileOpenEx).
+        append = bool(flags & ShflCf.ACCESS_APPEND) and write
         try:
+            # dirs: a directory the pre-query did not report (a symlink to one with
+            # SET_SYMLINKS) is opened by RTFileOpenEx as a read-only file handle.
             fobj, taken = self.host.open_file(self.path, access, action,
-                                              self.create_mode(legacy_handle), append)
+                                              self.create_mode(legacy_handle), append, dirs=True)
         except RtError as err:
-            # "Not found" is success plus a Result for files, adjusted for Windows style.
-            if err.status == Status.VERR_FILE_NOT_FOUND:
-                if self.windows and errstyle.parent_not_found(self.host, self.path):
-                    return self.fail(Status.VINF_SUCCESS, R.PATH_NOT_FOUND)
-                return self.fail(Status.VINF_SUCCESS, R.FILE_NOT_FOUND)
-            if err.status == Status.VERR_PATH_NOT_FOUND:
-                if self.windows and errstyle.invalid_name_for_non_dir(self.host, self.path):
-                    return self.fail(Status.VERR_INVALID_NAME, R.NO_RESULT)
-                return self.fail(Status.VINF_SUCCESS, R.PATH_NOT_FOUND)
-            if err.status == Status.VERR_ALREADY_EXISTS:
-                try:
-                    self.set_info(self.query(self.path))
-                except RtError:
-                    pass  # the object vanished again; Info stays as the guest sent it
-                return self.fail(Status.VINF_SUCCESS, R.FILE_EXISTS)
-            return self.fail(err.status)
+            return self.failed_open(*self.open_file_failure(err.status))
         if action in (Disposition.CREATE_REPLACE, Disposition.TRUNCATE):
             try:
                 fobj.set_size(self.parms.Info.cbObject)
             except RtError:
                 pass  # VirtualBox ignores a failed size change (e.g. read-only handle)
-        try:
-            handle = self.ctx.service.new_handle(self.ctx.client, self.root_id, self.mapping,
-                                                 HandleKind.FILE, fobj, self.path)
-        except RtError as err:
-            return self.fail(err.status)
-        self.set_info(fobj.info())
-        self.parms.Handle = handle.value
         self.parms.Result = _OPEN_RESULT[taken]
+        try:
+            info = fobj.info()
+        except RtError as err:
+            # RTFileQueryInfo failed: VirtualBox closes the file and frees the handle, the
+            # Result already set stays.
+            fobj.close()
+            return self.failed_open(err.status, self.parms.Result)
+        handle = self.ctx.service.new_handle(self.ctx.client, self.root_id, self.mapping,
+                                             HandleKind.FILE, fobj, self.path)
+        self.set_info(info)
+        self.parms.Handle = handle.value
         return Status.VINF_SUCCESS
+
+    def open_file_failure(self, status: int) -> tuple[int, ShflCreateResult]:
+        """(rc, Result) of a failed RTFileOpenEx (vbsfOpenFile): "not found" and "exists"
+        are success plus a Result, adjusted for Windows error style (§4.5)."""
+        if status == Status.VERR_FILE_NOT_FOUND:
+            if self.windows and errstyle.parent_not_found(self.host, self.path):
+                return Status.VINF_SUCCESS, R.PATH_NOT_FOUND
+            return Status.VINF_SUCCESS, R.FILE_NOT_FOUND
+        if status == Status.VERR_PATH_NOT_FOUND:
+            if self.windows and errstyle.invalid_name_for_non_dir(self.host, self.path):
+                return Status.VERR_INVALID_NAME, R.NO_RESULT
+            return Status.VINF_SUCCESS, R.PATH_NOT_FOUND
+        if status == Status.VERR_ALREADY_EXISTS:
+            try:
+                self.set_info(self.query(self.path))
+            except RtError:
+                pass  # the object vanished again; Info stays as the guest sent it
+            return Status.VINF_SUCCESS, R.FILE_EXISTS
+        return status, R.NO_RESULT
 
     def create_mode(self, legacy_handle: int) -> int:
         """Unix permission bits for a new file (0 -> the host default 0600)."""
@@ -156,6 +197,11 @@ class _Create:
         return mode or 0o600
 
     def open_dir(self) -> int:
+        """vbsfOpenDir: allocate the handle, create the directory if asked (mode 0777),
+        then open it unless the creation failed without OPEN_IF_EXISTS."""
+        reserved = self.reserve_handle()
+        if reserved is not None:
+            return reserved
         flags = self.parms.CreateFlags
         result = R.FILE_EXISTS
         status: int = Status.VINF_SUCCESS
@@ -170,26 +216,26 @@ class _Create:
                 if (status == Status.VERR_FILE_NOT_FOUND and self.windows
                         and errstyle.parent_not_found(self.host, self.path)):
                     result, status = R.PATH_NOT_FOUND, Status.VERR_PATH_NOT_FOUND
-        if created or not wants_create or flags & ShflCf.ACT_MASK_IF_EXISTS == ShflCf.ACT_OPEN_IF_EXISTS:
-            try:
-                dobj = self.host.open_dir(self.path)
-            except RtError as err:
-                return self.fail(*self.open_dir_failure(err.status))
-            try:
-                info = self.host.query_info(self.path, follow=True)
-            except RtError as err:
-                dobj.close()
-                return self.fail(err.status, R.NO_RESULT)
-            try:
-                handle = self.ctx.service.new_handle(self.ctx.client, self.root_id, self.mapping,
-                                                     HandleKind.DIR, dobj, self.path)
-            except RtError as err:
-                return self.fail(err.status)
-            self.set_info(info)
-            self.parms.Handle = handle.value
-            self.parms.Result = result
-            return Status.VINF_SUCCESS
-        return self.fail(status, result)
+        open_anyway = flags & ShflCf.ACT_MASK_IF_EXISTS == ShflCf.ACT_OPEN_IF_EXISTS
+        if wants_create and not created and not open_anyway:
+            return self.failed_open(status, result)
+        try:
+            dobj = self.host.open_dir(self.path)
+        except RtError as err:
+            return self.failed_open(*self.open_dir_failure(err.status))
+        try:
+            # RTDirQueryInfo: a path query of the opened directory, links followed.  IPRT
+            # keeps that path with a trailing slash, so no name is seen: never DOS_HIDDEN.
+            info = self.host.query_info(self.path, follow=True, named=False)
+        except RtError as err:
+            dobj.close()
+            return self.failed_open(err.status, result)  # Result stays as already set
+        handle = self.ctx.service.new_handle(self.ctx.client, self.root_id, self.mapping,
+                                             HandleKind.DIR, dobj, self.path)
+        self.set_info(info)
+        self.parms.Handle = handle.value
+        self.parms.Result = result
+        return Status.VINF_SUCCESS
 
     def open_dir_failure(self, status: int) -> tuple[int, ShflCreateResult]:
         """(rc, Result) of a failed directory open, adjusted for Windows style (§4.5)."""

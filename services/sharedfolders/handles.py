@@ -111,13 +111,34 @@ class HandleTable:
         slot = self._free_slot()
         if slot is None:
             return None
-        self._last = slot + 1 if slot + 1 < HANDLE_SLOTS - 1 else 1
+        self._advance(slot)
         value = (self._generations[slot] << _SLOT_BITS) | slot
         self._generations[slot] = (self._generations[slot] + 1) % _GEN_LIMIT
         handle = Handle(value, client_id, root, mapping, kind, obj, path)
         self._entries[slot] = handle
         self._owned[client_id] = self._owned.get(client_id, 0) + 1
         return handle
+
+    def _advance(self, slot: int) -> None:
+        # vbsfAllocHandle: the cursor moves past the slot taken and restarts at 1 once it
+        # reaches SHFLHANDLE_MAX - 1.
+        self._last = slot + 1 if slot + 1 < HANDLE_SLOTS - 1 else 1
+
+    def full(self) -> bool:
+        """True when no slot is free (an allocation would fail)."""
+        return self._free_slot() is None
+
+    def pass_over(self) -> None:
+        """Move the cursor exactly as an allocation immediately freed again would.
+
+        VirtualBox allocates the handle of a CREATE before it touches the host and frees
+        it when the open fails (vbsf.cpp:vbsfOpenFile, vbsfOpenDir), so a failed open
+        still moves the next-fit cursor: the next open gets the following value.  The
+        slot stays free and its generation unchanged (the value was never handed out).
+        """
+        slot = self._free_slot()
+        if slot is not None:
+            self._advance(slot)
 
     def lookup(self, value: int, client_id: int) -> Handle | None:
         """The live handle ``value`` owned by ``client_id``, else None."""

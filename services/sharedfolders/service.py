@@ -228,6 +228,19 @@ class SharedFoldersService(HgcmService):
             raise RtError(Status.VERR_WRITE_PROTECT, "read-only mapping")
         return handle
 
+    def reserve_handle(self, client: ClientState) -> None:
+        """Check, before a CREATE touches the host, that a handle can be allocated for
+        ``client``: VERR_TOO_MANY_OPEN_FILES past ``MAX_HANDLES_PER_CLIENT``,
+        VERR_NO_MEMORY when the global table is full (VirtualBox allocates the handle
+        before the host open, vbsf.cpp:vbsfOpenFile).  Nothing changes; the caller then
+        either registers the opened object with ``new_handle`` (which takes the slot this
+        check saw, the service lock being held throughout) or, when the open fails, calls
+        ``handles.pass_over()``."""
+        if self.handles.count_owned(client.client_id) >= MAX_HANDLES_PER_CLIENT:
+            raise RtError(Status.VERR_TOO_MANY_OPEN_FILES, "per-client handle limit")
+        if self.handles.full():
+            raise RtError(Status.VERR_NO_MEMORY, "handle table full")
+
     def new_handle(self, client: ClientState, root: int, mapping: Mapping, kind: HandleKind,
                    obj: HostFile, path: GuestPath) -> Handle:
         """Register an open object for ``client``; on failure the object is closed and
