@@ -215,14 +215,15 @@ class ReproducibleRoot(HostRoot):
 
     # --- operations that change objects -------------------------------------------------
 
-    def _checked(self, fd: int, append: bool) -> HostFile:  # type: ignore[override]
-        plain = HostRoot._checked(fd, append)
+    def _checked(self, fd: int, append: bool, dirs: bool = False) -> HostFile:  # type: ignore[override]
+        plain = HostRoot._checked(fd, append, dirs)
         return _TrackedFile(plain.fd, plain.append, self)
 
     def open_file(self, path: GuestPath, access: Access, disposition: Disposition,
-                  mode: int = 0o600, append: bool = False) -> tuple[HostFile, OpenAction]:
+                  mode: int = 0o600, append: bool = False,
+                  dirs: bool = False) -> tuple[HostFile, OpenAction]:
         """``HostRoot.open_file``, noting a creation or truncation."""
-        fobj, action = super().open_file(path, access, disposition, mode, append)
+        fobj, action = super().open_file(path, access, disposition, mode, append, dirs)
         if action is OpenAction.CREATED:
             self._created(fobj.stat())
             self._parent_modified(path)
