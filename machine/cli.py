@@ -15,7 +15,6 @@ import dataclasses
 import re
 import sys
 import tempfile
-from collections import Counter
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -27,7 +26,7 @@ from machine.device import DEVICE_ENTRY_POINT_GROUP, Device
 from machine.loader import LoadError, image_from_file
 from machine.machine import DEFAULT_INSTRUCTION_BUDGET, DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
 from machine.trace.cli import register_trace_commands, run_trace_command
-from machine.tracing import CallbackSink, JsonLinesSink, ListSink, TraceEvent
+from machine.tracing import CallbackSink, CountingSink, JsonLinesSink, TraceEvent
 
 #: Process exit status for a guest fault or an exhausted instruction budget.
 EXIT_GUEST_FAULT = 3
@@ -220,27 +219,28 @@ def _exit_status(result: RunResult) -> int:
     return result.exit_code if 0 <= result.exit_code <= 255 else 255
 
 
-def _summary(result: RunResult, events: ListSink) -> list[str]:
+def _summary(result: RunResult, events: CountingSink) -> list[str]:
     ending = {
         RunEnd.EXIT: f"exit device, code {result.exit_code}",
         RunEnd.HALT: "hlt",
         RunEnd.BUDGET: "instruction budget exhausted",
         RunEnd.FAULT: "guest fault",
     }[result.end]
-    calls = Counter(str(e.fields.get("function_name")) for e in events.of_kind("hgcm_call"))
+    calls = events.values["hgcm_call"]
     lines = [f"run ended by {ending} after {result.instructions} instructions, {result.cycles} cycles"]
-    connects = len(events.of_kind("hgcm_connect"))
+    connects = events.totals["hgcm_connect"]
     total = sum(calls.values())
     detail = ", ".join(f"{name} x{count}" for name, count in sorted(calls.items()))
     lines.append(f"HGCM: {connects} connect(s), {total} call(s){': ' + detail if detail else ''}")
     return lines
 
 
-def _run_machine(machine: Machine, args: argparse.Namespace, max_instructions: int) -> tuple[RunResult, ListSink]:
-    """Run with a summary collector and an optional JSON Lines trace file."""
-    collected = ListSink()
-    summary_kinds = {"hgcm_call", "hgcm_connect"}
-    machine.tracer.add_sink(lambda event: collected(event) if event.kind in summary_kinds else None)
+def _run_machine(machine: Machine, args: argparse.Namespace,
+                 max_instructions: int) -> tuple[RunResult, CountingSink]:
+    """Run with a summary counter (counts, not events: constant memory) and an optional
+    JSON Lines trace file."""
+    collected = CountingSink({"hgcm_call": "function_name", "hgcm_connect": None})
+    machine.tracer.add_sink(collected)
     trace_path: Path | None = getattr(args, "trace", None)
     if trace_path is None:
         return machine.run(max_instructions), collected
