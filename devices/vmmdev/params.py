@@ -130,16 +130,20 @@ def _fail(status: Status, why: str) -> RtError:
     return RtError(status, why)
 
 
-def _linear_runs(address: int, size: int) -> GuestBuffer:
-    """A flat guest-linear buffer, split at page boundaries like VirtualBox's translation."""
-    runs: list[tuple[int, int]] = []
-    position = address
+def _linear_runs(address: int, size: int, ram_size: int) -> GuestBuffer:
+    """A flat guest-linear buffer: the part inside guest RAM and the part beyond it.
+
+    VirtualBox translates it page by page, pages without RAM behind them becoming NIL (read
+    as zeros, writes dropped); with flat addressing the pages inside RAM are contiguous, so
+    two runs give the same bytes as one run per page, without a list as long as the buffer
+    has pages."""
     end = address + size
-    while position < end:
-        page_end = (position // PAGE_SIZE + 1) * PAGE_SIZE
-        take = min(page_end, end) - position
-        runs.append((position, take))
-        position += take
+    runs: list[tuple[int, int]] = []
+    if address < ram_size and size:
+        runs.append((address, min(end, ram_size) - address))
+    if end > ram_size and size:
+        beyond = max(address, ram_size)
+        runs.append((beyond, end - beyond))
     return GuestBuffer(runs)
 
 
@@ -228,7 +232,7 @@ def parse_call(request: bytes, request_type: int, memory: GuestMemory,
                 raise _fail(Status.VERR_INVALID_PARAMETER, f"parameter {index}: {cb} bytes exceed 128 MiB")
             address = word1 & (0xFFFFFFFFFFFFFFFF if parm_size == 16 else 0xFFFFFFFF)
             direction = _LINADDR_DIRECTION[param_type]
-            target = _linear_runs(address, cb)
+            target = _linear_runs(address, cb, memory.size)
             call.params.append(_pointer(index, param_type, direction, cb, target, target))
             heap += cb
         elif param_type in _PAGE_LIST_TYPES:
