@@ -25,6 +25,7 @@ from devices.vmmdev.abi import (
     VMMDEV_PCI_VENDOR,
     VMMDEV_PORT_RANGE_SIZE,
 )
+from devices.vmmdev.commands import DEFAULT_HEAP_BUDGET
 from devices.vmmdev.config import VMMDevConfig
 from devices.vmmdev.device import VMMDevDevice
 from devices.vmmdev.events import VMMDEV_RAM_SIZE
@@ -105,13 +106,18 @@ class RunResult:
 
 
 class Machine:
-    """An x86 machine with guest RAM, standard devices and a VMMDev with Shared Folders."""
+    """An x86 machine with guest RAM, standard devices and a VMMDev with Shared Folders.
+
+    ``hgcm_heap_budget``: host heap bytes the HGCM commands in flight of each requestor
+    category may use (``VMMDevDevice``'s ``heap_budget``; docs/security.md).
+    """
 
     def __init__(self, mode: int = 64, ram_size: int = DEFAULT_RAM_SIZE, *,
                  vmmdev_port: int = VMMDEV_DEFAULT_PORT_BASE, require_guest_info: bool = False,
                  costs: CostProfile | None = None, vmmdev_config: VMMDevConfig | None = None,
                  tracer: Tracer | None = None, fast_blocks: bool = True, trace_blocks: bool = False,
-                 trace_memory: bool = False, trace_instructions: bool = False) -> None:
+                 trace_memory: bool = False, trace_instructions: bool = False,
+                 hgcm_heap_budget: int = DEFAULT_HEAP_BUDGET) -> None:
         if mode not in (32, 64):
             raise ValueError(f"mode must be 32 or 64, not {mode}")
         if not 0x20000 <= ram_size <= MAX_RAM_SIZE or ram_size % 4096:
@@ -139,7 +145,7 @@ class Machine:
         config = vmmdev_config or VMMDevConfig()
         if require_guest_info:
             config = dataclasses.replace(config, require_guest_info=True)
-        self.vmmdev = VMMDevDevice(config=config)
+        self.vmmdev = VMMDevDevice(config=config, heap_budget=hgcm_heap_budget)
         self.vmmdev.register_service(self.shared_folders)
         self.add_device(self.exit_device)
         self.add_device(self.log_device)

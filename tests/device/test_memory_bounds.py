@@ -335,3 +335,12 @@ def _open(service: SharedFoldersService, client: int, share: str, name: str) -> 
     handle = ShflCreateParms.from_buffer_copy(bytes(parm.buffer)).Handle
     assert handle != SHFL_HANDLE_NIL
     return root.value, handle
+
+
+def test_the_machine_passes_its_heap_budget_to_the_device() -> None:
+    machine = Machine(64, 1 * MIB, hgcm_heap_budget=5 * MIB)
+    try:
+        assert machine.vmmdev.commands.heap_available(HeapCategory.USER) == 5 * MIB
+        assert Machine.__init__.__kwdefaults__["hgcm_heap_budget"] == DEFAULT_HEAP_BUDGET
+    finally:
+        machine.close()
