@@ -4,45 +4,61 @@
 * Bulk: a guest reads 10 GiB in 1 MiB READ calls (from a sparse file: no disk space used,
   the host returns zeros at page-cache speed).
 
-Each run is cut into slices of virtual cycles (``Machine.run(max_cycles=...)``) and the
-resident set size is sampled between slices; the figure is its growth from the first sample
-to the largest.  No event sink is attached (as in a plain ``hgcmlab run`` without a trace).
+Each run happens in a fresh process (``python -m bench.memory PROBE COUNT FOLDER``), so its
+peak resident set size (``ru_maxrss``) belongs to that run alone; the figure is the peak
+minus the resident size just before the run started (machine built, program loaded).  No
+event sink is attached, as in a plain ``hgcmlab run`` without a trace.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import resource
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from bench.core import Row, current_rss_mib
 from bench.hgcm import BULK, CHUNK, GUEST_BUFFER, READ_OPEN, round_trip_program
-from guest_asm.assembler import AssembledProgram, assemble
-from machine.machine import Machine, RunEnd
 
 #: RSS growth the issue allows for either run.
 TARGET_MIB = 50
-#: Virtual cycles between two RSS samples.
-SLICE_CYCLES = 200_000_000
 
 
-def rss_growth(folder: Path, program: AssembledProgram) -> tuple[float, int]:
-    """Run ``program`` against share "b" = ``folder``; returns (RSS growth in MiB from the
-    first sample to the largest, number of samples)."""
+def _probe(kind: str, count: int, folder: Path) -> dict[str, float]:
+    """In this process: run one guest, return resident sizes in MiB."""
+    from guest_asm.assembler import assemble
+    from machine.machine import Machine, RunEnd
+
+    if kind == "calls":
+        program = round_trip_program(count)
+    else:
+        program = assemble(BULK.format(flags=READ_OPEN, chunks=count, buffer=GUEST_BUFFER, chunk=CHUNK,
+                                       operation="tool_read"), mode=64)
     machine = Machine(64)
     try:
         machine.add_share("b", folder)
         machine.load(program)
-        samples = [current_rss_mib()]
-        while True:
-            result = machine.run(10**12, max_cycles=SLICE_CYCLES)
-            samples.append(current_rss_mib())
-            if result.end is not RunEnd.PAUSED:
-                break
+        before = max(current_rss_mib(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        result = machine.run(10**12)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if result.end is not RunEnd.EXIT or result.exit_code != 0:
             raise RuntimeError(f"benchmark guest {program.name} failed: {result}")
     finally:
         machine.close()
-    return max(samples) - samples[0], len(samples)
+    return {"before": before, "peak": peak, "after": current_rss_mib()}
+
+
+def rss_growth(kind: str, count: int, folder: Path) -> float:
+    """Peak RSS growth in MiB of one run of ``kind`` ("calls" or "bulk") in a fresh process."""
+    root = str(Path(__file__).resolve().parent.parent)  # where the bench package lives
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    output = subprocess.run([sys.executable, "-m", "bench.memory", kind, str(count), str(folder)],
+                            check=True, capture_output=True, text=True, env=env)
+    sizes = json.loads(output.stdout)
+    return sizes["peak"] - sizes["before"]
 
 
 def run(quick: bool, repeat: int) -> list[Row]:
@@ -53,14 +69,16 @@ def run(quick: bool, repeat: int) -> list[Row]:
         (folder / "one.txt").write_bytes(b"x")
         with open(folder / "bulk.bin", "wb") as sparse:
             sparse.truncate(chunks * CHUNK)
-        reads = assemble(BULK.format(flags=READ_OPEN, chunks=chunks, buffer=GUEST_BUFFER, chunk=CHUNK,
-                                     operation="tool_read"), mode=64)
-        call_growth, _ = rss_growth(folder, round_trip_program(calls))
-        bulk_growth, _ = rss_growth(folder, reads)
+        call_growth = rss_growth("calls", calls, folder)
+        bulk_growth = rss_growth("bulk", chunks, folder)
     gib = chunks * CHUNK / 1024**3
     return [
-        Row("memory", f"RSS growth over {calls:,} 1-byte READ calls", call_growth, "MiB",
+        Row("memory", f"peak RSS growth over {calls:,} 1-byte READ calls", call_growth, "MiB",
             target=f"< {TARGET_MIB} MiB", met=call_growth < TARGET_MIB),
-        Row("memory", f"RSS growth over {gib:g} GiB read in 1 MiB READ calls", bulk_growth, "MiB",
+        Row("memory", f"peak RSS growth over {gib:g} GiB read in 1 MiB READ calls", bulk_growth, "MiB",
             target=f"< {TARGET_MIB} MiB", met=bulk_growth < TARGET_MIB),
     ]
+
+
+if __name__ == "__main__":
+    print(json.dumps(_probe(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]))))
