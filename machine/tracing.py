@@ -86,9 +86,9 @@ class Tracer:
     """Stamps events and hands them to the attached sinks.
 
     A sink may declare the event kinds it wants (``add_sink(sink, kinds=...)``, or a
-    ``kinds`` attribute on the sink); it then sees only those.  An event no sink wants costs
-    one set lookup and is never built into a ``TraceEvent``; ``enabled`` and ``wants`` let
-    hot paths skip building event fields altogether.
+    ``wanted_kinds`` attribute on the sink); it then sees only those.  An event no sink
+    wants costs one set lookup and is never built into a ``TraceEvent``; ``enabled`` and
+    ``wants`` let hot paths skip building event fields altogether.
     """
 
     def __init__(self, stamp: Stamp | None = None) -> None:
@@ -104,9 +104,9 @@ class Tracer:
 
     def add_sink(self, sink: TraceSink, kinds: Iterable[str] | None = None) -> None:
         """Send every future event to ``sink``, or only those of ``kinds`` (default: the
-        sink's own ``kinds`` attribute when it has one, else every kind)."""
+        sink's own ``wanted_kinds`` attribute when it has one, else every kind)."""
         if kinds is None:
-            kinds = getattr(sink, "kinds", None)
+            kinds = getattr(sink, "wanted_kinds", None)
         self._sinks.append((sink, None if kinds is None else frozenset(kinds)))
         self._update_wanted()
 
@@ -191,11 +191,11 @@ class CallbackSink:
     the tracer delivers it nothing else."""
 
     def __init__(self, kinds: set[str], callback: Callable[[TraceEvent], None]) -> None:
-        self.kinds = frozenset(kinds)
+        self.wanted_kinds = frozenset(kinds)
         self._callback = callback
 
     def __call__(self, event: TraceEvent) -> None:
-        if event.kind in self.kinds:
+        if event.kind in self.wanted_kinds:
             self._callback(event)
 
 
@@ -204,14 +204,14 @@ class CountingSink:
     without keeping the events (constant memory however long the run)."""
 
     def __init__(self, kinds: Mapping[str, str | None]) -> None:
-        self.kinds = frozenset(kinds)
+        self.wanted_kinds = frozenset(kinds)
         self._by = dict(kinds)
         self.totals: Counter[str] = Counter()
         self.values: dict[str, Counter[str]] = {kind: Counter() for kind, field in kinds.items() if field}
 
     def __call__(self, event: TraceEvent) -> None:
         kind = event.kind
-        if kind not in self.kinds:
+        if kind not in self.wanted_kinds:
             return
         self.totals[kind] += 1
         field_name = self._by[kind]
