@@ -17,7 +17,6 @@ import dataclasses
 import re
 import sys
 import tempfile
-from collections import Counter
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -42,7 +41,7 @@ from machine.runcontrol import (
     run_supervised,
 )
 from machine.trace.cli import register_trace_commands, run_trace_command
-from machine.tracing import CallbackSink, JsonLinesSink, ListSink, TraceEvent
+from machine.tracing import CallbackSink, CountingSink, JsonLinesSink, TraceEvent
 
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
@@ -231,7 +230,7 @@ def _print_log(event: TraceEvent, out: TextIO) -> None:
     print(f"[guest] {event.fields['line']}", file=out, flush=True)
 
 
-def _summary(result: RunResult, events: ListSink) -> list[str]:
+def _summary(result: RunResult, events: CountingSink) -> list[str]:
     ending = {
         RunEnd.EXIT: f"exit device, code {result.exit_code}",
         RunEnd.HALT: "hlt",
@@ -239,9 +238,9 @@ def _summary(result: RunResult, events: ListSink) -> list[str]:
         RunEnd.FAULT: "guest fault",
         RunEnd.INTERRUPTED: "interrupt (Ctrl-C)",
     }[result.end]
-    calls = Counter(str(e.fields.get("function_name")) for e in events.of_kind("hgcm_call"))
+    calls = events.values["hgcm_call"]
     lines = [f"run ended by {ending} after {result.instructions} instructions, {result.cycles} cycles"]
-    connects = len(events.of_kind("hgcm_connect"))
+    connects = events.totals["hgcm_connect"]
     total = sum(calls.values())
     detail = ", ".join(f"{name} x{count}" for name, count in sorted(calls.items()))
     lines.append(f"HGCM: {connects} connect(s), {total} call(s){': ' + detail if detail else ''}")
@@ -262,12 +261,12 @@ def _report_end(result: RunResult, err: TextIO) -> None:
 
 
 def _run_machine(machine: Machine, args: argparse.Namespace, budgets: Budgets,
-                 progress: ProgressLine | None = None) -> tuple[RunResult, ListSink]:
+                 progress: ProgressLine | None = None) -> tuple[RunResult, CountingSink]:
     """Run within ``budgets`` (Ctrl-C stops it; ``progress`` is kept up to date) with a
-    summary collector and an optional JSON Lines trace file."""
-    collected = ListSink()
-    summary_kinds = {"hgcm_call", "hgcm_connect"}
-    machine.tracer.add_sink(lambda event: collected(event) if event.kind in summary_kinds else None)
+    summary counter (counts, not events: constant memory) and an optional JSON Lines trace
+    file."""
+    collected = CountingSink({"hgcm_call": "function_name", "hgcm_connect": None})
+    machine.tracer.add_sink(collected)
     trace_path: Path | None = getattr(args, "trace", None)
     if trace_path is None:
         return run_supervised(machine, budgets, progress), collected

@@ -21,8 +21,9 @@ boundary at or after their cycle.
 from __future__ import annotations
 
 import ctypes
-import gc
 import struct
+import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -56,6 +57,74 @@ _GDT = {
 }
 
 _RDTSC_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+
+
+# --- engine lifetime ----------------------------------------------------------------------
+#
+# Closing an engine (uc_close) while the same thread is inside another engine's emu_start
+# (a garbage collection running in one of its hooks) has crashed the process.  Every engine
+# is therefore released through ``_release_engine``: at once, or, when the calling thread
+# is inside a run, right after its outermost run returns.  Runs in other threads are
+# independent engines and are not affected, so this is correct per thread and the cyclic
+# collector can stay on while guests run.  ``Cpu.close`` releases its engine
+# deterministically; a Cpu dropped without ``close`` is released when collected.
+
+
+class _ThreadRuns(threading.local):
+    """Per thread: how deep in emu_start calls it is, and engines waiting to be closed."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.deferred: list[object] = []
+
+
+_runs = _ThreadRuns()
+_engines_lock = threading.Lock()
+_engines_open = 0
+
+
+def open_engines() -> int:
+    """Unicorn engines created by ``Cpu`` and not closed yet (in this process)."""
+    return _engines_open
+
+
+def _engine_opened() -> None:
+    global _engines_open
+    with _engines_lock:
+        _engines_open += 1
+
+
+def _release_engine(handle: object) -> None:
+    """Close engine ``handle`` now, or after the current thread's outermost run."""
+    if _runs.depth:
+        _runs.deferred.append(handle)
+        return
+    _close_engine(handle)
+
+
+def _close_engine(handle: object) -> None:
+    global _engines_open
+    status = _uc_binding.uclib.uc_close(handle)
+    with _engines_lock:
+        _engines_open -= 1
+    if status != unicorn.UC_ERR_OK:
+        raise RuntimeError(f"uc_close failed (error {status})")
+
+
+def _close_deferred() -> None:
+    while _runs.deferred:
+        _close_engine(_runs.deferred.pop())
+
+
+def _own_engine_release(uc: unicorn.Uc) -> weakref.finalize:
+    """Replace the binding's finalizer of ``uc`` (an unconditional uc_close) by
+    ``_release_engine``; returns the new finalizer (calling it releases the engine now)."""
+    binding_finalizer = getattr(uc, "_Uc__finalizer", None)
+    if not isinstance(binding_finalizer, weakref.finalize):
+        raise RuntimeError("unsupported unicorn Python binding: no engine finalizer to take over")
+    binding_finalizer.detach()
+    _engine_opened()
+    return weakref.finalize(uc, _release_engine, uc._uch)
 
 
 class StopKind(Enum):
@@ -157,6 +226,9 @@ class Cpu:
         self._port_read = port_read
         self._port_write = port_write
         self._uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_64 if mode == 64 else unicorn.UC_MODE_32)
+        self._release = _own_engine_release(self._uc)
+        #: Handles of hooks added through the binding (their closures refer to the engine).
+        self._hooks: list[int] = []
         self._uc.mem_map_ptr(0, memory.size, unicorn.UC_PROT_ALL, memory.host_address)
         self._cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64 if mode == 64 else capstone.CS_MODE_32)
         self._cs_detail = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64 if mode == 64 else capstone.CS_MODE_32)
@@ -191,11 +263,15 @@ class Cpu:
         self._cancelled = False
         self._install_flat_segments()
         self._install_block_hook(fast_blocks)
-        self._uc.hook_add(unicorn.UC_HOOK_INSN, self._on_in, None, 1, 0, ux.UC_X86_INS_IN)
-        self._uc.hook_add(unicorn.UC_HOOK_INSN, self._on_out, None, 1, 0, ux.UC_X86_INS_OUT)
-        self._uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
-        self._uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        self._hook(unicorn.UC_HOOK_INSN, self._on_in, None, 1, 0, ux.UC_X86_INS_IN)
+        self._hook(unicorn.UC_HOOK_INSN, self._on_out, None, 1, 0, ux.UC_X86_INS_OUT)
+        self._hook(unicorn.UC_HOOK_INTR, self._on_interrupt)
+        self._hook(unicorn.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         self._install_rdtsc_hook()
+
+    def _hook(self, kind: int, callback: Callable[..., object], *args: object) -> None:
+        """Add a hook through the binding, remembering its handle for ``close``."""
+        self._hooks.append(self._uc.hook_add(kind, callback, *args))
 
     def _install_flat_segments(self) -> None:
         """Give the guest a flat GDT on a read-only page outside RAM and load its selectors,
@@ -216,7 +292,7 @@ class Cpu:
         native = fastblock.native_hook_address() if fast else None
         self.fast_blocks = native is not None
         if native is None:
-            self._uc.hook_add(unicorn.UC_HOOK_BLOCK, self._on_block)
+            self._hook(unicorn.UC_HOOK_BLOCK, self._on_block)
             return
         handle = ctypes.c_size_t()
         status = _uc_binding.uclib.uc_hook_add(
@@ -442,17 +518,16 @@ class Cpu:
         self._set_exact(exact)
         until = 0xFFFFFFFFFFFFFFFF if self.mode == 64 else 0xFFFFFFFF
         uc_error: unicorn.UcError | None = None
-        # No cyclic garbage collection while Unicorn runs: collecting another machine's
-        # engine (uc_close) from inside this engine's hooks has crashed the process.
-        collecting = gc.isenabled()
-        gc.disable()
+        # Engines released while this thread runs are closed once the run returns.
+        _runs.depth += 1
         try:
             self._uc.emu_start(self.pc, until, count=count)
         except unicorn.UcError as exc:
             uc_error = exc
         finally:
-            if collecting:
-                gc.enable()
+            _runs.depth -= 1
+            if not _runs.depth:
+                _close_deferred()
             self._set_exact(False)
         if self._callback_error is not None:
             error, self._callback_error = self._callback_error, None
@@ -553,7 +628,7 @@ class Cpu:
             listener("write" if access == unicorn.UC_MEM_WRITE else "read", address, size,
                      value & ((1 << (8 * size)) - 1) if access == unicorn.UC_MEM_WRITE else 0)
 
-        self._uc.hook_add(unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE, hook)
+        self._hook(unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE, hook)
         # Blocks translated before the hook existed would not report their accesses.
         self._uc.ctl_flush_tb()
 
@@ -571,20 +646,28 @@ class Cpu:
                 text = texts[(address, code)] = decoded[0][1] if decoded else code.hex()
             listener(address, text)
 
-        self._uc.hook_add(unicorn.UC_HOOK_CODE, hook)
+        self._hook(unicorn.UC_HOOK_CODE, hook)
         self._uc.ctl_flush_tb()
 
     def close(self) -> None:
-        """Unmap guest memory and release the engine now (before the memory itself is
-        released), rather than whenever the garbage collector gets to it; idempotent."""
+        """Unmap guest memory and close the engine now (before the memory itself is
+        released; when called from inside a run on this thread, right after that run),
+        rather than whenever the garbage collector gets to it; idempotent."""
         if self._uc is None:
             return
-        self._uc.mem_unmap(0, self._memory.size)
+        uc = self._uc
+        uc.mem_unmap(0, self._memory.size)
         for address, size in self._regions:
-            self._uc.mem_unmap(address, size)
-        # The engine's hooks refer back to this object; dropping our reference breaks the
-        # cycle so the engine is closed here, not at a random collection during another run.
+            uc.mem_unmap(address, size)
+        # The binding's hook closures refer to the engine (a reference cycle): drop them.
+        for handle in self._hooks:
+            uc.hook_del(handle)
+        self._hooks.clear()
         self._uc = None  # type: ignore[assignment]
+        self._release()
+        # Our own C callbacks refer back to this object.
+        self._python_block_callback = None
+        self._rdtsc_callback = None
 
     # --- hooks ----------------------------------------------------------------------------
 

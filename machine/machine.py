@@ -26,6 +26,7 @@ from devices.vmmdev.abi import (
     VMMDEV_PCI_VENDOR,
     VMMDEV_PORT_RANGE_SIZE,
 )
+from devices.vmmdev.commands import DEFAULT_HEAP_BUDGET
 from devices.vmmdev.config import CYCLES_PER_MILLISECOND, VMMDevConfig
 from devices.vmmdev.device import VMMDevDevice
 from devices.vmmdev.events import VMMDEV_RAM_SIZE
@@ -119,6 +120,8 @@ class Machine:
     ``reproducible`` makes every share show the guest reproducible object and volume
     information (times from the virtual clock, node ids by first use, ...) instead of the
     host's; see services/sharedfolders/reproducible.py and docs/tracing.md.
+    ``hgcm_heap_budget``: host heap bytes the HGCM commands in flight of each requestor
+    category may use (``VMMDevDevice``'s ``heap_budget``; docs/security.md).
     """
 
     def __init__(self, mode: int = 64, ram_size: int = DEFAULT_RAM_SIZE, *,
@@ -126,7 +129,8 @@ class Machine:
                  costs: CostProfile | None = None, vmmdev_config: VMMDevConfig | None = None,
                  tracer: Tracer | None = None, fast_blocks: bool = True, trace_blocks: bool = False,
                  trace_memory: bool = False, trace_instructions: bool = False,
-                 reproducible: bool = False) -> None:
+                 reproducible: bool = False,
+                 hgcm_heap_budget: int = DEFAULT_HEAP_BUDGET) -> None:
         if mode not in (32, 64):
             raise ValueError(f"mode must be 32 or 64, not {mode}")
         if not 0x20000 <= ram_size <= MAX_RAM_SIZE or ram_size % 4096:
@@ -156,7 +160,7 @@ class Machine:
             config.epoch_ms * CYCLES_PER_MILLISECOND, self.clock.now) if reproducible else None)
         if require_guest_info:
             config = dataclasses.replace(config, require_guest_info=True)
-        self.vmmdev = VMMDevDevice(config=config)
+        self.vmmdev = VMMDevDevice(config=config, heap_budget=hgcm_heap_budget)
         self.vmmdev.register_service(self.shared_folders)
         self.add_device(self.exit_device)
         self.add_device(self.log_device)

@@ -8,7 +8,8 @@ Nothing here reads wall time.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
@@ -84,26 +85,48 @@ class Stamp(Protocol):
 class Tracer:
     """Stamps events and hands them to the attached sinks.
 
-    A tracer with no sinks costs one attribute check per event; ``enabled`` lets hot
-    paths skip building event fields altogether.
+    A sink may declare the event kinds it wants (``add_sink(sink, kinds=...)``, or a
+    ``wanted_kinds`` attribute on the sink); it then sees only those.  An event no sink
+    wants costs one set lookup and is never built into a ``TraceEvent``; ``enabled`` and
+    ``wants`` let hot paths skip building event fields altogether.
     """
 
     def __init__(self, stamp: Stamp | None = None) -> None:
         self._stamp: Stamp = stamp or (lambda: (0, 0, 0))
-        self._sinks: list[TraceSink] = []
+        self._sinks: list[tuple[TraceSink, frozenset[str] | None]] = []
         self._transforms: list[Callable[[TraceEvent], TraceEvent]] = []
+        #: Kinds at least one sink declared; None when some sink takes every kind.
+        self._wanted: frozenset[str] | None = frozenset()
 
     def set_stamp(self, stamp: Stamp) -> None:
         """Use ``stamp`` for the virtual-time stamp of future events."""
         self._stamp = stamp
 
-    def add_sink(self, sink: TraceSink) -> None:
-        """Send every future event to ``sink``."""
-        self._sinks.append(sink)
+    def add_sink(self, sink: TraceSink, kinds: Iterable[str] | None = None) -> None:
+        """Send every future event to ``sink``, or only those of ``kinds`` (default: the
+        sink's own ``wanted_kinds`` attribute when it has one, else every kind)."""
+        if kinds is None:
+            kinds = getattr(sink, "wanted_kinds", None)
+        self._sinks.append((sink, None if kinds is None else frozenset(kinds)))
+        self._update_wanted()
 
     def remove_sink(self, sink: TraceSink) -> None:
-        """Stop sending events to ``sink``."""
-        self._sinks.remove(sink)
+        """Stop sending events to ``sink`` (``ValueError`` when it is not attached)."""
+        for index, (attached, _kinds) in enumerate(self._sinks):
+            if attached is sink or attached == sink:
+                del self._sinks[index]
+                self._update_wanted()
+                return
+        raise ValueError("sink is not attached")
+
+    def _update_wanted(self) -> None:
+        wanted: set[str] = set()
+        for _sink, kinds in self._sinks:
+            if kinds is None:
+                self._wanted = None
+                return
+            wanted |= kinds
+        self._wanted = frozenset(wanted)
 
     def add_transform(self, transform: Callable[[TraceEvent], TraceEvent]) -> None:
         """Pass every future event through ``transform`` (in the order added) before the
@@ -116,19 +139,26 @@ class Tracer:
 
     @property
     def enabled(self) -> bool:
-        """True when at least one sink listens."""
+        """True when at least one sink listens (to any kind)."""
         return bool(self._sinks)
 
+    def wants(self, kind: str) -> bool:
+        """Whether some sink would receive an event of ``kind``."""
+        wanted = self._wanted
+        return wanted is None or kind in wanted
+
     def emit(self, kind: str, **fields: Any) -> None:
-        """Stamp and deliver one event of ``kind`` with ``fields``."""
-        if not self._sinks:
+        """Stamp and deliver one event of ``kind`` with ``fields`` to the sinks that want it."""
+        wanted = self._wanted
+        if wanted is not None and kind not in wanted:
             return
         cycle, instructions, pc = self._stamp()
         event = TraceEvent(kind, cycle, instructions, pc, fields)
         for transform in self._transforms:
             event = transform(event)
-        for sink in self._sinks:
-            sink(event)
+        for sink, kinds in self._sinks:
+            if kinds is None or kind in kinds:
+                sink(event)
 
 
 class ListSink:
@@ -157,12 +187,33 @@ class JsonLinesSink:
 
 
 class CallbackSink:
-    """Calls ``callback`` for events whose kind is in ``kinds`` (e.g. live guest log lines)."""
+    """Calls ``callback`` for events whose kind is in ``kinds`` (e.g. live guest log lines);
+    the tracer delivers it nothing else."""
 
     def __init__(self, kinds: set[str], callback: Callable[[TraceEvent], None]) -> None:
-        self._kinds = kinds
+        self.wanted_kinds = frozenset(kinds)
         self._callback = callback
 
     def __call__(self, event: TraceEvent) -> None:
-        if event.kind in self._kinds:
+        if event.kind in self.wanted_kinds:
             self._callback(event)
+
+
+class CountingSink:
+    """Counts events of ``kinds`` by kind, and by the value of one field (``by``) per kind,
+    without keeping the events (constant memory however long the run)."""
+
+    def __init__(self, kinds: Mapping[str, str | None]) -> None:
+        self.wanted_kinds = frozenset(kinds)
+        self._by = dict(kinds)
+        self.totals: Counter[str] = Counter()
+        self.values: dict[str, Counter[str]] = {kind: Counter() for kind, field in kinds.items() if field}
+
+    def __call__(self, event: TraceEvent) -> None:
+        kind = event.kind
+        if kind not in self.wanted_kinds:
+            return
+        self.totals[kind] += 1
+        field_name = self._by[kind]
+        if field_name:
+            self.values[kind][str(event.fields.get(field_name))] += 1

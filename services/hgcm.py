@@ -41,6 +41,10 @@ class SvcParm:
     "to host", and copied back (up to ``size`` bytes) when it includes "from host".
     ``size`` starts as the guest-declared size; a service may lower it to report how many
     bytes it produced (VirtualBox writes it back for Embedded/Contiguous/NoBounce lists).
+    The device may pass a large buffer that only travels to the guest as a zero-filled
+    anonymous ``mmap`` of the same length instead of a bytearray (host memory is then
+    committed only for the pages written): same buffer protocol, length, indexing and
+    slicing, but it cannot change size.
     """
 
     type: SvcParmType

@@ -6,51 +6,106 @@ and raises VMMDEV_EVENT_HGCM, unless the command was cancelled, in which case no
 written and no event is raised.  Commands are timed by ``HgcmTiming``: synchronous ones
 charge their cost to the submitting `out`; asynchronous ones complete that many cycles
 later, through the machine's scheduler.
+
+A command is plain data: what to write back is derived from its fields at completion, and
+nothing it refers to refers back to it (the service's call reaches the queue through the
+command's serial number, not a closure).  So a completed command, its parsed parameters and
+its bounce buffers are freed by reference counting the moment the queue lets go of them,
+without waiting for the cyclic garbage collector.
+
+Heap budget (VMMDevHGCM.cpp: vmmdevR3HgcmCmdAlloc, vmmdevR3HgcmCallMemAllocEx,
+vmmdevR3HgcmCmdFree): every command charges ``COMMAND_HEAP_COST`` plus its bounce buffers to
+the budget of its requestor's heap category while it is in flight, and gives it back when
+it completes; a command that does not fit fails synchronously with VERR_NO_MEMORY.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from enum import IntEnum
 
-from devices.vmmdev.abi import VBOX_HGCM_REQ_DONE, RequestType
+from devices.vmmdev.abi import VBOX_HGCM_REQ_DONE, VMMDEV_REQUESTOR_LEGACY, RequestType
 from devices.vmmdev.config import HgcmTiming
-from machine.clock import Clock, ScheduledEvent
+from devices.vmmdev.params import ParsedCall, describe, write_back
+from machine.clock import Clock
 from machine.memory import GuestMemory
 from runtime.status import Status, status_name
 from services.hgcm import HgcmCall
 
 OFF_TYPE = 8
 OFF_HGCM_FLAGS, OFF_HGCM_RESULT = 24, 28
+_OFF_CONNECT_CLIENT = 164
+
+#: Heap bytes one command costs besides its bounce buffers (our estimate of a command's
+#: host footprint; VirtualBox charges the size of its VBOXHGCMCMD structure).
+COMMAND_HEAP_COST = 1024
+#: Default heap budget of each heap category, in bytes (VirtualBox derives its default from
+#: the host's RAM; we use a fixed value so that runs do not depend on the host: see
+#: docs/deviations.md).
+DEFAULT_HEAP_BUDGET = 256 * 1024 * 1024
 
 
-@dataclass
+class HeapCategory(IntEnum):
+    """The device's heap-accounting categories (VMMDEV_HGCM_CATEGORY_*)."""
+
+    KERNEL = 0
+    ROOT = 1
+    USER = 2
+
+
+def heap_category(requestor: int) -> HeapCategory:
+    """The heap category of a request from its requestor value (vmmdevR3HgcmCmdAlloc):
+    legacy and VMMDEV_REQUESTOR_USR_NOT_GIVEN/DRV/DRV_OTHER are kernel, ROOT/SYSTEM root,
+    everything else user."""
+    if requestor == VMMDEV_REQUESTOR_LEGACY:
+        return HeapCategory.KERNEL
+    usr = requestor & 0x7
+    if usr <= 2:
+        return HeapCategory.KERNEL
+    if usr <= 4:
+        return HeapCategory.ROOT
+    return HeapCategory.USER
+
+
+@dataclass(eq=False)
 class Command:
-    """One accepted HGCM command."""
+    """One accepted HGCM command (plain data: no callables, nothing pointing back to it)."""
 
     address: int
     size: int
     request_type: int
     kind: str                       # "connect", "disconnect" or "call"
-    apply: Callable[[bytearray], None]
-    submitted_cycle: int
+    submitted_cycle: int = 0
+    #: connect: the new client's id (written back on success); disconnect/call: the client.
+    client_id: int = 0
     call: HgcmCall | None = None
+    parsed: ParsedCall | None = None
     function: int | None = None
     cancelled: bool = False
     status: int | None = None       # set once the host finished the work
     cost: int = 0                   # cycles, from HgcmTiming
-    #: Extra fields for the completion trace event (decoded results), when tracing.
-    describe: Callable[[], dict[str, object]] | None = field(default=None, repr=False)
-    timer: ScheduledEvent | None = field(default=None, repr=False)
+    #: The cycle an asynchronous completion is scheduled for (None: not scheduled).
+    due: int | None = None
+    #: Names for the completion trace event.
+    service_name: str = ""
+    function_name: str = ""
+    heap_category: HeapCategory = HeapCategory.KERNEL
+    heap_cost: int = 0
+    serial: int = field(default=0, repr=False)
 
 
 class CommandQueue:
-    """Pending commands and their completion."""
+    """Pending commands, their completion and the heap budget they are charged to."""
 
     def __init__(self, memory: Callable[[], GuestMemory], clock: Callable[[], Clock | None],
                  timing: HgcmTiming, notify_hgcm: Callable[[], None], trace: Callable[..., None],
-                 tracing: Callable[[], bool] = lambda: True) -> None:
+                 tracing: Callable[[str], bool] = lambda kind: True, *,
+                 heap_budget: int = DEFAULT_HEAP_BUDGET) -> None:
+        if heap_budget < 0:
+            raise ValueError("the HGCM heap budget must not be negative")
         self._memory = memory
         self._tracing = tracing
         self._clock = clock
@@ -58,27 +113,78 @@ class CommandQueue:
         self._notify_hgcm = notify_hgcm
         self._trace = trace
         self.pending: dict[int, Command] = {}
+        #: Commands whose completion has not run yet, by serial (a command whose address was
+        #: reused by a newer request is no longer in ``pending`` but still here).
+        self._in_flight: dict[int, Command] = {}
+        self._serial = 0
+        self.heap_budget = heap_budget
+        #: Heap bytes in use per category.
+        self.heap_used: dict[HeapCategory, int] = {category: 0 for category in HeapCategory}
 
     def _now(self) -> int:
         clock = self._clock()
         return clock.now() if clock is not None else 0
 
+    # --- heap budget ----------------------------------------------------------------------
+
+    def heap_available(self, category: HeapCategory) -> int:
+        """Bytes still free in the budget of ``category``."""
+        return self.heap_budget - self.heap_used[category]
+
+    def reserve(self, command: Command, category: HeapCategory, cost: int) -> bool:
+        """Charge ``cost`` bytes of ``category`` to ``command``; False when they do not fit."""
+        if cost > self.heap_available(category):
+            return False
+        command.heap_category = category
+        command.heap_cost = cost
+        self.heap_used[category] += cost
+        return True
+
+    def _release(self, command: Command) -> None:
+        self.heap_used[command.heap_category] -= command.heap_cost
+        command.heap_cost = 0
+
+    # --- lifecycle ------------------------------------------------------------------------
+
     def submit(self, command: Command, byte_count: int, declared_cycles: int | None = None) -> None:
         """Track an accepted command; its host work is started by the caller."""
+        self._serial += 1
+        command.serial = self._serial
         self.pending[command.address] = command
+        self._in_flight[command.serial] = command
         command.submitted_cycle = self._now()
         command.cost = self.timing.cost(command.function, byte_count, declared_cycles)
 
-    def host_done(self, command: Command, status: int) -> None:
+    def completion_for(self, command: Command) -> Callable[[HgcmCall, int], None]:
+        """The ``HgcmCall.on_complete`` of ``command``'s call: refers to the queue and the
+        command's serial only, so call and command form no reference cycle."""
+        return functools.partial(self._call_done, command.serial)
+
+    def _call_done(self, serial: int, call: HgcmCall, status: int) -> None:
+        command = self._in_flight.get(serial)
+        if command is not None and command.status is None:
+            self.host_done(command, status)
+
+    def of_client(self, client_id: int) -> Iterator[Command]:
+        """The client's calls not completed yet, in submission order."""
+        return (command for command in self._in_flight.values()
+                if command.kind == "call" and command.client_id == client_id)
+
+    def host_done(self, command: Command, status: int, *, not_before: int | None = None) -> None:
         """The host finished the command with ``status``: complete it now (synchronous
-        timing: its cost is charged to the current instruction) or when its latency ends."""
+        timing: its cost is charged to the current instruction) or when its latency ends.
+        ``not_before``: a cycle the completion must wait for (it then is asynchronous)."""
         command.status = int(status)
         clock = self._clock()
         if clock is None:
             self._complete(command)
-        elif self.timing.is_async(command.function):
+            return
+        if self.timing.is_async(command.function) or not_before is not None:
             due = command.submitted_cycle + max(command.cost, 1)
-            command.timer = clock.schedule_at(due, f"hgcm {command.kind} done", lambda: self._complete(command))
+            if not_before is not None:
+                due = max(due, not_before)
+            command.due = due
+            clock.schedule_at(due, f"hgcm {command.kind} done", functools.partial(self._complete, command))
         else:
             clock.charge(command.cost, f"hgcm {command.kind}")
             self._complete(command)
@@ -87,28 +193,55 @@ class CommandQueue:
         """Write back (unless cancelled), DONE last, raise the HGCM event."""
         if self.pending.get(command.address) is command:
             del self.pending[command.address]
+        self._in_flight.pop(command.serial, None)
+        self._release(command)
         status = command.status if command.status is not None else Status.VERR_HGCM_INTERNAL
         latency = self._now() - command.submitted_cycle
         if command.cancelled:
             self._trace("hgcm_complete", address=command.address, command=command.kind, cancelled=True,
                         result=int(status), result_name=status_name(status), latency=latency)
+            self._drop(command)
             return
         memory = self._memory()
         data = bytearray(memory.read(command.address, command.size))
         current_type = struct.unpack_from("<I", data, OFF_TYPE)[0]
         if current_type in (command.request_type, RequestType.HGCMCancel):
-            command.apply(data)
+            self._apply(command, data, memory)
         else:
             status = Status.VERR_INVALID_PARAMETER
         struct.pack_into("<i", data, OFF_HGCM_RESULT, int(status))
         memory.write(command.address, data)
         flags = memory.read_u32(command.address + OFF_HGCM_FLAGS)
         memory.write_u32(command.address + OFF_HGCM_FLAGS, flags | VBOX_HGCM_REQ_DONE)
-        if self._tracing():
-            details = command.describe() if command.describe is not None else {}
+        if self._tracing("hgcm_complete"):
             self._trace("hgcm_complete", address=command.address, command=command.kind, cancelled=False,
-                        result=int(status), result_name=status_name(status), latency=latency, **details)
+                        result=int(status), result_name=status_name(status), latency=latency,
+                        **self._details(command))
+        self._drop(command)
         self._notify_hgcm()
+
+    @staticmethod
+    def _apply(command: Command, data: bytearray, memory: GuestMemory) -> None:
+        """The command's outputs into ``data`` (a fresh copy of the request) and guest memory."""
+        if command.kind == "connect":
+            if command.status is not None and command.status >= 0:
+                struct.pack_into("<I", data, _OFF_CONNECT_CLIENT, command.client_id)
+        elif command.kind == "call" and command.parsed is not None:
+            write_back(command.parsed, data, memory)
+
+    @staticmethod
+    def _details(command: Command) -> dict[str, object]:
+        """Decoded results of a call for its completion event."""
+        if command.kind != "call" or command.parsed is None:
+            return {}
+        parsed = command.parsed
+        return {"client": parsed.client_id, "function": parsed.function, "function_name": command.function_name,
+                "service": command.service_name, "params": [describe(p, returned=True) for p in parsed.params]}
+
+    @staticmethod
+    def _drop(command: Command) -> None:
+        """Let go of the parsed parameters now, even if someone still holds the command."""
+        command.parsed = None
 
     def cancel(self, address: int) -> bool:
         """Mark the command at ``address`` cancelled; False when none is pending there."""
@@ -118,3 +251,9 @@ class CommandQueue:
         self._trace("hgcm_cancel", address=address, command=command.kind, again=command.cancelled)
         command.cancelled = True
         return True
+
+    def orphan(self, command: Command) -> None:
+        """``command``'s client is gone and the service kept its call: whenever it completes,
+        nothing is written to guest memory (like a cancelled command)."""
+        self._trace("hgcm_orphaned", address=command.address, client=command.client_id)
+        command.cancelled = True

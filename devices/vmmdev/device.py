@@ -52,11 +52,11 @@ from devices.vmmdev.abi import (
     RequestType,
 )
 from devices.vmmdev.abi import HgcmCall as HgcmCallLayout
-from devices.vmmdev.commands import Command, CommandQueue
+from devices.vmmdev.commands import COMMAND_HEAP_COST, DEFAULT_HEAP_BUDGET, Command, CommandQueue, heap_category
 from devices.vmmdev.config import CYCLES_PER_MILLISECOND, VMMDevConfig
 from devices.vmmdev.events import VMMDEV_EVENT_HGCM, VMMDEV_RAM_SIZE, EventState
 from devices.vmmdev.hgcm import HgcmHost
-from devices.vmmdev.params import describe, parse_call, write_back
+from devices.vmmdev.params import describe, parse_call
 from machine.device import AttachContext, MmioRegion, PortRange
 from machine.memory import GuestMemory
 from runtime.status import RtError, Status, status_name
@@ -64,7 +64,7 @@ from services.hgcm import ASYNC, HgcmCall, HgcmService
 
 _HEADER_SIZE = 24
 _OFF_RC = 12
-_OFF_CONNECT_LOC_TYPE, _OFF_CONNECT_NAME, _OFF_CONNECT_CLIENT = 32, 36, 164
+_OFF_CONNECT_LOC_TYPE, _OFF_CONNECT_NAME = 32, 36
 _OFF_DISCONNECT_CLIENT = 32
 _OFF_CANCEL2_ADDRESS = 24
 
@@ -138,12 +138,17 @@ class VMMDevDevice:
     ReportGuestInfo(2) and WriteCoreDump answers VERR_NOT_SUPPORTED until the guest sent a
     successful ReportGuestInfo, as VirtualBox does; the default lets small guest programs
     skip that handshake (docs/deviations.md).
+
+    ``heap_budget``: bytes of host heap (bounce buffers plus ``COMMAND_HEAP_COST`` per
+    command) the commands in flight of each requestor heap category may use together;
+    beyond it a connect, disconnect or call fails with VERR_NO_MEMORY (VirtualBox's
+    HGCMHeapBudget* settings; docs/security.md).
     """
 
     name = "vmmdev"
 
     def __init__(self, hgcm: HgcmHost | None = None, *, config: VMMDevConfig | None = None,
-                 require_guest_info: bool | None = None) -> None:
+                 require_guest_info: bool | None = None, heap_budget: int = DEFAULT_HEAP_BUDGET) -> None:
         self.config = config or VMMDevConfig()
         self.require_guest_info = (self.config.require_guest_info if require_guest_info is None
                                    else require_guest_info)
@@ -160,7 +165,7 @@ class VMMDevDevice:
         self.events = EventState(self._set_line, self._trace)
         self.commands = CommandQueue(lambda: self._memory, lambda: self._context.clock if self._context else None,
                                      self.config.timing, lambda: self.events.notify(VMMDEV_EVENT_HGCM), self._trace,
-                                     lambda: self._tracing)
+                                     self._wants, heap_budget=heap_budget)
         self._handlers: dict[int, tuple[_SizeRule, Callable[[_Request], bool]]] = {
             RequestType.GetMouseStatus: (_exactly(ReqMouseStatus), self._get_mouse_status),
             RequestType.SetMouseStatus: (_exactly(ReqMouseStatus), self._set_mouse_status),
@@ -239,6 +244,10 @@ class VMMDevDevice:
     def _tracing(self) -> bool:
         """Whether anyone listens: hot paths skip building event fields otherwise."""
         return self._context is not None and self._context.tracer.enabled
+
+    def _wants(self, kind: str) -> bool:
+        """Whether anyone listens to events of ``kind`` (expensive fields are built only then)."""
+        return self._context is not None and self._context.tracer.wants(kind)
 
     def _set_line(self, level: bool) -> None:
         if self._context is not None:
@@ -428,13 +437,22 @@ class VMMDevDevice:
                     status=int(status), status_name=status_name(status), reason=why)
         return True
 
-    def _start(self, request: _Request, kind: str, apply: Callable[[bytearray], None], *,
-               function: int | None = None, call: HgcmCall | None = None, byte_count: int = 0,
-               declared_cycles: int | None = None) -> Command:
-        command = Command(request.address, request.size, request.type, kind, apply, 0, call, function)
+    def _new_command(self, request: _Request, kind: str, heap: int = 0) -> Command | None:
+        """A command for ``request`` charged to its heap category (COMMAND_HEAP_COST plus
+        ``heap`` buffer bytes); None when the budget cannot take it (VMMDevHGCM.cpp:
+        vmmdevR3HgcmCmdAlloc returns NULL, the request fails with VERR_NO_MEMORY)."""
+        command = Command(request.address, request.size, request.type, kind)
+        if not self.commands.reserve(command, heap_category(self._requestor(request)), COMMAND_HEAP_COST + heap):
+            return None
+        return command
+
+    def _start(self, command: Command, *, byte_count: int = 0, declared_cycles: int | None = None) -> Command:
         self.commands.submit(command, byte_count, declared_cycles)
         self._enable_hgcm()
         return command
+
+    def _over_budget(self, request: _Request) -> bool:
+        return self._fail_sync(request, Status.VERR_NO_MEMORY, "HGCM heap budget exhausted")
 
     def _hgcm_connect(self, request: _Request) -> bool:
         self._accept(request)
@@ -443,15 +461,14 @@ class VMMDevDevice:
         if b"\0" not in raw_name:
             return self._fail_sync(request, Status.VERR_INVALID_PARAMETER, "service name not NUL-terminated")
         name = raw_name.split(b"\0", 1)[0].decode("latin-1")
+        command = self._new_command(request, "connect")
+        if command is None:
+            return self._over_budget(request)
         status, client_id = self.hgcm.connect(name, self._requestor(request))
         self._trace("hgcm_connect", address=request.address, service=name, status=int(status),
                     status_name=status_name(status), client=client_id)
-
-        def apply(data: bytearray) -> None:
-            if status >= 0:
-                struct.pack_into("<I", data, _OFF_CONNECT_CLIENT, client_id)
-
-        self.commands.host_done(self._start(request, "connect", apply), status)
+        command.client_id = client_id
+        self.commands.host_done(self._start(command), status)
         return False
 
     def _hgcm_disconnect(self, request: _Request) -> bool:
@@ -459,16 +476,35 @@ class VMMDevDevice:
         client_id = request.u32(_OFF_DISCONNECT_CLIENT)
         if client_id == 0:
             return self._fail_sync(request, Status.VERR_INVALID_PARAMETER, "client id 0")
+        command = self._new_command(request, "disconnect")
+        if command is None:
+            return self._over_budget(request)
+        command.client_id = client_id
+        # The service disconnects the client only after the calls it submitted before: its
+        # thread handles messages in order (HGCM.cpp: HGCMService::DisconnectClient sends
+        # SVC_MSG_DISCONNECT behind the client's SVC_MSG_GUESTCALLs), and the service
+        # completes the calls it kept (e.g. waits) while disconnecting.  So every earlier
+        # call of the client completes, results and DONE written, before the disconnect
+        # does; nothing is written for the client once its disconnect is DONE.
         status = self.hgcm.disconnect(client_id)
         self._trace("hgcm_disconnect", address=request.address, client=client_id, status=int(status),
                     status_name=status_name(status))
-        self.commands.host_done(self._start(request, "disconnect", lambda data: None), status)
+        self._start(command)
+        latest: int | None = None
+        for earlier in list(self.commands.of_client(client_id)):
+            if earlier.status is None:
+                self.commands.orphan(earlier)  # the service kept it past the disconnect
+            elif earlier.due is not None:
+                latest = earlier.due if latest is None else max(latest, earlier.due)
+        self.commands.host_done(command, status, not_before=latest)
         return False
 
     def _hgcm_call(self, request: _Request) -> bool:
         self._accept(request)
+        category = heap_category(self._requestor(request))
         try:
-            parsed = parse_call(bytes(request.data), request.type, self._memory)
+            parsed = parse_call(bytes(request.data), request.type, self._memory,
+                                self.commands.heap_available(category) - COMMAND_HEAP_COST)
         except RtError as error:
             return self._fail_sync(request, error.status, str(error))
         if parsed.client_id == 0:
@@ -480,22 +516,25 @@ class VMMDevDevice:
         admitted = self.hgcm.admit_call(client, (c.call for c in self.commands.pending.values()))
         if admitted < 0:
             return self._fail_sync(request, admitted, f"client {parsed.client_id} has too many pending calls")
+        command = self._new_command(request, "call", parsed.heap)
+        if command is None:
+            return self._over_budget(request)
         call = HgcmCall(parsed.client_id, parsed.function, [p.svc for p in parsed.params],
                         self._requestor(request))
         byte_count = sum(p.guest_size for p in parsed.params)
-        command = self._start(request, "call", lambda data: write_back(parsed, data, self._memory),
-                              function=parsed.function, call=call, byte_count=byte_count,
-                              declared_cycles=client.service.function_cycles(parsed.function))
-        call.on_complete = lambda done, status: self.commands.host_done(command, status)
-        if self._tracing:
-            identity = {"client": parsed.client_id, "service": client.service.name, "function": parsed.function,
-                        "function_name": client.service.function_name(parsed.function)}
-            self._trace("hgcm_call", address=request.address, **identity, parms=len(parsed.params),
+        command.client_id, command.function, command.call, command.parsed = (
+            parsed.client_id, parsed.function, call, parsed)
+        self._start(command, byte_count=byte_count,
+                    declared_cycles=client.service.function_cycles(parsed.function))
+        call.on_complete = self.commands.completion_for(command)
+        command.service_name = client.service.name
+        command.function_name = client.service.function_name(parsed.function)
+        if self._wants("hgcm_call"):
+            self._trace("hgcm_call", address=request.address, client=parsed.client_id,
+                        service=command.service_name, function=parsed.function,
+                        function_name=command.function_name, parms=len(parsed.params),
                         bytes=byte_count, type=_type_name(request.type),
                         params=[describe(param, returned=False) for param in parsed.params])
-            command.describe = lambda: {"client": parsed.client_id, "function": parsed.function,
-                                        "function_name": identity["function_name"], "service": client.service.name,
-                                        "params": [describe(p, returned=True) for p in parsed.params]}
         outcome = client.service.call(call)
         if outcome is not ASYNC:
             call.complete(int(outcome))

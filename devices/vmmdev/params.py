@@ -5,6 +5,13 @@ contents travelling to the host are copied once into zero-filled bounce buffers.
 checks, their order and their statuses follow VMMDevHGCM.cpp as the reference describes
 (§4.4-4.7): any failure is a synchronous status for the whole call.
 
+Bounce buffers are allocated only after every parameter passed validation, as VirtualBox
+does (``vmmdevR3HgcmCallFetchGuestParms`` validates, ``vmmdevR3HgcmInitHostParameters``
+allocates); the bytes they cost are counted in ``ParsedCall.heap`` and checked against the
+per-call limit and the caller's heap budget first (VERR_NO_MEMORY).  A large buffer that only
+travels back to the guest is an anonymous mapping: host memory is committed only for the
+pages the service writes, so a 128 MiB READ of a 10-byte file costs one page, not 128 MiB.
+
 Guest "linear" addresses are physical here: the machine runs flat, without paging.  Pages
 outside guest RAM behave like VirtualBox's untranslatable (NIL) pages: they read as zeros
 and writes to them are dropped.
@@ -12,6 +19,7 @@ and writes to them are dropped.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass, field
 
@@ -31,6 +39,9 @@ from services.hgcm import SvcParm, SvcParmType
 
 #: Total bounce-buffer bytes one call may allocate (VirtualBox's per-call heap limit).
 MAX_CALL_HEAP = 128 * 1024 * 1024
+#: Host-bound-only ("out") buffers from this size on are lazily committed anonymous mappings
+#: (smaller ones are plain bytearrays: a mapping costs two system calls).
+LAZY_BUFFER_MIN = 64 * 1024
 
 _LINADDR_DIRECTION = {
     HgcmParmType.LinAddr: HgcmParmDirection.BOTH,
@@ -88,6 +99,8 @@ class ParsedParam:
     target: GuestBuffer | None = None
     #: Embedded buffers live inside the request at this offset.
     embedded_offset: int | None = None
+    #: Where the bytes travelling to the host come from (pointer parameters).
+    source: GuestBuffer | None = None
 
 
 @dataclass
@@ -98,6 +111,8 @@ class ParsedCall:
     client_id: int
     function: int
     params: list[ParsedParam] = field(default_factory=list)
+    #: Bounce-buffer bytes the call allocates (what it is charged against the heap budget).
+    heap: int = 0
 
     @property
     def parm_size(self) -> int:
@@ -115,16 +130,20 @@ def _fail(status: Status, why: str) -> RtError:
     return RtError(status, why)
 
 
-def _linear_runs(address: int, size: int) -> GuestBuffer:
-    """A flat guest-linear buffer, split at page boundaries like VirtualBox's translation."""
-    runs: list[tuple[int, int]] = []
-    position = address
+def _linear_runs(address: int, size: int, ram_size: int) -> GuestBuffer:
+    """A flat guest-linear buffer: the part inside guest RAM and the part beyond it.
+
+    VirtualBox translates it page by page, pages without RAM behind them becoming NIL (read
+    as zeros, writes dropped); with flat addressing the pages inside RAM are contiguous, so
+    two runs give the same bytes as one run per page, without a list as long as the buffer
+    has pages."""
     end = address + size
-    while position < end:
-        page_end = (position // PAGE_SIZE + 1) * PAGE_SIZE
-        take = min(page_end, end) - position
-        runs.append((position, take))
-        position += take
+    runs: list[tuple[int, int]] = []
+    if address < ram_size and size:
+        runs.append((address, min(end, ram_size) - address))
+    if end > ram_size and size:
+        beyond = max(address, ram_size)
+        runs.append((beyond, end - beyond))
     return GuestBuffer(runs)
 
 
@@ -176,10 +195,14 @@ def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: i
     return direction, read_runs, write_runs
 
 
-def parse_call(request: bytes, request_type: int, memory: GuestMemory) -> ParsedCall:
+def parse_call(request: bytes, request_type: int, memory: GuestMemory,
+               heap_available: int | None = None) -> ParsedCall:
     """Validate the parameters of an HGCMCall32/64 request copy and build service values.
 
-    Raises ``RtError`` with the synchronous status VirtualBox gives for the first problem.
+    Raises ``RtError`` with the synchronous status VirtualBox gives for the first problem:
+    parameter checks first, then VERR_NO_MEMORY when the call's buffers exceed
+    ``MAX_CALL_HEAP`` or ``heap_available`` (the budget left, None: unlimited); only then
+    are the bounce buffers allocated and guest bytes copied in.
     """
     size = len(request)
     client_id, function, c_parms = struct.unpack_from("<III", request, 32)
@@ -209,14 +232,14 @@ def parse_call(request: bytes, request_type: int, memory: GuestMemory) -> Parsed
                 raise _fail(Status.VERR_INVALID_PARAMETER, f"parameter {index}: {cb} bytes exceed 128 MiB")
             address = word1 & (0xFFFFFFFFFFFFFFFF if parm_size == 16 else 0xFFFFFFFF)
             direction = _LINADDR_DIRECTION[param_type]
-            target = _linear_runs(address, cb)
-            call.params.append(_pointer(index, param_type, direction, cb, target, target, memory))
+            target = _linear_runs(address, cb, memory.size)
+            call.params.append(_pointer(index, param_type, direction, cb, target, target))
             heap += cb
         elif param_type in _PAGE_LIST_TYPES:
             cb = word0
             offset = word1 & 0xFFFFFFFF
             direction, read_runs, write_runs = _page_list(request, param_type, cb, offset, off_extra)
-            parsed = _pointer(index, param_type, direction, cb, read_runs, write_runs, memory)
+            parsed = _pointer(index, param_type, direction, cb, read_runs, write_runs)
             if param_type == HgcmParmType.NoBouncePageList:
                 parsed.svc.type = SvcParmType.PAGES
             call.params.append(parsed)
@@ -230,27 +253,53 @@ def parse_call(request: bytes, request_type: int, memory: GuestMemory) -> Parsed
                 raise _fail(Status.VERR_INVALID_FLAGS, f"parameter {index}: embedded flags {flags:#x} invalid")
             if not (off_data >= off_extra and off_data <= size and cb <= size - off_data):
                 raise _fail(Status.VERR_INVALID_PARAMETER, f"parameter {index}: embedded data outside the request")
-            direction = flags
-            buffer = bytearray(cb)
-            if direction & HgcmParmDirection.TO_HOST:
-                buffer[:] = request[off_data:off_data + cb]
-            call.params.append(ParsedParam(index, param_type, SvcParm(SvcParmType.PTR, 0, buffer, cb),
-                                           direction, cb, None, off_data))
+            call.params.append(ParsedParam(index, param_type, SvcParm(SvcParmType.PTR, 0, bytearray(), cb),
+                                           flags, cb, None, off_data))
             heap += cb
         else:
             raise _fail(Status.VERR_INVALID_PARAMETER, f"parameter {index}: type {param_type.name} not accepted")
-        if heap > MAX_CALL_HEAP:
-            raise _fail(Status.VERR_NO_MEMORY, f"call buffers exceed {MAX_CALL_HEAP} bytes")
+    if heap > MAX_CALL_HEAP:
+        raise _fail(Status.VERR_NO_MEMORY, f"call buffers exceed {MAX_CALL_HEAP} bytes")
+    if heap_available is not None and heap > heap_available:
+        raise _fail(Status.VERR_NO_MEMORY, f"call buffers of {heap} bytes exceed the {heap_available} bytes "
+                                           "left in the HGCM heap budget")
+    call.heap = heap
+    for param in call.params:
+        if param.guest_type in _VALUE_TYPES:
+            continue
+        param.svc.buffer = _bounce(param, request, memory)
     return call
 
 
+_VALUE_TYPES = (HgcmParmType.Bit32, HgcmParmType.Bit64)
+
+
 def _pointer(index: int, param_type: HgcmParmType, direction: int, cb: int,
-             read_runs: GuestBuffer, write_runs: GuestBuffer, memory: GuestMemory) -> ParsedParam:
-    if direction & HgcmParmDirection.TO_HOST and cb:
-        buffer = read_runs.read(memory, cb)
-    else:
+             read_runs: GuestBuffer, write_runs: GuestBuffer) -> ParsedParam:
+    """A pointer parameter whose bounce buffer is allocated once the whole call is valid."""
+    return ParsedParam(index, param_type, SvcParm(SvcParmType.PTR, 0, bytearray(), cb), direction, cb,
+                       write_runs, source=read_runs)
+
+
+def _bounce(param: ParsedParam, request: bytes, memory: GuestMemory) -> bytearray:
+    """The zero-filled bounce buffer of a pointer parameter, with the guest's bytes copied in
+    when it travels to the host."""
+    cb = param.guest_size
+    to_host = param.direction & HgcmParmDirection.TO_HOST
+    if param.embedded_offset is not None:
         buffer = bytearray(cb)
-    return ParsedParam(index, param_type, SvcParm(SvcParmType.PTR, 0, buffer, cb), direction, cb, write_runs)
+        if to_host:
+            buffer[:] = request[param.embedded_offset:param.embedded_offset + cb]
+        return buffer
+    if to_host and cb:
+        assert param.source is not None
+        return param.source.read(memory, cb)
+    if cb >= LAZY_BUFFER_MIN:
+        # Zero pages until written: what the service does not fill costs no host memory.
+        # (A bytearray would be memset, committing all of it.)  Same buffer protocol,
+        # length and slicing as a bytearray of that size; it cannot change size.
+        return mmap.mmap(-1, cb)  # type: ignore[return-value]
+    return bytearray(cb)
 
 
 #: Buffer bytes a trace event keeps per parameter (``size`` tells the whole length).
@@ -296,6 +345,7 @@ def write_back(call: ParsedCall, request: bytearray, memory: GuestMemory) -> Non
                 request[param.embedded_offset:param.embedded_offset + copy] = svc.buffer[:copy]
             continue
         if param.guest_size and param.direction & HgcmParmDirection.FROM_HOST and param.target is not None:
-            param.target.write(memory, svc.buffer[:copy])
+            with memoryview(svc.buffer) as whole, whole[:copy] as returned_bytes:  # no copy of the buffer
+                param.target.write(memory, returned_bytes)
         if param.guest_type in (HgcmParmType.ContiguousPageList, HgcmParmType.NoBouncePageList):
             struct.pack_into("<I", request, base + 4, returned)
