@@ -4,7 +4,6 @@ REMOVE, CLOSE_AND_REMOVE, RENAME, READLINK, SYMLINK, COPY_FILE."""
 from __future__ import annotations
 
 import ctypes
-import stat as st_mod
 from contextlib import suppress
 
 from runtime.fs import Access, Disposition, HostRoot, obj_info
@@ -53,14 +52,10 @@ def _check_remove_flags(flags: int) -> None:
 
 
 def _remove(host: HostRoot, path: GuestPath, flags: int) -> None:
-    """SYMLINK bit -> a symlink, else FILE bit -> a file, else a directory."""
+    """vbsfRemove's dispatch: SYMLINK bit -> RTSymlinkDelete, else FILE bit ->
+    RTFileDelete, else RTDirRemove (runtime.fs has each one's host answers)."""
     if flags & ShflRemove.SYMLINK:
-        st = host.lstat_at(path)
-        if st is None:
-            raise RtError(Status.VERR_FILE_NOT_FOUND, "missing")
-        if not st_mod.S_ISLNK(st.st_mode):
-            raise RtError(Status.VERR_NOT_SYMLINK, "not a symlink")
-        host.unlink(path)
+        host.delete_symlink(path)
     elif flags & ShflRemove.FILE:
         host.unlink(path)
     else:
@@ -68,7 +63,8 @@ def _remove(host: HostRoot, path: GuestPath, flags: int) -> None:
 
 
 def remove(ctx: CallContext) -> int:
-    """REMOVE(root, path, flags): see ``_remove``; read-only share -> VERR_WRITE_PROTECT."""
+    """REMOVE(root, path, flags) as vbsfRemove: svcCall checked the flags; the root (path
+    conversion), then the writable check (VERR_WRITE_PROTECT), then ``_remove``."""
     root, _, flags = ctx.params
     _check_remove_flags(flags.value)
     mapping = ctx.service.path_mapping(ctx.client, root.value)
@@ -79,33 +75,47 @@ def remove(ctx: CallContext) -> int:
 
 
 def close_and_remove(ctx: CallContext) -> int:
-    """CLOSE_AND_REMOVE(root, path, flags, handle): REMOVE after closing ``handle`` (§5.2.11).
+    """CLOSE_AND_REMOVE(root, path, flags, handle): vbsfRemove with a handle to close.
 
-    The handle parameter is not type checked (quirk 6); 0 is VERR_INVALID_HANDLE, NIL means
-    "nothing to close".  A failed close is returned and nothing is removed.
+    svcCall checks the flags (VERR_INVALID_FLAGS) and refuses SHFL_HANDLE_ROOT
+    (VERR_INVALID_HANDLE); the handle parameter's type is not checked (quirk 6).  Then, as
+    vbsfRemove does, the handle is closed FIRST (vbsfClose: unknown, another client's or
+    another root's handle -> VERR_INVALID_HANDLE and nothing else happens; NIL closes
+    nothing), and only then are the root, the path and the writable flag checked: a
+    failure there leaves the handle closed.
     """
     root, _, flags, handle = ctx.params
     _check_remove_flags(flags.value)
     if handle.value == SHFL_HANDLE_ROOT:
         raise RtError(Status.VERR_INVALID_HANDLE, "SHFL_HANDLE_ROOT")
-    mapping = ctx.service.path_mapping(ctx.client, root.value)
-    path = _path(ctx, mapping, 1)
-    _writable(mapping)
     if handle.value != SHFL_HANDLE_NIL:
         found = ctx.service.lookup_handle(ctx.client, root.value, handle.value, tuple(HandleKind))
         status = ctx.service.close_handle(found)
         if status < 0:
             return status
+    mapping = ctx.service.path_mapping(ctx.client, root.value)
+    path = _path(ctx, mapping, 1)
+    _writable(mapping)
     _remove(_host(mapping), path, flags.value)
     return Status.VINF_SUCCESS
 
 
 def rename(ctx: CallContext) -> int:
-    """RENAME: POSIX rename with VirtualBox's type and replace rules (§5.2.15).
+    """RENAME as vbsfRename: flags (VERR_INVALID_PARAMETER), source then destination path
+    (root checks), writable (VERR_WRITE_PROTECT), then by the type flags RTPathRename
+    (FILE|DIR: any source), RTFileMove (FILE: not a directory) or RTDirRename (DIR or
+    none: a directory); REPLACE_IF_EXISTS replaces a non-directory.  Host answers:
+    ``HostRoot.rename``.
 
     Windows error style (§4.5): VERR_FILE_NOT_FOUND becomes VERR_PATH_NOT_FOUND when the
     source's parent is missing or not a directory, or when the source exists and the
     destination's parent is missing or not a directory.
+
+    Policy (SF20, docs/security.md G4): on a mapping whose guests may create symlinks under
+    SymlinkPolicy.SUBTREE, a rename that would carry a symlink (the source itself or one
+    beneath a source directory) to a shallower place where its target, judged lexically
+    as SYMLINK judges it, leaves the share while it stayed inside before is refused with
+    VERR_ACCESS_DENIED, after every check VirtualBox makes and before the host changes.
     """
     root, _, _, flags = ctx.params
     fl = flags.value
@@ -115,14 +125,41 @@ def rename(ctx: CallContext) -> int:
     src, dst = _path(ctx, mapping, 1), _path(ctx, mapping, 2, preserve_last=True)
     _writable(mapping)
     host = _host(mapping)
+    kind = fl & (ShflRename.FILE | ShflRename.DIR)
+    want = None if kind == ShflRename.FILE | ShflRename.DIR else "file" if kind == ShflRename.FILE else "dir"
+    guard = None
+    if mapping.create_symlinks and mapping.symlink_policy is SymlinkPolicy.SUBTREE:
+        def guard(_src_st: object) -> None:
+            _check_moved_links(host, src, dst)
     try:
-        _rename(host, src, dst, fl)
+        host.rename(src, dst, replace=bool(fl & ShflRename.REPLACE_IF_EXISTS), want=want,
+                    before=guard)
     except RtError as err:
         if err.status == Status.VERR_FILE_NOT_FOUND and errstyle.windows(ctx.client) \
                 and _rename_path_not_found(host, src, dst):
             raise RtError(Status.VERR_PATH_NOT_FOUND, "parent directory missing") from None
         raise
     return Status.VINF_SUCCESS
+
+
+def _check_moved_links(host: HostRoot, src: GuestPath, dst: GuestPath) -> None:
+    """SF20: refuse (VERR_ACCESS_DENIED) when a symlink moved from ``src`` to ``dst`` would
+    leave the share at its new depth while it stayed inside at its old one.  Whether a
+    target stays inside is monotone in depth, so only a move to a shallower directory can
+    change a link's meaning that way; then every link beneath the source is judged."""
+    if src.is_root or dst.is_root:
+        return  # the root never moves (HostRoot.rename)
+    old_depth = host.dir_depth(src.parent())
+    try:
+        new_depth = host.dir_depth(dst.parent())
+    except RtError:
+        return  # the destination directory does not resolve: renameat fails by itself
+    if new_depth >= old_depth:
+        return
+    for below, target in host.symlinks_beneath(src):
+        link_dir_old, link_dir_new = old_depth + below, new_depth + below
+        if symlink_target_inside(target, link_dir_old) and not symlink_target_inside(target, link_dir_new):
+            raise RtError(Status.VERR_ACCESS_DENIED, "a moved symlink would point outside the share")
 
 
 def _rename_path_not_found(host: HostRoot, src: GuestPath, dst: GuestPath) -> bool:
@@ -133,22 +170,6 @@ def _rename_path_not_found(host: HostRoot, src: GuestPath, dst: GuestPath) -> bo
     except RtError:
         exists = False
     return exists and errstyle.parent_not_found(host, dst)
-
-
-def _rename(host: HostRoot, src: GuestPath, dst: GuestPath, fl: int) -> None:
-    src_st = host.lstat_at(src)
-    if src_st is None:
-        raise RtError(Status.VERR_FILE_NOT_FOUND, "source missing")
-    kind = fl & (ShflRename.FILE | ShflRename.DIR)
-    if kind == ShflRename.FILE and st_mod.S_ISDIR(src_st.st_mode):
-        raise RtError(Status.VERR_IS_A_DIRECTORY, "source is a directory")
-    if kind in (0, ShflRename.DIR) and not st_mod.S_ISDIR(src_st.st_mode):
-        raise RtError(Status.VERR_NOT_A_DIRECTORY, "source is not a directory")
-    dst_st = host.lstat_at(dst)
-    if dst_st is not None and (dst_st.st_dev, dst_st.st_ino) != (src_st.st_dev, src_st.st_ino):
-        if st_mod.S_ISDIR(dst_st.st_mode) or not fl & ShflRename.REPLACE_IF_EXISTS:
-            raise RtError(Status.VERR_ALREADY_EXISTS, "destination exists")
-    host.rename(src, dst)
 
 
 def readlink(ctx: CallContext) -> int:
