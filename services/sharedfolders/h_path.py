@@ -43,14 +43,6 @@ def _writable(mapping: Mapping) -> None:
         raise RtError(Status.VERR_WRITE_PROTECT, "read-only mapping")
 
 
-_REMOVE_FLAGS = ShflRemove.FILE | ShflRemove.DIR | ShflRemove.SYMLINK
-
-
-def _check_remove_flags(flags: int) -> None:
-    if flags & ~int(_REMOVE_FLAGS):
-        raise RtError(Status.VERR_INVALID_FLAGS, "remove flags")
-
-
 def _remove(host: HostRoot, path: GuestPath, flags: int) -> None:
     """vbsfRemove's dispatch: SYMLINK bit -> RTSymlinkDelete, else FILE bit ->
     RTFileDelete, else RTDirRemove (runtime.fs has each one's host answers)."""
@@ -63,10 +55,10 @@ def _remove(host: HostRoot, path: GuestPath, flags: int) -> None:
 
 
 def remove(ctx: CallContext) -> int:
-    """REMOVE(root, path, flags) as vbsfRemove: svcCall checked the flags; the root (path
-    conversion), then the writable check (VERR_WRITE_PROTECT), then ``_remove``."""
+    """REMOVE(root, path, flags) as vbsfRemove: svcCall checked the flags (signature in
+    functions.py); the root (path conversion), then the writable check
+    (VERR_WRITE_PROTECT), then ``_remove``."""
     root, _, flags = ctx.params
-    _check_remove_flags(flags.value)
     mapping = ctx.service.path_mapping(ctx.client, root.value)
     path = _path(ctx, mapping, 1)
     _writable(mapping)
@@ -77,7 +69,7 @@ def remove(ctx: CallContext) -> int:
 def close_and_remove(ctx: CallContext) -> int:
     """CLOSE_AND_REMOVE(root, path, flags, handle): vbsfRemove with a handle to close.
 
-    svcCall checks the flags (VERR_INVALID_FLAGS) and refuses SHFL_HANDLE_ROOT
+    svcCall checks the flags (VERR_INVALID_FLAGS, signature in functions.py) and refuses SHFL_HANDLE_ROOT
     (VERR_INVALID_HANDLE); the handle parameter's type is not checked (quirk 6).  Then, as
     vbsfRemove does, the handle is closed FIRST (vbsfClose: unknown, another client's or
     another root's handle -> VERR_INVALID_HANDLE and nothing else happens; NIL closes
@@ -85,7 +77,6 @@ def close_and_remove(ctx: CallContext) -> int:
     failure there leaves the handle closed.
     """
     root, _, flags, handle = ctx.params
-    _check_remove_flags(flags.value)
     if handle.value == SHFL_HANDLE_ROOT:
         raise RtError(Status.VERR_INVALID_HANDLE, "SHFL_HANDLE_ROOT")
     if handle.value != SHFL_HANDLE_NIL:
@@ -227,14 +218,12 @@ def symlink(ctx: CallContext) -> int:
 def copy_file(ctx: CallContext) -> int:
     """COPY_FILE(root src, path src, root dst, path dst, flags): copy a regular file (§5.2.26).
 
-    flags must be 0 (VERR_INVALID_FLAGS).  Unlike VirtualBox (quirk 4) the destination
+    flags must be 0 (VERR_INVALID_FLAGS, checked by svcCall).  Unlike VirtualBox (quirk 4) the destination
     mapping must be writable (VERR_WRITE_PROTECT).  The source must be a regular file
     beneath its share; the destination is created exclusively (VERR_ALREADY_EXISTS) and
     removed again if the copy fails half way.
     """
-    root_src, _, root_dst, _, flags = ctx.params
-    if flags.value:
-        raise RtError(Status.VERR_INVALID_FLAGS, "copy flags")
+    root_src, _, root_dst, _, _ = ctx.params  # flags: svcCall wants 0 (functions.py)
     svc = ctx.service
     src_map = svc.path_mapping(ctx.client, root_src.value)
     src = _path(ctx, src_map, 1)
