@@ -1,0 +1,60 @@
+"""Helpers of the path and mapping conformance tests (REMOVE, RENAME, CLOSE_AND_REMOVE,
+COPY_FILE(_PART), the mapping functions, dispatch): one call per helper, as a guest
+driver issues it, and a description of host objects for asserting host state."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from services.hgcm import SvcParm
+from services.sharedfolders.abi import ShflFn
+from tests.service.conftest import Guest
+
+
+def remove(g: Guest, root: int, path: str, flags: int) -> int:
+    """SHFL_FN_REMOVE(root, path, flags)."""
+    return g.call(ShflFn.REMOVE, SvcParm.u32(root), g.s(path), SvcParm.u32(flags))
+
+
+def rename(g: Guest, root: int, src: str, dst: str, flags: int) -> int:
+    """SHFL_FN_RENAME(root, src, dst, flags)."""
+    return g.call(ShflFn.RENAME, SvcParm.u32(root), g.s(src), g.s(dst), SvcParm.u32(flags))
+
+
+def close_and_remove(g: Guest, root: int, path: str, flags: int, handle: SvcParm) -> int:
+    """SHFL_FN_CLOSE_AND_REMOVE(root, path, flags, handle)."""
+    return g.call(ShflFn.CLOSE_AND_REMOVE, SvcParm.u32(root), g.s(path), SvcParm.u32(flags), handle)
+
+
+def copy_file(g: Guest, root_src: int, src: str, root_dst: int, dst: str, flags: int = 0) -> int:
+    """SHFL_FN_COPY_FILE(root src, path src, root dst, path dst, flags)."""
+    return g.call(ShflFn.COPY_FILE, SvcParm.u32(root_src), g.s(src), SvcParm.u32(root_dst), g.s(dst),
+                  SvcParm.u32(flags))
+
+
+def kind(p: Path) -> str:
+    """What is at ``p`` (never following a final symlink): 'missing', 'dir', 'link->TARGET'
+    or 'file:CONTENT'."""
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        return "missing"
+    if stat.S_ISLNK(st.st_mode):
+        return "link->" + os.readlink(p)
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    if stat.S_ISREG(st.st_mode):
+        return "file:" + p.read_bytes().decode()
+    return "other"
+
+
+def snapshot(top: Path) -> dict[str, str]:
+    """Every name beneath ``top`` (links not followed) -> ``kind``."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            full = Path(dirpath) / name
+            out[str(full.relative_to(top))] = kind(full)
+    return out
