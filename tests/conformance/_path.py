@@ -58,3 +58,19 @@ def snapshot(top: Path) -> dict[str, str]:
             full = Path(dirpath) / name
             out[str(full.relative_to(top))] = kind(full)
     return out
+
+
+def moved(snap: dict[str, str], src: str, dst: str) -> dict[str, str]:
+    """``snap`` after ``src`` (and everything beneath it) took the name ``dst`` (whatever was
+    at ``dst`` is gone): the expected host state of a successful rename."""
+    src, dst = src.strip("/"), dst.strip("/")
+    out = {k: v for k, v in snap.items() if k != dst and not k.startswith(dst + "/")}
+    result = {}
+    for k, v in out.items():
+        if k == src:
+            result[dst] = v
+        elif k.startswith(src + "/"):
+            result[dst + k[len(src):]] = v
+        else:
+            result[k] = v
+    return result
