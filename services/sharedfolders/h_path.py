@@ -4,6 +4,7 @@ REMOVE, CLOSE_AND_REMOVE, RENAME, READLINK, SYMLINK, COPY_FILE."""
 from __future__ import annotations
 
 import ctypes
+import stat as st_mod
 from contextlib import suppress
 
 from runtime.fs import Access, Disposition, HostRoot, obj_info
@@ -140,6 +141,10 @@ def _check_moved_links(host: HostRoot, src: GuestPath, dst: GuestPath) -> None:
     change a link's meaning that way; then every link beneath the source is judged."""
     if src.is_root or dst.is_root:
         return  # the root never moves (HostRoot.rename)
+    if src.trailing_delimiter:
+        st = host.lstat_at(src)
+        if st is not None and st_mod.S_ISLNK(st.st_mode):
+            return  # renameat refuses a symlink named with a slash (ENOTDIR): nothing moves
     old_depth = host.dir_depth(src.parent())
     try:
         new_depth = host.dir_depth(dst.parent())

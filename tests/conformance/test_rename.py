@@ -207,3 +207,19 @@ def test_guest_mv_of_a_link_to_a_shallower_place_is_refused(tmp_path: Path) -> N
     assert kind(tmp_path / "a/b/up") == "link->../../top.txt" and kind(tmp_path / "up") == "missing"
     assert run("mv.s", ["d:/a/b/up", "d:/a/c/up"]).exit_code == 0
     assert kind(tmp_path / "a/c/up") == "link->../../top.txt"
+
+
+@pytest.mark.shfl("RENAME")
+def test_policy_leaves_a_failing_rename_its_own_status(lsvc, tree: Tree) -> None:
+    """A link named with a trailing delimiter never moves (rename(2): ENOTDIR), so the policy
+    does not step in: VirtualBox's VERR_ALREADY_EXISTS.
+
+    VBox: Runtime/r3/posix/path-posix.cpp:rtPathPosixRename
+    """
+    base = tree.share / "lnshare"
+    os.symlink("../../a", base / "a/b/updir")          # a link to a directory, inside at depth 2
+    g = Guest(lsvc)
+    root = g.map("ln")
+    before = snapshot(base)
+    assert rename(g, root, "a/b/updir/", "updir", D) == S.VERR_ALREADY_EXISTS
+    assert snapshot(base) == before
