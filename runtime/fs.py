@@ -9,7 +9,9 @@ raises ``RtError(VERR_ACCESS_DENIED)`` (project policy) and touches nothing outs
 
 The final component is handled per operation: opens follow it (confined), name operations
 (mkdir, unlink, rmdir, rename, symlink, readlink) act on the name itself in its parent
-directory fd.  Open files and directories keep real fds.  Every failure is an RtError with
+directory fd.  A guest path ending in its delimiter reaches open, unlink, rmdir, lstat and
+rename as "name/", as VirtualBox's host path does, so the kernel gives its own answers
+(ENOTDIR for a non-directory, a final symlink followed by lstat).  Open files and directories keep real fds.  Every failure is an RtError with
 the IPRT status; errno is translated here and nowhere else in the service stack.  All host
 syscalls of the service go through this module, which is where fault injection hooks in.
 """
