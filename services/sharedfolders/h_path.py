@@ -159,13 +159,16 @@ def _check_moved_links(host: HostRoot, src: GuestPath, dst: GuestPath) -> None:
 
 
 def _rename_path_not_found(host: HostRoot, src: GuestPath, dst: GuestPath) -> bool:
+    """vbsfErrorStyleIsWindowsPathNotFound2: the source's directory is missing or not a
+    directory; or the source itself exists (stat, links followed) and the destination's
+    directory is missing or not a directory."""
     if errstyle.parent_not_found(host, src):
         return True
     try:
-        exists = host.lstat_at(src) is not None
+        host.stat(src, follow=True, slash=src.trailing_delimiter)
     except RtError:
-        exists = False
-    return exists and errstyle.parent_not_found(host, dst)
+        return False
+    return errstyle.parent_not_found(host, dst)
 
 
 def readlink(ctx: CallContext) -> int:

@@ -223,3 +223,27 @@ def test_policy_leaves_a_failing_rename_its_own_status(lsvc, tree: Tree) -> None
     before = snapshot(base)
     assert rename(g, root, "a/b/updir/", "updir", D) == S.VERR_ALREADY_EXISTS
     assert snapshot(base) == before
+
+
+@pytest.mark.shfl("RENAME", "SET_ERROR_STYLE")
+@pytest.mark.parametrize(("src", "dst", "windows_status"), [
+    ("nodir/a", "x", S.VERR_PATH_NOT_FOUND),          # the source's directory is missing
+    ("b.txt/a", "x", S.VERR_PATH_NOT_FOUND),          # ... or not a directory (host: ENOTDIR)
+    ("b.txt", "nodir/x", S.VERR_PATH_NOT_FOUND),      # source exists, destination's directory missing
+    ("dang_in", "nodir/x", S.VERR_FILE_NOT_FOUND),    # the source (stat follows links) does not exist
+    ("nope", "nodir/x", S.VERR_FILE_NOT_FOUND),
+])
+def test_windows_error_style(svc, tree: Tree, src: str, dst: str, windows_status: int) -> None:
+    """After SET_ERROR_STYLE(Windows) a VERR_FILE_NOT_FOUND becomes VERR_PATH_NOT_FOUND when
+    the source's directory, or (for an existing source, stat following links) the
+    destination's directory, is missing or not a directory.
+
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfRename, HostServices/SharedFolders/vbsf.cpp:vbsfErrorStyleIsWindowsPathNotFound2
+    """
+    _extra(tree)
+    g = Guest(svc)
+    assert g.call(ShflFn.SET_ERROR_STYLE, SvcParm.u32(1), SvcParm.u32(0)) == 0
+    root = g.map("sf")
+    before = snapshot(tree.share)
+    assert rename(g, root, src, dst, F) == windows_status
+    assert snapshot(tree.share) == before
