@@ -109,3 +109,16 @@ def test_utf16_length_fudge(svc) -> None:
     struct.pack_into("<H", raw8, 2, 3)
     assert g8.call(ShflFn.MAP_FOLDER, SvcParm.ptr(raw8), SvcParm.u32(0), SvcParm.u32(SLASH),
                    SvcParm.u32(1)) == S.VERR_INVALID_PARAMETER
+
+
+def test_per_client_map_count_limit(guest: Guest) -> None:
+    """A client may map one root 32768 times (the count must be below _32K before each
+    map); the next MAP_FOLDER is VERR_TOO_MANY_OPENS and changes no count.
+
+    VBox: HostServices/SharedFolders/mappings.cpp:vbsfMapFolder
+    """
+    for _ in range(32768):
+        assert map_folder(guest, "sf", SLASH)[0] == 0
+    assert map_folder(guest, "sf", SLASH)[0] == S.VERR_TOO_MANY_OPENS
+    assert guest.svc.clients[guest.client_id].map_counts[0] == 32768
+    assert guest.svc.mappings[0].use_count == 32768
