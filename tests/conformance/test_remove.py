@@ -8,6 +8,8 @@ import os
 
 import pytest
 
+from guest_asm import assemble
+from machine.machine import Machine
 from runtime.status import Status
 from services.hgcm import SvcParm
 from services.sharedfolders.abi import ShflFn, ShflRemove
@@ -155,3 +157,43 @@ def test_escaping_links_are_never_followed_out(guest: Guest, tree: Tree) -> None
     assert remove(guest, root, "abs_out", LINK) == S.VINF_SUCCESS
     assert kind(tree.share / "abs_out") == "missing"
     assert kind(tree.outside / "secret.txt") == "file:TOPSECRET"
+
+
+RM_PROGRAM = r"""
+.include "tool.s"
+_start:
+    ccall2 tool_start, 1, rm_usage
+    ccall2 tool_open_arg, rm_file, 0
+    ccall2 tool_remove, rm_file, SHFL_REMOVE_FILE
+    tool_check TOOL_EXIT_FAILED, rm_msg, rm_file
+    call tool_finish
+rm_usage: .asciz "rm SHARE:FILE"
+rm_msg:   .asciz "rm"
+.align 8
+rm_file: .space TF_SIZE
+"""
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+def test_guest_rm_with_a_trailing_delimiter_keeps_the_file(tmp_path, mode: int) -> None:
+    """Guest level: REMOVE(FILE) of "notes.txt/" fails with VERR_PATH_NOT_FOUND (-103) and
+    the file stays; without the delimiter it is removed.
+
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfRemove, Runtime/r3/posix/fileio-posix.cpp:RTFileDelete
+    """
+    (tmp_path / "notes.txt").write_bytes(b"keep me")
+    program = assemble(RM_PROGRAM, mode=mode)
+
+    def rm(arg: str):
+        machine = Machine(mode=mode)
+        machine.add_share("d", tmp_path)
+        machine.set_arguments([arg])
+        machine.load(program)
+        result = machine.run()
+        assert result.fault is None
+        return result.exit_code, result.log_lines
+
+    assert rm("d:/notes.txt/") == (3, ["error: rm d:/notes.txt/: -103"])
+    assert (tmp_path / "notes.txt").read_bytes() == b"keep me"
+    assert rm("d:/notes.txt") == (0, [])
+    assert not (tmp_path / "notes.txt").exists()
