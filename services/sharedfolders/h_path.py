@@ -97,7 +97,8 @@ def rename(ctx: CallContext) -> int:
     (root checks), writable (VERR_WRITE_PROTECT), then by the type flags RTPathRename
     (FILE|DIR: any source), RTFileMove (FILE: not a directory) or RTDirRename (DIR or
     none: a directory); REPLACE_IF_EXISTS replaces a non-directory.  Host answers:
-    ``HostRoot.rename``.
+    ``HostRoot.rename``; for RTFileMove a rename(2) refused with EXDEV becomes a copy and
+    an unlink (``_move_by_copy``).
 
     Windows error style (§4.5): VERR_FILE_NOT_FOUND becomes VERR_PATH_NOT_FOUND when the
     source's parent is missing or not a directory, or when the source exists and the
@@ -124,14 +125,41 @@ def rename(ctx: CallContext) -> int:
         def guard(_src_st: object) -> None:
             _check_moved_links(host, src, dst)
     try:
-        host.rename(src, dst, replace=bool(fl & ShflRename.REPLACE_IF_EXISTS), want=want,
-                    before=guard)
+        try:
+            host.rename(src, dst, replace=bool(fl & ShflRename.REPLACE_IF_EXISTS), want=want,
+                        before=guard)
+        except RtError as err:
+            if err.status != Status.VERR_NOT_SAME_DEVICE or want != "file":
+                raise
+            _move_by_copy(host, src, dst)
     except RtError as err:
         if err.status == Status.VERR_FILE_NOT_FOUND and errstyle.windows(ctx.client) \
                 and _rename_path_not_found(host, src, dst):
             raise RtError(Status.VERR_PATH_NOT_FOUND, "parent directory missing") from None
         raise
     return Status.VINF_SUCCESS
+
+
+def _move_by_copy(host: HostRoot, src: GuestPath, dst: GuestPath) -> None:
+    """RTFileMove's fallback when rename(2) says EXDEV (a mount point inside the share):
+    open the source (links followed, regular files only here: SF6), create or truncate the
+    destination (mode 0600), copy, then unlink the source; on a failed copy the destination
+    is unlinked instead.  The copy's status is the call's."""
+    source, _ = host.open_file(src, Access.READ, Disposition.OPEN)
+    try:
+        target, _ = host.open_file(dst, Access.WRITE, Disposition.CREATE_REPLACE, _COPY_MODE)
+        try:
+            source.copy_to(target)
+        except RtError:
+            target.close()
+            with suppress(RtError):
+                host.unlink(dst)
+            raise
+        target.close()
+    finally:
+        source.close()
+    with suppress(RtError):  # RTFileMove ignores a failed delete of the source
+        host.unlink(src)
 
 
 def _check_moved_links(host: HostRoot, src: GuestPath, dst: GuestPath) -> None:

@@ -4,6 +4,7 @@ SUBTREE symlink policy for moved links (SF20)."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from guest_asm import assemble
 from guest_asm.source import LIB_DIR
 from machine.machine import Machine
+from runtime.faults import Fault, inject
 from runtime.status import Status
 from services.hgcm import SvcParm
 from services.sharedfolders.abi import ShflFn, ShflRename
@@ -247,3 +249,37 @@ def test_windows_error_style(svc, tree: Tree, src: str, dst: str, windows_status
     before = snapshot(tree.share)
     assert rename(g, root, src, dst, F) == windows_status
     assert snapshot(tree.share) == before
+
+
+@pytest.mark.parametrize(("src", "dst", "flags", "status", "after"), [
+    # RTFileMove (FILE only): EXDEV -> copy to a created/truncated destination, unlink source.
+    ("b.txt", "x", F, S.VINF_SUCCESS, {"b.txt": "missing", "x": "file:b"}),
+    ("b.txt", "sub/file.txt", F | R, S.VINF_SUCCESS, {"b.txt": "missing", "sub/file.txt": "file:b"}),
+    ("flink", "x", F, S.VINF_SUCCESS, {"flink": "missing", "x": "file:hello"}),  # the link's target copied
+    ("fifo", "x", F, S.VERR_ACCESS_DENIED, {}),                                   # SF6: never opened
+    # RTDirRename and RTPathRename have no fallback.
+    ("b.txt", "x", FD, S.VERR_NOT_SAME_DEVICE, {}),
+    ("dir2", "x", D, S.VERR_NOT_SAME_DEVICE, {}),
+])
+def test_cross_device_rename(guest: Guest, tree: Tree, src: str, dst: str, flags: int, status: int,
+                             after: dict[str, str]) -> None:
+    """rename(2) answering EXDEV (a mount point inside the share; injected here): FILE-only
+    renames move by copying (new file mode 0600), the others answer VERR_NOT_SAME_DEVICE.
+
+    VBox: Runtime/generic/RTFileMove-generic.cpp:RTFileMove, Runtime/r3/posix/path-posix.cpp:rtPathPosixRename
+    """
+    _extra(tree)
+    os.symlink("sub/file.txt", tree.share / "flink")
+    root = guest.map("sf")
+    before = snapshot(tree.share)
+    with inject(Fault("rename", errno.EXDEV)):
+        assert rename(guest, root, src, dst, flags) == status
+    assert snapshot(tree.share) == {k: v for k, v in {**before, **after}.items() if v != "missing"}
+    if status == 0 and dst not in before:  # created: RTFileOpen's default mode
+        assert (tree.share / dst).stat().st_mode & 0o777 == 0o600 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
