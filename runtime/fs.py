@@ -708,7 +708,8 @@ class HostRoot:
         (directory behind a link, dangling link, nothing) VERR_PATH_NOT_FOUND.  The share
         root is never removed: VirtualBox's rmdir of the root path answers ENOTEMPTY when
         it has entries (so do we) and removes the share's own directory when it is empty,
-        a change outside the share that we refuse with VERR_ACCESS_DENIED (deviation SF19).
+        a change outside the share that we refuse with VERR_ACCESS_DENIED (deviation SF19,
+        which also lists the answers from outside the root that we do not model).
         """
         if path.is_root:
             if self._root_has_entries():
@@ -782,8 +783,9 @@ class HostRoot:
            VERR_ALREADY_EXISTS; else the destination is unlinked and the rename retried.
            ENOTDIR without ``replace`` -> VERR_ALREADY_EXISTS.
         The share root cannot be named in a renameat of ours; the kernel's answer for it
-        is modelled: root onto itself succeeds (nothing changes), root elsewhere is
-        EINVAL (VERR_INVALID_PARAMETER: a directory into its own subtree).
+        is modelled (for a root that is not a mount point): root onto itself succeeds
+        (nothing changes), root elsewhere is ENOENT when the destination's directory is
+        missing, else EINVAL (VERR_INVALID_PARAMETER: a directory into its own subtree).
         """
         src_st = self.lstat_path(src)
         if src_st is None:
