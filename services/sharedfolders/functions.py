@@ -4,8 +4,9 @@ Validation is generic and walks the signature in order, so the status for a faul
 matches svcCall's check order (HostServices/SharedFolders/VBoxSharedFoldersSvc.cpp:svcCall):
 count, then each parameter's type, and for string parameters the SHFLSTRING check right
 after that parameter's type check (REMOVE, CLOSE_AND_REMOVE and COPY_FILE check in this
-order; SYMLINK takes its strings as plain pointers because it refuses UTF-16 clients
-before looking at them).  A ``Checked`` parameter carries a value check svcCall makes
+order; SYMLINK's strings are checked in the client's encoding here, before its handler
+refuses UTF-16 clients with VERR_NOT_IMPLEMENTED, as vbsfSymlink runs after svcCall's
+checks).  A ``Checked`` parameter carries a value check svcCall makes
 right after that parameter's type check, before later parameters' types (COPY_FILE_PART's
 offsets, count and flags; the flags of REMOVE, CLOSE_AND_REMOVE and COPY_FILE; both
 values of SET_ERROR_STYLE).  Old-style functions check every type before any value, so
@@ -17,6 +18,7 @@ VERR_NOT_IMPLEMENTED (see service.py).
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -24,7 +26,7 @@ from enum import Enum
 from runtime.status import RtError, Status
 from services.hgcm import SvcParm, SvcParmType
 from services.sharedfolders import h_create, h_file, h_list, h_mapping, h_path
-from services.sharedfolders.abi import SHFL_CPARMS, ShflErrorStyle, ShflFn, ShflRemove
+from services.sharedfolders.abi import SHFL_CPARMS, ShflErrorStyle, ShflFn, ShflFsObjInfo, ShflRemove
 from services.sharedfolders.context import CallContext
 from services.sharedfolders.strings import check_valid_out, parse_in, parse_in_or_null
 
@@ -65,11 +67,11 @@ Handler = Callable[[CallContext], int]
 
 @dataclass(frozen=True)
 class Checked:
-    """A parameter whose value svcCall checks right after its type: ``ok(value)`` or the
-    call fails with ``status``."""
+    """A parameter whose value (or buffer size) svcCall checks right after its type:
+    ``ok(parameter)`` or the call fails with ``status``."""
 
     kind: Parm
-    ok: Callable[[int], bool]
+    ok: Callable[[SvcParm], bool]
     status: Status
 
 
@@ -107,7 +109,7 @@ class ShflFunction:
             if kind is not Parm.ANY and parm.type not in _ACCEPTED[kind]:
                 raise RtError(Status.VERR_WRONG_PARAMETER_TYPE if self.style is Style.NEW
                               else Status.VERR_INVALID_PARAMETER, f"parameter {index} type")
-            if isinstance(spec, Checked) and not spec.ok(parm.value):
+            if isinstance(spec, Checked) and not spec.ok(parm):
                 raise RtError(spec.status, f"parameter {index} value")
             if kind is Parm.STR_IN:
                 strings[index] = parse_in(parm.buffer, utf8)
@@ -130,13 +132,16 @@ OLD, NEW = Style.OLD, Style.NEW
 
 _REMOVE_FLAGS = int(ShflRemove.FILE | ShflRemove.DIR | ShflRemove.SYMLINK)
 #: svcCall's value checks (each right after its parameter's type check).
-REMOVE_FLAGS = Checked(U32, lambda v: not v & ~_REMOVE_FLAGS, Status.VERR_INVALID_FLAGS)
-ZERO_FLAGS = Checked(U32, lambda v: v == 0, Status.VERR_INVALID_FLAGS)
-OFFSET = Checked(U64, lambda v: not v >> 63, Status.VERR_NEGATIVE_SEEK)       # (int64_t)off >= 0
-COPY_COUNT = Checked(U64, lambda v: v < 1 << 60, Status.VERR_OUT_OF_RANGE)    # cb < _1E
-ERROR_STYLE = Checked(U32, lambda v: v in (int(ShflErrorStyle.WINDOWS), int(ShflErrorStyle.LINUX)),
+REMOVE_FLAGS = Checked(U32, lambda p: not p.value & ~_REMOVE_FLAGS, Status.VERR_INVALID_FLAGS)
+ZERO_FLAGS = Checked(U32, lambda p: p.value == 0, Status.VERR_INVALID_FLAGS)
+OFFSET = Checked(U64, lambda p: not p.value >> 63, Status.VERR_NEGATIVE_SEEK)     # (int64_t)off >= 0
+COPY_COUNT = Checked(U64, lambda p: p.value < 1 << 60, Status.VERR_OUT_OF_RANGE)  # cb < _1E
+ERROR_STYLE = Checked(U32, lambda p: p.value in (int(ShflErrorStyle.WINDOWS), int(ShflErrorStyle.LINUX)),
                       Status.VERR_WRONG_PARAMETER_TYPE)
-RESERVED = Checked(U32, lambda v: v == 0, Status.VERR_WRONG_PARAMETER_TYPE)
+RESERVED = Checked(U32, lambda p: p.value == 0, Status.VERR_WRONG_PARAMETER_TYPE)
+#: SYMLINK's info buffer must be exactly one SHFLFSOBJINFO (old style: every check of the
+#: case is VERR_INVALID_PARAMETER, so checking it right after its type changes no status).
+OBJ_INFO = Checked(PTR, lambda p: len(p.buffer) == ctypes.sizeof(ShflFsObjInfo), Status.VERR_INVALID_PARAMETER)
 
 # Cost model (virtual cycles per call, 1 cycle = 1 ns; the device adds its per-byte cost for
 # buffer parameters, and HgcmTiming.function_cycles can override any of these).  Relative
@@ -170,7 +175,7 @@ FUNCTIONS: dict[int, ShflFunction] = {f.fn: f for f in (
     _f(ShflFn.SET_UTF8, Style.UNCHECKED, 500, h_mapping.set_utf8),
     _f(ShflFn.MAP_FOLDER, OLD, 2000, h_mapping.map_folder, PTR, U32, U32, U32),
     _f(ShflFn.READLINK, OLD, 3000, h_path.readlink, U32, STR_IN_OPT, PTR),
-    _f(ShflFn.SYMLINK, OLD, 4000, h_path.symlink, U32, PTR, PTR, PTR),
+    _f(ShflFn.SYMLINK, OLD, 4000, h_path.symlink, U32, STR_IN, STR_IN, OBJ_INFO),
     _f(ShflFn.SET_SYMLINKS, Style.UNCHECKED, 500, h_mapping.set_symlinks),
     _f(ShflFn.QUERY_MAP_INFO, OLD, 1000, h_mapping.query_map_info, U32, STR_OUT, STR_OUT, U64, U32),
     _f(ShflFn.WAIT_FOR_MAPPINGS_CHANGES, OLD, 500, h_mapping.wait_for_changes, U32),

@@ -219,8 +219,8 @@ def readlink(ctx: CallContext) -> int:
 def symlink(ctx: CallContext) -> int:
     """SYMLINK(root, link path, target text, info): create a symlink (§5.2.19, project policy).
 
-    UTF-8 clients only (VERR_NOT_IMPLEMENTED, checked before the strings); info must be
-    exactly 92 bytes.  The mapping must allow symlink creation and, unlike VirtualBox 7.0,
+    UTF-8 clients only (VERR_NOT_IMPLEMENTED, after svcCall checked both strings in the
+    client's encoding and the 92-byte info size: functions.py).  The mapping must allow symlink creation and, unlike VirtualBox 7.0,
     be writable (VERR_WRITE_PROTECT), and its ``SymlinkPolicy`` decides the targets:
     FORBIDDEN refuses all (VERR_WRITE_PROTECT); SUBTREE (the default) stores the text only
     when it stays beneath the share root, judged lexically from the link's real directory

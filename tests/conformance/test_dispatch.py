@@ -80,3 +80,22 @@ def test_unknown_client(svc) -> None:
     """
     call = HgcmCall(4242, int(ShflFn.QUERY_FEATURES), [SvcParm.u64(0), SvcParm.u32(0)])
     assert svc.call(call) == S.VERR_INVALID_CLIENT_ID
+
+
+@pytest.mark.shfl("SYMLINK")
+@pytest.mark.parametrize(("utf8", "params", "status"), [
+    (False, lambda g: [SvcParm.u32(0), SvcParm.ptr(b"\x02\x00\x03\x00"), g.s("t"), SvcParm.ptr(92)],
+     S.VERR_INVALID_PARAMETER),
+    (False, lambda g: [SvcParm.u32(0), g.s("l"), g.s("t"), SvcParm.ptr(91)], S.VERR_INVALID_PARAMETER),
+    (False, lambda g: [SvcParm.u32(0), g.s("l"), g.s("t"), SvcParm.ptr(92)], S.VERR_NOT_IMPLEMENTED),
+    (True, lambda g: [SvcParm.u32(0), g.s("l"), g.s("t"), SvcParm.ptr(93)], S.VERR_INVALID_PARAMETER),
+])
+def test_symlink_checks_strings_before_refusing_utf16(svc, utf8: bool, params, status: int) -> None:
+    """SYMLINK: svcCall validates both strings in the client's encoding and the info size
+    before vbsfSymlink refuses a UTF-16 client with VERR_NOT_IMPLEMENTED.
+
+    VBox: HostServices/SharedFolders/VBoxSharedFoldersSvc.cpp:svcCall, HostServices/SharedFolders/vbsf.cpp:vbsfSymlink
+    """
+    g = Guest(svc, utf8=utf8)
+    g.map("sf")
+    assert g.call(ShflFn.SYMLINK, *params(g)) == status
