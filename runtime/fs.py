@@ -74,6 +74,7 @@ _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_BENEATH = 0x08
 _MAX_SYMLINK_HOPS = 40
 _O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+_O_DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -847,48 +848,66 @@ class HostRoot:
                 return exc.errno or errno.EIO
         return 0
 
-    def symlinks_beneath(self, path: GuestPath) -> Iterator[tuple[int, bytes]]:
+    def symlinks_beneath(self, path: GuestPath, max_depth: int) -> Iterator[tuple[int, bytes]]:
         """Every symlink at or beneath ``path``'s final name, never following one:
         (levels below the final name's directory, raw target).  ``path`` itself a symlink:
-        (0, target); a directory: its links at depth 1, 2, ... (depth-first, names sorted)."""
+        (0, target); a directory: its links at depth 1, 2, ... up to ``max_depth``
+        (depth-first, names sorted; deeper directories are not entered).
+
+        One directory fd is open at a time (the walk climbs back through ".."), so a deep
+        tree costs memory for the names along the current branch, not fds or recursion.
+        An entry that vanishes during the walk is skipped.  Close the iterator (or run it
+        to the end) to release the fd.
+        """
         with self._parent(path) as (pfd, name):
             try:
                 st = _sys.stat(name, dir_fd=pfd, follow_symlinks=False)
                 if st_mod.S_ISLNK(st.st_mode):
                     yield 0, _sys.readlink(name, dir_fd=pfd)
                     return
-                if not st_mod.S_ISDIR(st.st_mode):
+                if not st_mod.S_ISDIR(st.st_mode) or max_depth < 1:
                     return
-                fd = _sys.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                               dir_fd=pfd)
+                fd = _sys.open(name, _O_DIR_NOFOLLOW, dir_fd=pfd)
             except OSError as exc:
                 raise _raise(exc) from None
         try:
-            yield from self._links_in(fd, 1)
+            branch: list[tuple[list[bytes], int]] = []
+            names, index, depth = self._sorted_names(fd), 0, 1
+            while True:
+                if index == len(names):
+                    if not branch:
+                        return
+                    up = _sys.open(b"..", _O_DIR_NOFOLLOW, dir_fd=fd)
+                    _sys.close(fd)
+                    fd = up
+                    (names, index), depth = branch.pop(), depth - 1
+                    continue
+                entry = names[index]
+                index += 1
+                try:
+                    st = _sys.stat(entry, dir_fd=fd, follow_symlinks=False)
+                    if st_mod.S_ISLNK(st.st_mode):
+                        target = _sys.readlink(entry, dir_fd=fd)
+                    elif st_mod.S_ISDIR(st.st_mode) and depth < max_depth:
+                        sub = _sys.open(entry, _O_DIR_NOFOLLOW, dir_fd=fd)
+                        _sys.close(fd)
+                        fd = sub
+                        branch.append((names, index))
+                        names, index, depth = self._sorted_names(fd), 0, depth + 1
+                        continue
+                    else:
+                        continue
+                except FileNotFoundError:
+                    continue
+                yield depth, target
+        except OSError as exc:
+            raise _raise(exc) from None
         finally:
             _sys.close(fd)
 
-    def _links_in(self, fd: int, depth: int) -> Iterator[tuple[int, bytes]]:
-        try:
-            names = sorted(os.fsencode(n) for n in _sys.listdir(fd))
-        except OSError as exc:
-            raise _raise(exc) from None
-        for name in names:
-            try:
-                st = _sys.stat(name, dir_fd=fd, follow_symlinks=False)
-                if st_mod.S_ISLNK(st.st_mode):
-                    yield depth, _sys.readlink(name, dir_fd=fd)
-                    continue
-                if not st_mod.S_ISDIR(st.st_mode):
-                    continue
-                sub = _sys.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                dir_fd=fd)
-            except OSError as exc:
-                raise _raise(exc) from None
-            try:
-                yield from self._links_in(sub, depth + 1)
-            finally:
-                _sys.close(sub)
+    @staticmethod
+    def _sorted_names(fd: int) -> list[bytes]:
+        return sorted(os.fsencode(n) for n in _sys.listdir(fd))
 
     def readlink(self, path: GuestPath) -> bytes:
         """The raw target of a symlink (VERR_NOT_SYMLINK for anything else)."""

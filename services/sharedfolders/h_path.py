@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import ctypes
 import stat as st_mod
-from contextlib import suppress
+from contextlib import closing, suppress
 
 from runtime.fs import Access, Disposition, HostRoot, obj_info
-from runtime.paths import DELIM_BACKSLASH, GuestPath, symlink_target_inside
+from runtime.paths import DELIM_BACKSLASH, PATH_MAX, GuestPath, symlink_target_inside
 from runtime.status import RtError, Status
 from services.sharedfolders import errstyle, strings
 from services.sharedfolders.abi import (
@@ -24,6 +24,8 @@ from services.sharedfolders.mappings import Mapping, SymlinkPolicy
 from services.sharedfolders.objinfo import to_shfl
 
 _INFO_SIZE = ctypes.sizeof(ShflFsObjInfo)
+#: A symlink target holds at most PATH_MAX bytes, so it climbs at most this many levels.
+_MAX_CLIMB = (PATH_MAX + 1) // 3
 #: Permission bits of a COPY_FILE destination (the host default of a new file).
 _COPY_MODE = 0o600
 
@@ -180,10 +182,13 @@ def _check_moved_links(host: HostRoot, src: GuestPath, dst: GuestPath) -> None:
         return  # the destination directory does not resolve: renameat fails by itself
     if new_depth >= old_depth:
         return
-    for below, target in host.symlinks_beneath(src):
-        link_dir_old, link_dir_new = old_depth + below, new_depth + below
-        if symlink_target_inside(target, link_dir_old) and not symlink_target_inside(target, link_dir_new):
-            raise RtError(Status.VERR_ACCESS_DENIED, "a moved symlink would point outside the share")
+    # A link whose directory ends up _MAX_CLIMB or more levels deep can never point above
+    # the root, so the walk need not go deeper than that.
+    with closing(host.symlinks_beneath(src, _MAX_CLIMB - new_depth - 1)) as links:
+        for below, target in links:
+            link_dir_old, link_dir_new = old_depth + below, new_depth + below
+            if symlink_target_inside(target, link_dir_old) and not symlink_target_inside(target, link_dir_new):
+                raise RtError(Status.VERR_ACCESS_DENIED, "a moved symlink would point outside the share")
 
 
 def _rename_path_not_found(host: HostRoot, src: GuestPath, dst: GuestPath) -> bool:

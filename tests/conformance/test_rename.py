@@ -283,3 +283,33 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.shfl("RENAME", "SYMLINK")
+@pytest.mark.parametrize("bad_link", [False, True])
+def test_policy_walk_of_a_very_deep_tree_is_bounded(lsvc, tree: Tree, bad_link: bool) -> None:
+    """A directory chain 1200 levels deep moved to the root: the walk uses one fd at a time
+    and no recursion; a link at its bottom that climbs 1201 levels is found (refused), and
+    without it the rename succeeds; no fd is left open.
+
+    VBox: HostServices/SharedFolders/vbsf.cpp:vbsfRename
+    """
+    base = tree.share / "lnshare"
+    fd = os.open(base / "a/b", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in ["top"] + ["d"] * 1199:
+            os.mkdir(name, dir_fd=fd)
+            sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+        if bad_link:
+            os.symlink("../" * 1201 + "top.txt", "deep", dir_fd=fd)   # inside at depth 1202 only
+    finally:
+        os.close(fd)
+    g = Guest(lsvc)
+    root = g.map("ln")
+    fds = len(os.listdir("/proc/self/fd"))
+    status = rename(g, root, "a/b/top", "top", D)
+    assert len(os.listdir("/proc/self/fd")) == fds
+    assert status == (S.VERR_ACCESS_DENIED if bad_link else S.VINF_SUCCESS)
+    assert (base / "a/b/top").is_dir() is bad_link and (base / "top").is_dir() is not bad_link
