@@ -11,8 +11,9 @@ The final component is handled per operation: opens follow it (confined), name o
 (mkdir, unlink, rmdir, rename, symlink, readlink) act on the name itself in its parent
 directory fd.  A guest path ending in its delimiter reaches open, unlink, rmdir, lstat and
 rename as "name/", as VirtualBox's host path does, so the kernel gives its own answers
-(ENOTDIR for a non-directory, a final symlink followed by lstat).  Open files and directories keep real fds.  Every failure is an RtError with
-the IPRT status; errno is translated here and nowhere else in the service stack.  All host
+(ENOTDIR for a non-directory, a final symlink followed by lstat).  Open files and
+directories keep real fds.  Every failure is an RtError with the IPRT status; errno is
+translated here and nowhere else in the service stack.  All host
 syscalls of the service go through this module, which is where fault injection hooks in.
 """
 
@@ -233,7 +234,8 @@ RenameType = Literal["dir", "file"] | None
 
 def _same_object(a: os.stat_result, b: os.stat_result) -> bool:
     """rtPathSame's test: same device, inode and file type."""
-    return (a.st_dev, a.st_ino, st_mod.S_IFMT(a.st_mode)) == (b.st_dev, b.st_ino, st_mod.S_IFMT(b.st_mode))
+    return (a.st_dev, a.st_ino, st_mod.S_IFMT(a.st_mode)) == \
+        (b.st_dev, b.st_ino, st_mod.S_IFMT(b.st_mode))
 
 
 def _raise(exc: OSError) -> RtError:

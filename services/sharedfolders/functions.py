@@ -141,7 +141,8 @@ ERROR_STYLE = Checked(U32, lambda p: p.value in (int(ShflErrorStyle.WINDOWS), in
 RESERVED = Checked(U32, lambda p: p.value == 0, Status.VERR_WRONG_PARAMETER_TYPE)
 #: SYMLINK's info buffer must be exactly one SHFLFSOBJINFO (old style: every check of the
 #: case is VERR_INVALID_PARAMETER, so checking it right after its type changes no status).
-OBJ_INFO = Checked(PTR, lambda p: len(p.buffer) == ctypes.sizeof(ShflFsObjInfo), Status.VERR_INVALID_PARAMETER)
+OBJ_INFO = Checked(PTR, lambda p: len(p.buffer) == ctypes.sizeof(ShflFsObjInfo),
+                   Status.VERR_INVALID_PARAMETER)
 
 # Cost model (virtual cycles per call, 1 cycle = 1 ns; the device adds its per-byte cost for
 # buffer parameters, and HgcmTiming.function_cycles can override any of these).  Relative

@@ -72,8 +72,9 @@ def remove(ctx: CallContext) -> int:
 def close_and_remove(ctx: CallContext) -> int:
     """CLOSE_AND_REMOVE(root, path, flags, handle): vbsfRemove with a handle to close.
 
-    svcCall checks the flags (VERR_INVALID_FLAGS, signature in functions.py) and refuses SHFL_HANDLE_ROOT
-    (VERR_INVALID_HANDLE); the handle parameter's type is not checked (quirk 6).  Then, as
+    svcCall checks the flags (VERR_INVALID_FLAGS, signature in functions.py) and refuses
+    SHFL_HANDLE_ROOT (VERR_INVALID_HANDLE); the handle parameter's type is not checked
+    (quirk 6).  Then, as
     vbsfRemove does, the handle is closed FIRST (vbsfClose: unknown, another client's or
     another root's handle -> VERR_INVALID_HANDLE and nothing else happens; NIL closes
     nothing), and only then are the root, the path and the writable flag checked: a
@@ -122,10 +123,8 @@ def rename(ctx: CallContext) -> int:
     host = _host(mapping)
     kind = fl & (ShflRename.FILE | ShflRename.DIR)
     want = None if kind == ShflRename.FILE | ShflRename.DIR else "file" if kind == ShflRename.FILE else "dir"
-    guard = None
-    if mapping.create_symlinks and mapping.symlink_policy is SymlinkPolicy.SUBTREE:
-        def guard(_src_st: object) -> None:
-            _check_moved_links(host, src, dst)
+    guards_links = mapping.create_symlinks and mapping.symlink_policy is SymlinkPolicy.SUBTREE
+    guard = (lambda _src_st: _check_moved_links(host, src, dst)) if guards_links else None
     try:
         try:
             host.rename(src, dst, replace=bool(fl & ShflRename.REPLACE_IF_EXISTS), want=want,
@@ -186,8 +185,8 @@ def _check_moved_links(host: HostRoot, src: GuestPath, dst: GuestPath) -> None:
     # the root, so the walk need not go deeper than that.
     with closing(host.symlinks_beneath(src, _MAX_CLIMB - new_depth - 1)) as links:
         for below, target in links:
-            link_dir_old, link_dir_new = old_depth + below, new_depth + below
-            if symlink_target_inside(target, link_dir_old) and not symlink_target_inside(target, link_dir_new):
+            was_inside = symlink_target_inside(target, old_depth + below)
+            if was_inside and not symlink_target_inside(target, new_depth + below):
                 raise RtError(Status.VERR_ACCESS_DENIED, "a moved symlink would point outside the share")
 
 
