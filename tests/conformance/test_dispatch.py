@@ -38,11 +38,11 @@ def test_wrong_parameter_count(guest: Guest, fn: ShflFn) -> None:
     assert guest.call(fn, *[SvcParm.u32(0)] * 9) == COUNT_STATUS[fn]
 
 
-@pytest.mark.shfl("QUERY_MAPPINGS")
+@pytest.mark.shfl("QUERY_FEATURES")
 @pytest.mark.parametrize("fn", [0, 10, 30, 31, 0xFFFFFFFF])
 def test_unknown_function_numbers(guest: Guest, fn: int) -> None:
-    """Function numbers without a case (0, 10, above 29): VERR_NOT_IMPLEMENTED whatever
-    the parameters.
+    """Function numbers without a case (0, 10, above QUERY_FEATURES' last function 29):
+    VERR_NOT_IMPLEMENTED whatever the parameters.
 
     VBox: HostServices/SharedFolders/VBoxSharedFoldersSvc.cpp:svcCall
     """
@@ -71,7 +71,7 @@ def test_string_and_value_checks_are_interleaved(guest: Guest, fn: ShflFn, param
     assert guest.call(fn, *params(guest)) == status
 
 
-@pytest.mark.shfl("QUERY_FEATURES")
+@pytest.mark.shfl(*(fn.name for fn in COUNT_STATUS))
 def test_unknown_client(svc) -> None:
     """A call from a client id the service never connected: VERR_INVALID_CLIENT_ID (the
     HGCM layer's answer; svcCall is never reached).
