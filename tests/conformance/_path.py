@@ -74,3 +74,22 @@ def moved(snap: dict[str, str], src: str, dst: str) -> dict[str, str]:
         else:
             result[k] = v
     return result
+
+
+def remove_tree(path: Path) -> None:
+    """Delete ``path`` and everything beneath it without recursion and with short paths:
+    each subdirectory is first moved up next to ``path`` (shutil.rmtree, and pytest's
+    clean-up of old temporary directories, recurse and fail on chains ~1000 levels deep)."""
+    queue, moved = [path], 0
+    while queue:
+        current = queue.pop()
+        for entry in os.listdir(current):
+            child = current / entry
+            if child.is_dir() and not child.is_symlink():
+                moved += 1
+                target = path.parent / f"{path.name}.rm{moved}"
+                os.rename(child, target)
+                queue.append(target)
+            else:
+                os.unlink(child)
+        os.rmdir(current)

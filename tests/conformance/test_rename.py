@@ -17,7 +17,7 @@ from runtime.faults import Fault, inject
 from runtime.status import Status
 from services.hgcm import SvcParm
 from services.sharedfolders.abi import ShflFn, ShflRename
-from tests.conformance._path import kind, moved, rename, snapshot
+from tests.conformance._path import kind, moved, remove_tree, rename, snapshot
 from tests.service.conftest import Guest, Tree
 
 RN = ShflRename
@@ -306,10 +306,13 @@ def test_policy_walk_of_a_very_deep_tree_is_bounded(lsvc, tree: Tree, bad_link: 
             os.symlink("../" * 1201 + "top.txt", "deep", dir_fd=fd)   # inside at depth 1202 only
     finally:
         os.close(fd)
-    g = Guest(lsvc)
-    root = g.map("ln")
-    fds = len(os.listdir("/proc/self/fd"))
-    status = rename(g, root, "a/b/top", "top", D)
-    assert len(os.listdir("/proc/self/fd")) == fds
-    assert status == (S.VERR_ACCESS_DENIED if bad_link else S.VINF_SUCCESS)
-    assert (base / "a/b/top").is_dir() is bad_link and (base / "top").is_dir() is not bad_link
+    try:
+        g = Guest(lsvc)
+        root = g.map("ln")
+        fds = len(os.listdir("/proc/self/fd"))
+        status = rename(g, root, "a/b/top", "top", D)
+        assert len(os.listdir("/proc/self/fd")) == fds
+        assert status == (S.VERR_ACCESS_DENIED if bad_link else S.VINF_SUCCESS)
+        assert (base / "a/b/top").is_dir() is bad_link and (base / "top").is_dir() is not bad_link
+    finally:
+        remove_tree(base)
