@@ -295,18 +295,18 @@ def test_policy_walk_of_a_very_deep_tree_is_bounded(lsvc, tree: Tree, bad_link: 
     VBox: HostServices/SharedFolders/vbsf.cpp:vbsfRename
     """
     base = tree.share / "lnshare"
-    fd = os.open(base / "a/b", os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for name in ["top"] + ["d"] * 1199:
-            os.mkdir(name, dir_fd=fd)
-            sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        fd = os.open(base / "a/b", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for name in ["top"] + ["d"] * 1199:
+                os.mkdir(name, dir_fd=fd)
+                sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+                os.close(fd)
+                fd = sub
+            if bad_link:
+                os.symlink("../" * 1201 + "top.txt", "deep", dir_fd=fd)   # inside at depth 1202 only
+        finally:
             os.close(fd)
-            fd = sub
-        if bad_link:
-            os.symlink("../" * 1201 + "top.txt", "deep", dir_fd=fd)   # inside at depth 1202 only
-    finally:
-        os.close(fd)
-    try:
         g = Guest(lsvc)
         root = g.map("ln")
         fds = len(os.listdir("/proc/self/fd"))
