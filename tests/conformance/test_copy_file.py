@@ -28,6 +28,9 @@ pytestmark = pytest.mark.shfl("COPY_FILE")
     ("nope", "copy.txt", S.VERR_FILE_NOT_FOUND),
     ("sub/file.txt/", "copy.txt", S.VERR_PATH_NOT_FOUND),    # open("file/"): ENOTDIR
     ("sub/file.txt", "copy.txt/", S.VERR_IS_A_DIRECTORY),    # creating open with a slash: EISDIR
+    ("sub/file.txt", "nodir/copy.txt", S.VERR_FILE_NOT_FOUND),  # ENOENT
+    ("sub/file.txt", "sub/file.txt/copy.txt", S.VERR_PATH_NOT_FOUND),  # ENOTDIR
+    ("sub/file.txt", "dangling", S.VERR_ALREADY_EXISTS),     # O_EXCL never follows the link (SF1 too)
     ("sub", "copy.txt", S.VERR_IS_A_DIRECTORY),              # SF18: never created
     ("rel_out/secret.txt", "copy.txt", S.VERR_ACCESS_DENIED),  # SF1
     ("fifo", "copy.txt", S.VERR_ACCESS_DENIED),              # SF18 (a FIFO would block the host)
