@@ -9,8 +9,11 @@ raises ``RtError(VERR_ACCESS_DENIED)`` (project policy) and touches nothing outs
 
 The final component is handled per operation: opens follow it (confined), name operations
 (mkdir, unlink, rmdir, rename, symlink, readlink) act on the name itself in its parent
-directory fd.  Open files and directories keep real fds.  Every failure is an RtError with
-the IPRT status; errno is translated here and nowhere else in the service stack.  All host
+directory fd.  A guest path ending in its delimiter reaches open, unlink, rmdir, lstat and
+rename as "name/", as VirtualBox's host path does, so the kernel gives its own answers
+(ENOTDIR for a non-directory, a final symlink followed by lstat).  Open files and
+directories keep real fds.  Every failure is an RtError with the IPRT status; errno is
+translated here and nowhere else in the service stack.  All host
 syscalls of the service go through this module, which is where fault injection hooks in.
 """
 
@@ -25,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
-from typing import Any
+from typing import Any, Literal
 
 from runtime.paths import PATH_MAX, GuestPath
 from runtime.status import RtError, Status, status_from_errno
@@ -74,6 +77,7 @@ _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_BENEATH = 0x08
 _MAX_SYMLINK_HOPS = 40
 _O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+_O_DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -307,6 +311,16 @@ class OpenAction(IntEnum):
     OPENED = 1
     CREATED = 2
     REPLACED = 3
+
+
+#: Which source type a rename demands (RTFS_TYPE_DIRECTORY, RTFS_TYPE_FILE, or any).
+RenameType = Literal["dir", "file"] | None
+
+
+def _same_object(a: os.stat_result, b: os.stat_result) -> bool:
+    """rtPathSame's test: same device, inode and file type."""
+    return (a.st_dev, a.st_ino, st_mod.S_IFMT(a.st_mode)) == \
+        (b.st_dev, b.st_ino, st_mod.S_IFMT(b.st_mode))
 
 
 def _raise(exc: OSError) -> RtError:
@@ -798,29 +812,74 @@ class HostRoot:
         fd = self._open(path, os.O_RDONLY | os.O_DIRECTORY)
         return HostDir(fd, path)
 
+    @staticmethod
+    def _final(path: GuestPath, name: bytes) -> bytes:
+        """The final name as the host syscall gets it: with the guest's trailing delimiter
+        kept as '/', as VirtualBox's host path keeps it (vbsfPathGuestToHost, RTPathAbsEx)."""
+        return name + b"/" if path.trailing_delimiter and name != b"." else name
+
     def unlink(self, path: GuestPath) -> None:
-        """Remove a file or symlink (never a directory: VERR_IS_A_DIRECTORY)."""
+        """unlink(2) of the final name, never followed (RTFileDelete).
+
+        The kernel answers: a directory EISDIR (VERR_IS_A_DIRECTORY, also for the share root);
+        with the guest's trailing delimiter a non-directory ENOTDIR (VERR_PATH_NOT_FOUND).
+        """
         with self._parent(path) as (pfd, name):
             try:
-                st = _sys.stat(name, dir_fd=pfd, follow_symlinks=False)
-                if st_mod.S_ISDIR(st.st_mode):
-                    raise RtError(Status.VERR_IS_A_DIRECTORY, "is a directory")
-                _sys.unlink(name, dir_fd=pfd)
+                _sys.unlink(self._final(path, name), dir_fd=pfd)
             except OSError as exc:
                 raise _raise(exc) from None
 
+    def delete_symlink(self, path: GuestPath) -> None:
+        """RTSymlinkDelete: lstat the path (a trailing delimiter makes it follow the link,
+        confined here), refuse anything but a symlink (VERR_NOT_SYMLINK), then unlink."""
+        st = self.lstat_path(path)
+        if st is None:
+            raise RtError(Status.VERR_FILE_NOT_FOUND, "missing")
+        if not st_mod.S_ISLNK(st.st_mode):
+            raise RtError(Status.VERR_NOT_SYMLINK, "not a symlink")
+        self.unlink(path)
+
     def rmdir(self, path: GuestPath) -> None:
-        """Remove an empty directory (a non-directory gives VERR_NOT_A_DIRECTORY)."""
+        """rmdir(2) of the final name, never followed, with RTDirRemove's answers.
+
+        ENOTDIR (a symlink or a non-directory named) is refined by a stat that follows
+        links (confined): a non-directory gives VERR_NOT_A_DIRECTORY, anything else
+        (directory behind a link, dangling link, nothing) VERR_PATH_NOT_FOUND.  The share
+        root is never removed: VirtualBox's rmdir of the root path answers ENOTEMPTY when
+        it has entries (so do we) and removes the share's own directory when it is empty,
+        a change outside the share that we refuse with VERR_ACCESS_DENIED (deviation SF19,
+        which also lists the answers from outside the root that we do not model).
+        """
         if path.is_root:
+            if self._root_has_entries():
+                raise RtError(Status.VERR_DIR_NOT_EMPTY, "the share root is not empty")
             raise RtError(Status.VERR_ACCESS_DENIED, "the share root cannot be removed")
         with self._parent(path) as (pfd, name):
             try:
-                st = _sys.stat(name, dir_fd=pfd, follow_symlinks=False)
-                if not st_mod.S_ISDIR(st.st_mode):
-                    raise RtError(Status.VERR_NOT_A_DIRECTORY, "not a directory")
-                _sys.rmdir(name, dir_fd=pfd)
+                _sys.rmdir(self._final(path, name), dir_fd=pfd)
+                return
             except OSError as exc:
-                raise _raise(exc) from None
+                if exc.errno == errno.EEXIST:
+                    raise RtError(Status.VERR_DIR_NOT_EMPTY, str(exc)) from None
+                if exc.errno != errno.ENOTDIR:
+                    raise _raise(exc) from None
+        try:
+            st = self.stat(GuestPath(path.components), follow=True)
+        except RtError:
+            raise RtError(Status.VERR_PATH_NOT_FOUND, "not a directory") from None
+        if st_mod.S_ISDIR(st.st_mode):
+            raise RtError(Status.VERR_PATH_NOT_FOUND, "a link to a directory")
+        raise RtError(Status.VERR_NOT_A_DIRECTORY, "not a directory")
+
+    def _root_has_entries(self) -> bool:
+        fd = self._open(GuestPath(()), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            return bool(_sys.listdir(fd))
+        except OSError as exc:
+            raise _raise(exc) from None
+        finally:
+            _sys.close(fd)
 
     def lstat_at(self, path: GuestPath) -> os.stat_result | None:
         """lstat of ``path``'s final name in its (confined) parent; None when missing."""
@@ -832,15 +891,162 @@ class HostRoot:
             except OSError as exc:
                 raise _raise(exc) from None
 
-    def rename(self, src: GuestPath, dst: GuestPath) -> None:
-        """renameat of the final names (neither is followed); replaces like rename(2)."""
-        if src.is_root or dst.is_root:
-            raise RtError(Status.VERR_ACCESS_DENIED, "the share root cannot be renamed")
+    def lstat_path(self, path: GuestPath) -> os.stat_result | None:
+        """lstat(2) of the path as VirtualBox's host path spells it; None for ENOENT.
+
+        Without a trailing delimiter the final name itself; with one, the kernel follows a
+        final symlink and wants a directory (ENOTDIR, VERR_PATH_NOT_FOUND, otherwise): we
+        follow it confined.  A missing parent is ENOENT (None) like lstat's.
+        """
+        try:
+            if not path.trailing_delimiter:
+                return self.lstat_at(path)
+            return self.stat(path, follow=True, slash=True)
+        except RtError as err:
+            if err.status == Status.VERR_FILE_NOT_FOUND:
+                return None
+            raise
+
+    def rename(self, src: GuestPath, dst: GuestPath, *, replace: bool,
+               want: RenameType = None,
+               before: Callable[[os.stat_result], None] | None = None) -> None:
+        """Rename like IPRT's rtPathPosixRename (RTPathRename, RTFileRename, RTDirRename).
+
+        1. lstat the source (``lstat_path``): missing -> VERR_FILE_NOT_FOUND; ``want`` "dir":
+           a non-directory -> VERR_NOT_A_DIRECTORY; "file": a directory ->
+           VERR_IS_A_DIRECTORY; None: any type.
+        2. lstat the destination: an existing object other than the source is
+           VERR_ALREADY_EXISTS when it is a directory or ``replace`` is off.
+        3. ``before(source stat)`` may veto (the caller's policy), then renameat(2) of the
+           final names (never followed; trailing delimiters kept).  ENOTDIR/EEXIST with
+           ``replace``: same object -> success; a directory destination ->
+           VERR_ALREADY_EXISTS; else the destination is unlinked and the rename retried.
+           ENOTDIR without ``replace`` -> VERR_ALREADY_EXISTS.
+        The share root cannot be named in a renameat of ours; the kernel's answer for it
+        is modelled (for a root that is not a mount point): root onto itself succeeds
+        (nothing changes), root elsewhere is ENOENT when the destination's directory is
+        missing, else EINVAL (VERR_INVALID_PARAMETER: a directory into its own subtree).
+        """
+        src_st = self.lstat_path(src)
+        if src_st is None:
+            raise RtError(Status.VERR_FILE_NOT_FOUND, "source missing")
+        if want == "dir" and not st_mod.S_ISDIR(src_st.st_mode):
+            raise RtError(Status.VERR_NOT_A_DIRECTORY, "source is not a directory")
+        if want == "file" and st_mod.S_ISDIR(src_st.st_mode):
+            raise RtError(Status.VERR_IS_A_DIRECTORY, "source is a directory")
+        dst_st = self.lstat_path(dst)
+        if dst_st is not None and not _same_object(src_st, dst_st):
+            if st_mod.S_ISDIR(dst_st.st_mode) or not replace:
+                raise RtError(Status.VERR_ALREADY_EXISTS, "destination exists")
+        if before is not None:
+            before(src_st)
+        err = self._renameat(src, dst)
+        if err == 0:
+            return
+        if replace and err in (errno.ENOTDIR, errno.EEXIST):
+            now_src, now_dst = self._lstat_quiet(src), self._lstat_quiet(dst)
+            if now_src is not None and now_dst is not None and _same_object(now_src, now_dst):
+                return
+            dst_st = self.lstat_path(dst)
+            if dst_st is not None and st_mod.S_ISDIR(dst_st.st_mode):
+                raise RtError(Status.VERR_ALREADY_EXISTS, "destination is a directory")
+            self.unlink(dst)
+            err = self._renameat(src, dst)
+            if err:
+                raise RtError(status_from_errno(err), "rename after unlinking the destination")
+            return
+        if err == errno.ENOTDIR:
+            raise RtError(Status.VERR_ALREADY_EXISTS, "rename: ENOTDIR")
+        raise RtError(status_from_errno(err), "rename")
+
+    def _lstat_quiet(self, path: GuestPath) -> os.stat_result | None:
+        try:
+            return self.lstat_path(path)
+        except RtError:
+            return None
+
+    def _renameat(self, src: GuestPath, dst: GuestPath) -> int:
+        """renameat(2) of the final names; the errno (0 on success)."""
+        if src.is_root:
+            if dst.is_root:
+                return 0
+            try:
+                self.stat(dst.parent(), follow=True)
+            except RtError:
+                return errno.ENOENT  # the destination's directory is looked up first
+            return errno.EINVAL
+        if dst.is_root:
+            # Reached only when the source resolves to the root through a symlink named
+            # with a trailing delimiter: the kernel refuses a symlink with a slash.
+            return errno.ENOTDIR
         with self._parent(src) as (sfd, sname), self._parent(dst) as (dfd, dname):
             try:
-                _sys.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+                _sys.rename(self._final(src, sname), self._final(dst, dname),
+                            src_dir_fd=sfd, dst_dir_fd=dfd)
+            except OSError as exc:
+                return exc.errno or errno.EIO
+        return 0
+
+    def symlinks_beneath(self, path: GuestPath, max_depth: int) -> Iterator[tuple[int, bytes]]:
+        """Every symlink at or beneath ``path``'s final name, never following one:
+        (levels below the final name's directory, raw target).  ``path`` itself a symlink:
+        (0, target); a directory: its links at depth 1, 2, ... up to ``max_depth``
+        (depth-first, names sorted; deeper directories are not entered).
+
+        One directory fd is open at a time (the walk climbs back through ".."), so a deep
+        tree costs memory for the names along the current branch, not fds or recursion.
+        An entry that vanishes during the walk is skipped.  Close the iterator (or run it
+        to the end) to release the fd.
+        """
+        with self._parent(path) as (pfd, name):
+            try:
+                st = _sys.stat(name, dir_fd=pfd, follow_symlinks=False)
+                if st_mod.S_ISLNK(st.st_mode):
+                    yield 0, _sys.readlink(name, dir_fd=pfd)
+                    return
+                if not st_mod.S_ISDIR(st.st_mode) or max_depth < 1:
+                    return
+                fd = _sys.open(name, _O_DIR_NOFOLLOW, dir_fd=pfd)
             except OSError as exc:
                 raise _raise(exc) from None
+        try:
+            branch: list[tuple[list[bytes], int]] = []
+            names, index, depth = self._sorted_names(fd), 0, 1
+            while True:
+                if index == len(names):
+                    if not branch:
+                        return
+                    up = _sys.open(b"..", _O_DIR_NOFOLLOW, dir_fd=fd)
+                    _sys.close(fd)
+                    fd = up
+                    (names, index), depth = branch.pop(), depth - 1
+                    continue
+                entry = names[index]
+                index += 1
+                try:
+                    st = _sys.stat(entry, dir_fd=fd, follow_symlinks=False)
+                    if st_mod.S_ISLNK(st.st_mode):
+                        target = _sys.readlink(entry, dir_fd=fd)
+                    elif st_mod.S_ISDIR(st.st_mode) and depth < max_depth:
+                        sub = _sys.open(entry, _O_DIR_NOFOLLOW, dir_fd=fd)
+                        _sys.close(fd)
+                        fd = sub
+                        branch.append((names, index))
+                        names, index, depth = self._sorted_names(fd), 0, depth + 1
+                        continue
+                    else:
+                        continue
+                except FileNotFoundError:
+                    continue
+                yield depth, target
+        except OSError as exc:
+            raise _raise(exc) from None
+        finally:
+            _sys.close(fd)
+
+    @staticmethod
+    def _sorted_names(fd: int) -> list[bytes]:
+        return sorted(os.fsencode(n) for n in _sys.listdir(fd))
 
     def readlink(self, path: GuestPath) -> bytes:
         """The raw target of a symlink (VERR_NOT_SYMLINK for anything else).

@@ -32,8 +32,10 @@ class GuestPath:
     """A guest path resolved lexically against the share root.
 
     ``components`` are the host names from the root down (empty = the root itself);
-    ``trailing_delimiter`` records that the guest text ended with its delimiter, which some
-    CREATE variants look at.
+    ``trailing_delimiter`` records that the guest text ended with its delimiter (never set
+    for the root): VirtualBox's host path keeps it as a trailing '/' (RTPathAbsEx), so the
+    host calls that get the final name (open, unlink, rmdir, lstat, rename in
+    ``runtime.fs``) see it and answer as the kernel does for "name/".
     """
 
     components: tuple[bytes, ...]

@@ -225,8 +225,9 @@ class ShflMif(IntFlag):
 
 SHFL_FEATURE_WRITE_UPDATES_OFFSET = 0x1
 
-#: Most times one client may map one root (a further MAP_FOLDER gives VERR_TOO_MANY_OPENS).
-SHFL_MAX_MAPS_PER_CLIENT_ROOT = 32767
+#: Most times one client may map one root: vbsfMapFolder maps while the count is below _32K,
+#: so the 32769th MAP_FOLDER gives VERR_TOO_MANY_OPENS.
+SHFL_MAX_MAPS_PER_CLIENT_ROOT = 32768
 #: Lifetime limit of blocking WAIT_FOR_MAPPINGS_CHANGES calls in VirtualBox.
 SHFL_MAX_MAPPING_WAITS = 64
 

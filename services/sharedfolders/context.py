@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 class ClientState:
     """SHFLCLIENTDATA: encoding, delimiter, symlink mode, error style, map counts.
 
-    ``delimiter`` is 0 until the first successful MAP_FOLDER; ``map_counts`` counts this
+    ``delimiter`` is 0 until the first MAP_FOLDER(_OLD) with a valid delimiter, which
+    stores it even when the map then fails (vbsfMapFolder); ``map_counts`` counts this
     client's maps per root id; ``waits`` holds its pending WAIT_FOR_MAPPINGS_CHANGES calls.
     """
 

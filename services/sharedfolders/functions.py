@@ -1,10 +1,16 @@
 """One typed record per SHFL_FN: parameter signature, validation style, handler.
 
 Validation is generic and walks the signature in order, so the status for a faulty call
-matches svcCall's check order: count, then each parameter's type, and for string
-parameters the SHFLSTRING check right after that parameter's type check (REMOVE and
-COPY_FILE rely on this order; SYMLINK takes its strings as plain pointers and checks them
-in its handler, after all four parameter types, as svcCall does).  Old-style functions report every count/type fault as
+matches svcCall's check order (HostServices/SharedFolders/VBoxSharedFoldersSvc.cpp:svcCall):
+count, then each parameter's type, and for string parameters the SHFLSTRING check right
+after that parameter's type check (REMOVE, CLOSE_AND_REMOVE and COPY_FILE check in this
+order; SYMLINK's strings are checked in the client's encoding here, before its handler
+refuses UTF-16 clients with VERR_NOT_IMPLEMENTED, as vbsfSymlink runs after svcCall's
+checks).  A ``Checked`` parameter carries a value check svcCall makes
+right after that parameter's type check, before later parameters' types (COPY_FILE_PART's
+offsets, count and flags; the flags of REMOVE, CLOSE_AND_REMOVE and COPY_FILE; both
+values of SET_ERROR_STYLE).  Old-style functions check every type before any value, so
+their value checks stay in the handlers.  Old-style functions report every count/type fault as
 VERR_INVALID_PARAMETER; new-style ones as VERR_WRONG_PARAMETER_COUNT / _TYPE; a bad string
 is VERR_INVALID_PARAMETER in both styles.  Functions absent from the table answer
 VERR_NOT_IMPLEMENTED (see service.py).
@@ -12,6 +18,7 @@ VERR_NOT_IMPLEMENTED (see service.py).
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -19,7 +26,7 @@ from enum import Enum
 from runtime.status import RtError, Status
 from services.hgcm import SvcParm, SvcParmType
 from services.sharedfolders import h_create, h_file, h_list, h_mapping, h_path
-from services.sharedfolders.abi import SHFL_CPARMS, ShflFn
+from services.sharedfolders.abi import SHFL_CPARMS, ShflErrorStyle, ShflFn, ShflFsObjInfo, ShflRemove
 from services.sharedfolders.context import CallContext
 from services.sharedfolders.strings import check_valid_out, parse_in, parse_in_or_null
 
@@ -59,6 +66,16 @@ Handler = Callable[[CallContext], int]
 
 
 @dataclass(frozen=True)
+class Checked:
+    """A parameter whose value (or buffer size) svcCall checks right after its type:
+    ``ok(parameter)`` or the call fails with ``status``."""
+
+    kind: Parm
+    ok: Callable[[SvcParm], bool]
+    status: Status
+
+
+@dataclass(frozen=True)
 class ShflFunction:
     """A guest function: number, parameter signature, validation style, cost and handler.
 
@@ -67,7 +84,7 @@ class ShflFunction:
     """
 
     fn: ShflFn
-    parms: tuple[Parm, ...]
+    parms: tuple[Parm | Checked, ...]
     style: Style
     cycles: int
     handler: Handler
@@ -86,11 +103,14 @@ class ShflFunction:
             raise RtError(Status.VERR_WRONG_PARAMETER_COUNT if self.style is Style.NEW
                           else Status.VERR_INVALID_PARAMETER, "parameter count")
         strings: dict[int, str | None] = {}
-        for index, kind in enumerate(self.parms):
+        for index, spec in enumerate(self.parms):
             parm = params[index]
+            kind = spec.kind if isinstance(spec, Checked) else spec
             if kind is not Parm.ANY and parm.type not in _ACCEPTED[kind]:
                 raise RtError(Status.VERR_WRONG_PARAMETER_TYPE if self.style is Style.NEW
                               else Status.VERR_INVALID_PARAMETER, f"parameter {index} type")
+            if isinstance(spec, Checked) and not spec.ok(parm):
+                raise RtError(spec.status, f"parameter {index} value")
             if kind is Parm.STR_IN:
                 strings[index] = parse_in(parm.buffer, utf8)
             elif kind is Parm.STR_IN_OPT:
@@ -100,7 +120,7 @@ class ShflFunction:
         return strings
 
 
-def _f(fn: ShflFn, style: Style, cycles: int, handler: Handler, *parms: Parm) -> ShflFunction:
+def _f(fn: ShflFn, style: Style, cycles: int, handler: Handler, *parms: Parm | Checked) -> ShflFunction:
     assert style is Style.UNCHECKED or len(parms) == SHFL_CPARMS[fn], fn
     assert cycles > 0, fn
     return ShflFunction(fn, parms, style, cycles, handler)
@@ -109,6 +129,20 @@ def _f(fn: ShflFn, style: Style, cycles: int, handler: Handler, *parms: Parm) ->
 U32, U64, PTR, BUF = Parm.U32, Parm.U64, Parm.PTR, Parm.BUF
 STR_IN, STR_IN_OPT, STR_OUT, ANY = Parm.STR_IN, Parm.STR_IN_OPT, Parm.STR_OUT, Parm.ANY
 OLD, NEW = Style.OLD, Style.NEW
+
+_REMOVE_FLAGS = int(ShflRemove.FILE | ShflRemove.DIR | ShflRemove.SYMLINK)
+#: svcCall's value checks (each right after its parameter's type check).
+REMOVE_FLAGS = Checked(U32, lambda p: not p.value & ~_REMOVE_FLAGS, Status.VERR_INVALID_FLAGS)
+ZERO_FLAGS = Checked(U32, lambda p: p.value == 0, Status.VERR_INVALID_FLAGS)
+OFFSET = Checked(U64, lambda p: not p.value >> 63, Status.VERR_NEGATIVE_SEEK)     # (int64_t)off >= 0
+COPY_COUNT = Checked(U64, lambda p: p.value < 1 << 60, Status.VERR_OUT_OF_RANGE)  # cb < _1E
+ERROR_STYLE = Checked(U32, lambda p: p.value in (int(ShflErrorStyle.WINDOWS), int(ShflErrorStyle.LINUX)),
+                      Status.VERR_WRONG_PARAMETER_TYPE)
+RESERVED = Checked(U32, lambda p: p.value == 0, Status.VERR_WRONG_PARAMETER_TYPE)
+#: SYMLINK's info buffer must be exactly one SHFLFSOBJINFO (old style: every check of the
+#: case is VERR_INVALID_PARAMETER, so checking it right after its type changes no status).
+OBJ_INFO = Checked(PTR, lambda p: len(p.buffer) == ctypes.sizeof(ShflFsObjInfo),
+                   Status.VERR_INVALID_PARAMETER)
 
 # Cost model (virtual cycles per call, 1 cycle = 1 ns; the device adds its per-byte cost for
 # buffer parameters, and HgcmTiming.function_cycles can override any of these).  Relative
@@ -134,7 +168,7 @@ FUNCTIONS: dict[int, ShflFunction] = {f.fn: f for f in (
     _f(ShflFn.LOCK, OLD, 800, h_file.lock, U32, U64, U64, U64, U32),
     _f(ShflFn.LIST, OLD, 4000, h_list.list_dir, U32, U64, U32, U32, STR_IN_OPT, PTR, U32, U32),
     _f(ShflFn.INFORMATION, OLD, 1500, h_file.information, U32, U64, U32, U32, PTR),
-    _f(ShflFn.REMOVE, NEW, 4000, h_path.remove, U32, STR_IN, U32),
+    _f(ShflFn.REMOVE, NEW, 4000, h_path.remove, U32, STR_IN, REMOVE_FLAGS),
     _f(ShflFn.MAP_FOLDER_OLD, OLD, 2000, h_mapping.map_folder_old, PTR, U32, U32),
     _f(ShflFn.UNMAP_FOLDER, OLD, 1000, h_mapping.unmap_folder, U32),
     _f(ShflFn.RENAME, OLD, 5000, h_path.rename, U32, STR_IN, STR_IN, U32),
@@ -142,15 +176,16 @@ FUNCTIONS: dict[int, ShflFunction] = {f.fn: f for f in (
     _f(ShflFn.SET_UTF8, Style.UNCHECKED, 500, h_mapping.set_utf8),
     _f(ShflFn.MAP_FOLDER, OLD, 2000, h_mapping.map_folder, PTR, U32, U32, U32),
     _f(ShflFn.READLINK, OLD, 3000, h_path.readlink, U32, STR_IN_OPT, PTR),
-    _f(ShflFn.SYMLINK, OLD, 4000, h_path.symlink, U32, PTR, PTR, PTR),
+    _f(ShflFn.SYMLINK, OLD, 4000, h_path.symlink, U32, STR_IN, STR_IN, OBJ_INFO),
     _f(ShflFn.SET_SYMLINKS, Style.UNCHECKED, 500, h_mapping.set_symlinks),
     _f(ShflFn.QUERY_MAP_INFO, OLD, 1000, h_mapping.query_map_info, U32, STR_OUT, STR_OUT, U64, U32),
     _f(ShflFn.WAIT_FOR_MAPPINGS_CHANGES, OLD, 500, h_mapping.wait_for_changes, U32),
     _f(ShflFn.CANCEL_MAPPINGS_CHANGES_WAITS, OLD, 500, h_mapping.cancel_waits),
     _f(ShflFn.SET_FILE_SIZE, NEW, 3000, h_file.set_file_size, U32, U64, U64),
     _f(ShflFn.QUERY_FEATURES, NEW, 500, h_mapping.query_features, U64, U32),
-    _f(ShflFn.COPY_FILE, NEW, 10000, h_path.copy_file, U32, STR_IN, U32, STR_IN, U32),
-    _f(ShflFn.COPY_FILE_PART, NEW, 10000, h_file.copy_file_part, U32, U64, U64, U32, U64, U64, U64, U32),
-    _f(ShflFn.CLOSE_AND_REMOVE, NEW, 5000, h_path.close_and_remove, U32, STR_IN, U32, ANY),
-    _f(ShflFn.SET_ERROR_STYLE, NEW, 500, h_mapping.set_error_style, U32, U32),
+    _f(ShflFn.COPY_FILE, NEW, 10000, h_path.copy_file, U32, STR_IN, U32, STR_IN, ZERO_FLAGS),
+    _f(ShflFn.COPY_FILE_PART, NEW, 10000, h_file.copy_file_part, U32, U64, OFFSET, U32, U64, OFFSET,
+       COPY_COUNT, ZERO_FLAGS),
+    _f(ShflFn.CLOSE_AND_REMOVE, NEW, 5000, h_path.close_and_remove, U32, STR_IN, REMOVE_FLAGS, ANY),
+    _f(ShflFn.SET_ERROR_STYLE, NEW, 500, h_mapping.set_error_style, ERROR_STYLE, RESERVED),
 )}

@@ -84,9 +84,17 @@ def _map_name(ctx: CallContext, fudge: bool) -> str:
 
 def _map(ctx: CallContext, name: str, root_parm_index: int, delimiter: int,
          case_sensitive: bool) -> int:
+    """vbsfMapFolder: the delimiter must be '/' or '\\' and, once the client has one, the
+    same (VERR_INVALID_PARAMETER); a client's first valid delimiter is stored BEFORE the
+    name lookup, so it sticks even when the map then fails (VERR_FILE_NOT_FOUND,
+    VERR_TOO_MANY_OPENS, VERR_INCOMPATIBLE_CONFIG)."""
     client = ctx.client
-    if delimiter not in _DELIMITERS or (client.delimiter not in (0, delimiter)):
+    if delimiter not in _DELIMITERS:
         raise RtError(Status.VERR_INVALID_PARAMETER, "delimiter")
+    if client.delimiter == 0:
+        client.delimiter = delimiter
+    elif client.delimiter != delimiter:
+        raise RtError(Status.VERR_INVALID_PARAMETER, "delimiter differs from the client's")
     table = ctx.service.table
     root = table.find(name)
     if root is None:
@@ -100,7 +108,6 @@ def _map(ctx: CallContext, name: str, root_parm_index: int, delimiter: int,
     client.map_counts[root] = client.map_counts.get(root, 0) + 1
     mapping.use_count += 1
     mapping.guest_case_sensitive = case_sensitive
-    client.delimiter = delimiter
     ctx.params[root_parm_index].value = root
     return Status.VINF_SUCCESS
 
@@ -218,10 +225,9 @@ def query_features(ctx: CallContext) -> int:
 
 
 def set_error_style(ctx: CallContext) -> int:
-    """SET_ERROR_STYLE: 1 (Windows) or 2 (Linux); bad values are VERR_WRONG_PARAMETER_TYPE."""
-    style, reserved = ctx.params
-    if style.value not in (ShflErrorStyle.WINDOWS, ShflErrorStyle.LINUX) or reserved.value != 0:
-        raise RtError(Status.VERR_WRONG_PARAMETER_TYPE, "error style")
+    """SET_ERROR_STYLE: 1 (Windows) or 2 (Linux); svcCall refuses other values and a
+    non-zero reserved word with VERR_WRONG_PARAMETER_TYPE (signature in functions.py)."""
+    style, _reserved = ctx.params
     ctx.client.error_style = ShflErrorStyle(style.value)
     return Status.VINF_SUCCESS
 

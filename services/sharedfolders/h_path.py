@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import ctypes
 import stat as st_mod
-from contextlib import suppress
+from contextlib import closing, suppress
 
 from runtime.fs import Access, Disposition, HostRoot
-from runtime.paths import DELIM_BACKSLASH, GuestPath, symlink_target_inside
+from runtime.paths import DELIM_BACKSLASH, PATH_MAX, GuestPath, symlink_target_inside
 from runtime.status import RtError, Status
 from services.sharedfolders import errstyle, strings
 from services.sharedfolders.abi import (
@@ -24,6 +24,8 @@ from services.sharedfolders.mappings import Mapping, SymlinkPolicy
 from services.sharedfolders.objinfo import to_shfl
 
 _INFO_SIZE = ctypes.sizeof(ShflFsObjInfo)
+#: A symlink target holds at most PATH_MAX bytes, so it climbs at most this many levels.
+_MAX_CLIMB = (PATH_MAX + 1) // 3
 #: Permission bits of a COPY_FILE destination (the host default of a new file).
 _COPY_MODE = 0o600
 
@@ -44,23 +46,11 @@ def _writable(mapping: Mapping) -> None:
         raise RtError(Status.VERR_WRITE_PROTECT, "read-only mapping")
 
 
-_REMOVE_FLAGS = ShflRemove.FILE | ShflRemove.DIR | ShflRemove.SYMLINK
-
-
-def _check_remove_flags(flags: int) -> None:
-    if flags & ~int(_REMOVE_FLAGS):
-        raise RtError(Status.VERR_INVALID_FLAGS, "remove flags")
-
-
 def _remove(host: HostRoot, path: GuestPath, flags: int) -> None:
-    """SYMLINK bit -> a symlink, else FILE bit -> a file, else a directory."""
+    """vbsfRemove's dispatch: SYMLINK bit -> RTSymlinkDelete, else FILE bit ->
+    RTFileDelete, else RTDirRemove (runtime.fs has each one's host answers)."""
     if flags & ShflRemove.SYMLINK:
-        st = host.lstat_at(path)
-        if st is None:
-            raise RtError(Status.VERR_FILE_NOT_FOUND, "missing")
-        if not st_mod.S_ISLNK(st.st_mode):
-            raise RtError(Status.VERR_NOT_SYMLINK, "not a symlink")
-        host.unlink(path)
+        host.delete_symlink(path)
     elif flags & ShflRemove.FILE:
         host.unlink(path)
     else:
@@ -68,9 +58,10 @@ def _remove(host: HostRoot, path: GuestPath, flags: int) -> None:
 
 
 def remove(ctx: CallContext) -> int:
-    """REMOVE(root, path, flags): see ``_remove``; read-only share -> VERR_WRITE_PROTECT."""
+    """REMOVE(root, path, flags) as vbsfRemove: svcCall checked the flags (signature in
+    functions.py); the root (path conversion), then the writable check
+    (VERR_WRITE_PROTECT), then ``_remove``."""
     root, _, flags = ctx.params
-    _check_remove_flags(flags.value)
     mapping = ctx.service.path_mapping(ctx.client, root.value)
     path = _path(ctx, mapping, 1)
     _writable(mapping)
@@ -79,33 +70,48 @@ def remove(ctx: CallContext) -> int:
 
 
 def close_and_remove(ctx: CallContext) -> int:
-    """CLOSE_AND_REMOVE(root, path, flags, handle): REMOVE after closing ``handle`` (§5.2.11).
+    """CLOSE_AND_REMOVE(root, path, flags, handle): vbsfRemove with a handle to close.
 
-    The handle parameter is not type checked (quirk 6); 0 is VERR_INVALID_HANDLE, NIL means
-    "nothing to close".  A failed close is returned and nothing is removed.
+    svcCall checks the flags (VERR_INVALID_FLAGS, signature in functions.py) and refuses
+    SHFL_HANDLE_ROOT (VERR_INVALID_HANDLE); the handle parameter's type is not checked
+    (quirk 6).  Then, as
+    vbsfRemove does, the handle is closed FIRST (vbsfClose: unknown, another client's or
+    another root's handle -> VERR_INVALID_HANDLE and nothing else happens; NIL closes
+    nothing), and only then are the root, the path and the writable flag checked: a
+    failure there leaves the handle closed.
     """
     root, _, flags, handle = ctx.params
-    _check_remove_flags(flags.value)
     if handle.value == SHFL_HANDLE_ROOT:
         raise RtError(Status.VERR_INVALID_HANDLE, "SHFL_HANDLE_ROOT")
-    mapping = ctx.service.path_mapping(ctx.client, root.value)
-    path = _path(ctx, mapping, 1)
-    _writable(mapping)
     if handle.value != SHFL_HANDLE_NIL:
         found = ctx.service.lookup_handle(ctx.client, root.value, handle.value, tuple(HandleKind))
         status = ctx.service.close_handle(found)
         if status < 0:
             return status
+    mapping = ctx.service.path_mapping(ctx.client, root.value)
+    path = _path(ctx, mapping, 1)
+    _writable(mapping)
     _remove(_host(mapping), path, flags.value)
     return Status.VINF_SUCCESS
 
 
 def rename(ctx: CallContext) -> int:
-    """RENAME: POSIX rename with VirtualBox's type and replace rules (§5.2.15).
+    """RENAME as vbsfRename: flags (VERR_INVALID_PARAMETER), source then destination path
+    (root checks), writable (VERR_WRITE_PROTECT), then by the type flags RTPathRename
+    (FILE|DIR: any source), RTFileMove (FILE: not a directory) or RTDirRename (DIR or
+    none: a directory); REPLACE_IF_EXISTS replaces a non-directory.  Host answers:
+    ``HostRoot.rename``; for RTFileMove a rename(2) refused with EXDEV becomes a copy and
+    an unlink (``_move_by_copy``).
 
     Windows error style (§4.5): VERR_FILE_NOT_FOUND becomes VERR_PATH_NOT_FOUND when the
     source's parent is missing or not a directory, or when the source exists and the
     destination's parent is missing or not a directory.
+
+    Policy (SF20, docs/security.md G4): on a mapping whose guests may create symlinks under
+    SymlinkPolicy.SUBTREE, a rename that would carry a symlink (the source itself or one
+    beneath a source directory) to a shallower place where its target, judged lexically
+    as SYMLINK judges it, leaves the share while it stayed inside before is refused with
+    VERR_ACCESS_DENIED, after every check VirtualBox makes and before the host changes.
     """
     root, _, _, flags = ctx.params
     fl = flags.value
@@ -115,8 +121,18 @@ def rename(ctx: CallContext) -> int:
     src, dst = _path(ctx, mapping, 1), _path(ctx, mapping, 2, preserve_last=True)
     _writable(mapping)
     host = _host(mapping)
+    kind = fl & (ShflRename.FILE | ShflRename.DIR)
+    want = None if kind == ShflRename.FILE | ShflRename.DIR else "file" if kind == ShflRename.FILE else "dir"
+    guards_links = mapping.create_symlinks and mapping.symlink_policy is SymlinkPolicy.SUBTREE
+    guard = (lambda _src_st: _check_moved_links(host, src, dst)) if guards_links else None
     try:
-        _rename(host, src, dst, fl)
+        try:
+            host.rename(src, dst, replace=bool(fl & ShflRename.REPLACE_IF_EXISTS), want=want,
+                        before=guard)
+        except RtError as err:
+            if err.status != Status.VERR_NOT_SAME_DEVICE or want != "file":
+                raise
+            _move_by_copy(host, src, dst)
     except RtError as err:
         if err.status == Status.VERR_FILE_NOT_FOUND and errstyle.windows(ctx.client) \
                 and _rename_path_not_found(host, src, dst):
@@ -125,30 +141,66 @@ def rename(ctx: CallContext) -> int:
     return Status.VINF_SUCCESS
 
 
+def _move_by_copy(host: HostRoot, src: GuestPath, dst: GuestPath) -> None:
+    """RTFileMove's fallback when rename(2) says EXDEV (a mount point inside the share):
+    open the source (links followed, regular files only here: SF6), create or truncate the
+    destination (mode 0600), copy, then unlink the source; on a failed copy the destination
+    is unlinked instead.  The copy's status is the call's."""
+    source, _ = host.open_file(src, Access.READ, Disposition.OPEN)
+    try:
+        target, _ = host.open_file(dst, Access.WRITE, Disposition.CREATE_REPLACE, _COPY_MODE)
+        try:
+            source.copy_to(target)
+        except RtError:
+            target.close()
+            with suppress(RtError):
+                host.unlink(dst)
+            raise
+        target.close()
+    finally:
+        source.close()
+    with suppress(RtError):  # RTFileMove ignores a failed delete of the source
+        host.unlink(src)
+
+
+def _check_moved_links(host: HostRoot, src: GuestPath, dst: GuestPath) -> None:
+    """SF20: refuse (VERR_ACCESS_DENIED) when a symlink moved from ``src`` to ``dst`` would
+    leave the share at its new depth while it stayed inside at its old one.  Whether a
+    target stays inside is monotone in depth, so only a move to a shallower directory can
+    change a link's meaning that way; then every link beneath the source is judged."""
+    if src.is_root or dst.is_root:
+        return  # the root never moves (HostRoot.rename)
+    if src.trailing_delimiter:
+        st = host.lstat_at(src)
+        if st is not None and st_mod.S_ISLNK(st.st_mode):
+            return  # renameat refuses a symlink named with a slash (ENOTDIR): nothing moves
+    old_depth = host.dir_depth(src.parent())
+    try:
+        new_depth = host.dir_depth(dst.parent())
+    except RtError:
+        return  # the destination directory does not resolve: renameat fails by itself
+    if new_depth >= old_depth:
+        return
+    # A link whose directory ends up _MAX_CLIMB or more levels deep can never point above
+    # the root, so the walk need not go deeper than that.
+    with closing(host.symlinks_beneath(src, _MAX_CLIMB - new_depth - 1)) as links:
+        for below, target in links:
+            was_inside = symlink_target_inside(target, old_depth + below)
+            if was_inside and not symlink_target_inside(target, new_depth + below):
+                raise RtError(Status.VERR_ACCESS_DENIED, "a moved symlink would point outside the share")
+
+
 def _rename_path_not_found(host: HostRoot, src: GuestPath, dst: GuestPath) -> bool:
+    """vbsfErrorStyleIsWindowsPathNotFound2: the source's directory is missing or not a
+    directory; or the source itself exists (stat, links followed) and the destination's
+    directory is missing or not a directory."""
     if errstyle.parent_not_found(host, src):
         return True
     try:
-        exists = host.lstat_at(src) is not None
+        host.stat(src, follow=True, slash=src.trailing_delimiter)
     except RtError:
-        exists = False
-    return exists and errstyle.parent_not_found(host, dst)
-
-
-def _rename(host: HostRoot, src: GuestPath, dst: GuestPath, fl: int) -> None:
-    src_st = host.lstat_at(src)
-    if src_st is None:
-        raise RtError(Status.VERR_FILE_NOT_FOUND, "source missing")
-    kind = fl & (ShflRename.FILE | ShflRename.DIR)
-    if kind == ShflRename.FILE and st_mod.S_ISDIR(src_st.st_mode):
-        raise RtError(Status.VERR_IS_A_DIRECTORY, "source is a directory")
-    if kind in (0, ShflRename.DIR) and not st_mod.S_ISDIR(src_st.st_mode):
-        raise RtError(Status.VERR_NOT_A_DIRECTORY, "source is not a directory")
-    dst_st = host.lstat_at(dst)
-    if dst_st is not None and (dst_st.st_dev, dst_st.st_ino) != (src_st.st_dev, src_st.st_ino):
-        if st_mod.S_ISDIR(dst_st.st_mode) or not fl & ShflRename.REPLACE_IF_EXISTS:
-            raise RtError(Status.VERR_ALREADY_EXISTS, "destination exists")
-    host.rename(src, dst)
+        return False
+    return errstyle.parent_not_found(host, dst)
 
 
 def readlink(ctx: CallContext) -> int:
@@ -207,14 +259,12 @@ def symlink(ctx: CallContext) -> int:
 def copy_file(ctx: CallContext) -> int:
     """COPY_FILE(root src, path src, root dst, path dst, flags): copy a regular file (§5.2.26).
 
-    flags must be 0 (VERR_INVALID_FLAGS).  Unlike VirtualBox (quirk 4) the destination
+    flags must be 0 (VERR_INVALID_FLAGS, checked by svcCall).  Unlike VirtualBox (quirk 4) the destination
     mapping must be writable (VERR_WRITE_PROTECT).  The source must be a regular file
     beneath its share; the destination is created exclusively (VERR_ALREADY_EXISTS) and
     removed again if the copy fails half way.
     """
-    root_src, _, root_dst, _, flags = ctx.params
-    if flags.value:
-        raise RtError(Status.VERR_INVALID_FLAGS, "copy flags")
+    root_src, _, root_dst, _, _ = ctx.params  # flags: svcCall wants 0 (functions.py)
     svc = ctx.service
     src_map = svc.path_mapping(ctx.client, root_src.value)
     src = _path(ctx, src_map, 1)

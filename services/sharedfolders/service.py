@@ -8,7 +8,9 @@ ours and propagates.
 Policy beyond VirtualBox 7.0.14 (docs/deviations.md): a client may use only root ids it
 mapped itself (others answer VERR_INVALID_PARAMETER like an unknown root); handles carry a
 generation (handles.py); host symlinks are followed only beneath the share root; a client
-holds at most ``MAX_HANDLES_PER_CLIENT`` handles.
+holds at most ``MAX_HANDLES_PER_CLIENT`` handles; an empty share root is never removed
+(SF19); under SymlinkPolicy.SUBTREE a RENAME never moves a link to where it would point
+outside (SF20).
 
 Thread safety: every entry point (guest and host API) runs under one re-entrant lock, so
 calls from several vCPU threads are serialised at the dispatcher; handle lookup, use and

@@ -40,9 +40,12 @@ def test_s17_utf16_client_not_implemented(links: SharedFoldersService, tree: Tre
     g = Guest(links, utf8=False)
     root = g.map("sl")
     assert symlink(g, root, "l1", "sub")[0] == Status.VERR_NOT_IMPLEMENTED
-    # svcCall checks the strings (in the client's encoding) before vbsfSymlink's UTF-8 test.
+    # svcCall checks the strings (in the client's encoding) and the info size before
+    # vbsfSymlink refuses the UTF-16 client (VBoxSharedFoldersSvc.cpp:svcCall).
     bad = SvcParm.ptr(b"\x02\x00\x03\x00")
     assert g.call(ShflFn.SYMLINK, SvcParm.u32(root), bad, bad, SvcParm.ptr(92)) == Status.VERR_INVALID_PARAMETER
+    assert g.call(ShflFn.SYMLINK, SvcParm.u32(root), g.s("l1"), g.s("sub"), SvcParm.ptr(91)) == \
+        Status.VERR_INVALID_PARAMETER
     assert not os.path.lexists(tree.share / "l1")
 
 
