@@ -53,6 +53,7 @@ from runtime.fs import (
     HostRoot,
     ObjInfo,
     OpenAction,
+    RenameType,
     RtFs,
     obj_info,
 )
@@ -259,11 +260,12 @@ class ReproducibleRoot(HostRoot):
         self._forget(st)
         self._parent_modified(path)
 
-    def rename(self, src: GuestPath, dst: GuestPath) -> None:
+    def rename(self, src: GuestPath, dst: GuestPath, *, replace: bool, want: RenameType = None,
+               before: Callable[[os.stat_result], None] | None = None) -> None:
         """``HostRoot.rename``, noting the object's and both directories' change."""
         st = self._lstat(src)
         replaced = self._lstat(dst)
-        super().rename(src, dst)
+        super().rename(src, dst, replace=replace, want=want, before=before)
         if replaced is not None and st is not None and (replaced.st_dev, replaced.st_ino) != (st.st_dev, st.st_ino):
             self._forget(replaced)
         if st is not None:

@@ -144,7 +144,7 @@ def test_rename_remove_and_mkdir_move_directory_times(root: ReproducibleRoot, cl
     assert made.birth_ns == EPOCH + 100
     assert root.query_info(p("d"), follow=True).modification_ns == EPOCH + 100
     clock.cycles = 200
-    root.rename(p("f.txt"), p("d/g.txt"))
+    root.rename(p("f.txt"), p("d/g.txt"), replace=False)
     moved = root.query_info(p("d/g.txt"), follow=True)
     assert (moved.modification_ns, moved.change_ns) == (EPOCH, EPOCH + 200)
     assert root.query_info(p(""), follow=True).modification_ns == EPOCH + 200
@@ -182,7 +182,7 @@ def test_create_remove_loops_do_not_grow_the_node_table(root: ReproducibleRoot) 
 def test_failures_keep_hostroot_statuses(root: ReproducibleRoot, share: Path) -> None:
     plain = HostRoot(str(share))
     for operation in (lambda r: r.unlink(p("missing")), lambda r: r.rmdir(p("f.txt")),
-                      lambda r: r.rename(p("missing"), p("y")), lambda r: r.mkdir(p("d"))):
+                      lambda r: r.rename(p("missing"), p("y"), replace=False), lambda r: r.mkdir(p("d"))):
         with pytest.raises(RtError) as ours:
             operation(root)
         with pytest.raises(RtError) as theirs:
