@@ -27,7 +27,8 @@ from machine.device import DEVICE_ENTRY_POINT_GROUP, Device
 from machine.loader import LoadError, image_from_file
 from machine.machine import DEFAULT_INSTRUCTION_BUDGET, DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
 from machine.trace.cli import register_trace_commands, run_trace_command
-from machine.tracing import CallbackSink, JsonLinesSink, ListSink, TraceEvent
+from machine.trace.files import TraceWriteError, TraceWriter
+from machine.tracing import CallbackSink, ListSink, TraceEvent
 
 #: Process exit status for a guest fault or an exhausted instruction budget.
 EXIT_GUEST_FAULT = 3
@@ -100,7 +101,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_machine_options(run)
     run.add_argument("--define", "-D", action="append", default=[], type=parse_define, metavar="NAME=VALUE",
                      help="integer constant for assembly sources (repeatable)")
-    run.add_argument("--trace", type=Path, metavar="FILE", help="write every trace event to FILE (JSON Lines)")
+    run.add_argument("--trace", type=Path, metavar="FILE", help="write every trace event to FILE (JSON Lines; gzip-compressed if FILE ends in .gz)")
     run.add_argument("--quiet", "-q", action="store_true", help="print only guest log lines, no summary")
 
     demo = commands.add_parser(
@@ -111,7 +112,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--mode", type=int, choices=(64, 32), default=64, help="CPU mode (default 64)")
     demo.add_argument("--keep", type=Path, metavar="DIR",
                       help="share this existing directory instead of a temporary one")
-    demo.add_argument("--trace", type=Path, metavar="FILE", help="write every trace event to FILE (JSON Lines)")
+    demo.add_argument("--trace", type=Path, metavar="FILE", help="write every trace event to FILE (JSON Lines; gzip-compressed if FILE ends in .gz)")
 
     commands.add_parser("devices", help="list installed device plugins",
                         description=f"List device plugins registered under the '{DEVICE_ENTRY_POINT_GROUP}' "
@@ -237,7 +238,9 @@ def _summary(result: RunResult, events: ListSink) -> list[str]:
 
 
 def _run_machine(machine: Machine, args: argparse.Namespace, max_instructions: int) -> tuple[RunResult, ListSink]:
-    """Run with a summary collector and an optional JSON Lines trace file."""
+    """Run with a summary collector and an optional trace file (JSON Lines, gzip-compressed
+    when its name ends in ``.gz``).  A trace file that cannot be written stops the run and
+    becomes a ``UsageError`` naming the file and the reason."""
     collected = ListSink()
     summary_kinds = {"hgcm_call", "hgcm_connect"}
     machine.tracer.add_sink(lambda event: collected(event) if event.kind in summary_kinds else None)
@@ -245,16 +248,25 @@ def _run_machine(machine: Machine, args: argparse.Namespace, max_instructions: i
     if trace_path is None:
         return machine.run(max_instructions), collected
     try:
-        stream = trace_path.open("w", encoding="utf-8")
-    except OSError as error:
-        raise UsageError(f"cannot write trace file {trace_path}: {error.strerror}") from None
-    with stream:
-        sink = JsonLinesSink(stream)
-        machine.tracer.add_sink(sink)
-        try:
-            return machine.run(max_instructions), collected
-        finally:
-            machine.tracer.remove_sink(sink)
+        writer = TraceWriter(trace_path)
+    except TraceWriteError as error:
+        raise UsageError(str(error)) from None
+    machine.tracer.add_sink(writer)
+    try:
+        result = machine.run(max_instructions)
+    except TraceWriteError as error:
+        raise UsageError(f"{error}; run stopped after {machine.cpu.instructions} instructions") from None
+    except BaseException:
+        with contextlib.suppress(TraceWriteError):  # the run's own error is the one to report
+            writer.close()
+        raise
+    finally:
+        machine.tracer.remove_sink(writer)
+    try:
+        writer.close()
+    except TraceWriteError as error:
+        raise UsageError(f"{error}; the run ended ({result.end.value}) but the trace is incomplete") from None
+    return result, collected
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
