@@ -273,7 +273,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.max_instructions <= 0:
         raise UsageError("--max-instructions must be positive")
     try:
-        image = image_from_file(args.program, mode=args.mode, defines=dict(args.define))
+        image = image_from_file(args.program, mode=args.mode, defines=dict(args.define), ram_size=args.ram)
     except LoadError as error:
         raise UsageError(str(error)) from None
     machine = _make_machine(args, out)

@@ -191,7 +191,8 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if budget <= 0:
         raise _TraceUsageError("--max-instructions must be positive")
     try:
-        image = image_from_file(args.program, mode=args.mode, defines=dict(args.define))
+        image = image_from_file(args.program, mode=args.mode, defines=dict(args.define),
+                                ram_size=args.ram or DEFAULT_RAM_SIZE)
     except LoadError as error:
         raise _TraceUsageError(str(error)) from None
     try:
