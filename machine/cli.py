@@ -143,7 +143,8 @@ def _add_machine_options(parser: argparse.ArgumentParser) -> None:
                         help="complete every HGCM command asynchronously, after its cost in cycles "
                              "(the guest sees VINF_HGCM_ASYNC_EXECUTE and waits for DONE)")
     parser.add_argument("--device", action="append", default=[], metavar="NAME[@PORT]",
-                        help="attach an installed device plugin, at I/O base PORT if it needs one (repeatable)")
+                        help="attach an installed device plugin at I/O base PORT, or where the machine finds "
+                             "room (first free aligned block from 0xc000; printed) (repeatable)")
 
 
 def _version() -> str:
@@ -157,26 +158,54 @@ def _plugin_devices() -> dict[str, metadata.EntryPoint]:
     return {ep.name: ep for ep in metadata.entry_points(group=DEVICE_ENTRY_POINT_GROUP)}
 
 
-def _attach_plugins(machine: Machine, specs: Sequence[str]) -> None:
+def _builtin_ports(machine: Machine, device: Device) -> str:
+    """Where a machine's own ``device`` sits, e.g. ``port 0xf4`` or ``ports 0xd020, 0xd028``."""
+    bases = [machine.bus.base_of(device, r.name) for r in device.port_ranges()]
+    text = ", ".join(f"{base:#x}" for base in bases if base is not None)
+    return f"port{'s' if len(bases) > 1 else ''} {text}"
+
+
+def _load_plugin(name: str, entry_point: metadata.EntryPoint) -> Device:
+    """Import and instantiate the plugin ``name``; anything that goes wrong (import error,
+    constructor failure, not a ``Device``) is a one-line UsageError."""
+    try:
+        device = entry_point.load()()
+    except Exception as error:  # noqa: BLE001 - third-party code: any failure is reported in one line
+        raise UsageError(f"device {name!r} ({entry_point.value}) cannot be loaded: "
+                         f"{type(error).__name__}: {error}") from None
+    if not isinstance(device, Device):
+        raise UsageError(f"device {name!r} ({entry_point.value}) is not a machine.device.Device "
+                         "(it needs name, port_ranges, attach, io_read and io_write)")
+    return device
+
+
+def _attach_plugins(machine: Machine, specs: Sequence[str], out: TextIO, quiet: bool) -> None:
+    """Attach ``--device NAME[@PORT]`` plugins; without PORT the machine picks the first free
+    block (``PortBus.free_base``) and the choice is printed (unless ``quiet``)."""
     available = _plugin_devices()
-    builtin = {device.name for device in machine.devices}
+    builtin = {device.name: device for device in machine.devices}
     for spec in specs:
         name, _, port_text = spec.partition("@")
         if name in builtin:
-            raise UsageError(f"device {name!r} is built into every machine; it cannot be added twice")
+            raise UsageError(f"device {name!r} is built into every machine ({_builtin_ports(machine, builtin[name])}) "
+                             "and a machine has exactly one; guest programs use it without --device")
         if name not in available:
-            known = ", ".join(sorted(available)) or "none"
-            raise UsageError(f"unknown device {name!r} (installed: {known})")
+            known = ", ".join(sorted(n for n in available if n not in builtin)) or "none"
+            raise UsageError(f"unknown device {name!r} (installed plugins: {known})")
         try:
             base = int(port_text, 0) if port_text else None
         except ValueError:
             raise UsageError(f"device {spec!r}: {port_text!r} is not a port number") from None
-        device_class = available[name].load()
-        device: Device = device_class()
+        device = _load_plugin(name, available[name])
         try:
             machine.add_device(device, base)
         except ValueError as error:
-            raise UsageError(str(error)) from None
+            raise UsageError(f"device {spec!r}: {error}") from None
+        except Exception as error:  # noqa: BLE001 - a plugin's port_ranges/attach is third-party code
+            raise UsageError(f"device {spec!r} cannot be attached: {type(error).__name__}: {error}") from None
+        if not quiet:
+            placed = ", ".join(f"{r.name} {machine.bus.base_of(device, r.name):#x}" for r in device.port_ranges())
+            print(f"device {name}: {placed or 'no ports'}", file=out)
 
 
 def _vmmdev_config(args: argparse.Namespace) -> VMMDevConfig:
@@ -206,7 +235,7 @@ def _make_machine(args: argparse.Namespace, out: TextIO) -> Machine:
             machine.add_share(name, directory, writable=writable)
         except ValueError as error:
             raise UsageError(str(error)) from None
-    _attach_plugins(machine, getattr(args, "device", []))
+    _attach_plugins(machine, getattr(args, "device", []), out, getattr(args, "quiet", False))
     machine.tracer.add_sink(CallbackSink({"guest_log"}, lambda event: _print_log(event, out)))
     return machine
 
@@ -326,9 +355,18 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_devices(out: TextIO) -> int:
+    """One line per installed device: name, entry point, and for the devices every machine
+    already has, where they sit (those cannot be added with --device)."""
     available = _plugin_devices()
-    for name, entry_point in sorted(available.items()):
-        print(f"{name}\t{entry_point.value}", file=out)
+    machine = Machine(64, 0x20000)
+    try:
+        builtin = {device.name: device for device in machine.devices}
+        for name, entry_point in sorted(available.items()):
+            where = (f"\tbuilt in ({_builtin_ports(machine, builtin[name])}), always present"
+                     if name in builtin else "")
+            print(f"{name}\t{entry_point.value}{where}", file=out)
+    finally:
+        machine.close()
     return 0
 
 

@@ -174,15 +174,16 @@ class Machine:
     # --- configuration --------------------------------------------------------------------
 
     def add_device(self, device: Device, base: int | None = None) -> None:
-        """Attach ``device``; its relocatable port ranges are placed at ``base`` and its MMIO
-        regions (optional ``mmio_regions()``) in the MMIO window."""
-        for port_range in device.port_ranges():
-            if port_range.fixed_base is not None:
-                self.bus.claim(device, port_range, port_range.fixed_base)
-            elif base is None:
-                raise ValueError(f"device {device.name} needs a port base for range {port_range.name}")
-            else:
-                self.bus.claim(device, port_range, base + port_range.offset)
+        """Attach ``device``; its relocatable port ranges are placed at ``base`` (``None``:
+        the first free block ``PortBus.free_base`` finds) and its MMIO regions (optional
+        ``mmio_regions()``) in the MMIO window.  All ports are claimed or none: a conflict
+        raises ``PortConflictError`` (a ``ValueError``) and leaves the machine unchanged."""
+        ranges = list(device.port_ranges())
+        relocatable = [r for r in ranges if r.fixed_base is None]
+        if relocatable and base is None:
+            base = self.bus.free_base(relocatable)
+        self.bus.claim_all(device, [(r, r.fixed_base if r.fixed_base is not None else (base or 0) + r.offset)
+                                    for r in ranges])
         mmio: dict[str, tuple[int, GuestMemory]] = {}
         for region in getattr(device, "mmio_regions", lambda: [])():
             mmio[region.name] = self._map_mmio(region.size)
