@@ -35,7 +35,7 @@ from machine.device import AttachContext, Device
 from machine.loader import ARGS_BASE, Image, argument_block
 from machine.memory import GuestMemory
 from machine.pci import Bar, PciConfigSpace, PciFunction
-from machine.portbus import PortBus
+from machine.portbus import PortBus, PortConflictError
 from machine.programs import image_from_assembled
 from machine.stddevices import BackdoorLogDevice, ExitDevice
 from machine.tracing import ListSink, Tracer
@@ -164,11 +164,17 @@ class Machine:
                            interrupt_line=self.vmmdev.config.irq, relocate_io=self._move_vmmdev_ports)
 
     def _move_vmmdev_ports(self, bar: int, base: int) -> None:
+        """The guest moved the I/O BAR: the ports follow.  Onto ports another device holds
+        (a plugin), the VMMDev decodes nothing until the BAR moves to free ports again; the
+        other device keeps its ports (traced as ``pci_bar_conflict``)."""
         ranges = self.vmmdev.port_ranges()
         for port_range in ranges:
             self.bus.release(self.vmmdev, port_range.name)
-        for port_range in ranges:
-            self.bus.claim(self.vmmdev, port_range, base + port_range.offset)
+        try:
+            self.bus.claim_all(self.vmmdev, [(r, base + r.offset) for r in ranges])
+        except PortConflictError as conflict:
+            self.tracer.emit("pci_bar_conflict", device=self.vmmdev.name, bar=bar, base=base, reason=str(conflict))
+            return
         self.tracer.emit("pci_bar_moved", device=self.vmmdev.name, bar=bar, base=base)
 
     # --- configuration --------------------------------------------------------------------

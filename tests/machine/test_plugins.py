@@ -265,3 +265,54 @@ def test_guest_reads_a_machine_placed_device() -> None:
     machine.load(assemble("_start:\n mov dx, 0xc000\n in eax, dx\n out 0xf4, al\n", mode=32))
     assert machine.run().exit_code == 0x33
     machine.close()
+
+
+def test_guest_moving_the_vmmdev_bar_onto_a_plugin_is_no_traceback() -> None:
+    # Used to raise PortConflictError out of Machine.run (and leave VMMDev without ports).
+    # Now the plugin keeps its ports, VMMDev decodes nothing there, and moving the BAR to
+    # free ports brings it back (the request below succeeds at 0xe000).
+    machine = Machine(64)
+    device = Counter()
+    device.total = 5
+    machine.add_device(device)
+    events = []
+    machine.tracer.add_sink(events.append)
+    machine.load(assemble("""
+_start:
+    mov eax, 0x80002010
+    mov dx, 0xcf8
+    out dx, eax
+    mov dx, 0xcfc
+    mov eax, 0xc001
+    out dx, eax
+    mov dx, 0xc000
+    in eax, dx
+    mov esi, eax
+    mov eax, 0x80002010
+    mov dx, 0xcf8
+    out dx, eax
+    mov dx, 0xcfc
+    mov eax, 0xe001
+    out dx, eax
+    mov dword ptr [0x21000], 40
+    mov dword ptr [0x21004], 0x10001
+    mov dword ptr [0x21008], 4
+    mov dword ptr [0x2100c], -1
+    mov eax, 0x21000
+    mov dx, 0xe000
+    out dx, eax
+    mov eax, [0x2100c]
+    test eax, eax
+    jnz bad
+    mov eax, esi
+    out 0xf4, al
+bad:
+    mov al, 0xff
+    out 0xf4, al
+""", mode=64))
+    assert machine.run().exit_code == 5
+    conflicts = [e.fields for e in events if e.kind == "pci_bar_conflict"]
+    assert conflicts == [{"device": "vmmdev", "bar": 0, "base": 0xC000,
+                          "reason": "vmmdev: port 0xc000 (request) is already claimed by counter (sum)"}]
+    assert machine.bus.owner(0xC000) == "counter" and machine.bus.owner(0xE000) == "vmmdev"
+    machine.close()
