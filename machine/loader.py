@@ -251,9 +251,11 @@ def image_from_file(path: Path, *, mode: int, defines: dict[str, int] | None = N
                     ram_size: int = MAX_GUEST_RAM) -> Image:
     """Load a program file for a ``mode``-bit machine with ``ram_size`` bytes of RAM:
     ``.s``/``.asm`` sources are assembled for ``mode``, ELF files by their header, anything
-    else as a flat binary.  Every problem (missing, unreadable or not a regular file, too
-    large for RAM, malformed, an ELF of the other mode, assembly errors) raises
-    ``LoadError`` with a one-line reason; a file larger than RAM is refused unread."""
+    else as a flat binary.  Every problem (missing, unreadable or not a regular file, a
+    source that is not UTF-8, assembly errors; for binaries also too large for RAM,
+    malformed, misplaced segments, an ELF of the other mode) raises ``LoadError`` with a
+    one-line reason; a binary larger than RAM is refused unread.  (Where an assembled
+    program lands is checked by ``Machine.load``.)"""
     try:
         if not path.exists():
             raise LoadError(f"{path}: no such program file")
