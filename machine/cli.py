@@ -41,7 +41,8 @@ from machine.runcontrol import (
     run_supervised,
 )
 from machine.trace.cli import register_trace_commands, run_trace_command
-from machine.tracing import CallbackSink, CountingSink, JsonLinesSink, TraceEvent
+from machine.trace.files import TraceWriteError, TraceWriter
+from machine.tracing import CallbackSink, CountingSink, TraceEvent
 
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
@@ -110,7 +111,8 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_machine_options(run)
     run.add_argument("--define", "-D", action="append", default=[], type=parse_define, metavar="NAME=VALUE",
                      help="integer constant for assembly sources (repeatable)")
-    run.add_argument("--trace", type=Path, metavar="FILE", help="write every trace event to FILE (JSON Lines)")
+    run.add_argument("--trace", type=Path, metavar="FILE",
+                     help="write every trace event to FILE (JSON Lines; gzip-compressed if FILE ends in .gz)")
     run.add_argument("--quiet", "-q", action="store_true",
                      help="print only guest log lines: no summary, no progress line")
 
@@ -122,7 +124,8 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--mode", type=int, choices=(64, 32), default=64, help="CPU mode (default 64)")
     demo.add_argument("--keep", type=Path, metavar="DIR",
                       help="share this existing directory instead of a temporary one")
-    demo.add_argument("--trace", type=Path, metavar="FILE", help="write every trace event to FILE (JSON Lines)")
+    demo.add_argument("--trace", type=Path, metavar="FILE",
+                      help="write every trace event to FILE (JSON Lines; gzip-compressed if FILE ends in .gz)")
     add_budget_options(demo)
 
     commands.add_parser("devices", help="list installed device plugins",
@@ -157,7 +160,8 @@ def _add_machine_options(parser: argparse.ArgumentParser) -> None:
                              "numbers, owners, directory sizes or volume figures, so two runs give "
                              "identical traces (see docs/tracing.md)")
     parser.add_argument("--device", action="append", default=[], metavar="NAME[@PORT]",
-                        help="attach an installed device plugin, at I/O base PORT if it needs one (repeatable)")
+                        help="attach an installed device plugin at I/O base PORT, or where the machine finds "
+                             "room (first free aligned block from 0xc000; printed) (repeatable)")
 
 
 def _version() -> str:
@@ -171,26 +175,54 @@ def _plugin_devices() -> dict[str, metadata.EntryPoint]:
     return {ep.name: ep for ep in metadata.entry_points(group=DEVICE_ENTRY_POINT_GROUP)}
 
 
-def _attach_plugins(machine: Machine, specs: Sequence[str]) -> None:
+def _builtin_ports(machine: Machine, device: Device) -> str:
+    """Where a machine's own ``device`` sits, e.g. ``port 0xf4`` or ``ports 0xd020, 0xd028``."""
+    bases = [machine.bus.base_of(device, r.name) for r in device.port_ranges()]
+    text = ", ".join(f"{base:#x}" for base in bases if base is not None)
+    return f"port{'s' if len(bases) > 1 else ''} {text}"
+
+
+def _load_plugin(name: str, entry_point: metadata.EntryPoint) -> Device:
+    """Import and instantiate the plugin ``name``; anything that goes wrong (import error,
+    constructor failure, not a ``Device``) is a one-line UsageError."""
+    try:
+        device = entry_point.load()()
+    except Exception as error:  # noqa: BLE001 - third-party code: any failure is reported in one line
+        raise UsageError(f"device {name!r} ({entry_point.value}) cannot be loaded: "
+                         f"{type(error).__name__}: {error}") from None
+    if not isinstance(device, Device):
+        raise UsageError(f"device {name!r} ({entry_point.value}) is not a machine.device.Device "
+                         "(it needs name, port_ranges, attach, io_read and io_write)")
+    return device
+
+
+def _attach_plugins(machine: Machine, specs: Sequence[str], out: TextIO, quiet: bool) -> None:
+    """Attach ``--device NAME[@PORT]`` plugins; without PORT the machine picks the first free
+    block (``PortBus.free_base``) and the choice is printed (unless ``quiet``)."""
     available = _plugin_devices()
-    builtin = {device.name for device in machine.devices}
+    builtin = {device.name: device for device in machine.devices}
     for spec in specs:
         name, _, port_text = spec.partition("@")
         if name in builtin:
-            raise UsageError(f"device {name!r} is built into every machine; it cannot be added twice")
+            raise UsageError(f"device {name!r} is built into every machine ({_builtin_ports(machine, builtin[name])}) "
+                             "and a machine has exactly one; guest programs use it without --device")
         if name not in available:
-            known = ", ".join(sorted(available)) or "none"
-            raise UsageError(f"unknown device {name!r} (installed: {known})")
+            known = ", ".join(sorted(n for n in available if n not in builtin)) or "none"
+            raise UsageError(f"unknown device {name!r} (installed plugins: {known})")
         try:
             base = int(port_text, 0) if port_text else None
         except ValueError:
             raise UsageError(f"device {spec!r}: {port_text!r} is not a port number") from None
-        device_class = available[name].load()
-        device: Device = device_class()
+        device = _load_plugin(name, available[name])
         try:
             machine.add_device(device, base)
         except ValueError as error:
-            raise UsageError(str(error)) from None
+            raise UsageError(f"device {spec!r}: {error}") from None
+        except Exception as error:  # noqa: BLE001 - a plugin's port_ranges/attach is third-party code
+            raise UsageError(f"device {spec!r} cannot be attached: {type(error).__name__}: {error}") from None
+        if not quiet:
+            placed = ", ".join(f"{r.name} {machine.bus.base_of(device, r.name):#x}" for r in device.port_ranges())
+            print(f"device {name}: {placed or 'no ports'}", file=out)
 
 
 def _vmmdev_config(args: argparse.Namespace) -> VMMDevConfig:
@@ -221,7 +253,7 @@ def _make_machine(args: argparse.Namespace, out: TextIO) -> Machine:
             machine.add_share(name, directory, writable=writable)
         except ValueError as error:
             raise UsageError(str(error)) from None
-    _attach_plugins(machine, getattr(args, "device", []))
+    _attach_plugins(machine, getattr(args, "device", []), out, getattr(args, "quiet", False))
     machine.tracer.add_sink(CallbackSink({"guest_log"}, lambda event: _print_log(event, out)))
     return machine
 
@@ -263,24 +295,34 @@ def _report_end(result: RunResult, err: TextIO) -> None:
 def _run_machine(machine: Machine, args: argparse.Namespace, budgets: Budgets,
                  progress: ProgressLine | None = None) -> tuple[RunResult, CountingSink]:
     """Run within ``budgets`` (Ctrl-C stops it; ``progress`` is kept up to date) with a
-    summary counter (counts, not events: constant memory) and an optional JSON Lines trace
-    file."""
+    summary counter (counts, not events: constant memory) and an optional trace file (JSON
+    Lines, gzip-compressed when its name ends in ``.gz``).  A trace file that cannot be
+    written stops the run and becomes a ``UsageError`` naming the file and the reason."""
     collected = CountingSink({"hgcm_call": "function_name", "hgcm_connect": None})
     machine.tracer.add_sink(collected)
     trace_path: Path | None = getattr(args, "trace", None)
     if trace_path is None:
         return run_supervised(machine, budgets, progress), collected
     try:
-        stream = trace_path.open("w", encoding="utf-8")
-    except OSError as error:
-        raise UsageError(f"cannot write trace file {trace_path}: {error.strerror}") from None
-    with stream:
-        sink = JsonLinesSink(stream)
-        machine.tracer.add_sink(sink)
-        try:
-            return run_supervised(machine, budgets, progress), collected
-        finally:
-            machine.tracer.remove_sink(sink)
+        writer = TraceWriter(trace_path)
+    except TraceWriteError as error:
+        raise UsageError(str(error)) from None
+    machine.tracer.add_sink(writer)
+    try:
+        result = run_supervised(machine, budgets, progress)
+    except TraceWriteError as error:
+        raise UsageError(f"{error}; run stopped after {machine.cpu.instructions} instructions") from None
+    except BaseException:
+        with contextlib.suppress(TraceWriteError):  # the run's own error is the one to report
+            writer.close()
+        raise
+    finally:
+        machine.tracer.remove_sink(writer)
+    try:
+        writer.close()
+    except TraceWriteError as error:
+        raise UsageError(f"{error}; the run ended ({result.end.value}) but the trace is incomplete") from None
+    return result, collected
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -289,7 +331,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if progress is not None:
         out = progress.guard(out)
     try:
-        image = image_from_file(args.program, mode=args.mode, defines=dict(args.define))
+        image = image_from_file(args.program, mode=args.mode, defines=dict(args.define), ram_size=args.ram)
     except LoadError as error:
         raise UsageError(str(error)) from None
     machine = _make_machine(args, out)
@@ -343,9 +385,18 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_devices(out: TextIO) -> int:
+    """One line per installed device: name, entry point, and for the devices every machine
+    already has, where they sit (those cannot be added with --device)."""
     available = _plugin_devices()
-    for name, entry_point in sorted(available.items()):
-        print(f"{name}\t{entry_point.value}", file=out)
+    machine = Machine(64, 0x20000)
+    try:
+        builtin = {device.name: device for device in machine.devices}
+        for name, entry_point in sorted(available.items()):
+            where = (f"\tbuilt in ({_builtin_ports(machine, builtin[name])}), always present"
+                     if name in builtin else "")
+            print(f"{name}\t{entry_point.value}{where}", file=out)
+    finally:
+        machine.close()
     return 0
 
 

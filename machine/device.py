@@ -7,7 +7,8 @@ memory, the tracer and run control; it never sees the CPU (rule 2), so it can be
 without one in tests.
 
 Third-party devices implement ``Device`` and can be registered under the Python
-entry-point group ``hgcmlab.devices``; the CLI loads them by name with ``--device NAME``.
+entry-point group ``hgcmlab.devices``; the CLI loads them by name with ``--device NAME[@PORT]``
+(docs/design.md, "Device plugins", has a complete example).
 """
 
 from __future__ import annotations

@@ -23,9 +23,20 @@ ARGS_BASE = 0x1000
 #: The argument block never grows past this many bytes (it must end below 0x10000).
 ARGS_MAX_SIZE = 0xE000
 
+#: The top of RAM kept for the stack (the stack pointer starts at the top of RAM): a
+#: segment reaching into it would be overwritten by the program's first pushes.
+STACK_RESERVE = 0x1000
+#: The largest guest RAM a machine can have (``machine.machine.MAX_RAM_SIZE``): the bound
+#: for images built without a particular machine in mind.
+MAX_GUEST_RAM = 0xE0000000
+#: At most this many ELF symbols are read (a symbol table cannot make us allocate more).
+MAX_SYMBOLS = 1 << 16
+
 _ELF_MAGIC = b"\x7fELF"
 _EM_386 = 3
 _EM_X86_64 = 62
+_ET_EXEC = 2
+_ET_DYN = 3
 _PT_LOAD = 1
 _PT_INTERP = 3
 _SHT_SYMTAB = 2
@@ -66,47 +77,108 @@ class Image:
         return best[1] if offset == 0 else f"{best[1]}+{offset:#x}"
 
 
-def flat_image(data: bytes, *, base: int = DEFAULT_LOAD_ADDRESS, name: str = "<flat>") -> Image:
-    """A flat binary: loaded at ``base`` and entered at its first byte."""
+def _check_placement(name: str, segments: list[tuple[int, int]], ram_size: int) -> None:
+    """Refuse (address, size) segments that leave guest RAM, overlap each other, the
+    argument block or the stack page, before any of their bytes is allocated."""
+    placed: list[tuple[int, int]] = []
+    for address, size in segments:
+        end = address + size
+        if address < 0 or end > ram_size:
+            raise LoadError(f"{name}: segment at {address:#x} ({size} bytes) does not fit in "
+                            f"{ram_size // 1024} KiB of guest RAM")
+        if address < ARGS_BASE + ARGS_MAX_SIZE and end > ARGS_BASE:
+            raise LoadError(f"{name}: segment at {address:#x} ({size} bytes) overlaps the argument block "
+                            f"({ARGS_BASE:#x}-{ARGS_BASE + ARGS_MAX_SIZE - 1:#x})")
+        if end > ram_size - STACK_RESERVE:
+            raise LoadError(f"{name}: segment at {address:#x} ({size} bytes) reaches into the stack page "
+                            f"(the last {STACK_RESERVE // 1024} KiB of RAM, below the initial stack pointer)")
+        for other, other_size in placed:
+            if address < other + other_size and other < end:
+                raise LoadError(f"{name}: segments at {other:#x} and {address:#x} overlap")
+        placed.append((address, size))
+
+
+def flat_image(data: bytes, *, base: int = DEFAULT_LOAD_ADDRESS, name: str = "<flat>",
+               ram_size: int = MAX_GUEST_RAM) -> Image:
+    """A flat binary: loaded at ``base`` and entered at its first byte.  Raises LoadError
+    when it is empty or does not fit below the stack page of ``ram_size`` bytes of RAM."""
     if not data:
         raise LoadError(f"{name}: the flat binary is empty")
+    _check_placement(name, [(base, len(data))], ram_size)
     return Image([(base, bytes(data))], base, None, {}, name)
 
 
-def elf_image(data: bytes, *, name: str = "<elf>") -> Image:
-    """An x86 or x86-64 ELF executable (statically linked, identity-mapped segments)."""
+@dataclass(frozen=True)
+class _ElfLayout:
+    """The struct formats of one ELF class."""
+
+    mode: int
+    header: str
+    program_header: str
+    section_header: str
+    symbol: str
+    machine: int
+
+
+_ELF32 = _ElfLayout(32, "<HHIIIIIHHHHHH", "<IIIIIIII", "<IIIIIIIIII", "<IIIBBH", _EM_386)
+_ELF64 = _ElfLayout(64, "<HHIQQQIHHHHHH", "<IIQQQQQQ", "<IIQQQQIIQQ", "<IBBHQQ", _EM_X86_64)
+
+
+def elf_image(data: bytes, *, name: str = "<elf>", ram_size: int = MAX_GUEST_RAM) -> Image:
+    """An x86 or x86-64 ELF executable (statically linked, identity-mapped segments).
+
+    Every header field is checked against the file and against ``ram_size`` bytes of
+    guest RAM before anything is allocated: a malformed file raises ``LoadError`` with a
+    one-line reason, never another exception.  Segments must fit in RAM and keep clear of
+    the argument block, the stack page and each other; the entry point must lie in one.
+    The symbol table is best effort: a malformed or missing one gives no symbols."""
     if data[:4] != _ELF_MAGIC:
         raise LoadError(f"{name}: not an ELF file")
-    if len(data) < 52:
+    if len(data) < 6:
         raise LoadError(f"{name}: truncated ELF header")
     elf_class, byte_order = data[4], data[5]
-    if byte_order != 1:
-        raise LoadError(f"{name}: big-endian ELF is not an x86 program")
     if elf_class == 1:
-        header = struct.unpack_from("<HHIIIIIHHHHHH", data, 16)
-        mode, ph_fmt, sh_fmt, sym_fmt = 32, "<IIIIIIII", "<IIIIIIIIII", "<IIIBBH"
-        e_type, e_machine, _ver, entry, phoff, shoff, _flags, _ehsize, phentsize, phnum, shentsize, shnum, _shstrndx = header
-        expected_machine = _EM_386
+        layout = _ELF32
     elif elf_class == 2:
-        if len(data) < 64:
-            raise LoadError(f"{name}: truncated ELF header")
-        header = struct.unpack_from("<HHIQQQIHHHHHH", data, 16)
-        mode, ph_fmt, sh_fmt, sym_fmt = 64, "<IIQQQQQQ", "<IIQQQQIIQQ", "<IBBHQQ"
-        e_type, e_machine, _ver, entry, phoff, shoff, _flags, _ehsize, phentsize, phnum, shentsize, shnum, _shstrndx = header
-        expected_machine = _EM_X86_64
+        layout = _ELF64
     else:
         raise LoadError(f"{name}: unknown ELF class {elf_class}")
-    if e_machine != expected_machine:
-        raise LoadError(f"{name}: ELF machine {e_machine} is not x86 ({expected_machine} expected for ELF{mode})")
-    if e_type not in (2, 3):
+    if byte_order != 1:
+        raise LoadError(f"{name}: big-endian ELF is not an x86 program")
+    if len(data) < 16 + struct.calcsize(layout.header):
+        raise LoadError(f"{name}: truncated ELF header")
+    (e_type, e_machine, _version, entry, phoff, shoff, _flags, _ehsize, phentsize, phnum, shentsize,
+     shnum, _shstrndx) = struct.unpack_from(layout.header, data, 16)
+    mode = layout.mode
+    if e_machine != layout.machine:
+        raise LoadError(f"{name}: ELF machine {e_machine} is not x86 ({layout.machine} expected for ELF{mode})")
+    if e_type not in (_ET_EXEC, _ET_DYN):
         raise LoadError(f"{name}: ELF type {e_type} is not an executable")
-    segments: list[tuple[int, bytes]] = []
+    placements = _elf_load_segments(data, name, layout, phoff, phentsize, phnum)
+    if not placements:
+        raise LoadError(f"{name}: no loadable segment")
+    _check_placement(name, [(vaddr, memsz) for vaddr, memsz, _offset, _filesz in placements], ram_size)
+    if not any(vaddr <= entry < vaddr + memsz for vaddr, memsz, _offset, _filesz in placements):
+        raise LoadError(f"{name}: entry point {entry:#x} is not inside a loadable segment")
+    segments = [(vaddr, data[offset:offset + filesz] + bytes(memsz - filesz))
+                for vaddr, memsz, offset, filesz in placements]
+    symbols = _elf_symbols(data, shoff, shentsize, shnum, layout)
+    return Image(segments, entry, mode, symbols, name)
+
+
+def _elf_load_segments(data: bytes, name: str, layout: _ElfLayout, phoff: int, phentsize: int,
+                       phnum: int) -> list[tuple[int, int, int, int]]:
+    """(vaddr, memsz, file offset, filesz) of each non-empty PT_LOAD segment, checked
+    against the file; sizes are not yet checked against RAM."""
+    entry_size = struct.calcsize(layout.program_header)
+    if phnum and phentsize < entry_size:
+        raise LoadError(f"{name}: program header size {phentsize} is smaller than {entry_size}")
+    if phnum and phoff + phnum * phentsize > len(data):
+        raise LoadError(f"{name}: the program headers lie outside the file")
+    placements: list[tuple[int, int, int, int]] = []
     for index in range(phnum):
-        offset = phoff + index * phentsize
-        if offset + struct.calcsize(ph_fmt) > len(data):
-            raise LoadError(f"{name}: program header {index} lies outside the file")
-        fields = struct.unpack_from(ph_fmt, data, offset)
-        if mode == 32:
+        fields = struct.unpack_from(layout.program_header, data, phoff + index * phentsize)
+        if layout.mode == 32:
             p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _pflags, _align = fields
         else:
             p_type, _pflags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _align = fields
@@ -115,45 +187,44 @@ def elf_image(data: bytes, *, name: str = "<elf>") -> Image:
                             "build it freestanding (e.g. gcc -static -nostdlib -ffreestanding)")
         if p_type != _PT_LOAD or p_memsz == 0:
             continue
-        if p_offset + p_filesz > len(data) or p_filesz > p_memsz:
-            raise LoadError(f"{name}: segment {index} has inconsistent sizes")
-        content = data[p_offset:p_offset + p_filesz] + bytes(p_memsz - p_filesz)
-        segments.append((p_vaddr, content))
-    if not segments:
-        raise LoadError(f"{name}: no loadable segment")
-    symbols = _elf_symbols(data, shoff, shentsize, shnum, sh_fmt, sym_fmt, mode)
-    return Image(segments, entry, mode, symbols, name)
+        if p_filesz > p_memsz:
+            raise LoadError(f"{name}: segment {index} has more file bytes ({p_filesz}) than memory bytes ({p_memsz})")
+        if p_offset + p_filesz > len(data):
+            raise LoadError(f"{name}: segment {index} lies outside the file")
+        placements.append((p_vaddr, p_memsz, p_offset, p_filesz))
+    return placements
 
 
-def _elf_symbols(data: bytes, shoff: int, shentsize: int, shnum: int, sh_fmt: str, sym_fmt: str,
-                 mode: int) -> dict[str, int]:
-    """Named symbols from the first SHT_SYMTAB, best effort (a stripped binary has none)."""
-    sections = []
-    for index in range(shnum):
-        offset = shoff + index * shentsize
-        if offset + struct.calcsize(sh_fmt) > len(data):
-            return {}
-        sections.append(struct.unpack_from(sh_fmt, data, offset))
+def _elf_symbols(data: bytes, shoff: int, shentsize: int, shnum: int, layout: _ElfLayout) -> dict[str, int]:
+    """Named symbols from the first SHT_SYMTAB, best effort: a stripped binary, or one whose
+    section headers or symbol table do not fit the file or their declared sizes, has none.
+    At most ``MAX_SYMBOLS`` are read."""
+    header_size = struct.calcsize(layout.section_header)
+    symbol_size = struct.calcsize(layout.symbol)
+    if shnum == 0 or shentsize < header_size or shoff + shnum * shentsize > len(data):
+        return {}
+    sections = [struct.unpack_from(layout.section_header, data, shoff + index * shentsize)
+                for index in range(shnum)]
+    symtab = next((section for section in sections if section[1] == _SHT_SYMTAB), None)
+    if symtab is None:
+        return {}
+    _name, _type, _flags, _addr, sh_offset, sh_size, sh_link, _info, _align, sh_entsize = symtab
+    if sh_entsize < symbol_size or sh_link >= len(sections) or sh_offset + sh_size > len(data):
+        return {}
+    str_offset, str_size = sections[sh_link][4], sections[sh_link][5]
+    if str_offset + str_size > len(data):
+        return {}
     symbols: dict[str, int] = {}
-    for section in sections:
-        _name, sh_type, _flags, _addr, sh_offset, sh_size, sh_link, _info, _align, sh_entsize = section
-        if sh_type != _SHT_SYMTAB or sh_entsize == 0 or sh_link >= len(sections):
+    count = min(sh_size // sh_entsize, MAX_SYMBOLS)
+    for position in range(sh_offset, sh_offset + count * sh_entsize, sh_entsize):
+        entry = struct.unpack_from(layout.symbol, data, position)
+        st_name, st_value = (entry[0], entry[1]) if layout.mode == 32 else (entry[0], entry[4])
+        if st_name == 0 or st_name >= str_size:
             continue
-        strtab = sections[sh_link]
-        str_off, str_size = strtab[4], strtab[5]
-        for position in range(sh_offset, min(sh_offset + sh_size, len(data)) - sh_entsize + 1, sh_entsize):
-            entry = struct.unpack_from(sym_fmt, data, position)
-            if mode == 32:
-                st_name, st_value = entry[0], entry[1]
-            else:
-                st_name, st_value = entry[0], entry[4]
-            if st_name == 0 or st_name >= str_size:
-                continue
-            end = data.find(b"\0", str_off + st_name, str_off + str_size)
-            symbol = data[str_off + st_name:end if end >= 0 else str_off + str_size].decode("utf-8", "replace")
-            if symbol:
-                symbols[symbol] = st_value
-        break
+        end = data.find(b"\0", str_offset + st_name, str_offset + str_size)
+        symbol = data[str_offset + st_name:end if end >= 0 else str_offset + str_size].decode("utf-8", "replace")
+        if symbol:
+            symbols[symbol] = st_value
     return symbols
 
 
@@ -176,18 +247,35 @@ def argument_block(arguments: list[str]) -> bytes:
     return struct.pack(f"<II{len(arguments)}I", len(arguments), size, *offsets) + bytes(strings)
 
 
-def image_from_file(path: Path, *, mode: int, defines: dict[str, int] | None = None) -> Image:
-    """Load a program file: ``.s``/``.asm`` sources are assembled for ``mode``, ELF files by
-    their header, anything else as a flat binary."""
-    if not path.exists():
-        raise LoadError(f"{path}: no such program file")
-    if not path.is_file():
-        raise LoadError(f"{path}: not a regular file")
-    if path.suffix.lower() in (".s", ".asm"):
-        from machine.programs import assembled_image
+def image_from_file(path: Path, *, mode: int, defines: dict[str, int] | None = None,
+                    ram_size: int = MAX_GUEST_RAM) -> Image:
+    """Load a program file for a ``mode``-bit machine with ``ram_size`` bytes of RAM:
+    ``.s``/``.asm`` sources are assembled for ``mode``, ELF files by their header, anything
+    else as a flat binary.  Every problem (missing, unreadable or not a regular file, a
+    source that is not UTF-8, assembly errors; for binaries also too large for RAM,
+    malformed, misplaced segments, an ELF of the other mode) raises ``LoadError`` with a
+    one-line reason; a binary larger than RAM is refused unread.  (Where an assembled
+    program lands is checked by ``Machine.load``.)"""
+    try:
+        if not path.exists():
+            raise LoadError(f"{path}: no such program file")
+        if not path.is_file():
+            raise LoadError(f"{path}: not a regular file")
+        if path.suffix.lower() in (".s", ".asm"):
+            from machine.programs import assembled_image
 
-        return assembled_image(path, mode=mode, defines=defines)
-    data = path.read_bytes()
-    if data[:4] == _ELF_MAGIC:
-        return elf_image(data, name=str(path))
-    return flat_image(data, name=str(path))
+            return assembled_image(path, mode=mode, defines=defines)
+        size = path.stat().st_size
+        if size > ram_size:
+            raise LoadError(f"{path}: {size} bytes do not fit in {ram_size // 1024} KiB of guest RAM")
+        with path.open("rb") as stream:
+            data = stream.read(ram_size + 1)  # bounded even if the file grows meanwhile
+    except OSError as error:
+        raise LoadError(f"{path}: cannot read: {error.strerror or error}") from None
+    if data[:4] != _ELF_MAGIC:
+        return flat_image(data, name=str(path), ram_size=ram_size)
+    image = elf_image(data, name=str(path), ram_size=ram_size)
+    if image.mode != mode:
+        raise LoadError(f"{path}: a {image.mode}-bit ELF program cannot run on a {mode}-bit machine "
+                        f"(run it in {image.mode}-bit mode)")
+    return image

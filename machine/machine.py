@@ -37,7 +37,7 @@ from machine.device import AttachContext, Device
 from machine.loader import ARGS_BASE, Image, argument_block
 from machine.memory import GuestMemory
 from machine.pci import Bar, PciConfigSpace, PciFunction
-from machine.portbus import PortBus
+from machine.portbus import PortBus, PortConflictError
 from machine.programs import image_from_assembled
 from machine.stddevices import BackdoorLogDevice, ExitDevice
 from machine.tracing import ListSink, Tracer
@@ -187,25 +187,32 @@ class Machine:
                            interrupt_line=self.vmmdev.config.irq, relocate_io=self._move_vmmdev_ports)
 
     def _move_vmmdev_ports(self, bar: int, base: int) -> None:
+        """The guest moved the I/O BAR: the ports follow.  Onto ports another device holds
+        (a plugin), the VMMDev decodes nothing until the BAR moves to free ports again; the
+        other device keeps its ports (traced as ``pci_bar_conflict``)."""
         ranges = self.vmmdev.port_ranges()
         for port_range in ranges:
             self.bus.release(self.vmmdev, port_range.name)
-        for port_range in ranges:
-            self.bus.claim(self.vmmdev, port_range, base + port_range.offset)
+        try:
+            self.bus.claim_all(self.vmmdev, [(r, base + r.offset) for r in ranges])
+        except PortConflictError as conflict:
+            self.tracer.emit("pci_bar_conflict", device=self.vmmdev.name, bar=bar, base=base, reason=str(conflict))
+            return
         self.tracer.emit("pci_bar_moved", device=self.vmmdev.name, bar=bar, base=base)
 
     # --- configuration --------------------------------------------------------------------
 
     def add_device(self, device: Device, base: int | None = None) -> None:
-        """Attach ``device``; its relocatable port ranges are placed at ``base`` and its MMIO
-        regions (optional ``mmio_regions()``) in the MMIO window."""
-        for port_range in device.port_ranges():
-            if port_range.fixed_base is not None:
-                self.bus.claim(device, port_range, port_range.fixed_base)
-            elif base is None:
-                raise ValueError(f"device {device.name} needs a port base for range {port_range.name}")
-            else:
-                self.bus.claim(device, port_range, base + port_range.offset)
+        """Attach ``device``; its relocatable port ranges are placed at ``base`` (``None``:
+        the first free block ``PortBus.free_base`` finds) and its MMIO regions (optional
+        ``mmio_regions()``) in the MMIO window.  All ports are claimed or none: a conflict
+        raises ``PortConflictError`` (a ``ValueError``) and leaves the machine unchanged."""
+        ranges = list(device.port_ranges())
+        relocatable = [r for r in ranges if r.fixed_base is None]
+        if relocatable and base is None:
+            base = self.bus.free_base(relocatable)
+        self.bus.claim_all(device, [(r, r.fixed_base if r.fixed_base is not None else (base or 0) + r.offset)
+                                    for r in ranges])
         mmio: dict[str, tuple[int, GuestMemory]] = {}
         for region in getattr(device, "mmio_regions", lambda: [])():
             mmio[region.name] = self._map_mmio(region.size)

@@ -2,6 +2,12 @@
 
 Machine-wide policy for everything no device accepts (rule 1): a read returns all ones
 (masked to the access size), a write is dropped, and both are traced as ``port_unclaimed``.
+
+A device's claims are all-or-nothing (``claim_all``), and ``free_base`` finds where a
+device's relocatable ranges fit when nobody chose a base: the lowest free base from
+``PLUGIN_PORT_START`` upwards, aligned like a PCI I/O BAR to the block's size rounded up to
+a power of two (at least 4).  The choice depends only on the ports already claimed, so it
+is the same on every run of the same configuration.
 """
 
 from __future__ import annotations
@@ -13,10 +19,14 @@ from machine.device import Device, PortRange
 from machine.tracing import Tracer
 
 PORT_SPACE_SIZE = 0x10000
+#: Where the search for a free base starts (ports above the legacy ISA ones, below the
+#: VMMDev's default 0xD020 block).
+PLUGIN_PORT_START = 0xC000
 
 
-class PortConflictError(Exception):
-    """Two devices tried to claim the same port (a configuration error)."""
+class PortConflictError(ValueError):
+    """A device's ports overlap another device's or leave the port space (a configuration
+    error; a ``ValueError``, so configuration code can treat it like other bad values)."""
 
 
 @dataclass(frozen=True)
@@ -39,20 +49,47 @@ class PortBus:
 
     def claim(self, device: Device, port_range: PortRange, base: int) -> None:
         """Give ``device`` the ports ``base .. base + length - 1`` for ``port_range``."""
-        if base < 0 or base + port_range.length > PORT_SPACE_SIZE:
-            raise PortConflictError(
-                f"{device.name}: port range {port_range.name} at {base:#x} lies outside the port space"
-            )
-        for port in range(base, base + port_range.length):
-            if port in self._claims:
-                other = self._claims[port]
-                raise PortConflictError(
-                    f"{device.name}: port {port:#x} ({port_range.name}) is already claimed by "
-                    f"{other.device.name} ({other.port_range.name})"
-                )
-        claim = _Claim(device, port_range, base)
-        for port in range(base, base + port_range.length):
-            self._claims[port] = claim
+        self.claim_all(device, [(port_range, base)])
+
+    def claim_all(self, device: Device, placements: list[tuple[PortRange, int]]) -> None:
+        """Claim every (range, base) of ``placements`` for ``device``, or none of them:
+        raises ``PortConflictError`` naming the first port in the way."""
+        wanted: dict[int, PortRange] = {}
+        for port_range, base in placements:
+            if port_range.length < 1 or base < 0 or base + port_range.length > PORT_SPACE_SIZE:
+                raise PortConflictError(f"{device.name}: port range {port_range.name} at {base:#x} "
+                                        f"({port_range.length} ports) lies outside the port space")
+            for port in range(base, base + port_range.length):
+                other = self._claims.get(port)
+                if other is not None:
+                    raise PortConflictError(
+                        f"{device.name}: port {port:#x} ({port_range.name}) is already claimed by "
+                        f"{other.device.name} ({other.port_range.name})")
+                if port in wanted:
+                    raise PortConflictError(f"{device.name}: port {port:#x} is in two of its ranges "
+                                            f"({wanted[port].name}, {port_range.name})")
+                wanted[port] = port_range
+        for port_range, base in placements:
+            claim = _Claim(device, port_range, base)
+            for port in range(base, base + port_range.length):
+                self._claims[port] = claim
+
+    def free_base(self, ranges: list[PortRange], start: int = PLUGIN_PORT_START) -> int:
+        """The lowest base at or above ``start`` (aligned to the block size rounded up to a
+        power of two, at least 4) where every range of ``ranges`` (offsets from the base)
+        is unclaimed; raises ``PortConflictError`` when the port space has no room."""
+        span = max((r.offset + r.length for r in ranges), default=1)
+        if span > PORT_SPACE_SIZE or any(r.offset < 0 or r.length < 1 for r in ranges):
+            raise PortConflictError(f"port ranges {[r.name for r in ranges]} cannot be placed "
+                                    f"(negative offset, empty range or larger than the port space)")
+        alignment = max(4, 1 << (span - 1).bit_length())
+        base = (start + alignment - 1) & ~(alignment - 1)
+        while base + span <= PORT_SPACE_SIZE:
+            if all(port not in self._claims
+                   for r in ranges for port in range(base + r.offset, base + r.offset + r.length)):
+                return base
+            base += alignment
+        raise PortConflictError(f"no free block of {span} ports at or above {start:#x}")
 
     def release(self, device: Device, range_name: str) -> None:
         """Give up the ports ``device`` claimed for ``range_name`` (to move them elsewhere)."""

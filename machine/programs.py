@@ -20,11 +20,17 @@ def image_from_assembled(program: AssembledProgram) -> Image:
 
 
 def assembled_image(path: Path, *, mode: int, defines: dict[str, int] | None = None) -> Image:
-    """Assemble the source file at ``path`` for ``mode``; assembly errors become LoadError."""
+    """Assemble the source file at ``path`` for ``mode``; assembly errors, and a source (or
+    an included file) that cannot be read or is not UTF-8 text, become LoadError."""
     try:
         program = assemble(path, mode=mode, defines=dict(defines or {}))
     except AssemblyError as error:
         raise LoadError(f"assembly failed: {error}") from None
+    except UnicodeDecodeError as error:
+        raise LoadError(f"{path}: the source (or a file it includes) is not UTF-8 text: {error.reason} "
+                        f"at byte {error.start}") from None
+    except OSError as error:
+        raise LoadError(f"{path}: cannot read: {error.strerror or error}") from None
     return image_from_assembled(program)
 
 

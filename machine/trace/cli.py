@@ -2,19 +2,21 @@
 
 Registered into the main parser by ``register_trace_commands``; ``run_trace_command``
 runs the chosen action.  Exit status: 0 success (``diff``: traces equal), 1 ``diff``:
-traces differ, 2 bad usage or an unreadable/invalid trace file (one-line message, no
-traceback); ``record`` ends like ``hgcmlab run`` (the guest's code, or the run-control
-statuses of machine/runcontrol.py: budget, guest fault, Ctrl-C).
+traces differ, 2 bad usage, an unreadable/invalid trace file or an output file that cannot
+be written (one-line message, no traceback); ``record`` ends like ``hgcmlab run`` (the guest's
+code, or the run-control statuses of machine/runcontrol.py: budget, guest fault, Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from machine.trace.files import TraceFileError, TraceWriter, read_trace
+from machine.trace.files import TraceFileError, TraceWriteError, TraceWriter, read_trace
 from machine.trace.tools import ShowFilter, compute_stats, export_perfetto, first_divergence, format_stats, show
 
 EXIT_DIFFERENT = 1
@@ -130,7 +132,7 @@ def run_trace_command(args: argparse.Namespace, out: TextIO | None = None, err: 
             return _export(args, out)
         args.trace_parser.print_help(out)
         return EXIT_USAGE
-    except (TraceFileError, _TraceUsageError) as error:
+    except (TraceFileError, TraceWriteError, _TraceUsageError) as error:
         print(f"hgcmlab: error: {error}", file=err)
         return EXIT_USAGE
     except BrokenPipeError:  # `hgcmlab trace show big.jsonl | head`
@@ -144,6 +146,21 @@ def _open_output(path: Path, mode: str) -> Any:
         raise _TraceUsageError(f"cannot write {path}: {error.strerror or error}") from None
 
 
+@contextlib.contextmanager
+def _closing_output(stream: Any, path: Path) -> Iterator[None]:
+    """Close ``stream`` at the end; a write or the final flush that the operating system
+    refuses (a full disk) becomes a one-line ``TraceWriteError`` naming ``path``."""
+    try:
+        try:
+            yield
+        finally:
+            stream.close()
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            stream.close()
+        raise TraceWriteError(f"cannot write {path}: {error.strerror or error}") from None
+
+
 def _export(args: argparse.Namespace, out: TextIO) -> int:
     from machine.trace.blocks import write_drcov
 
@@ -151,11 +168,13 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
     for _ in read_trace(args.file):
         pass
     if args.format == "perfetto":
-        with _open_output(args.output, "w") as stream:
+        stream = _open_output(args.output, "w")
+        with _closing_output(stream, args.output):
             count = export_perfetto(read_trace(args.file), stream, name=args.file.name)
         out.write(f"wrote {count} trace events to {args.output} (open it in https://ui.perfetto.dev)\n")
         return 0
-    with _open_output(args.output, "wb") as stream:
+    stream = _open_output(args.output, "wb")
+    with _closing_output(stream, args.output):
         try:
             count = write_drcov(read_trace(args.file), stream)
         except ValueError as error:
@@ -181,7 +200,8 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     budgets = budgets_from_args(args)
     progress = ProgressLine(err)
     try:
-        image = image_from_file(args.program, mode=args.mode, defines=dict(args.define))
+        image = image_from_file(args.program, mode=args.mode, defines=dict(args.define),
+                                ram_size=args.ram or DEFAULT_RAM_SIZE)
     except LoadError as error:
         raise _TraceUsageError(str(error)) from None
     try:
@@ -195,15 +215,15 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         machine.set_arguments(args.arguments)
         machine.load(image)
         kinds = _csv(args.kind) or None
-        try:
-            writer = TraceWriter(args.output, kinds)
-        except OSError as error:
-            raise _TraceUsageError(f"cannot write {args.output}: {error.strerror or error}") from None
+        writer = TraceWriter(args.output, kinds)
         with writer:
             machine.tracer.add_sink(writer)
             if args.blocks:
                 trace_blocks(machine)
-            result = run_supervised(machine, budgets, progress)
+            try:
+                result = run_supervised(machine, budgets, progress)
+            except TraceWriteError as error:
+                raise TraceWriteError(f"{error}; run stopped after {machine.cpu.instructions} instructions") from None
     except ValueError as error:
         raise _TraceUsageError(str(error)) from None
     finally:

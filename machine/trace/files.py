@@ -3,11 +3,13 @@
 The on-disk format is JSON Lines, one ``TraceEvent.to_json`` object per line (the format
 ``hgcmlab run --trace`` writes).  A name ending in ``.gz`` is gzip-compressed on write and
 decompressed on read.  Writing and reading both stream: memory stays flat whatever the
-length of the trace.
+length of the trace.  A write that fails (a full disk, ``/dev/full``) raises
+``TraceWriteError`` naming the file, from the event that hit the failure or from ``close``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -25,6 +27,11 @@ class TraceFileError(Exception):
     """A trace file cannot be read: the message names the file and, where known, the line."""
 
 
+class TraceWriteError(Exception):
+    """A trace file cannot be written (opened, written or flushed): the message names the
+    file and the operating system's reason.  The writer is closed when it is raised."""
+
+
 def _open_text(path: Path, mode: str) -> IO[str]:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, mode + "b", compresslevel=1), encoding="utf-8",
@@ -36,24 +43,45 @@ class TraceWriter:
     """A trace sink writing JSON Lines to ``path`` (``.gz``: compressed); a context manager.
 
     ``kinds`` keeps only those kinds (``None``: every event).  ``count`` is the number of
-    events written so far."""
+    events written so far.  Raises ``TraceWriteError`` when the file cannot be created;
+    writing and closing raise it when the operating system refuses the data (after the
+    first failure the writer is closed and ignores further events)."""
 
     def __init__(self, path: str | Path, kinds: Iterable[str] | None = None) -> None:
         self.path = Path(path)
         self._kinds = frozenset(kinds) if kinds is not None else None
-        self._stream = _open_text(self.path, "w")
+        try:
+            self._stream = _open_text(self.path, "w")
+        except OSError as error:
+            raise TraceWriteError(f"cannot write trace file {self.path}: {error.strerror or error}") from None
         self.count = 0
+        self._failed = False
 
     def __call__(self, event: TraceEvent) -> None:
-        if self._kinds is not None and event.kind not in self._kinds:
+        if self._failed or (self._kinds is not None and event.kind not in self._kinds):
             return
-        self._stream.write(event.to_json() + "\n")
+        try:
+            self._stream.write(event.to_json() + "\n")
+        except OSError as error:
+            self._fail(error)
         self.count += 1
 
     def close(self) -> None:
-        """Flush and close the file (idempotent)."""
-        if not self._stream.closed:
+        """Flush and close the file (idempotent); raises ``TraceWriteError`` if the last
+        buffered events cannot be written."""
+        if self._failed or self._stream.closed:
+            return
+        try:
             self._stream.close()
+        except OSError as error:
+            self._fail(error)
+
+    def _fail(self, error: OSError) -> None:
+        """Give up on the file: close what can be closed and report ``error``."""
+        self._failed = True
+        with contextlib.suppress(OSError):
+            self._stream.close()
+        raise TraceWriteError(f"cannot write trace file {self.path}: {error.strerror or error}") from None
 
     def __enter__(self) -> TraceWriter:
         return self

@@ -214,12 +214,12 @@ _start:
 
 def test_port_conflicts_are_refused() -> None:
     machine = Machine(64)
-    with pytest.raises(ValueError):
-        machine.add_device(CounterDevice())
     from machine.portbus import PortConflictError
 
     with pytest.raises(PortConflictError):
         machine.add_device(CounterDevice(), base=0xD020)
+    machine.add_device(CounterDevice())  # no base: the machine picks a free block (0xc000)
+    assert machine.bus.owner(0xC000) == "counter"
 
 
 def test_flat_binary_runs_from_0x10000() -> None:
