@@ -237,17 +237,22 @@ def _diag_error(diag: str) -> str | None:
 def _locate_error(prelude: list[str], lines: list[SourceLine], failure: KsResult | None, mode: int, base: int,
                   timeout: float, name: str) -> AssemblyError:
     """Find the first line at which the program fails and describe the failure there."""
-    defined_at: dict[str, int] = {}
+    # The last definition counts: a label defined in both halves of ``.if MODE == 64 ...
+    # .else ...`` is defined (for the mode being assembled) only by the second one.
+    last_defined_at: dict[str, int] = {}
     for index, line in enumerate(lines):
         for label in line.statement.labels:
-            defined_at.setdefault(label, index)
+            last_defined_at[label] = index
 
     def attempt(count: int) -> str | None:
         """None when the first ``count`` lines assemble, else what went wrong."""
-        later = [label for label, index in defined_at.items() if index >= count]
+        later = [label for label, index in last_defined_at.items() if index >= count]
         closers = list(lines[count - 1].closers) if count else []
+        # Only labels the prefix left undefined are defined at the cut (a prefix may already
+        # have defined one in a branch that is true for this mode).
+        stand_ins = [f".ifndef {label}\n{label}:\n.endif" for label in later]
         text = "\n".join(prelude + [line.location.text for line in lines[:count]] + closers
-                         + [f"{label}:" for label in later] + [f"{_END}:", f".quad {_END}"]) + "\n"
+                         + stand_ins + [f"{_END}:", f".quad {_END}"]) + "\n"
         try:
             result = _run(text, mode, base, timeout, name)
         except KeystoneCrash as crash:
