@@ -31,7 +31,10 @@ from pathlib import Path
 from guest_asm.constants import program_constants
 from guest_asm.engine import KeystoneCrash, KeystoneTimeout, KsResult, run_keystone
 from guest_asm.errors import AssemblyError, AssemblyTimeout
-from guest_asm.source import SourceLine, SourceLocation, identifiers, load_source
+from guest_asm.expr import Unknown, tokenize
+from guest_asm.operands import REGISTERS
+from guest_asm.source import SourceLine, SourceLocation, identifiers, load_source, scan
+from guest_asm.verify import LineBytes, Miscompile, check_line_cached, parse_statements
 
 #: Where programs are loaded unless the caller says otherwise (the machine's convention).
 DEFAULT_BASE = 0x10000
@@ -136,24 +139,53 @@ def assemble(source: str | Path, *, mode: int = 64, base: int = DEFAULT_BASE, fi
     constants = program_constants(mode, defines)
     prelude = _prelude(lines, constants, set(defines or ()))
     labels = _labels(lines)
-    text = _program_text(prelude, lines, labels)
-    try:
-        result = _run(text, mode, base, timeout, name)
-    except KeystoneCrash:
-        raise _locate_error(prelude, lines, None, mode, base, timeout, name) from None
-    if not result.ok or _diag_error(result.diag):
-        raise _locate_error(prelude, lines, result, mode, base, timeout, name)
+    equates = _single_equates(prelude, lines)
+    macros = _macro_names(lines)
+    rewritten: dict[int, str] = {}
+    while True:
+        text = _program_text(prelude, lines, labels, equates, rewritten)
+        try:
+            result = _run(text, mode, base, timeout, name)
+        except KeystoneCrash:
+            raise _locate_error(prelude, lines, None, mode, base, timeout, name) from None
+        if not result.ok or _diag_error(result.diag):
+            raise _locate_error(prelude, lines, result, mode, base, timeout, name)
+        code, values, known, symbols = _read_result(result, prelude, lines, labels, equates, mode, base, timeout,
+                                                    name)
+        rewrites = _verify(lines, values, code, base, mode, known, frozenset(symbols), macros, rewritten)
+        if not rewrites:
+            break
+        # Keystone mis-encoded absolute addresses the rewritten form encodes exactly; lengths
+        # change, so assemble (and check) again.  Each line is rewritten at most once.
+        rewritten.update(rewrites)
+    line_map = _line_map(lines, values, base + len(code), macros)
+    entry = symbols.get("_start", base)
+    return AssembledProgram(code, base, entry, mode, symbols, line_map, name, constants)
+
+
+def _read_result(result: KsResult, prelude: list[str], lines: list[SourceLine], labels: list[str],
+                 equates: list[str], mode: int, base: int, timeout: float,
+                 name: str) -> tuple[bytes, dict[str, int], dict[str, int], dict[str, int]]:
+    """Split keystone's output into code and trailer: (code, marker/label values, known
+    values of labels and equates for the verifier, defined labels)."""
     trailer_names = [_END] + [f"{_MARK}{i}" for i, line in enumerate(lines) if not line.body_depth] + labels
-    size = 8 * len(trailer_names)
+    size = 8 * len(trailer_names) + 16 * len(equates)
+    if len(result.code) < size:
+        raise _locate_error(prelude, lines, result, mode, base, timeout, name)
     code, trailer = result.code[:-size], result.code[-size:]
-    values = dict(zip(trailer_names, (int.from_bytes(trailer[i:i + 8], "little") for i in range(0, size, 8))))
+    words = [int.from_bytes(trailer[i:i + 8], "little") for i in range(0, size, 8)]
+    values = dict(zip(trailer_names, words))
     if values[_END] != base + len(code):
         # Keystone stopped early without reporting an error.
         raise _locate_error(prelude, lines, result, mode, base, timeout, name)
-    line_map = _line_map(lines, values, base + len(code), _macro_names(lines))
     symbols = {label: values[label] for label in labels if values[label] != _UNDEFINED}
-    entry = symbols.get("_start", base)
-    return AssembledProgram(code, base, entry, mode, symbols, line_map, name, constants)
+    equate_words = words[len(trailer_names):]
+    known = dict(symbols)
+    for position, equate in enumerate(equates):
+        defined, value = equate_words[2 * position], equate_words[2 * position + 1]
+        if defined:
+            known[equate] = value - (1 << 64) if value >> 63 else value
+    return code, values, known, symbols
 
 
 def _prelude(lines: list[SourceLine], constants: dict[str, int | str], defines: set[str]) -> list[str]:
@@ -174,12 +206,44 @@ def _labels(lines: list[SourceLine]) -> list[str]:
     return list(seen)
 
 
-def _program_text(prelude: list[str], lines: list[SourceLine], labels: list[str]) -> str:
+def _single_equates(prelude: list[str], lines: list[SourceLine]) -> list[str]:
+    """Symbols set exactly once outside macro/repeat bodies to a plain expression.
+
+    Their values (read back through the trailer) let the verifier judge operands that use
+    them.  A symbol set twice (both halves of ``.if MODE == 64``, or redefined) has no single
+    value, and one set to a register (``.equ R, rax``) cannot be emitted with ``.quad``.
+    """
+    counts: dict[str, int] = {}
+    plain: set[str] = set()
+    body_names: set[str] = set()
+    statements = [(scan(line), False) for line in prelude] + [(line.statement, bool(line.body_depth))
+                                                              for line in lines]
+    for statement, in_body in statements:
+        for name, expression in statement.equates:
+            if in_body:
+                body_names.add(name)
+                continue
+            counts[name] = counts.get(name, 0) + 1
+            if _plain_expression(expression):
+                plain.add(name)
+    return sorted(name for name, count in counts.items() if count == 1 and name in plain and name not in body_names)
+
+
+def _plain_expression(expression: str) -> bool:
+    try:
+        tokens = tokenize(expression)
+    except Unknown:
+        return False
+    return not any(token.lower() in REGISTERS for token in tokens)
+
+
+def _program_text(prelude: list[str], lines: list[SourceLine], labels: list[str], equates: list[str],
+                  rewritten: dict[int, str]) -> str:
     out = list(prelude)
     for index, line in enumerate(lines):
         if not line.body_depth:
             out.append(f"{_MARK}{index}:")
-        out.append(line.location.text)
+        out.append(rewritten.get(index, line.location.text))
     out.append(f"{_END}:")
     out.append(f".quad {_END}")
     for index, line in enumerate(lines):
@@ -187,6 +251,8 @@ def _program_text(prelude: list[str], lines: list[SourceLine], labels: list[str]
             out.extend(_trailer_entry(f"{_MARK}{index}"))
     for label in labels:
         out.extend(_trailer_entry(label))
+    for equate in equates:
+        out.extend([f".ifdef {equate}", f".quad 1, {equate}", ".else", ".quad 0, 0", ".endif"])
     return "\n".join(out) + "\n"
 
 
@@ -215,6 +281,38 @@ def _line_map(lines: list[SourceLine], values: dict[str, int], end: int, macros:
             # Keystone sometimes "assembles" an invalid instruction into nothing.
             raise AssemblyError("keystone produced no bytes for this instruction", lines[index].location)
     return LineMap(tuple(entries))
+
+
+def _verify(lines: list[SourceLine], values: dict[str, int], code: bytes, base: int, mode: int,
+            known: dict[str, int], labels: frozenset[str], macros: set[str],
+            rewritten: dict[int, str]) -> dict[int, str]:
+    """Check every instruction of every line assembled once against its source operands.
+
+    Returns the rewrites (line index -> text) that give the intended encoding of lines
+    keystone mis-encoded; raises ``AssemblyError`` for anything else it finds wrong.
+    """
+    rewrites: dict[int, str] = {}
+    starts = [(i, values[f"{_MARK}{i}"]) for i, line in enumerate(lines) if not line.body_depth]
+    starts = [(i, address) for i, address in starts if address != _UNDEFINED]
+    for position, (index, start) in enumerate(starts):
+        statement = lines[index].statement
+        if not statement.has_instruction or statement.directives or set(statement.mnemonics) & macros:
+            continue
+        stop = starts[position + 1][1] if position + 1 < len(starts) else base + len(code)
+        location = lines[index].location
+        text = rewritten.get(index, location.text)
+        if index in rewritten:
+            statement = scan(text)
+        try:
+            instructions = parse_statements(statement.instructions)
+            check_line_cached(instructions, LineBytes(start, code[start - base:stop - base]), mode, known, labels,
+                              frozenset(identifiers(text)))
+        except Miscompile as error:
+            if error.rewrite is None or index in rewritten:
+                raise AssemblyError(str(error), location) from None
+            old = statement.instructions[error.rewrite[0]]
+            rewrites[index] = text.replace(old, error.rewrite[1], 1)
+    return rewrites
 
 
 def _macro_names(lines: list[SourceLine]) -> set[str]:

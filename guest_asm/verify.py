@@ -1,0 +1,278 @@
+"""Checking keystone's output against the source: no silent miscompiles.
+
+Keystone 0.9.2 accepts some operands and encodes something else without any error, e.g.
+(64-bit mode) ``mov rbx, qword ptr [0x1000]`` as ``[rip + 0x1000]``, ``[0x7fffffffff]`` as
+``[0xffffffffffffffff]``, ``[0x100000000]`` as ``[0]``, ``[rax + 0x100000000]`` as
+``[rax]``, ``[0x1000 + riz]`` as ``[rsp + 0x1000]``, ``push 0xffffffff`` as a 16-bit
+``push 0xffff``, ``mov eax, 0x100000000`` as ``mov eax, 0``, and a truncated
+``mov rax, [`` as ``movabs rax, [0]``.
+
+``check_line`` disassembles (capstone) the bytes of one source line and compares every
+instruction with what its statement asks for:
+
+* Syntax: each operand must be well formed (``operands.parse_operand``).
+* Memory operands: the same registers with the same scales, the same segment override,
+  and the displacement the source's expression evaluates to.  An address is compared the
+  way the CPU forms it: modulo 2**64 with 64-bit address registers (and for absolute
+  addresses in 64-bit mode), modulo 2**32 with 32-bit ones; a register-relative
+  displacement must fit the sign-extended 32-bit field.  An absolute ``[expr]`` may come
+  out as an absolute encoding or as ``[rip + d]``; either is accepted when it addresses
+  exactly the byte the expression names.
+* Immediates: the encoded value, at the instruction's operand size, must equal the
+  source value, and that value must fit the operand size (signed or unsigned).
+* Branch targets: the decoded target must be the source's address.
+
+A value is only compared when the expression's value is known exactly (numbers, labels,
+``.equ`` symbols defined once outside macro bodies, ABI constants); anything else is left
+unchecked, so the check never rejects what it cannot judge.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs, CsInsn
+from capstone.x86 import X86_OP_IMM, X86_OP_MEM
+
+from guest_asm.expr import Unknown, evaluate, tokenize
+from guest_asm.operands import (Instruction, MalformedOperand, Memory, Operand,
+                                parse_instruction)
+
+_BRANCHES = frozenset(("jmp", "call", "loop", "loope", "loopz", "loopne", "loopnz", "jecxz", "jrcxz", "jcxz"))
+#: Segments a memory reference uses when none is named (so naming them changes nothing).
+_DEFAULT_SEGMENTS = frozenset(("ds", "ss"))
+
+_engines: dict[int, Cs] = {}
+_verdicts: dict[object, str | None] = {}
+_VERDICTS_KEPT = 65536
+_MISSING = object()
+
+
+class Miscompile(Exception):
+    """Keystone's encoding does not say what the source says (the message explains).
+
+    ``rewrite`` is ``(statement_index, new_statement_text)`` when re-assembling that
+    statement in another form gives the intended encoding (see ``absolute_form``).
+    """
+
+    def __init__(self, message: str, rewrite: tuple[int, str] | None = None) -> None:
+        super().__init__(message)
+        self.rewrite = rewrite
+
+
+@dataclass(frozen=True)
+class LineBytes:
+    """The bytes one source line produced, at ``address``."""
+
+    address: int
+    code: bytes
+
+
+def absolute_form(operand: Operand, value: int) -> str:
+    """``operand`` rewritten to address ``value`` with no base and no index register.
+
+    ``[riz*1 + value]`` makes keystone emit ModRM rm=100 + SIB base=101 index=100: the
+    absolute disp32 form (sign-extended in 64-bit mode), which is what GNU as emits for
+    ``[value]``.  The number is written out because keystone drops a minus before a symbol
+    (``[riz*1 + (-PAGE)]`` encodes +PAGE).
+    """
+    number = f"- {-value:#x}" if value < 0 else f"+ {value:#x}"
+    return f"{operand.prefix}[riz*1 {number}]"
+
+
+def _engine(mode: int) -> Cs:
+    engine = _engines.get(mode)
+    if engine is None:
+        engine = Cs(CS_ARCH_X86, CS_MODE_64 if mode == 64 else CS_MODE_32)
+        engine.detail = True
+        _engines[mode] = engine
+    return engine
+
+
+@functools.lru_cache(maxsize=65536)
+def parse_statements(statements: tuple[str, ...]) -> tuple[Instruction, ...]:
+    """Parse instruction statements; ``Miscompile`` names the first malformed operand."""
+    parsed: list[Instruction] = []
+    for statement in statements:
+        try:
+            parsed.append(parse_instruction(statement))
+        except MalformedOperand as error:
+            raise Miscompile(f"malformed operand: {error}") from None
+    return tuple(parsed)
+
+
+def check_line_cached(instructions: tuple[Instruction, ...], produced: LineBytes, mode: int,
+                      symbols: Mapping[str, int], labels: frozenset[str], names: frozenset[str]) -> None:
+    """``check_line`` remembering its verdicts: ``names`` are the identifiers the line uses.
+
+    The verdict depends only on the statements, the bytes, their address, the mode and the
+    values (and label-ness) of the identifiers the line mentions, which form the key.
+    """
+    if not any(op.kind != "register" for insn in instructions for op in insn.operands):
+        return
+    used = tuple(sorted((name, symbols[name], name in labels) for name in names if name in symbols))
+    key = (instructions, produced, mode, used)
+    verdict = _verdicts.get(key, _MISSING)
+    if verdict is _MISSING:
+        try:
+            check_line(instructions, produced, mode, symbols, labels)
+            verdict = None
+        except Miscompile as error:
+            verdict = (str(error), error.rewrite)
+        _verdicts[key] = verdict
+        if len(_verdicts) > _VERDICTS_KEPT:
+            _verdicts.pop(next(iter(_verdicts)))
+    if verdict is not None:
+        message, rewrite = verdict  # type: ignore[misc]
+        raise Miscompile(message, rewrite)
+
+
+def check_line(instructions: tuple[Instruction, ...], produced: LineBytes, mode: int,
+               symbols: Mapping[str, int], labels: frozenset[str] = frozenset()) -> None:
+    """Raise ``Miscompile`` when ``produced`` does not encode ``instructions``.
+
+    ``symbols`` gives the values of identifiers, ``labels`` says which of them are labels.
+    When the bytes do not decode into exactly one instruction per statement (prefix-only
+    statements, an instruction capstone does not know) the line is not checked further.
+    """
+    decoded = list(_engine(mode).disasm(produced.code, produced.address))
+    if sum(insn.size for insn in decoded) != len(produced.code) or len(decoded) != len(instructions):
+        return
+    for position, (source, insn) in enumerate(zip(instructions, decoded)):
+        try:
+            _check_instruction(source, insn, mode, symbols, labels)
+        except Miscompile as error:
+            rewrite = None
+            if error.rewrite is not None:
+                operand_index, operand_text = error.rewrite
+                rewrite = (position, source.with_operand(operand_index, operand_text))
+            raise Miscompile(str(error), rewrite) from None
+
+
+def _check_instruction(source: Instruction, insn: CsInsn, mode: int, symbols: Mapping[str, int],
+                       labels: frozenset[str]) -> None:
+    if len(source.operands) == len(insn.operands):
+        for wanted, encoded in zip(source.operands, insn.operands):
+            if wanted.kind == "value" and encoded.type == X86_OP_MEM:
+                raise Miscompile(f"the value '{wanted.text}' was encoded as a memory operand: '{_text(insn)}'")
+            if wanted.kind == "memory" and encoded.type == X86_OP_IMM:
+                raise Miscompile(f"the memory operand '{wanted.text}' was encoded as an immediate: '{_text(insn)}'")
+    memory_in_source = [(index, op) for index, op in enumerate(source.operands) if op.kind == "memory"]
+    memory_encoded = [op for op in insn.operands if op.type == X86_OP_MEM]
+    if len(memory_in_source) > len(memory_encoded):
+        raise Miscompile(f"encoded as '{_text(insn)}', which has no memory operand for "
+                         f"'{memory_in_source[len(memory_encoded)][1].text}'")
+    if len(memory_in_source) == len(memory_encoded):
+        for (index, wanted), encoded in zip(memory_in_source, memory_encoded):
+            try:
+                _check_memory(wanted, encoded, insn, mode, symbols, labels)
+            except Miscompile as error:
+                fixed = error.rewrite[1] if error.rewrite is not None else None
+                raise Miscompile(str(error), (index, fixed) if fixed is not None else None) from None
+    values = [op for op in source.operands if op.kind == "value"]
+    immediates = [op for op in insn.operands if op.type == X86_OP_IMM]
+    if len(values) == len(immediates):
+        branch = source.mnemonic in _BRANCHES or source.mnemonic.startswith("j")
+        for wanted_value, encoded in zip(values, immediates):
+            _check_value(wanted_value, encoded, insn, mode, symbols, branch)
+
+
+def _check_memory(source: Operand, encoded, insn: CsInsn, mode: int,  # noqa: ANN001 - capstone operand
+                  symbols: Mapping[str, int], labels: frozenset[str]) -> None:
+    """Raise ``Miscompile`` (with ``rewrite = (-1, operand text)`` when fixable)."""
+    wanted = source.memory
+    assert wanted is not None
+    if not wanted.structure_known:
+        return
+    mem = encoded.mem
+    base = insn.reg_name(mem.base) if mem.base else None
+    index = insn.reg_name(mem.index) if mem.index else None
+    got: dict[str, int] = {}
+    if base and base not in ("rip", "eip"):
+        got[base] = got.get(base, 0) + 1
+    if index:
+        got[index] = got.get(index, 0) + mem.scale
+    rip_relative = base in ("rip", "eip")
+    wanted_registers = {name: scale for name, scale in wanted.registers if name not in ("rip", "eip")}
+    wants_rip = any(name in ("rip", "eip") for name, _scale in wanted.registers)
+    if got != wanted_registers or (wants_rip and not rip_relative):
+        raise Miscompile(f"'{source.text}' was encoded as '{_text(insn)}' (different registers)")
+    segment = insn.reg_name(mem.segment) if mem.segment else None
+    if segment != wanted.segment and not (segment is None and wanted.segment in _DEFAULT_SEGMENTS):
+        raise Miscompile(f"'{source.text}' was encoded as '{_text(insn)}' (different segment)")
+    try:
+        value = evaluate(wanted.displacement, symbols)
+    except Unknown:
+        return
+    address_bits = 8 * insn.addr_size
+    if wanted_registers or wants_rip:
+        if wants_rip and _names_a_label(wanted.displacement, labels):
+            # [rip + label] addresses the label.
+            _compare_address(source, value, insn.address + insn.size + mem.disp, address_bits, insn, mode)
+            return
+        low = -(1 << 31)
+        high = (1 << 31) if address_bits == 64 else (1 << 32)
+        if not low <= value < high:
+            raise Miscompile(f"displacement {_hex(value)} in '{source.text}' does not fit in a sign-extended "
+                             f"32-bit field (keystone encoded '{_text(insn)}')")
+        if (mem.disp - value) % (1 << address_bits):
+            raise Miscompile(f"'{source.text}' was encoded as '{_text(insn)}' (displacement {_hex(value)} lost)")
+        return
+    if mode == 64 and not -(1 << 63) <= value < (1 << 64) or mode == 32 and not -(1 << 31) <= value < (1 << 32):
+        raise Miscompile(f"absolute address {_hex(value)} in '{source.text}' is outside the "
+                         f"{address_bits}-bit address space")
+    effective = insn.address + insn.size + mem.disp if rip_relative else mem.disp
+    _compare_address(source, value, effective, address_bits, insn, mode)
+
+
+def _compare_address(source: Operand, value: int, effective: int, address_bits: int, insn: CsInsn,
+                     mode: int) -> None:
+    if (effective - value) % (1 << address_bits) == 0:
+        return
+    hint = ""
+    rewrite = None
+    fits_disp32 = -(1 << 31) <= value < (1 << 31)
+    if insn.addr_size == 8 and not fits_disp32:
+        hint = ("; in 64-bit mode only mov between al/ax/eax/rax and memory (moffs, opcodes A0-A3) "
+                "takes an absolute address that does not fit a sign-extended 32-bit field: "
+                "load the address into a register")
+    elif mode == 64 and not source.memory.registers and fits_disp32:  # type: ignore[union-attr]
+        rewrite = (-1, absolute_form(source, value))
+    raise Miscompile(f"'{source.text}' addresses {_hex(value)} but keystone encoded '{_text(insn)}' "
+                     f"(address {_hex(effective % (1 << address_bits))}){hint}", rewrite)
+
+
+def _check_value(source: Operand, encoded, insn: CsInsn, mode: int,  # noqa: ANN001 - capstone operand
+                 symbols: Mapping[str, int], branch: bool) -> None:
+    try:
+        value = evaluate(source.expression, symbols)
+    except Unknown:
+        return
+    if branch:
+        if (encoded.imm - value) % (1 << mode):
+            raise Miscompile(f"branch to '{source.text}' ({_hex(value)}) was encoded as '{_text(insn)}'")
+        return
+    bits = 8 * encoded.size
+    if not -(1 << (bits - 1)) <= value < (1 << bits):
+        raise Miscompile(f"immediate '{source.text}' ({_hex(value)}) does not fit the {bits}-bit operand of "
+                         f"'{_text(insn)}'")
+    if (encoded.imm - value) % (1 << bits):
+        raise Miscompile(f"immediate '{source.text}' ({_hex(value)}) was encoded as '{_text(insn)}'")
+
+
+def _names_a_label(expression: str, labels: frozenset[str]) -> bool:
+    try:
+        tokens = tokenize(expression)
+    except Unknown:
+        return False
+    return any(token in labels for token in tokens)
+
+
+def _text(insn: CsInsn) -> str:
+    return f"{insn.mnemonic} {insn.op_str}".strip()
+
+
+def _hex(value: int) -> str:
+    return f"-{-value:#x}" if value < 0 else f"{value:#x}"
