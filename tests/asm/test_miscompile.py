@@ -1,0 +1,210 @@
+"""The assembler never miscompiles silently (issue 12).
+
+Keystone 0.9.2 accepts some operands and encodes something else.  The front end checks
+every instruction it assembled against the source operands (guest_asm/verify.py): an
+absolute address keystone mis-encodes is re-emitted in the absolute form, everything else
+it gets wrong is a ``file:line:`` error.  Expected encodings below are the x86 manual's
+(ModRM/SIB forms), written out by hand, not produced by the code under test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from guest_asm import AssemblyError, assemble
+from machine.machine import Machine, RunEnd
+
+MODES = (64, 32)
+
+
+def _error(source: str, mode: int = 64, filename: str = "user.s") -> AssemblyError:
+    with pytest.raises(AssemblyError) as info:
+        assemble(source, mode=mode, filename=filename)
+    return info.value
+
+
+def _run(source: str, mode: int) -> tuple[int, Machine]:
+    machine = Machine(mode)
+    machine.load(assemble(source, mode=mode, filename="prog.s"))
+    result = machine.run(10_000)
+    assert result.end is RunEnd.EXIT
+    return result.exit_code, machine
+
+
+# --- the issue's examples ---------------------------------------------------------------
+
+def test_absolute_qword_load_is_absolute_not_rip_relative() -> None:
+    # keystone alone: 48 8b 1d 00 10 00 00 = mov rbx, [rip + 0x1000].
+    # Intended (GNU as): REX.W 8B /r, ModRM 00 011 100, SIB 00 100 101, disp32.
+    program = assemble("mov rbx, qword ptr [0x1000]\n", mode=64)
+    assert program.code == bytes.fromhex("488b1c2500100000")
+
+
+def test_absolute_load_reads_the_named_address_in_the_guest() -> None:
+    source = """
+_start:
+    mov edi, 0x3000
+    mov dword ptr [rdi], 42
+    mov dword ptr [rdi + 4], 0
+    mov rbx, qword ptr [0x3000]
+    mov rcx, [0x3000]
+    add rbx, rcx
+    mov eax, ebx
+    out 0xf4, al
+"""
+    code, _machine = _run(source, 64)
+    assert code == 84
+
+
+@pytest.mark.parametrize(("operand", "address"), [("[0x7fffffffff]", "0x7fffffffff"),
+                                                   ("[0x100000000]", "0x100000000")])
+def test_absolute_address_beyond_disp32_is_an_error(operand: str, address: str) -> None:
+    # keystone alone: [0xffffffffffffffff] and [0] respectively.
+    error = _error(f"nop\nmov rbx, {operand}\n")
+    assert str(error).startswith(f"user.s:2: '{operand}' addresses {address} but keystone encoded")
+    assert "only mov between al/ax/eax/rax and memory (moffs" in str(error)
+
+
+def test_moffs_takes_a_64_bit_absolute_address() -> None:
+    # REX.W A1 moffs64: the one form with a 64-bit absolute address.
+    assert assemble("mov rax, [0x100000000]\n").code == bytes.fromhex("48a10000000001000000")
+    assert assemble("mov [0x7fffffffff], al\n").code == bytes.fromhex("a2ffffffff7f000000")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("line", ["mov rax, [", "mov eax, dword ptr [", "mov eax, [rax", "mov eax, [rbx+rcx*4",
+                                  "jmp [rax", "mov eax, fs:[", "mov eax, (5", "mov eax, 5)", "mov eax, [rax+]",
+                                  "mov eax, [ ]"])
+def test_truncated_operands_are_errors(mode: int, line: str) -> None:
+    line = line.replace("rax", "eax").replace("rbx", "ebx").replace("rcx", "ecx") if mode == 32 else line
+    error = _error(f"_start:\n    nop\n    {line}\n    nop\n", mode)
+    assert error.location is not None and (error.location.file, error.location.line) == ("user.s", 3)
+    assert str(error).startswith("user.s:3: ")
+
+
+# --- the whole class ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("line", "encoding"), [
+    # (64-bit) keystone gets `mov r64, [absolute]` wrong ([rip + absolute]); the intended
+    # form is absolute disp32 via SIB (ModRM rm=100, SIB base=101 index=100).
+    ("mov r12, [0x2000]", "4c8b242500200000"),
+    ("mov rsi, qword ptr [0x2000]", "488b342500200000"),
+    ("mov rbx, [0x7fffffff]", "488b1c25ffffff7f"),
+    ("mov rbx, fs:[0x10]", "64488b1c2510000000"),
+    ("mov rbx, qword ptr ds:0x1000", "488b1c2500100000"),
+    ("mov rcx, [0x10 + 0x20]", "488b0c2530000000"),
+])
+def test_mis_encoded_absolute_operands_get_the_absolute_form(line: str, encoding: str) -> None:
+    assert assemble(line + "\n", mode=64).code == bytes.fromhex(encoding)
+
+
+@pytest.mark.parametrize(("source", "fragment"), [
+    # A minus before a symbol inside brackets is dropped: [esi + 4].
+    (".equ S, 4\nlea eax, [esi - S]\n", "'[esi - S]' was encoded as 'lea eax, [esi + 4]' (displacement -0x4 lost)"),
+    (".equ S, 4\nmov rax, [rbp - S]\n", "(displacement -0x4 lost)"),
+    # Only the last of two symbols is kept.
+    (".equ A, 4\n.equ B, 8\nmov eax, [rbx + A + B]\n", "(displacement 0xc lost)"),
+    # 64-bit addressing: the displacement is a sign-extended 32-bit field.
+    ("mov rax, [rbx + 0x100000000]\n", "does not fit in a sign-extended 32-bit field"),
+    ("mov eax, [rax + 0xfffffff8]\n", "does not fit in a sign-extended 32-bit field"),
+    # riz is "no index", never rsp.
+    ("mov ecx, [0x1000 + riz]\n", "(different registers)"),
+    # A negated symbol as an immediate becomes a memory operand.
+    (".equ PAGE, 4096\nand rdx, -PAGE\n", "the value '-PAGE' was encoded as a memory operand"),
+    # Immediates keystone truncates.
+    ("mov eax, 0x100000000\n", "does not fit the 32-bit operand of 'mov eax, 0'"),
+    ("mov al, 0x1ff\n", "does not fit the 8-bit operand"),
+    ("cmp byte ptr [rax], 0x100\n", "does not fit the 8-bit operand"),
+    ("mov word ptr [rax], 0x10000\n", "does not fit the 16-bit operand"),
+    ("imul eax, ebx, 0x100000000\n", "does not fit the 32-bit operand"),
+    ("push 0xffffffff\n", "does not fit the 16-bit operand of 'push 0xffff'"),
+    ("push 0x80000000\n", "does not fit the 16-bit operand of 'push 0'"),
+    ("mov eax, -0x80000001\n", "does not fit the 32-bit operand"),
+])
+def test_miscompiles_are_errors_naming_the_line(source: str, fragment: str) -> None:
+    error = _error(source)
+    last = source.rstrip("\n").count("\n") + 1
+    assert error.location is not None and (error.location.file, error.location.line) == ("user.s", last)
+    assert fragment in str(error)
+
+
+@pytest.mark.parametrize(("source", "fragment"), [
+    (".equ S, 4\nlea eax, [esi - S]\n", "(displacement -0x4 lost)"),
+    ("mov al, 0x1ff\n", "does not fit the 8-bit operand"),
+    ("mov eax, [eax", "'[' without ']'"),
+    ("mov ax, 0x10000\n", "does not fit the 16-bit operand"),
+])
+def test_miscompiles_are_errors_in_32_bit_mode(source: str, fragment: str) -> None:
+    error = _error(source, mode=32)
+    assert error.location is not None and error.location.file == "user.s"
+    assert fragment in str(error)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_miscompile_after_an_include_names_the_users_line(tmp_path: Path, mode: int) -> None:
+    (tmp_path / "p.s").write_text('.include "log.s"\n.equ S, 4\n_start:\n    lea eax, [esi - S]\n    nop\n')
+    error = _error(str(tmp_path / "p.s"), mode, filename=str(tmp_path / "p.s"))
+    assert str(error).startswith(f"{tmp_path / 'p.s'}:4: ")
+
+
+@pytest.mark.parametrize(("mode", "line", "encoding"), [
+    # What keystone gets right is kept as it is (bytes unchanged).
+    (64, "mov eax, [0x1000]", "a10010000000000000"),              # moffs64
+    (64, "mov ecx, [0x1000]", "8b0dfa0fffff"),                    # rip-relative, addresses 0x1000
+    (64, "mov qword ptr [0x20000], 1", "48c705f5ff000001000000"),  # 0x1000b + 0xfff5
+    (64, "lea rax, [rip]", "488d0500000000"),
+    (64, "mov eax, [rax*4 + 0x1000]", "8b048500100000"),
+    (64, "mov rbx, [-8]", "488b1c25f8ffffff"),
+    (64, "mov eax, [eax + 0xfffffff8]", "678b40f8"),              # 32-bit addressing wraps
+    (64, "mov eax, [2*rax + rbx]", "8b0443"),
+    (64, "mov eax, -1", "b8ffffffff"),
+    (64, "mov eax, 0xffffffff", "b8ffffffff"),
+    (64, "mov rax, 0xffffffff", "48b8ffffffff00000000"),
+    (64, "mov al, 'A'", "b041"),
+    (64, "mov eax, 1 << 4 + 1", "b820000000"),                    # C precedence, as keystone
+    (64, "mov eax, 010", "b808000000"),                           # octal
+    (32, "mov eax, [0x1000]", "a100100000"),
+    (32, "push 0x80000000", "6800000080"),
+    (32, "mov eax, [eax + 0xfffffff8]", "8b40f8"),
+    (32, "mov eax, [ebp + -8]", "8b45f8"),
+])
+def test_correct_encodings_are_kept(mode: int, line: str, encoding: str) -> None:
+    assert assemble(line + "\n", mode=mode).code == bytes.fromhex(encoding)
+
+
+def test_labels_and_rip_relative_labels_are_accepted() -> None:
+    source = "_start:\n mov eax, [rip + data]\n mov ecx, [data]\n mov edx, data\n jmp _start\ndata: .long 7\n"
+    program = assemble(source, mode=64)
+    data = program.symbols["data"]
+    # rip + disp32 at 0x10000 (6 bytes): disp = data - 0x10006.
+    assert program.code[:6] == bytes.fromhex("8b05") + (data - 0x10006).to_bytes(4, "little")
+
+
+def test_rewritten_line_keeps_its_source_text_in_the_line_map() -> None:
+    program = assemble("_start:\n nop\n mov rbx, [0x1000]\n ret\n", mode=64, filename="m.s")
+    location = program.source_at(0x10001)
+    assert location is not None and (location.line, location.text.strip()) == (3, "mov rbx, [0x1000]")
+    assert program.lines.address_of("m.s", 4) == 0x10009
+
+
+# --- a real one in the library ------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", MODES)
+def test_shfl_string_init_buffer_sizes_the_string_total_minus_header(mode: int) -> None:
+    # The 64-bit routine had `lea eax, [esi - SHFLSTRING_HEADER_SIZE]`, which keystone
+    # encoded as [esi + 4]: u16Size was total + 4, claiming 8 bytes past the buffer.
+    source = """
+.include "shflstring.s"
+.include "ccall.s"
+_start:
+    ccall2 shfl_string_init_buffer, buffer, 64
+    mov ecx, buffer
+    movzx eax, word ptr [ecx]
+    out 0xf4, al
+.align 8
+buffer: .fill 80, 1, 0xee
+"""
+    code, machine = _run(source, mode)
+    assert code == 60
