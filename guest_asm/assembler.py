@@ -24,6 +24,7 @@ the error path pays for this.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +32,11 @@ from pathlib import Path
 from guest_asm.constants import program_constants
 from guest_asm.engine import KeystoneCrash, KeystoneTimeout, KsResult, run_keystone
 from guest_asm.errors import AssemblyError, AssemblyTimeout
+from guest_asm.expand import Expanded, Macro, definitions, expand
 from guest_asm.expr import Unknown, tokenize
 from guest_asm.operands import REGISTERS
 from guest_asm.source import SourceLine, SourceLocation, identifiers, load_source, scan
-from guest_asm.verify import LineBytes, Miscompile, check_line_cached, parse_statements
+from guest_asm.verify import LineBytes, Miscompile, check_line_cached
 
 #: Where programs are loaded unless the caller says otherwise (the machine's convention).
 DEFAULT_BASE = 0x10000
@@ -42,6 +44,9 @@ DEFAULT_BASE = 0x10000
 _MARK = "__hgcm_L"
 _END = "__hgcm_end"
 _UNDEFINED = 0xFFFFFFFFFFFFFFFF
+#: Texts (sha256, mode, base) already checked, with the rewrites the check asked for.
+_checked: dict[tuple[bytes, int, int], dict[int, str]] = {}
+_CHECKED_KEPT = 4096
 _MACRO_NAME = re.compile(r"\.macro\s+([A-Za-z_.$][\w.$]*)", re.IGNORECASE)
 
 
@@ -152,7 +157,15 @@ def assemble(source: str | Path, *, mode: int = 64, base: int = DEFAULT_BASE, fi
             raise _locate_error(prelude, lines, result, mode, base, timeout, name)
         code, values, known, symbols = _read_result(result, prelude, lines, labels, equates, mode, base, timeout,
                                                     name)
-        rewrites = _verify(lines, values, code, base, mode, known, frozenset(symbols), macros, rewritten)
+        # The check is a function of the text keystone saw (its output is deterministic), so
+        # a text that passed before (the same program assembled again) is not checked again.
+        digest = (hashlib.sha256(text.encode()).digest(), mode, base)
+        rewrites = _checked.get(digest)
+        if rewrites is None:
+            rewrites = _verify(lines, values, code, base, mode, known, frozenset(symbols), macros, rewritten)
+            _checked[digest] = rewrites
+            if len(_checked) > _CHECKED_KEPT:
+                _checked.pop(next(iter(_checked)))
         if not rewrites:
             break
         # Keystone mis-encoded absolute addresses the rewritten form encodes exactly; lengths
@@ -288,31 +301,63 @@ def _verify(lines: list[SourceLine], values: dict[str, int], code: bytes, base: 
             rewritten: dict[int, str]) -> dict[int, str]:
     """Check every instruction of every line assembled once against its source operands.
 
-    Returns the rewrites (line index -> text) that give the intended encoding of lines
-    keystone mis-encoded; raises ``AssemblyError`` for anything else it finds wrong.
+    Macro invocations are checked against their expansion (``expand.py``).  Returns the
+    rewrites (line index -> text) that give the intended encoding of lines keystone
+    mis-encoded; raises ``AssemblyError`` for anything else it finds wrong.
     """
     rewrites: dict[int, str] = {}
+    openers = definitions(lines)
+    active: dict[str, Macro] = {}
     starts = [(i, values[f"{_MARK}{i}"]) for i, line in enumerate(lines) if not line.body_depth]
     starts = [(i, address) for i, address in starts if address != _UNDEFINED]
     for position, (index, start) in enumerate(starts):
+        if index in openers:
+            active[openers[index].name] = openers[index]
+            continue
         statement = lines[index].statement
-        if not statement.has_instruction or statement.directives or set(statement.mnemonics) & macros:
+        if not statement.has_instruction or statement.directives:
             continue
         stop = starts[position + 1][1] if position + 1 < len(starts) else base + len(code)
+        produced = LineBytes(start, code[start - base:stop - base])
         location = lines[index].location
+        if set(statement.mnemonics) & macros:
+            _verify_expansion(statement.instructions, produced, mode, known, labels, active, location)
+            continue
         text = rewritten.get(index, location.text)
         if index in rewritten:
             statement = scan(text)
         try:
-            instructions = parse_statements(statement.instructions)
-            check_line_cached(instructions, LineBytes(start, code[start - base:stop - base]), mode, known, labels,
-                              frozenset(identifiers(text)))
+            check_line_cached(statement.instructions, produced, mode, known, labels, frozenset(identifiers(text)))
         except Miscompile as error:
             if error.rewrite is None or index in rewritten:
                 raise AssemblyError(str(error), location) from None
             old = statement.instructions[error.rewrite[0]]
             rewrites[index] = text.replace(old, error.rewrite[1], 1)
     return rewrites
+
+
+def _verify_expansion(statements: tuple[str, ...], produced: LineBytes, mode: int, known: dict[str, int],
+                      labels: frozenset[str], active: dict[str, Macro], location: SourceLocation) -> None:
+    """Check the bytes of a line of macro invocations against its expansion (when exact)."""
+    expanded: list[Expanded] = []
+    for statement in statements:
+        if statement.split(None, 1)[0].lower() in active:
+            inner = expand(statement, active, known)
+            if inner is None:
+                return
+            expanded.extend(inner)
+        else:
+            expanded.append(Expanded(statement, location))
+    texts = tuple(item.statement for item in expanded)
+    try:
+        check_line_cached(texts, produced, mode, known, labels, frozenset(identifiers(" ".join(texts))))
+    except Miscompile as error:
+        where = ""
+        if error.position is not None:
+            item = expanded[error.position]
+            where = (f"; in the expansion: '{item.statement}' from {item.origin.file}:{item.origin.line}: "
+                     f"{item.origin.text.strip()}")
+        raise AssemblyError(f"{error}{where}", location) from None
 
 
 def _macro_names(lines: list[SourceLine]) -> set[str]:

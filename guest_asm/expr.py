@@ -13,6 +13,7 @@ unary ``- + ~``; binary operators with C precedence (keystone evaluates
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -26,15 +27,16 @@ _TOKEN = re.compile(r"""
 
 _ESCAPES = {"n": 10, "t": 9, "r": 13, "0": 0, "\\": 92, "'": 39, '"': 34, "a": 7, "b": 8, "f": 12, "v": 11}
 
-#: Binary operators by precedence level, loosest first (C's order).
-_LEVELS: tuple[tuple[str, ...], ...] = (("|",), ("^",), ("&",), ("<<", ">>"), ("+", "-"), ("*", "/", "%"))
+#: Binary operators by precedence level, tighter binding higher (C's order).
+_PRECEDENCE = {"|": 1, "^": 2, "&": 3, "<<": 4, ">>": 4, "+": 5, "-": 5, "*": 6, "/": 6, "%": 6}
 
 
 class Unknown(Exception):
     """The expression's value cannot be determined exactly here."""
 
 
-def tokenize(text: str) -> list[str]:
+@functools.lru_cache(maxsize=65536)
+def tokenize(text: str) -> tuple[str, ...]:
     """The tokens of ``text``; ``Unknown`` when something is not part of the modelled syntax."""
     tokens: list[str] = []
     position = 0
@@ -45,7 +47,7 @@ def tokenize(text: str) -> list[str]:
             raise Unknown(f"unexpected text {stripped[position:]!r}")
         tokens.append(match.group(match.lastgroup or "op"))
         position = match.end()
-    return tokens
+    return tuple(tokens)
 
 
 def _number(token: str) -> int:
@@ -75,7 +77,7 @@ def _char(token: str) -> int:
 
 
 class _Parser:
-    def __init__(self, tokens: list[str], symbols: Mapping[str, int]) -> None:
+    def __init__(self, tokens: tuple[str, ...], symbols: Mapping[str, int]) -> None:
         self.tokens = tokens
         self.symbols = symbols
         self.position = 0
@@ -90,15 +92,16 @@ class _Parser:
         self.position += 1
         return token
 
-    def binary(self, level: int) -> int:
-        if level == len(_LEVELS):
-            return self.unary()
-        value = self.binary(level + 1)
-        while self.peek() in _LEVELS[level]:
-            operator = self.take()
-            right = self.binary(level + 1)
-            value = _apply(operator, value, right)
-        return value
+    def binary(self, minimum: int) -> int:
+        """Precedence climbing: operators binding at least as tightly as ``minimum``."""
+        value = self.unary()
+        while True:
+            operator = self.peek()
+            level = _PRECEDENCE.get(operator) if operator is not None else None
+            if level is None or level < minimum:
+                return value
+            self.position += 1
+            value = _apply(operator, value, self.binary(level + 1))  # type: ignore[arg-type]
 
     def unary(self) -> int:
         token = self.take()
@@ -109,7 +112,7 @@ class _Parser:
         if token == "~":
             return ~self.unary()
         if token == "(":
-            value = self.binary(0)
+            value = self.binary(1)
             if self.take() != ")":
                 raise Unknown("unbalanced parenthesis")
             return value
@@ -151,8 +154,10 @@ def evaluate(text: str, symbols: Mapping[str, int]) -> int:
     tokens = tokenize(text)
     if not tokens:
         raise Unknown("empty expression")
+    if len(tokens) == 1:
+        return _Parser(tokens, symbols).unary()
     parser = _Parser(tokens, symbols)
-    value = parser.binary(0)
+    value = parser.binary(1)
     if parser.peek() is not None:
         raise Unknown(f"unexpected {parser.peek()!r}")
     return value

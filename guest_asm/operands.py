@@ -93,6 +93,8 @@ class Instruction:
 
 def split_operands(text: str) -> list[str]:
     """Split at commas outside brackets, parentheses and character literals."""
+    if "'" not in text and "[" not in text and "(" not in text:
+        return [part.strip() for part in text.split(",")]
     parts: list[str] = []
     current: list[str] = []
     depth = 0

@@ -82,6 +82,10 @@ class Statement:
 
 def strip_comment(text: str) -> str:
     """``text`` without its ``#`` comment; ``#`` inside a string or char literal is kept."""
+    if "#" not in text:
+        return text
+    if '"' not in text and "'" not in text:
+        return text[:text.index("#")]
     in_string = False
     index = 0
     while index < len(text):
@@ -104,6 +108,9 @@ def strip_comment(text: str) -> str:
 
 def split_statements(text: str) -> list[str]:
     """Split a comment-free line at ``;`` separators outside strings."""
+    if ";" not in text:
+        stripped = text.strip()
+        return [stripped] if stripped else []
     parts: list[str] = []
     current: list[str] = []
     in_string = False

@@ -57,9 +57,11 @@ class Miscompile(Exception):
     statement in another form gives the intended encoding (see ``absolute_form``).
     """
 
-    def __init__(self, message: str, rewrite: tuple[int, str] | None = None) -> None:
+    def __init__(self, message: str, rewrite: tuple[int, str] | None = None, position: int | None = None) -> None:
         super().__init__(message)
         self.rewrite = rewrite
+        #: Index of the statement (of the line) that is wrong, when known.
+        self.position = position
 
 
 @dataclass(frozen=True)
@@ -95,38 +97,58 @@ def _engine(mode: int) -> Cs:
 def parse_statements(statements: tuple[str, ...]) -> tuple[Instruction, ...]:
     """Parse instruction statements; ``Miscompile`` names the first malformed operand."""
     parsed: list[Instruction] = []
-    for statement in statements:
+    for position, statement in enumerate(statements):
         try:
             parsed.append(parse_instruction(statement))
         except MalformedOperand as error:
-            raise Miscompile(f"malformed operand: {error}") from None
+            raise Miscompile(f"malformed operand: {error}", position=position) from None
     return tuple(parsed)
 
 
-def check_line_cached(instructions: tuple[Instruction, ...], produced: LineBytes, mode: int,
+def check_line_cached(statements: tuple[str, ...], produced: LineBytes, mode: int,
                       symbols: Mapping[str, int], labels: frozenset[str], names: frozenset[str]) -> None:
-    """``check_line`` remembering its verdicts: ``names`` are the identifiers the line uses.
+    """Parse ``statements`` and ``check_line`` them, remembering verdicts.
 
-    The verdict depends only on the statements, the bytes, their address, the mode and the
-    values (and label-ness) of the identifiers the line mentions, which form the key.
+    ``names`` are the identifiers the statements use.  The verdict depends only on the
+    statements, the bytes, their address, the mode and the values (and label-ness) of those
+    identifiers, which form the key.
     """
+    instructions = parse_statements(statements)
     if not any(op.kind != "register" for insn in instructions for op in insn.operands):
         return
     used = tuple(sorted((name, symbols[name], name in labels) for name in names if name in symbols))
-    key = (instructions, produced, mode, used)
+    address = produced.address if any(_depends_on_address(insn) for insn in instructions) else None
+    key = (statements, address, produced.code, mode, used)
     verdict = _verdicts.get(key, _MISSING)
     if verdict is _MISSING:
         try:
             check_line(instructions, produced, mode, symbols, labels)
             verdict = None
         except Miscompile as error:
-            verdict = (str(error), error.rewrite)
+            verdict = (str(error), error.rewrite, error.position)
         _verdicts[key] = verdict
         if len(_verdicts) > _VERDICTS_KEPT:
             _verdicts.pop(next(iter(_verdicts)))
     if verdict is not None:
-        message, rewrite = verdict  # type: ignore[misc]
-        raise Miscompile(message, rewrite)
+        message, rewrite, position = verdict  # type: ignore[misc]
+        raise Miscompile(message, rewrite, position)
+
+
+def _depends_on_address(instruction: Instruction) -> bool:
+    """Whether the verdict on ``instruction`` can change with the address it is at.
+
+    Only through branch targets and rip-relative encodings, which keystone chooses only
+    for a memory operand without base or index register (or one naming rip): for anything
+    else the bytes, the statement and the symbol values decide.
+    """
+    if instruction.mnemonic in _BRANCHES or instruction.mnemonic.startswith("j"):
+        return True
+    for operand in instruction.operands:
+        memory = operand.memory
+        if memory is not None and (not memory.registers or any(name in ("rip", "eip")
+                                                                for name, _scale in memory.registers)):
+            return True
+    return False
 
 
 def check_line(instructions: tuple[Instruction, ...], produced: LineBytes, mode: int,
@@ -145,22 +167,25 @@ def check_line(instructions: tuple[Instruction, ...], produced: LineBytes, mode:
             _check_instruction(source, insn, mode, symbols, labels)
         except Miscompile as error:
             rewrite = None
+            message = str(error)
             if error.rewrite is not None:
                 operand_index, operand_text = error.rewrite
                 rewrite = (position, source.with_operand(operand_index, operand_text))
-            raise Miscompile(str(error), rewrite) from None
+                message += f" (the intended encoding is what '{operand_text}' gives)"
+            raise Miscompile(message, rewrite, position) from None
 
 
 def _check_instruction(source: Instruction, insn: CsInsn, mode: int, symbols: Mapping[str, int],
                        labels: frozenset[str]) -> None:
-    if len(source.operands) == len(insn.operands):
-        for wanted, encoded in zip(source.operands, insn.operands):
+    operands = insn.operands  # capstone builds this list on every access
+    if len(source.operands) == len(operands):
+        for wanted, encoded in zip(source.operands, operands):
             if wanted.kind == "value" and encoded.type == X86_OP_MEM:
                 raise Miscompile(f"the value '{wanted.text}' was encoded as a memory operand: '{_text(insn)}'")
             if wanted.kind == "memory" and encoded.type == X86_OP_IMM:
                 raise Miscompile(f"the memory operand '{wanted.text}' was encoded as an immediate: '{_text(insn)}'")
     memory_in_source = [(index, op) for index, op in enumerate(source.operands) if op.kind == "memory"]
-    memory_encoded = [op for op in insn.operands if op.type == X86_OP_MEM]
+    memory_encoded = [op for op in operands if op.type == X86_OP_MEM]
     if len(memory_in_source) > len(memory_encoded):
         raise Miscompile(f"encoded as '{_text(insn)}', which has no memory operand for "
                          f"'{memory_in_source[len(memory_encoded)][1].text}'")
@@ -172,7 +197,7 @@ def _check_instruction(source: Instruction, insn: CsInsn, mode: int, symbols: Ma
                 fixed = error.rewrite[1] if error.rewrite is not None else None
                 raise Miscompile(str(error), (index, fixed) if fixed is not None else None) from None
     values = [op for op in source.operands if op.kind == "value"]
-    immediates = [op for op in insn.operands if op.type == X86_OP_IMM]
+    immediates = [op for op in operands if op.type == X86_OP_IMM]
     if len(values) == len(immediates):
         branch = source.mnemonic in _BRANCHES or source.mnemonic.startswith("j")
         for wanted_value, encoded in zip(values, immediates):
