@@ -171,7 +171,7 @@ def check_line(instructions: tuple[Instruction, ...], produced: LineBytes, mode:
             if error.rewrite is not None:
                 operand_index, operand_text = error.rewrite
                 rewrite = (position, source.with_operand(operand_index, operand_text))
-                message += f" (the intended encoding is what '{operand_text}' gives)"
+                message += f" (write '{operand_text}' for the absolute form)"
             raise Miscompile(message, rewrite, position) from None
 
 

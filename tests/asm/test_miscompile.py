@@ -208,3 +208,55 @@ buffer: .fill 80, 1, 0xee
 """
     code, machine = _run(source, mode)
     assert code == 60
+
+
+# --- macro expansions -----------------------------------------------------------------------
+
+MACROS = r"""
+.macro load reg, src
+    mov \reg, \src
+.endm
+.macro load_twice reg, src
+.if MODE == 64
+    load \reg, \src
+.else
+    nop
+.endif
+    load \reg, \src
+.endm
+.equ S, 4
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_miscompile_inside_a_macro_names_the_invocation_and_the_body_line(mode: int) -> None:
+    source = MACROS + "_start:\n    load_twice eax, [esi + 8]\n    load_twice eax, [esi - S]\n"
+    error = _error(source, mode)
+    invocation = MACROS.count("\n") + 3
+    assert str(error).startswith(f"user.s:{invocation}: '[esi - S]' was encoded as 'mov eax, dword ptr [esi + 4]'")
+    assert "in the expansion: 'mov eax, [esi - S]' from user.s:3: mov \\reg, \\src" in str(error)
+
+
+def test_absolute_address_inside_a_macro_is_an_error_naming_the_absolute_form() -> None:
+    error = _error('.include "ccall.s"\n_start:\n    ccall1 target, [0x1000]\ntarget: ret\n')
+    assert str(error).startswith("user.s:3: '[0x1000]' addresses 0x1000 but keystone encoded "
+                                 "'mov rdi, qword ptr [rip + 0x1000]'")
+    assert "write '[riz*1 + 0x1000]' for the absolute form" in str(error)
+    assert "from lib/ccall.s:15: mov rdi, \\a" in str(error)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_truncated_macro_argument_is_an_error(mode: int) -> None:
+    error = _error('.include "ccall.s"\n_start:\n    ccall2 target, 1, [ebx\ntarget: ret\n', mode)
+    assert str(error).startswith("user.s:3: malformed operand: '[' without ']' in '[ebx'")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_correct_macro_expansions_are_accepted(mode: int) -> None:
+    program = assemble(MACROS + "_start:\n    load_twice eax, [esi + S]\n    load ecx, 0xffffffff\n", mode=mode)
+    # mov eax, [esi + 4] (8B 46 04; 64-bit mode adds the 0x67 address-size prefix), twice
+    # in 64-bit mode; then mov ecx, imm32.
+    prefix = "67" if mode == 64 else ""
+    load = prefix + "8b4604"
+    expected = (load + load if mode == 64 else "90" + load) + "b9ffffffff"
+    assert program.code == bytes.fromhex(expected)
