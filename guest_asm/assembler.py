@@ -327,7 +327,8 @@ def _verify(lines: list[SourceLine], values: dict[str, int], code: bytes, base: 
         if index in rewritten:
             statement = scan(text)
         try:
-            check_line_cached(statement.instructions, produced, mode, known, labels, frozenset(identifiers(text)))
+            check_line_cached(statement.instructions, produced, mode, known, labels, frozenset(identifiers(text)),
+                              strict_count=True)
         except Miscompile as error:
             if error.rewrite is None or index in rewritten:
                 raise AssemblyError(str(error), location) from None

@@ -129,18 +129,23 @@ class _Scope(Mapping[str, int]):
         raise TypeError("a scope has no length")
 
 
-#: statement -> [(symbols used, macros used, expansion)]; Macro objects are interned so
-#: their identity stands for their definition.
-_expansions: dict[str, list[tuple[tuple[tuple[str, int | None], ...], tuple[tuple[str, int], ...],
+#: statement -> [(symbols used, macros used, expansion)].  Macro objects are interned so
+#: their identity stands for their definition; entries hold the objects they compare with
+#: (``is``), so an identity is never mistaken for a recycled one.
+_expansions: dict[str, list[tuple[tuple[tuple[str, int | None], ...], tuple[tuple[str, Macro | None], ...],
                                   tuple[Expanded, ...] | None]]] = {}
 _interned: dict[tuple[object, ...], Macro] = {}
 _EXPANSIONS_KEPT = 16384
+_VARIANTS_KEPT = 8
+_INTERNED_KEPT = 4096
 
 
 def intern(macro: Macro) -> Macro:
     """The one ``Macro`` object for this definition (same name, parameters, body lines)."""
     key = (macro.name, macro.params, macro.supported,
            tuple((line.location.file, line.location.line, line.location.text) for line in macro.body))
+    if key not in _interned and len(_interned) >= _INTERNED_KEPT:
+        _interned.clear()
     return _interned.setdefault(key, macro)
 
 
@@ -153,25 +158,27 @@ def expand(statement: str, macros: Mapping[str, Macro],
     """
     for used_symbols, used_macros, result in _expansions.get(statement, ()):
         if all(symbols.get(name) == value for name, value in used_symbols) and all(
-                id(macros.get(name)) == identity for name, identity in used_macros):
+                macros.get(name) is macro for name, macro in used_macros):
             return result
     used: dict[str, int | None] = {}
-    invoked: dict[str, int] = {}
+    invoked: dict[str, Macro | None] = {}
     expanded = _expand(statement, macros, _Scope(symbols, used), 0, invoked)
     result = tuple(expanded) if expanded is not None else None
     entries = _expansions.setdefault(statement, [])
     entries.append((tuple(used.items()), tuple(invoked.items()), result))
+    if len(entries) > _VARIANTS_KEPT:
+        entries.pop(0)
     if len(_expansions) > _EXPANSIONS_KEPT:
         _expansions.pop(next(iter(_expansions)))
     return result
 
 
 def _expand(statement: str, macros: Mapping[str, Macro], outer: _Scope, depth: int,
-            invoked: dict[str, int]) -> list[Expanded] | None:
+            invoked: dict[str, Macro | None]) -> list[Expanded] | None:
     words = statement.split(None, 1)
     name = words[0].lower() if words else ""
     macro = macros.get(name)
-    invoked[name] = id(macro)
+    invoked[name] = macro
     if macro is None or not macro.supported or depth > MAX_DEPTH:
         return None
     arguments = split_operands(words[1]) if len(words) > 1 else []
@@ -229,7 +236,7 @@ def _expand(statement: str, macros: Mapping[str, Macro], outer: _Scope, depth: i
                     return None
                 out.extend(inner)
             else:
-                invoked.setdefault(first, id(None))
+                invoked.setdefault(first, None)
                 out.append(Expanded(instruction, line.location))
     return None if conditions else out
 

@@ -30,6 +30,7 @@ unchecked, so the check never rejects what it cannot judge.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ from guest_asm.operands import (Instruction, MalformedOperand, Memory, Operand,
 
 _BRANCHES = frozenset(("jmp", "call", "loop", "loope", "loopz", "loopne", "loopnz", "jecxz", "jrcxz", "jcxz"))
 #: Segments a memory reference uses when none is named (so naming them changes nothing).
-_DEFAULT_SEGMENTS = frozenset(("ds", "ss"))
+_SIZED = re.compile(r"\s*(byte|word|dword|qword)\b", re.IGNORECASE)
 
 _engines: dict[int, Cs] = {}
 _verdicts: dict[object, str | None] = {}
@@ -106,7 +107,8 @@ def parse_statements(statements: tuple[str, ...]) -> tuple[Instruction, ...]:
 
 
 def check_line_cached(statements: tuple[str, ...], produced: LineBytes, mode: int,
-                      symbols: Mapping[str, int], labels: frozenset[str], names: frozenset[str]) -> None:
+                      symbols: Mapping[str, int], labels: frozenset[str], names: frozenset[str],
+                      strict_count: bool = False) -> None:
     """Parse ``statements`` and ``check_line`` them, remembering verdicts.
 
     ``names`` are the identifiers the statements use.  The verdict depends only on the
@@ -114,15 +116,15 @@ def check_line_cached(statements: tuple[str, ...], produced: LineBytes, mode: in
     identifiers, which form the key.
     """
     instructions = parse_statements(statements)
-    if not any(op.kind != "register" for insn in instructions for op in insn.operands):
+    if len(instructions) == 1 and all(op.kind == "register" for op in instructions[0].operands):
         return
     used = tuple(sorted((name, symbols[name], name in labels) for name in names if name in symbols))
     address = produced.address if any(_depends_on_address(insn) for insn in instructions) else None
-    key = (statements, address, produced.code, mode, used)
+    key = (statements, address, produced.code, mode, used, strict_count)
     verdict = _verdicts.get(key, _MISSING)
     if verdict is _MISSING:
         try:
-            check_line(instructions, produced, mode, symbols, labels)
+            check_line(instructions, produced, mode, symbols, labels, strict_count)
             verdict = None
         except Miscompile as error:
             verdict = (str(error), error.rewrite, error.position)
@@ -152,15 +154,24 @@ def _depends_on_address(instruction: Instruction) -> bool:
 
 
 def check_line(instructions: tuple[Instruction, ...], produced: LineBytes, mode: int,
-               symbols: Mapping[str, int], labels: frozenset[str] = frozenset()) -> None:
+               symbols: Mapping[str, int], labels: frozenset[str] = frozenset(), strict_count: bool = False) -> None:
     """Raise ``Miscompile`` when ``produced`` does not encode ``instructions``.
 
     ``symbols`` gives the values of identifiers, ``labels`` says which of them are labels.
     When the bytes do not decode into exactly one instruction per statement (prefix-only
-    statements, an instruction capstone does not know) the line is not checked further.
+    statements, an instruction capstone does not know) the line is not checked further;
+    with ``strict_count`` fewer instructions than statements (none of them a bare prefix)
+    is an error: keystone dropped one.
     """
     decoded = list(_engine(mode).disasm(produced.code, produced.address))
-    if sum(insn.size for insn in decoded) != len(produced.code) or len(decoded) != len(instructions):
+    if sum(insn.size for insn in decoded) != len(produced.code):
+        # Keystone emitted a truncated instruction (32-bit `lea eax, [esi + 0x100000000]`
+        # gives 8D 46 with no displacement byte, so the next instruction is swallowed).
+        raise Miscompile(f"keystone emitted bytes that are not whole instructions: {produced.code.hex(' ')}")
+    if len(decoded) != len(instructions):
+        if strict_count and len(decoded) < len(instructions) and all(insn.mnemonic for insn in instructions):
+            raise Miscompile(f"{len(instructions)} instructions were written but keystone encoded "
+                             f"{len(decoded)}: {'; '.join(_text(insn) for insn in decoded) or 'nothing'}")
         return
     for position, (source, insn) in enumerate(zip(instructions, decoded)):
         try:
@@ -225,7 +236,7 @@ def _check_memory(source: Operand, encoded, insn: CsInsn, mode: int,  # noqa: AN
     if got != wanted_registers or (wants_rip and not rip_relative):
         raise Miscompile(f"'{source.text}' was encoded as '{_text(insn)}' (different registers)")
     segment = insn.reg_name(mem.segment) if mem.segment else None
-    if segment != wanted.segment and not (segment is None and wanted.segment in _DEFAULT_SEGMENTS):
+    if not _same_segment(wanted.segment, segment, base, mode):
         raise Miscompile(f"'{source.text}' was encoded as '{_text(insn)}' (different segment)")
     try:
         value = evaluate(wanted.displacement, symbols)
@@ -252,6 +263,16 @@ def _check_memory(source: Operand, encoded, insn: CsInsn, mode: int,  # noqa: AN
     _compare_address(source, value, effective, address_bits, insn, mode)
 
 
+def _same_segment(wanted: str | None, got: str | None, base: str | None, mode: int) -> bool:
+    """Whether the encoded segment (None: no override) addresses what the source names."""
+    if wanted == got:
+        return True
+    if mode == 64 and {wanted, got} <= {None, "cs", "ds", "es", "ss"}:
+        return True  # 64-bit mode ignores these overrides
+    default = "ss" if base in ("ebp", "esp", "rbp", "rsp", "bp", "sp") else "ds"
+    return {wanted, got} == {None, default}
+
+
 def _compare_address(source: Operand, value: int, effective: int, address_bits: int, insn: CsInsn,
                      mode: int) -> None:
     if (effective - value) % (1 << address_bits) == 0:
@@ -271,6 +292,9 @@ def _compare_address(source: Operand, value: int, effective: int, address_bits: 
 
 def _check_value(source: Operand, encoded, insn: CsInsn, mode: int,  # noqa: ANN001 - capstone operand
                  symbols: Mapping[str, int], branch: bool) -> None:
+    if source_is_push(insn) and not _SIZED.match(source.text) and encoded.size != mode // 8:
+        # Keystone turns `push SYMBOL` into a 16-bit push (66 6A ..) in 32-bit mode.
+        raise Miscompile(f"'push {source.text}' was encoded as a {8 * encoded.size}-bit push: '{_text(insn)}'")
     try:
         value = evaluate(source.expression, symbols)
     except Unknown:
@@ -285,6 +309,11 @@ def _check_value(source: Operand, encoded, insn: CsInsn, mode: int,  # noqa: ANN
                          f"'{_text(insn)}'")
     if (encoded.imm - value) % (1 << bits):
         raise Miscompile(f"immediate '{source.text}' ({_hex(value)}) was encoded as '{_text(insn)}'")
+
+
+def source_is_push(insn: CsInsn) -> bool:
+    """A push of an immediate (the stack width is the mode's unless a size is named)."""
+    return insn.mnemonic == "push"
 
 
 def _names_a_label(expression: str, labels: frozenset[str]) -> bool:

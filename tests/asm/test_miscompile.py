@@ -119,8 +119,8 @@ def test_mis_encoded_absolute_operands_get_the_absolute_form(line: str, encoding
     ("cmp byte ptr [rax], 0x100\n", "does not fit the 8-bit operand"),
     ("mov word ptr [rax], 0x10000\n", "does not fit the 16-bit operand"),
     ("imul eax, ebx, 0x100000000\n", "does not fit the 32-bit operand"),
-    ("push 0xffffffff\n", "does not fit the 16-bit operand of 'push 0xffff'"),
-    ("push 0x80000000\n", "does not fit the 16-bit operand of 'push 0'"),
+    ("push 0xffffffff\n", "'push 0xffffffff' was encoded as a 16-bit push: 'push 0xffff'"),
+    ("push 0x80000000\n", "'push 0x80000000' was encoded as a 16-bit push: 'push 0'"),
     ("mov eax, -0x80000001\n", "does not fit the 32-bit operand"),
 ])
 def test_miscompiles_are_errors_naming_the_line(source: str, fragment: str) -> None:
@@ -133,6 +133,13 @@ def test_miscompiles_are_errors_naming_the_line(source: str, fragment: str) -> N
 @pytest.mark.parametrize(("source", "fragment"), [
     (".equ S, 4\nlea eax, [esi - S]\n", "(displacement -0x4 lost)"),
     ("mov al, 0x1ff\n", "does not fit the 8-bit operand"),
+    # keystone emits 8D 46 without the displacement byte: the next instruction is eaten.
+    ("lea eax, [esi + 0x100000000]\n", "keystone emitted bytes that are not whole instructions: 8d 46"),
+    # `push SYMBOL` becomes a 16-bit push (66 6A 7F) that moves esp by 2.
+    (".equ S, 0x7f\npush S\n", "'push S' was encoded as a 16-bit push"),
+    # With base ebp the default segment is ss: dropping an explicit ds changes the address.
+    ("movzx ecx, byte ptr ds:[ebp + ecx*4]\n", "(different segment)"),
+    (".equ S, 8\nlea ecx, [-S]\n", "'[-S]' addresses -0x8 but keystone encoded 'lea ecx, [8]'"),
     ("mov eax, [eax", "'[' without ']'"),
     ("mov ax, 0x10000\n", "does not fit the 16-bit operand"),
 ])
@@ -169,6 +176,10 @@ def test_miscompile_after_an_include_names_the_users_line(tmp_path: Path, mode: 
     (32, "push 0x80000000", "6800000080"),
     (32, "mov eax, [eax + 0xfffffff8]", "8b40f8"),
     (32, "mov eax, [ebp + -8]", "8b45f8"),
+    (32, "push 0x7f", "6a7f"),
+    (32, "mov eax, ss:[ebp]", "8b4500"),                          # ss is ebp's default
+    (32, "mov eax, ds:[ebx]", "8b03"),                            # ds is ebx's default
+    (64, "mov rax, ds:[rbp]", "488b4500"),                        # 64-bit mode ignores ds/ss
 ])
 def test_correct_encodings_are_kept(mode: int, line: str, encoding: str) -> None:
     assert assemble(line + "\n", mode=mode).code == bytes.fromhex(encoding)
