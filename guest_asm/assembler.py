@@ -147,6 +147,8 @@ def assemble(source: str | Path, *, mode: int = 64, base: int = DEFAULT_BASE, fi
     equates = _single_equates(prelude, lines)
     macros = _macro_names(lines)
     rewritten: dict[int, str] = {}
+    # Each round rewrites at least one more operand into the absolute form (a rewritten
+    # operand that is still wrong is an error), so the rounds are bounded by the operands.
     while True:
         text = _program_text(prelude, lines, labels, equates, rewritten)
         try:
@@ -169,7 +171,7 @@ def assemble(source: str | Path, *, mode: int = 64, base: int = DEFAULT_BASE, fi
         if not rewrites:
             break
         # Keystone mis-encoded absolute addresses the rewritten form encodes exactly; lengths
-        # change, so assemble (and check) again.  Each line is rewritten at most once.
+        # change, so assemble (and check) again.
         rewritten.update(rewrites)
     line_map = _line_map(lines, values, base + len(code), macros)
     entry = symbols.get("_start", base)
@@ -330,10 +332,14 @@ def _verify(lines: list[SourceLine], values: dict[str, int], code: bytes, base: 
             check_line_cached(statement.instructions, produced, mode, known, labels, frozenset(identifiers(text)),
                               strict_count=True)
         except Miscompile as error:
-            if error.rewrite is None or index in rewritten:
+            if error.rewrite is None:
                 raise AssemblyError(str(error), location) from None
             old = statement.instructions[error.rewrite[0]]
-            rewrites[index] = text.replace(old, error.rewrite[1], 1)
+            new = text.replace(old, error.rewrite[1], 1)
+            if new == text:
+                # The absolute form itself came out wrong: nothing left to try.
+                raise AssemblyError(str(error), location) from None
+            rewrites[index] = new
     return rewrites
 
 

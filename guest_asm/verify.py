@@ -11,15 +11,18 @@ Keystone 0.9.2 accepts some operands and encodes something else without any erro
 instruction with what its statement asks for:
 
 * Syntax: each operand must be well formed (``operands.parse_operand``).
-* Memory operands: the same registers with the same scales, the same segment override,
-  and the displacement the source's expression evaluates to.  An address is compared the
+* The bytes decode into whole instructions (keystone sometimes leaves out a displacement).
+* Memory operands: the same registers with the same scales, the same segment (or the
+  base register's default one), and the displacement the source's expression evaluates
+  to.  An address is compared the
   way the CPU forms it: modulo 2**64 with 64-bit address registers (and for absolute
   addresses in 64-bit mode), modulo 2**32 with 32-bit ones; a register-relative
   displacement must fit the sign-extended 32-bit field.  An absolute ``[expr]`` may come
   out as an absolute encoding or as ``[rip + d]``; either is accepted when it addresses
   exactly the byte the expression names.
 * Immediates: the encoded value, at the instruction's operand size, must equal the
-  source value, and that value must fit the operand size (signed or unsigned).
+  source value, and that value must fit the operand size (signed or unsigned); a
+  ``push`` pushes the mode's stack width.
 * Branch targets: the decoded target must be the source's address.
 
 A value is only compared when the expression's value is known exactly (numbers, labels,
@@ -38,15 +41,15 @@ from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs, CsInsn
 from capstone.x86 import X86_OP_IMM, X86_OP_MEM
 
 from guest_asm.expr import Unknown, evaluate, tokenize
-from guest_asm.operands import (Instruction, MalformedOperand, Memory, Operand,
-                                parse_instruction)
+from guest_asm.operands import Instruction, MalformedOperand, Operand, parse_instruction
 
 _BRANCHES = frozenset(("jmp", "call", "loop", "loope", "loopz", "loopne", "loopnz", "jecxz", "jrcxz", "jcxz"))
-#: Segments a memory reference uses when none is named (so naming them changes nothing).
+#: An operand that names its size (``push word 5``: a 16-bit push is what was asked for).
 _SIZED = re.compile(r"\s*(byte|word|dword|qword)\b", re.IGNORECASE)
 
 _engines: dict[int, Cs] = {}
-_verdicts: dict[object, str | None] = {}
+#: Line verdicts (see ``check_line_cached``): None, or (message, rewrite, position).
+_verdicts: dict[object, tuple[str, tuple[int, str] | None, int | None] | None] = {}
 _VERDICTS_KEPT = 65536
 _MISSING = object()
 
@@ -117,7 +120,7 @@ def check_line_cached(statements: tuple[str, ...], produced: LineBytes, mode: in
     """
     instructions = parse_statements(statements)
     if len(instructions) == 1 and all(op.kind == "register" for op in instructions[0].operands):
-        return
+        return  # nothing in it is compared (and _line_map catches an empty encoding)
     used = tuple(sorted((name, symbols[name], name in labels) for name in names if name in symbols))
     address = produced.address if any(_depends_on_address(insn) for insn in instructions) else None
     key = (statements, address, produced.code, mode, used, strict_count)

@@ -42,6 +42,11 @@ def test_absolute_qword_load_is_absolute_not_rip_relative() -> None:
     assert program.code == bytes.fromhex("488b1c2500100000")
 
 
+def test_every_mis_encoded_statement_of_a_line_is_repaired() -> None:
+    program = assemble("mov rbx, [0x1000]; mov rcx, [0x2000]\n", mode=64)
+    assert program.code == bytes.fromhex("488b1c2500100000" "488b0c2500200000")
+
+
 def test_absolute_load_reads_the_named_address_in_the_guest() -> None:
     source = """
 _start:
