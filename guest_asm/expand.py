@@ -4,10 +4,11 @@ Keystone reports nothing about the lines a macro invocation expands to, so the v
 (``verify.py``) re-expands each invocation here and compares the resulting instruction
 statements with the bytes the invocation produced.  Only what can be expanded exactly is
 expanded: parameters (``\\name``, defaults ``name=value``), ``\\@`` (its labels have no
-known address), nested invocations, ``.if``/``.ifdef``/``.ifndef``/``.else``/``.endif``
-whose conditions evaluate exactly, ``.equ``/``.set``, labels and instructions.  Anything
-else (a data or alignment directive, ``:vararg``, an undecidable condition, a nested
-``.macro``) makes ``expand`` return None: that invocation is left unchecked.
+known address), nested invocations, ``.if``/``.ifeq``/``.ifne``/... ``.else``/``.endif``
+whose conditions evaluate exactly, ``.equ``/``.set``, labels and instructions, with
+arguments separated by commas.  Anything else (a data or alignment directive, ``:vararg``,
+``.ifdef``, an undecidable condition, a nested ``.macro``, named or space-separated
+arguments) makes ``expand`` return None: that invocation is left unchecked.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ _PARAM_REF = re.compile(r"\\(@|\(\)|[A-Za-z_][\w]*)")
 #: A comparison operator (``<`` and ``>`` not part of ``<<``/``>>``).
 _COMPARISON = re.compile(r"==|!=|<>|<=|>=|(?<![<>])<(?![<>=])|(?<![<>=])>(?![>=])")
 _UNKNOWN_LABEL = "__hgcm_expansion_label"
+_NAMED_ARGUMENT = re.compile(r"\s*[A-Za-z_][\w]*\s*=(?!=)")
 
 
 @dataclass(frozen=True)
@@ -184,8 +186,10 @@ def _expand(statement: str, macros: Mapping[str, Macro], outer: _Scope, depth: i
     arguments = split_operands(words[1]) if len(words) > 1 else []
     if len(arguments) == 1 and not arguments[0]:
         arguments = []
-    if len(arguments) > len(macro.params):
+    if len(arguments) > len(macro.params) or any(_NAMED_ARGUMENT.match(argument) for argument in arguments):
         return None
+    if len(arguments) < len(macro.params) and any(" " in argument.strip() for argument in arguments):
+        return None  # keystone may split these at the spaces
     values: dict[str, str] = {}
     for position, (param, default) in enumerate(macro.params):
         given = arguments[position] if position < len(arguments) else ""
