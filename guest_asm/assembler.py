@@ -36,7 +36,7 @@ from guest_asm.expand import Expanded, Macro, definitions, expand
 from guest_asm.expr import Unknown, tokenize
 from guest_asm.operands import REGISTERS
 from guest_asm.source import SourceLine, SourceLocation, identifiers, load_source, scan
-from guest_asm.verify import LineBytes, Miscompile, check_line_cached
+from guest_asm.verify import DATA_SIZES, LineBytes, Miscompile, check_data, check_data_literals, check_line_cached
 
 #: Where programs are loaded unless the caller says otherwise (the machine's convention).
 DEFAULT_BASE = 0x10000
@@ -141,6 +141,7 @@ def assemble(source: str | Path, *, mode: int = 64, base: int = DEFAULT_BASE, fi
     if not 0 <= base < (1 << 32):
         raise ValueError(f"base {base:#x} must lie below 4 GiB (requests are addressed with 32 bits)")
     lines, name = load_source(source, filename, tuple(include_dirs))
+    _check_data_literals(lines)
     constants = program_constants(mode, defines)
     prelude = _prelude(lines, constants, set(defines or ()))
     labels = _labels(lines)
@@ -176,6 +177,16 @@ def assemble(source: str | Path, *, mode: int = 64, base: int = DEFAULT_BASE, fi
     line_map = _line_map(lines, values, base + len(code), macros)
     entry = symbols.get("_start", base)
     return AssembledProgram(code, base, entry, mode, symbols, line_map, name, constants)
+
+
+def _check_data_literals(lines: list[SourceLine]) -> None:
+    for line in lines:
+        for text in line.statement.directive_texts:
+            if text.split(None, 1)[0].lower() in DATA_SIZES:
+                try:
+                    check_data_literals(text)
+                except Miscompile as error:
+                    raise AssemblyError(str(error), line.location) from None
 
 
 def _read_result(result: KsResult, prelude: list[str], lines: list[SourceLine], labels: list[str],
@@ -317,11 +328,17 @@ def _verify(lines: list[SourceLine], values: dict[str, int], code: bytes, base: 
             active[openers[index].name] = openers[index]
             continue
         statement = lines[index].statement
-        if not statement.has_instruction or statement.directives:
-            continue
         stop = starts[position + 1][1] if position + 1 < len(starts) else base + len(code)
         produced = LineBytes(start, code[start - base:stop - base])
         location = lines[index].location
+        if not statement.has_instruction and len(statement.directives) == 1:
+            try:
+                check_data(statement.directive_texts[0], produced, known)
+            except Miscompile as error:
+                raise AssemblyError(str(error), location) from None
+            continue
+        if not statement.has_instruction or statement.directives:
+            continue
         if set(statement.mnemonics) & macros:
             _verify_expansion(statement.instructions, produced, mode, known, labels, active, location)
             continue

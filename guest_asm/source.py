@@ -78,6 +78,8 @@ class Statement:
     instructions: tuple[str, ...] = ()
     #: ``(name, expression)`` of each ``.equ``/``.set``/``name =`` assignment.
     equates: tuple[tuple[str, str], ...] = ()
+    #: Each directive statement's text without its labels.
+    directive_texts: tuple[str, ...] = ()
 
 
 def strip_comment(text: str) -> str:
@@ -138,6 +140,7 @@ def scan(text: str) -> Statement:
     mnemonics: list[str] = []
     instructions: list[str] = []
     equates: list[tuple[str, str]] = []
+    directive_texts: list[str] = []
     for statement in split_statements(strip_comment(text)):
         while match := _LABEL.match(statement):
             if not match.group(1).isdigit():
@@ -152,13 +155,14 @@ def scan(text: str) -> Statement:
                             (equate.group("value") or equate.group("value2")).strip()))
         if word.startswith("."):
             directives.append(word.lower())
+            directive_texts.append(statement)
         elif "=" in statement and re.match(r"[A-Za-z_.$][\w.$]*\s*=", statement):
             directives.append("=")
         else:
             mnemonics.append(word.lower())
             instructions.append(statement)
     return Statement(tuple(labels), tuple(directives), bool(mnemonics), tuple(mnemonics), tuple(instructions),
-                     tuple(equates))
+                     tuple(equates), tuple(directive_texts))
 
 
 def identifiers(text: str) -> set[str]:

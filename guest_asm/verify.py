@@ -41,7 +41,7 @@ from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs, CsInsn
 from capstone.x86 import X86_OP_IMM, X86_OP_MEM
 
 from guest_asm.expr import Unknown, evaluate, tokenize
-from guest_asm.operands import Instruction, MalformedOperand, Operand, parse_instruction
+from guest_asm.operands import Instruction, MalformedOperand, Operand, parse_instruction, split_operands
 
 _BRANCHES = frozenset(("jmp", "call", "loop", "loope", "loopz", "loopne", "loopnz", "jecxz", "jrcxz", "jcxz"))
 #: An operand that names its size (``push word 5``: a 16-bit push is what was asked for).
@@ -333,3 +333,76 @@ def _text(insn: CsInsn) -> str:
 
 def _hex(value: int) -> str:
     return f"-{-value:#x}" if value < 0 else f"{value:#x}"
+
+
+#: Data directives and the size of each value they emit.
+DATA_SIZES = {".byte": 1, ".word": 2, ".short": 2, ".value": 2, ".2byte": 2, ".long": 4, ".int": 4, ".4byte": 4,
+              ".quad": 8, ".8byte": 8}
+#: Directives that emit N zero (or fill) bytes.
+_SPACE = (".zero", ".space", ".skip")
+
+
+def check_data_literals(statement: str) -> None:
+    """Before keystone runs: a data directive's plain-number values must fit their size.
+
+    Keystone hangs on some out-of-range values (``.word 0x10000, 1``), so values that are
+    plain numbers are checked first; the rest is checked after assembly (``check_data``).
+    """
+    words = statement.split(None, 1)
+    size = DATA_SIZES.get(words[0].lower())
+    if size is None or len(words) < 2:
+        return
+    for argument in split_operands(words[1]):
+        try:
+            value = evaluate(argument, {})
+        except Unknown:
+            continue
+        if not -(1 << (8 * size - 1)) <= value < (1 << (8 * size)):
+            raise Miscompile(f"{words[0].lower()} value '{argument}' ({_hex(value)}) does not fit in {size} "
+                             f"byte{'s' if size > 1 else ''}")
+
+
+def check_data(statement: str, produced: LineBytes, symbols: Mapping[str, int]) -> None:
+    """Raise ``Miscompile`` when a data directive's bytes are not the values it lists.
+
+    Keystone silently emits nothing for ``.word 0x10000`` (and hangs on
+    ``.word 0x10000, 1``).  Every value must fit its size (signed or unsigned); the line
+    must produce exactly ``count * size`` bytes, and each known value its little-endian
+    bytes.  ``.zero``/``.space``/``.skip N`` and ``.fill N, size`` must produce N (times
+    size) bytes.
+    """
+    words = statement.split(None, 1)
+    directive = words[0].lower()
+    arguments = split_operands(words[1]) if len(words) > 1 else []
+    if directive in DATA_SIZES:
+        size = DATA_SIZES[directive]
+        expected = bytearray()
+        known = True
+        for argument in arguments:
+            try:
+                value = evaluate(argument, symbols)
+            except Unknown:
+                known = False
+                expected += bytes(size)
+                continue
+            if not -(1 << (8 * size - 1)) <= value < (1 << (8 * size)):
+                raise Miscompile(f"{directive} value '{argument}' ({_hex(value)}) does not fit in {size} "
+                                 f"byte{'s' if size > 1 else ''}")
+            expected += (value % (1 << (8 * size))).to_bytes(size, "little")
+        if len(produced.code) != len(expected):
+            raise Miscompile(f"{directive} with {len(arguments)} value(s) should emit {len(expected)} bytes but "
+                             f"keystone emitted {len(produced.code)}")
+        if known and produced.code != bytes(expected):
+            raise Miscompile(f"{directive} emitted {produced.code.hex(' ')} instead of {bytes(expected).hex(' ')}")
+        return
+    try:
+        if directive in _SPACE and arguments:
+            count = evaluate(arguments[0], symbols)
+        elif directive == ".fill" and arguments:
+            count = evaluate(arguments[0], symbols) * (evaluate(arguments[1], symbols) if len(arguments) > 1 else 1)
+        else:
+            return
+    except Unknown:
+        return
+    if count >= 0 and len(produced.code) != count:
+        raise Miscompile(f"{directive} should emit {count} bytes but keystone emitted {len(produced.code)}")

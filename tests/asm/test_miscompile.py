@@ -276,3 +276,29 @@ def test_correct_macro_expansions_are_accepted(mode: int) -> None:
     load = prefix + "8b4604"
     expected = (load + load if mode == 64 else "90" + load) + "b9ffffffff"
     assert program.code == bytes.fromhex(expected)
+
+
+# --- data directives ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("source", "line", "fragment"), [
+    # keystone: no bytes at all, no error.
+    ("nop\n.word 0x10000\nnop\n", 2, ".word value '0x10000' (0x10000) does not fit in 2 bytes"),
+    (".equ S, 0x10000\nnop\n.word S\nnop\n", 3, ".word value 'S' (0x10000) does not fit in 2 bytes"),
+    ("nop\n.word -32769\n", 2, "does not fit in 2 bytes"),
+    # keystone hangs on this one (the value is checked before it runs).
+    ("nop\n.word 0x10000, 1\n", 2, ".word value '0x10000' (0x10000) does not fit in 2 bytes"),
+])
+def test_data_values_that_do_not_fit_are_errors(mode: int, source: str, line: int, fragment: str) -> None:
+    error = _error(source, mode)
+    assert error.location is not None and error.location.line == line
+    assert fragment in str(error)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_data_directives_emit_their_values(mode: int) -> None:
+    source = ".long lab, 5\nlab: .quad lab\n.byte 'a', 0x7f\n.zero 3\n.fill 2, 4, 0\n.word -1, 0x8000\n"
+    program = assemble(source, mode=mode)
+    lab = (0x10008).to_bytes(8, "little")
+    assert program.code == (lab[:4] + (5).to_bytes(4, "little") + lab + b"a\x7f" + bytes(3) + bytes(8)
+                            + bytes.fromhex("ffff0080"))
