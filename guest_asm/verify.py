@@ -212,8 +212,12 @@ def _check_instruction(source: Instruction, insn: CsInsn, mode: int, symbols: Ma
                 raise Miscompile(str(error), (index, fixed) if fixed is not None else None) from None
     values = [op for op in source.operands if op.kind == "value"]
     immediates = [op for op in operands if op.type == X86_OP_IMM]
+    branch = source.mnemonic in _BRANCHES or source.mnemonic.startswith("j")
+    if not branch and len(values) > len(immediates) and len(memory_encoded) > len(memory_in_source):
+        # Capstone may list the operands in another order (`test m32, r32`).
+        raise Miscompile(f"the value '{values[len(immediates)].text}' was encoded as a memory operand: "
+                         f"'{_text(insn)}'")
     if len(values) == len(immediates):
-        branch = source.mnemonic in _BRANCHES or source.mnemonic.startswith("j")
         for wanted_value, encoded in zip(values, immediates):
             _check_value(wanted_value, encoded, insn, mode, symbols, branch)
 

@@ -118,6 +118,7 @@ def test_mis_encoded_absolute_operands_get_the_absolute_form(line: str, encoding
     ("mov ecx, [0x1000 + riz]\n", "(different registers)"),
     # A negated symbol as an immediate becomes a memory operand.
     (".equ PAGE, 4096\nand rdx, -PAGE\n", "the value '-PAGE' was encoded as a memory operand"),
+    (".equ PAGE, 4096\ntest esp, -PAGE\n", "the value '-PAGE' was encoded as a memory operand"),
     # Immediates keystone truncates.
     ("mov eax, 0x100000000\n", "does not fit the 32-bit operand of 'mov eax, 0'"),
     ("mov al, 0x1ff\n", "does not fit the 8-bit operand"),
