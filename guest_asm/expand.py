@@ -30,6 +30,10 @@ _PARAM_REF = re.compile(r"\\(@|\(\)|[A-Za-z_][\w]*)")
 _COMPARISON = re.compile(r"==|!=|<>|<=|>=|(?<![<>])<(?![<>=])|(?<![<>=])>(?![>=])")
 _UNKNOWN_LABEL = "__hgcm_expansion_label"
 _NAMED_ARGUMENT = re.compile(r"\s*[A-Za-z_][\w]*\s*=(?!=)")
+#: Whitespace between two operands of an argument: LLVM's macro argument parser keeps a
+#: space that is next to an operator (``w_name + 4``) inside the argument and splits at
+#: any other (``a b`` is two arguments).
+_SPACE_SEPARATED = re.compile(r"[^-+*/%&|^~<>=!(\[,:\s]\s+[^-+*/%&|^~<>=!)\]\s]")
 
 
 @dataclass(frozen=True)
@@ -188,8 +192,8 @@ def _expand(statement: str, macros: Mapping[str, Macro], outer: _Scope, depth: i
         arguments = []
     if len(arguments) > len(macro.params) or any(_NAMED_ARGUMENT.match(argument) for argument in arguments):
         return None
-    if len(arguments) < len(macro.params) and any(" " in argument.strip() for argument in arguments):
-        return None  # keystone may split these at the spaces
+    if any(_SPACE_SEPARATED.search(argument.strip()) for argument in arguments):
+        return None  # keystone may take the space as an argument separator
     values: dict[str, str] = {}
     for position, (param, default) in enumerate(macro.params):
         given = arguments[position] if position < len(arguments) else ""

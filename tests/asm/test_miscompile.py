@@ -262,6 +262,13 @@ def test_absolute_address_inside_a_macro_is_an_error_naming_the_absolute_form() 
     assert "from lib/ccall.s:15: mov rdi, \\a" in str(error)
 
 
+def test_macro_argument_with_spaces_next_to_operators_is_checked() -> None:
+    # One argument for keystone (and GNU as): the spaces touch the '+'.
+    error = _error(MACROS + "_start:\n    load_twice rbx, [8 + 0x10000]\n")
+    assert "'[8 + 0x10000]' addresses 0x10008 but keystone encoded 'mov rbx, qword ptr [rip + 0x10008]'" in str(error)
+    assert "write '[riz*1 + 0x10008]' for the absolute form" in str(error)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_truncated_macro_argument_is_an_error(mode: int) -> None:
     error = _error('.include "ccall.s"\n_start:\n    ccall2 target, 1, [ebx\ntarget: ret\n', mode)
