@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from guest_asm.cache import BoundedCache
 from guest_asm.constants import program_constants
 from guest_asm.engine import KeystoneCrash, KeystoneTimeout, KsResult, run_keystone
 from guest_asm.errors import AssemblyError, AssemblyTimeout
@@ -45,8 +46,7 @@ _MARK = "__hgcm_L"
 _END = "__hgcm_end"
 _UNDEFINED = 0xFFFFFFFFFFFFFFFF
 #: Texts (sha256, mode, base) already checked, with the rewrites the check asked for.
-_checked: dict[tuple[bytes, int, int], dict[int, str]] = {}
-_CHECKED_KEPT = 4096
+_checked: BoundedCache[tuple[bytes, int, int], dict[int, str]] = BoundedCache(4096)
 _MACRO_NAME = re.compile(r"\.macro\s+([A-Za-z_.$][\w.$]*)", re.IGNORECASE)
 
 
@@ -166,9 +166,7 @@ def assemble(source: str | Path, *, mode: int = 64, base: int = DEFAULT_BASE, fi
         rewrites = _checked.get(digest)
         if rewrites is None:
             rewrites = _verify(lines, values, code, base, mode, known, frozenset(symbols), macros, rewritten)
-            _checked[digest] = rewrites
-            if len(_checked) > _CHECKED_KEPT:
-                _checked.pop(next(iter(_checked)))
+            _checked.put(digest, rewrites)
         if not rewrites:
             break
         # Keystone mis-encoded absolute addresses the rewritten form encodes exactly; lengths

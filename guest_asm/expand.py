@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from guest_asm.cache import BoundedCache
 from guest_asm.expr import Unknown, evaluate
 from guest_asm.operands import split_operands
 from guest_asm.source import SourceLine, SourceLocation, scan
@@ -138,10 +139,10 @@ class _Scope(Mapping[str, int]):
 #: statement -> [(symbols used, macros used, expansion)].  Macro objects are interned so
 #: their identity stands for their definition; entries hold the objects they compare with
 #: (``is``), so an identity is never mistaken for a recycled one.
-_expansions: dict[str, list[tuple[tuple[tuple[str, int | None], ...], tuple[tuple[str, Macro | None], ...],
-                                  tuple[Expanded, ...] | None]]] = {}
+_Variant = tuple[tuple[tuple[str, int | None], ...], tuple[tuple[str, Macro | None], ...],
+                 tuple[Expanded, ...] | None]
+_expansions: BoundedCache[str, tuple[_Variant, ...]] = BoundedCache(16384)
 _interned: dict[tuple[object, ...], Macro] = {}
-_EXPANSIONS_KEPT = 16384
 _VARIANTS_KEPT = 8
 _INTERNED_KEPT = 4096
 
@@ -162,7 +163,8 @@ def expand(statement: str, macros: Mapping[str, Macro],
     ``macros`` are the definitions in force (interned, see ``intern``); ``symbols`` the
     values of the program's symbols.
     """
-    for used_symbols, used_macros, result in _expansions.get(statement, ()):
+    variants = _expansions.get(statement, ()) or ()
+    for used_symbols, used_macros, result in variants:
         if all(symbols.get(name) == value for name, value in used_symbols) and all(
                 macros.get(name) is macro for name, macro in used_macros):
             return result
@@ -170,12 +172,8 @@ def expand(statement: str, macros: Mapping[str, Macro],
     invoked: dict[str, Macro | None] = {}
     expanded = _expand(statement, macros, _Scope(symbols, used), 0, invoked)
     result = tuple(expanded) if expanded is not None else None
-    entries = _expansions.setdefault(statement, [])
-    entries.append((tuple(used.items()), tuple(invoked.items()), result))
-    if len(entries) > _VARIANTS_KEPT:
-        entries.pop(0)
-    if len(_expansions) > _EXPANSIONS_KEPT:
-        _expansions.pop(next(iter(_expansions)))
+    variant = (tuple(used.items()), tuple(invoked.items()), result)
+    _expansions.put(statement, (variants + (variant,))[-_VARIANTS_KEPT:])
     return result
 
 

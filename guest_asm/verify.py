@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs, CsInsn
 from capstone.x86 import X86_OP_IMM, X86_OP_MEM
 
+from guest_asm.cache import BoundedCache
 from guest_asm.expr import Unknown, evaluate, tokenize
 from guest_asm.operands import Instruction, MalformedOperand, Operand, parse_instruction, split_operands
 
@@ -49,8 +50,7 @@ _SIZED = re.compile(r"\s*(byte|word|dword|qword)\b", re.IGNORECASE)
 
 _engines: dict[int, Cs] = {}
 #: Line verdicts (see ``check_line_cached``): None, or (message, rewrite, position).
-_verdicts: dict[object, tuple[str, tuple[int, str] | None, int | None] | None] = {}
-_VERDICTS_KEPT = 65536
+_verdicts: BoundedCache[object, object] = BoundedCache(65536)
 _MISSING = object()
 
 
@@ -131,9 +131,7 @@ def check_line_cached(statements: tuple[str, ...], produced: LineBytes, mode: in
             verdict = None
         except Miscompile as error:
             verdict = (str(error), error.rewrite, error.position)
-        _verdicts[key] = verdict
-        if len(_verdicts) > _VERDICTS_KEPT:
-            _verdicts.pop(next(iter(_verdicts)))
+        _verdicts.put(key, verdict)
     if verdict is not None:
         message, rewrite, position = verdict  # type: ignore[misc]
         raise Miscompile(message, rewrite, position)
@@ -173,7 +171,7 @@ def check_line(instructions: tuple[Instruction, ...], produced: LineBytes, mode:
         raise Miscompile(f"keystone emitted bytes that are not whole instructions: {produced.code.hex(' ')}")
     if len(decoded) != len(instructions):
         if strict_count and len(decoded) < len(instructions) and all(insn.mnemonic for insn in instructions):
-            raise Miscompile(f"{len(instructions)} instructions were written but keystone encoded "
+            raise Miscompile(f"the line has {len(instructions)} instructions but keystone encoded "
                              f"{len(decoded)}: {'; '.join(_text(insn) for insn in decoded) or 'nothing'}")
         return
     for position, (source, insn) in enumerate(zip(instructions, decoded)):
