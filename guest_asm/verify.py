@@ -169,12 +169,18 @@ def check_line(instructions: tuple[Instruction, ...], produced: LineBytes, mode:
         # Keystone emitted a truncated instruction (32-bit `lea eax, [esi + 0x100000000]`
         # gives 8D 46 with no displacement byte, so the next instruction is swallowed).
         raise Miscompile(f"keystone emitted bytes that are not whole instructions: {produced.code.hex(' ')}")
+    pairs = list(zip(instructions, decoded))
     if len(decoded) != len(instructions):
         if strict_count and len(decoded) < len(instructions) and all(insn.mnemonic for insn in instructions):
             raise Miscompile(f"the line has {len(instructions)} instructions but keystone encoded "
                              f"{len(decoded)}: {'; '.join(_text(insn) for insn in decoded) or 'nothing'}")
-        return
-    for position, (source, insn) in enumerate(zip(instructions, decoded)):
+        # Still judge the leading instructions that plainly correspond (keystone's garbage
+        # after a truncated instruction must not hide what went wrong first).
+        matching = 0
+        while matching < len(pairs) and _same_mnemonic(pairs[matching][0].mnemonic, pairs[matching][1].mnemonic):
+            matching += 1
+        pairs = pairs[:matching]
+    for position, (source, insn) in enumerate(pairs):
         try:
             _check_instruction(source, insn, mode, symbols, labels)
         except Miscompile as error:
@@ -185,6 +191,15 @@ def check_line(instructions: tuple[Instruction, ...], produced: LineBytes, mode:
                 rewrite = (position, source.with_operand(operand_index, operand_text))
                 message += f" (write '{operand_text}' for the absolute form)"
             raise Miscompile(message, rewrite, position) from None
+
+
+_ALIASES = {"movabs": "mov", "sal": "shl", "jz": "je", "jnz": "jne", "jc": "jb", "jnc": "jae", "jnae": "jb",
+            "jnb": "jae", "jna": "jbe", "jnbe": "ja", "jpe": "jp", "jpo": "jnp", "jnge": "jl", "jnl": "jge",
+            "jng": "jle", "jnle": "jg"}
+
+
+def _same_mnemonic(written: str, decoded: str) -> bool:
+    return _ALIASES.get(written, written) == _ALIASES.get(decoded, decoded)
 
 
 def _check_instruction(source: Instruction, insn: CsInsn, mode: int, symbols: Mapping[str, int],
@@ -256,8 +271,9 @@ def _check_memory(source: Operand, encoded, insn: CsInsn, mode: int,  # noqa: AN
         low = -(1 << 31)
         high = (1 << 31) if address_bits == 64 else (1 << 32)
         if not low <= value < high:
-            raise Miscompile(f"displacement {_hex(value)} in '{source.text}' does not fit in a sign-extended "
-                             f"32-bit field (keystone encoded '{_text(insn)}')")
+            field = "a sign-extended 32-bit field" if address_bits == 64 else f"a {address_bits}-bit address"
+            raise Miscompile(f"displacement {_hex(value)} in '{source.text}' does not fit in {field} "
+                             f"(keystone encoded '{_text(insn)}')")
         if (mem.disp - value) % (1 << address_bits):
             raise Miscompile(f"'{source.text}' was encoded as '{_text(insn)}' (displacement {_hex(value)} lost)")
         return

@@ -269,6 +269,15 @@ def test_macro_argument_with_spaces_next_to_operators_is_checked() -> None:
     assert "write '[riz*1 + 0x10008]' for the absolute form" in str(error)
 
 
+def test_garbage_after_a_truncated_instruction_does_not_hide_it() -> None:
+    # keystone emits `mov eax, [eax + disp8]` with part of its displacement and the rest of
+    # the expansion decodes as different instructions: the first one is still judged.
+    source = ".macro st a, r\n    mov \\r, \\a\n    add \\r, 4\n    mov \\a, \\r\n.endm\n    st [eax + 0x7fffffffff], eax\n"
+    error = _error(source, mode=32)
+    assert str(error).startswith("user.s:6: displacement 0x7fffffffff in '[eax + 0x7fffffffff]' does not fit in a "
+                                 "32-bit address")
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_truncated_macro_argument_is_an_error(mode: int) -> None:
     error = _error('.include "ccall.s"\n_start:\n    ccall2 target, 1, [ebx\ntarget: ret\n', mode)
