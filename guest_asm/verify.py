@@ -25,6 +25,9 @@ instruction with what its statement asks for:
   ``push`` pushes the mode's stack width.
 * Branch targets: the decoded target must be the source's address.
 
+``check_data`` does the same for a data directive's bytes (``check_data_literals`` checks
+plain-number values before keystone runs: it hangs on some out-of-range ones).
+
 A value is only compared when the expression's value is known exactly (numbers, labels,
 ``.equ`` symbols defined once outside macro bodies, ABI constants); anything else is left
 unchecked, so the check never rejects what it cannot judge.
