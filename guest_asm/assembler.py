@@ -35,7 +35,7 @@ from guest_asm.engine import KeystoneCrash, KeystoneTimeout, KsResult, run_keyst
 from guest_asm.errors import AssemblyError, AssemblyTimeout
 from guest_asm.expand import Expanded, Macro, definitions, expand
 from guest_asm.expr import Unknown, tokenize
-from guest_asm.operands import REGISTERS
+from guest_asm.operands import REGISTERS, split_operands
 from guest_asm.source import SourceLine, SourceLocation, identifiers, load_source, scan
 from guest_asm.verify import DATA_SIZES, LineBytes, Miscompile, check_data, check_data_literals, check_line_cached
 
@@ -337,12 +337,14 @@ def _verify(lines: list[SourceLine], values: dict[str, int], code: bytes, base: 
             continue
         if not statement.has_instruction or statement.directives:
             continue
-        if set(statement.mnemonics) & macros:
-            _verify_expansion(statement.instructions, produced, mode, known, labels, active, location)
-            continue
         text = rewritten.get(index, location.text)
         if index in rewritten:
             statement = scan(text)
+        if set(statement.mnemonics) & macros:
+            new = _verify_expansion(statement.instructions, text, produced, mode, known, labels, active, location)
+            if new is not None:
+                rewrites[index] = new
+            continue
         try:
             check_line_cached(statement.instructions, produced, mode, known, labels, frozenset(identifiers(text)),
                               strict_count=True)
@@ -358,15 +360,21 @@ def _verify(lines: list[SourceLine], values: dict[str, int], code: bytes, base: 
     return rewrites
 
 
-def _verify_expansion(statements: tuple[str, ...], produced: LineBytes, mode: int, known: dict[str, int],
-                      labels: frozenset[str], active: dict[str, Macro], location: SourceLocation) -> None:
-    """Check the bytes of a line of macro invocations against its expansion (when exact)."""
+def _verify_expansion(statements: tuple[str, ...], text: str, produced: LineBytes, mode: int,
+                      known: dict[str, int], labels: frozenset[str], active: dict[str, Macro],
+                      location: SourceLocation) -> str | None:
+    """Check the bytes of a line of macro invocations against its expansion (when exact).
+
+    Returns the line rewritten when a mis-encoded absolute operand is, verbatim, an
+    argument of an invocation on it (the argument is then written in the absolute form,
+    which addresses the same byte wherever the macro uses it); None when all is well.
+    """
     expanded: list[Expanded] = []
     for statement in statements:
         if statement.split(None, 1)[0].lower() in active:
             inner = expand(statement, active, known)
             if inner is None:
-                return
+                return None
             expanded.extend(inner)
         else:
             expanded.append(Expanded(statement, location))
@@ -374,12 +382,31 @@ def _verify_expansion(statements: tuple[str, ...], produced: LineBytes, mode: in
     try:
         check_line_cached(texts, produced, mode, known, labels, frozenset(identifiers(" ".join(texts))))
     except Miscompile as error:
+        if error.operand_fix is not None:
+            new = _rewrite_argument(statements, text, active, *error.operand_fix)
+            if new is not None and new != text:
+                return new
         where = ""
         if error.position is not None:
             item = expanded[error.position]
             where = (f"; in the expansion: '{item.statement}' from {item.origin.file}:{item.origin.line}: "
                      f"{item.origin.text.strip()}")
         raise AssemblyError(f"{error}{where}", location) from None
+
+
+def _rewrite_argument(statements: tuple[str, ...], text: str, active: dict[str, Macro], written: str,
+                      replacement: str) -> str | None:
+    """``text`` with the first invocation argument that is exactly ``written`` replaced."""
+    for statement in statements:
+        words = statement.split(None, 1)
+        if len(words) < 2 or words[0].lower() not in active:
+            continue
+        arguments = split_operands(words[1])
+        for position, argument in enumerate(arguments):
+            if argument.strip() == written.strip():
+                arguments[position] = replacement
+                return text.replace(statement, f"{words[0]} {', '.join(arguments)}", 1)
+    return None
 
 
 def _macro_names(lines: list[SourceLine]) -> set[str]:

@@ -64,11 +64,14 @@ class Miscompile(Exception):
     statement in another form gives the intended encoding (see ``absolute_form``).
     """
 
-    def __init__(self, message: str, rewrite: tuple[int, str] | None = None, position: int | None = None) -> None:
+    def __init__(self, message: str, rewrite: tuple[int, str] | None = None, position: int | None = None,
+                 operand_fix: tuple[str, str] | None = None) -> None:
         super().__init__(message)
         self.rewrite = rewrite
         #: Index of the statement (of the line) that is wrong, when known.
         self.position = position
+        #: (operand text as written, its replacement) behind ``rewrite``.
+        self.operand_fix = operand_fix
 
 
 @dataclass(frozen=True)
@@ -133,11 +136,11 @@ def check_line_cached(statements: tuple[str, ...], produced: LineBytes, mode: in
             check_line(instructions, produced, mode, symbols, labels, strict_count)
             verdict = None
         except Miscompile as error:
-            verdict = (str(error), error.rewrite, error.position)
+            verdict = (str(error), error.rewrite, error.position, error.operand_fix)
         _verdicts.put(key, verdict)
     if verdict is not None:
-        message, rewrite, position = verdict  # type: ignore[misc]
-        raise Miscompile(message, rewrite, position)
+        message, rewrite, position, operand_fix = verdict  # type: ignore[misc]
+        raise Miscompile(message, rewrite, position, operand_fix)
 
 
 def _depends_on_address(instruction: Instruction) -> bool:
@@ -187,13 +190,14 @@ def check_line(instructions: tuple[Instruction, ...], produced: LineBytes, mode:
         try:
             _check_instruction(source, insn, mode, symbols, labels)
         except Miscompile as error:
-            rewrite = None
+            rewrite = operand_fix = None
             message = str(error)
             if error.rewrite is not None:
                 operand_index, operand_text = error.rewrite
                 rewrite = (position, source.with_operand(operand_index, operand_text))
+                operand_fix = (source.operands[operand_index].text, operand_text)
                 message += f" (write '{operand_text}' for the absolute form)"
-            raise Miscompile(message, rewrite, position) from None
+            raise Miscompile(message, rewrite, position, operand_fix) from None
 
 
 _ALIASES = {"movabs": "mov", "sal": "shl", "jz": "je", "jnz": "jne", "jc": "jb", "jnc": "jae", "jnae": "jb",

@@ -254,19 +254,43 @@ def test_miscompile_inside_a_macro_names_the_invocation_and_the_body_line(mode: 
     assert "in the expansion: 'mov eax, [esi - S]' from user.s:3: mov \\reg, \\src" in str(error)
 
 
-def test_absolute_address_inside_a_macro_is_an_error_naming_the_absolute_form() -> None:
-    error = _error('.include "ccall.s"\n_start:\n    ccall1 target, [0x1000]\ntarget: ret\n')
-    assert str(error).startswith("user.s:3: '[0x1000]' addresses 0x1000 but keystone encoded "
-                                 "'mov rdi, qword ptr [rip + 0x1000]'")
+def test_absolute_address_passed_to_a_macro_is_repaired_in_the_guest() -> None:
+    # ccall2 expands to `mov rdi, [0x3000]` / `mov rsi, [0x3008]`, which keystone encodes
+    # as [rip + 0x3000] / [rip + 0x3008]: the arguments are rewritten to the absolute form.
+    source = """
+.include "ccall.s"
+_start:
+    mov edi, 0x3000
+    mov dword ptr [rdi], 30
+    mov dword ptr [rdi + 8], 12
+    ccall2 target, [0x3000], [0x3008]
+    mov eax, edi
+    add eax, esi
+    out 0xf4, al
+target:
+    ret
+"""
+    code, _machine = _run(source, 64)
+    assert code == 42
+    program = assemble(source, mode=64)
+    # REX.W 8B, ModRM 00 111/110 100, SIB 25: mov rdi/rsi, [disp32] (absolute).
+    assert bytes.fromhex("488b3c2500300000" "488b342508300000") in program.code
+
+
+def test_absolute_address_built_inside_a_macro_is_an_error_naming_the_absolute_form() -> None:
+    source = ".macro ldp r, a\n    mov \\r, [\\a]\n.endm\n_start:\n    ldp rbx, 0x1000\n"
+    error = _error(source)
+    assert str(error).startswith("user.s:5: '[0x1000]' addresses 0x1000 but keystone encoded "
+                                 "'mov rbx, qword ptr [rip + 0x1000]'")
     assert "write '[riz*1 + 0x1000]' for the absolute form" in str(error)
-    assert "from lib/ccall.s:15: mov rdi, \\a" in str(error)
+    assert "in the expansion: 'mov rbx, [0x1000]' from user.s:2: mov \\r, [\\a]" in str(error)
 
 
-def test_macro_argument_with_spaces_next_to_operators_is_checked() -> None:
+def test_macro_argument_with_spaces_next_to_operators_is_one_argument_and_repaired() -> None:
     # One argument for keystone (and GNU as): the spaces touch the '+'.
-    error = _error(MACROS + "_start:\n    load_twice rbx, [8 + 0x10000]\n")
-    assert "'[8 + 0x10000]' addresses 0x10008 but keystone encoded 'mov rbx, qword ptr [rip + 0x10008]'" in str(error)
-    assert "write '[riz*1 + 0x10008]' for the absolute form" in str(error)
+    program = assemble(MACROS + "_start:\n    load_twice rbx, [8 + 0x10000]\n", mode=64)
+    # Repaired (keystone alone: [rip + 0x10008]): twice mov rbx, [0x10008] (absolute).
+    assert program.code == bytes.fromhex("488b1c2508000100" * 2)
 
 
 def test_garbage_after_a_truncated_instruction_does_not_hide_it() -> None:
