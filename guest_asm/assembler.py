@@ -46,6 +46,7 @@ _MARK = "__hgcm_L"
 _END = "__hgcm_end"
 _UNDEFINED = 0xFFFFFFFFFFFFFFFF
 #: Texts (sha256, mode, base) already checked, with the rewrites the check asked for.
+_MAX_ROUNDS = 64
 _checked: BoundedCache[tuple[bytes, int, int], dict[int, str]] = BoundedCache(4096)
 _MACRO_NAME = re.compile(r"\.macro\s+([A-Za-z_.$][\w.$]*)", re.IGNORECASE)
 
@@ -149,8 +150,9 @@ def assemble(source: str | Path, *, mode: int = 64, base: int = DEFAULT_BASE, fi
     macros = _macro_names(lines)
     rewritten: dict[int, str] = {}
     # Each round rewrites at least one more operand into the absolute form (a rewritten
-    # operand that is still wrong is an error), so the rounds are bounded by the operands.
-    while True:
+    # operand that is still wrong is an error), so the rounds are bounded by the operands;
+    # _MAX_ROUNDS is a backstop.
+    for _round in range(_MAX_ROUNDS):
         text = _program_text(prelude, lines, labels, equates, rewritten)
         try:
             result = _run(text, mode, base, timeout, name)
@@ -172,6 +174,10 @@ def assemble(source: str | Path, *, mode: int = 64, base: int = DEFAULT_BASE, fi
         # Keystone mis-encoded absolute addresses the rewritten form encodes exactly; lengths
         # change, so assemble (and check) again.
         rewritten.update(rewrites)
+    else:
+        index = min(rewrites)
+        raise AssemblyError(f"absolute operands still mis-encoded after {_MAX_ROUNDS} rewrites",
+                            lines[index].location)
     line_map = _line_map(lines, values, base + len(code), macros)
     entry = symbols.get("_start", base)
     return AssembledProgram(code, base, entry, mode, symbols, line_map, name, constants)
