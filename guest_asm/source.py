@@ -15,6 +15,7 @@ escapes.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ LIB_DIR = Path(__file__).resolve().parent / "lib"
 _LABEL = re.compile(r"\s*([A-Za-z_.$][\w.$]*|\d+)\s*:(?!:)")
 _INCLUDE = re.compile(r"\.include\s+\"([^\"]+)\"\s*$", re.IGNORECASE)
 _IDENT = re.compile(r"[A-Za-z_.$][\w.$]*")
+_EQUATE = re.compile(r"(?:\.(?:equ|set)\s+(?P<name>[A-Za-z_.$][\w.$]*)\s*,(?P<value>.*)"
+                     r"|(?P<name2>[A-Za-z_.$][\w.$]*)\s*=(?!=)(?P<value2>.*))$", re.IGNORECASE | re.DOTALL)
 
 #: Directives that open a block whose lines keystone may expand several times (or never).
 _BODY_OPENERS = (".macro", ".rept", ".irp", ".irpc")
@@ -71,10 +74,20 @@ class Statement:
     has_instruction: bool
     #: The first word of each instruction statement (mnemonic or macro name).
     mnemonics: tuple[str, ...]
+    #: Each instruction statement's text without its labels.
+    instructions: tuple[str, ...] = ()
+    #: ``(name, expression)`` of each ``.equ``/``.set``/``name =`` assignment.
+    equates: tuple[tuple[str, str], ...] = ()
+    #: Each directive statement's text without its labels.
+    directive_texts: tuple[str, ...] = ()
 
 
 def strip_comment(text: str) -> str:
     """``text`` without its ``#`` comment; ``#`` inside a string or char literal is kept."""
+    if "#" not in text:
+        return text
+    if '"' not in text and "'" not in text:
+        return text[:text.index("#")]
     in_string = False
     index = 0
     while index < len(text):
@@ -97,6 +110,9 @@ def strip_comment(text: str) -> str:
 
 def split_statements(text: str) -> list[str]:
     """Split a comment-free line at ``;`` separators outside strings."""
+    if ";" not in text:
+        stripped = text.strip()
+        return [stripped] if stripped else []
     parts: list[str] = []
     current: list[str] = []
     in_string = False
@@ -116,11 +132,15 @@ def split_statements(text: str) -> list[str]:
     return [part for part in (p.strip() for p in parts) if part]
 
 
+@functools.lru_cache(maxsize=65536)
 def scan(text: str) -> Statement:
-    """Labels, directives and instructions on one source line."""
+    """Labels, directives, instructions and assignments on one source line."""
     labels: list[str] = []
     directives: list[str] = []
     mnemonics: list[str] = []
+    instructions: list[str] = []
+    equates: list[tuple[str, str]] = []
+    directive_texts: list[str] = []
     for statement in split_statements(strip_comment(text)):
         while match := _LABEL.match(statement):
             if not match.group(1).isdigit():
@@ -129,13 +149,20 @@ def scan(text: str) -> Statement:
         if not statement:
             continue
         word = statement.split(None, 1)[0].rstrip(",")
+        equate = _EQUATE.match(statement)
+        if equate:
+            equates.append((equate.group("name") or equate.group("name2"),
+                            (equate.group("value") or equate.group("value2")).strip()))
         if word.startswith("."):
             directives.append(word.lower())
+            directive_texts.append(statement)
         elif "=" in statement and re.match(r"[A-Za-z_.$][\w.$]*\s*=", statement):
             directives.append("=")
         else:
             mnemonics.append(word.lower())
-    return Statement(tuple(labels), tuple(directives), bool(mnemonics), tuple(mnemonics))
+            instructions.append(statement)
+    return Statement(tuple(labels), tuple(directives), bool(mnemonics), tuple(mnemonics), tuple(instructions),
+                     tuple(equates), tuple(directive_texts))
 
 
 def identifiers(text: str) -> set[str]:

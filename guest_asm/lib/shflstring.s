@@ -48,7 +48,10 @@ shfl_string_init_n_done:
     ret
 
 shfl_string_init_buffer:
-    lea eax, [esi - SHFLSTRING_HEADER_SIZE]
+    # Not `lea eax, [esi - SHFLSTRING_HEADER_SIZE]`: keystone drops the minus before a
+    # symbol inside brackets (it encoded [esi + 4]; the front end now rejects that).
+    mov eax, esi
+    sub eax, SHFLSTRING_HEADER_SIZE
     mov word ptr [rdi + SHFLSTRINGHEADER_OFF_U16SIZE], ax
     mov word ptr [rdi + SHFLSTRINGHEADER_OFF_U16LENGTH], 0
     mov byte ptr [rdi + SHFLSTRING_HEADER_SIZE], 0

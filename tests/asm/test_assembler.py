@@ -141,7 +141,8 @@ def test_include_cycle_is_an_error(tmp_path: Path) -> None:
     ("nop\nnop\nbadinsn eax\nnop\n", 3, "Invalid mnemonic"),
     ("_start:\n jmp _start\n jmp nowhere\nlater: nop\n jmp later\n", 3, "SYMBOL_MISSING"),
     ("nop\n.if 1\nnop\nmov eax, qword[xmm0]\n.endif\nnop\n", 4, "stopped assembling"),
-    (".macro m\n nop\n.endm\nm\n.byte 1000\n", 5, "keystone"),
+    (".macro m\n nop\n.endm\nm\n.byte 1000\n", 5, "does not fit in 1 byte"),
+    (".macro m\n nop\n.endm\nm\n.byte 200+100\n", 5, "does not fit in 1 byte"),
     ("nop\n.section .data\n", 2, "sections are not supported"),
     ("nop\n.text\n", 2, "sections are not supported"),
     ("nop\n.cfi_startproc\n", 2, "CFI"),
@@ -166,3 +167,32 @@ def test_bad_arguments() -> None:
         assemble("nop\n", mode=16)
     with pytest.raises(ValueError):
         assemble("nop\n", base=1 << 32)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_error_after_an_include_names_the_users_line(tmp_path: Path, mode: int) -> None:
+    # log.s defines log_signed in both halves of `.if MODE == 64 ... .else`; the prefix
+    # bisection used to treat the (false, 64-bit) first definition as the one that counts
+    # and blamed log.s's `jmp log_signed` in 32-bit mode.
+    (tmp_path / "p.s").write_text('.include "log.s"\n_start:\n    mov eax, 1\n    badinsn eax\n    nop\n')
+    with pytest.raises(AssemblyError, match="Invalid mnemonic") as info:
+        assemble(tmp_path / "p.s", mode=mode)
+    assert str(info.value).startswith(f"{tmp_path / 'p.s'}:4: ")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_error_blame_with_a_label_defined_in_both_mode_branches(mode: int) -> None:
+    source = (".if MODE == 64\n"   # 1
+              " jmp both\n"         # 2
+              "both: nop\n"         # 3
+              ".else\n"             # 4
+              " jmp both\n"         # 5
+              "both: nop\n"         # 6
+              ".endif\n"            # 7
+              " nop\n"              # 8
+              " mov eax, ebx ecx\n"  # 9
+              " nop\n")             # 10
+    with pytest.raises(AssemblyError) as info:
+        assemble(source, mode=mode, filename="user.s")
+    assert info.value.location is not None
+    assert (info.value.location.file, info.value.location.line) == ("user.s", 9)
