@@ -526,6 +526,10 @@ class HostRoot:
         root_st = _sys.fstat(self._fd)
         self.dev_ino = (root_st.st_dev, root_st.st_ino)
         self.use_openat2 = openat2_available() if use_openat2 is None else use_openat2
+        # VirtualBox's host path of the share root is the folder's absolute path without a
+        # trailing slash (mappings.cpp:vbsfMappingsAdd via vbsfPathAbs, RTPathAbsEx), so a
+        # path query of the root sees the folder's own name (None for the host's "/").
+        self.root_name: bytes | None = os.path.basename(os.path.abspath(os.fsencode(host_path))) or None
 
     def close(self) -> None:
         """Release the root fd."""
@@ -653,13 +657,16 @@ class HostRoot:
         """Object info of ``path`` (RTPathQueryInfoEx with FOLLOW_LINK or ON_LINK).
 
         A path the guest ended with its delimiter is queried with the trailing slash (see
-        ``stat``).  The final name decides DOS_HIDDEN, as IPRT's RTPathFilename does; it
-        has none when the path is the root, ends with the guest's delimiter, or ``named``
-        is False (IPRT queried a path it ended with a slash itself, e.g. RTDirQueryInfo).
+        ``stat``).  The final name decides DOS_HIDDEN, as IPRT's RTPathFilename does: for
+        the root it is the share folder's own name (``root_name``); there is none when the
+        path ends with the guest's delimiter or ``named`` is False (IPRT queried a path it
+        ended with a slash itself, e.g. RTDirQueryInfo).
         """
         slash = path.trailing_delimiter
-        has_name = named and not path.is_root and not slash
-        return self.describe(self.stat(path, follow, slash), path.name if has_name else None)
+        name = None
+        if named and not slash:
+            name = self.root_name if path.is_root else path.name
+        return self.describe(self.stat(path, follow, slash), name)
 
     def describe(self, st: os.stat_result, name: bytes | None = None) -> ObjInfo:
         """The object info the guest is shown for ``st`` (``obj_info``).  Every path and

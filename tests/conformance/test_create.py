@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import errno
 import os
+from pathlib import Path
 
 import pytest
 
 from runtime import faults
+from runtime.fs import RtFs
 from runtime.status import Status
 from services.hgcm import SvcParm
 from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult, ShflFn
@@ -138,7 +140,7 @@ LOOKUPS = [
     (".hid/", False, R.FILE_EXISTS, ".hid", True, None),                 # hence not hidden
     (".hid", False, R.FILE_EXISTS, ".hid", True, b".hid"),
     (".dot", False, R.FILE_EXISTS, ".dot", True, b".dot"),               # NT_NORMAL | HIDDEN
-    ("", False, R.FILE_EXISTS, "", True, None),
+    ("", False, R.FILE_EXISTS, "", True, b"share"),                      # the folder's own name
     ("link_in", False, R.FILE_EXISTS, "link_in", True, b"link_in"),
     ("link_in", True, R.FILE_EXISTS, "link_in", False, b"link_in"),      # lstat: the link
     ("link_in/", True, R.FILE_EXISTS, "link_in", True, None),            # '/' follows the link
@@ -684,3 +686,37 @@ def test_lookup_on_a_read_only_share_is_no_write(guest: Guest, tree: Tree, flags
     assert (created.status, created.parms.Result, created.parms.Handle) == (0, R.FILE_EXISTS, NIL)
     assert created.info_bytes == expected_info(os.stat(tree.ro / "file.txt"), b"file.txt")
     assert (tree.ro / "file.txt").read_bytes() == b"ro-data"
+
+
+@pytest.mark.shfl("CREATE")
+@pytest.mark.parametrize("use_openat2", [True, False], ids=["openat2", "walk"])
+@pytest.mark.parametrize("path", ["", "/", "sub/.."])
+def test_lookup_of_the_root_sees_the_share_folders_own_name(tmp_path: Path, use_openat2: bool,
+                                                            path: str) -> None:
+    """SHFL_CF_LOOKUP of the share root: IPRT's hidden bit comes from the folder's own name.
+
+    The root's host path is the folder's absolute path without a trailing slash (mappings.cpp
+    vbsfMappingsAdd -> vbsfPathAbs -> RTPathAbsEx; vbsfPathGuestToHost builds the root the
+    same way for an empty or '..'-cancelled guest path), so RTPathFilename is the folder's
+    name: a share folder named ".cache" is reported DOS_HIDDEN (with NT_NORMAL clear, as a
+    directory), one named "plain" is not.
+    VBox: HostServices/SharedFolders/vbsfpathabs.cpp:vbsfPathAbs, HostServices/SharedFolders/vbsf.cpp:vbsfLookupFile, Runtime/r3/fs.cpp:rtFsModeFromUnix
+    """
+    hidden, plain = tmp_path / ".cache", tmp_path / "plain"
+    for folder in (hidden, plain):
+        (folder / "sub").mkdir(parents=True)
+    svc = SharedFoldersService(use_openat2=use_openat2)
+    try:
+        assert svc.add_mapping("hidden", str(hidden)) == 0
+        assert svc.add_mapping("plain", str(plain)) == 0
+        guest = Guest(svc)
+        for name, folder in (("hidden", hidden), ("plain", plain)):
+            root = guest.map(name)
+            created = create(guest, root, path, CF.LOOKUP | CF.ACCESS_READ)
+            assert (created.status, created.parms.Result, created.parms.Handle) == \
+                (0, R.FILE_EXISTS, NIL)
+            assert created.info_bytes == expected_info(os.stat(folder), folder.name.encode())
+            is_hidden = bool(created.parms.Info.Attr.fMode & RtFs.DOS_HIDDEN)
+            assert is_hidden == (name == "hidden")
+    finally:
+        svc.close()
