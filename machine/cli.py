@@ -16,7 +16,7 @@ import re
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TextIO
@@ -26,6 +26,8 @@ from machine.clock import INSTRUCTION_CLASSES, CostProfile
 from machine.device import DEVICE_ENTRY_POINT_GROUP, Device
 from machine.loader import LoadError, image_from_file
 from machine.machine import DEFAULT_INSTRUCTION_BUDGET, DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
+from machine.asmcli import register_asm_command, run_asm_command
+from machine.gdbstub.server import DebugRunEnded
 from machine.trace.cli import register_trace_commands, run_trace_command
 from machine.tracing import CallbackSink, JsonLinesSink, ListSink, TraceEvent
 
@@ -102,6 +104,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="integer constant for assembly sources (repeatable)")
     run.add_argument("--trace", type=Path, metavar="FILE", help="write every trace event to FILE (JSON Lines)")
     run.add_argument("--quiet", "-q", action="store_true", help="print only guest log lines, no summary")
+    run.add_argument("--gdb", metavar="[HOST:]PORT",
+                     help="wait for gdb on PORT (host 127.0.0.1 unless given) and stop before the first "
+                          "instruction; see docs/debugging.md")
 
     demo = commands.add_parser(
         "demo", help="run the bundled shared-folder demo",
@@ -117,6 +122,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         description=f"List device plugins registered under the '{DEVICE_ENTRY_POINT_GROUP}' "
                                     "entry-point group (usable with run --device).")
     register_trace_commands(commands)
+    register_asm_command(commands, parse_define)
     return parser
 
 
@@ -236,14 +242,17 @@ def _summary(result: RunResult, events: ListSink) -> list[str]:
     return lines
 
 
-def _run_machine(machine: Machine, args: argparse.Namespace, max_instructions: int) -> tuple[RunResult, ListSink]:
-    """Run with a summary collector and an optional JSON Lines trace file."""
+def _run_machine(machine: Machine, args: argparse.Namespace, max_instructions: int,
+                 run: Callable[[int], RunResult] | None = None) -> tuple[RunResult, ListSink]:
+    """Run (with ``run``, default ``machine.run``) with a summary collector and an optional
+    JSON Lines trace file."""
+    run = run or machine.run
     collected = ListSink()
     summary_kinds = {"hgcm_call", "hgcm_connect"}
     machine.tracer.add_sink(lambda event: collected(event) if event.kind in summary_kinds else None)
     trace_path: Path | None = getattr(args, "trace", None)
     if trace_path is None:
-        return machine.run(max_instructions), collected
+        return run(max_instructions), collected
     try:
         stream = trace_path.open("w", encoding="utf-8")
     except OSError as error:
@@ -252,7 +261,7 @@ def _run_machine(machine: Machine, args: argparse.Namespace, max_instructions: i
         sink = JsonLinesSink(stream)
         machine.tracer.add_sink(sink)
         try:
-            return machine.run(max_instructions), collected
+            return run(max_instructions), collected
         finally:
             machine.tracer.remove_sink(sink)
 
@@ -272,7 +281,17 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         machine.close()
         raise UsageError(str(error)) from None
     try:
-        result, collected = _run_machine(machine, args, args.max_instructions)
+        runner = None
+        if args.gdb is not None:
+            from machine.gdbstub.cli import gdb_runner
+            try:
+                runner = gdb_runner(machine, args, err)
+            except ValueError as error:
+                raise UsageError(str(error)) from None
+        result, collected = _run_machine(machine, args, args.max_instructions, runner)
+    except DebugRunEnded as ended:
+        print(f"hgcmlab: {ended}", file=err)
+        return EXIT_GUEST_FAULT
     finally:
         machine.close()
     if result.fault is not None:
@@ -352,6 +371,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             return _cmd_devices(out)
         if args.command == "trace":
             return run_trace_command(args, out, err)
+        if args.command == "asm":
+            return run_asm_command(args, out, err)
         parser.print_help(out)
         return EXIT_USAGE
     except UsageError as error:
