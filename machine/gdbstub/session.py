@@ -82,6 +82,7 @@ class GdbSession:
         self._open_fd = False
         self._mode = _Mode.STOPPED
         self._pc_writable = False
+        self._detached = False
         self._end_signal = _SIGSEGV
         machine.tracer.add_sink(self._trace_event)
 
@@ -103,6 +104,8 @@ class GdbSession:
     def _report_end(self, result: RunResult) -> None:
         """Tell gdb how the run ended; after a fault or an exhausted budget, let it look
         at the machine first."""
+        if self._detached:
+            return
         try:
             if result.end in (RunEnd.EXIT, RunEnd.HALT):
                 self.connection.send_packet(f"W{result.exit_code & 0xFF:02x}".encode())
@@ -168,7 +171,8 @@ class GdbSession:
                 outcome = _ERROR
             if isinstance(outcome, Resume):
                 if self._mode is _Mode.ENDED:
-                    self._send(f"X{self._end_signal:02x}".encode())
+                    if outcome is not Resume.DETACH:
+                        self._send(f"X{self._end_signal:02x}".encode())
                     raise DebuggerAbort("the run had ended")
                 return outcome
             if outcome is not None:
@@ -210,6 +214,8 @@ class GdbSession:
             raise DebuggerAbort("killed from gdb")
         if head == b"D":
             self._send(_OK)
+            self._detached = True
+            self._trace_to_console = False
             return Resume.DETACH
         if head == b"H" or head == b"T":
             return _OK
