@@ -198,8 +198,6 @@ class Cpu:
         self._exact = False
         self._stop: StopInfo | None = None
         self._fault: tuple[str, int | None] | None = None
-        #: Instruction count at which the current run() stops (count given to emu_start).
-        self._run_limit = 0
         self._install_flat_segments()
         self._install_block_hook(fast_blocks)
         self._uc.hook_add(unicorn.UC_HOOK_INSN, self._on_in, None, 1, 0, ux.UC_X86_INS_IN)
@@ -418,7 +416,6 @@ class Cpu:
         self._fault = None
         self._state.current = 0
         self._set_exact(exact)
-        self._run_limit = self.instructions + count
         until = 0xFFFFFFFFFFFFFFFF if self.mode == 64 else 0xFFFFFFFF
         uc_error: unicorn.UcError | None = None
         # No cyclic garbage collection while Unicorn runs: collecting another machine's
@@ -565,13 +562,6 @@ class Cpu:
         if status != unicorn.UC_ERR_OK:
             raise RuntimeError(f"Unicorn refused the {kind} hook (error {status})")
         self._uc.ctl_flush_tb()
-
-    def will_execute(self, pc: int) -> bool:
-        """Inside a code hook for the instruction at ``pc``: True when it executes in this
-        run, False when the run stops before it (a stop was requested, a fault or an error
-        is pending, or the run's instruction count is reached)."""
-        return (self._stop is None and self._fault is None and self._callback_error is None
-                and self.position(pc)[1] < self._run_limit)
 
     def abort_run(self, error: BaseException) -> None:
         """From a hook: stop the run now and make ``run`` raise ``error``."""

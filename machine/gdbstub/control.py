@@ -20,9 +20,10 @@ Where stops happen (always before an instruction, reported with its address as p
   only, not device reads;
 * an interrupt request (gdb's Ctrl-C): the stop comes within ``POLL_INTERVAL`` instructions.
 
-A code hook runs for an instruction that the run will not execute now (the run stops first
-for a device deadline, an interrupt or its instruction count, and comes back to the
-instruction later); such calls are ignored, so each instruction is reported once.
+Unicorn calls no further code hook once a stop was requested (the machine's own stops for
+device deadlines and interrupts come before the instruction's hooks), so every reported
+instruction is one that executes next; tests/machine/test_gdb_equivalence.py checks that
+each execution is reported once.
 """
 
 from __future__ import annotations
@@ -266,8 +267,6 @@ class Debugger:
             counted_out = self._poll_due()
         cpu = self.machine.cpu
         if self._detached:
-            return
-        if not cpu.will_execute(address):
             return
         position = (cpu.instructions_at(address), address)
         if counted_out and self._pending is None and self._poll():

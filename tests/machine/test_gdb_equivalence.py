@@ -81,3 +81,56 @@ def test_stops_change_nothing(tmp_path: Path, name: str, mode: int, async_hgcm: 
     assert (result.end, result.exit_code, result.instructions, result.cycles) == (
         expected.end, expected.exit_code, expected.instructions, expected.cycles)
     assert [event.host_independent().to_json() for event in events.events] == expected_events
+
+
+def step_counts(client: GdbClient) -> dict[int, int]:
+    """Single-step from the first instruction to the end: how often each pc was reported."""
+    counts: dict[int, int] = {}
+    number = 16  # rip (64-bit layout)
+    while True:
+        pc = int.from_bytes(bytes.fromhex(client.request(f"p{number:x}".encode()).decode()), "little")
+        counts[pc] = counts.get(pc, 0) + 1
+        reply = client.request(b"s")
+        if reply.startswith(b"W"):
+            return counts
+        assert reply == b"T05thread:1;"
+
+
+@pytest.mark.parametrize("name", ["demo_poll_async.s", "demo_irq.s"])
+def test_every_execution_is_reported_once(tmp_path: Path, name: str) -> None:
+    """Single steps visit each executed instruction once (the count equals the machine's
+    instruction count) and a breakpoint reports each execution of its address once, also
+    where a device deadline or an interrupt stops the run right before it."""
+    stepped = start_stub(PROGRAMS_DIR / name, share=tmp_path, async_hgcm=True)
+    try:
+        counts = step_counts(stepped.client)
+        result = stepped.finish()
+    finally:
+        stepped.client.close()
+        stepped.thread.join(30)
+        stepped.machine.close()
+    assert isinstance(result, RunResult)
+    assert sum(counts.values()) == result.instructions
+    stub = start_stub(PROGRAMS_DIR / name, share=tmp_path, async_hgcm=True)
+    labels = sorted({address for address in stub.program.symbols.values() if address < stub.program.end})
+    hits: dict[int, int] = {}
+    try:
+        for address in labels:
+            assert stub.client.request(f"Z0,{address:x},1".encode()) == b"OK"
+        while (reply := stub.client.request(b"c")).startswith(b"T05"):
+            pc = stub.register("rip")
+            hits[pc] = hits.get(pc, 0) + 1
+        assert reply == b"W00"
+        counter = stub.program.symbols.get("vmmdev_irq_count")
+        irq_count = stub.machine.memory.read_u32(counter) if counter is not None else 0
+        stub.finish()
+    finally:
+        stub.client.close()
+        stub.thread.join(30)
+        stub.machine.close()
+    expected = {pc: counts.get(pc, 0) for pc in labels}
+    # Resuming does not report a breakpoint at the pc it resumes from (here: the entry).
+    expected[stub.program.entry] -= 1
+    assert {pc: hits.get(pc, 0) for pc in labels} == expected
+    if name == "demo_irq.s":
+        assert irq_count > 0 and hits[stub.program.symbols["vmmdev_isr"]] == irq_count
