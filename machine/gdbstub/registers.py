@@ -56,8 +56,8 @@ def layout(mode: int) -> tuple[Register, ...]:
         registers += [Register("fs_base", 64, "int", _SEGMENTS), Register("gs_base", 64, "int", _SEGMENTS)]
     system = ["cr0", "cr2", "cr3", "cr4"] + (["cr8"] if mode == 64 else []) + ["efer"]
     registers += [Register(name, 64, "int", _SYSTEM) for name in system]
-    registers += [Register("gdtr_base", 64, "data_ptr", _SYSTEM), Register("gdtr_limit", 32, "int", _SYSTEM),
-                  Register("idtr_base", 64, "data_ptr", _SYSTEM), Register("idtr_limit", 32, "int", _SYSTEM)]
+    registers += [Register("gdtr_base", 64, "uint64", _SYSTEM), Register("gdtr_limit", 32, "int", _SYSTEM),
+                  Register("idtr_base", 64, "uint64", _SYSTEM), Register("idtr_limit", 32, "int", _SYSTEM)]
     return tuple(registers)
 
 

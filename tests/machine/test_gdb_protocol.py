@@ -37,6 +37,7 @@ class Stub:
     program: AssembledProgram
     client: GdbClient
     thread: threading.Thread
+    port: int
     outcome: dict[str, object] = field(default_factory=dict)
 
     def finish(self) -> RunResult | Exception:
@@ -50,7 +51,9 @@ class Stub:
 
 
 def start_stub(source: str | Path, *, mode: int = 64, share: Path | None = None, async_hgcm: bool = False,
-               max_instructions: int = 20_000_000, trace: ListSink | None = None) -> Stub:
+               max_instructions: int = 20_000_000, trace: ListSink | None = None, connect: bool = True) -> Stub:
+    """Run ``source`` under the stub in a thread; connect the Python client unless
+    ``connect`` is false (then another debugger connects to ``Stub.port``)."""
     program = assemble(source, mode=mode)
     config = VMMDevConfig(timing=HgcmTiming(force_async=True)) if async_hgcm else None
     machine = Machine(mode, vmmdev_config=config)
@@ -74,8 +77,8 @@ def start_stub(source: str | Path, *, mode: int = 64, share: Path | None = None,
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    client = GdbClient("127.0.0.1", server.port)
-    return Stub(machine, program, client, thread, outcome)
+    client = GdbClient("127.0.0.1", server.port) if connect else GdbClient.__new__(GdbClient)
+    return Stub(machine, program, client, thread, server.port, outcome)
 
 
 @pytest.fixture
