@@ -280,8 +280,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except ValueError as error:
         machine.close()
         raise UsageError(str(error)) from None
+    runner = None
     try:
-        runner = None
         if args.gdb is not None:
             from machine.gdbstub.cli import gdb_runner
             try:
@@ -293,6 +293,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"hgcmlab: {ended}", file=err)
         return EXIT_GUEST_FAULT
     finally:
+        if runner is not None:
+            runner.close()
         machine.close()
     if result.fault is not None:
         print(result.fault.format(), file=err)

@@ -46,13 +46,14 @@ class GdbServer:
     """A listening socket for one gdb connection."""
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = 0) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            self._sock = socket.socket(family, socket.SOCK_STREAM)
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self._sock.bind((host, port))
             self._sock.listen(1)
         except (OSError, OverflowError) as error:
+            self._sock.close()
             raise ValueError(f"cannot listen for gdb on {host}:{port}: {error}") from None
         self.host = host
         self.port = int(self._sock.getsockname()[1])
