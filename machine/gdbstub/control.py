@@ -246,6 +246,8 @@ class Debugger:
         pc = stop.pc
         instructions = cpu.instructions_at(pc) if inside_hook else cpu.instructions
         resume = self._on_stop(stop)
+        if not inside_hook:
+            pc = cpu.pc         # before the first instruction the debugger may move it
         self._resumed_at = (instructions, pc)
         if resume is Resume.DETACH:
             self.detach()

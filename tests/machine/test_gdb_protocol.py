@@ -376,3 +376,38 @@ def test_monitor_commands(stubs, tmp_path) -> None:
     assert client.request(b"c") == b"W00"
     kinds = [line.split('"kind":"')[1].split('"')[0] for line in client.console]
     assert "hgcm_call" in kinds and kinds[-1] == "run_end"
+
+
+def test_registers_and_memory_written_at_a_stop_are_what_the_guest_sees(stubs) -> None:
+    stub = start_stub("""
+_start:
+    mov eax, 1
+    mov ebx, dword ptr [0x3000]
+here:
+    add eax, ebx
+    mov dx, 0xF4
+    out dx, eax
+    hlt
+""")
+    stubs.append(stub)
+    client, here = stub.client, stub.program.symbols["here"]
+    assert client.request(b"M3000,4:05000000") == b"OK"          # before the first instruction
+    assert client.request(f"Z0,{here:x},1".encode()) == b"OK"
+    assert client.request(b"c") == b"T05thread:1;swbreak:;"
+    assert stub.register("rbx") == 5
+    number = next(n for n, r in enumerate(layout(64)) if r.name == "rax")
+    assert client.request(f"P{number:x}=".encode() + (0x20).to_bytes(8, "little").hex().encode()) == b"OK"
+    # Mid-run the pc stays where the guest is (the counts depend on it).
+    pc = next(n for n, r in enumerate(layout(64)) if r.name == "rip")
+    assert client.request(f"P{pc:x}=".encode() + (here + 2).to_bytes(8, "little").hex().encode()) == b"E02"
+    assert client.request(f"c{here + 2:x}".encode()) == b"E02"
+    assert client.request(b"c") == b"W25"                          # 0x20 + 5
+
+
+def test_the_pc_may_be_moved_before_the_first_instruction(stubs) -> None:
+    stub = start_stub(EXIT_42 + "other:\n    mov eax, 7\n    mov dx, 0xF4\n    out dx, eax\n")
+    stubs.append(stub)
+    other = stub.program.symbols["other"]
+    assert stub.client.request(f"s{other:x}".encode()) == b"T05thread:1;"
+    assert stub.register("rip") == other + 5 and stub.register("rax") == 7     # mov eax, 7 executed
+    assert stub.client.request(b"c") == b"W07"
