@@ -411,3 +411,13 @@ def test_the_pc_may_be_moved_before_the_first_instruction(stubs) -> None:
     assert stub.client.request(f"s{other:x}".encode()) == b"T05thread:1;"
     assert stub.register("rip") == other + 5 and stub.register("rax") == 7     # mov eax, 7 executed
     assert stub.client.request(b"c") == b"W07"
+
+
+def test_a_disconnect_while_the_guest_runs_ends_the_run(stubs) -> None:
+    stub = start_stub(LOOP, max_instructions=1 << 60)
+    stubs.append(stub)
+    stub.client.send(b"c")
+    stub.client.close()
+    result = stub.finish()
+    assert isinstance(result, DebugRunEnded) and str(result).startswith("gdb disconnected (")
+    assert stub.machine.cpu.instructions > 0
