@@ -420,4 +420,4 @@ def test_a_disconnect_while_the_guest_runs_ends_the_run(stubs) -> None:
     stub.client.close()
     result = stub.finish()
     assert isinstance(result, DebugRunEnded) and str(result).startswith("gdb disconnected (")
-    assert stub.machine.cpu.instructions > 0
+    assert stub.machine.cycles > 0 and str(result).endswith(f"the run ended at cycle {stub.machine.cycles}")
