@@ -153,8 +153,8 @@ class Debugger:
         self.machine.memory.write_observer = self._device_write
 
     def detach(self) -> None:
-        """Forget every breakpoint and watchpoint and never stop again (the hooks stay,
-        idle but for a poll every ``POLL_INTERVAL`` instructions)."""
+        """Forget every breakpoint and watchpoint and never stop or poll again (the hooks
+        stay installed: they cost a Python call every ``POLL_INTERVAL`` instructions)."""
         self._detached = True
         self.breakpoints.clear()
         self.watchpoints.clear()

@@ -13,6 +13,7 @@ out of here except ``DebuggerAbort`` (kill, disconnect).
 from __future__ import annotations
 
 import binascii
+import re
 import struct
 from dataclasses import dataclass
 from enum import Enum
@@ -50,14 +51,14 @@ class _Mode(Enum):
     ENDED = "ended"         # the run is over: resumes report the end
 
 
+_HEX = re.compile(rb"[0-9a-fA-F]{1,16}")
+
+
 def _hex_int(text: bytes) -> int:
-    try:
-        value = int(text, 16)
-    except ValueError:
-        raise _Malformed(text) from None
-    if value < 0:
+    """A hex number of at most 64 bits (gdb's addresses, lengths, register numbers)."""
+    if not _HEX.fullmatch(text):
         raise _Malformed(text)
-    return value
+    return int(text, 16)
 
 
 def _hex_bytes(text: bytes) -> bytes:
@@ -76,7 +77,7 @@ class GdbSession:
         self.exec_file = exec_file
         self.debugger = Debugger(machine, self._stopped, self._poll)
         self._registers = layout(machine.mode)
-        self._last_stop = b"S05"
+        self._last_stop = b"T05thread:1;"
         self._trace_to_console = False
         self._running = False
         self._open_fd = False
@@ -90,16 +91,23 @@ class GdbSession:
 
     def run(self, max_instructions: int) -> RunResult:
         """Wait for gdb's first resume, run the program under its control and report the
-        end.  Raises ``DebuggerAbort`` when gdb kills the run or disconnects."""
+        end.  Raises ``DebuggerAbort`` when gdb kills the run or disconnects.  Afterwards
+        the machine no longer refers to the session (its hooks stay installed, idle)."""
         self.debugger.attach()
         try:
-            self.debugger.start()
-            result = self.machine.run(max_instructions)
-        except Disconnected as error:
-            raise DebuggerAbort(f"gdb disconnected ({error})") from None
-        self._running = False
-        self._report_end(result)
-        return result
+            try:
+                self.debugger.start()
+                result = self.machine.run(max_instructions)
+            except Disconnected as error:
+                raise DebuggerAbort(f"gdb disconnected ({error})") from None
+            self._running = False
+            self._report_end(result)
+            return result
+        finally:
+            self._running = False
+            self._trace_to_console = False
+            self.debugger.detach()
+            self.machine.tracer.remove_sink(self._trace_event)
 
     def _report_end(self, result: RunResult) -> None:
         """Tell gdb how the run ended; after a fault or an exhausted budget, let it look

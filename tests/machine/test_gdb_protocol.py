@@ -312,7 +312,7 @@ def test_malformed_packets_get_errors_and_the_session_goes_on(stubs, tmp_path) -
     assert client.read_ack() == b"-"
     for packet in (b"mzz,4", b"m10000", b"M10000,4:zz", b"M10000,8:00", b"Z0,xyz,1", b"Z0,1", b"p9999",
                    b"pzz", b"P1=00", b"Gzz", b"c-1", b"vFile:pread:zz", b"qXfer:features:read:target.xml:zz,1",
-                   b"vCont;x", b"qRcmd,zz"):
+                   b"vCont;x", b"qRcmd,zz", b"m1_0,4", b"m 10,4", b"m10000000000000000,4", b"Z0,10000000000000000,1"):
         reply = client.request(packet)
         assert reply.startswith(b"E"), (packet, reply)
     for packet in (b"Z9,10000,1", b"qXfer:features:read:nope.xml:0,10", b"vFile:pread:7,10,0", b"bogus",
@@ -421,3 +421,16 @@ def test_a_disconnect_while_the_guest_runs_ends_the_run(stubs) -> None:
     result = stub.finish()
     assert isinstance(result, DebugRunEnded) and str(result).startswith("gdb disconnected (")
     assert stub.machine.cycles > 0 and str(result).endswith(f"the run ended at cycle {stub.machine.cycles}")
+
+
+def test_after_the_session_the_machine_runs_on_its_own(stubs) -> None:
+    stub = start_stub(EXIT_42)
+    stubs.append(stub)
+    assert stub.client.request(b"Z0,10000,1") == b"OK"
+    assert stub.client.request(b"c") == b"W2a"
+    assert isinstance(stub.finish(), RunResult)
+    machine = stub.machine
+    machine.load(stub.program)
+    assert machine.memory.write_observer is None
+    result = machine.run()                   # no debugger left to ask: no stop at 0x10000
+    assert result.exit_code == 42
