@@ -434,3 +434,28 @@ def test_after_the_session_the_machine_runs_on_its_own(stubs) -> None:
     assert machine.memory.write_observer is None
     result = machine.run()                   # no debugger left to ask: no stop at 0x10000
     assert result.exit_code == 42
+
+
+def test_random_packets_get_replies_and_change_nothing(stubs, tmp_path) -> None:
+    """Seeded random packets (read-only commands and garbage; nothing that resumes, writes
+    or sets stops): every one gets a reply and the run afterwards is unchanged."""
+    import random
+
+    stub = demo(stubs, tmp_path)
+    generator = random.Random(1234)
+    heads = [b"m", b"p", b"g", b"q", b"Q", b"v", b"H", b"T", b"?", b"z", b"!", b"qXfer:", b"qXfer:features:read:",
+             b"vFile:", b"vFile:pread:", b"qRcmd,", b"", b"\x7d", b"\x03"]
+    forbidden = (b"c", b"s", b"C", b"S", b"k", b"D", b"vCont;", b"vKill", b"M", b"X", b"G", b"P", b"Z", b"R", b"r",
+                 b"QStartNoAckMode", b"qRcmd,7472616365")   # trace: would change the console output
+    sent = 0
+    while sent < 400:
+        tail = bytes(generator.choice(b"0123456789abcdef,:;.=-xyzXYZ#$}*\x00\xff") for _ in range(generator.randrange(12)))
+        payload = generator.choice(heads) + tail
+        if payload.startswith(forbidden) or b"#" in payload or b"$" in payload or b"\x03" in payload:
+            continue
+        reply = stub.client.request(payload)
+        assert isinstance(reply, bytes)
+        sent += 1
+    assert stub.client.request(b"c") == b"W00"
+    result = stub.finish()
+    assert isinstance(result, RunResult) and result.end is RunEnd.EXIT
