@@ -16,18 +16,18 @@ import re
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
 from devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from machine.asmcli import register_asm_command, run_asm_command
 from machine.clock import INSTRUCTION_CLASSES, CostProfile
+from machine.gdbstub.cli import DebugRunEnded, GdbRunner, add_gdb_option, gdb_runner
 from machine.device import DEVICE_ENTRY_POINT_GROUP, Device
 from machine.loader import LoadError, image_from_file
 from machine.machine import DEFAULT_INSTRUCTION_BUDGET, DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
-from machine.asmcli import register_asm_command, run_asm_command
-from machine.gdbstub.server import DebugRunEnded
 from machine.trace.cli import register_trace_commands, run_trace_command
 from machine.tracing import CallbackSink, JsonLinesSink, ListSink, TraceEvent
 
@@ -100,13 +100,11 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="arguments for the program, after --, e.g. -- d:/notes.txt (written to the "
                           "argument block at 0x1000: u32 argc, u32 size, u32 offsets, strings)")
     _add_machine_options(run)
+    add_gdb_option(run)
     run.add_argument("--define", "-D", action="append", default=[], type=parse_define, metavar="NAME=VALUE",
                      help="integer constant for assembly sources (repeatable)")
     run.add_argument("--trace", type=Path, metavar="FILE", help="write every trace event to FILE (JSON Lines)")
     run.add_argument("--quiet", "-q", action="store_true", help="print only guest log lines, no summary")
-    run.add_argument("--gdb", metavar="[HOST:]PORT",
-                     help="wait for gdb on PORT (host 127.0.0.1 unless given) and stop before the first "
-                          "instruction; see docs/debugging.md")
 
     demo = commands.add_parser(
         "demo", help="run the bundled shared-folder demo",
@@ -243,10 +241,10 @@ def _summary(result: RunResult, events: ListSink) -> list[str]:
 
 
 def _run_machine(machine: Machine, args: argparse.Namespace, max_instructions: int,
-                 run: Callable[[int], RunResult] | None = None) -> tuple[RunResult, ListSink]:
-    """Run (with ``run``, default ``machine.run``) with a summary collector and an optional
-    JSON Lines trace file."""
-    run = run or machine.run
+                 gdb: GdbRunner | None = None) -> tuple[RunResult, ListSink]:
+    """Run (under ``gdb`` when given) with a summary collector and an optional JSON Lines
+    trace file."""
+    run = gdb or machine.run
     collected = ListSink()
     summary_kinds = {"hgcm_call", "hgcm_connect"}
     machine.tracer.add_sink(lambda event: collected(event) if event.kind in summary_kinds else None)
@@ -280,21 +278,20 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except ValueError as error:
         machine.close()
         raise UsageError(str(error)) from None
-    runner = None
+    gdb = None
     try:
         if args.gdb is not None:
-            from machine.gdbstub.cli import gdb_runner
             try:
-                runner = gdb_runner(machine, args, err)
+                gdb = gdb_runner(machine, args, err)
             except ValueError as error:
                 raise UsageError(str(error)) from None
-        result, collected = _run_machine(machine, args, args.max_instructions, runner)
+        result, collected = _run_machine(machine, args, args.max_instructions, gdb)
     except DebugRunEnded as ended:
         print(f"hgcmlab: {ended}", file=err)
         return EXIT_GUEST_FAULT
     finally:
-        if runner is not None:
-            runner.close()
+        if gdb is not None:
+            gdb.close()
         machine.close()
     if result.fault is not None:
         print(result.fault.format(), file=err)

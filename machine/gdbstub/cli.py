@@ -1,4 +1,6 @@
-"""The ``--gdb [HOST:]PORT`` option of ``hgcmlab run``."""
+"""The ``--gdb [HOST:]PORT`` option of ``hgcmlab run``: ``add_gdb_option`` adds it to the
+parser; ``gdb_runner`` gives the function that replaces the plain run when it is given
+(``DebugRunEnded``, re-exported here, when gdb ends the run: print it, exit status 3)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,13 @@ from machine.gdbstub.session import ExecFile
 from machine.machine import Machine, RunResult
 
 
+def add_gdb_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--gdb [HOST:]PORT`` to ``hgcmlab run``'s parser."""
+    parser.add_argument("--gdb", metavar="[HOST:]PORT",
+                        help="wait for gdb on PORT (host 127.0.0.1 unless given) and stop before the first "
+                             "instruction; see docs/debugging.md")
+
+
 class GdbRunner:
     """Runs a machine under the gdb that connects to the listening socket; ``close`` stops
     listening (also when the run never started)."""
@@ -23,7 +32,7 @@ class GdbRunner:
         self._exec_file = exec_file
         self._err = err
 
-    def __call__(self, max_instructions: int) -> RunResult:
+    def __call__(self, max_instructions: int | None) -> RunResult:
         """Announce the address, wait for gdb, run; ``DebugRunEnded`` when gdb ends the run
         or Ctrl-C interrupts it."""
         server = self._server
@@ -53,3 +62,6 @@ def gdb_runner(machine: Machine, args: argparse.Namespace, err: TextIO) -> GdbRu
         except AssemblyError as error:      # already assembled once: cannot fail differently
             raise ValueError(f"assembly failed: {error}") from None
     return GdbRunner(machine, GdbServer(host, port), exec_file_for(program, path), err)
+
+
+__all__ = ["DebugRunEnded", "GdbRunner", "add_gdb_option", "gdb_runner"]

@@ -87,8 +87,8 @@ def exec_file_for(program: AssembledProgram | None, path: Path | None) -> ExecFi
     return None
 
 
-def run_under_gdb(machine: Machine, server: GdbServer, *, max_instructions: int = DEFAULT_INSTRUCTION_BUDGET,
-                  exec_file: ExecFile | None = None, accept_timeout: float | None = None) -> RunResult:
+def run_under_gdb(machine: Machine, server: GdbServer, *,
+                  max_instructions: int | None = DEFAULT_INSTRUCTION_BUDGET, exec_file: ExecFile | None = None, accept_timeout: float | None = None) -> RunResult:
     """Accept one gdb connection and run ``machine``'s loaded program under it.
 
     Raises ``DebugRunEnded`` when no gdb connects in time, or gdb kills the run or

@@ -89,7 +89,7 @@ class GdbSession:
 
     # --- the run --------------------------------------------------------------------------
 
-    def run(self, max_instructions: int) -> RunResult:
+    def run(self, max_instructions: int | None) -> RunResult:
         """Wait for gdb's first resume, run the program under its control and report the
         end.  Raises ``DebuggerAbort`` when gdb kills the run or disconnects.  Afterwards
         the machine no longer refers to the session (its hooks stay installed, idle)."""
