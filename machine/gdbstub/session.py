@@ -118,7 +118,8 @@ class GdbSession:
             if result.end in (RunEnd.EXIT, RunEnd.HALT):
                 self.connection.send_packet(f"W{result.exit_code & 0xFF:02x}".encode())
                 return
-            signal = _SIGSEGV if result.end is RunEnd.FAULT else _SIGXCPU
+            # A fault, an exhausted budget, or a run ended from outside (paused, interrupted).
+            signal = {RunEnd.FAULT: _SIGSEGV, RunEnd.BUDGET: _SIGXCPU}.get(result.end, _SIGINT)
             self._mode = _Mode.ENDED
             self._last_stop = f"T{signal:02x}thread:1;".encode()
             self._end_signal = signal

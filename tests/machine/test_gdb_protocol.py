@@ -459,3 +459,13 @@ def test_random_packets_get_replies_and_change_nothing(stubs, tmp_path) -> None:
     assert stub.client.request(b"c") == b"W00"
     result = stub.finish()
     assert isinstance(result, RunResult) and result.end is RunEnd.EXIT
+
+
+def test_an_exhausted_budget_is_reported_as_sigxcpu(stubs) -> None:
+    stub = start_stub(LOOP, max_instructions=1000)
+    stubs.append(stub)
+    assert stub.client.request(b"c") == b"T18thread:1;"
+    assert stub.machine.cpu.instructions == 1000
+    assert stub.client.request(b"c") == b"X18"
+    result = stub.finish()
+    assert isinstance(result, RunResult) and result.end is RunEnd.BUDGET
