@@ -326,9 +326,11 @@ class GdbSession:
             _signal, _, body = body.partition(b";")
         if body:
             address = _hex_int(body)
+            bits = self._registers[self._pc_number()].bits
+            if address >> bits:
+                return _ERROR
             if address != self.machine.cpu.pc:
-                status = self._store_register(self._pc_number(), address.to_bytes(
-                    self._registers[self._pc_number()].bits // 8, "little"))
+                status = self._store_register(self._pc_number(), address.to_bytes(bits // 8, "little"))
                 if status != _OK:
                     return status
         return Resume.STEP if step else Resume.CONTINUE
@@ -365,9 +367,10 @@ class GdbSession:
             return self._transfer(packet)
         if packet.startswith(b"qRcmd,"):
             return self._monitor(_hex_bytes(packet[6:]).decode("utf-8", "replace"))
-        answers = {b"qC": b"QC1", b"qfThreadInfo": b"m1", b"qsThreadInfo": b"l", b"qAttached": b"1",
-                   b"qSymbol::": _OK}
-        return answers.get(packet.split(b":")[0] if packet.startswith(b"qAttached") else packet, b"")
+        if packet == b"qAttached" or packet.startswith(b"qAttached:"):
+            return b"1"     # gdb detaches instead of killing when it quits
+        answers = {b"qC": b"QC1", b"qfThreadInfo": b"m1", b"qsThreadInfo": b"l", b"qSymbol::": _OK}
+        return answers.get(packet, b"")
 
     def _set(self, packet: bytes) -> bytes | None:
         if packet == b"QStartNoAckMode":

@@ -469,3 +469,12 @@ def test_an_exhausted_budget_is_reported_as_sigxcpu(stubs) -> None:
     assert stub.client.request(b"c") == b"X18"
     result = stub.finish()
     assert isinstance(result, RunResult) and result.end is RunEnd.BUDGET
+
+
+def test_32_bit_addresses_out_of_range_are_errors(stubs) -> None:
+    stub = start_stub(EXIT_42, mode=32)
+    stubs.append(stub)
+    for packet in (b"c100000000", b"s1ffffffff0"):
+        assert stub.client.request(packet) == b"E01"
+    assert stub.client.request(b"qAttached:1") == b"1"
+    assert stub.client.request(b"c") == b"W2a"
