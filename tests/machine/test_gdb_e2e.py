@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from guest_asm.assembler import assemble
 from guest_asm.constants import program_constants
+from machine.gdbstub import DebugRunEnded
 from machine.machine import Machine, RunEnd, RunResult
 from machine.programs import PROGRAMS_DIR
 from machine.tracing import ListSink
@@ -112,3 +115,30 @@ def test_gdb_session_over_an_hgcm_request(tmp_path: Path, mode: int) -> None:
     # The run under gdb equals the run without it.
     assert (result.instructions, result.cycles) == (expected.instructions, expected.cycles)
     assert [e.host_independent().to_json() for e in events.events] == expected_events
+
+
+def test_ctrl_c_in_gdb_stops_a_running_guest(tmp_path: Path) -> None:
+    stub = start_stub("_start:\n    inc dword ptr [0x3000]\n    jmp _start\n", max_instructions=1 << 60, connect=False)
+    assert GDB is not None, "gdb is required for these tests (apt-get install gdb; .ci/run installs it)"
+    process = subprocess.Popen([GDB, "-nx", "-batch", "-ex", f"target remote 127.0.0.1:{stub.port}", "-ex", "continue",
+                                "-ex", "p *(unsigned int*)0x3000 > 1000", "-ex", "info line *$pc", "-ex", "kill"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path, text=True)
+    try:
+        deadline = time.monotonic() + GDB_TIMEOUT       # liveness bound only, nothing is timed
+        while stub.machine.memory.read_u32(0x3000) < 100_000:
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)              # what typing Ctrl-C in gdb does
+        output, _ = process.communicate(timeout=GDB_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    stub.thread.join(30)
+    assert not stub.thread.is_alive()
+    assert "Program received signal SIGINT, Interrupt." in output, output
+    assert "$1 = 1\n" in output
+    assert re.search(r"Line [23] of \"<source>\" starts at address 0x1000[0-9a-f] <_start(\+\d+)?>", output), output
+    result = stub.outcome["result"]
+    stub.machine.close()
+    assert isinstance(result, DebugRunEnded) and str(result).startswith("killed from gdb")
