@@ -298,7 +298,12 @@ class Debugger:
         for watchpoint in self.watchpoints:
             if (watchpoint.kind in kinds and address < watchpoint.address + watchpoint.length
                     and watchpoint.address < address + size):
-                self._pend(Stop(StopReason.WATCHPOINT, 0, watchpoint))
+                pending = self._pending
+                if pending is not None and pending.reason is StopReason.STEP:
+                    # The stepped instruction hit it: the step's stop reports the watchpoint.
+                    self._pending = Stop(StopReason.WATCHPOINT, 0, watchpoint)
+                else:
+                    self._pend(Stop(StopReason.WATCHPOINT, 0, watchpoint))
                 return
 
     # --- fallback gates (hosts without the native hooks) ------------------------------------

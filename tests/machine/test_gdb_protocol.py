@@ -257,6 +257,21 @@ _start:
     assert client.request(b"c") == b"W00"
 
 
+def test_a_step_over_a_watched_store_reports_the_watchpoint(stubs) -> None:
+    stub = start_stub("""
+_start:
+    mov dword ptr [0x3000], 7
+    mov dword ptr [0x3008], 9
+    hlt
+""")
+    stubs.append(stub)
+    client = stub.client
+    assert client.request(b"Z2,3000,4") == b"OK"
+    assert client.request(b"s") == b"T05thread:1;watch:3000;"
+    assert client.request(b"s") == b"T05thread:1;"
+    assert client.request(b"c") == b"W00"
+
+
 def test_ctrl_c_stops_a_running_guest(stubs) -> None:
     stub = start_stub(LOOP, max_instructions=1 << 60)
     stubs.append(stub)
