@@ -441,7 +441,11 @@ class GdbSession:
             pending = self.machine.vmmdev.pending
             lines = [f"{len(pending)} pending HGCM command(s)"]
             for address, command_ in sorted(pending.items()):
-                function = "" if command_.function is None else f" function {command_.function}"
+                function = ""
+                if command_.call is not None:
+                    client = self.machine.vmmdev.hgcm.client(command_.call.client_id)
+                    name = client.service.function_name(command_.call.function) if client else "?"
+                    function = f" {name} (function {command_.call.function}, client {command_.call.client_id})"
                 state = " cancelled" if command_.cancelled else ""
                 lines.append(f"  request {address:#x}: {command_.kind}{function}, submitted at cycle "
                              f"{command_.submitted_cycle}{state}")

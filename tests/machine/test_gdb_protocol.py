@@ -24,6 +24,7 @@ from machine.gdbstub.registers import layout
 from machine.machine import Machine, RunEnd, RunResult
 from machine.programs import PROGRAMS_DIR
 from machine.tracing import ListSink
+from services.sharedfolders.abi import ShflFn
 
 #: HGCM request header: fu32Flags (VBOX_HGCM_REQ_DONE = 1) at +24 (VMMDevHGCMRequestHeader).
 _OFF_FLAGS = 24
@@ -380,7 +381,18 @@ def test_monitor_commands(stubs, tmp_path) -> None:
     assert client.request(b"qRcmd," + b"hgcm pending".hex().encode()) == b"OK"
     connect = symbols["hgcm_connect_req"]
     assert client.console[-1].startswith("1 pending HGCM command(s)\n")
-    assert f"request {connect:#x}: connect" in client.console[-1]
+    assert f"request {connect:#x}: connect, submitted at cycle " in client.console[-1]
+    # The guest polls until the connect completes; the next command is the first call,
+    # SET_UTF8 (demo.s through sf_roundtrip.s).
+    call = symbols["hgcm_call_req"]
+    for _poll in range(1000):
+        assert client.request(b"c").startswith(b"T05")
+        assert client.request(b"qRcmd," + b"hgcm pending".hex().encode()) == b"OK"
+        if ": call " in client.console[-1]:
+            break
+    assert client.console[-1].startswith("1 pending HGCM command(s)\n")
+    assert (f"request {call:#x}: call SET_UTF8 (function {int(ShflFn.SET_UTF8)}, client 1), submitted at cycle "
+            in client.console[-1])
     assert client.request(b"qRcmd," + b"frobnicate".hex().encode()) == b"OK"
     assert client.console[-1] == "unknown monitor command 'frobnicate' (try: monitor help)\n"
     assert client.request(b"qRcmd," + b"snapshot /tmp/x".hex().encode()) == b"OK"
