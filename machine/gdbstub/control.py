@@ -20,10 +20,11 @@ Where stops happen (always before an instruction, reported with its address as p
   only, not device reads;
 * an interrupt request (gdb's Ctrl-C): the stop comes within ``POLL_INTERVAL`` instructions.
 
-Unicorn calls no further code hook once a stop was requested (the machine's own stops for
-device deadlines and interrupts come before the instruction's hooks), so every reported
-instruction is one that executes next; tests/machine/test_gdb_equivalence.py checks that
-each execution is reported once.
+When the machine itself stops a run before an instruction (a device deadline, an
+interrupt, the instruction count), Unicorn does not call that instruction's code hooks
+until it really executes it, so every stop is reported once per execution:
+tests/machine/test_gdb_equivalence.py counts the stops at every label against single steps
+through the whole program, with device deadlines and interrupts landing everywhere.
 """
 
 from __future__ import annotations
