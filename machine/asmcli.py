@@ -34,7 +34,8 @@ def run_asm_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     source: Path = args.program
     output: Path = args.output or source.with_suffix(".elf")
     if not source.is_file():
-        print(f"hgcmlab: error: {source}: no such program file", file=err)
+        print(f"hgcmlab: error: {source}: no such program file" if not source.exists()
+              else f"hgcmlab: error: {source}: not a regular file", file=err)
         return 2
     if output.resolve() == source.resolve():
         print(f"hgcmlab: error: the output {output} would overwrite the source", file=err)
@@ -43,6 +44,13 @@ def run_asm_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         program = assemble(source, mode=args.mode, defines=dict(args.define))
     except AssemblyError as error:
         print(f"hgcmlab: error: assembly failed: {error}", file=err)
+        return 2
+    except UnicodeDecodeError as error:
+        print(f"hgcmlab: error: {source}: the source (or a file it includes) is not UTF-8 text: "
+              f"{error.reason} at byte {error.start}", file=err)
+        return 2
+    except OSError as error:
+        print(f"hgcmlab: error: {source}: cannot read: {error.strerror or error}", file=err)
         return 2
     try:
         output.write_bytes(elf_image(program))

@@ -59,8 +59,8 @@ def gdb_runner(machine: Machine, args: argparse.Namespace, err: TextIO) -> GdbRu
     if path.suffix.lower() in (".s", ".asm"):
         try:
             program = assemble(path, mode=args.mode, defines=dict(args.define))
-        except AssemblyError as error:      # already assembled once: cannot fail differently
-            raise ValueError(f"assembly failed: {error}") from None
+        except (AssemblyError, UnicodeDecodeError, OSError) as error:  # assembled once already: only
+            raise ValueError(f"{path}: cannot assemble it again: {error}") from None  # if it changed since
     return GdbRunner(machine, GdbServer(host, port), exec_file_for(program, path), err)
 
 

@@ -193,6 +193,13 @@ def test_asm_command_errors_are_one_line(tmp_path: Path) -> None:
     assert status == 2 and "would overwrite the source" in err and good.read_text() == "_start:\n    hlt\n"
     status, _out, err = cli("asm", str(good), "-o", str(tmp_path / "no" / "dir.elf"))
     assert status == 2 and err.startswith("hgcmlab: error: cannot write ") and err.count("\n") == 1
+    latin = tmp_path / "latin.s"
+    latin.write_bytes(b"_start:\n    hlt # \xff\n")
+    status, _out, err = cli("asm", str(latin))
+    assert status == 2 and err.startswith(f"hgcmlab: error: {latin}: the source (or a file it includes) is not UTF-8")
+    assert err.count("\n") == 1
+    status, _out, err = cli("asm", str(tmp_path))
+    assert status == 2 and err == f"hgcmlab: error: {tmp_path}: not a regular file\n"
     status, out, _err = cli("asm", str(good), "--mode", "32")
     assert status == 0 and (tmp_path / "good.elf").read_bytes()[4] == 1
 
