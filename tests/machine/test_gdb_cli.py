@@ -101,3 +101,34 @@ def test_listen_addresses() -> None:
     assert parse_listen_address(":1234") == ("127.0.0.1", 1234)
     assert parse_listen_address("0.0.0.0:1") == ("0.0.0.0", 1)
     assert parse_listen_address("[::1]:99") == ("::1", 99)
+
+
+def test_what_gdb_is_served_for_each_kind_of_program(tmp_path: Path) -> None:
+    from machine.gdbstub import exec_file_for
+
+    program = assemble(PROGRAMS_DIR / "hello_log.s")
+    served = exec_file_for(program, PROGRAMS_DIR / "hello_log.s")
+    assert served is not None and served.data == elf_image(program)
+    assert served.name == str((PROGRAMS_DIR / "hello_log.s").resolve()) + ".elf"
+    elf = tmp_path / "hello.elf"
+    elf.write_bytes(elf_image(program))
+    served = exec_file_for(None, elf)
+    assert served is not None and (served.name, served.data) == (str(elf.resolve()), elf.read_bytes())
+    flat = tmp_path / "hello.bin"
+    flat.write_bytes(program.code)
+    assert exec_file_for(None, flat) is None
+
+
+def test_a_flat_binary_is_debugged_without_an_image(tmp_path: Path) -> None:
+    flat = tmp_path / "exit.bin"
+    flat.write_bytes(assemble("_start:\n    mov eax, 5\n    out 0xF4, eax\n").code)
+    process, port = start_cli(str(flat))
+    client = GdbClient("127.0.0.1", port)
+    try:
+        assert "qXfer:exec-file:read+" not in client.request(b"qSupported").decode()
+        assert client.request(b"qXfer:exec-file:read::0,100") == b""
+        assert client.request(b"c") == b"W05"
+    finally:
+        client.close()
+    status, _out, err = finish(process)
+    assert status == 5 and err == ""
