@@ -505,3 +505,26 @@ def test_32_bit_addresses_out_of_range_are_errors(stubs) -> None:
         assert stub.client.request(packet) == b"E01"
     assert stub.client.request(b"qAttached:1") == b"1"
     assert stub.client.request(b"c") == b"W2a"
+
+
+def test_rep_instructions_are_stepped_per_iteration_as_the_machine_counts_them(stubs) -> None:
+    stub = start_stub("""
+_start:
+    mov edi, 0x3000
+    mov ecx, 5
+    mov al, 7
+    rep stosb
+    hlt
+""")
+    stubs.append(stub)
+    pcs = []
+    while True:
+        pcs.append(stub.register("rip"))
+        reply = stub.client.request(b"s")
+        if reply.startswith(b"W"):
+            break
+    rep = 0x1000C
+    # Five iterations and the final check with ecx = 0, each a counted instruction.
+    assert pcs == [0x10000, 0x10005, 0x1000A] + [rep] * 6 + [0x1000E]
+    result = stub.finish()
+    assert isinstance(result, RunResult) and result.instructions == len(pcs)
