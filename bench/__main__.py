@@ -14,12 +14,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict
 
-from bench import execution, hgcm, memory, scale, trace_memory
+from bench import execution, gdb, hgcm, memory, scale, trace_memory
 from bench.core import Row
 
 #: name -> run(quick, repeat) -> rows.  Other benchmark modules register here.
 BENCHMARKS: dict[str, Callable[[bool, int], list[Row]]] = {
     "execution": execution.run,
+    "gdb": gdb.run,
     "hgcm": hgcm.run,
     "memory": memory.run,
     "scale": scale.run,

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import TextIO
 
 from devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from machine.asmcli import register_asm_command, run_asm_command
 from machine.clock import INSTRUCTION_CLASSES, CostProfile
+from machine.gdbstub.cli import DebugRunEnded, GdbRunner, add_gdb_option, gdb_runner
 from machine.device import DEVICE_ENTRY_POINT_GROUP, Device
 from machine.loader import LoadError, image_from_file
 from machine.machine import DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
@@ -109,6 +111,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="arguments for the program, after --, e.g. -- d:/notes.txt (written to the "
                           "argument block at 0x1000: u32 argc, u32 size, u32 offsets, strings)")
     _add_machine_options(run)
+    add_gdb_option(run)
     run.add_argument("--define", "-D", action="append", default=[], type=parse_define, metavar="NAME=VALUE",
                      help="integer constant for assembly sources (repeatable)")
     run.add_argument("--trace", type=Path, metavar="FILE",
@@ -132,6 +135,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         description=f"List device plugins registered under the '{DEVICE_ENTRY_POINT_GROUP}' "
                                     "entry-point group (usable with run --device).")
     register_trace_commands(commands)
+    register_asm_command(commands, parse_define)
     return parser
 
 
@@ -293,23 +297,30 @@ def _report_end(result: RunResult, err: TextIO) -> None:
 
 
 def _run_machine(machine: Machine, args: argparse.Namespace, budgets: Budgets,
-                 progress: ProgressLine | None = None) -> tuple[RunResult, CountingSink]:
-    """Run within ``budgets`` (Ctrl-C stops it; ``progress`` is kept up to date) with a
+                 progress: ProgressLine | None = None,
+                 gdb: GdbRunner | None = None) -> tuple[RunResult, CountingSink]:
+    """Run within ``budgets`` (Ctrl-C stops it; ``progress`` is kept up to date), or under
+    ``gdb`` when given (which honours the instruction budget only), with a
     summary counter (counts, not events: constant memory) and an optional trace file (JSON
     Lines, gzip-compressed when its name ends in ``.gz``).  A trace file that cannot be
     written stops the run and becomes a ``UsageError`` naming the file and the reason."""
     collected = CountingSink({"hgcm_call": "function_name", "hgcm_connect": None})
     machine.tracer.add_sink(collected)
+    def run() -> RunResult:
+        if gdb is not None:
+            return gdb(budgets.instructions)
+        return run_supervised(machine, budgets, progress)
+
     trace_path: Path | None = getattr(args, "trace", None)
     if trace_path is None:
-        return run_supervised(machine, budgets, progress), collected
+        return run(), collected
     try:
         writer = TraceWriter(trace_path)
     except TraceWriteError as error:
         raise UsageError(str(error)) from None
     machine.tracer.add_sink(writer)
     try:
-        result = run_supervised(machine, budgets, progress)
+        result = run()
     except TraceWriteError as error:
         raise UsageError(f"{error}; run stopped after {machine.cpu.instructions} instructions") from None
     except BaseException:
@@ -327,7 +338,7 @@ def _run_machine(machine: Machine, args: argparse.Namespace, budgets: Budgets,
 
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     budgets = budgets_from_args(args)
-    progress = None if args.quiet else ProgressLine(err)
+    progress = None if args.quiet or args.gdb is not None else ProgressLine(err)
     if progress is not None:
         out = progress.guard(out)
     try:
@@ -341,9 +352,20 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except ValueError as error:
         machine.close()
         raise UsageError(str(error)) from None
+    gdb = None
     try:
-        result, collected = _run_machine(machine, args, budgets, progress)
+        if args.gdb is not None:
+            try:
+                gdb = gdb_runner(machine, args, err)
+            except ValueError as error:
+                raise UsageError(str(error)) from None
+        result, collected = _run_machine(machine, args, budgets, progress, gdb)
+    except DebugRunEnded as ended:
+        print(f"hgcmlab: {ended}", file=err)
+        return EXIT_GUEST_FAULT
     finally:
+        if gdb is not None:
+            gdb.close()
         machine.close()
     _report_end(result, err)
     if not args.quiet:
@@ -432,6 +454,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             return _cmd_devices(out)
         if args.command == "trace":
             return run_trace_command(args, out, err)
+        if args.command == "asm":
+            return run_asm_command(args, out, err)
         parser.print_help(out)
         return EXIT_USAGE
     except UsageError as error:

@@ -56,6 +56,18 @@ _GDT = {
     32: struct.pack("<QQQ", 0, 0x00CF9B000000FFFF, 0x00CF93000000FFFF),
 }
 
+#: IA32_EFER, the extended feature enable register (LME/LMA).
+_MSR_EFER = 0xC0000080
+#: gdb's names for the x87 registers where Unicorn's differ.
+_REGISTER_ALIASES = {f"st{i}": f"fp{i}" for i in range(8)} | {
+    "fctrl": "fpcw", "fstat": "fpsw", "ftag": "fptag", "fiseg": "fcs", "fioff": "fip", "foseg": "fds",
+    "fooff": "fdp"}
+
+
+def _register_id(name: str) -> int:
+    return int(getattr(ux, f"UC_X86_REG_{_REGISTER_ALIASES.get(name, name).upper()}"))
+
+
 _RDTSC_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 
 
@@ -648,6 +660,66 @@ class Cpu:
 
         self._hook(unicorn.UC_HOOK_CODE, hook)
         self._uc.ctl_flush_tb()
+
+    # --- debugger support (machine/gdbstub) ---------------------------------------------
+
+    def add_native_hook(self, kind: str, function: int, user_data: int) -> None:
+        """Install a C-ABI hook ``function`` (with ``user_data``) on every instruction
+        (``kind`` "code": Unicorn's code-hook signature) or every data read/write ("read",
+        "write": its memory-hook signature) for the rest of the engine's life, and flush
+        translated code so that blocks translated earlier call it too.  Call between runs."""
+        types = {"code": unicorn.UC_HOOK_CODE, "read": unicorn.UC_HOOK_MEM_READ,
+                 "write": unicorn.UC_HOOK_MEM_WRITE}
+        handle = ctypes.c_size_t()
+        status = _uc_binding.uclib.uc_hook_add(
+            self._uc._uch, ctypes.byref(handle), types[kind], ctypes.c_void_p(function),
+            ctypes.c_void_p(user_data), ctypes.c_uint64(1), ctypes.c_uint64(0))
+        if status != unicorn.UC_ERR_OK:
+            raise RuntimeError(f"Unicorn refused the {kind} hook (error {status})")
+        self._uc.ctl_flush_tb()
+
+    def abort_run(self, error: BaseException) -> None:
+        """From a hook: stop the run now and make ``run`` raise ``error``."""
+        self._callback_error = error
+        self._uc.emu_stop()
+
+    def read_register(self, name: str) -> int:
+        """Any register by its lower-case name (``rax``, ``eflags``, ``cr0``, ``fs_base``,
+        ``st0`` as an 80-bit integer, ``xmm0``, ``efer``, ``gdtr_base``, ``idtr_limit``...)."""
+        if name == "efer":
+            return self._uc.msr_read(_MSR_EFER)
+        if name.startswith(("gdtr_", "idtr_")):
+            table, field = name.split("_")
+            _selector, base, limit, _flags = self._uc.reg_read(getattr(ux, f"UC_X86_REG_{table.upper()}"))
+            return base if field == "base" else limit
+        value = self._uc.reg_read(_register_id(name))
+        if name.startswith("st"):
+            mantissa, exponent = value
+            return mantissa | (exponent << 64)
+        return value
+
+    def write_register(self, name: str, value: int) -> None:
+        """Set a register named as for ``read_register``."""
+        if name == "efer":
+            self._uc.msr_write(_MSR_EFER, value)
+        elif name.startswith(("gdtr_", "idtr_")):
+            table, field = name.split("_")
+            register = getattr(ux, f"UC_X86_REG_{table.upper()}")
+            selector, base, limit, flags = self._uc.reg_read(register)
+            self._uc.reg_write(register, (selector, value, limit, flags) if field == "base"
+                               else (selector, base, value, flags))
+        elif name.startswith("st"):
+            self._uc.reg_write(_register_id(name), (value & ((1 << 64) - 1), value >> 64))
+        else:
+            self._uc.reg_write(_register_id(name), value)
+
+    def read_memory(self, address: int, size: int) -> bytes | None:
+        """``size`` bytes of whatever is mapped at ``address`` (RAM, device memory, the
+        firmware page), or None when any of it is unmapped."""
+        try:
+            return bytes(self._uc.mem_read(address, size))
+        except unicorn.UcError:
+            return None
 
     def close(self) -> None:
         """Unmap guest memory and close the engine now (before the memory itself is

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import struct
+from collections.abc import Callable
 
 
 class GuestMemoryError(Exception):
@@ -38,6 +39,10 @@ class GuestMemory:
         self.size = size
         self._map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self._view = memoryview(self._map)
+        #: Called with (address, size) after every write through this object (device and
+        #: machine writes; guest stores go through the CPU and are not seen here).  Used by
+        #: the debugger's watchpoints.
+        self.write_observer: Callable[[int, int], None] | None = None
 
     @property
     def host_address(self) -> int:
@@ -68,6 +73,8 @@ class GuestMemory:
         size = len(data)
         self._check(address, size)
         self._view[address:address + size] = data
+        if self.write_observer is not None:
+            self.write_observer(address, size)
 
     def read_u32(self, address: int) -> int:
         """Read a little-endian u32."""
@@ -78,6 +85,8 @@ class GuestMemory:
         """Write a little-endian u32."""
         self._check(address, 4)
         struct.pack_into("<I", self._map, address, value & 0xFFFFFFFF)
+        if self.write_observer is not None:
+            self.write_observer(address, 4)
 
     def read_i32(self, address: int) -> int:
         """Read a little-endian i32."""
@@ -88,11 +97,15 @@ class GuestMemory:
         """Write a little-endian i32."""
         self._check(address, 4)
         struct.pack_into("<i", self._map, address, value)
+        if self.write_observer is not None:
+            self.write_observer(address, 4)
 
     def fill(self, address: int, size: int, byte: int) -> None:
         """Set ``size`` bytes at ``address`` to ``byte``."""
         self._check(address, size)
         self._view[address:address + size] = bytes([byte]) * size
+        if self.write_observer is not None:
+            self.write_observer(address, size)
 
     def close(self) -> None:
         """Release the host mapping; the memory must not be used afterwards."""
