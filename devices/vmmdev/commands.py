@@ -155,6 +155,13 @@ class CommandQueue:
         command.submitted_cycle = self._now()
         command.cost = self.timing.cost(command.function, byte_count, declared_cycles)
 
+    def charge(self, cycles: int, reason: str) -> None:
+        """Charge a synchronous command's ``cycles`` to the current instruction, as
+        ``host_done`` does (nothing without a clock)."""
+        clock = self._clock()
+        if clock is not None:
+            clock.charge(cycles, reason)
+
     def completion_for(self, command: Command) -> Callable[[HgcmCall, int], None]:
         """The ``HgcmCall.on_complete`` of ``command``'s call: refers to the queue and the
         command's serial only, so call and command form no reference cycle."""
@@ -186,7 +193,7 @@ class CommandQueue:
             command.due = due
             clock.schedule_at(due, f"hgcm {command.kind} done", functools.partial(self._complete, command))
         else:
-            clock.charge(command.cost, f"hgcm {command.kind}")
+            self.charge(command.cost, f"hgcm {command.kind}")
             self._complete(command)
 
     def _complete(self, command: Command) -> None:

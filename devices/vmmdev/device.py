@@ -52,15 +52,32 @@ from devices.vmmdev.abi import (
     RequestType,
 )
 from devices.vmmdev.abi import HgcmCall as HgcmCallLayout
-from devices.vmmdev.commands import COMMAND_HEAP_COST, DEFAULT_HEAP_BUDGET, Command, CommandQueue, heap_category
+from devices.vmmdev.abi import (
+    HGCM_CALL_OFF_PARMS,
+    HGCM_PARM_OFF_VALUE,
+    VBOX_HGCM_REQ_DONE,
+    HgcmParmDirection,
+    HgcmParmType,
+    hgcm_parm_size,
+)
+from devices.vmmdev.commands import (
+    COMMAND_HEAP_COST,
+    DEFAULT_HEAP_BUDGET,
+    OFF_HGCM_FLAGS,
+    OFF_HGCM_RESULT,
+    Command,
+    CommandQueue,
+    heap_category,
+)
 from devices.vmmdev.config import CYCLES_PER_MILLISECOND, VMMDevConfig
 from devices.vmmdev.events import VMMDEV_EVENT_HGCM, VMMDEV_RAM_SIZE, EventState
 from devices.vmmdev.hgcm import HgcmHost
-from devices.vmmdev.params import describe, parse_call
+from devices.vmmdev.direct import DirectCall, call_header, plan
+from devices.vmmdev.params import MAX_CALL_HEAP, ParsedParam, describe, parse_call
 from machine.device import AttachContext, MmioRegion, PortRange
 from machine.memory import GuestMemory
 from runtime.status import RtError, Status, status_name
-from services.hgcm import ASYNC, HgcmCall, HgcmService
+from services.hgcm import ASYNC, DirectBuffer, HgcmCall, HgcmService, SvcParm, SvcParmType
 
 _HEADER_SIZE = 24
 _OFF_RC = 12
@@ -501,6 +518,8 @@ class VMMDevDevice:
 
     def _hgcm_call(self, request: _Request) -> bool:
         self._accept(request)
+        if self.config.direct_buffers and self._direct_call(request):
+            return False
         category = heap_category(self._requestor(request))
         try:
             parsed = parse_call(bytes(request.data), request.type, self._memory,
@@ -539,6 +558,99 @@ class VMMDevDevice:
         if outcome is not ASYNC:
             call.complete(int(outcome))
         return False
+
+    def _direct_call(self, request: _Request) -> bool:
+        """Run the call with its buffer as a view of guest memory when that cannot make a
+        difference to anyone (devices/vmmdev/direct.py); False, having done nothing, when
+        the general path must take it.
+
+        Beyond the request's shape it takes only calls the general path would accept and
+        complete inside this `out`: a connected client under its call limit, a function
+        its service declares, synchronous timing, no command pending at this address, room
+        in the heap budget.  It then does what the general path does, in its order
+        (commands.py: submit, host_done, _complete): HGCM events enabled, ``hgcm_call``
+        traced, the service called, the cost charged, the buffer's tail zeroed where a
+        bounce buffer would have been copied back, the changed values and the result
+        written, DONE last, ``hgcm_complete`` traced, the HGCM event raised.
+        """
+        data = request.data
+        client_id, function, _ = call_header(data)
+        client = self.hgcm.client(client_id)
+        if client is None:
+            return False
+        service = client.service
+        spec = service.direct_buffers.get(function)
+        commands = self.commands
+        if spec is None or commands.timing.is_async(function) or request.address in commands.pending:
+            return False
+        memory = self._memory
+        direct = plan(data, request.type, request.address, memory.size, spec)
+        if direct is None:
+            return False
+        requestor = self._requestor(request)
+        category = heap_category(requestor)
+        heap = COMMAND_HEAP_COST + direct.size
+        if direct.size > MAX_CALL_HEAP or heap > commands.heap_available(category):
+            return False
+        if self.hgcm.admit_call(client, (command.call for command in commands.pending.values())) < 0:
+            return False
+        # Decided: from here on the call runs exactly once, on this path.
+        self._enable_hgcm()
+        submitted = self._now() if self._wants("hgcm_complete") else 0
+        cost = commands.timing.cost(function, direct.size, service.function_cycles(function))
+        window = memory.window(direct.address, direct.size)
+        commands.heap_used[category] += heap
+        try:
+            params = [SvcParm(SvcParmType.PTR, 0, window, direct.size) if index == direct.buffer_index  # type: ignore[arg-type]
+                      else SvcParm(SvcParmType.U32 if guest_type == HgcmParmType.Bit32 else SvcParmType.U64, value)
+                      for index, (guest_type, value) in enumerate(direct.params)]
+            if self._wants("hgcm_call"):
+                self._trace("hgcm_call", address=request.address, client=client_id, service=service.name,
+                            function=function, function_name=service.function_name(function),
+                            parms=len(params), bytes=direct.size, type=_type_name(request.type),
+                            params=[describe(param, returned=False) for param in _described(direct, params)])
+            outcome = service.call(HgcmCall(client_id, function, params, requestor))
+            if outcome is ASYNC:
+                raise RuntimeError(f"service {service.name} answered ASYNC for function {function}, "
+                                   "which it declared in direct_buffers")
+            status = int(outcome)
+            commands.charge(cost, "hgcm call")
+            self._complete_direct(request.address, request.type, direct, spec, params, status)
+            if self._wants("hgcm_complete"):
+                self._trace("hgcm_complete", address=request.address, command="call", cancelled=False,
+                            result=status, result_name=status_name(status), latency=self._now() - submitted,
+                            client=client_id, function=function, function_name=service.function_name(function),
+                            service=service.name,
+                            params=[describe(param, returned=True) for param in _described(direct, params)])
+        finally:
+            commands.heap_used[category] -= heap
+            window.release()
+        self.events.notify(VMMDEV_EVENT_HGCM)
+        return True
+
+    def _complete_direct(self, address: int, request_type: int, direct: DirectCall, spec: DirectBuffer,
+                         params: list[SvcParm], status: int) -> None:
+        """A direct call's write-back: what params.py: write_back and commands.py: _complete
+        would change, and only that (the rest of the request is as the guest left it)."""
+        memory = self._memory
+        if spec.stored is not None and not direct.direction & HgcmParmDirection.TO_HOST:
+            # The general path copies its whole zero-filled bounce buffer back.
+            stored = params[spec.stored].value if status >= 0 else 0
+            stored = min(max(stored, 0), direct.size)
+            if stored < direct.size:
+                memory.fill(direct.address + stored, direct.size - stored, 0)
+        parm_size = hgcm_parm_size(request_type)
+        for index, (guest_type, value) in enumerate(direct.params):
+            if index == direct.buffer_index or params[index].value == value:
+                continue
+            offset = address + HGCM_CALL_OFF_PARMS + index * parm_size + HGCM_PARM_OFF_VALUE
+            if guest_type == HgcmParmType.Bit32:
+                memory.write_u32(offset, params[index].value)
+            else:
+                memory.write(offset, struct.pack("<Q", params[index].value & 0xFFFFFFFFFFFFFFFF))
+        memory.write_i32(address + OFF_HGCM_RESULT, status)
+        flags = memory.read_u32(address + OFF_HGCM_FLAGS)
+        memory.write_u32(address + OFF_HGCM_FLAGS, flags | VBOX_HGCM_REQ_DONE)
 
     def _cancel_command(self, address: int) -> bool:
         command = self.commands.pending.get(address)
@@ -585,6 +697,18 @@ def _check_guest_info2(major: int, minor: int, build: int, name: bytes) -> int:
     if suffix and not _GUEST_INFO2_SUFFIX.fullmatch(suffix) and new_enough:
         return Status.VERR_INVALID_PARAMETER
     return Status.VINF_SUCCESS
+
+
+def _described(direct: DirectCall, params: list[SvcParm]) -> list[ParsedParam]:
+    """A direct call's parameters as the general path's parsed parameters (for the trace
+    events, which then carry the same fields on both paths)."""
+    described = []
+    for index, ((guest_type, _value), svc) in enumerate(zip(direct.params, params)):
+        if index == direct.buffer_index:
+            described.append(ParsedParam(index, HgcmParmType(guest_type), svc, direct.direction, direct.size))
+        else:
+            described.append(ParsedParam(index, HgcmParmType(guest_type), svc))
+    return described
 
 
 def _type_name(request_type: int) -> str:
