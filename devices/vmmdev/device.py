@@ -179,6 +179,9 @@ class VMMDevDevice:
         self.hgcm_enabled = False
         self.requestor_info = False
         self.mmio_base: int | None = None
+        #: HGCM calls the direct path took so far (devices/vmmdev/direct.py), for tests and
+        #: benchmarks; every other call went through bounce buffers.
+        self.direct_calls = 0
         self.events = EventState(self._set_line, self._trace)
         self.commands = CommandQueue(lambda: self._memory, lambda: self._context.clock if self._context else None,
                                      self.config.timing, lambda: self.events.notify(VMMDEV_EVENT_HGCM), self._trace,
@@ -595,6 +598,7 @@ class VMMDevDevice:
         if self.hgcm.admit_call(client, (command.call for command in commands.pending.values())) < 0:
             return False
         # Decided: from here on the call runs exactly once, on this path.
+        self.direct_calls += 1
         self._enable_hgcm()
         submitted = self._now() if self._wants("hgcm_complete") else 0
         cost = commands.timing.cost(function, direct.size, service.function_cycles(function))
