@@ -15,8 +15,9 @@ from __future__ import annotations
 import ctypes
 import re
 import struct
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from devices.vmmdev.abi import (
@@ -121,6 +122,22 @@ _S = TypeVar("_S", bound=ctypes.Structure)
 
 
 @dataclass
+class HgcmCounts:
+    """What a run's summary reports, counted by the device whether or not anyone traces:
+    one ``connects`` per ``hgcm_connect`` event and one ``calls[function name]`` per
+    ``hgcm_call`` event the device emits (or would emit, with a sink attached)."""
+
+    connects: int = 0
+    calls: Counter[str] = field(default_factory=Counter)
+    #: Sum of ``calls`` (read by the progress display's thread without iterating).
+    total_calls: int = 0
+
+    def count_call(self, function_name: str) -> None:
+        self.calls[function_name] += 1
+        self.total_calls += 1
+
+
+@dataclass
 class _Request:
     """A request being processed: where it lives and the device's private copy."""
 
@@ -182,6 +199,7 @@ class VMMDevDevice:
         #: HGCM calls the direct path took so far (devices/vmmdev/direct.py), for tests and
         #: benchmarks; every other call went through bounce buffers.
         self.direct_calls = 0
+        self.counts = HgcmCounts()
         self.events = EventState(self._set_line, self._trace)
         self.commands = CommandQueue(lambda: self._memory, lambda: self._context.clock if self._context else None,
                                      self.config.timing, lambda: self.events.notify(VMMDEV_EVENT_HGCM), self._trace,
@@ -260,11 +278,6 @@ class VMMDevDevice:
         if self._context is not None:
             self._context.tracer.emit(kind, **fields)
 
-    @property
-    def _tracing(self) -> bool:
-        """Whether anyone listens: hot paths skip building event fields otherwise."""
-        return self._context is not None and self._context.tracer.enabled
-
     def _wants(self, kind: str) -> bool:
         """Whether anyone listens to events of ``kind`` (expensive fields are built only then)."""
         return self._context is not None and self._context.tracer.wants(kind)
@@ -288,25 +301,24 @@ class VMMDevDevice:
             return
         header = bytearray(memory.read(address, _HEADER_SIZE))
         size, version, request_type = struct.unpack_from("<III", header, 0)
-        type_name = _type_name(request_type) if self._tracing else ""
         if size < _HEADER_SIZE:
-            self._trace("vmmdev_request_dropped", address=address, type=type_name, size=size,
+            self._trace("vmmdev_request_dropped", address=address, type=_type_name(request_type), size=size,
                         reason="size below the header size")
             return
         if version != VMMDEV_REQUEST_HEADER_VERSION:
-            self._trace("vmmdev_request_dropped", address=address, type=type_name, size=size,
+            self._trace("vmmdev_request_dropped", address=address, type=_type_name(request_type), size=size,
                         reason=f"header version {version:#x}")
             return
         if size > VMMDEV_MAX_VMMDEVREQ_SIZE:
-            self._answer_header(address, header, Status.VERR_NOT_SUPPORTED, type_name, size)
+            self._answer_header(address, header, Status.VERR_NOT_SUPPORTED, request_type, size)
             return
         if (self.require_guest_info and not self.events.additions_ok
                 and request_type not in _ALLOWED_BEFORE_GUEST_INFO):
-            self._answer_header(address, header, Status.VERR_NOT_SUPPORTED, type_name, size)
+            self._answer_header(address, header, Status.VERR_NOT_SUPPORTED, request_type, size)
             return
         if not memory.contains(address, size):
             # VirtualBox would read unassigned memory here; we refuse the request instead.
-            self._answer_header(address, header, Status.VERR_INVALID_PARAMETER, type_name, size,
+            self._answer_header(address, header, Status.VERR_INVALID_PARAMETER, request_type, size,
                                 reason="request extends beyond guest RAM")
             return
         request = _Request(address, request_type, bytearray(memory.read(address, size)))
@@ -323,16 +335,16 @@ class VMMDevDevice:
                 write = function(request)
         if write:
             memory.write(address, request.data)
-        if self._tracing:
+        if self._wants("vmmdev_request"):
             rc = struct.unpack_from("<i", request.data, _OFF_RC)[0] if write else memory.read_i32(address + _OFF_RC)
-            self._trace("vmmdev_request", address=address, type=type_name, size=size, rc=rc,
+            self._trace("vmmdev_request", address=address, type=_type_name(request_type), size=size, rc=rc,
                         rc_name=status_name(rc))
 
-    def _answer_header(self, address: int, header: bytearray, status: int, type_name: str, size: int,
+    def _answer_header(self, address: int, header: bytearray, status: int, request_type: int, size: int,
                        reason: str = "") -> None:
         struct.pack_into("<i", header, _OFF_RC, int(status))
         self._memory.write(address, header)
-        self._trace("vmmdev_request", address=address, type=type_name, size=size, rc=int(status),
+        self._trace("vmmdev_request", address=address, type=_type_name(request_type), size=size, rc=int(status),
                     rc_name=status_name(status), header_only=True, reason=reason)
 
     # --- simple requests ------------------------------------------------------------------
@@ -485,6 +497,7 @@ class VMMDevDevice:
         if command is None:
             return self._over_budget(request)
         status, client_id = self.hgcm.connect(name, self._requestor(request))
+        self.counts.connects += 1
         self._trace("hgcm_connect", address=request.address, service=name, status=int(status),
                     status_name=status_name(status), client=client_id)
         command.client_id = client_id
@@ -551,6 +564,7 @@ class VMMDevDevice:
         call.on_complete = self.commands.completion_for(command)
         command.service_name = client.service.name
         command.function_name = client.service.function_name(parsed.function)
+        self.counts.count_call(command.function_name)
         if self._wants("hgcm_call"):
             self._trace("hgcm_call", address=request.address, client=parsed.client_id,
                         service=command.service_name, function=parsed.function,
@@ -608,6 +622,7 @@ class VMMDevDevice:
             params = [SvcParm(SvcParmType.PTR, 0, window, direct.size) if index == direct.buffer_index  # type: ignore[arg-type]
                       else SvcParm(SvcParmType.U32 if guest_type == HgcmParmType.Bit32 else SvcParmType.U64, value)
                       for index, (guest_type, value) in enumerate(direct.params)]
+            self.counts.count_call(service.function_name(function))
             if self._wants("hgcm_call"):
                 self._trace("hgcm_call", address=request.address, client=client_id, service=service.name,
                             function=function, function_name=service.function_name(function),
