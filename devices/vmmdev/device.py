@@ -119,6 +119,10 @@ def _at_least(layout: type[ctypes.Structure]) -> _SizeRule:
 
 
 _S = TypeVar("_S", bound=ctypes.Structure)
+# Plain ints and members for the direct path's per-call work (enum operators are slow).
+_BIT32 = int(HgcmParmType.Bit32)
+_TO_HOST = int(HgcmParmDirection.TO_HOST)
+_SVC_PTR, _SVC_U32, _SVC_U64 = SvcParmType.PTR, SvcParmType.U32, SvcParmType.U64
 
 
 @dataclass
@@ -614,13 +618,14 @@ class VMMDevDevice:
         # Decided: from here on the call runs exactly once, on this path.
         self.direct_calls += 1
         self._enable_hgcm()
-        submitted = self._now() if self._wants("hgcm_complete") else 0
+        trace_completion = self._wants("hgcm_complete")
+        submitted = self._now() if trace_completion else 0
         cost = commands.timing.cost(function, direct.size, service.function_cycles(function))
         window = memory.window(direct.address, direct.size)
         commands.heap_used[category] += heap
         try:
-            params = [SvcParm(SvcParmType.PTR, 0, window, direct.size) if index == direct.buffer_index  # type: ignore[arg-type]
-                      else SvcParm(SvcParmType.U32 if guest_type == HgcmParmType.Bit32 else SvcParmType.U64, value)
+            params = [SvcParm(_SVC_PTR, 0, window, direct.size) if index == direct.buffer_index  # type: ignore[arg-type]
+                      else SvcParm(_SVC_U32 if guest_type == _BIT32 else _SVC_U64, value)
                       for index, (guest_type, value) in enumerate(direct.params)]
             self.counts.count_call(service.function_name(function))
             if self._wants("hgcm_call"):
@@ -635,7 +640,7 @@ class VMMDevDevice:
             status = int(outcome)
             commands.charge(cost, "hgcm call")
             self._complete_direct(request.address, request.type, direct, spec, params, status)
-            if self._wants("hgcm_complete"):
+            if trace_completion:
                 self._trace("hgcm_complete", address=request.address, command="call", cancelled=False,
                             result=status, result_name=status_name(status), latency=self._now() - submitted,
                             client=client_id, function=function, function_name=service.function_name(function),
@@ -652,7 +657,7 @@ class VMMDevDevice:
         """A direct call's write-back: what params.py: write_back and commands.py: _complete
         would change, and only that (the rest of the request is as the guest left it)."""
         memory = self._memory
-        if spec.stored is not None and not direct.direction & HgcmParmDirection.TO_HOST:
+        if spec.stored is not None and not direct.direction & _TO_HOST:
             # The general path copies its whole zero-filled bounce buffer back.
             stored = params[spec.stored].value if status >= 0 else 0
             stored = min(max(stored, 0), direct.size)
@@ -663,7 +668,7 @@ class VMMDevDevice:
             if index == direct.buffer_index or params[index].value == value:
                 continue
             offset = address + HGCM_CALL_OFF_PARMS + index * parm_size + HGCM_PARM_OFF_VALUE
-            if guest_type == HgcmParmType.Bit32:
+            if guest_type == _BIT32:
                 memory.write_u32(offset, params[index].value)
             else:
                 memory.write(offset, struct.pack("<Q", params[index].value & 0xFFFFFFFFFFFFFFFF))

@@ -97,19 +97,21 @@ def plan(data: bytes | bytearray, request_type: int, request_address: int, ram_s
         return None
     if not 0 <= spec.buffer < c_parms:
         return None
-    words = _layout(parm_size, c_parms).unpack_from(data, HGCM_CALL_OFF_PARMS)
+    words = iter(_layout(parm_size, c_parms).unpack_from(data, HGCM_CALL_OFF_PARMS))
     params: list[tuple[int, int]] = []
-    for index in range(c_parms):
-        raw_type, word0, word1 = words[3 * index:3 * index + 3]
+    buffer_words = (0, 0, 0)
+    for index, parm_words in enumerate(zip(words, words, words)):
+        raw_type, word0, word1 = parm_words
         if index == spec.buffer:
             params.append((raw_type, word0))
+            buffer_words = parm_words
         elif raw_type == _BIT32:
             params.append((raw_type, word0))
         elif raw_type == _BIT64:
             params.append((raw_type, word0 | (word1 & 0xFFFFFFFF) << 32))
         else:
             return None
-    raw_type, cb, word1 = words[3 * spec.buffer:3 * spec.buffer + 3]
+    raw_type, cb, word1 = buffer_words
     if cb == 0 or cb > VMMDEV_MAX_HGCM_DATA_SIZE:
         return None
     direction = _LINADDR_DIRECTION.get(raw_type)
