@@ -23,6 +23,8 @@ from bench.direct import DirectClient
 from devices.vmmdev.config import VMMDevConfig
 from guest_asm.assembler import AssembledProgram, assemble
 from machine.machine import Machine, RunEnd
+from machine.runcontrol import Budgets, run_supervised
+from machine.tracing import CallbackSink
 from services.hgcm import SvcParm
 from services.sharedfolders.abi import ShflCf, ShflFn
 from services.sharedfolders.service import SharedFoldersService
@@ -105,13 +107,18 @@ def bulk_program(operation: str, chunks: int, *, linaddr: bool = False) -> Assem
     return assemble(source, mode=64, defines={"HGCM_USE_LINADDR": 1} if linaddr else None)
 
 
-def _run_guest(folder: Path, program: AssembledProgram, *, direct: bool = True) -> None:
+def _run_guest(folder: Path, program: AssembledProgram, *, direct: bool = True, as_cli: bool = False) -> None:
     """Run a benchmark guest against share "b" = ``folder``; it must exit with 0.
-    ``direct`` False turns the VMMDev's direct path off (every call bounce-buffered)."""
+    ``direct`` False turns the VMMDev's direct path off (every call bounce-buffered);
+    ``as_cli`` runs it the way ``hgcmlab run`` does (guest-log sink, supervised run)."""
     machine = Machine(64, vmmdev_config=VMMDevConfig(direct_buffers=direct))
     machine.add_share("b", folder)
     machine.load(program)
-    result = machine.run(10**10)
+    if as_cli:
+        machine.tracer.add_sink(CallbackSink({"guest_log"}, lambda event: None))
+        result = run_supervised(machine, Budgets())
+    else:
+        result = machine.run(10**10)
     machine.close()
     if result.end is not RunEnd.EXIT or result.exit_code != 0:
         raise RuntimeError(f"benchmark guest {program.name} failed: {result}")
@@ -172,8 +179,11 @@ def run(quick: bool, repeat: int) -> list[Row]:
         direct = median_seconds(lambda: _direct_round_trips(folder, calls), repeat)
         rows.append(Row("hgcm", "1-byte READ round trips per second (guest loop)", calls / guest, "calls/s",
                         calls / direct, "service called directly", ">= 40000 calls/s", calls / guest >= 40_000))
+        as_cli = median_seconds(lambda: _run_guest(folder, trips, as_cli=True), repeat)
         rows.append(Row("hgcm", "1-byte READ round trips, direct path off", calls / general, "calls/s",
                         calls / guest, "direct path on"))
+        rows.append(Row("hgcm", "1-byte READ round trips run as `hgcmlab run` runs them", calls / as_cli,
+                        "calls/s", calls / guest, "Machine.run", "as fast (>= 95%)", as_cli * 0.95 <= guest))
         for linaddr in (False, True):
             kind = "LinAddr" if linaddr else "page-list"
             programs = {(operation, count): bulk_program(operation, count, linaddr=linaddr)
