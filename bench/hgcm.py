@@ -10,15 +10,23 @@
   side by side and its median time subtracted.
 * Each guest figure is also measured with the direct path off (``VMMDevConfig``
   ``direct_buffers=False``: every call through bounce buffers), side by side.
+
+Every figure here, ours and baselines alike, is the process's CPU time (user + system,
+``time.process_time``): the work is single-threaded and synchronous (the host files stay in
+the page cache), so it equals wall time on an idle machine, and it is far less disturbed
+than wall time by the other jobs of a shared one.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from bench.core import Row, median_seconds
+from bench.core import Row
 from bench.direct import DirectClient
 from devices.vmmdev.config import VMMDevConfig
 from guest_asm.assembler import AssembledProgram, assemble
@@ -98,6 +106,16 @@ def round_trip_program(calls: int) -> AssembledProgram:
     source = ROUND_TRIP.format(flags=READ_OPEN, n=calls)
     request = assemble(source.replace("offset_req", "0"), mode=64).symbols["hgcm_call_req"]
     return assemble(source.replace("offset_req", str(request)), mode=64)
+
+
+def median_seconds(action: Callable[[], object], repeat: int) -> float:
+    """Median CPU time (user + system) of ``repeat`` runs of ``action``."""
+    samples = []
+    for _ in range(repeat):
+        start = time.process_time()
+        action()
+        samples.append(time.process_time() - start)
+    return statistics.median(samples)
 
 
 def bulk_program(operation: str, chunks: int, *, linaddr: bool = False) -> AssembledProgram:
