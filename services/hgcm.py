@@ -50,7 +50,9 @@ class SvcParm:
     The device may pass a large buffer that only travels to the guest as a zero-filled
     anonymous ``mmap`` of the same length instead of a bytearray (host memory is then
     committed only for the pages written): same buffer protocol, length, indexing and
-    slicing, but it cannot change size.
+    slicing, but it cannot change size.  For a function the service declares in
+    ``HgcmService.direct_buffers``, ``buffer`` may instead be a ``memoryview`` of guest
+    memory, valid only during ``call`` (see ``DirectBuffer``).
     """
 
     type: SvcParmType
