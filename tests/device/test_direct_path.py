@@ -310,3 +310,29 @@ def test_plan_honours_the_declared_use_of_the_buffer(direction: int, spec: Direc
     if found is not None:
         assert (found.address, found.size, found.direction, found.buffer_index) == (BUFFER, 16, direction, 4)
         assert found.params[:4] == [(1, 1), (2, 2), (2, 3), (1, 16)]
+
+
+def test_direct_calls_leave_no_call_parameter_or_view_alive(tmp_path: Path) -> None:
+    """Reference counting alone frees what a direct call made (tests/device/
+    test_memory_bounds.py pins the same for the general path)."""
+    import gc
+
+    from services.hgcm import HgcmCall, SvcParm
+
+    rig = Rig(tmp_path / "r", direct=True, traced=False)
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        def alive() -> int:
+            return sum(1 for obj in gc.get_objects() if isinstance(obj, (HgcmCall, SvcParm, memoryview)))
+        baseline = alive()
+        for index in range(200):
+            after = rig.call(READ if index % 2 else WRITE, 4096, pages(4096, BOTH), offset=index)
+            assert builder.result_of(after) == Status.VINF_SUCCESS
+        assert rig.device.direct_calls == 200
+        assert alive() == baseline
+        assert set(rig.device.commands.heap_used.values()) == {0}
+    finally:
+        if enabled:
+            gc.enable()
