@@ -613,7 +613,8 @@ class VMMDevDevice:
         heap = COMMAND_HEAP_COST + direct.size
         if direct.size > MAX_CALL_HEAP or heap > commands.heap_available(category):
             return False
-        if self.hgcm.admit_call(client, (command.call for command in commands.pending.values())) < 0:
+        pending = commands.pending
+        if self.hgcm.admit_call(client, (command.call for command in pending.values()) if pending else ()) < 0:
             return False
         # Decided: from here on the call runs exactly once, on this path.
         self.direct_calls += 1
@@ -621,8 +622,9 @@ class VMMDevDevice:
         trace_completion = self._wants("hgcm_complete")
         submitted = self._now() if trace_completion else 0
         cost = commands.timing.cost(function, direct.size, service.function_cycles(function))
+        # Checked against the budget as the general path would, but not charged: no bounce
+        # buffer is allocated, and the call is over before anything else could be charged.
         window = memory.window(direct.address, direct.size)
-        commands.heap_used[category] += heap
         try:
             params = [SvcParm(_SVC_PTR, 0, window, direct.size) if index == direct.buffer_index  # type: ignore[arg-type]
                       else SvcParm(_SVC_U32 if guest_type == _BIT32 else _SVC_U64, value)
@@ -647,7 +649,6 @@ class VMMDevDevice:
                             service=service.name,
                             params=[describe(param, returned=True) for param in _described(direct, params)])
         finally:
-            commands.heap_used[category] -= heap
             window.release()
         self.events.notify(VMMDEV_EVENT_HGCM)
         return True

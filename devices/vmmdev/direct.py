@@ -135,6 +135,24 @@ def plan(data: bytes | bytearray, request_type: int, request_address: int, ram_s
     return DirectCall(client_id, function, params, spec.buffer, start, cb, direction)
 
 
+_page_layouts: dict[int, struct.Struct] = {}
+
+
+#: Page counts whose layout is kept (a 1 MiB buffer at any offset needs 257 pages); longer
+#: lists are compiled per call, so a guest cannot grow the cache.
+_KEPT_PAGE_LAYOUTS = 257
+
+
+def _page_entries(count: int) -> struct.Struct:
+    """The compiled layout of ``count`` page addresses (kept for the usual counts)."""
+    layout = _page_layouts.get(count)
+    if layout is None:
+        layout = struct.Struct(f"<{count}Q")
+        if count <= _KEPT_PAGE_LAYOUTS:
+            _page_layouts[count] = layout
+    return layout
+
+
 def _consecutive_pages(data: bytes | bytearray, offset: int, cb: int,
                        off_extra: int) -> tuple[int, int] | None:
     """(direction, start) of a PageList that passes every check of the general path
@@ -150,7 +168,7 @@ def _consecutive_pages(data: bytes | bytearray, offset: int, cb: int,
         return None
     if off_first >= PAGE_SIZE or c_pages * PAGE_SIZE - off_first < cb:
         return None
-    pages = struct.unpack_from(f"<{c_pages}Q", data, offset + 8)
+    pages = _page_entries(c_pages).unpack_from(data, offset + 8)
     first = pages[0]
     if first & (PAGE_SIZE - 1) or pages != tuple(range(first, first + c_pages * PAGE_SIZE, PAGE_SIZE)):
         return None
