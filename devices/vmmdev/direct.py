@@ -135,22 +135,25 @@ def plan(data: bytes | bytearray, request_type: int, request_address: int, ram_s
     return DirectCall(client_id, function, params, spec.buffer, start, cb, direction)
 
 
-_page_layouts: dict[int, struct.Struct] = {}
+#: Page counts whose run pattern is kept (a 1 MiB buffer at any offset needs 257 pages);
+#: longer lists get theirs computed per call, so a guest cannot grow the cache.
+_KEPT_PATTERNS = 257
+_patterns: dict[int, tuple[int, int]] = {}
+_U64 = struct.Struct("<Q")
 
 
-#: Page counts whose layout is kept (a 1 MiB buffer at any offset needs 257 pages); longer
-#: lists are compiled per call, so a guest cannot grow the cache.
-_KEPT_PAGE_LAYOUTS = 257
-
-
-def _page_entries(count: int) -> struct.Struct:
-    """The compiled layout of ``count`` page addresses (kept for the usual counts)."""
-    layout = _page_layouts.get(count)
-    if layout is None:
-        layout = struct.Struct(f"<{count}Q")
-        if count <= _KEPT_PAGE_LAYOUTS:
-            _page_layouts[count] = layout
-    return layout
+def _run_pattern(count: int) -> tuple[int, int]:
+    """(ones, steps): ``count`` little-endian u64 entries read as one integer are
+    ``first * ones + steps`` exactly when entry i is ``first + i * PAGE_SIZE`` (given that
+    no entry passes 2**64)."""
+    pattern = _patterns.get(count)
+    if pattern is None:
+        ones = int.from_bytes((b"\x01" + bytes(7)) * count, "little")
+        steps = int.from_bytes(struct.pack(f"<{count}Q", *range(0, count * PAGE_SIZE, PAGE_SIZE)), "little")
+        pattern = (ones, steps)
+        if count <= _KEPT_PATTERNS:
+            _patterns[count] = pattern
+    return pattern
 
 
 def _consecutive_pages(data: bytes | bytearray, offset: int, cb: int,
@@ -168,8 +171,11 @@ def _consecutive_pages(data: bytes | bytearray, offset: int, cb: int,
         return None
     if off_first >= PAGE_SIZE or c_pages * PAGE_SIZE - off_first < cb:
         return None
-    pages = _page_entries(c_pages).unpack_from(data, offset + 8)
-    first = pages[0]
-    if first & (PAGE_SIZE - 1) or pages != tuple(range(first, first + c_pages * PAGE_SIZE, PAGE_SIZE)):
+    entries = offset + 8
+    first = _U64.unpack_from(data, entries)[0]
+    if first & (PAGE_SIZE - 1) or first + (c_pages - 1) * PAGE_SIZE >= 1 << 64:
+        return None
+    ones, steps = _run_pattern(c_pages)  # one comparison for the whole list
+    if int.from_bytes(data[entries:entries + 8 * c_pages], "little") != first * ones + steps:
         return None
     return flags & VBOX_HGCM_F_PARM_DIRECTION_MASK, first + off_first

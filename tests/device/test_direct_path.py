@@ -336,3 +336,22 @@ def test_direct_calls_leave_no_call_parameter_or_view_alive(tmp_path: Path) -> N
     finally:
         if enabled:
             gc.enable()
+
+
+@pytest.mark.parametrize("wrong", [0, 1, 128, 254, 255])
+@pytest.mark.parametrize("delta", [1, PAGE_SIZE, -PAGE_SIZE, 1 << 40])
+def test_plan_takes_a_page_list_only_when_every_page_follows_the_one_before(wrong: int, delta: int) -> None:
+    size = 256 * PAGE_SIZE
+    listed = [0x400000 + index * PAGE_SIZE for index in range(256)]
+
+    def planned(page_list: list[int]) -> object:
+        call = builder.CallBuilder(1, READ)
+        for param in (builder.Param.u32(1), builder.Param.u64(2), builder.Param.u64(3), builder.Param.u32(size)):
+            call.add(param)
+        call.add_page_list(size, page_list, flags=FROM_HOST)
+        return plan(call.build(), CALL64, REQUEST, 64 * RAM, DirectBuffer(4, stored=3))
+
+    found = planned(listed)
+    assert found is not None and (found.address, found.size) == (0x400000, size)  # type: ignore[attr-defined]
+    listed[wrong] += delta
+    assert planned(listed) is None
