@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from devices.vmmdev.device import HgcmCounts
 from machine.asmcli import register_asm_command, run_asm_command
 from machine.clock import INSTRUCTION_CLASSES, CostProfile
 from machine.gdbstub.cli import DebugRunEnded, GdbRunner, add_gdb_option, gdb_runner
@@ -44,7 +45,7 @@ from machine.runcontrol import (
 )
 from machine.trace.cli import register_trace_commands, run_trace_command
 from machine.trace.files import TraceWriteError, TraceWriter
-from machine.tracing import CallbackSink, CountingSink, TraceEvent
+from machine.tracing import CallbackSink, TraceEvent
 
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
@@ -266,7 +267,7 @@ def _print_log(event: TraceEvent, out: TextIO) -> None:
     print(f"[guest] {event.fields['line']}", file=out, flush=True)
 
 
-def _summary(result: RunResult, events: CountingSink) -> list[str]:
+def _summary(result: RunResult, counts: HgcmCounts) -> list[str]:
     ending = {
         RunEnd.EXIT: f"exit device, code {result.exit_code}",
         RunEnd.HALT: "hlt",
@@ -274,10 +275,10 @@ def _summary(result: RunResult, events: CountingSink) -> list[str]:
         RunEnd.FAULT: "guest fault",
         RunEnd.INTERRUPTED: "interrupt (Ctrl-C)",
     }[result.end]
-    calls = events.values["hgcm_call"]
+    calls = counts.calls
     lines = [f"run ended by {ending} after {result.instructions} instructions, {result.cycles} cycles"]
-    connects = events.totals["hgcm_connect"]
-    total = sum(calls.values())
+    connects = counts.connects
+    total = counts.total_calls
     detail = ", ".join(f"{name} x{count}" for name, count in sorted(calls.items()))
     lines.append(f"HGCM: {connects} connect(s), {total} call(s){': ' + detail if detail else ''}")
     return lines
@@ -298,14 +299,15 @@ def _report_end(result: RunResult, err: TextIO) -> None:
 
 def _run_machine(machine: Machine, args: argparse.Namespace, budgets: Budgets,
                  progress: ProgressLine | None = None,
-                 gdb: GdbRunner | None = None) -> tuple[RunResult, CountingSink]:
+                 gdb: GdbRunner | None = None) -> tuple[RunResult, HgcmCounts]:
     """Run within ``budgets`` (Ctrl-C stops it; ``progress`` is kept up to date), or under
-    ``gdb`` when given (which honours the instruction budget only), with a
-    summary counter (counts, not events: constant memory) and an optional trace file (JSON
-    Lines, gzip-compressed when its name ends in ``.gz``).  A trace file that cannot be
-    written stops the run and becomes a ``UsageError`` naming the file and the reason."""
-    collected = CountingSink({"hgcm_call": "function_name", "hgcm_connect": None})
-    machine.tracer.add_sink(collected)
+    ``gdb`` when given (which honours the instruction budget only), with an optional trace
+    file (JSON Lines, gzip-compressed when its name ends in ``.gz``); also returns the
+    VMMDev's call counts for the summary (kept by the device, so that a run without a trace
+    file has no trace listener but the guest log's).  A trace file that cannot be written
+    stops the run and becomes a ``UsageError`` naming the file and the reason."""
+    collected = machine.vmmdev.counts
+
     def run() -> RunResult:
         if gdb is not None:
             return gdb(budgets.instructions)

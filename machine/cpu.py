@@ -246,6 +246,7 @@ class Cpu:
         self._cs_detail = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64 if mode == 64 else capstone.CS_MODE_32)
         self._cs_detail.detail = True
         self._pc_reg = ux.UC_X86_REG_RIP if mode == 64 else ux.UC_X86_REG_EIP
+        self._pc_buffer = ctypes.c_uint64(0)  # _read_pc's (EIP fills its low half only)
         self._sp_reg = ux.UC_X86_REG_RSP if mode == 64 else ux.UC_X86_REG_ESP
         self._flags_reg = ux.UC_X86_REG_RFLAGS if mode == 64 else ux.UC_X86_REG_EFLAGS
         #: Decoded blocks by (address, bytes), with their index in ``_block_list``.
@@ -398,7 +399,16 @@ class Cpu:
     @property
     def pc(self) -> int:
         """Current instruction pointer."""
-        return self._uc.reg_read(self._pc_reg)
+        return self._read_pc()
+
+    def _read_pc(self) -> int:
+        """The pc through Unicorn's C API: one foreign call into a buffer of this CPU's,
+        where the binding's ``reg_read`` first picks a register class and allocates its
+        result (clock reads and trace stamps read the pc on the HGCM hot path)."""
+        buffer = self._pc_buffer
+        if _uc_binding.uclib.uc_reg_read(self._uc._uch, self._pc_reg, ctypes.byref(buffer)) != unicorn.UC_ERR_OK:
+            return self._uc.reg_read(self._pc_reg)  # let the binding raise its own error
+        return buffer.value
 
     @pc.setter
     def pc(self, value: int) -> None:

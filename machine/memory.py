@@ -76,6 +76,13 @@ class GuestMemory:
         if self.write_observer is not None:
             self.write_observer(address, size)
 
+    def window(self, address: int, size: int) -> memoryview:
+        """A writable view of ``size`` bytes at ``address`` (an alias of guest RAM, for
+        zero-copy host I/O).  The caller must ``release()`` it before the memory is closed
+        and must not keep it past the operation it was made for."""
+        self._check(address, size)
+        return self._view[address:address + size]
+
     def read_u32(self, address: int) -> int:
         """Read a little-endian u32."""
         self._check(address, 4)

@@ -122,12 +122,13 @@ class PortBus:
         mask = (1 << (8 * size)) - 1
         claim = self._accepting_claim(port, size)
         if claim is None:
-            self._tracer.emit("port_unclaimed", direction="in", port=port, size=size,
-                              owner=self.owner(port))
+            if self._tracer.wants("port_unclaimed"):
+                self._tracer.emit("port_unclaimed", direction="in", port=port, size=size,
+                                  owner=self.owner(port))
             return mask
         self._charge_access(claim)
         value = claim.device.io_read(claim.port_range.name, claim.offset_of(port), size) & mask
-        if self._tracer.enabled:
+        if self._tracer.wants("port_io"):
             self._tracer.emit("port_io", direction="in", port=port, size=size, value=value,
                               device=claim.device.name, range=claim.port_range.name,
                               offset=claim.offset_of(port))
@@ -138,10 +139,12 @@ class PortBus:
         value &= (1 << (8 * size)) - 1
         claim = self._accepting_claim(port, size)
         if claim is None:
-            self._tracer.emit("port_unclaimed", direction="out", port=port, size=size, value=value,
-                              owner=self.owner(port))
+            if self._tracer.wants("port_unclaimed"):
+                self._tracer.emit("port_unclaimed", direction="out", port=port, size=size, value=value,
+                                  owner=self.owner(port))
             return
-        if self._tracer.enabled:
+        # Event fields are built only when some sink takes port_io events.
+        if self._tracer.wants("port_io"):
             self._tracer.emit("port_io", direction="out", port=port, size=size, value=value,
                               device=claim.device.name, range=claim.port_range.name,
                               offset=claim.offset_of(port))

@@ -34,7 +34,6 @@ from types import FrameType, TracebackType
 from typing import TextIO
 
 from machine.machine import Machine, RunEnd, RunResult
-from machine.tracing import TraceEvent
 
 #: Bad usage: options, unreadable programs, assembly errors (argparse's own convention).
 EXIT_USAGE = 2
@@ -116,27 +115,12 @@ def budgets_from_args(args: argparse.Namespace) -> Budgets:
 def run_supervised(machine: Machine, budgets: Budgets, progress: ProgressLine | None = None) -> RunResult:
     """Run ``machine`` within ``budgets``; Ctrl-C (from the main thread) and the wall-time
     budget stop it promptly, and ``progress`` (if given) shows how it goes."""
-    calls = _CallCounter()
-    machine.tracer.add_sink(calls)
-    try:
-        with RunSupervisor(machine, max_seconds=budgets.seconds, progress=progress, hgcm_calls=calls.value):
-            return machine.run(budgets.instructions, cycle_budget=budgets.cycles)
-    finally:
-        machine.tracer.remove_sink(calls)
-
-
-class _CallCounter:
-    """A trace sink counting HGCM calls (read by the supervisor's thread)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, event: TraceEvent) -> None:
-        if event.kind == "hgcm_call":
-            self.count += 1
-
-    def value(self) -> int:
-        return self.count
+    # The call count comes from the device: a trace sink here would make every run build
+    # and stamp events nobody asked for.
+    counts = machine.vmmdev.counts
+    with RunSupervisor(machine, max_seconds=budgets.seconds, progress=progress,
+                       hgcm_calls=lambda: counts.total_calls):
+        return machine.run(budgets.instructions, cycle_budget=budgets.cycles)
 
 
 def end_report(result: RunResult) -> str | None:

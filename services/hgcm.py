@@ -4,11 +4,17 @@ A service sees parameters the way VirtualBox host services do (``VBOXHGCMSVCPARM
 ``include/VBox/hgcmsvc.h``): 32-bit and 64-bit values, and pointers to host-side bounce
 buffers.  The VMMDev device translates guest parameter types (LinAddr, PageList, Embedded,
 ...) into these before the call and writes the results back after completion; a service
-never touches guest memory.
+never addresses guest memory (a direct buffer, below, is a view the device hands it).
 
 Completion: ``HgcmService.call`` returns a status for a call it finished immediately, or
 ``ASYNC`` when it keeps the ``HgcmCall`` and calls ``HgcmCall.complete`` later (for example
 WAIT_FOR_MAPPINGS_CHANGES).  Every call is completed exactly once.
+
+Direct buffers (an optional capability): a service may declare, in
+``HgcmService.direct_buffers``, functions whose one buffer parameter the device may pass as a
+view of guest memory instead of a bounce buffer.  The device does so only where the guest
+could not tell the difference (see ``DirectBuffer``), so the call's outcome, what the guest
+sees and what reaches the host are the same either way; only host copies are saved.
 """
 
 from __future__ import annotations
@@ -44,7 +50,9 @@ class SvcParm:
     The device may pass a large buffer that only travels to the guest as a zero-filled
     anonymous ``mmap`` of the same length instead of a bytearray (host memory is then
     committed only for the pages written): same buffer protocol, length, indexing and
-    slicing, but it cannot change size.
+    slicing, but it cannot change size.  For a function the service declares in
+    ``HgcmService.direct_buffers``, ``buffer`` may instead be a ``memoryview`` of guest
+    memory, valid only during ``call`` (see ``DirectBuffer``).
     """
 
     type: SvcParmType
@@ -111,6 +119,36 @@ class HgcmCall:
             self.on_complete(self, int(status))
 
 
+@dataclass(frozen=True)
+class DirectBuffer:
+    """How a function uses its buffer parameter, declared by a service that accepts a view
+    of guest memory for it (``HgcmService.direct_buffers``).
+
+    The service promises, for calls of the function: it completes them before ``call``
+    returns (never ``ASYNC``); it touches the buffer only during ``call`` and keeps no
+    reference to it; it never resizes it nor changes the parameter's ``size``; it reads
+    the buffer's bytes only when ``reads`` is set; it stores into the buffer only when
+    ``stored`` is set, and then only the first N bytes: N is the value the U32 parameter at
+    index ``stored`` holds when ``call`` returns a success status (>= 0), and 0 (nothing
+    stored) when it returns a failure.
+
+    With that, the device can hand over guest memory itself and still give the guest what
+    the bounce-buffer path gives: it does so only when the buffer's bytes travel to the
+    host if ``reads`` (so the service reads the guest's bytes, not zeros), when they
+    travel back to the guest if ``stored`` (so storing into guest memory is what the
+    guest would get), and it zero-fills what follows the N stored bytes of a buffer that
+    only travels back (the zero-filled bounce buffer the other path copies back).
+    """
+
+    #: Index of the buffer parameter.
+    buffer: int
+    #: The function reads the buffer's bytes (they travel to the host).
+    reads: bool = False
+    #: Index of the U32 parameter counting the leading bytes stored into the buffer
+    #: (None: the function stores nothing into it).
+    stored: int | None = None
+
+
 class HgcmService:
     """Base class of host services: override what the service supports.
 
@@ -123,6 +161,10 @@ class HgcmService:
     name: str = ""
     #: Function names by number, for traces and summaries.
     function_names: Mapping[int, str] = {}
+    #: Functions that accept a view of guest memory for their buffer (``DirectBuffer``);
+    #: the device may use it instead of a bounce buffer (a speed-up, never a change of
+    #: behaviour).  Empty: every buffer is a bounce buffer.
+    direct_buffers: Mapping[int, DirectBuffer] = {}
 
     def function_name(self, function: int) -> str:
         """The name of guest function ``function`` (its number when unknown)."""

@@ -152,8 +152,20 @@ class CommandQueue:
         command.serial = self._serial
         self.pending[command.address] = command
         self._in_flight[command.serial] = command
-        command.submitted_cycle = self._now()
+        # The clock is read only where the cycle is used: an asynchronous completion's due
+        # cycle, a disconnect's (it may wait for earlier calls), a traced latency.  A
+        # synchronous untraced call completes inside this `out` and never needs it.
+        if (command.kind != "call" or self.timing.is_async(command.function)
+                or self._tracing("hgcm_complete")):
+            command.submitted_cycle = self._now()
         command.cost = self.timing.cost(command.function, byte_count, declared_cycles)
+
+    def charge(self, cycles: int, reason: str) -> None:
+        """Charge a synchronous command's ``cycles`` to the current instruction, as
+        ``host_done`` does (nothing without a clock)."""
+        clock = self._clock()
+        if clock is not None:
+            clock.charge(cycles, reason)
 
     def completion_for(self, command: Command) -> Callable[[HgcmCall, int], None]:
         """The ``HgcmCall.on_complete`` of ``command``'s call: refers to the queue and the
@@ -186,7 +198,7 @@ class CommandQueue:
             command.due = due
             clock.schedule_at(due, f"hgcm {command.kind} done", functools.partial(self._complete, command))
         else:
-            clock.charge(command.cost, f"hgcm {command.kind}")
+            self.charge(command.cost, f"hgcm {command.kind}")
             self._complete(command)
 
     def _complete(self, command: Command) -> None:
@@ -196,10 +208,12 @@ class CommandQueue:
         self._in_flight.pop(command.serial, None)
         self._release(command)
         status = command.status if command.status is not None else Status.VERR_HGCM_INTERNAL
-        latency = self._now() - command.submitted_cycle
+        traced = self._tracing("hgcm_complete")
+        latency = self._now() - command.submitted_cycle if traced else 0
         if command.cancelled:
-            self._trace("hgcm_complete", address=command.address, command=command.kind, cancelled=True,
-                        result=int(status), result_name=status_name(status), latency=latency)
+            if traced:
+                self._trace("hgcm_complete", address=command.address, command=command.kind, cancelled=True,
+                            result=int(status), result_name=status_name(status), latency=latency)
             self._drop(command)
             return
         memory = self._memory()
@@ -213,7 +227,7 @@ class CommandQueue:
         memory.write(command.address, data)
         flags = memory.read_u32(command.address + OFF_HGCM_FLAGS)
         memory.write_u32(command.address + OFF_HGCM_FLAGS, flags | VBOX_HGCM_REQ_DONE)
-        if self._tracing("hgcm_complete"):
+        if traced:
             self._trace("hgcm_complete", address=command.address, command=command.kind, cancelled=False,
                         result=int(status), result_name=status_name(status), latency=latency,
                         **self._details(command))

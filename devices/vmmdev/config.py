@@ -67,3 +67,7 @@ class VMMDevConfig:
     request_port_cycles: int = 100
     #: The interrupt line the device's INTA# is routed to (PCI interrupt line register).
     irq: int = 11
+    #: Hand buffers of the functions a service declares in ``direct_buffers`` to it as views
+    #: of guest memory when the guest cannot tell the difference (devices/vmmdev/direct.py):
+    #: a speed-up only; False makes every call take the bounce-buffer path (to compare).
+    direct_buffers: bool = True

@@ -15,8 +15,9 @@ from __future__ import annotations
 import ctypes
 import re
 import struct
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from devices.vmmdev.abi import (
@@ -52,15 +53,32 @@ from devices.vmmdev.abi import (
     RequestType,
 )
 from devices.vmmdev.abi import HgcmCall as HgcmCallLayout
-from devices.vmmdev.commands import COMMAND_HEAP_COST, DEFAULT_HEAP_BUDGET, Command, CommandQueue, heap_category
+from devices.vmmdev.abi import (
+    HGCM_CALL_OFF_PARMS,
+    HGCM_PARM_OFF_VALUE,
+    VBOX_HGCM_REQ_DONE,
+    HgcmParmDirection,
+    HgcmParmType,
+    hgcm_parm_size,
+)
+from devices.vmmdev.commands import (
+    COMMAND_HEAP_COST,
+    DEFAULT_HEAP_BUDGET,
+    OFF_HGCM_FLAGS,
+    OFF_HGCM_RESULT,
+    Command,
+    CommandQueue,
+    heap_category,
+)
 from devices.vmmdev.config import CYCLES_PER_MILLISECOND, VMMDevConfig
 from devices.vmmdev.events import VMMDEV_EVENT_HGCM, VMMDEV_RAM_SIZE, EventState
 from devices.vmmdev.hgcm import HgcmHost
-from devices.vmmdev.params import describe, parse_call
+from devices.vmmdev.direct import DirectCall, call_header, plan
+from devices.vmmdev.params import MAX_CALL_HEAP, ParsedParam, describe, parse_call
 from machine.device import AttachContext, MmioRegion, PortRange
 from machine.memory import GuestMemory
 from runtime.status import RtError, Status, status_name
-from services.hgcm import ASYNC, HgcmCall, HgcmService
+from services.hgcm import ASYNC, DirectBuffer, HgcmCall, HgcmService, SvcParm, SvcParmType
 
 _HEADER_SIZE = 24
 _OFF_RC = 12
@@ -101,6 +119,26 @@ def _at_least(layout: type[ctypes.Structure]) -> _SizeRule:
 
 
 _S = TypeVar("_S", bound=ctypes.Structure)
+# Plain ints and members for the direct path's per-call work (enum operators are slow).
+_BIT32 = int(HgcmParmType.Bit32)
+_TO_HOST = int(HgcmParmDirection.TO_HOST)
+_SVC_PTR, _SVC_U32, _SVC_U64 = SvcParmType.PTR, SvcParmType.U32, SvcParmType.U64
+
+
+@dataclass
+class HgcmCounts:
+    """What a run's summary reports, counted by the device whether or not anyone traces:
+    one ``connects`` per ``hgcm_connect`` event and one ``calls[function name]`` per
+    ``hgcm_call`` event the device emits (or would emit, with a sink attached)."""
+
+    connects: int = 0
+    calls: Counter[str] = field(default_factory=Counter)
+    #: Sum of ``calls`` (read by the progress display's thread without iterating).
+    total_calls: int = 0
+
+    def count_call(self, function_name: str) -> None:
+        self.calls[function_name] += 1
+        self.total_calls += 1
 
 
 @dataclass
@@ -162,6 +200,10 @@ class VMMDevDevice:
         self.hgcm_enabled = False
         self.requestor_info = False
         self.mmio_base: int | None = None
+        #: HGCM calls the direct path took so far (devices/vmmdev/direct.py), for tests and
+        #: benchmarks; every other call went through bounce buffers.
+        self.direct_calls = 0
+        self.counts = HgcmCounts()
         self.events = EventState(self._set_line, self._trace)
         self.commands = CommandQueue(lambda: self._memory, lambda: self._context.clock if self._context else None,
                                      self.config.timing, lambda: self.events.notify(VMMDEV_EVENT_HGCM), self._trace,
@@ -240,11 +282,6 @@ class VMMDevDevice:
         if self._context is not None:
             self._context.tracer.emit(kind, **fields)
 
-    @property
-    def _tracing(self) -> bool:
-        """Whether anyone listens: hot paths skip building event fields otherwise."""
-        return self._context is not None and self._context.tracer.enabled
-
     def _wants(self, kind: str) -> bool:
         """Whether anyone listens to events of ``kind`` (expensive fields are built only then)."""
         return self._context is not None and self._context.tracer.wants(kind)
@@ -268,25 +305,24 @@ class VMMDevDevice:
             return
         header = bytearray(memory.read(address, _HEADER_SIZE))
         size, version, request_type = struct.unpack_from("<III", header, 0)
-        type_name = _type_name(request_type) if self._tracing else ""
         if size < _HEADER_SIZE:
-            self._trace("vmmdev_request_dropped", address=address, type=type_name, size=size,
+            self._trace("vmmdev_request_dropped", address=address, type=_type_name(request_type), size=size,
                         reason="size below the header size")
             return
         if version != VMMDEV_REQUEST_HEADER_VERSION:
-            self._trace("vmmdev_request_dropped", address=address, type=type_name, size=size,
+            self._trace("vmmdev_request_dropped", address=address, type=_type_name(request_type), size=size,
                         reason=f"header version {version:#x}")
             return
         if size > VMMDEV_MAX_VMMDEVREQ_SIZE:
-            self._answer_header(address, header, Status.VERR_NOT_SUPPORTED, type_name, size)
+            self._answer_header(address, header, Status.VERR_NOT_SUPPORTED, request_type, size)
             return
         if (self.require_guest_info and not self.events.additions_ok
                 and request_type not in _ALLOWED_BEFORE_GUEST_INFO):
-            self._answer_header(address, header, Status.VERR_NOT_SUPPORTED, type_name, size)
+            self._answer_header(address, header, Status.VERR_NOT_SUPPORTED, request_type, size)
             return
         if not memory.contains(address, size):
             # VirtualBox would read unassigned memory here; we refuse the request instead.
-            self._answer_header(address, header, Status.VERR_INVALID_PARAMETER, type_name, size,
+            self._answer_header(address, header, Status.VERR_INVALID_PARAMETER, request_type, size,
                                 reason="request extends beyond guest RAM")
             return
         request = _Request(address, request_type, bytearray(memory.read(address, size)))
@@ -303,16 +339,16 @@ class VMMDevDevice:
                 write = function(request)
         if write:
             memory.write(address, request.data)
-        if self._tracing:
+        if self._wants("vmmdev_request"):
             rc = struct.unpack_from("<i", request.data, _OFF_RC)[0] if write else memory.read_i32(address + _OFF_RC)
-            self._trace("vmmdev_request", address=address, type=type_name, size=size, rc=rc,
+            self._trace("vmmdev_request", address=address, type=_type_name(request_type), size=size, rc=rc,
                         rc_name=status_name(rc))
 
-    def _answer_header(self, address: int, header: bytearray, status: int, type_name: str, size: int,
+    def _answer_header(self, address: int, header: bytearray, status: int, request_type: int, size: int,
                        reason: str = "") -> None:
         struct.pack_into("<i", header, _OFF_RC, int(status))
         self._memory.write(address, header)
-        self._trace("vmmdev_request", address=address, type=type_name, size=size, rc=int(status),
+        self._trace("vmmdev_request", address=address, type=_type_name(request_type), size=size, rc=int(status),
                     rc_name=status_name(status), header_only=True, reason=reason)
 
     # --- simple requests ------------------------------------------------------------------
@@ -465,6 +501,7 @@ class VMMDevDevice:
         if command is None:
             return self._over_budget(request)
         status, client_id = self.hgcm.connect(name, self._requestor(request))
+        self.counts.connects += 1
         self._trace("hgcm_connect", address=request.address, service=name, status=int(status),
                     status_name=status_name(status), client=client_id)
         command.client_id = client_id
@@ -501,6 +538,8 @@ class VMMDevDevice:
 
     def _hgcm_call(self, request: _Request) -> bool:
         self._accept(request)
+        if self.config.direct_buffers and self._direct_call(request):
+            return False
         category = heap_category(self._requestor(request))
         try:
             parsed = parse_call(bytes(request.data), request.type, self._memory,
@@ -529,6 +568,7 @@ class VMMDevDevice:
         call.on_complete = self.commands.completion_for(command)
         command.service_name = client.service.name
         command.function_name = client.service.function_name(parsed.function)
+        self.counts.count_call(command.function_name)
         if self._wants("hgcm_call"):
             self._trace("hgcm_call", address=request.address, client=parsed.client_id,
                         service=command.service_name, function=parsed.function,
@@ -539,6 +579,103 @@ class VMMDevDevice:
         if outcome is not ASYNC:
             call.complete(int(outcome))
         return False
+
+    def _direct_call(self, request: _Request) -> bool:
+        """Run the call with its buffer as a view of guest memory when that cannot make a
+        difference to anyone (devices/vmmdev/direct.py); False, having done nothing, when
+        the general path must take it.
+
+        Beyond the request's shape it takes only calls the general path would accept and
+        complete inside this `out`: a connected client under its call limit, a function
+        its service declares, synchronous timing, no command pending at this address, room
+        in the heap budget.  It then does what the general path does, in its order
+        (commands.py: submit, host_done, _complete): HGCM events enabled, ``hgcm_call``
+        traced, the service called, the cost charged, the buffer's tail zeroed where a
+        bounce buffer would have been copied back, the changed values and the result
+        written, DONE last, ``hgcm_complete`` traced, the HGCM event raised.
+        """
+        data = request.data
+        client_id, function, _ = call_header(data)
+        client = self.hgcm.client(client_id)
+        if client is None:
+            return False
+        service = client.service
+        spec = service.direct_buffers.get(function)
+        commands = self.commands
+        if spec is None or commands.timing.is_async(function) or request.address in commands.pending:
+            return False
+        memory = self._memory
+        direct = plan(data, request.type, request.address, memory.size, spec)
+        if direct is None:
+            return False
+        requestor = self._requestor(request)
+        category = heap_category(requestor)
+        heap = COMMAND_HEAP_COST + direct.size
+        if direct.size > MAX_CALL_HEAP or heap > commands.heap_available(category):
+            return False
+        pending = commands.pending
+        if self.hgcm.admit_call(client, (command.call for command in pending.values()) if pending else ()) < 0:
+            return False
+        # Decided: from here on the call runs exactly once, on this path.
+        self.direct_calls += 1
+        self._enable_hgcm()
+        trace_completion = self._wants("hgcm_complete")
+        submitted = self._now() if trace_completion else 0
+        cost = commands.timing.cost(function, direct.size, service.function_cycles(function))
+        # Checked against the budget as the general path would, but not charged: no bounce
+        # buffer is allocated, and the call is over before anything else could be charged.
+        window = memory.window(direct.address, direct.size)
+        try:
+            params = [SvcParm(_SVC_PTR, 0, window, direct.size) if index == direct.buffer_index  # type: ignore[arg-type]
+                      else SvcParm(_SVC_U32 if guest_type == _BIT32 else _SVC_U64, value)
+                      for index, (guest_type, value) in enumerate(direct.params)]
+            self.counts.count_call(service.function_name(function))
+            if self._wants("hgcm_call"):
+                self._trace("hgcm_call", address=request.address, client=client_id, service=service.name,
+                            function=function, function_name=service.function_name(function),
+                            parms=len(params), bytes=direct.size, type=_type_name(request.type),
+                            params=[describe(param, returned=False) for param in _described(direct, params)])
+            outcome = service.call(HgcmCall(client_id, function, params, requestor))
+            if outcome is ASYNC:
+                raise RuntimeError(f"service {service.name} answered ASYNC for function {function}, "
+                                   "which it declared in direct_buffers")
+            status = int(outcome)
+            commands.charge(cost, "hgcm call")
+            self._complete_direct(request.address, request.type, direct, spec, params, status)
+            if trace_completion:
+                self._trace("hgcm_complete", address=request.address, command="call", cancelled=False,
+                            result=status, result_name=status_name(status), latency=self._now() - submitted,
+                            client=client_id, function=function, function_name=service.function_name(function),
+                            service=service.name,
+                            params=[describe(param, returned=True) for param in _described(direct, params)])
+        finally:
+            window.release()
+        self.events.notify(VMMDEV_EVENT_HGCM)
+        return True
+
+    def _complete_direct(self, address: int, request_type: int, direct: DirectCall, spec: DirectBuffer,
+                         params: list[SvcParm], status: int) -> None:
+        """A direct call's write-back: what params.py: write_back and commands.py: _complete
+        would change, and only that (the rest of the request is as the guest left it)."""
+        memory = self._memory
+        if spec.stored is not None and not direct.direction & _TO_HOST:
+            # The general path copies its whole zero-filled bounce buffer back.
+            stored = params[spec.stored].value if status >= 0 else 0
+            stored = min(max(stored, 0), direct.size)
+            if stored < direct.size:
+                memory.fill(direct.address + stored, direct.size - stored, 0)
+        parm_size = hgcm_parm_size(request_type)
+        for index, (guest_type, value) in enumerate(direct.params):
+            if index == direct.buffer_index or params[index].value == value:
+                continue
+            offset = address + HGCM_CALL_OFF_PARMS + index * parm_size + HGCM_PARM_OFF_VALUE
+            if guest_type == _BIT32:
+                memory.write_u32(offset, params[index].value)
+            else:
+                memory.write(offset, struct.pack("<Q", params[index].value & 0xFFFFFFFFFFFFFFFF))
+        memory.write_i32(address + OFF_HGCM_RESULT, status)
+        flags = memory.read_u32(address + OFF_HGCM_FLAGS)
+        memory.write_u32(address + OFF_HGCM_FLAGS, flags | VBOX_HGCM_REQ_DONE)
 
     def _cancel_command(self, address: int) -> bool:
         command = self.commands.pending.get(address)
@@ -585,6 +722,18 @@ def _check_guest_info2(major: int, minor: int, build: int, name: bytes) -> int:
     if suffix and not _GUEST_INFO2_SUFFIX.fullmatch(suffix) and new_enough:
         return Status.VERR_INVALID_PARAMETER
     return Status.VINF_SUCCESS
+
+
+def _described(direct: DirectCall, params: list[SvcParm]) -> list[ParsedParam]:
+    """A direct call's parameters as the general path's parsed parameters (for the trace
+    events, which then carry the same fields on both paths)."""
+    described = []
+    for index, ((guest_type, _value), svc) in enumerate(zip(direct.params, params)):
+        if index == direct.buffer_index:
+            described.append(ParsedParam(index, HgcmParmType(guest_type), svc, direct.direction, direct.size))
+        else:
+            described.append(ParsedParam(index, HgcmParmType(guest_type), svc))
+    return described
 
 
 def _type_name(request_type: int) -> str:

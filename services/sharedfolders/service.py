@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from runtime.fs import HostFile, HostRoot
 from runtime.paths import GuestPath, convert_guest_path, has_wildcard
 from runtime.status import RtError, Status
-from services.hgcm import HgcmCall, HgcmService, _AsyncMarker
+from services.hgcm import DirectBuffer, HgcmCall, HgcmService, _AsyncMarker
 from services.sharedfolders.abi import SERVICE_NAME, SHFL_HANDLE_NIL, SHFL_HANDLE_ROOT, ShflFn
 from services.sharedfolders.casefix import correct_case
 from services.sharedfolders.context import CallContext, ClientState
@@ -50,6 +50,14 @@ class SharedFoldersService(HgcmService):
 
     name = SERVICE_NAME
     function_names = {fn.value: fn.name for fn in ShflFn}
+    #: READ and WRITE may move their payload straight between the host file and guest
+    #: memory (h_file.read / h_file.write keep the DirectBuffer promises: READ stores the
+    #: cb bytes it read at the start of the buffer and nothing on failure; WRITE only
+    #: reads the buffer).
+    direct_buffers = {
+        ShflFn.READ: DirectBuffer(buffer=4, stored=3),
+        ShflFn.WRITE: DirectBuffer(buffer=4, reads=True),
+    }
 
     def __init__(self, *, use_openat2: bool | None = None,
                  reproducible: Reproducible | None = None) -> None:

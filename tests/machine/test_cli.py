@@ -201,3 +201,43 @@ def test_program_arguments_after_options_as_the_readme_writes_them(tmp_path: Pat
 def test_arguments_after_double_dash_for_a_command_without_program_arguments() -> None:
     status, _, err = cli("devices", "--", "x")
     assert status == EXIT_USAGE and "takes no program arguments" in err
+
+
+def test_summary_counts_exactly_what_the_trace_holds_and_nothing_listens_without_a_trace(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The summary's counts come from the device (no listener is attached for them): they
+    equal the hgcm_connect / hgcm_call events of a traced run of the same program, and an
+    untraced run wants no event kind but the guest log's, so no event is built for nothing."""
+    from collections import Counter
+
+    from machine.machine import Machine
+
+    demo = Path(__file__).resolve().parents[2] / "guest_asm" / "programs" / "cp.s"
+    (tmp_path / "host").mkdir()
+    (tmp_path / "host" / "src.txt").write_bytes(b"z" * 70_000)
+    wanted_during_runs: list[set[str]] = []
+    real_run = Machine.run
+
+    def spying_run(self: Machine, *args: object, **kwargs: object) -> object:
+        wanted_during_runs.append({kind for kind in ("guest_log", "hgcm_call", "hgcm_connect", "port_io",
+                                                     "charge", "vmmdev_request", "hgcm_complete")
+                                   if self.tracer.wants(kind)})
+        return real_run(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Machine, "run", spying_run)
+    share = f"demo={tmp_path / 'host'}"
+    status, out, err = cli("run", "-q", "--share", share, str(demo), "--", "demo:/src.txt", "demo:/dst.txt")
+    assert status == 0, out + err
+    status, summary, err = cli("run", "--share", share, str(demo), "--", "demo:/src.txt", "demo:/dst2.txt")
+    assert status == 0, summary + err
+    trace = tmp_path / "t.jsonl"
+    status, out, err = cli("run", "-q", "--share", share, "--trace", str(trace), str(demo), "--",
+                           "demo:/src.txt", "demo:/dst3.txt")
+    assert status == 0, out + err
+    assert wanted_during_runs[0] == wanted_during_runs[1] == {"guest_log"}
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    calls = Counter(event["function_name"] for event in events if event["kind"] == "hgcm_call")
+    connects = sum(1 for event in events if event["kind"] == "hgcm_connect")
+    detail = ", ".join(f"{name} x{count}" for name, count in sorted(calls.items()))
+    assert f"HGCM: {connects} connect(s), {sum(calls.values())} call(s): {detail}" in summary
+    assert calls["READ"] >= 2 and calls["WRITE"] >= 2

@@ -1,0 +1,181 @@
+"""The direct path of HGCM calls: zero-copy buffers for functions a service declares.
+
+A call qualifies when its service declares the function in ``direct_buffers`` (see
+``services.hgcm.DirectBuffer``) and the request is the plain shape the general path would
+accept without a second thought: value parameters plus the one buffer parameter, a LinAddr
+(any direction) or a PageList whose pages are page aligned and physically consecutive, so
+the buffer is one run lying wholly in guest RAM and not overlapping the request.  Such a
+buffer is handed to the service as a view of guest RAM (the host file is read into, or
+written from, guest memory by ``preadv``/``pwrite``), and only the fields that changed are
+written back.
+
+``plan`` only reads the device's private copy of the request: it decides before anything
+happens.  Whenever anything is unusual (a check the general path would fail, a buffer
+outside RAM or split over runs, Embedded or other page-list types, a direction the
+function's promise does not cover) it returns None and the general path handles the call,
+statuses and all; so the direct path never has to reproduce a failure.  The caller adds
+the device-level conditions (synchronous timing, a free request address, the client's
+call limit, the heap budget).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from devices.vmmdev.abi import (
+    HGCM_CALL_OFF_PARMS,
+    HGCM_PARM_OFF_ADDR,
+    HGCM_PARM_OFF_TYPE,
+    HGCM_PARM_OFF_VALUE,
+    PAGE_SIZE,
+    VBOX_HGCM_F_PARM_DIRECTION_MASK,
+    VMMDEV_MAX_HGCM_DATA_SIZE,
+    VMMDEV_MAX_HGCM_PARMS,
+    HgcmCall,
+    HgcmParmDirection,
+    HgcmParmType,
+    hgcm_parm_size,
+)
+from services.hgcm import DirectBuffer
+
+_CALL_HEAD = struct.Struct("<III")
+_OFF_CLIENT = HgcmCall.u32ClientID.offset
+assert HgcmCall.u32Function.offset == _OFF_CLIENT + 4 and HgcmCall.cParms.offset == _OFF_CLIENT + 8
+_PAGE_LIST_HEAD = struct.Struct("<IHH")
+_LINADDR_DIRECTION = {
+    int(HgcmParmType.LinAddr): int(HgcmParmDirection.BOTH),
+    int(HgcmParmType.LinAddr_In): int(HgcmParmDirection.TO_HOST),
+    int(HgcmParmType.LinAddr_Out): int(HgcmParmDirection.FROM_HOST),
+}
+_BIT32, _BIT64, _PAGE_LIST = int(HgcmParmType.Bit32), int(HgcmParmType.Bit64), int(HgcmParmType.PageList)
+_TO_HOST, _FROM_HOST = int(HgcmParmDirection.TO_HOST), int(HgcmParmDirection.FROM_HOST)
+assert HGCM_PARM_OFF_TYPE == 0 and HGCM_PARM_OFF_VALUE == 4 and HGCM_PARM_OFF_ADDR == 8
+#: One parameter as (type, u0, u1) words, by parameter size (HGCMCall32: 12, HGCMCall64: 16).
+_WORDS = {12: "III", 16: "IIQ"}
+_layouts: dict[tuple[int, int], struct.Struct] = {}
+
+
+def _layout(parm_size: int, c_parms: int) -> struct.Struct:
+    """The compiled layout of ``c_parms`` parameters of ``parm_size`` bytes (made once)."""
+    key = (parm_size, c_parms)
+    layout = _layouts.get(key)
+    if layout is None:
+        layout = _layouts[key] = struct.Struct("<" + _WORDS[parm_size] * c_parms)
+    return layout
+
+
+@dataclass(slots=True)
+class DirectCall:
+    """A call the direct path takes: its values and where its buffer lives."""
+
+    client_id: int
+    function: int
+    #: (guest type, value) of each parameter; the buffer's value is its byte count.
+    params: list[tuple[int, int]]
+    #: Index of the buffer parameter, its guest-physical start, size and direction bits.
+    buffer_index: int
+    address: int
+    size: int
+    direction: int
+
+
+def call_header(data: bytes | bytearray) -> tuple[int, int, int]:
+    """(client id, function, parameter count) of an HGCMCall request copy."""
+    return _CALL_HEAD.unpack_from(data, _OFF_CLIENT)
+
+
+def plan(data: bytes | bytearray, request_type: int, request_address: int, ram_size: int,
+         spec: DirectBuffer) -> DirectCall | None:
+    """The direct form of the call in ``data`` (the device's private copy of an HGCMCall
+    request at ``request_address``) for a function using its buffer as ``spec`` declares,
+    or None when the general path must handle it."""
+    size = len(data)
+    client_id, function, c_parms = _CALL_HEAD.unpack_from(data, _OFF_CLIENT)
+    parm_size = hgcm_parm_size(request_type)
+    if c_parms > VMMDEV_MAX_HGCM_PARMS or c_parms * parm_size > size - HGCM_CALL_OFF_PARMS:
+        return None
+    if not 0 <= spec.buffer < c_parms:
+        return None
+    words = iter(_layout(parm_size, c_parms).unpack_from(data, HGCM_CALL_OFF_PARMS))
+    params: list[tuple[int, int]] = []
+    buffer_words = (0, 0, 0)
+    for index, parm_words in enumerate(zip(words, words, words)):
+        raw_type, word0, word1 = parm_words
+        if index == spec.buffer:
+            params.append((raw_type, word0))
+            buffer_words = parm_words
+        elif raw_type == _BIT32:
+            params.append((raw_type, word0))
+        elif raw_type == _BIT64:
+            params.append((raw_type, word0 | (word1 & 0xFFFFFFFF) << 32))
+        else:
+            return None
+    raw_type, cb, word1 = buffer_words
+    if cb == 0 or cb > VMMDEV_MAX_HGCM_DATA_SIZE:
+        return None
+    direction = _LINADDR_DIRECTION.get(raw_type)
+    if direction is not None:
+        start = word1  # flat addressing: linear is physical (word1 is 32-bit in HGCMCall32)
+    elif raw_type == _PAGE_LIST:
+        found = _consecutive_pages(data, word1 & 0xFFFFFFFF, cb, HGCM_CALL_OFF_PARMS + c_parms * parm_size)
+        if found is None:
+            return None
+        direction, start = found
+    else:
+        return None
+    if spec.reads and not direction & _TO_HOST:
+        return None  # the general path would hand the service zeros, not the guest's bytes
+    if spec.stored is not None and not direction & _FROM_HOST:
+        return None  # what the service stores must not reach the guest
+    if start + cb > ram_size:
+        return None  # pages beyond RAM read as zeros and drop writes: general path
+    if start < request_address + size and request_address < start + cb:
+        return None  # the buffer overlaps the request: its write-back order matters
+    return DirectCall(client_id, function, params, spec.buffer, start, cb, direction)
+
+
+#: Page counts whose run pattern is kept (a 1 MiB buffer at any offset needs 257 pages);
+#: longer lists get theirs computed per call, so a guest cannot grow the cache.
+_KEPT_PATTERNS = 257
+_patterns: dict[int, tuple[int, int]] = {}
+_U64 = struct.Struct("<Q")
+
+
+def _run_pattern(count: int) -> tuple[int, int]:
+    """(ones, steps): ``count`` little-endian u64 entries read as one integer are
+    ``first * ones + steps`` exactly when entry i is ``first + i * PAGE_SIZE`` (given that
+    no entry passes 2**64)."""
+    pattern = _patterns.get(count)
+    if pattern is None:
+        ones = int.from_bytes((b"\x01" + bytes(7)) * count, "little")
+        steps = int.from_bytes(struct.pack(f"<{count}Q", *range(0, count * PAGE_SIZE, PAGE_SIZE)), "little")
+        pattern = (ones, steps)
+        if count <= _KEPT_PATTERNS:
+            _patterns[count] = pattern
+    return pattern
+
+
+def _consecutive_pages(data: bytes | bytearray, offset: int, cb: int,
+                       off_extra: int) -> tuple[int, int] | None:
+    """(direction, start) of a PageList that passes every check of the general path
+    (params.py: _page_list) and covers ``cb`` bytes with page-aligned, consecutive pages,
+    so that its read and write runs are both the one run (start, cb); else None."""
+    size = len(data)
+    if not (offset >= off_extra and size >= 16 and offset <= size - 16):
+        return None
+    flags, off_first, c_pages = _PAGE_LIST_HEAD.unpack_from(data, offset)
+    if not 0 < c_pages <= 1 + (size - offset - 16) // 8:
+        return None
+    if flags & VBOX_HGCM_F_PARM_DIRECTION_MASK == 0 or flags & ~VBOX_HGCM_F_PARM_DIRECTION_MASK:
+        return None
+    if off_first >= PAGE_SIZE or c_pages * PAGE_SIZE - off_first < cb:
+        return None
+    entries = offset + 8
+    first = _U64.unpack_from(data, entries)[0]
+    if first & (PAGE_SIZE - 1) or first + (c_pages - 1) * PAGE_SIZE >= 1 << 64:
+        return None
+    ones, steps = _run_pattern(c_pages)  # one comparison for the whole list
+    if int.from_bytes(data[entries:entries + 8 * c_pages], "little") != first * ones + steps:
+        return None
+    return flags & VBOX_HGCM_F_PARM_DIRECTION_MASK, first + off_first
