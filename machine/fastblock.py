@@ -1,13 +1,15 @@
 """A native block hook: exact instruction and cycle counting without Python per block.
 
 Unicorn calls a block hook before every translated block it executes.  A Python hook costs
-about half a microsecond per block; this one is ~90 bytes of x86-64 machine code (``_SOURCE``,
+about half a microsecond per block; this one is ~100 bytes of x86-64 machine code (``_SOURCE``,
 kept assembled in ``NATIVE_CODE``, placed in executable memory) that looks the block up in a small
 direct-mapped table filled by Python and adds its instruction count and static cycles to
 counters in a shared ctypes structure.  On a table miss, or while the machine needs a
 decision at every block (a pending deadline, an asserted interrupt line, an exact slice),
-it tail-calls the Python handler with the same arguments, which decodes the block, fills
-its table entry and does everything the pure Python hook does.  While the interrupt line is
+or when the block would take the instruction count past ``State.limit`` (the run's
+budget, see machine/cpu.py), it tail-calls the Python handler with the same arguments,
+which decodes the block, fills its table entry and does everything the pure Python hook
+does.  While the interrupt line is
 asserted but the guest has interrupts disabled, only blocks that can enable them (sti,
 popf, iret) and the block right after such a block go to Python.
 
@@ -15,7 +17,10 @@ Counts are identical with and without it (tests compare both).  Limitation: a ta
 is matched by address and size, so code rewritten in place that keeps a block's address and
 size but changes its instructions keeps the old counts until the entry is evicted; machines
 that run such code use ``Machine(fast_blocks=False)``.  Only x86-64 Linux hosts get the
-native hook; elsewhere ``available()`` is False and the Python hook is used.
+native hook; elsewhere ``native_hook_address()`` is None and the Python hook is used.
+
+The same executable page holds ``NOOP_CODE``, the no-op code hook the CPU puts after port
+accesses in the middle of a block (machine/cpu.py).
 """
 
 from __future__ import annotations
