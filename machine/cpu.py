@@ -71,6 +71,10 @@ _PORT_ACCESS = frozenset({"in", "out", "ins", "outs"})
 #: is a Unicorn allocation, and each makes every translation a little slower).
 MAX_IO_STOP_HOOKS = 1024
 _NO_LIMIT = 0xFFFFFFFFFFFFFFFF
+#: Instruction encodings whose decoded facts a CPU keeps (see ``Cpu._instruction_facts``).
+_FACTS_LIMIT = 65536
+_RDTSC = 1
+_RDTSCP = 2
 _CODE_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
 
 #: A read-only page outside guest RAM holding the flat GDT the machine starts with.
@@ -307,6 +311,8 @@ class Cpu:
         #: The next block hook call re-enters the block a partial run executes.
         self._reentry = False
         self._uc_error: unicorn.UcError | None = None
+        #: Decoded facts by instruction encoding (``_instruction_facts``).
+        self._facts: dict[bytes, tuple[int, bool, bool, bool, int]] = {}
         self._c_hooks: list[ctypes.c_size_t] = []
         self._install_flat_segments()
         self._install_block_hook(fast_blocks)
@@ -818,22 +824,43 @@ class Cpu:
         shadowing: set[int] = set()
         may_set_if = False
         port_accesses: list[int] = []
-        for instruction in self._cs_detail.disasm(code, address):
-            may_set_if = may_set_if or instruction.mnemonic in _IF_SETTERS
-            if instruction.mnemonic.split()[-1].rstrip("bwdq") in _PORT_ACCESS:
+        for instruction_address, size, _mnemonic, _operands in self._cs.disasm_lite(code, address):
+            offset = instruction_address - address
+            facts = self._instruction_facts(instruction_address, code[offset:offset + size])
+            cost, sets_if, port_access, shadows, time_stamp = facts
+            may_set_if = may_set_if or sets_if
+            if port_access:
                 port_accesses.append(len(starts))
-            if instruction.mnemonic == "sti" or (instruction.mnemonic in ("mov", "pop")
-                                                 and instruction.op_str.split(",")[0].strip() == "ss"):
-                shadowing.add(instruction.address)
-            has_memory = any(op.type == cx.X86_OP_MEM for op in instruction.operands)
-            cost = self.costs.cost(classify(instruction.mnemonic, has_memory))
-            if instruction.mnemonic in ("rdtsc", "rdtscp"):
-                tsc_reads.append((len(starts), instruction.mnemonic == "rdtscp"))
-            starts.append(instruction.address)
+            if shadows:
+                shadowing.add(instruction_address)
+            if time_stamp:
+                tsc_reads.append((len(starts), time_stamp == _RDTSCP))
+            starts.append(instruction_address)
             cycles.append(cycles[-1] + cost)
         io_follow = tuple(starts[index + 1] for index in port_accesses if index + 1 < len(starts))
         return _Block(address, address + len(code), tuple(starts), tuple(cycles), tuple(tsc_reads),
                       frozenset(shadowing), may_set_if, io_follow)
+
+    def _instruction_facts(self, address: int, encoding: bytes) -> tuple[int, bool, bool, bool, int]:
+        """(cost, can set IF, is a port access, opens an interrupt shadow, time-stamp read:
+        0, ``_RDTSC`` or ``_RDTSCP``) of the instruction encoded as ``encoding``.  None of
+        these depends on where the instruction sits, so they are decoded (with capstone's
+        operand details, the slow part) once per encoding: a block of 512 identical
+        instructions costs one detailed decode."""
+        facts = self._facts.get(encoding)
+        if facts is not None:
+            return facts
+        instruction = next(self._cs_detail.disasm(encoding, address, 1))
+        mnemonic = instruction.mnemonic
+        has_memory = any(op.type == cx.X86_OP_MEM for op in instruction.operands)
+        shadows = mnemonic == "sti" or (mnemonic in ("mov", "pop") and instruction.op_str.split(",")[0].strip() == "ss")
+        time_stamp = {"rdtsc": _RDTSC, "rdtscp": _RDTSCP}.get(mnemonic, 0)
+        facts = (self.costs.cost(classify(mnemonic, has_memory)), mnemonic in _IF_SETTERS,
+                 mnemonic.split()[-1].rstrip("bwdq") in _PORT_ACCESS, shadows, time_stamp)
+        if len(self._facts) >= _FACTS_LIMIT:  # bounded: a guest can generate endless code
+            self._facts.clear()
+        self._facts[encoding] = facts
+        return facts
 
     def _on_block_native(self, _handle: int, address: int, size: int, _user: int) -> None:
         # Called from C: an exception must not unwind through Unicorn.  It is kept and
@@ -854,8 +881,11 @@ class Cpu:
             self._block_list.append(known[0])
             if not self._count_mode and any(after not in self._io_hooked for after in known[0].io_follow):
                 # Not run yet: retranslated with the hooks that make its port stops exact.
+                # The block before it ran to its end (it may contain this address, so the
+                # pc must not be looked up in it).
                 self._pending_io.append(known[0])
                 self._retranslate = True
+                self._state.current = 0
                 uc.emu_stop()
                 return
         block, block_id = known
