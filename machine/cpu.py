@@ -310,6 +310,8 @@ class Cpu:
         self._partial: tuple[_Block, int] | None = None
         #: The next block hook call re-enters the block a partial run executes.
         self._reentry = False
+        #: Where the partial run in progress stops (None: none is).
+        self._partial_stop: int | None = None
         self._uc_error: unicorn.UcError | None = None
         #: Decoded facts by instruction encoding (``_instruction_facts``).
         self._facts: dict[bytes, tuple[int, bool, bool, bool, int]] = {}
@@ -610,7 +612,10 @@ class Cpu:
                                or self._cancelled)
                 retranslate, self._retranslate = self._retranslate, False
                 partial, self._partial = self._partial, None
-                if interrupted or self.instructions >= limit:
+                # A block stopped for retranslation is entered again even when the budget is
+                # reached: its entry (block listener, checks) happens before the budget stop,
+                # as with Unicorn's count.
+                if interrupted:
                     break
                 if partial is not None and self.pc == partial[0].address:
                     self._run_partial(*partial)
@@ -685,13 +690,15 @@ class Cpu:
     def _run_partial(self, block: _Block, steps: int) -> None:
         """Execute the first ``steps`` instructions of ``block`` (at the pc), whose entry
         the block hook has already handled, and stop before the next one."""
-        handle = self._add_code_hook(self._stop_hook, block.starts[steps])
+        self._partial_stop = block.starts[steps]
+        handle = self._add_code_hook(self._stop_hook, self._partial_stop)
         self._uc.ctl_remove_cache(block.address, block.end)
         self._reentry = True
         self._update_slow()
         try:
             self._engine(0)
         finally:
+            self._partial_stop = None
             self._reentry = False
             self._update_slow()
             _uc_binding.uclib.uc_hook_del(self._uc._uch, handle)
@@ -785,6 +792,11 @@ class Cpu:
         texts: dict[tuple[int, bytes], str] = {}
 
         def hook(uc: unicorn.Uc, address: int, size: int, _user: object) -> None:
+            if address == self._partial_stop:
+                # The partial run's stop hook comes after this one in Unicorn's list; the
+                # instruction there does not execute, so it is not reported.
+                uc.emu_stop()
+                return
             code = bytes(uc.mem_read(address, size))
             text = texts.get((address, code))
             if text is None:

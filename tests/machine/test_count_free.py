@@ -7,6 +7,7 @@ that instruction even in the middle of a translated block."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,9 +26,10 @@ ASYNC = VMMDevConfig(timing=HgcmTiming(call_cycles=3_000, byte_cycles=1, force_a
 
 
 def _machine(count_free: bool, tmp: Path, *, fast: bool = True, config: VMMDevConfig | None = None,
-             mode: int = 64, blocks: bool = False, memory: bool = False) -> tuple[Machine, ListSink]:
+             mode: int = 64, blocks: bool = False, memory: bool = False,
+             instructions: bool = False) -> tuple[Machine, ListSink]:
     machine = Machine(mode, reproducible=True, vmmdev_config=config, fast_blocks=fast, count_free=count_free,
-                      trace_memory=memory, trace_blocks=blocks)
+                      trace_memory=memory, trace_blocks=blocks, trace_instructions=instructions)
     assert machine.cpu.count_free is count_free
     tmp.mkdir(parents=True, exist_ok=True)
     share = make_tree(tmp, DAY_1995, reverse=False)
@@ -126,10 +128,12 @@ def _in_budgets(budget: int) -> Callable[[Machine], list[RunResult]]:
     return drive
 
 
+@pytest.mark.parametrize("blocks", [False, True])
 @pytest.mark.parametrize("budget", [1, 2, 3, 7, 50, 333, 4096])
-def test_instruction_budgets_stop_and_resume_identically(budget: int, tmp_path: Path) -> None:
+def test_instruction_budgets_stop_and_resume_identically(budget: int, blocks: bool, tmp_path: Path) -> None:
     name = "demo_irq.s"
-    free, counted = _both(tmp_path, _drive_program(name, _in_budgets(budget)), _program(name), config=ASYNC)
+    free, counted = _both(tmp_path, _drive_program(name, _in_budgets(budget)), _program(name), config=ASYNC,
+                          blocks=blocks)
     assert free == counted
     ends = free[0]
     assert ends[-1][0] is RunEnd.EXIT and ends[-1][1] == 0
@@ -138,6 +142,18 @@ def test_instruction_budgets_stop_and_resume_identically(budget: int, tmp_path: 
     for end, _code, instructions, _cycles, _fault, _log in ends[:-1]:
         assert end is RunEnd.BUDGET and instructions == previous + budget
         previous = instructions
+
+
+@pytest.mark.parametrize("budget", [3, 7])
+def test_budgets_with_instruction_and_memory_tracing_are_identical(budget: int, tmp_path: Path) -> None:
+    """Every instruction and every data access is traced once, also in a block that a
+    budget cuts and a partial run re-enters."""
+    free, counted = _both(tmp_path, _drive_program("hello_log.s", _in_budgets(budget)), _program("hello_log.s"),
+                          memory=True, instructions=True, blocks=True)
+    assert free == counted
+    kinds = [json.loads(line)["kind"] for line in free[2]]
+    assert kinds.count("instruction") == free[0][-1][2], "one event per executed instruction"
+    assert kinds.count("memory") > 0 and kinds.count("guest_fault") == len(free[0]) - 1
 
 
 def test_single_steps_are_identical(tmp_path: Path) -> None:
