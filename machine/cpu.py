@@ -10,8 +10,8 @@ Counting: a block hook adds each translated block's instructions and static cycl
 bytes); when a run stops inside a block, only the instructions before the final pc count.
 
 Stopping exactly without Unicorn's instruction count (``count_free``, the default).
-Unicorn's count puts a hook call and a stop check before every instruction, which caps
-execution at about a tenth of bare Unicorn.  Without it, a stop (``emu_stop``) takes effect
+Unicorn's count puts a hook call and a stop check before every instruction, which held a
+compute loop to about 5% of bare Unicorn (docs/performance.md).  Without it, a stop (``emu_stop``) takes effect
 at the next check Unicorn makes: at the start of every translated block (right after the
 block hook), after every memory access, and after every code hook.  So:
 
