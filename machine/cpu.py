@@ -8,9 +8,29 @@ with virtual cycles, and turns every way a run can stop into a ``StopInfo``.
 Counting: a block hook adds each translated block's instructions and static cycle cost
 (decoded once with capstone, classified by the ``CostProfile``, cached by address and
 bytes); when a run stops inside a block, only the instructions before the final pc count.
-Unicorn is always started with an instruction count: besides bounding the run, that makes
-``emu_stop`` from a hook take effect right after the current instruction instead of at the
-end of the block.
+
+Stopping exactly without Unicorn's instruction count (``count_free``, the default).
+Unicorn's count puts a hook call and a stop check before every instruction, which held a
+compute loop to about 5% of bare Unicorn (docs/performance.md).  Without it, a stop (``emu_stop``) takes effect
+at the next check Unicorn makes: at the start of every translated block (right after the
+block hook), after every memory access, and after every code hook.  So:
+
+- a stop requested by the block hook takes effect before the block runs;
+- a stop requested by a port access (the exit device, a charge passing a deadline) takes
+  effect right after that instruction because every instruction that follows a port access
+  inside a block carries a no-op native code hook.  A block seen for the first time that
+  needs such hooks is not run: the hooks are added, its translation is dropped and the run
+  restarts there, so it is retranslated with them before its first instruction executes;
+- the instruction budget is checked by the block hook (native and Python): a block that
+  would cross it is run up to the budget by a *partial run*, which re-enters the block with
+  a temporary code hook on the first instruction not to execute that calls ``uc_emu_stop``
+  (its translation is dropped before and after, as Unicorn 2.1 does not retranslate blocks
+  for a hook added later).
+
+``count_free=False`` keeps the previous path (Unicorn started with the count every time);
+tests run both and compare counts and traces.  A guest that makes us hook more than
+``MAX_IO_STOP_HOOKS`` port-access sites switches its CPU to that path for good (bounded
+hooks; the result is the same).
 
 Deadlines: when the next scheduled device event falls inside the block about to run, the
 block hook stops before it and the caller runs exactly the instructions needed to reach
@@ -44,6 +64,18 @@ _IF_SETTERS = frozenset({"sti", "popf", "popfd", "popfq", "iret", "iretd", "iret
 _HLT = 0xF4
 _EFLAGS_IF = 0x200
 _EFLAGS_TF = 0x100
+#: Port-access mnemonics (without prefixes and size suffixes) after which a stop must take
+#: effect at once.
+_PORT_ACCESS = frozenset({"in", "out", "ins", "outs"})
+#: Code hooks a CPU adds after port accesses before it falls back to Unicorn's count (each
+#: is a Unicorn allocation, and each makes every translation a little slower).
+MAX_IO_STOP_HOOKS = 1024
+_NO_LIMIT = 0xFFFFFFFFFFFFFFFF
+#: Instruction encodings whose decoded facts a CPU keeps (see ``Cpu._instruction_facts``).
+_FACTS_LIMIT = 65536
+_RDTSC = 1
+_RDTSCP = 2
+_CODE_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
 
 #: A read-only page outside guest RAM holding the flat GDT the machine starts with.
 FIRMWARE_PAGE = 0xFFFFF000
@@ -176,6 +208,8 @@ class _Block:
     shadowing: frozenset[int] = frozenset()
     #: True when an instruction of the block can set IF (sti, popf, iret).
     may_set_if: bool = False
+    #: Starts of the instructions that follow a port access inside the block.
+    io_follow: tuple[int, ...] = ()
 
     def shadow_after(self, pc: int) -> bool:
         """True when the instruction completed just before ``pc`` opens an interrupt shadow."""
@@ -229,7 +263,7 @@ class Cpu:
     """One x86 vCPU in ``mode`` 64 or 32 over ``memory``, charged by ``costs``."""
 
     def __init__(self, mode: int, memory: GuestMemory, port_read: PortRead, port_write: PortWrite,
-                 costs: CostProfile | None = None, fast_blocks: bool = True) -> None:
+                 costs: CostProfile | None = None, fast_blocks: bool = True, count_free: bool = True) -> None:
         if mode not in (32, 64):
             raise ValueError(f"mode must be 32 or 64, not {mode}")
         self.mode = mode
@@ -257,6 +291,7 @@ class Cpu:
         self._table = (fastblock.Entry * fastblock.TABLE_SIZE)()
         self._state.table = ctypes.addressof(self._table)
         self._state.mask = fastblock.TABLE_SIZE - 1
+        self._state.limit = _NO_LIMIT
         self._block_list: list[_Block] = []
         self._previous_block: _Block | None = None
         self._callback_error: BaseException | None = None
@@ -274,6 +309,26 @@ class Cpu:
         self._fault: tuple[str, int | None] | None = None
         #: Set by cancel() from any thread or a signal handler; cleared by clear_cancel().
         self._cancelled = False
+        #: Unicorn's instruction count is in use (``count_free=False``, or the fallback).
+        self._count_mode = not count_free
+        #: Instruction count a run may not go past (count-free path; checked per block).
+        self._limit = _NO_LIMIT
+        #: Addresses carrying the no-op code hook that makes port-access stops exact.
+        self._io_hooked: set[int] = set()
+        #: Blocks seen for the first time that need those hooks before they may run.
+        self._pending_io: list[_Block] = []
+        #: The block hook stopped a run to have a block retranslated with new hooks.
+        self._retranslate = False
+        #: The block hook stopped before a block that crosses the budget: (block, steps).
+        self._partial: tuple[_Block, int] | None = None
+        #: The next block hook call re-enters the block a partial run executes.
+        self._reentry = False
+        #: Where the partial run in progress stops (None: none is).
+        self._partial_stop: int | None = None
+        self._uc_error: unicorn.UcError | None = None
+        #: Decoded facts by instruction encoding (``_instruction_facts``).
+        self._facts: dict[bytes, tuple[int, bool, bool, bool, int]] = {}
+        self._c_hooks: list[ctypes.c_size_t] = []
         self._install_flat_segments()
         self._install_block_hook(fast_blocks)
         self._hook(unicorn.UC_HOOK_INSN, self._on_in, None, 1, 0, ux.UC_X86_INS_IN)
@@ -281,6 +336,27 @@ class Cpu:
         self._hook(unicorn.UC_HOOK_INTR, self._on_interrupt)
         self._hook(unicorn.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         self._install_rdtsc_hook()
+        noop = fastblock.noop_hook_address()
+        if noop is None:  # hosts without the native page: a ctypes no-op does the same
+            self._noop_callback = _CODE_HOOK(lambda *_args: None)
+            noop = ctypes.cast(self._noop_callback, ctypes.c_void_p).value
+        self._noop_hook = noop
+        self._stop_hook = ctypes.cast(_uc_binding.uclib.uc_emu_stop, ctypes.c_void_p).value
+
+    @property
+    def count_free(self) -> bool:
+        """True while runs go without Unicorn's instruction count (see the module doc)."""
+        return not self._count_mode
+
+    def _add_code_hook(self, callback: int, address: int) -> ctypes.c_size_t:
+        """A native code hook on the one instruction at ``address``."""
+        handle = ctypes.c_size_t()
+        status = _uc_binding.uclib.uc_hook_add(
+            self._uc._uch, ctypes.byref(handle), unicorn.UC_HOOK_CODE, ctypes.c_void_p(callback), None,
+            ctypes.c_uint64(address), ctypes.c_uint64(address))
+        if status != unicorn.UC_ERR_OK:
+            raise RuntimeError(f"Unicorn refused a code hook (error {status})")
+        return handle
 
     def _hook(self, kind: int, callback: Callable[..., object], *args: object) -> None:
         """Add a hook through the binding, remembering its handle for ``close``."""
@@ -341,7 +417,7 @@ class Cpu:
     def _update_slow(self) -> None:
         # The native hook hands every block to Python while a decision is needed per block.
         self._state.slow = int(self._deadline is not None or self._check_irq_next_block or self._exact
-                               or self._block_listener is not None)
+                               or self._block_listener is not None or self._reentry)
         # While the line is up, blocks that may set IF go to Python even on a table hit.
         self._state.irq_watch = int(self._irq_asserted)
 
@@ -380,6 +456,10 @@ class Cpu:
     def _set_exact(self, value: bool) -> None:
         self._exact = value
         self._update_slow()
+
+    def _set_limit(self, limit: int) -> None:
+        self._limit = limit
+        self._state.limit = limit
 
     def _install_rdtsc_hook(self) -> None:
         """Hook RDTSC/RDTSCP through Unicorn's C API (the Python binding refuses these
@@ -536,29 +616,44 @@ class Cpu:
             return StopInfo(StopKind.BUDGET, self.pc)
         self._stop = None
         self._fault = None
-        self._state.current = 0
+        self._uc_error = None
         self._set_exact(exact)
-        until = 0xFFFFFFFFFFFFFFFF if self.mode == 64 else 0xFFFFFFFF
-        uc_error: unicorn.UcError | None = None
-        # Engines released while this thread runs are closed once the run returns.
-        _runs.depth += 1
+        limit = self.instructions + count
         try:
-            self._uc.emu_start(self.pc, until, count=count)
-        except unicorn.UcError as exc:
-            uc_error = exc
+            while True:
+                if self._count_mode:
+                    self._engine(limit - self.instructions)
+                else:
+                    self._set_limit(limit)
+                    self._engine(0)
+                    self._install_io_hooks()
+                if self._callback_error is not None:
+                    error, self._callback_error = self._callback_error, None
+                    raise error
+                interrupted = (self._fault is not None or self._uc_error is not None or self._stop is not None
+                               or self._cancelled)
+                retranslate, self._retranslate = self._retranslate, False
+                partial, self._partial = self._partial, None
+                # A block stopped for retranslation is entered again even when the budget is
+                # reached: its entry (block listener, checks) happens before the budget stop,
+                # as with Unicorn's count.
+                if interrupted:
+                    break
+                if partial is not None and self.pc == partial[0].address:
+                    self._run_partial(*partial)
+                    if self._callback_error is not None:
+                        error, self._callback_error = self._callback_error, None
+                        raise error
+                    break
+                if not retranslate:
+                    break
         finally:
-            _runs.depth -= 1
-            if not _runs.depth:
-                _close_deferred()
             self._set_exact(False)
-        if self._callback_error is not None:
-            error, self._callback_error = self._callback_error, None
-            raise error
+            self._set_limit(_NO_LIMIT)
+            self._reentry = False
+            self._update_slow()
+        uc_error = self._uc_error
         pc = self.pc
-        cycles, self.instructions = self.position(pc)
-        self.static_cycles = cycles - self.charged
-        self._state.instructions, self._state.cycles = self.instructions, self.static_cycles
-        self._state.current = 0
         if self._fault is not None:
             description, address = self._fault
             return StopInfo(StopKind.FAULT, pc, description, address)
@@ -573,6 +668,64 @@ class Cpu:
         if self._halted_at(pc):
             return StopInfo(StopKind.HALT, pc)
         return StopInfo(StopKind.BUDGET, pc)
+
+    def _engine(self, count: int) -> None:
+        """Start Unicorn at the pc (with ``count`` as its instruction count, 0: none) and
+        bring the counters to the exact position where it stopped."""
+        if count <= 0 and self._count_mode:
+            return
+        self._state.current = 0
+        until = 0xFFFFFFFFFFFFFFFF if self.mode == 64 else 0xFFFFFFFF
+        # Engines released while this thread runs are closed once the run returns.
+        _runs.depth += 1
+        try:
+            self._uc.emu_start(self.pc, until, count=count)
+        except unicorn.UcError as exc:
+            self._uc_error = exc
+        finally:
+            _runs.depth -= 1
+            if not _runs.depth:
+                _close_deferred()
+        cycles, self.instructions = self.position(self.pc)
+        self.static_cycles = cycles - self.charged
+        self._state.instructions, self._state.cycles = self.instructions, self.static_cycles
+        self._state.current = 0
+
+    def _install_io_hooks(self) -> None:
+        """Hook the instructions after the port accesses of newly seen blocks and drop those
+        blocks' translations; past ``MAX_IO_STOP_HOOKS``, switch to Unicorn's count."""
+        for block in self._pending_io:
+            if self._count_mode:
+                break
+            new = [address for address in block.io_follow if address not in self._io_hooked]
+            if len(self._io_hooked) + len(new) > MAX_IO_STOP_HOOKS:
+                self._count_mode = True
+                # Blocks translated without the count's hook would not be counted by it.
+                self._uc.ctl_flush_tb()
+                break
+            for address in new:
+                self._c_hooks.append(self._add_code_hook(self._noop_hook, address))
+                self._io_hooked.add(address)
+            self._uc.ctl_remove_cache(block.address, block.end)
+        self._pending_io.clear()
+
+    def _run_partial(self, block: _Block, steps: int) -> None:
+        """Execute the first ``steps`` instructions of ``block`` (at the pc), whose entry
+        the block hook has already handled, and stop before the next one."""
+        self._partial_stop = block.starts[steps]
+        handle = self._add_code_hook(self._stop_hook, self._partial_stop)
+        self._uc.ctl_remove_cache(block.address, block.end)
+        self._reentry = True
+        self._update_slow()
+        try:
+            self._engine(0)
+        finally:
+            self._partial_stop = None
+            self._reentry = False
+            self._update_slow()
+            _uc_binding.uclib.uc_hook_del(self._uc._uch, handle)
+            # Unicorn records a hook's translations by their first address only.
+            self._uc.ctl_remove_cache(block.address, block.end)
 
     def _halted_at(self, pc: int) -> bool:
         block = self._last_block
@@ -661,6 +814,11 @@ class Cpu:
         texts: dict[tuple[int, bytes], str] = {}
 
         def hook(uc: unicorn.Uc, address: int, size: int, _user: object) -> None:
+            if address == self._partial_stop:
+                # The partial run's stop hook comes after this one in Unicorn's list; the
+                # instruction there does not execute, so it is not reported.
+                uc.emu_stop()
+                return
             code = bytes(uc.mem_read(address, size))
             text = texts.get((address, code))
             if text is None:
@@ -759,19 +917,44 @@ class Cpu:
         tsc_reads: list[tuple[int, bool]] = []
         shadowing: set[int] = set()
         may_set_if = False
-        for instruction in self._cs_detail.disasm(code, address):
-            may_set_if = may_set_if or instruction.mnemonic in _IF_SETTERS
-            if instruction.mnemonic == "sti" or (instruction.mnemonic in ("mov", "pop")
-                                                 and instruction.op_str.split(",")[0].strip() == "ss"):
-                shadowing.add(instruction.address)
-            has_memory = any(op.type == cx.X86_OP_MEM for op in instruction.operands)
-            cost = self.costs.cost(classify(instruction.mnemonic, has_memory))
-            if instruction.mnemonic in ("rdtsc", "rdtscp"):
-                tsc_reads.append((len(starts), instruction.mnemonic == "rdtscp"))
-            starts.append(instruction.address)
+        port_accesses: list[int] = []
+        for instruction_address, size, _mnemonic, _operands in self._cs.disasm_lite(code, address):
+            offset = instruction_address - address
+            facts = self._instruction_facts(instruction_address, code[offset:offset + size])
+            cost, sets_if, port_access, shadows, time_stamp = facts
+            may_set_if = may_set_if or sets_if
+            if port_access:
+                port_accesses.append(len(starts))
+            if shadows:
+                shadowing.add(instruction_address)
+            if time_stamp:
+                tsc_reads.append((len(starts), time_stamp == _RDTSCP))
+            starts.append(instruction_address)
             cycles.append(cycles[-1] + cost)
+        io_follow = tuple(starts[index + 1] for index in port_accesses if index + 1 < len(starts))
         return _Block(address, address + len(code), tuple(starts), tuple(cycles), tuple(tsc_reads),
-                      frozenset(shadowing), may_set_if)
+                      frozenset(shadowing), may_set_if, io_follow)
+
+    def _instruction_facts(self, address: int, encoding: bytes) -> tuple[int, bool, bool, bool, int]:
+        """(cost, can set IF, is a port access, opens an interrupt shadow, time-stamp read:
+        0, ``_RDTSC`` or ``_RDTSCP``) of the instruction encoded as ``encoding``.  None of
+        these depends on where the instruction sits, so they are decoded (with capstone's
+        operand details, the slow part) once per encoding: a block of 512 identical
+        instructions costs one detailed decode."""
+        facts = self._facts.get(encoding)
+        if facts is not None:
+            return facts
+        instruction = next(self._cs_detail.disasm(encoding, address, 1))
+        mnemonic = instruction.mnemonic
+        has_memory = any(op.type == cx.X86_OP_MEM for op in instruction.operands)
+        shadows = mnemonic == "sti" or (mnemonic in ("mov", "pop") and instruction.op_str.split(",")[0].strip() == "ss")
+        time_stamp = {"rdtsc": _RDTSC, "rdtscp": _RDTSCP}.get(mnemonic, 0)
+        facts = (self.costs.cost(classify(mnemonic, has_memory)), mnemonic in _IF_SETTERS,
+                 mnemonic.split()[-1].rstrip("bwdq") in _PORT_ACCESS, shadows, time_stamp)
+        if len(self._facts) >= _FACTS_LIMIT:  # bounded: a guest can generate endless code
+            self._facts.clear()
+        self._facts[encoding] = facts
+        return facts
 
     def _on_block_native(self, _handle: int, address: int, size: int, _user: int) -> None:
         # Called from C: an exception must not unwind through Unicorn.  It is kept and
@@ -790,25 +973,33 @@ class Cpu:
         if known is None:
             known = self._blocks[key] = (self._decode(address, code), len(self._block_list))
             self._block_list.append(known[0])
+            if not self._count_mode and any(after not in self._io_hooked for after in known[0].io_follow):
+                # Not run yet: retranslated with the hooks that make its port stops exact.
+                # The block before it ran to its end (it may contain this address, so the
+                # pc must not be looked up in it).
+                self._pending_io.append(known[0])
+                self._retranslate = True
+                self._state.current = 0
+                uc.emu_stop()
+                return
         block, block_id = known
+        if self._reentry:
+            # A partial run re-enters the block whose entry was handled before it (block
+            # listener, interrupt and deadline checks): only the counters move.
+            self._reentry = False
+            self._update_slow()
+            self._account(address, block, block_id)
+            return
         previous = self._previous_block = self._last_block
-        index = fastblock.slot(address)
-        entry = self._table[index]
-        entry.address, entry.size = address, size
-        entry.instructions, entry.cycles = len(block.starts), block.total_cycles
-        entry.block_id = block_id
-        entry.flags = fastblock.ENTRY_MAY_SET_IF if block.may_set_if else 0
-        pointer = self._state.table + index * ctypes.sizeof(fastblock.Entry)
         state = self._state
         start_cycles = state.cycles + self.charged
-        state.current = pointer
-        state.last = pointer
-        state.tsc_reads = 0
-        state.instructions += len(block.starts)
-        state.cycles += block.total_cycles
+        self._account(address, block, block_id)
         if self._block_listener is not None:
             self._block_listener(address, code, len(block.starts))
+        over_budget = state.instructions > self._limit
         if self._exact:
+            if over_budget:
+                self._stop_at_budget(block, address)
             return
         if self._irq_asserted:
             if uc.reg_read(self._flags_reg) & _EFLAGS_IF:
@@ -825,6 +1016,8 @@ class Cpu:
                 self._update_slow()
         deadline = self._deadline
         if deadline is None or start_cycles + block.total_cycles <= deadline:
+            if over_budget:
+                self._stop_at_budget(block, address)
             return
         needed = deadline - start_cycles
         steps = 0
@@ -832,6 +1025,33 @@ class Cpu:
             steps += 1
         self._stop = StopInfo(StopKind.DEADLINE, address, slice=steps)
         uc.emu_stop()
+
+    def _stop_at_budget(self, block: _Block, address: int) -> None:
+        """The block just entered crosses the instruction budget: stop before it, and have
+        ``run`` execute the part of it the budget allows (none: the run ends here)."""
+        steps = self._limit - (self._state.instructions - len(block.starts))
+        if steps > 0:
+            self._partial = (block, steps)
+        else:
+            self._stop = StopInfo(StopKind.BUDGET, address)
+        self._uc.emu_stop()
+
+    def _account(self, address: int, block: _Block, block_id: int) -> None:
+        """Enter ``block``: fill its table entry and count it as executed (a stop inside it
+        is corrected from the pc when the run returns)."""
+        index = fastblock.slot(address)
+        entry = self._table[index]
+        entry.address, entry.size = address, block.end - block.address
+        entry.instructions, entry.cycles = len(block.starts), block.total_cycles
+        entry.block_id = block_id
+        entry.flags = fastblock.ENTRY_MAY_SET_IF if block.may_set_if else 0
+        pointer = self._state.table + index * ctypes.sizeof(fastblock.Entry)
+        state = self._state
+        state.current = pointer
+        state.last = pointer
+        state.tsc_reads = 0
+        state.instructions += len(block.starts)
+        state.cycles += block.total_cycles
 
     def _on_in(self, uc: unicorn.Uc, port: int, size: int, _user: object) -> int:
         return self._port_read(port, size)

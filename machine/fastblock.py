@@ -1,13 +1,15 @@
 """A native block hook: exact instruction and cycle counting without Python per block.
 
 Unicorn calls a block hook before every translated block it executes.  A Python hook costs
-about half a microsecond per block; this one is ~90 bytes of x86-64 machine code (``_SOURCE``,
+about half a microsecond per block; this one is ~100 bytes of x86-64 machine code (``_SOURCE``,
 kept assembled in ``NATIVE_CODE``, placed in executable memory) that looks the block up in a small
 direct-mapped table filled by Python and adds its instruction count and static cycles to
 counters in a shared ctypes structure.  On a table miss, or while the machine needs a
 decision at every block (a pending deadline, an asserted interrupt line, an exact slice),
-it tail-calls the Python handler with the same arguments, which decodes the block, fills
-its table entry and does everything the pure Python hook does.  While the interrupt line is
+or when the block would take the instruction count past ``State.limit`` (the run's
+budget, see machine/cpu.py), it tail-calls the Python handler with the same arguments,
+which decodes the block, fills its table entry and does everything the pure Python hook
+does.  While the interrupt line is
 asserted but the guest has interrupts disabled, only blocks that can enable them (sti,
 popf, iret) and the block right after such a block go to Python.
 
@@ -15,7 +17,10 @@ Counts are identical with and without it (tests compare both).  Limitation: a ta
 is matched by address and size, so code rewritten in place that keeps a block's address and
 size but changes its instructions keeps the old counts until the entry is evicted; machines
 that run such code use ``Machine(fast_blocks=False)``.  Only x86-64 Linux hosts get the
-native hook; elsewhere ``available()`` is False and the Python hook is used.
+native hook; elsewhere ``native_hook_address()`` is None and the Python hook is used.
+
+The same executable page holds ``NOOP_CODE``, the no-op code hook the CPU puts after port
+accesses in the middle of a block (machine/cpu.py).
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ class State(ctypes.Structure):
         ("last", ctypes.c_uint64),           # +56 entry of the last block entered
         ("tsc_reads", ctypes.c_uint64),      # +64 time-stamp reads done in the current block
         ("irq_watch", ctypes.c_uint64),      # +72 non-zero: blocks that may set IF go to Python
+        ("limit", ctypes.c_uint64),          # +80 a block that would take ``instructions``
+                                             #     past this goes to Python (the budget)
     ]
 
 
@@ -82,15 +89,18 @@ _SOURCE = """
     cmp dword ptr [rax + 8], edx
     jne python
     cmp qword ptr [rcx + 72], 0
-    je account
+    je budget
     test dword ptr [rax + 28], 1
     jnz python
-account:
+budget:
+    mov r8d, dword ptr [rax + 12]
+    add r8, qword ptr [rcx]
+    cmp r8, qword ptr [rcx + 80]
+    ja python
+    mov qword ptr [rcx], r8
     mov qword ptr [rcx + 16], rax
     mov qword ptr [rcx + 56], rax
     mov qword ptr [rcx + 64], 0
-    mov r8d, dword ptr [rax + 12]
-    add qword ptr [rcx], r8
     mov r8, qword ptr [rax + 16]
     add qword ptr [rcx + 8], r8
     ret
@@ -102,9 +112,17 @@ python:
 #: corrupted memory on some inputs, never runs inside this process; a test re-assembles
 #: ``_SOURCE`` through the guest assembler's worker process and compares.
 NATIVE_CODE = bytes.fromhex(
-    "488379280075534889f04989f049c1e80c4c31c04823412048c1e005480341184839307535395008753048"
-    "837948007409f7401c010000007520488941104889413848c7414000000000448b400c4c01014c8b40104c"
-    "014108c3ff6130")
+    "4883792800755c4889f04989f049c1e80c4c31c04823412048c1e00548034118483930753e395008753948"
+    "837948007409f7401c010000007529448b400c4c03014c3b4150771c4c8901488941104889413848c74140"
+    "000000004c8b40104c014108c3ff6130")
+
+#: A code hook that does nothing (``ret``).  Unicorn follows every code hook it calls with
+#: a check of pending stop requests, so hooking the instruction after a port access makes
+#: a stop requested by that access take effect right there (see machine/cpu.py).
+NOOP_CODE = b"\xc3"
+#: Where ``NOOP_CODE`` sits in the executable page, after ``NATIVE_CODE``.
+_NOOP_OFFSET = 256
+
 
 BLOCK_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
 
@@ -125,6 +143,8 @@ def _native_code() -> int | None:
     except (OSError, PermissionError):
         return None
     memory.write(code)
+    memory.seek(_NOOP_OFFSET)
+    memory.write(NOOP_CODE)
     _KEEP.append(memory)
     return ctypes.addressof(ctypes.c_char.from_buffer(memory))
 
@@ -135,3 +155,9 @@ _KEEP: list[mmap.mmap] = []
 def native_hook_address() -> int | None:
     """The native hook's address for ``uc_hook_add``, or None on hosts without it."""
     return _native_code()
+
+
+def noop_hook_address() -> int | None:
+    """The no-op code hook's address for ``uc_hook_add``, or None on hosts without it."""
+    base = _native_code()
+    return None if base is None else base + _NOOP_OFFSET

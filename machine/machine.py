@@ -54,8 +54,8 @@ MMIO_WINDOW_BASE = 0xE0000000
 #: runaway: finite so that a broken guest fails a test instead of hanging it (the pytest
 #: fixtures and qtest inherit it).  ``run(None)`` is unbounded, as the CLI is by default.
 DEFAULT_INSTRUCTION_BUDGET = 20_000_000
-#: Instruction count an unbounded run gives each engine start (Unicorn is always started
-#: with a count, see machine/cpu.py); a run simply starts the engine again after it.
+#: Instructions an unbounded run gives each ``Cpu.run`` call (the CPU's budget, see
+#: machine/cpu.py); a run simply calls it again after that many.
 _UNBOUNDED_SLICE = 1 << 62
 #: External interrupt line n is delivered as vector IRQ_VECTOR_BASE + n.
 IRQ_VECTOR_BASE = 0x20
@@ -122,6 +122,9 @@ class Machine:
     host's; see services/sharedfolders/reproducible.py and docs/tracing.md.
     ``hgcm_heap_budget``: host heap bytes the HGCM commands in flight of each requestor
     category may use (``VMMDevDevice``'s ``heap_budget``; docs/security.md).
+    ``fast_blocks=False`` counts with the Python block hook instead of the native one, and
+    ``count_free=False`` starts Unicorn with its instruction count every time (the slower
+    previous path); counts, cycles and traces are the same either way (machine/cpu.py).
     """
 
     def __init__(self, mode: int = 64, ram_size: int = DEFAULT_RAM_SIZE, *,
@@ -130,7 +133,7 @@ class Machine:
                  tracer: Tracer | None = None, fast_blocks: bool = True, trace_blocks: bool = False,
                  trace_memory: bool = False, trace_instructions: bool = False,
                  reproducible: bool = False,
-                 hgcm_heap_budget: int = DEFAULT_HEAP_BUDGET) -> None:
+                 hgcm_heap_budget: int = DEFAULT_HEAP_BUDGET, count_free: bool = True) -> None:
         if mode not in (32, 64):
             raise ValueError(f"mode must be 32 or 64, not {mode}")
         if not 0x20000 <= ram_size <= MAX_RAM_SIZE or ram_size % 4096:
@@ -141,7 +144,7 @@ class Machine:
         self.tracer = tracer or Tracer()
         self.scheduler = Scheduler()
         self.bus = PortBus(self.tracer, self._charge)
-        self.cpu = Cpu(mode, self.memory, self.bus.read, self.bus.write, costs, fast_blocks)
+        self.cpu = Cpu(mode, self.memory, self.bus.read, self.bus.write, costs, fast_blocks, count_free)
         self.clock = Clock(self.cpu.now, self.cpu.charge, self.scheduler, self.tracer.emit, self._event_scheduled)
         self.tracer.set_stamp(self._stamp)
         self._exit_code: int | None = None
