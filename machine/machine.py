@@ -15,6 +15,7 @@ exit device 0xF4, backdoor log port 0x504.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -42,6 +43,7 @@ from machine.programs import image_from_assembled
 from machine.stddevices import BackdoorLogDevice, ExitDevice
 from machine.tracing import ListSink, Tracer
 from runtime.status import status_name
+from services.hgcm import HgcmService
 from services.sharedfolders.reproducible import Reproducible
 from services.sharedfolders.service import SharedFoldersService
 
@@ -70,6 +72,7 @@ class RunEnd(Enum):
     FAULT = "fault"      # the guest faulted
     PAUSED = "paused"    # the requested cycle was reached; run() continues from here
     INTERRUPTED = "interrupted"  # cancelled from outside (Ctrl-C); run() continues from here
+    DIVERGED = "diverged"  # a replayed run left its recording (stop_run; machine/replay.py)
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,9 @@ class Machine:
     host's; see services/sharedfolders/reproducible.py and docs/tracing.md.
     ``hgcm_heap_budget``: host heap bytes the HGCM commands in flight of each requestor
     category may use (``VMMDevDevice``'s ``heap_budget``; docs/security.md).
+    ``hgcm_front(machine, shared_folders)`` returns the service registered with the VMMDev
+    in place of ``shared_folders`` (a recorder in front of it, or a replay that answers
+    instead: machine/trace/record.py, machine/replay.py); it is kept as ``hgcm_service``.
     """
 
     def __init__(self, mode: int = 64, ram_size: int = DEFAULT_RAM_SIZE, *,
@@ -130,7 +136,8 @@ class Machine:
                  tracer: Tracer | None = None, fast_blocks: bool = True, trace_blocks: bool = False,
                  trace_memory: bool = False, trace_instructions: bool = False,
                  reproducible: bool = False,
-                 hgcm_heap_budget: int = DEFAULT_HEAP_BUDGET) -> None:
+                 hgcm_heap_budget: int = DEFAULT_HEAP_BUDGET,
+                 hgcm_front: Callable[[Machine, HgcmService], HgcmService] | None = None) -> None:
         if mode not in (32, 64):
             raise ValueError(f"mode must be 32 or 64, not {mode}")
         if not 0x20000 <= ram_size <= MAX_RAM_SIZE or ram_size % 4096:
@@ -161,7 +168,10 @@ class Machine:
         if require_guest_info:
             config = dataclasses.replace(config, require_guest_info=True)
         self.vmmdev = VMMDevDevice(config=config, heap_budget=hgcm_heap_budget)
-        self.vmmdev.register_service(self.shared_folders)
+        self._stop_report: str | None = None
+        self.hgcm_service: HgcmService = (self.shared_folders if hgcm_front is None
+                                          else hgcm_front(self, self.shared_folders))
+        self.vmmdev.register_service(self.hgcm_service)
         self.add_device(self.exit_device)
         self.add_device(self.log_device)
         self.add_device(self.vmmdev, base=vmmdev_port)
@@ -294,6 +304,8 @@ class Machine:
         while True:
             if self.cpu.cancel_requested:
                 return self._finish(*self._cancelled())
+            if self._stop_report is not None:
+                return self._finish(*self._stopped())
             ended = self._service_events()
             if ended is not None:
                 return self._finish(*ended)
@@ -332,6 +344,17 @@ class Machine:
             self._cancel = (end, description)
         self.cpu.cancel()
 
+    def stop_run(self, description: str) -> None:
+        """End the current run after the current instruction as ``RunEnd.DIVERGED``, with
+        ``description`` as its report (for a device or service that cannot go on, such as a
+        replay that left its recording).  The first description wins."""
+        if self._stop_report is None:
+            self._stop_report = description
+        self.cpu.request_stop()
+
+    def _stopped(self) -> tuple[RunEnd, int, FaultReport | None]:
+        return RunEnd.DIVERGED, -1, self._fault_report(self._stop_report or "stopped", self.cpu.pc)
+
     def clear_cancel(self) -> None:
         """Drop a ``cancel`` no run has acted on yet."""
         self._cancel = None
@@ -349,6 +372,8 @@ class Machine:
 
     def _handle_stop(self, stop: StopInfo) -> tuple[RunEnd, int, FaultReport | None] | None:
         kind = stop.kind
+        if self._stop_report is not None:
+            return self._stopped()
         if kind is StopKind.REQUESTED and self._exit_code is not None:
             return RunEnd.EXIT, self._exit_code, None
         if kind is StopKind.FAULT:
