@@ -72,7 +72,20 @@ def summarize(record: dict[str, Any] | None, names: dict[int, str]) -> str:
 def _parm_text(parm: dict[str, Any]) -> str:
     if "value" in parm:
         return f"{parm['type']} {parm['value']:#x}"
+    if "data" in parm and parm["size"]:
+        data = bytes.fromhex(parm["data"])
+        text = _printable(data)
+        if sum(32 <= b < 127 for b in data) * 2 >= len(data):
+            return f"{parm['type']}[{parm['size']}] {text!r}"
+        return f"{parm['type']}[{parm['size']}] {data[:24].hex()}{'...' if len(data) > 24 else ''}"
     return f"{parm['type']}[{parm['size']}] sha256:{parm['digest'][:12]}"
+
+
+def _printable(data: bytes) -> str:
+    """Bytes as text for a report: UTF-16 when it looks like it (every odd byte zero)."""
+    if len(data) >= 2 and len(data) % 2 == 0 and not any(data[1::2]):
+        data = data[0::2]
+    return "".join(chr(b) if 32 <= b < 127 else "." for b in data)
 
 
 class ReplayService(HgcmService):
@@ -223,6 +236,15 @@ def _apply_one(parm: SvcParm, output: dict[str, Any]) -> str | None:
     return None
 
 
+def _byte_difference(recorded_hex: str, guest_hex: str) -> str:
+    """Where two byte strings first differ, with 8 bytes of each from there."""
+    recorded, guest = bytes.fromhex(recorded_hex), bytes.fromhex(guest_hex)
+    offset = next(i for i in range(max(len(recorded), len(guest)))
+                  if i >= len(recorded) or i >= len(guest) or recorded[i] != guest[i])
+    return (f"from byte {offset}: recorded {recorded[offset:offset + 8].hex() or '(end)'}, "
+            f"guest {guest[offset:offset + 8].hex() or '(end)'}")
+
+
 _COMPARED = ("op", "service", "client", "requestor", "function", "call")
 
 
@@ -241,7 +263,9 @@ def _difference(expected: dict[str, Any] | None, observed: dict[str, Any]) -> st
             return f"different parameter count: recorded {len(want)}, guest {len(got)}"
         for number, (a, b) in enumerate(zip(want, got, strict=True)):
             if a != b:
-                which = next(k for k in ("type", "value", "size", "len", "digest") if a.get(k) != b.get(k))
+                which = next(k for k in ("type", "value", "size", "len", "digest", "data") if a.get(k) != b.get(k))
+                if which in ("digest", "data") and "data" in a and "data" in b:
+                    return f"parameter {number} has different bytes: {_byte_difference(a['data'], b['data'])}"
                 return f"parameter {number} has a different {which}"
     if expected["at"] != observed["at"]:
         return f"different cycle: recorded {expected['at']}, guest {observed['at']}"

@@ -39,6 +39,9 @@ RECORDING_VERSION = 1
 #: Largest buffer a recorded parameter may describe (the device's own bound on a guest
 #: buffer is lower; a larger value can only come from a damaged file).
 MAX_RECORDED_BUFFER = 1 << 32
+#: Input buffers up to this size are recorded byte for byte (hex), not only by digest, so a
+#: divergence report can show both sides (paths, names and small structures fit).
+MAX_INLINE_INPUT = 128
 #: Largest number of parameters of one recorded call (HGCM allows at most 61 in VirtualBox).
 MAX_RECORDED_PARMS = 64
 
@@ -74,8 +77,11 @@ def describe_inputs(params: Iterable[SvcParm]) -> list[dict[str, Any]]:
         if name in _VALUE_LIMITS:
             described.append({"type": name, "value": int(parm.value)})
         else:
-            described.append({"type": name, "size": int(parm.size), "len": len(parm.buffer),
-                              "digest": bytes_digest(memoryview(parm.buffer)[:parm.size])})
+            content = memoryview(parm.buffer)[:parm.size]
+            entry = {"type": name, "size": int(parm.size), "len": len(parm.buffer), "digest": bytes_digest(content)}
+            if parm.size <= MAX_INLINE_INPUT:
+                entry["data"] = bytes(content).hex()
+            described.append(entry)
     return described
 
 
@@ -230,11 +236,13 @@ def header_event_fields(*, program: str, image: Image, mode: int, ram_size: int,
 
 @dataclass
 class Recording:
-    """A recording read back: the header fields and the operation records in order."""
+    """A recording read back: the header fields, the operation records in order and the
+    fields of the trace's last ``run_end`` event (None when it has none)."""
 
     path: str
     header: dict[str, Any]
     records: list[dict[str, Any]]
+    run_end: dict[str, Any] | None = None
 
     @property
     def services(self) -> list[dict[str, Any]]:
@@ -248,9 +256,12 @@ def load_recording(path: str | Path) -> Recording:
     name = str(path)
     header: dict[str, Any] | None = None
     records: list[dict[str, Any]] = []
+    run_end: dict[str, Any] | None = None
     try:
         for event in read_trace(path):
-            if event.kind == HEADER_KIND:
+            if event.kind == "run_end":
+                run_end = dict(event.fields)
+            elif event.kind == HEADER_KIND:
                 if header is not None:
                     raise RecordingError(f"{name}: more than one {HEADER_KIND} event")
                 header = _check_header(name, event)
@@ -264,7 +275,7 @@ def load_recording(path: str | Path) -> Recording:
         raise RecordingError(f"cannot read {name}: {error.strerror or error}") from None
     if header is None:
         raise RecordingError(f"{name} holds no recording (make one with: hgcmlab run PROGRAM --trace FILE --record)")
-    return Recording(name, header, records)
+    return Recording(name, header, records, run_end)
 
 
 def _need(condition: bool, name: str, where: str, what: str) -> None:
@@ -353,8 +364,8 @@ def _check_record(name: str, event: TraceEvent, position: int) -> dict[str, Any]
                 _need(_is_int(parm.get("value"), 0, _VALUE_LIMITS[parm["type"]]), name, where, "a value is not valid")
             else:
                 _need(_is_int(parm.get("size"), 0, MAX_RECORDED_BUFFER) and _is_int(parm.get("len"), 0,
-                      MAX_RECORDED_BUFFER) and isinstance(parm.get("digest"), str), name, where,
-                      "a buffer parameter is malformed")
+                      MAX_RECORDED_BUFFER) and isinstance(parm.get("digest"), str)
+                      and isinstance(parm.get("data", ""), str), name, where, "a buffer parameter is malformed")
         result = fields.get("result")
         _need(result == "async" or _is_int(result, -(1 << 31), (1 << 31) - 1), name, where,
               "result is neither a status nor \"async\"")
