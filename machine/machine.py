@@ -280,6 +280,11 @@ class Machine:
         self.memory.write(ARGS_BASE, block)
         self.cpu.set_entry_arguments(len(self._arguments), ARGS_BASE)
 
+    @property
+    def arguments(self) -> list[str]:
+        """The program arguments last given to ``set_arguments`` (a copy)."""
+        return list(self._arguments)
+
     # --- running --------------------------------------------------------------------------
 
     def run(self, max_instructions: int | None = DEFAULT_INSTRUCTION_BUDGET, *, until_cycle: int | None = None,
