@@ -138,9 +138,11 @@ class ReplayCursor:
     """The position in a recording, shared by the replay services of one machine."""
 
     def __init__(self, recording: Recording, now: Callable[[], int], stop: Callable[[str], None],
-                 emit: Callable[..., None]) -> None:
+                 emit: Callable[..., None],
+                 schedule: Callable[[int, str, Callable[[], None]], object] | None = None) -> None:
         self.recording = recording
         self._emit = emit
+        self._schedule = schedule
         self._now = now
         self._stop = stop
         self.position = 0
@@ -148,6 +150,29 @@ class ReplayCursor:
         self._pending: dict[int, HgcmCall] = {}
         self._indices: dict[int, int] = {}
         self._matched: deque[str] = deque(maxlen=CONTEXT_OPERATIONS)
+        self._schedule_host_completion()
+
+    def _schedule_host_completion(self) -> None:
+        """When the next record is a completion the host made on its own (a share added
+        between runs completing a wait), make it at its recorded cycle."""
+        records = self.recording.records
+        if self._schedule is None or self.position >= len(records) or records[self.position]["op"] != "host":
+            return
+        position = self.position
+        self._schedule(records[position]["at"], "replay: host completion", lambda: self._host_completion(position))
+
+    def _host_completion(self, position: int) -> None:
+        if self.divergence is not None or self.position != position:
+            return
+        record = self.recording.records[position]
+        self.position += 1
+        # The recorder emits a host record before the device sees the completion.
+        self._emit(RECORD_KIND, **record)
+        self._matched.append(summarize(record, {}))
+        for done in record["done"]:
+            if not self._complete(done):
+                return
+        self._schedule_host_completion()
 
     @property
     def finished(self) -> bool:
@@ -191,7 +216,8 @@ class ReplayCursor:
                 return None
         self._matched.append(summarize(expected, names))
         # The recorded event again, where the recorder emitted it: the traces stay equal.
-        self._emit(RECORD_KIND, **{key: value for key, value in expected.items()})
+        self._emit(RECORD_KIND, **expected)
+        self._schedule_host_completion()
         return expected
 
     def _complete(self, done: dict[str, Any]) -> bool:
@@ -253,7 +279,8 @@ def _difference(expected: dict[str, Any] | None, observed: dict[str, Any]) -> st
     if expected is None:
         return "the guest asks more than the recording holds"
     if expected["op"] == "host":
-        return "the recording holds a completion the host made on its own here, which a replay cannot reproduce"
+        return (f"the recording's host completion at cycle {expected['at']} (made by the host on its own) "
+                "comes before this")
     for key in _COMPARED:
         if expected.get(key) != observed.get(key):
             return f"different {key}: recorded {expected.get(key)!r}, guest {observed.get(key)!r}"
@@ -279,7 +306,8 @@ def replay_front(recording: Recording) -> Callable[[Machine, HgcmService], HgcmS
     def front(machine: Machine, service: HgcmService) -> HgcmService:
         if not any(s["name"] == service.name for s in recording.services):
             raise ValueError(f"{recording.path}: the recording holds no service named {service.name!r}")
-        cursor = ReplayCursor(recording, machine.clock.now, machine.stop_run, machine.tracer.emit)
+        cursor = ReplayCursor(recording, machine.clock.now, machine.stop_run, machine.tracer.emit,
+                              machine.clock.schedule_at)
         replay = ReplayService(service.name, recording, cursor)
         for limits in ("call_limits", "client_limits"):
             if hasattr(service, limits):
