@@ -7,6 +7,9 @@ Fixtures
     ``hgcm_machine``   factory ``hgcm_machine(mode=64, *, blocks=False, reproducible=True, **Machine_kwargs)``:
                        a traced ``Machine``, closed at teardown; ``hgcm_machine.events(m)`` is its trace.
                        Reproducible by default: shares show no host-dependent times, ids or sizes.
+                       ``record=True`` keeps what the host returned (``hgcm_machine.save_recording(m,
+                       PATH)`` writes it); ``replay=TRACE`` answers Shared Folders from a recording
+                       (``hgcm_machine.replay_cursor(m)``).  See docs/tracing.md, "Record and replay".
     ``hgcm_share``     a fresh temporary directory to share (``machine.add_share("demo", hgcm_share)``).
     ``hgcm_assemble``  ``hgcm_assemble(source_or_path, mode=64, **kw)``; ``hgcm_assemble.bundled("demo.s")``.
     ``hgcm_qtest``     factory ``hgcm_qtest(mode=64, **Machine_kwargs)``: a ``machine.qtest.QTest``.
