@@ -200,3 +200,30 @@ def test_returned_bytes_that_do_not_fit_the_guest_buffer_stop_the_replay(tmp_pat
     status, _out, err = cli("replay", str(_rewrite(trace, oversize)), "-q")
     assert status == EXIT_DIVERGED
     assert "bytes do not fit the guest's" in err
+
+
+def test_replay_rebuilds_the_recorded_machine_settings(tmp_path: Path) -> None:
+    # Defines, the cost profile and the HGCM cost come from the header: without them the
+    # image digest (defines) or the arrival cycles (costs) would differ.
+    costs = tmp_path / "costs.json"
+    costs.write_text('{"port_io": 77, "alu": 2}')
+    share = make_tree(tmp_path, DAY_2040, reverse=False)
+    trace = tmp_path / "recorded.jsonl"
+    status, _out, err = cli("run", str(PROGRAMS_DIR / "cat.s"), "--mode", "32", "--share", f"d={share}",
+                            "--costs", str(costs), "--hgcm-cycles", "777", "-D", "UNUSED_DEFINE=5",
+                            "--trace", str(trace), "--record", "-q", "--", "d:/a.txt")
+    assert (status, err) == (0, "")
+    replayed = tmp_path / "replayed.jsonl"
+    assert cli("replay", str(trace), "--trace", str(replayed), "-q") == (0, "[guest] alpha\n", "")
+    assert replayed.read_bytes() == trace.read_bytes()
+    exit_trace = tmp_path / "exit.jsonl"
+    assert cli("run", str(PROGRAMS_DIR / "exit_code.s"), "-D", "EXIT_CODE=7", "--trace", str(exit_trace),
+               "--record", "-q")[0] == 7
+    assert cli("replay", str(exit_trace), "-q") == (7, "", "")
+
+
+def test_replay_usage_errors_are_one_line(tmp_path: Path) -> None:
+    status, _out, err = cli("replay")
+    assert status == 2 and "the following arguments are required: TRACE" in err
+    status, _out, err = cli("replay", str(tmp_path))
+    assert status == 2 and err.startswith("hgcmlab: error: ") and len(err.splitlines()) == 1
