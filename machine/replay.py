@@ -184,12 +184,16 @@ class ReplayCursor:
         return self._indices.get(id(call), -1)
 
     def diverge(self, reason: str, expected: dict[str, Any] | None, actual: str,
-                names: dict[int, str] | None = None) -> None:
-        """Record the first divergence and stop the run (later ones are consequences)."""
+                names: dict[int, str] | None = None, index: int | None = None) -> None:
+        """Record the first divergence (at record ``index``, default the next one) and stop
+        the run (later ones are consequences)."""
         if self.divergence is not None:
             return
-        self.divergence = Divergence(self.position, summarize(expected, names or {}), actual, reason,
-                                     tuple(self._matched))
+        if names is None and expected is not None:
+            names = next(({number: text for number, text, _ in service["functions"]}
+                          for service in self.recording.services if service["name"] == expected["service"]), {})
+        self.divergence = Divergence(self.position if index is None else index, summarize(expected, names or {}),
+                                     actual, reason, tuple(self._matched))
         self._stop(self.divergence.report())
 
     def expect(self, observed: dict[str, Any], names: dict[int, str],
@@ -224,7 +228,7 @@ class ReplayCursor:
         call = self._pending.pop(done["call"], None)
         if call is None:
             self.diverge(f"the recording completes call #{done['call']}, which is not pending in this run",
-                         None, "-")
+                         self.recording.records[done["call"]], "no such call pending", index=done["call"])
             return False
         self._indices.pop(id(call), None)
         if not self.apply_outputs(call, done["out"], done["call"]):
@@ -236,16 +240,24 @@ class ReplayCursor:
         """Put recorded outputs into ``call``'s parameters; diverge if they do not fit."""
         if len(outputs) != len(call.params):
             self.diverge(f"call #{index}: the recording returns {len(outputs)} parameters, the call has "
-                         f"{len(call.params)}", None, "-")
+                         f"{len(call.params)}", self.recording.records[index], _call_text(call), index=index)
             return False
         for number, (parm, output) in enumerate(zip(call.params, outputs, strict=True)):
             if output is None:
                 continue
             problem = _apply_one(parm, output)
             if problem is not None:
-                self.diverge(f"call #{index} parameter {number}: {problem}", None, "-")
+                self.diverge(f"call #{index} parameter {number}: {problem}", self.recording.records[index],
+                             _call_text(call), index=index)
                 return False
         return True
+
+
+def _call_text(call: HgcmCall) -> str:
+    """The guest's side of an output that does not fit: its parameters' types and sizes."""
+    parms = ", ".join(f"{p.type.name.lower()}[{len(p.buffer)}]" if p.buffer else p.type.name.lower()
+                      for p in call.params)
+    return f"call of function {call.function} by client {call.client_id} ({parms})"
 
 
 def _apply_one(parm: SvcParm, output: dict[str, Any]) -> str | None:

@@ -199,7 +199,12 @@ def test_returned_bytes_that_do_not_fit_the_guest_buffer_stop_the_replay(tmp_pat
 
     status, _out, err = cli("replay", str(_rewrite(trace, oversize)), "-q")
     assert status == EXIT_DIVERGED
-    assert "bytes do not fit the guest's" in err
+    lines = err.splitlines()
+    # The first call returning bytes is CREATE (#3): its 108-byte SHFLCREATEPARMS.
+    assert lines[0] == ("replay diverged at recorded operation #3: call #3 parameter 2: 109 returned bytes do "
+                        "not fit the guest's 108-byte buffer")
+    assert lines[1].startswith("  recording: #3 call client 1 at cycle ") and " CREATE(" in lines[1]
+    assert lines[2] == "  guest:     call of function 3 by client 1 (u32, ptr[11], ptr[108])"
 
 
 def test_replay_rebuilds_the_recorded_machine_settings(tmp_path: Path) -> None:
