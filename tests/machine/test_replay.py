@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,7 +147,7 @@ def test_a_trace_without_recording_is_one_line(tmp_path: Path) -> None:
     assert status == 2 and err.startswith("hgcmlab: error: ") and len(err.splitlines()) == 1
 
 
-def _rewrite(trace: Path, edit) -> Path:  # type: ignore[no-untyped-def]
+def _rewrite(trace: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
     """A copy of ``trace`` with ``edit(event)`` applied to every hgcm_record event."""
     events = [json.loads(line) for line in trace.read_text().splitlines()]
     for event in events:
@@ -164,15 +166,15 @@ def test_damaged_and_truncated_recordings_are_one_line_errors(tmp_path: Path) ->
     status, _out, err = cli("replay", str(truncated))
     assert status == 2 and err.startswith(f"hgcmlab: error: {truncated}:") and len(err.splitlines()) == 1
 
-    def bad_index(event: dict) -> None:  # type: ignore[type-arg]
+    def bad_index(event: dict[str, Any]) -> None:
         event["index"] += 1
 
-    def bad_hex(event: dict) -> None:  # type: ignore[type-arg]
+    def bad_hex(event: dict[str, Any]) -> None:
         for out in event.get("out") or []:
             if out and "data" in out:
                 out["data"] = "zz" + out["data"][2:]
 
-    def huge(event: dict) -> None:  # type: ignore[type-arg]
+    def huge(event: dict[str, Any]) -> None:
         for out in event.get("out") or []:
             if out and "data" in out:
                 out["size"] = 1 << 40
@@ -189,7 +191,7 @@ def test_damaged_and_truncated_recordings_are_one_line_errors(tmp_path: Path) ->
 def test_returned_bytes_that_do_not_fit_the_guest_buffer_stop_the_replay(tmp_path: Path) -> None:
     trace, _ = record(tmp_path, PROGRAMS_DIR / "cat.s", "cat.s")
 
-    def oversize(event: dict) -> None:  # type: ignore[type-arg]
+    def oversize(event: dict[str, Any]) -> None:
         if event.get("op") == "call" and event.get("result") != "async":
             for number, out in enumerate(event["out"]):
                 if out and "data" in out:

@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from machine.machine import RunEnd
+from guest_asm.assembler import AssembledProgram
+from machine.loader import Image
+from machine.machine import RunEnd, RunResult
+from machine.pytest_plugin import Assembler, MachineFactory, TraceAsserter
 from machine.programs import bundled_program
 from machine.trace.record import HEADER_KIND, RECORD_KIND, load_recording
+from machine.tracing import TraceEvent
 from runtime.status import Status
 from tests.machine.test_reproducible import DAY_2040, PROGRAMS, make_tree
 
@@ -73,8 +77,11 @@ version: .quad 0
 """
 
 
-def _record_and_save(hgcm_machine, tmp_path: Path, mode: int, image, share: Path | None = None,  # type: ignore[no-untyped-def]
-                     arguments: list[str] | None = None, symlinks: bool = False) -> tuple[Path, list]:  # type: ignore[type-arg]
+def _record_and_save(hgcm_machine: MachineFactory, tmp_path: Path, mode: int, image: Image | AssembledProgram,
+                     share: Path | None = None, arguments: list[str] | None = None,
+                     symlinks: bool = False) -> tuple[Path, tuple[RunResult, list[TraceEvent]]]:
+    """Run ``image`` on a recording machine (shares "d" and "demo" on ``share``); the saved
+    recording, the run's result and its events."""
     machine = hgcm_machine(mode, record=True)
     if share is not None:
         machine.add_share("d", share, create_symlinks=symlinks)
@@ -83,11 +90,12 @@ def _record_and_save(hgcm_machine, tmp_path: Path, mode: int, image, share: Path
     machine.load(image)
     result = machine.run()
     path = hgcm_machine.save_recording(machine, tmp_path / "recorded.jsonl")
-    return path, [result, hgcm_machine.events(machine)]
+    return path, (result, hgcm_machine.events(machine))
 
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
-def test_kit_replay_gives_the_recorded_events_without_a_share(hgcm_machine, tmp_path: Path, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_kit_replay_gives_the_recorded_events_without_a_share(hgcm_machine: MachineFactory, tmp_path: Path,
+                                                              name: str) -> None:
     mode, arguments, expected = PROGRAMS[name]
     share = make_tree(tmp_path, DAY_2040, reverse=False)
     image = bundled_program(name, mode=mode)
@@ -102,8 +110,8 @@ def test_kit_replay_gives_the_recorded_events_without_a_share(hgcm_machine, tmp_
     assert hgcm_machine.replay_cursor(replaying).finished
 
 
-def test_golden_trace_against_a_recording(hgcm_machine, hgcm_share: Path, hgcm_assemble, assert_trace,  # type: ignore[no-untyped-def]
-                                          tmp_path: Path) -> None:
+def test_golden_trace_against_a_recording(hgcm_machine: MachineFactory, hgcm_share: Path, hgcm_assemble: Assembler,
+                                          assert_trace: TraceAsserter, tmp_path: Path) -> None:
     # The golden of tests/asm/test_programs_e2e.py, checked on a replay with no share.
     image = hgcm_assemble.bundled("demo.s")
     recorder = hgcm_machine(64, record=True)
@@ -121,7 +129,8 @@ def test_golden_trace_against_a_recording(hgcm_machine, hgcm_share: Path, hgcm_a
 
 
 @pytest.mark.parametrize("mode", [64, 32])
-def test_a_wait_completed_by_disconnect_is_replayed(hgcm_machine, hgcm_assemble, tmp_path: Path, mode: int) -> None:  # type: ignore[no-untyped-def]
+def test_a_wait_completed_by_disconnect_is_replayed(hgcm_machine: MachineFactory, hgcm_assemble: Assembler,
+                                                    tmp_path: Path, mode: int) -> None:
     image = hgcm_assemble(WAIT_THEN_DISCONNECT, mode=mode)
     path, (result, recorded) = _record_and_save(hgcm_machine, tmp_path, mode, image)
     assert (result.end, result.exit_code) == (RunEnd.EXIT, 0)
@@ -135,8 +144,8 @@ def test_a_wait_completed_by_disconnect_is_replayed(hgcm_machine, hgcm_assemble,
     assert hgcm_machine.events(machine) == recorded
 
 
-def test_a_completion_the_host_made_on_its_own_is_replayed_at_its_cycle(  # type: ignore[no-untyped-def]
-        hgcm_machine, hgcm_assemble, hgcm_share: Path, tmp_path: Path) -> None:
+def test_a_completion_the_host_made_on_its_own_is_replayed_at_its_cycle(
+        hgcm_machine: MachineFactory, hgcm_assemble: Assembler, hgcm_share: Path, tmp_path: Path) -> None:
     # The wait completes because the host adds a share (between two runs) while the guest
     # spins on the request's DONE flag.
     image = hgcm_assemble(WAIT_THEN_DISCONNECT, defines={"SPIN": 1})
@@ -148,7 +157,7 @@ def test_a_completion_the_host_made_on_its_own_is_replayed_at_its_cycle(  # type
     recorded_result = machine.run()
     assert recorded_result.exit_code == 0
     recorded = hgcm_machine.events(machine)
-    host = [e for e in recorded if e.kind == RECORD_KIND and e.fields["op"] == "host"]
+    host = [event for event in recorded if event.kind == RECORD_KIND and event.fields["op"] == "host"]
     assert [(d["call"], d["status"]) for d in host[0].fields["done"]] == [(2, Status.VERR_CANCELLED)]
     path = hgcm_machine.save_recording(machine, tmp_path / "host.jsonl")
     replaying = hgcm_machine(64, replay=path)
@@ -163,8 +172,8 @@ def test_a_completion_the_host_made_on_its_own_is_replayed_at_its_cycle(  # type
         e for e in recorded if e.kind not in boundaries]
 
 
-def test_a_guest_op_before_a_recorded_host_completion_is_a_divergence(  # type: ignore[no-untyped-def]
-        hgcm_machine, hgcm_assemble, hgcm_share: Path, tmp_path: Path) -> None:
+def test_a_guest_op_before_a_recorded_host_completion_is_a_divergence(
+        hgcm_machine: MachineFactory, hgcm_assemble: Assembler, hgcm_share: Path, tmp_path: Path) -> None:
     image = hgcm_assemble(WAIT_THEN_DISCONNECT, defines={"SPIN": 1})
     machine = hgcm_machine(64, record=True)
     machine.load(image)
@@ -182,7 +191,7 @@ def test_a_guest_op_before_a_recorded_host_completion_is_a_divergence(  # type: 
     assert "  guest:     #3 disconnect client 1 at cycle " in result.fault.description
 
 
-def test_kit_options_are_checked(hgcm_machine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_kit_options_are_checked(hgcm_machine: MachineFactory, tmp_path: Path) -> None:
     path, _ = _record_and_save(hgcm_machine, tmp_path, 64, bundled_program("hello_log.s", mode=64))
     assert load_recording(path).records == []  # hello_log.s makes no HGCM call
     with pytest.raises(ValueError, match="records or replays, not both"):

@@ -57,8 +57,8 @@ class Echo(HgcmService):
 def _recorder() -> tuple[RecordingService, Echo, list[dict[str, Any]]]:
     events: list[dict[str, Any]] = []
     inner = Echo()
-    return RecordingService(inner, lambda kind, **fields: events.append({"kind": kind, **fields}), lambda: 1234), \
-        inner, events
+    service = RecordingService(inner, lambda kind, **fields: events.append({"kind": kind, **fields}), lambda: 1234)
+    return service, inner, events
 
 
 def test_a_synchronous_call_records_inputs_and_what_changed() -> None:
@@ -67,7 +67,8 @@ def test_a_synchronous_call_records_inputs_and_what_changed() -> None:
     assert service.call(call) == Status.VINF_SUCCESS
     (record,) = events
     assert record["kind"] == RECORD_KIND
-    assert (record["index"], record["op"], record["client"], record["function"], record["at"]) == (0, "call", 5, 1, 1234)
+    assert (record["index"], record["op"], record["client"], record["function"], record["at"]) == (
+        0, "call", 5, 1, 1234)
     assert record["params"][0]["data"] == b"xyzw".hex() and record["params"][0]["size"] == 4
     assert record["params"][1:] == [{"type": "u32", "value": 3}, {"type": "u64", "value": 1 << 40}]
     # Trailing zeros are dropped; unchanged parameters are null.
@@ -152,7 +153,8 @@ def test_load_recording_reads_gzip_and_keeps_old_traces_readable(tmp_path: Path)
                                               "done": [{"call": 7, "status": 0, "out": []}], "call": 0})],
      "a done entry is malformed"),
 ])
-def test_load_recording_refuses_damage_in_one_line(tmp_path: Path, events: list, message: str) -> None:  # type: ignore[type-arg]
+def test_load_recording_refuses_damage_in_one_line(tmp_path: Path, events: list[tuple[str, Any]],
+                                                   message: str) -> None:
     header = _recording([]).header
     path = _write(tmp_path / "bad.jsonl", [(kind, header if fields == "HEADER" else fields) for kind, fields in events])
     with pytest.raises(RecordingError) as caught:
