@@ -3,7 +3,8 @@
 ``hgcmlab run PROGRAM`` runs an assembly source, flat binary or ELF executable;
 ``hgcmlab demo`` runs the bundled shared-folder demo against a temporary folder;
 ``hgcmlab devices`` lists the device plugins installed under the ``hgcmlab.devices``
-entry-point group.  Errors in what the user typed or supplied end with a one-line message
+entry-point group; ``hgcmlab replay`` re-runs a recording (``run --trace FILE --record``)
+without shares (machine/replaycli.py).  Errors in what the user typed or supplied end with a one-line message
 and exit status 2, never a traceback.  Runs are unbounded unless a budget option says
 otherwise, stop promptly on Ctrl-C (status 130) and give the exit statuses documented in
 machine/runcontrol.py.

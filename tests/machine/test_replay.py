@@ -234,3 +234,14 @@ def test_replay_usage_errors_are_one_line(tmp_path: Path) -> None:
     assert status == 2 and "the following arguments are required: TRACE" in err
     status, _out, err = cli("replay", str(tmp_path))
     assert status == 2 and err.startswith("hgcmlab: error: ") and len(err.splitlines()) == 1
+
+
+def test_trace_tools_read_a_recording(tmp_path: Path) -> None:
+    trace, _ = record(tmp_path, PROGRAMS_DIR / "cat.s", "cat.s")
+    status, out, _err = cli("trace", "show", str(trace), "--kind", "hgcm_record")
+    assert status == 0 and len(out.splitlines()) == 8 and "op=connect" in out.splitlines()[0]
+    assert cli("trace", "stats", str(trace))[0] == 0
+    assert cli("trace", "export", "--format", "perfetto", str(trace), "-o", str(tmp_path / "p.json"))[0] == 0
+    replayed = tmp_path / "replayed.jsonl"
+    assert cli("replay", str(trace), "--trace", str(replayed), "-q")[0] == 0
+    assert cli("trace", "diff", str(trace), str(replayed)) == (0, "traces are equal\n", "")
