@@ -352,7 +352,8 @@ class Machine:
     def stop_run(self, description: str) -> None:
         """End the current run after the current instruction as ``RunEnd.DIVERGED``, with
         ``description`` as its report (for a device or service that cannot go on, such as a
-        replay that left its recording).  The first description wins."""
+        replay that left its recording).  The first description wins, and every later
+        ``run`` ends the same way at once: such a machine cannot go on."""
         if self._stop_report is None:
             self._stop_report = description
         self.cpu.request_stop()

@@ -204,3 +204,16 @@ def test_kit_options_are_checked(hgcm_machine: MachineFactory, tmp_path: Path) -
     with pytest.raises(ValueError, match="needs a machine made with hgcm_machine\\(replay=...\\)"):
         hgcm_machine.replay_cursor(plain)
     assert sum(1 for line in path.read_text().splitlines() if f'"kind":"{HEADER_KIND}"' in line) == 1
+
+
+def test_a_diverged_machine_stays_stopped(hgcm_machine: MachineFactory, hgcm_assemble: Assembler,
+                                         tmp_path: Path) -> None:
+    path, _ = _record_and_save(hgcm_machine, tmp_path, 64, hgcm_assemble(WAIT_THEN_DISCONNECT))
+    replaying = hgcm_machine(64, replay=path)
+    # One more instruction first: the connect arrives later than recorded.
+    replaying.load(hgcm_assemble(WAIT_THEN_DISCONNECT.replace("_start:\n", "_start:\n    nop\n")))
+    first = replaying.run()
+    assert first.end is RunEnd.DIVERGED and first.fault is not None
+    assert first.fault.description.startswith("replay diverged at recorded operation #0: different cycle: ")
+    again = replaying.run()
+    assert (again.end, again.instructions, again.fault) == (RunEnd.DIVERGED, first.instructions, first.fault)
