@@ -71,31 +71,31 @@ def register_replay_command(commands: Any) -> None:
     add_budget_options(replay)
 
 
-def _setting(settings: dict[str, Any], key: str, kinds: tuple[type, ...], default: Any) -> Any:
-    from machine.cli import UsageError
+class ReplayUsageError(Exception):
+    """A recording, program or setting the replay cannot use; the message is one line."""
 
+
+def _setting(settings: dict[str, Any], key: str, kinds: tuple[type, ...], default: Any) -> Any:
     value = settings.get(key, default)
     if value is not None and not isinstance(value, kinds):
-        raise UsageError(f"recording setting {key!r} is malformed: {value!r}")
+        raise ReplayUsageError(f"recording setting {key!r} is malformed: {value!r}")
     return value
 
 
 def _load_image(args: argparse.Namespace, header: dict[str, Any], defines: dict[str, int],
                 err: TextIO) -> Image:
-    from machine.cli import UsageError
-
     recorded = Path(header["program"])
     path = args.program if args.program is not None else recorded
     try:
         image = image_from_file(path, mode=header["mode"], defines=defines, ram_size=header["ram"])
     except LoadError as error:
         if args.program is None:
-            raise UsageError(f"the recorded program cannot be loaded ({error}); give the program: "
+            raise ReplayUsageError(f"the recorded program cannot be loaded ({error}); give the program: "
                              f"hgcmlab replay {args.recording} PROGRAM") from None
-        raise UsageError(str(error)) from None
+        raise ReplayUsageError(str(error)) from None
     if image_digest(image) != header["image_sha256"]:
         if args.program is None:
-            raise UsageError(f"{recorded} has changed since the recording (its image differs); give it "
+            raise ReplayUsageError(f"{recorded} has changed since the recording (its image differs); give it "
                              f"explicitly to replay it anyway: hgcmlab replay {args.recording} {recorded}")
         print(f"hgcmlab: note: {path} is not the recorded program (its image differs); the first "
               "divergence will be reported", file=err)
@@ -103,8 +103,22 @@ def _load_image(args: argparse.Namespace, header: dict[str, Any], defines: dict[
 
 
 def run_replay_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """``hgcmlab replay``; raises ``machine.cli.UsageError`` for bad input."""
-    from machine.cli import UsageError, _attach_plugins, _print_log, _report_end, _run_machine, _summary, _vmmdev_config
+    """``hgcmlab replay``: bad input (the recording, the program, a setting) is one line
+    ``hgcmlab: error: ...`` on ``err`` and ``EXIT_USAGE``."""
+    # machine.cli's helpers raise machine.cli.UsageError; under ``python -m machine.cli``
+    # the caller's own UsageError is another class, so both are caught here.
+    from machine.cli import UsageError
+    from machine.runcontrol import EXIT_USAGE
+
+    try:
+        return _replay(args, out, err)
+    except (ReplayUsageError, UsageError) as error:
+        print(f"hgcmlab: error: {error}", file=err)
+        return EXIT_USAGE
+
+
+def _replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from machine.cli import _attach_plugins, _print_log, _report_end, _run_machine, _summary, _vmmdev_config
     from machine.machine import Machine, RunEnd
     from machine.runcontrol import ProgressLine, budgets_from_args, exit_status
     from machine.tracing import CallbackSink
@@ -112,7 +126,7 @@ def run_replay_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
     try:
         recording = load_recording(args.recording)
     except RecordingError as error:
-        raise UsageError(str(error)) from None
+        raise ReplayUsageError(str(error)) from None
     header = recording.header
     settings = header["settings"]
     defines_list = _setting(settings, "defines", (list,), [])
@@ -120,10 +134,12 @@ def run_replay_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
         defines = {str(name): int(value) for name, value in defines_list}
         costs = CostProfile.from_mapping(_setting(settings, "costs", (dict,), {}))
     except (TypeError, ValueError) as error:
-        raise UsageError(f"{args.recording}: recording settings are malformed: {error}") from None
+        raise ReplayUsageError(f"{args.recording}: recording settings are malformed: {error}") from None
     options = argparse.Namespace(hgcm_cycles=_setting(settings, "hgcm_cycles", (int,), None),
                                  async_hgcm=bool(_setting(settings, "async_hgcm", (bool,), False)),
                                  strict_guest_info=bool(_setting(settings, "strict_guest_info", (bool,), False)))
+    if options.hgcm_cycles is not None and options.hgcm_cycles < 0:
+        raise ReplayUsageError(f"{args.recording}: recording setting 'hgcm_cycles' is negative")
     devices = _setting(settings, "devices", (list,), [])
     image = _load_image(args, header, defines, err)
     budgets = budgets_from_args(args)
@@ -134,7 +150,7 @@ def run_replay_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
         machine = Machine(header["mode"], header["ram"], costs=costs, vmmdev_config=_vmmdev_config(options),
                           hgcm_front=replay_front(recording))
     except ValueError as error:
-        raise UsageError(str(error)) from None
+        raise ReplayUsageError(f"{args.recording}: {error}") from None
     try:
         _attach_plugins(machine, [str(spec) for spec in devices], out, True)
         machine.tracer.add_sink(CallbackSink({"guest_log"}, lambda event: _print_log(event, out)))
@@ -142,7 +158,7 @@ def run_replay_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
         machine.load(image)
         result, collected = _run_machine(machine, args, budgets, progress, None, header)
     except ValueError as error:
-        raise UsageError(str(error)) from None
+        raise ReplayUsageError(str(error)) from None
     finally:
         machine.close()
     service = machine.hgcm_service

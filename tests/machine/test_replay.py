@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -245,3 +247,46 @@ def test_trace_tools_read_a_recording(tmp_path: Path) -> None:
     replayed = tmp_path / "replayed.jsonl"
     assert cli("replay", str(trace), "--trace", str(replayed), "-q")[0] == 0
     assert cli("trace", "diff", str(trace), str(replayed)) == (0, "traces are equal\n", "")
+
+
+@pytest.mark.parametrize(("setting", "value", "message"), [
+    ("costs", {"alu": -1}, "recording settings are malformed: cost of 'alu' must be a positive integer, not -1"),
+    ("defines", [[1]], "recording settings are malformed: "),
+    ("hgcm_cycles", -4, "recording setting 'hgcm_cycles' is negative"),
+    ("devices", ["nosuch"], "unknown device 'nosuch'"),
+    ("ram", 5, "RAM size must be a multiple of 4 KiB"),
+])
+def test_damaged_header_settings_are_one_line_errors(tmp_path: Path, setting: str, value: object,
+                                                     message: str) -> None:
+    trace, _ = record(tmp_path, PROGRAMS_DIR / "cat.s", "cat.s")
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    header = events[0]
+    assert header["kind"] == "hgcm_recording"
+    if setting == "ram":
+        header["ram"] = value
+    else:
+        header["settings"][setting] = value
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_text("".join(json.dumps(event) + "\n" for event in events))
+    status, out, err = cli("replay", str(damaged), "-q")
+    assert (status, out) == (2, "")
+    assert err.startswith("hgcmlab: error: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_python_m_machine_cli_replay_errors_have_no_traceback(tmp_path: Path) -> None:
+    # Under ``python -m machine.cli`` the command module is __main__, a second copy of
+    # machine.cli: errors raised through the imported copy must still be one line.
+    trace, _ = record(tmp_path, PROGRAMS_DIR / "cat.s", "cat.s")
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    events[0]["settings"]["hgcm_cycles"] = -1
+    events[0]["settings"]["devices"] = ["nosuch"]
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_text("".join(json.dumps(event) + "\n" for event in events))
+    events[0]["settings"]["hgcm_cycles"] = None
+    devices = tmp_path / "devices.jsonl"
+    devices.write_text("".join(json.dumps(event) + "\n" for event in events))
+    for path, message in ((damaged, "recording setting 'hgcm_cycles' is negative"), (devices, "unknown device")):
+        done = subprocess.run([sys.executable, "-m", "machine.cli", "replay", str(path), "-q"],
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+        assert len(done.stderr.splitlines()) == 1
