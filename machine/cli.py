@@ -3,7 +3,8 @@
 ``hgcmlab run PROGRAM`` runs an assembly source, flat binary or ELF executable;
 ``hgcmlab demo`` runs the bundled shared-folder demo against a temporary folder;
 ``hgcmlab devices`` lists the device plugins installed under the ``hgcmlab.devices``
-entry-point group.  Errors in what the user typed or supplied end with a one-line message
+entry-point group; ``hgcmlab replay`` re-runs a recording (``run --trace FILE --record``)
+without shares (machine/replaycli.py).  Errors in what the user typed or supplied end with a one-line message
 and exit status 2, never a traceback.  Runs are unbounded unless a budget option says
 otherwise, stop promptly on Ctrl-C (status 130) and give the exit statuses documented in
 machine/runcontrol.py.
@@ -17,7 +18,7 @@ import dataclasses
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TextIO
@@ -43,9 +44,15 @@ from machine.runcontrol import (
     exit_status,
     run_supervised,
 )
+from machine.replaycli import record_header, register_replay_command, run_replay_command
 from machine.trace.cli import register_trace_commands, run_trace_command
+from machine.trace.record import HEADER_KIND, record_front
 from machine.trace.files import TraceWriteError, TraceWriter
 from machine.tracing import CallbackSink, TraceEvent
+from services.hgcm import HgcmService
+
+#: ``Machine(hgcm_front=...)``: the service registered in place of Shared Folders.
+HgcmFront = Callable[[Machine, HgcmService], HgcmService]
 
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
@@ -117,6 +124,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="integer constant for assembly sources (repeatable)")
     run.add_argument("--trace", type=Path, metavar="FILE",
                      help="write every trace event to FILE (JSON Lines; gzip-compressed if FILE ends in .gz)")
+    run.add_argument("--record", action="store_true",
+                     help="keep in the --trace file everything the host services returned to the guest, "
+                          "so that 'hgcmlab replay FILE' can re-run the program without the shares")
     run.add_argument("--quiet", "-q", action="store_true",
                      help="print only guest log lines: no summary, no progress line")
 
@@ -137,6 +147,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                     "entry-point group (usable with run --device).")
     register_trace_commands(commands)
     register_asm_command(commands, parse_define)
+    register_replay_command(commands)
     return parser
 
 
@@ -242,7 +253,8 @@ def _vmmdev_config(args: argparse.Namespace) -> VMMDevConfig:
     return VMMDevConfig(require_guest_info=getattr(args, "strict_guest_info", False), timing=timing)
 
 
-def _make_machine(args: argparse.Namespace, out: TextIO) -> Machine:
+def _make_machine(args: argparse.Namespace, out: TextIO, hgcm_front: HgcmFront | None = None) -> Machine:
+    """The machine the options describe; ``hgcm_front`` as in ``Machine``."""
     costs = None
     costs_path: Path | None = getattr(args, "costs", None)
     try:
@@ -250,7 +262,7 @@ def _make_machine(args: argparse.Namespace, out: TextIO) -> Machine:
             costs = CostProfile.from_file(costs_path)
         machine = Machine(args.mode, getattr(args, "ram", DEFAULT_RAM_SIZE), costs=costs,
                           vmmdev_config=_vmmdev_config(args),
-                          reproducible=getattr(args, "reproducible", False))
+                          reproducible=getattr(args, "reproducible", False), hgcm_front=hgcm_front)
     except ValueError as error:
         raise UsageError(str(error)) from None
     for name, directory, writable in getattr(args, "share", []):
@@ -274,6 +286,7 @@ def _summary(result: RunResult, counts: HgcmCounts) -> list[str]:
         RunEnd.BUDGET: _budget_name(result),
         RunEnd.FAULT: "guest fault",
         RunEnd.INTERRUPTED: "interrupt (Ctrl-C)",
+        RunEnd.DIVERGED: "replay divergence",
     }[result.end]
     calls = counts.calls
     lines = [f"run ended by {ending} after {result.instructions} instructions, {result.cycles} cycles"]
@@ -299,13 +312,15 @@ def _report_end(result: RunResult, err: TextIO) -> None:
 
 def _run_machine(machine: Machine, args: argparse.Namespace, budgets: Budgets,
                  progress: ProgressLine | None = None,
-                 gdb: GdbRunner | None = None) -> tuple[RunResult, HgcmCounts]:
+                 gdb: GdbRunner | None = None,
+                 header: dict[str, object] | None = None) -> tuple[RunResult, HgcmCounts]:
     """Run within ``budgets`` (Ctrl-C stops it; ``progress`` is kept up to date), or under
     ``gdb`` when given (which honours the instruction budget only), with an optional trace
-    file (JSON Lines, gzip-compressed when its name ends in ``.gz``); also returns the
-    VMMDev's call counts for the summary (kept by the device, so that a run without a trace
-    file has no trace listener but the guest log's).  A trace file that cannot be written
-    stops the run and becomes a ``UsageError`` naming the file and the reason."""
+    file (JSON Lines, gzip-compressed when its name ends in ``.gz``), which starts with an
+    ``hgcm_recording`` event holding ``header`` when given; also returns the VMMDev's call
+    counts for the summary (kept by the device, so that a run without a trace file has no
+    trace listener but the guest log's).  A trace file that cannot be written stops the run
+    and becomes a ``UsageError`` naming the file and the reason."""
     collected = machine.vmmdev.counts
 
     def run() -> RunResult:
@@ -322,6 +337,8 @@ def _run_machine(machine: Machine, args: argparse.Namespace, budgets: Budgets,
         raise UsageError(str(error)) from None
     machine.tracer.add_sink(writer)
     try:
+        if header is not None:
+            machine.tracer.emit(HEADER_KIND, **header)
         result = run()
     except TraceWriteError as error:
         raise UsageError(f"{error}; run stopped after {machine.cpu.instructions} instructions") from None
@@ -347,13 +364,16 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         image = image_from_file(args.program, mode=args.mode, defines=dict(args.define), ram_size=args.ram)
     except LoadError as error:
         raise UsageError(str(error)) from None
-    machine = _make_machine(args, out)
+    if args.record and args.trace is None:
+        raise UsageError("--record keeps the recording in the trace: give --trace FILE too")
+    machine = _make_machine(args, out, record_front if args.record else None)
     try:
         machine.set_arguments(args.arguments)
         machine.load(image)
     except ValueError as error:
         machine.close()
         raise UsageError(str(error)) from None
+    header = record_header(args, machine, image) if args.record else None
     gdb = None
     try:
         if args.gdb is not None:
@@ -361,7 +381,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 gdb = gdb_runner(machine, args, err)
             except ValueError as error:
                 raise UsageError(str(error)) from None
-        result, collected = _run_machine(machine, args, budgets, progress, gdb)
+        result, collected = _run_machine(machine, args, budgets, progress, gdb, header)
     except DebugRunEnded as ended:
         print(f"hgcmlab: {ended}", file=err)
         return EXIT_GUEST_FAULT
@@ -458,6 +478,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             return run_trace_command(args, out, err)
         if args.command == "asm":
             return run_asm_command(args, out, err)
+        if args.command == "replay":
+            return run_replay_command(args, out, err)
         parser.print_help(out)
         return EXIT_USAGE
     except UsageError as error:

@@ -15,6 +15,7 @@ exit device 0xF4, backdoor log port 0x504.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -42,6 +43,7 @@ from machine.programs import image_from_assembled
 from machine.stddevices import BackdoorLogDevice, ExitDevice
 from machine.tracing import ListSink, Tracer
 from runtime.status import status_name
+from services.hgcm import HgcmService
 from services.sharedfolders.reproducible import Reproducible
 from services.sharedfolders.service import SharedFoldersService
 
@@ -70,6 +72,7 @@ class RunEnd(Enum):
     FAULT = "fault"      # the guest faulted
     PAUSED = "paused"    # the requested cycle was reached; run() continues from here
     INTERRUPTED = "interrupted"  # cancelled from outside (Ctrl-C); run() continues from here
+    DIVERGED = "diverged"  # a replayed run left its recording (stop_run; machine/replay.py)
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,9 @@ class Machine:
     ``fast_blocks=False`` counts with the Python block hook instead of the native one, and
     ``count_free=False`` starts Unicorn with its instruction count every time (the slower
     previous path); counts, cycles and traces are the same either way (machine/cpu.py).
+    ``hgcm_front(machine, shared_folders)`` returns the service registered with the VMMDev
+    in place of ``shared_folders`` (a recorder in front of it, or a replay that answers
+    instead: machine/trace/record.py, machine/replay.py); it is kept as ``hgcm_service``.
     """
 
     def __init__(self, mode: int = 64, ram_size: int = DEFAULT_RAM_SIZE, *,
@@ -133,7 +139,8 @@ class Machine:
                  tracer: Tracer | None = None, fast_blocks: bool = True, trace_blocks: bool = False,
                  trace_memory: bool = False, trace_instructions: bool = False,
                  reproducible: bool = False,
-                 hgcm_heap_budget: int = DEFAULT_HEAP_BUDGET, count_free: bool = True) -> None:
+                 hgcm_heap_budget: int = DEFAULT_HEAP_BUDGET, count_free: bool = True,
+                 hgcm_front: Callable[[Machine, HgcmService], HgcmService] | None = None) -> None:
         if mode not in (32, 64):
             raise ValueError(f"mode must be 32 or 64, not {mode}")
         if not 0x20000 <= ram_size <= MAX_RAM_SIZE or ram_size % 4096:
@@ -164,7 +171,10 @@ class Machine:
         if require_guest_info:
             config = dataclasses.replace(config, require_guest_info=True)
         self.vmmdev = VMMDevDevice(config=config, heap_budget=hgcm_heap_budget)
-        self.vmmdev.register_service(self.shared_folders)
+        self._stop_report: str | None = None
+        self.hgcm_service: HgcmService = (self.shared_folders if hgcm_front is None
+                                          else hgcm_front(self, self.shared_folders))
+        self.vmmdev.register_service(self.hgcm_service)
         self.add_device(self.exit_device)
         self.add_device(self.log_device)
         self.add_device(self.vmmdev, base=vmmdev_port)
@@ -273,6 +283,11 @@ class Machine:
         self.memory.write(ARGS_BASE, block)
         self.cpu.set_entry_arguments(len(self._arguments), ARGS_BASE)
 
+    @property
+    def arguments(self) -> list[str]:
+        """The program arguments last given to ``set_arguments`` (a copy)."""
+        return list(self._arguments)
+
     # --- running --------------------------------------------------------------------------
 
     def run(self, max_instructions: int | None = DEFAULT_INSTRUCTION_BUDGET, *, until_cycle: int | None = None,
@@ -297,6 +312,8 @@ class Machine:
         while True:
             if self.cpu.cancel_requested:
                 return self._finish(*self._cancelled())
+            if self._stop_report is not None:
+                return self._finish(*self._stopped())
             ended = self._service_events()
             if ended is not None:
                 return self._finish(*ended)
@@ -335,6 +352,18 @@ class Machine:
             self._cancel = (end, description)
         self.cpu.cancel()
 
+    def stop_run(self, description: str) -> None:
+        """End the current run after the current instruction as ``RunEnd.DIVERGED``, with
+        ``description`` as its report (for a device or service that cannot go on, such as a
+        replay that left its recording).  The first description wins, and every later
+        ``run`` ends the same way at once: such a machine cannot go on."""
+        if self._stop_report is None:
+            self._stop_report = description
+        self.cpu.request_stop()
+
+    def _stopped(self) -> tuple[RunEnd, int, FaultReport | None]:
+        return RunEnd.DIVERGED, -1, self._fault_report(self._stop_report or "stopped", self.cpu.pc)
+
     def clear_cancel(self) -> None:
         """Drop a ``cancel`` no run has acted on yet."""
         self._cancel = None
@@ -352,6 +381,8 @@ class Machine:
 
     def _handle_stop(self, stop: StopInfo) -> tuple[RunEnd, int, FaultReport | None] | None:
         kind = stop.kind
+        if self._stop_report is not None:
+            return self._stopped()
         if kind is StopKind.REQUESTED and self._exit_code is not None:
             return RunEnd.EXIT, self._exit_code, None
         if kind is StopKind.FAULT:

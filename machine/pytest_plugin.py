@@ -7,6 +7,9 @@ Fixtures
     ``hgcm_machine``   factory ``hgcm_machine(mode=64, *, blocks=False, reproducible=True, **Machine_kwargs)``:
                        a traced ``Machine``, closed at teardown; ``hgcm_machine.events(m)`` is its trace.
                        Reproducible by default: shares show no host-dependent times, ids or sizes.
+                       ``record=True`` keeps what the host returned (``hgcm_machine.save_recording(m,
+                       PATH)`` writes it); ``replay=TRACE`` answers Shared Folders from a recording
+                       (``hgcm_machine.replay_cursor(m)``).  See docs/tracing.md, "Record and replay".
     ``hgcm_share``     a fresh temporary directory to share (``machine.add_share("demo", hgcm_share)``).
     ``hgcm_assemble``  ``hgcm_assemble(source_or_path, mode=64, **kw)``; ``hgcm_assemble.bundled("demo.s")``.
     ``hgcm_qtest``     factory ``hgcm_qtest(mode=64, **Machine_kwargs)``: a ``machine.qtest.QTest``.
@@ -24,6 +27,7 @@ around pc with the source line.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 from collections import deque
@@ -37,6 +41,9 @@ import unicorn
 from guest_asm.assembler import AssembledProgram, assemble
 from machine.machine import Machine
 from machine.qtest import QTest
+from machine.replay import ReplayCursor, ReplayService, replay_front
+from machine.trace.files import TraceWriter
+from machine.trace.record import HEADER_KIND, Recording, RecordingService, header_event_fields, load_recording, record_front
 from machine.trace.blocks import trace_blocks
 from machine.trace.tools import CallTracker, _is_shfl, describe
 from machine.trace.shfl import decode_call
@@ -77,11 +84,29 @@ class MachineFactory:
         self.machines: list[Machine] = []
 
     def __call__(self, mode: int = 64, *, blocks: bool = False, reproducible: bool = True,
+                 record: bool = False, replay: str | Path | Recording | None = None,
                  **kwargs: Any) -> Machine:
         """A ``Machine(mode, **kwargs)`` whose every event is recorded (HGCM call events carry
         their parameters); ``blocks`` traces executed blocks (call after load).  Machines are
         reproducible unless ``reproducible=False`` (shares then show the host's own times,
-        inode numbers, ... as VirtualBox does)."""
+        inode numbers, ... as VirtualBox does).
+
+        ``record=True``: the trace keeps what the host services returned (``hgcm_record``
+        events, an ``hgcm_recording`` header at the first run); ``save_recording`` writes it.
+        ``replay=TRACE`` (a file or a loaded ``Recording``): the machine's Shared Folders are
+        answered from that recording, with no share needed; its trace then equals the
+        recorded one, and the first divergence ends the run as ``RunEnd.DIVERGED`` with the
+        report as ``result.fault.description`` (``replay_cursor`` tells how far it got)."""
+        if record and replay is not None:
+            raise ValueError("a machine records or replays, not both")
+        recording: Recording | None = None
+        if replay is not None:
+            recording = replay if isinstance(replay, Recording) else load_recording(replay)
+            if recording.header["mode"] != mode:
+                raise ValueError(f"{recording.path} records a {recording.header['mode']}-bit machine, not {mode}-bit")
+            kwargs["hgcm_front"] = replay_front(recording)
+        elif record:
+            kwargs["hgcm_front"] = record_front
         machine = Machine(mode, reproducible=reproducible, **kwargs)
         self.machines.append(machine)
         self._node.stash.setdefault(_MACHINES, []).append((machine, self))
@@ -94,6 +119,9 @@ class MachineFactory:
         run = machine.run
 
         def recorded_run(*args: Any, **kw: Any) -> Any:
+            if (record or recording is not None) and id(machine) not in self._results:
+                header = recording.header if recording is not None else _kit_header(machine)
+                machine.tracer.emit(HEADER_KIND, **header)
             result = run(*args, **kw)
             self._results[id(machine)] = result
             return result
@@ -102,6 +130,23 @@ class MachineFactory:
         if blocks:
             trace_blocks(machine)
         return machine
+
+    def save_recording(self, machine: Machine, path: str | Path) -> Path:
+        """Write every event of ``machine`` (made with ``record=True``, after its run) to
+        trace file ``path``, for ``hgcm_machine(replay=path)`` or ``hgcmlab replay``."""
+        if not isinstance(machine.hgcm_service, RecordingService):
+            raise ValueError("save_recording needs a machine made with hgcm_machine(record=True)")
+        with TraceWriter(path) as writer:
+            for event in self.events(machine):
+                writer(event)
+        return Path(path)
+
+    @staticmethod
+    def replay_cursor(machine: Machine) -> ReplayCursor:
+        """How far a replaying machine got: ``position``, ``finished``, ``divergence``."""
+        if not isinstance(machine.hgcm_service, ReplayService):
+            raise ValueError("replay_cursor needs a machine made with hgcm_machine(replay=...)")
+        return machine.hgcm_service.cursor
 
     def events(self, machine: Machine) -> list[TraceEvent]:
         """Every event ``machine`` emitted so far."""
@@ -123,6 +168,15 @@ class MachineFactory:
                 machine.close()
             except (ValueError, unicorn.UcError):
                 pass  # closed by the test already
+
+
+def _kit_header(machine: Machine) -> dict[str, Any]:
+    """The ``hgcm_recording`` header of a kit machine (program name, image, settings)."""
+    assert machine.image is not None
+    return header_event_fields(program=machine.image.name, image=machine.image, mode=machine.mode,
+                               ram_size=machine.memory.size, arguments=machine.arguments,
+                               services=[machine.hgcm_service],
+                               settings={"costs": dataclasses.asdict(machine.cpu.costs)})
 
 
 @pytest.fixture
