@@ -3,18 +3,16 @@ REMOVE, CLOSE_AND_REMOVE, RENAME, READLINK, SYMLINK, COPY_FILE."""
 
 from __future__ import annotations
 
-import ctypes
 import stat as st_mod
 from contextlib import closing, suppress
 
 from runtime.fs import Access, Disposition, HostRoot
 from runtime.paths import DELIM_BACKSLASH, PATH_MAX, GuestPath, symlink_target_inside
 from runtime.status import RtError, Status
-from services.sharedfolders import errstyle, strings
+from services.sharedfolders import errstyle
 from services.sharedfolders.abi import (
     SHFL_HANDLE_NIL,
     SHFL_HANDLE_ROOT,
-    ShflFsObjInfo,
     ShflRemove,
     ShflRename,
 )
@@ -23,7 +21,6 @@ from services.sharedfolders.handles import HandleKind
 from services.sharedfolders.mappings import Mapping, SymlinkPolicy
 from services.sharedfolders.objinfo import to_shfl
 
-_INFO_SIZE = ctypes.sizeof(ShflFsObjInfo)
 #: A symlink target holds at most PATH_MAX bytes, so it climbs at most this many levels.
 _MAX_CLIMB = (PATH_MAX + 1) // 3
 #: Permission bits of a COPY_FILE destination (the host default of a new file).
@@ -231,11 +228,10 @@ def symlink(ctx: CallContext) -> int:
     when it stays beneath the share root, judged lexically from the link's real directory
     (VERR_ACCESS_DENIED otherwise); ANY stores any text (following it stays confined).  On success param 3 receives the link's own info.
     """
-    root, link_parm, target_parm, info = ctx.params
-    link_text = strings.parse_in(link_parm.buffer, utf8=ctx.client.utf8)
-    target_text = strings.parse_in(target_parm.buffer, utf8=ctx.client.utf8)
-    if len(info.buffer) != _INFO_SIZE:
-        raise RtError(Status.VERR_INVALID_PARAMETER, "info size")
+    # Both strings and the info size were checked by the generic validation (functions.py).
+    root, _link_parm, _target_parm, info = ctx.params
+    link_text, target_text = ctx.strings[1], ctx.strings[2]
+    assert link_text is not None and target_text is not None  # STR_IN never accepts empty
     if not ctx.client.utf8:
         raise RtError(Status.VERR_NOT_IMPLEMENTED, "SYMLINK needs a UTF-8 client")
     mapping = ctx.service.path_mapping(ctx.client, root.value)
