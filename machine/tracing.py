@@ -70,8 +70,14 @@ STAMP_KEYS = ("kind", "cycle", "instructions", "pc")
 _STAMP_FIELDS: dict[str, tuple[str, ...]] = {"run_end": ("instructions",)}
 
 
+class SinkError(Exception):
+    """A sink cannot take an event (a trace file that cannot be written, say).  It stops the
+    run; devices and the port bus let it pass unchanged, so the front end that installed the
+    sink reports it in its own terms."""
+
+
 class TraceSink(Protocol):
-    """Receives every event the tracer emits."""
+    """Receives every event the tracer emits; may raise ``SinkError``."""
 
     def __call__(self, event: TraceEvent) -> None: ...
 
