@@ -46,7 +46,7 @@ from machine.trace.files import TraceWriter
 from machine.trace.record import HEADER_KIND, Recording, RecordingService, header_event_fields, load_recording, record_front
 from machine.trace.blocks import trace_blocks
 from machine.trace.tools import CallTracker, _is_shfl, describe
-from machine.trace.shfl import decode_call
+from services.sharedfolders.decode import decode_call
 from machine.tracing import ListSink, TraceEvent
 
 #: The kinds a golden trace keeps by default: what the guest asked the host and got back.

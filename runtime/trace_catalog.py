@@ -84,6 +84,9 @@ def _f(name: str, type_: str, doc: str, *, optional: bool = False, volatile: boo
     return EventField(name, type_, doc, optional, volatile)
 
 
+#: The ``source`` of kinds host services emit (a replay re-emits them from the recording).
+SERVICE_SOURCE = "HGCM service"
+
 _ADDRESS = _f("address", "int", "guest physical address of the request", volatile=True)
 _STATUS = _f("status", "int", "VBox status code")
 _STATUS_NAME = _f("status_name", "str", "its name (VERR_...)")
@@ -136,7 +139,7 @@ EVENT_KINDS: tuple[EventKind, ...] = (
        _f("again", "bool", "it was already cancelled"), golden=True),
     _k("hgcm_orphaned", "VMMDev", "a pending call outlived its client's disconnect (cancelled, no write-back)",
        _ADDRESS, _CLIENT),
-    _k("hgcm_service_error", "HGCM service", "a call failed at the service's status boundary",
+    _k("hgcm_service_error", SERVICE_SOURCE, "a call failed at the service's status boundary",
        _SERVICE, _CLIENT, _FUNCTION, _FUNCTION_NAME, _STATUS, _STATUS_NAME,
        _f("reason", "str", "what failed (the RtError's message)")),
     _k("vmmdev_event", "VMMDev", "event bits raised",
@@ -191,6 +194,8 @@ EVENT_KINDS: tuple[EventKind, ...] = (
 CATALOG: Mapping[str, EventKind] = {kind.name: kind for kind in EVENT_KINDS}
 assert len(CATALOG) == len(EVENT_KINDS), "a kind is declared twice"
 
+#: The kinds host services emit.
+SERVICE_KINDS: frozenset[str] = frozenset(kind.name for kind in EVENT_KINDS if kind.source == SERVICE_SOURCE)
 #: The kinds golden traces keep by default.
 GOLDEN_KINDS: tuple[str, ...] = tuple(kind.name for kind in EVENT_KINDS if kind.golden)
 #: Fields golden traces leave out by default (volatile in some kind).

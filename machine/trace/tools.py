@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from machine.trace.shfl import bytes_moved, decode_call
+from services.sharedfolders.decode import bytes_moved, decode_call
 from machine.tracing import TraceEvent
 from services.sharedfolders.abi import SERVICE_NAME, ShflFn
 
