@@ -241,5 +241,6 @@ def reference_table() -> str:
 
 
 def _field_text(spec: EventField) -> str:
-    marks = " optional" if spec.optional else ""
-    return f"`{spec.name}` ({spec.type}{marks}): {spec.doc}"
+    marks = ", optional" if spec.optional else ""
+    kind = spec.type.replace("|", " or ")  # a bare | would split the Markdown cell
+    return f"`{spec.name}` ({kind}{marks}): {spec.doc}"

@@ -145,6 +145,8 @@ def describe(event: TraceEvent, call: TraceEvent | None = None, tracker: CallTra
         return f"{f.get('service')} -> client {f.get('client')} {f.get('status_name')}"
     if kind == "hgcm_disconnect":
         return f"client {f.get('client')} {f.get('status_name')}"
+    if kind == "hgcm_service_error":
+        return f"client {f.get('client')} {f.get('service')} {f.get('function_name')}: {f.get('status_name')} ({f.get('reason')})"
     if kind == "guest_log":
         return repr(f.get("line"))
     if kind in ("port_io", "port_unclaimed"):
