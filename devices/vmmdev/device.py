@@ -260,6 +260,7 @@ class VMMDevDevice:
 
     def attach(self, context: AttachContext) -> None:
         self._context = context
+        self.hgcm.attach_tracer(context.tracer)
         region = context.mmio.get("vmmdev_memory")
         if region is not None:
             self.mmio_base, memory = region
