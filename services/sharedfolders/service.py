@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from collections.abc import Mapping as AbcMapping
 
 from runtime.fs import HostFile, HostRoot
 from runtime.paths import GuestPath, convert_guest_path, has_wildcard
 from runtime.status import RtError, Status
 from services.hgcm import DirectBuffer, HgcmCall, HgcmService, _AsyncMarker
+from services.sharedfolders import state as state_data
 from services.sharedfolders.abi import SERVICE_NAME, SHFL_HANDLE_NIL, SHFL_HANDLE_ROOT, ShflFn
 from services.sharedfolders.casefix import correct_case
 from services.sharedfolders.context import CallContext, ClientState
@@ -61,6 +63,7 @@ class SharedFoldersService(HgcmService):
 
     def __init__(self, *, use_openat2: bool | None = None,
                  reproducible: Reproducible | None = None) -> None:
+        self.reproducible = reproducible
         factory = reproducible.root_factory() if reproducible is not None else HostRoot
         self.table = MappingTable(use_openat2=use_openat2, root_factory=factory)
         self.handles = HandleTable()
@@ -106,6 +109,17 @@ class SharedFoldersService(HgcmService):
             for client_id in list(self.clients):
                 self.disconnect(client_id)
             self.table.close()
+
+    def save_state(self) -> dict:
+        """Everything a later call can observe, as plain data (state.py)."""
+        with self.lock:
+            return state_data.save(self)
+
+    def load_state(self, state: dict, pending: AbcMapping[int, HgcmCall]) -> list[str]:
+        """Replace this service's state with a saved one, re-opening every handle beneath
+        its share; one line per problem (state.py).  ValueError for malformed state."""
+        with self.lock:
+            return state_data.load(self, state, pending)
 
     # --- HGCM entry points ------------------------------------------------------------
 

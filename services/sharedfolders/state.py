@@ -1,0 +1,673 @@
+"""Saved state of the Shared Folders service (snapshots): plain data out, plain data in.
+
+``save`` records everything a later guest call can observe, as dicts (str keys), lists,
+str, int, bool, None and bytes:
+
+* the mapping table: per root id the mapping (name, host folder, flags, auto-mount point,
+  symlink policy, case options, use count, placeholder state, the host folder's identity),
+  the per-root and global version counters; in reproducible mode each share's number and
+  node table, and the mode's epoch and share counter;
+* the handle table: the next-fit cursor and every slot's generation (so later opens get the
+  same values), and per live handle its value, owner, root, kind, the path it was opened
+  by, how its host object was opened (access, append), where that object is now beneath
+  the share (it may have been renamed), its identity (device, inode; for files also size
+  and modification time), and its LIST state: both streams' name snapshot and position,
+  the search stream's pattern and directory, and the entry parked for the next call;
+* per client, in connection order: requestor, encoding, delimiter, symlink mode, error
+  style, the cancel-next-wait flag, its map counts per root, and its pending
+  WAIT_FOR_MAPPINGS_CHANGES calls by ``HgcmCall.tag``.
+
+VirtualBox saves far less (VBoxSharedFoldersSvc.cpp:svcSaveState keeps the client data and
+the mappings only; svcLoadState checks them against the configured folders): handles do
+not survive a restore and a resubmitted wait returns VINF_TRY_AGAIN at once
+(mappings.cpp:vbsfMappingsWaitForChanges, fRestored).  We keep handles, cursors and waits
+so that a resumed run continues exactly as the uninterrupted one (docs/deviations.md SF21).
+
+``load`` first parses the whole state (``StateError``, a ValueError with a one-line
+message, for anything malformed; the service is unchanged then), then replaces the
+service's state.  Every handle is re-opened beneath its share through the confined
+resolver, with the access it had, at the place its object was at save time, and must
+find the same object (same device and inode; a file also the same size and modification
+time).  A handle that cannot be re-opened, or finds another or a changed object, is not
+restored: its value answers VERR_INVALID_HANDLE (as every handle does after a VirtualBox
+restore) and one problem line says why.  A share whose folder cannot be opened is restored
+without it (its path operations answer VERR_NOT_FOUND, as for a removed share).  Handles
+under a mapping the guest can no longer reach (removed by the host) need no host object:
+they keep answering VERR_ACCESS_DENIED, and CLOSE succeeds.
+"""
+
+from __future__ import annotations
+
+import stat as st_mod
+from collections.abc import Callable
+from collections.abc import Mapping as AbcMapping
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
+
+from runtime.fs import Access, DirEntry, Disposition, HostDir, HostFile, HostRoot, ObjInfo
+from runtime.paths import GuestPath
+from runtime.status import RtError, status_name
+from services.hgcm import HgcmCall
+from services.sharedfolders.abi import SHFL_MAX_MAPPINGS, ShflErrorStyle
+from services.sharedfolders.context import ClientState
+from services.sharedfolders.handles import HANDLE_SLOTS, DirStream, Handle, HandleKind, HandleTable
+from services.sharedfolders.mappings import Mapping, SymlinkPolicy
+from services.sharedfolders.reproducible import NodeRow, ReproducibleRoot
+
+if TYPE_CHECKING:
+    from services.sharedfolders.service import SharedFoldersService
+
+#: Version of the layout below; ``load`` refuses any other.
+STATE_VERSION = 1
+_U32 = 1 << 32
+_U64 = 1 << 64
+_NS_RANGE = 1 << 63  # signed 64-bit nanoseconds
+_OBJ_INFO_FIELDS = tuple(f.name for f in fields(ObjInfo))
+
+
+class StateError(ValueError):
+    """The saved state is malformed; the message names where, in one line."""
+
+
+# --- save ----------------------------------------------------------------------------
+
+
+def save(service: SharedFoldersService) -> dict:
+    """The service's state as plain data (module docstring); the caller holds its lock."""
+    table = service.table
+    cursor, generations = service.handles.allocation_state()
+    settings = service.reproducible
+    return {
+        "version": STATE_VERSION,
+        "mappings": {
+            "version": table.version,
+            "root_versions": list(table.root_versions),
+            "slots": [None if m is None else _save_mapping(m) for m in table.slots],
+        },
+        "handles": {
+            "cursor": cursor,
+            "generations": [[slot, gen] for slot, gen in generations],
+            "live": [_save_handle(service, h) for h in service.handles.live()],
+        },
+        "clients": [_save_client(c) for c in service.clients.values()],
+        "reproducible": None if settings is None else {"epoch_ns": settings.epoch_ns,
+                                                       "shares": settings.shares},
+    }
+
+
+def _save_path(path: GuestPath) -> dict:
+    return {"components": list(path.components), "trailing": path.trailing_delimiter}
+
+
+def _save_mapping(mapping: Mapping) -> dict:
+    root = mapping.root
+    return {
+        "name": mapping.name, "host_path": mapping.host_path, "writable": mapping.writable,
+        "auto_mount": mapping.auto_mount, "create_symlinks": mapping.create_symlinks,
+        "auto_mount_point": mapping.auto_mount_point,
+        "symlink_policy": mapping.symlink_policy.value,
+        "host_case_sensitive": mapping.host_case_sensitive,
+        "guest_case_sensitive": mapping.guest_case_sensitive,
+        "use_count": mapping.use_count, "placeholder": mapping.placeholder,
+        "identity": None if root is None else list(root.dev_ino),
+        "nodes": _save_nodes(root) if isinstance(root, ReproducibleRoot) else None,
+    }
+
+
+def _save_nodes(root: ReproducibleRoot) -> dict:
+    return {"share_number": root.share_number, "last_id": root.last_node_id,
+            "rows": [list(row) for row in root.node_rows()]}
+
+
+def _save_object(root: HostRoot, fobj: HostFile, opened_as: GuestPath) -> dict:
+    """How to find ``fobj`` again: where it is now, what it is, how it was opened."""
+    try:
+        st = fobj.stat()
+        access = fobj.access()
+    except RtError as err:
+        return {"lost": status_name(err.status)}
+    return {
+        "opened_as": _save_path(opened_as),
+        "at": _save_path(root.locate(fobj) or opened_as),
+        "identity": [st.st_dev, st.st_ino], "directory": st_mod.S_ISDIR(st.st_mode),
+        "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+        "access": int(access), "append": fobj.append,
+    }
+
+
+def _save_stream(stream: DirStream | None) -> dict | None:
+    if stream is None:
+        return None
+    return {"names": None if stream.names is None else list(stream.names), "pos": stream.pos}
+
+
+def _save_handle(service: SharedFoldersService, handle: Handle) -> dict:
+    mapping = handle.mapping
+    reachable = (mapping is service.table.get(handle.root) and not mapping.placeholder
+                 and mapping.root is not None)
+    record: dict = {
+        "value": handle.value, "client_id": handle.client_id, "root": handle.root,
+        "kind": handle.kind.value, "path": _save_path(handle.path),
+        "orphan": mapping is not service.table.get(handle.root),
+        "object": None, "stream": None, "search": None, "saved": None,
+    }
+    if not reachable:
+        return record  # nothing but CLOSE can reach its object again
+    assert mapping.root is not None
+    opened_as = handle.obj.path if isinstance(handle.obj, HostDir) else handle.path
+    record["object"] = _save_object(mapping.root, handle.obj, opened_as)
+    record["stream"] = _save_stream(handle.stream)
+    if handle.search is not None:
+        search = _save_stream(handle.search)
+        assert search is not None
+        search["pattern"] = handle.search.pattern
+        search["dir"] = _save_object(mapping.root, handle.search.dir, handle.search.dir.path)
+        record["search"] = search
+    if handle.saved is not None:
+        record["saved"] = {"name": handle.saved.name, "info": asdict(handle.saved.info),
+                           "has_info": handle.saved.has_info}
+    return record
+
+
+def _save_client(client: ClientState) -> dict:
+    return {
+        "client_id": client.client_id, "requestor": client.requestor, "utf8": client.utf8,
+        "delimiter": client.delimiter, "symlinks": client.symlinks,
+        "error_style": int(client.error_style), "cancel_next_wait": client.cancel_next_wait,
+        "map_counts": [[root, count] for root, count in client.map_counts.items()],
+        "waits": [call.tag for call in client.waits],
+    }
+
+
+# --- parse (validation only: nothing changes) ------------------------------------------
+
+
+class _Record:
+    """Typed access to one saved dict; every failure is a StateError naming the place."""
+
+    def __init__(self, data: object, where: str) -> None:
+        if not isinstance(data, dict):
+            raise StateError(f"saved Shared Folders state: {where}: not a record")
+        self.data = data
+        self.where = where
+
+    def fail(self, key: str, what: str) -> StateError:
+        """The error for field ``key``."""
+        return StateError(f"saved Shared Folders state: {self.where}.{key}: {what}")
+
+    def get(self, key: str) -> object:
+        """The raw field (StateError when absent)."""
+        if key not in self.data:
+            raise self.fail(key, "missing")
+        return self.data[key]
+
+    def integer(self, key: str, low: int = 0, high: int = _U64) -> int:
+        """An int in [low, high)."""
+        value = self.get(key)
+        if type(value) is not int or not low <= value < high:
+            raise self.fail(key, f"not an integer in [{low}, {high})")
+        return value
+
+    def flag(self, key: str) -> bool:
+        """A bool."""
+        value = self.get(key)
+        if type(value) is not bool:
+            raise self.fail(key, "not a bool")
+        return value
+
+    def text(self, key: str) -> str:
+        """A str."""
+        value = self.get(key)
+        if not isinstance(value, str):
+            raise self.fail(key, "not a string")
+        return value
+
+    def items(self, key: str) -> list:
+        """A list."""
+        value = self.get(key)
+        if not isinstance(value, list):
+            raise self.fail(key, "not a list")
+        return value
+
+    def record(self, key: str) -> _Record | None:
+        """A nested record, or None."""
+        value = self.get(key)
+        return None if value is None else _Record(value, f"{self.where}.{key}")
+
+    def path(self, key: str) -> GuestPath:
+        """A path beneath a share: host name components, never empty, '.', '..' or with
+        '/' or NUL (so a tampered state cannot name anything a guest path could not)."""
+        rec = _Record(self.get(key), f"{self.where}.{key}")
+        parts = rec.items("components")
+        for part in parts:
+            if (not isinstance(part, bytes) or part in (b"", b".", b"..")
+                    or b"/" in part or b"\0" in part):
+                raise rec.fail("components", f"bad component {part!r}")
+        return GuestPath(tuple(parts), rec.flag("trailing") and bool(parts))
+
+    def names(self, key: str) -> list[bytes] | None:
+        """A list of bytes, or None."""
+        value = self.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(n, bytes) for n in value):
+            raise self.fail(key, "not a list of bytes")
+        return value
+
+
+@dataclass
+class _SavedMapping:
+    mapping: Mapping
+    identity: tuple[int, int] | None
+    nodes: tuple[int, int, list[NodeRow]] | None
+
+
+@dataclass
+class _SavedObject:
+    opened_as: GuestPath
+    at: GuestPath
+    identity: tuple[int, int]
+    directory: bool
+    size: int
+    mtime_ns: int
+    access: Access
+    append: bool
+
+
+@dataclass
+class _SavedStream:
+    names: list[bytes] | None
+    pos: int
+    pattern: str | None = None
+    dir: _SavedObject | str | None = None
+
+
+@dataclass
+class _SavedHandle:
+    value: int
+    client_id: int
+    root: int
+    kind: HandleKind
+    path: GuestPath
+    orphan: bool
+    #: The object to re-open; a status name when it was lost at save; None: unreachable.
+    obj: _SavedObject | str | None
+    stream: _SavedStream | None
+    search: _SavedStream | None
+    saved: DirEntry | None
+
+
+@dataclass
+class _Saved:
+    version: int
+    root_versions: list[int]
+    slots: list[_SavedMapping | None]
+    cursor: int
+    generations: list[tuple[int, int]]
+    handles: list[_SavedHandle]
+    clients: list[tuple[ClientState, list[int]]]
+    reproducible: tuple[int, int] | None
+
+
+def _parse(state: object) -> _Saved:
+    top = _Record(state, "top")
+    if top.get("version") != STATE_VERSION:
+        raise top.fail("version", f"unsupported (this build reads {STATE_VERSION})")
+    maps = _Record(top.get("mappings"), "mappings")
+    versions = maps.items("root_versions")
+    slots = maps.items("slots")
+    if len(versions) != SHFL_MAX_MAPPINGS or len(slots) != SHFL_MAX_MAPPINGS:
+        raise maps.fail("slots", f"not {SHFL_MAX_MAPPINGS} entries")
+    if not all(type(v) is int and 0 <= v < _U32 for v in versions):
+        raise maps.fail("root_versions", "not 32-bit counters")
+    hand = _Record(top.get("handles"), "handles")
+    repro = top.record("reproducible")
+    saved = _Saved(
+        version=maps.integer("version", 0, _U32),
+        root_versions=versions,
+        slots=[None if s is None else _parse_mapping(_Record(s, f"mappings.slots[{i}]"))
+               for i, s in enumerate(slots)],
+        cursor=hand.integer("cursor", 1, HANDLE_SLOTS - 1),
+        generations=[_pair(g, f"handles.generations[{i}]")
+                     for i, g in enumerate(hand.items("generations"))],
+        handles=[_parse_handle(_Record(h, f"handles.live[{i}]"))
+                 for i, h in enumerate(hand.items("live"))],
+        clients=[_parse_client(_Record(c, f"clients[{i}]"))
+                 for i, c in enumerate(top.items("clients"))],
+        reproducible=None if repro is None else (repro.integer("epoch_ns", -_NS_RANGE, _NS_RANGE),
+                                                 repro.integer("shares")),
+    )
+    _check_consistent(saved)
+    return saved
+
+
+def _check_consistent(saved: _Saved) -> None:
+    """What the service relies on between its parts: client ids unique, every handle
+    owned by a saved client, each mapping's use count the sum of the clients' map counts."""
+    ids = [client.client_id for client, _ in saved.clients]
+    if len(set(ids)) != len(ids):
+        raise StateError("saved Shared Folders state: clients: a client id appears twice")
+    if any(h.client_id not in ids for h in saved.handles):
+        raise StateError("saved Shared Folders state: handles: a handle of an unknown client")
+    uses = [0] * SHFL_MAX_MAPPINGS
+    for client, _ in saved.clients:
+        for root, count in client.map_counts.items():
+            uses[root] += count
+    for root, entry in enumerate(saved.slots):
+        if uses[root] != (0 if entry is None else entry.mapping.use_count):
+            raise StateError(f"saved Shared Folders state: mappings.slots[{root}]: use count "
+                             "differs from the clients' map counts")
+
+
+def _pair(value: object, where: str) -> tuple[int, int]:
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(type(v) is int and 0 <= v < _U64 for v in value)):
+        raise StateError(f"saved Shared Folders state: {where}: not a pair of integers")
+    return value[0], value[1]
+
+
+def _ints(value: object, count: int, where: str) -> list[int]:
+    if (not isinstance(value, list) or len(value) != count
+            or not all(type(v) is int and -_NS_RANGE <= v < _U64 for v in value)):
+        raise StateError(f"saved Shared Folders state: {where}: not {count} integers")
+    return value
+
+
+def _parse_mapping(rec: _Record) -> _SavedMapping:
+    try:
+        policy = SymlinkPolicy(rec.text("symlink_policy"))
+    except ValueError:
+        raise rec.fail("symlink_policy", "unknown") from None
+    mapping = Mapping(
+        name=rec.text("name"), host_path=rec.text("host_path"), root=None,
+        writable=rec.flag("writable"), auto_mount=rec.flag("auto_mount"),
+        create_symlinks=rec.flag("create_symlinks"),
+        auto_mount_point=rec.text("auto_mount_point"), symlink_policy=policy,
+        host_case_sensitive=rec.flag("host_case_sensitive"),
+        guest_case_sensitive=rec.flag("guest_case_sensitive"),
+        use_count=rec.integer("use_count", 0, _U32), placeholder=rec.flag("placeholder"))
+    identity = rec.get("identity")
+    nodes = rec.record("nodes")
+    return _SavedMapping(
+        mapping,
+        None if identity is None else _pair(identity, f"{rec.where}.identity"),
+        None if nodes is None else (
+            nodes.integer("share_number"), nodes.integer("last_id"),
+            [tuple(_ints(r, 7, f"{nodes.where}.rows[{i}]"))  # type: ignore[misc]
+             for i, r in enumerate(nodes.items("rows"))]))
+
+
+def _parse_object(rec: _Record | None) -> _SavedObject | str | None:
+    if rec is None:
+        return None
+    if "lost" in rec.data:
+        return rec.text("lost")
+    try:
+        access = Access(rec.integer("access"))
+    except ValueError:
+        raise rec.fail("access", "unknown") from None
+    return _SavedObject(
+        opened_as=rec.path("opened_as"), at=rec.path("at"),
+        identity=_pair(rec.get("identity"), f"{rec.where}.identity"),
+        directory=rec.flag("directory"), size=rec.integer("size"),
+        mtime_ns=rec.integer("mtime_ns", -_NS_RANGE, _NS_RANGE), access=access,
+        append=rec.flag("append"))
+
+
+def _parse_stream(rec: _Record | None) -> _SavedStream | None:
+    if rec is None:
+        return None
+    stream = _SavedStream(rec.names("names"), rec.integer("pos", 0, _U32))
+    if "dir" in rec.data:
+        pattern = rec.get("pattern")
+        if pattern is not None and not isinstance(pattern, str):
+            raise rec.fail("pattern", "not a string")
+        stream.pattern = pattern
+        stream.dir = _parse_object(rec.record("dir"))
+        if not isinstance(stream.dir, (_SavedObject, str)):
+            raise rec.fail("dir", "missing")
+    return stream
+
+
+def _parse_entry(rec: _Record | None) -> DirEntry | None:
+    if rec is None:
+        return None
+    info = _Record(rec.get("info"), f"{rec.where}.info")
+    values = {name: info.get(name) for name in _OBJ_INFO_FIELDS}
+    if set(info.data) != set(_OBJ_INFO_FIELDS) or not all(
+            type(v) is (bool if name == "unix_attrs" else int) for name, v in values.items()):
+        raise rec.fail("info", "not an object info record")
+    name = rec.get("name")
+    if not isinstance(name, bytes):
+        raise rec.fail("name", "not bytes")
+    return DirEntry(name, ObjInfo(**values), rec.flag("has_info"))  # type: ignore[arg-type]
+
+
+def _parse_handle(rec: _Record) -> _SavedHandle:
+    try:
+        kind = HandleKind(rec.text("kind"))
+    except ValueError:
+        raise rec.fail("kind", "unknown") from None
+    return _SavedHandle(
+        value=rec.integer("value"), client_id=rec.integer("client_id", 0, _U32),
+        root=rec.integer("root", 0, SHFL_MAX_MAPPINGS), kind=kind, path=rec.path("path"),
+        orphan=rec.flag("orphan"), obj=_parse_object(rec.record("object")),
+        stream=_parse_stream(rec.record("stream")), search=_parse_stream(rec.record("search")),
+        saved=_parse_entry(rec.record("saved")))
+
+
+def _parse_client(rec: _Record) -> tuple[ClientState, list[int]]:
+    try:
+        style = ShflErrorStyle(rec.integer("error_style"))
+    except ValueError:
+        raise rec.fail("error_style", "unknown") from None
+    counts = [_pair(p, f"{rec.where}.map_counts[{i}]") for i, p in enumerate(rec.items("map_counts"))]
+    if any(root >= SHFL_MAX_MAPPINGS for root, _ in counts):
+        raise rec.fail("map_counts", "root id out of range")
+    waits = rec.items("waits")
+    if not all(type(t) is int for t in waits):
+        raise rec.fail("waits", "not call tags")
+    client = ClientState(
+        rec.integer("client_id", 0, _U32), rec.integer("requestor", 0, _U32),
+        utf8=rec.flag("utf8"), delimiter=rec.integer("delimiter", 0, 0x10000),
+        symlinks=rec.flag("symlinks"), error_style=style,
+        cancel_next_wait=rec.flag("cancel_next_wait"), map_counts=dict(counts))
+    return client, waits
+
+
+# --- load -----------------------------------------------------------------------------
+
+
+def load(service: SharedFoldersService, state: dict,
+         pending: AbcMapping[int, HgcmCall]) -> list[str]:
+    """Replace ``service``'s state with ``state`` (module docstring); the problem lines.
+
+    Raises StateError (nothing changed) when ``state`` is malformed.  The caller holds the
+    service lock.
+    """
+    saved = _parse(state)
+    handles = HandleTable()
+    try:
+        handles.restore_allocation(saved.cursor, saved.generations)
+    except ValueError as exc:
+        raise StateError(f"saved Shared Folders state: handles: {exc}") from None
+    problems: list[str] = []
+    _release(service)
+    service.handles = handles
+    _load_mappings(service, saved, problems)
+    for record in saved.handles:
+        _load_handle(service, record, problems)
+    _load_clients(service, saved, pending, problems)
+    return problems
+
+
+def _release(service: SharedFoldersService) -> None:
+    """Drop the current state: clients (their waits complete with VERR_CANCELLED, their
+    handles close) and share roots."""
+    for client_id in list(service.clients):
+        service.disconnect(client_id)
+    service.table.close()
+
+
+def _load_mappings(service: SharedFoldersService, saved: _Saved, problems: list[str]) -> None:
+    table = service.table
+    settings = service.reproducible
+    if saved.reproducible is not None and settings is None:
+        problems.append("shares: saved in reproducible mode, restored without it: the guest "
+                        "now sees host object information")
+    elif saved.reproducible is None and settings is not None:
+        problems.append("shares: saved without reproducible mode, restored with it: the guest "
+                        "now sees reproducible object information")
+    table.slots = [None if s is None else s.mapping for s in saved.slots]
+    table.root_versions = list(saved.root_versions)
+    table.version = saved.version
+    for root, entry in enumerate(saved.slots):
+        if entry is not None and not entry.mapping.placeholder:
+            _open_share(table.root_factory, table.use_openat2, root, entry, problems)
+    if settings is not None and saved.reproducible is not None:
+        settings.restore(*saved.reproducible)
+
+
+def _open_share(factory: Callable[..., HostRoot], use_openat2: bool | None, root: int, entry: _SavedMapping,
+                problems: list[str]) -> None:
+    mapping = entry.mapping
+    where = f"share {mapping.name!r} (root {root}, {mapping.host_path})"
+    try:
+        host = factory(mapping.host_path, use_openat2=use_openat2)
+    except RtError as err:
+        problems.append(f"{where}: cannot open the folder: {status_name(err.status)}; its "
+                        "paths answer VERR_NOT_FOUND")
+        return
+    mapping.root = host
+    if entry.identity is not None and host.dev_ino != entry.identity:
+        problems.append(f"{where}: the folder is another directory than at save time")
+    if entry.nodes is not None and isinstance(host, ReproducibleRoot):
+        host.restore_nodes(*entry.nodes)
+
+
+def _describe(mapping: Mapping | None, record: _SavedHandle) -> str:
+    share = mapping.name if mapping is not None else f"root {record.root}"
+    path = b"/".join(record.path.components).decode("utf-8", "backslashreplace")
+    return f"handle {record.value:#x} of client {record.client_id} ({share}:/{path})"
+
+
+def _load_handle(service: SharedFoldersService, record: _SavedHandle, problems: list[str]) -> None:
+    current = service.table.get(record.root)
+    if record.orphan or record.obj is None:
+        # Unreachable by the guest (removed or replaced share): only CLOSE remains, which
+        # needs no host object.
+        mapping = current if current is not None and not record.orphan else _dead_mapping()
+        obj: HostFile = HostDir(-1, record.path) if record.kind is HandleKind.DIR else HostFile(-1, False)
+        _place(service, Handle(record.value, record.client_id, record.root, mapping,
+                               record.kind, obj, record.path), problems, _describe(current, record))
+        return
+    try:
+        handle = _reopen_handle(current, record)
+    except _Lost as lost:
+        problems.append(f"{_describe(current, record)}: {lost}; it now answers VERR_INVALID_HANDLE")
+        return
+    _place(service, handle, problems, _describe(current, record))
+
+
+def _place(service: SharedFoldersService, handle: Handle, problems: list[str], what: str) -> None:
+    if not service.handles.place(handle):
+        _close_handle_objects(handle)
+        problems.append(f"{what}: its slot is taken or the value was never handed out; dropped")
+
+
+def _dead_mapping() -> Mapping:
+    """A mapping object no table holds: access checks of a handle under it fail."""
+    return Mapping("", "", None, False, False, False, "", placeholder=True)
+
+
+class _Lost(Exception):
+    """A handle's object cannot be restored; the message says why."""
+
+
+def _reopen_handle(mapping: Mapping | None, record: _SavedHandle) -> Handle:
+    if mapping is None or mapping.root is None or mapping.placeholder:
+        raise _Lost("its share is not available")
+    host = mapping.root
+    obj = _reopen(host, record.obj, as_dir=record.kind is HandleKind.DIR)
+    handle = Handle(record.value, record.client_id, record.root, mapping, record.kind, obj,
+                    record.path)
+    try:
+        if record.stream is not None:
+            if not isinstance(obj, HostDir):
+                raise _Lost("a listing state on a file handle")
+            handle.stream = DirStream(obj, None, record.stream.names, record.stream.pos)
+        if record.search is not None:
+            search_dir = _reopen(host, record.search.dir, as_dir=True)
+            assert isinstance(search_dir, HostDir)
+            handle.search = DirStream(search_dir, record.search.pattern, record.search.names,
+                                      record.search.pos)
+    except _Lost:
+        _close_handle_objects(handle)
+        raise
+    handle.saved = record.saved
+    return handle
+
+
+def _reopen(host: HostRoot, saved: _SavedObject | str | None, as_dir: bool) -> HostFile:
+    """Open the saved object again (confined, as a guest open would be) and check that it
+    is the same, unchanged object; _Lost otherwise."""
+    if not isinstance(saved, _SavedObject):
+        raise _Lost(f"its host object could not be examined at save time: {saved}")
+    try:
+        if as_dir:
+            obj: HostFile = host.open_dir(saved.at)
+        else:
+            obj, _ = host.open_file(saved.at, saved.access, Disposition.OPEN,
+                                    append=saved.append, dirs=True)
+    except RtError as err:
+        raise _Lost(f"host object cannot be re-opened: {status_name(err.status)}") from None
+    try:
+        st = obj.stat()
+    except RtError as err:
+        obj.close()
+        raise _Lost(f"host object cannot be examined: {status_name(err.status)}") from None
+    change = _change(saved, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if change:
+        obj.close()
+        raise _Lost(f"host object changed since the save ({change})")
+    if isinstance(obj, HostDir):
+        obj.path = saved.opened_as
+    return obj
+
+
+def _change(saved: _SavedObject, dev: int, ino: int, size: int, mtime_ns: int) -> str:
+    """What differs from the saved object ("" when nothing): identity, and for a
+    non-directory its size and modification time (a directory's listing is in the saved
+    name snapshot, so added or removed entries do not matter)."""
+    if (dev, ino) != saved.identity:
+        return "another object"
+    if saved.directory:
+        return ""
+    if size != saved.size:
+        return f"size {saved.size} -> {size}"
+    if mtime_ns != saved.mtime_ns:
+        return "modification time"
+    return ""
+
+
+def _close_handle_objects(handle: Handle) -> None:
+    for obj in (handle.obj, handle.search.dir if handle.search is not None else None):
+        if obj is not None:
+            try:
+                obj.close()
+            except RtError:
+                pass  # a failed close of an object never handed out changes nothing
+
+
+def _load_clients(service: SharedFoldersService, saved: _Saved,
+                  pending: AbcMapping[int, HgcmCall], problems: list[str]) -> None:
+    service.clients = {}
+    for client, tags in saved.clients:
+        service.clients[client.client_id] = client
+        for tag in tags:
+            call = pending.get(tag)
+            if call is None or call.client_id != client.client_id or call.completed:
+                problems.append(f"client {client.client_id}: its pending mappings-change wait "
+                                f"(tag {tag}) was not handed back; dropped")
+                continue
+            client.waits.append(call)
