@@ -479,3 +479,20 @@ def test_create_result_after_restore_uses_restored_cursor(svc: SharedFoldersServ
         assert rebind(guest, new).open(root, "sub/file.txt") == guest.open(root, "sub/file.txt") == 2
     finally:
         new.close()
+
+
+def test_a_tampered_state_never_opens_outside_the_share(svc: SharedFoldersService, scene: Scene,
+                                                        tree: Tree) -> None:
+    """A saved location is re-opened through the confined resolver like a guest open: a
+    state edited to point through an escaping link (abs_out -> outside) reaches nothing."""
+    state = json_round_trip(svc.save_state())
+    record = next(h for h in state["handles"]["live"] if h["value"] == scene.read)
+    record["object"]["at"]["components"] = [b"abs_out", b"secret.txt"]
+    new, problems, _ = restore(svc, state, rebind(scene.b, svc))
+    try:
+        assert problems == [
+            f"handle {scene.read:#x} of client {scene.a.client_id} (sf:/sub/file.txt): host "
+            "object cannot be re-opened: VERR_ACCESS_DENIED; it now answers VERR_INVALID_HANDLE"]
+        assert rebind(scene.a, new).read(scene.root, scene.read, 0, 9)[0] == Status.VERR_INVALID_HANDLE
+    finally:
+        new.close()
