@@ -18,7 +18,7 @@ import copy
 import ctypes
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,16 +221,28 @@ def scene(svc: SharedFoldersService) -> Iterator[Scene]:
     yield build_scene(svc)
 
 
-def restore(svc: SharedFoldersService, state: dict, b: Guest | None = None,
-            reproducible: Reproducible | None = None) -> tuple[SharedFoldersService, list[str], HgcmCall | None]:
-    """Load ``state`` into a fresh service; the rebuilt wait of ``b`` is handed back."""
-    new = fresh_like(svc, reproducible)
-    rebuilt = None
-    pending: dict[int, HgcmCall] = {}
-    if b is not None:
-        rebuilt = wait_call(b, 0)
-        pending[WAIT_TAG] = rebuilt
-    return new, new.load_state(state, pending), rebuilt
+Restore = Callable[..., tuple[SharedFoldersService, list[str], HgcmCall | None]]
+
+
+@pytest.fixture
+def restore() -> Iterator[Restore]:
+    """``restore(svc, state, b=None, reproducible=None)``: load ``state`` into a fresh
+    service like ``svc`` (closed after the test), handing back a rebuilt wait of guest
+    ``b`` under WAIT_TAG; returns the service, the problem lines and the rebuilt call."""
+    made: list[SharedFoldersService] = []
+
+    def load(svc: SharedFoldersService, state: dict, b: Guest | None = None,
+             reproducible: Reproducible | None = None
+             ) -> tuple[SharedFoldersService, list[str], HgcmCall | None]:
+        new = fresh_like(svc, reproducible)
+        made.append(new)
+        rebuilt = wait_call(b, 0) if b is not None else None
+        pending = {WAIT_TAG: rebuilt} if rebuilt is not None else {}
+        return new, new.load_state(state, pending), rebuilt
+
+    yield load
+    for service in made:
+        service.close()
 
 
 # --- tests --------------------------------------------------------------------------------
@@ -244,91 +256,78 @@ def test_state_is_plain_data_and_survives_json(svc: SharedFoldersService, scene:
         assert_plain({"x": (1, 2)})  # the walker itself rejects what is not plain
 
 
-def test_restored_service_answers_exactly_like_the_original(svc: SharedFoldersService,
-                                                             scene: Scene) -> None:
+def test_restored_service_answers_exactly_like_the_original(
+        restore: Restore, svc: SharedFoldersService, scene: Scene) -> None:
     state = json_round_trip(svc.save_state())
     expected = probe(scene, scene.a, scene.b, scene.c)
     new, problems, _ = restore(svc, state, rebind(scene.b, svc))
-    try:
-        assert problems == []
-        got = probe(scene, rebind(scene.a, new), rebind(scene.b, new), rebind(scene.c, new))
-        assert got == expected
-        # The probes saw real continuation, not two empty answers.
-        assert expected[0][1] == ["abs_out", "dangling", "fifo", "link_in", "loop", "rel_out", "sub"]
-        assert expected[2][:2] == (Status.VINF_SUCCESS, ["..", "app.txt", "empty", "file.txt", "new.txt"])
-        assert expected[3] == (Status.VINF_SUCCESS, b"ello", 4)
-    finally:
-        new.close()
+    assert problems == []
+    got = probe(scene, rebind(scene.a, new), rebind(scene.b, new), rebind(scene.c, new))
+    assert got == expected
+    # The probes saw real continuation, not two empty answers.
+    assert expected[0][1] == ["abs_out", "dangling", "fifo", "link_in", "loop", "rel_out", "sub"]
+    assert expected[2][:2] == (Status.VINF_SUCCESS, ["..", "app.txt", "empty", "file.txt", "new.txt"])
+    assert expected[3] == (Status.VINF_SUCCESS, b"ello", 4)
 
 
 def test_pending_wait_completes_through_the_rebuilt_call(
-        svc: SharedFoldersService, scene: Scene, tmp_path_factory: pytest.TempPathFactory) -> None:
+        restore: Restore, svc: SharedFoldersService, scene: Scene,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
     extra = tmp_path_factory.mktemp("extra")
     state = json_round_trip(svc.save_state())
     b2 = rebind(scene.b, svc)
     new, problems, rebuilt = restore(svc, state, b2)
-    try:
-        assert problems == [] and rebuilt is not None and not rebuilt.completed
-        assert svc.add_mapping("extra", str(extra)) == 0
-        assert new.add_mapping("extra", str(extra)) == 0
-        # mappings.cpp:vbsfMappingsAdd -> the waits complete with VERR_CANCELLED and the
-        # new version, in both services.
-        assert [(st, c.params[0].value) for c, st in scene.b.completions] == \
-            [(Status.VERR_CANCELLED, scene.version + 1)]
-        assert [(st, c is rebuilt, c.params[0].value) for c, st in b2.completions] == \
-            [(Status.VERR_CANCELLED, True, scene.version + 1)]
-    finally:
-        new.close()
+    assert problems == [] and rebuilt is not None and not rebuilt.completed
+    assert svc.add_mapping("extra", str(extra)) == 0
+    assert new.add_mapping("extra", str(extra)) == 0
+    # mappings.cpp:vbsfMappingsAdd -> the waits complete with VERR_CANCELLED and the
+    # new version, in both services.
+    assert [(st, c.params[0].value) for c, st in scene.b.completions] == \
+        [(Status.VERR_CANCELLED, scene.version + 1)]
+    assert [(st, c is rebuilt, c.params[0].value) for c, st in b2.completions] == \
+        [(Status.VERR_CANCELLED, True, scene.version + 1)]
 
 
-def test_a_wait_not_handed_back_is_a_problem_line(svc: SharedFoldersService, scene: Scene) -> None:
+def test_a_wait_not_handed_back_is_a_problem_line(
+        restore: Restore, svc: SharedFoldersService, scene: Scene) -> None:
     new, problems, _ = restore(svc, json_round_trip(svc.save_state()))
-    try:
-        assert problems == [f"client {scene.b.client_id}: its pending mappings-change wait "
-                            f"(tag {WAIT_TAG}) was not handed back; dropped"]
-    finally:
-        new.close()
+    assert problems == [f"client {scene.b.client_id}: its pending mappings-change wait "
+                        f"(tag {WAIT_TAG}) was not handed back; dropped"]
 
 
-def test_writes_continue_on_restored_handles(svc: SharedFoldersService, scene: Scene,
-                                            tree: Tree) -> None:
+def test_writes_continue_on_restored_handles(
+        restore: Restore, svc: SharedFoldersService, scene: Scene, tree: Tree) -> None:
     state = json_round_trip(svc.save_state())
     new, problems, _ = restore(svc, state, rebind(scene.b, svc))
     a = rebind(scene.a, new)
-    try:
-        assert problems == []
-        assert a.write(scene.root, scene.rw, 3, b"def")[:2] == (Status.VINF_SUCCESS, 6)
-        assert a.write(scene.root, scene.append, 0, b"34")[0] == Status.VINF_SUCCESS
-        assert (tree.share / "sub/new.txt").read_bytes() == b"abcdef"
-        assert (tree.share / "sub/app.txt").read_bytes() == b"1234"  # still appending
-        # Still opened for reading only: the write fails on the fd (EBADF) as on the original.
-        assert a.write(scene.root, scene.read, 0, b"x") == \
-            scene.a.write(scene.root, scene.read, 0, b"x") == (Status.VERR_INVALID_HANDLE, 0, 0)
-        assert (tree.share / "sub/file.txt").read_bytes() == b"hello"
-        # The restored client still holds its handles: CLOSE frees them.
-        assert a.close(scene.root, scene.rw) == Status.VINF_SUCCESS
-        assert a.close(scene.root, scene.rw) == Status.VERR_INVALID_HANDLE
-    finally:
-        new.close()
+    assert problems == []
+    assert a.write(scene.root, scene.rw, 3, b"def")[:2] == (Status.VINF_SUCCESS, 6)
+    assert a.write(scene.root, scene.append, 0, b"34")[0] == Status.VINF_SUCCESS
+    assert (tree.share / "sub/new.txt").read_bytes() == b"abcdef"
+    assert (tree.share / "sub/app.txt").read_bytes() == b"1234"  # still appending
+    # Still opened for reading only: the write fails on the fd (EBADF) as on the original.
+    assert a.write(scene.root, scene.read, 0, b"x") == \
+        scene.a.write(scene.root, scene.read, 0, b"x") == (Status.VERR_INVALID_HANDLE, 0, 0)
+    assert (tree.share / "sub/file.txt").read_bytes() == b"hello"
+    # The restored client still holds its handles: CLOSE frees them.
+    assert a.close(scene.root, scene.rw) == Status.VINF_SUCCESS
+    assert a.close(scene.root, scene.rw) == Status.VERR_INVALID_HANDLE
 
 
-def test_a_file_renamed_while_open_is_found_where_it_is(svc: SharedFoldersService, guest: Guest,
-                                                       tree: Tree) -> None:
+def test_a_file_renamed_while_open_is_found_where_it_is(
+        restore: Restore, svc: SharedFoldersService, guest: Guest, tree: Tree) -> None:
     root = guest.map("sf")
     handle = guest.open(root, "sub/file.txt")
     st = guest.call(ShflFn.RENAME, SvcParm.u32(root), guest.s("sub/file.txt"), guest.s("moved.txt"),
                     SvcParm.u32(ShflRename.FILE))
     assert st == Status.VINF_SUCCESS
     new, problems, _ = restore(svc, json_round_trip(svc.save_state()))
-    try:
-        assert problems == []
-        assert rebind(guest, new).read(root, handle, 0, 10) == (Status.VINF_SUCCESS, b"hello", 5)
-    finally:
-        new.close()
+    assert problems == []
+    assert rebind(guest, new).read(root, handle, 0, 10) == (Status.VINF_SUCCESS, b"hello", 5)
 
 
 def test_changed_host_objects_are_problem_lines_and_invalid_handles(
-        svc: SharedFoldersService, scene: Scene, tree: Tree) -> None:
+        restore: Restore, svc: SharedFoldersService, scene: Scene, tree: Tree) -> None:
     state = json_round_trip(svc.save_state())
     with open(tree.share / "sub/file.txt", "ab") as grown:
         grown.write(b"!")                                 # read: size changed
@@ -337,69 +336,63 @@ def test_changed_host_objects_are_problem_lines_and_invalid_handles(
     (tree.share / "sub/app.txt").write_bytes(b"12")
     new, problems, _ = restore(svc, state, rebind(scene.b, svc))
     a = rebind(scene.a, new)
-    try:
-        who = f"of client {scene.a.client_id} (sf:/sub/"
-        assert problems == [
-            f"handle {scene.read:#x} {who}file.txt): host object changed since the save "
-            "(size 5 -> 6); it now answers VERR_INVALID_HANDLE",
-            f"handle {scene.rw:#x} {who}new.txt): host object cannot be re-opened: "
-            "VERR_FILE_NOT_FOUND; it now answers VERR_INVALID_HANDLE",
-            f"handle {scene.append:#x} {who}app.txt): host object changed since the save "
-            "(another object); it now answers VERR_INVALID_HANDLE",
-        ]
-        for handle in (scene.read, scene.rw, scene.append):
-            assert a.read(scene.root, handle, 0, 4)[0] == Status.VERR_INVALID_HANDLE
-            assert a.close(scene.root, handle) == Status.VERR_INVALID_HANDLE
-        # Everything else was restored: the listing continues.
-        assert a.list(scene.root, scene.listing).names[0] == "abs_out"
-    finally:
-        new.close()
+    who = f"of client {scene.a.client_id} (sf:/sub/"
+    assert problems == [
+        f"handle {scene.read:#x} {who}file.txt): host object changed since the save "
+        "(size 5 -> 6); it now answers VERR_INVALID_HANDLE",
+        f"handle {scene.rw:#x} {who}new.txt): host object cannot be re-opened: "
+        "VERR_FILE_NOT_FOUND; it now answers VERR_INVALID_HANDLE",
+        f"handle {scene.append:#x} {who}app.txt): host object changed since the save "
+        "(another object); it now answers VERR_INVALID_HANDLE",
+    ]
+    for handle in (scene.read, scene.rw, scene.append):
+        assert a.read(scene.root, handle, 0, 4)[0] == Status.VERR_INVALID_HANDLE
+        assert a.close(scene.root, handle) == Status.VERR_INVALID_HANDLE
+    # Everything else was restored: the listing continues.
+    assert a.list(scene.root, scene.listing).names[0] == "abs_out"
 
 
-def test_a_vanished_share_folder_restores_without_it(svc: SharedFoldersService, guest: Guest,
-                                                    tree: Tree) -> None:
+def test_a_vanished_share_folder_restores_without_it(
+        restore: Restore, svc: SharedFoldersService, guest: Guest, tree: Tree) -> None:
     root = guest.map("ro")
     handle = guest.open(root, "file.txt")
     state = json_round_trip(svc.save_state())
     os.rename(tree.ro, tree.base / "ro-moved")
     new, problems, _ = restore(svc, state)
     g = rebind(guest, new)
-    try:
-        assert problems == [
-            f"share 'ro' (root {root}, {tree.ro}): cannot open the folder: VERR_FILE_NOT_FOUND; "
-            "its paths answer VERR_NOT_FOUND",
-            f"handle {handle:#x} of client {guest.client_id} (ro:/file.txt): its share is not "
-            "available; it now answers VERR_INVALID_HANDLE"]
-        assert g.create(root, "file.txt", READ_OPEN)[0] == Status.VERR_NOT_FOUND
-        assert g.read(root, handle, 0, 1)[0] == Status.VERR_INVALID_HANDLE
-    finally:
-        new.close()
-        os.rename(tree.base / "ro-moved", tree.ro)
+    assert problems == [
+        f"share 'ro' (root {root}, {tree.ro}): cannot open the folder: VERR_FILE_NOT_FOUND; "
+        "its paths answer VERR_NOT_FOUND",
+        f"handle {handle:#x} of client {guest.client_id} (ro:/file.txt): its share is not "
+        "available; it now answers VERR_INVALID_HANDLE"]
+    assert g.create(root, "file.txt", READ_OPEN)[0] == Status.VERR_NOT_FOUND
+    assert g.read(root, handle, 0, 1)[0] == Status.VERR_INVALID_HANDLE
+    os.rename(tree.base / "ro-moved", tree.ro)
 
 
-def test_handles_of_a_removed_share_keep_answering(svc: SharedFoldersService, guest: Guest) -> None:
+def test_handles_of_a_removed_share_keep_answering(
+        restore: Restore, svc: SharedFoldersService, guest: Guest) -> None:
     root = guest.map("ro")
     handle = guest.open(root, "file.txt")
     assert svc.remove_mapping("ro") == Status.VINF_PERMISSION_DENIED  # placeholder
     assert guest.read(root, handle, 0, 1)[0] == Status.VERR_ACCESS_DENIED
     new, problems, _ = restore(svc, json_round_trip(svc.save_state()))
     g = rebind(guest, new)
-    try:
-        assert problems == []
-        assert g.read(root, handle, 0, 1)[0] == Status.VERR_ACCESS_DENIED
-        assert g.close(root, handle) == Status.VINF_SUCCESS
-        unmap = g.call(ShflFn.UNMAP_FOLDER, SvcParm.u32(root))
-        assert unmap == Status.VINF_SUCCESS and root not in new.mappings  # placeholder freed
-    finally:
-        new.close()
+    assert problems == []
+    assert g.read(root, handle, 0, 1)[0] == Status.VERR_ACCESS_DENIED
+    assert g.close(root, handle) == Status.VINF_SUCCESS
+    unmap = g.call(ShflFn.UNMAP_FOLDER, SvcParm.u32(root))
+    assert unmap == Status.VINF_SUCCESS and root not in new.mappings  # placeholder freed
 
 
 def test_reproducible_nodes_times_and_share_numbers_continue(
-        svc: SharedFoldersService, tree: Tree, tmp_path_factory: pytest.TempPathFactory) -> None:
+        restore: Restore, request: pytest.FixtureRequest, svc: SharedFoldersService, tree: Tree,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
     second = tmp_path_factory.mktemp("second")
     clock = {"now": 1000}
     settings = Reproducible(5_000_000_000, lambda: clock["now"])
     old = fresh_like(svc, settings)
+    request.addfinalizer(old.close)
     assert old.add_mapping("sf", str(tree.share)) == 0
     g = Guest(old)
     root = g.map("sf")
@@ -408,37 +401,30 @@ def test_reproducible_nodes_times_and_share_numbers_continue(
     state = json_round_trip(old.save_state())
     clock["now"] = 3000
     new, problems, _ = restore(old, state, reproducible=Reproducible(0, lambda: clock["now"]))
-    try:
-        assert problems == []
-        results = []
-        for service in (old, new):
-            guest = rebind(g, service)
-            d = guest.open(root, "", DIR_OPEN)
-            listed = guest.list(root, d)
-            assert service.add_mapping("second", str(second)) == 0
-            other = guest.map("second")
-            top = guest.open(other, "", DIR_OPEN)
-            results.append((info(guest, root, created), [(r.name, r.info.Attr.u.INodeId)
-                                                         for r in listed.records],
-                            info(guest, other, top, ShflInfo.VOLUME)))
-        assert results[0] == results[1]
-        made = ShflFsObjInfo.from_buffer_copy(results[0][0][1])
-        assert made.BirthTime == 5_000_000_000 + 2000  # the restored epoch and node
-        assert ShflVolInfo.from_buffer_copy(results[0][2][1]).ulSerial == 2
-    finally:
-        new.close()
-        old.close()
+    assert problems == []
+    results = []
+    for service in (old, new):
+        guest = rebind(g, service)
+        d = guest.open(root, "", DIR_OPEN)
+        listed = guest.list(root, d)
+        assert service.add_mapping("second", str(second)) == 0
+        other = guest.map("second")
+        top = guest.open(other, "", DIR_OPEN)
+        results.append((info(guest, root, created), [(r.name, r.info.Attr.u.INodeId)
+                                                     for r in listed.records],
+                        info(guest, other, top, ShflInfo.VOLUME)))
+    assert results[0] == results[1]
+    made = ShflFsObjInfo.from_buffer_copy(results[0][0][1])
+    assert made.BirthTime == 5_000_000_000 + 2000  # the restored epoch and node
+    assert ShflVolInfo.from_buffer_copy(results[0][2][1]).ulSerial == 2
 
 
-def test_mode_mismatch_is_reported(svc: SharedFoldersService, guest: Guest) -> None:
+def test_mode_mismatch_is_reported(restore: Restore, svc: SharedFoldersService, guest: Guest) -> None:
     guest.map("sf")
     new, problems, _ = restore(svc, json_round_trip(svc.save_state()),
                                reproducible=Reproducible(0, lambda: 0))
-    try:
-        assert problems == ["shares: saved without reproducible mode, restored with it: the "
-                            "guest now sees reproducible object information"]
-    finally:
-        new.close()
+    assert problems == ["shares: saved without reproducible mode, restored with it: the "
+                        "guest now sees reproducible object information"]
 
 
 @pytest.mark.parametrize("damage", [
@@ -452,47 +438,39 @@ def test_mode_mismatch_is_reported(svc: SharedFoldersService, guest: Guest) -> N
     lambda s: s["clients"][0].update(utf8=1),
     lambda s: s["handles"]["live"][3]["saved"]["info"].pop("ino"),
 ], ids=["version", "slots", "cursor", "kind", "dotdot", "owner", "use-count", "type", "info"])
-def test_malformed_state_is_one_line_and_changes_nothing(svc: SharedFoldersService, scene: Scene,
-                                                         damage: object) -> None:
+def test_malformed_state_is_one_line_and_changes_nothing(
+        svc: SharedFoldersService, scene: Scene, damage: object) -> None:
     state = json_round_trip(svc.save_state())
     damage(state)  # type: ignore[operator]
     new = fresh_like(svc)
     assert new.add_mapping("kept", str(Path(svc.mappings[0].host_path))) == 0
-    try:
-        with pytest.raises(StateError) as err:
-            new.load_state(state, {})
-        assert "\n" not in str(err.value) and str(err.value).startswith("saved Shared Folders state")
-        assert [m.name for m in new.mappings.values()] == ["kept"]
-    finally:
-        new.close()
+    with pytest.raises(StateError) as err:
+        new.load_state(state, {})
+    assert "\n" not in str(err.value) and str(err.value).startswith("saved Shared Folders state")
+    assert [m.name for m in new.mappings.values()] == ["kept"]
 
 
-def test_create_result_after_restore_uses_restored_cursor(svc: SharedFoldersService, guest: Guest) -> None:
+def test_create_result_after_restore_uses_restored_cursor(
+        restore: Restore, svc: SharedFoldersService, guest: Guest) -> None:
     """A failed open moves the next-fit cursor (vbsf.cpp:vbsfOpenFile); the saved cursor
     keeps that, so the next handle value is the same after a restore."""
     root = guest.map("sf")
     st, cp = guest.create(root, "missing.txt", READ_OPEN)
     assert (st, cp.Result) == (Status.VINF_SUCCESS, ShflCreateResult.FILE_NOT_FOUND)
     new, problems, _ = restore(svc, json_round_trip(svc.save_state()))
-    try:
-        assert problems == []
-        assert rebind(guest, new).open(root, "sub/file.txt") == guest.open(root, "sub/file.txt") == 2
-    finally:
-        new.close()
+    assert problems == []
+    assert rebind(guest, new).open(root, "sub/file.txt") == guest.open(root, "sub/file.txt") == 2
 
 
-def test_a_tampered_state_never_opens_outside_the_share(svc: SharedFoldersService, scene: Scene,
-                                                        tree: Tree) -> None:
+def test_a_tampered_state_never_opens_outside_the_share(
+        restore: Restore, svc: SharedFoldersService, scene: Scene, tree: Tree) -> None:
     """A saved location is re-opened through the confined resolver like a guest open: a
     state edited to point through an escaping link (abs_out -> outside) reaches nothing."""
     state = json_round_trip(svc.save_state())
     record = next(h for h in state["handles"]["live"] if h["value"] == scene.read)
     record["object"]["at"]["components"] = [b"abs_out", b"secret.txt"]
     new, problems, _ = restore(svc, state, rebind(scene.b, svc))
-    try:
-        assert problems == [
-            f"handle {scene.read:#x} of client {scene.a.client_id} (sf:/sub/file.txt): host "
-            "object cannot be re-opened: VERR_ACCESS_DENIED; it now answers VERR_INVALID_HANDLE"]
-        assert rebind(scene.a, new).read(scene.root, scene.read, 0, 9)[0] == Status.VERR_INVALID_HANDLE
-    finally:
-        new.close()
+    assert problems == [
+        f"handle {scene.read:#x} of client {scene.a.client_id} (sf:/sub/file.txt): host "
+        "object cannot be re-opened: VERR_ACCESS_DENIED; it now answers VERR_INVALID_HANDLE"]
+    assert rebind(scene.a, new).read(scene.root, scene.read, 0, 9)[0] == Status.VERR_INVALID_HANDLE
