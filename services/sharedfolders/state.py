@@ -342,11 +342,15 @@ def _parse(state: object) -> _Saved:
 
 
 def _check_consistent(saved: _Saved) -> None:
-    """What the service relies on between its parts: client ids unique, every handle
-    owned by a saved client, each mapping's use count the sum of the clients' map counts."""
+    """What the service relies on between its parts: client ids and call tags unique
+    (a call completes once), every handle owned by a saved client, each mapping's use
+    count the sum of the clients' map counts."""
     ids = [client.client_id for client, _ in saved.clients]
     if len(set(ids)) != len(ids):
         raise StateError("saved Shared Folders state: clients: a client id appears twice")
+    tags = [tag for _, waits in saved.clients for tag in waits]
+    if len(set(tags)) != len(tags):
+        raise StateError("saved Shared Folders state: clients: a call tag appears twice")
     if any(h.client_id not in ids for h in saved.handles):
         raise StateError("saved Shared Folders state: handles: a handle of an unknown client")
     uses = [0] * SHFL_MAX_MAPPINGS
@@ -414,17 +418,19 @@ def _parse_object(rec: _Record | None) -> _SavedObject | str | None:
         append=rec.flag("append"))
 
 
-def _parse_stream(rec: _Record | None) -> _SavedStream | None:
+def _parse_stream(rec: _Record | None, search: bool) -> _SavedStream | None:
+    """A plain stream (names, position) or, with ``search``, a search stream (also its
+    pattern and its own directory)."""
     if rec is None:
         return None
     stream = _SavedStream(rec.names("names"), rec.integer("pos", 0, _U32))
-    if "dir" in rec.data:
+    if search:
         pattern = rec.get("pattern")
         if pattern is not None and not isinstance(pattern, str):
             raise rec.fail("pattern", "not a string")
         stream.pattern = pattern
         stream.dir = _parse_object(rec.record("dir"))
-        if not isinstance(stream.dir, (_SavedObject, str)):
+        if stream.dir is None:
             raise rec.fail("dir", "missing")
     return stream
 
@@ -452,7 +458,8 @@ def _parse_handle(rec: _Record) -> _SavedHandle:
         value=rec.integer("value"), client_id=rec.integer("client_id", 0, _U32),
         root=rec.integer("root", 0, SHFL_MAX_MAPPINGS), kind=kind, path=rec.path("path"),
         orphan=rec.flag("orphan"), obj=_parse_object(rec.record("object")),
-        stream=_parse_stream(rec.record("stream")), search=_parse_stream(rec.record("search")),
+        stream=_parse_stream(rec.record("stream"), search=False),
+        search=_parse_stream(rec.record("search"), search=True),
         saved=_parse_entry(rec.record("saved")))
 
 
@@ -461,7 +468,8 @@ def _parse_client(rec: _Record) -> tuple[ClientState, list[int]]:
         style = ShflErrorStyle(rec.integer("error_style"))
     except ValueError:
         raise rec.fail("error_style", "unknown") from None
-    counts = [_pair(p, f"{rec.where}.map_counts[{i}]") for i, p in enumerate(rec.items("map_counts"))]
+    counts = [_pair(p, f"{rec.where}.map_counts[{i}]")
+              for i, p in enumerate(rec.items("map_counts"))]
     if any(root >= SHFL_MAX_MAPPINGS for root, _ in counts):
         raise rec.fail("map_counts", "root id out of range")
     waits = rec.items("waits")
@@ -528,8 +536,8 @@ def _load_mappings(service: SharedFoldersService, saved: _Saved, problems: list[
         settings.restore(*saved.reproducible)
 
 
-def _open_share(factory: Callable[..., HostRoot], use_openat2: bool | None, root: int, entry: _SavedMapping,
-                problems: list[str]) -> None:
+def _open_share(factory: Callable[..., HostRoot], use_openat2: bool | None, root: int,
+                entry: _SavedMapping, problems: list[str]) -> None:
     mapping = entry.mapping
     where = f"share {mapping.name!r} (root {root}, {mapping.host_path})"
     try:
@@ -557,9 +565,11 @@ def _load_handle(service: SharedFoldersService, record: _SavedHandle, problems: 
         # Unreachable by the guest (removed or replaced share): only CLOSE remains, which
         # needs no host object.
         mapping = current if current is not None and not record.orphan else _dead_mapping()
-        obj: HostFile = HostDir(-1, record.path) if record.kind is HandleKind.DIR else HostFile(-1, False)
+        obj: HostFile = (HostDir(-1, record.path) if record.kind is HandleKind.DIR
+                         else HostFile(-1, False))
         _place(service, Handle(record.value, record.client_id, record.root, mapping,
-                               record.kind, obj, record.path), problems, _describe(current, record))
+                               record.kind, obj, record.path), problems,
+               _describe(None if record.orphan else current, record))
         return
     try:
         handle = _reopen_handle(current, record)

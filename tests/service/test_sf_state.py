@@ -14,6 +14,7 @@ and what a handle whose host object changed answers.
 from __future__ import annotations
 
 import base64
+import errno
 import copy
 import ctypes
 import json
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.faults import Fault, inject
 from runtime.status import Status
 from services.hgcm import ASYNC, HgcmCall, SvcParm
 from services.sharedfolders.abi import (
@@ -95,7 +97,8 @@ def json_round_trip(state: dict) -> dict:
 # --- helpers ------------------------------------------------------------------------------
 
 
-def fresh_like(svc: SharedFoldersService, reproducible: Reproducible | None = None) -> SharedFoldersService:
+def fresh_like(svc: SharedFoldersService,
+               reproducible: Reproducible | None = None) -> SharedFoldersService:
     """A new service with the same resolver and no mappings at all."""
     return SharedFoldersService(use_openat2=svc.table.use_openat2, reproducible=reproducible)
 
@@ -217,8 +220,8 @@ def probe(s: Scene, a: Guest, b: Guest, c: Guest) -> list[object]:
 
 
 @pytest.fixture
-def scene(svc: SharedFoldersService) -> Iterator[Scene]:
-    yield build_scene(svc)
+def scene(svc: SharedFoldersService) -> Scene:
+    return build_scene(svc)
 
 
 Restore = Callable[..., tuple[SharedFoldersService, list[str], HgcmCall | None]]
@@ -266,7 +269,8 @@ def test_restored_service_answers_exactly_like_the_original(
     assert got == expected
     # The probes saw real continuation, not two empty answers.
     assert expected[0][1] == ["abs_out", "dangling", "fifo", "link_in", "loop", "rel_out", "sub"]
-    assert expected[2][:2] == (Status.VINF_SUCCESS, ["..", "app.txt", "empty", "file.txt", "new.txt"])
+    assert expected[2][:2] == (Status.VINF_SUCCESS,
+                               ["..", "app.txt", "empty", "file.txt", "new.txt"])
     assert expected[3] == (Status.VINF_SUCCESS, b"ello", 4)
 
 
@@ -419,7 +423,8 @@ def test_reproducible_nodes_times_and_share_numbers_continue(
     assert ShflVolInfo.from_buffer_copy(results[0][2][1]).ulSerial == 2
 
 
-def test_mode_mismatch_is_reported(restore: Restore, svc: SharedFoldersService, guest: Guest) -> None:
+def test_mode_mismatch_is_reported(
+        restore: Restore, svc: SharedFoldersService, guest: Guest) -> None:
     guest.map("sf")
     new, problems, _ = restore(svc, json_round_trip(svc.save_state()),
                                reproducible=Reproducible(0, lambda: 0))
@@ -439,15 +444,21 @@ def test_mode_mismatch_is_reported(restore: Restore, svc: SharedFoldersService, 
     lambda s: s["handles"]["live"][3]["saved"]["info"].pop("ino"),
 ], ids=["version", "slots", "cursor", "kind", "dotdot", "owner", "use-count", "type", "info"])
 def test_malformed_state_is_one_line_and_changes_nothing(
-        svc: SharedFoldersService, scene: Scene, damage: object) -> None:
+        request: pytest.FixtureRequest, svc: SharedFoldersService, scene: Scene,
+        damage: object) -> None:
     state = json_round_trip(svc.save_state())
     damage(state)  # type: ignore[operator]
     new = fresh_like(svc)
+    request.addfinalizer(new.close)
     assert new.add_mapping("kept", str(Path(svc.mappings[0].host_path))) == 0
+    user = Guest(new)
+    kept = user.map("kept")
+    handle = user.open(kept, "sub/file.txt")
     with pytest.raises(StateError) as err:
         new.load_state(state, {})
     assert "\n" not in str(err.value) and str(err.value).startswith("saved Shared Folders state")
     assert [m.name for m in new.mappings.values()] == ["kept"]
+    assert user.read(kept, handle, 0, 5) == (Status.VINF_SUCCESS, b"hello", 5)
 
 
 def test_create_result_after_restore_uses_restored_cursor(
@@ -474,3 +485,15 @@ def test_a_tampered_state_never_opens_outside_the_share(
         f"handle {scene.read:#x} of client {scene.a.client_id} (sf:/sub/file.txt): host "
         "object cannot be re-opened: VERR_ACCESS_DENIED; it now answers VERR_INVALID_HANDLE"]
     assert rebind(scene.a, new).read(scene.root, scene.read, 0, 9)[0] == Status.VERR_INVALID_HANDLE
+
+
+def test_an_object_that_cannot_be_examined_at_save_is_a_problem_at_load(
+        restore: Restore, svc: SharedFoldersService, guest: Guest) -> None:
+    root = guest.map("sf")
+    handle = guest.open(root, "sub/file.txt")
+    with inject(Fault("fcntl", errno.EIO)):
+        state = json_round_trip(svc.save_state())  # never raises for a host failure
+    _new, problems, _ = restore(svc, state)
+    assert problems == [
+        f"handle {handle:#x} of client {guest.client_id} (sf:/sub/file.txt): its host object "
+        "could not be examined at save time: VERR_DEV_IO_ERROR; it now answers VERR_INVALID_HANDLE"]
