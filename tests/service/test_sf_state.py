@@ -41,7 +41,7 @@ from services.sharedfolders.abi import (
 )
 from services.sharedfolders.reproducible import Reproducible
 from services.sharedfolders.service import SharedFoldersService
-from services.sharedfolders.state import StateError
+from services.sharedfolders.state_parse import StateError
 from tests.service.conftest import READ_OPEN, Guest, Tree
 
 DIR_OPEN = ShflCf.DIRECTORY | READ_OPEN
