@@ -77,12 +77,11 @@ def test_ls_continues_its_listing_across_reloads(tmp_path: Path, mode: int,
 
 
 def test_cat_reads_on_through_reloads(tmp_path: Path) -> None:
-    mode = 64
     text = "".join(f"line {i:05d} of a file read in many chunks\n" for i in range(2000))
     (tmp_path / "big.txt").write_text(text)
-    plain, _ = run("cat.s", ["d:/big.txt"], tmp_path, mode, reproducible=False)
+    plain, _ = run("cat.s", ["d:/big.txt"], tmp_path, 64, reproducible=False)
     assert plain.exit_code == 0 and "\n".join(plain.log_lines) == text.rstrip("\n")
-    paused, states = run("cat.s", ["d:/big.txt"], tmp_path, mode, reproducible=False,
+    paused, states = run("cat.s", ["d:/big.txt"], tmp_path, 64, reproducible=False,
                          pause_every=plain.cycles // PAUSES)
     same_run(paused, plain, len(states))
     assert any(h["kind"] == "file" for s in states for h in s["handles"]["live"])
