@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import stat as st_mod
 import struct
@@ -104,6 +105,7 @@ SYSCALLS: dict[str, Callable[..., Any]] = {
         "sendfile", "set_blocking", "stat", "symlink", "unlink", "utime", "write")
 }
 SYSCALLS["openat2"] = _openat2_raw
+SYSCALLS["fcntl"] = fcntl.fcntl
 
 
 class _Syscalls:
@@ -425,6 +427,14 @@ class HostFile:
         """Object info of the open file (no name: handle queries never set DOS_HIDDEN)."""
         return obj_info(self.stat())
 
+    def access(self) -> Access:
+        """The data access the file was opened with (the fd's O_ACCMODE), so a saved
+        handle can be re-opened the same way."""
+        try:
+            return Access(_sys.fcntl(self.fd, fcntl.F_GETFL) & os.O_ACCMODE)
+        except OSError as exc:
+            raise _raise(exc) from None
+
     def flush(self) -> None:
         """fsync the file."""
         try:
@@ -530,6 +540,22 @@ class HostRoot:
         # trailing slash (mappings.cpp:vbsfMappingsAdd via vbsfPathAbs, RTPathAbsEx), so a
         # path query of the root sees the folder's own name (None for the host's "/").
         self.root_name: bytes | None = os.path.basename(os.path.abspath(os.fsencode(host_path))) or None
+
+    def locate(self, fobj: HostFile) -> GuestPath | None:
+        """Where the open ``fobj`` is now beneath the root (it may have been renamed since
+        it was opened), from the kernel's record of both fds' paths (/proc/self/fd); None
+        when it is not beneath the root any more (moved out, deleted) or unknown."""
+        try:
+            root = _sys.readlink(f"/proc/self/fd/{self._fd}".encode())
+            where = _sys.readlink(f"/proc/self/fd/{fobj.fd}".encode())
+        except OSError:
+            return None
+        if where == root:
+            return GuestPath(())
+        prefix = root.rstrip(b"/") + b"/"
+        if not where.startswith(prefix) or where.endswith(b" (deleted)"):
+            return None
+        return GuestPath(tuple(where[len(prefix):].split(b"/")))
 
     def close(self) -> None:
         """Release the root fd."""

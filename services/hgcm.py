@@ -114,6 +114,9 @@ class HgcmCall:
     requestor: int = 0xFFFFFFFF
     on_complete: Callable[[HgcmCall, int], None] | None = None
     completed: bool = False
+    #: Device-assigned plain-data id of the call (the device's command id): a service saves
+    #: its pending ASYNC calls as tags, never as objects.
+    tag: int = 0
 
     def complete(self, status: int) -> None:
         """Finish the call with ``status``; a second completion is a bug and raises."""
@@ -219,3 +222,21 @@ class HgcmService:
 
     def cancel(self, call: HgcmCall) -> None:
         """The guest cancelled a call this service returned ``ASYNC`` for (a hint only)."""
+
+    def reset(self) -> None:
+        """The machine resets: drop guest-owned state (the base service has none)."""
+
+    def close(self) -> None:
+        """The service is unloaded: release host resources (the base service has none)."""
+
+    def save_state(self) -> dict:
+        """The service's state as plain data only: dicts with str keys, lists, str, int,
+        bool, None and bytes (no closures, file objects or fds); the base service has none."""
+        return {}
+
+    def load_state(self, state: dict, pending: Mapping[int, HgcmCall]) -> list[str]:
+        """Restore from ``save_state()``'s output.  ``pending`` maps each tag of an ASYNC
+        call the service had kept (not yet completed) to the rebuilt ``HgcmCall`` the device
+        hands back.  Returns one line per problem (e.g. "handle 0x3: host file changed:
+        VERR_FILE_NOT_FOUND"), empty when everything was restored."""
+        return []

@@ -158,9 +158,42 @@ class HandleTable:
         else:
             del self._owned[handle.client_id]
 
+    def live(self) -> list[Handle]:
+        """Every live handle, in slot order."""
+        return [h for h in self._entries if h is not None]
+
     def count_owned(self, client_id: int) -> int:
         """How many live handles ``client_id`` holds."""
         return self._owned.get(client_id, 0)
+
+    def allocation_state(self) -> tuple[int, list[tuple[int, int]]]:
+        """What decides the next values handed out: the next-fit cursor and each slot's
+        generation counter ((slot, generation) for the slots used at least once)."""
+        return self._last, [(slot, gen) for slot, gen in enumerate(self._generations) if gen]
+
+    def restore_allocation(self, cursor: int, generations: list[tuple[int, int]]) -> None:
+        """Set what ``allocation_state`` reported, on an empty table; ValueError (and
+        nothing changes) for a cursor or slot outside 1..4094 / 1..4095 or a generation
+        outside the counter's range."""
+        if not 1 <= cursor < HANDLE_SLOTS - 1:
+            raise ValueError(f"handle cursor {cursor} out of range")
+        for slot, gen in generations:
+            if not (1 <= slot < HANDLE_SLOTS and 0 <= gen < _GEN_LIMIT):
+                raise ValueError(f"handle slot {slot} generation {gen} out of range")
+        self._last = cursor
+        for slot, gen in generations:
+            self._generations[slot] = gen
+
+    def place(self, handle: Handle) -> bool:
+        """Put a restored handle back in its slot; False (nothing changes) when the slot
+        is taken or the value was never handed out by the restored generation counter."""
+        slot = handle.value & (HANDLE_SLOTS - 1)
+        issued = (handle.value >> _SLOT_BITS) < self._generations[slot]
+        if slot == 0 or self._entries[slot] is not None or not issued:
+            return False
+        self._entries[slot] = handle
+        self._owned[handle.client_id] = self._owned.get(handle.client_id, 0) + 1
+        return True
 
     def owned_by(self, client_id: int) -> list[Handle]:
         """Every live handle of ``client_id``."""

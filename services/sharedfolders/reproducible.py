@@ -69,6 +69,9 @@ VOLUME_AVAILABLE_BYTES = 32 << 30
 VOLUME_NAME_MAX = 255
 
 _Identity = tuple[int, int]  # host (st_dev, st_ino)
+#: One saved node: host st_dev and st_ino, node id, access, modification, change and birth
+#: time (ns).
+NodeRow = tuple[int, int, int, int, int, int, int]
 
 
 @dataclass
@@ -108,6 +111,17 @@ class Reproducible:
         self._shares += 1
         return self._shares
 
+    @property
+    def shares(self) -> int:
+        """How many share numbers were handed out."""
+        return self._shares
+
+    def restore(self, epoch_ns: int, shares: int) -> None:
+        """Continue a saved run: its epoch (guest-visible times depend on it) and its count
+        of share numbers handed out."""
+        self.epoch_ns = epoch_ns
+        self._shares = shares
+
 
 class ReproducibleRoot(HostRoot):
     """A share whose guest-visible object and volume information is reproducible.
@@ -144,6 +158,25 @@ class ReproducibleRoot(HostRoot):
     def _next_id(self) -> int:
         self._last_id += 1
         return self._last_id
+
+    def node_rows(self) -> list[NodeRow]:
+        """The node table as rows sorted by host identity (saved state)."""
+        return [(dev, ino, n.node_id, n.access_ns, n.modification_ns, n.change_ns, n.birth_ns)
+                for (dev, ino), n in sorted(self._nodes.items())]
+
+    @property
+    def last_node_id(self) -> int:
+        """The last node id handed out."""
+        return self._last_id
+
+    def restore_nodes(self, share_number: int, last_node_id: int, rows: list[NodeRow]) -> None:
+        """Continue a saved share: its number, node counter and node table.  The table
+        is keyed by host identity (device and inode numbers), so it describes the objects
+        it was saved for only on the file system where it was saved."""
+        self.share_number = share_number
+        self._last_id = last_node_id
+        self._nodes = {(dev, ino): _Node(node_id, a, m, c, b)
+                       for dev, ino, node_id, a, m, c, b in rows}
 
     def _forget(self, st: os.stat_result | None) -> None:
         """The object ``st`` describes is gone from the share: drop its node, so the table

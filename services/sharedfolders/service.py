@@ -22,11 +22,13 @@ close can never interleave (docs/security.md, R05).
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping as AbcMapping
 
 from runtime.fs import HostRoot
 from runtime.status import Status
 from services.framework import TableService
 from services.hgcm import HgcmCall, _AsyncMarker
+from services.sharedfolders import saved_state
 from services.sharedfolders.abi import SERVICE_NAME
 from services.sharedfolders.context import ClientState
 from services.sharedfolders.functions import FUNCTIONS
@@ -52,6 +54,7 @@ class SharedFoldersService(TableService):
 
     def __init__(self, *, use_openat2: bool | None = None,
                  reproducible: Reproducible | None = None) -> None:
+        self.reproducible = reproducible
         factory = reproducible.root_factory() if reproducible is not None else HostRoot
         self.state = ShflState(use_openat2=use_openat2, root_factory=factory)
         self.table.on_change.append(self._mappings_changed)
@@ -114,6 +117,17 @@ class SharedFoldersService(TableService):
             for client_id in list(self.clients):
                 self.disconnect(client_id)
             self.table.close()
+
+    def save_state(self) -> dict:
+        """Everything a later call can observe, as plain data (saved_state.py)."""
+        with self.lock:
+            return saved_state.save(self)
+
+    def load_state(self, state: dict, pending: AbcMapping[int, HgcmCall]) -> list[str]:
+        """Replace this service's state with a saved one, re-opening every handle beneath
+        its share; one line per problem (saved_state.py).  ValueError for malformed state."""
+        with self.lock:
+            return saved_state.load(self, state, pending)
 
     # --- HGCM entry points ------------------------------------------------------------
 
