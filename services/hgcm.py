@@ -109,6 +109,9 @@ class HgcmCall:
     requestor: int = 0xFFFFFFFF
     on_complete: Callable[[HgcmCall, int], None] | None = None
     completed: bool = False
+    #: The device's id of the call (its command id): plain data a service saves its
+    #: pending calls by (``HgcmService.save_state``).
+    tag: int = 0
 
     def complete(self, status: int) -> None:
         """Finish the call with ``status``; a second completion is a bug and raises."""
@@ -188,3 +191,21 @@ class HgcmService:
 
     def cancel(self, call: HgcmCall) -> None:
         """The guest cancelled a call this service returned ``ASYNC`` for (a hint only)."""
+
+    def reset(self) -> None:
+        """The machine resets; the base service keeps nothing to reset."""
+
+    def close(self) -> None:
+        """The machine closes; release host resources (the base service holds none)."""
+
+    def save_state(self) -> dict:
+        """The service's state as plain data (dict with str keys, list, str, int, bool,
+        None, bytes): never closures, file objects or fds.  The base service has none."""
+        return {}
+
+    def load_state(self, state: dict, pending: Mapping[int, HgcmCall]) -> list[str]:
+        """Restore from ``save_state()``'s output.  ``pending`` maps each call tag the
+        service had kept (ASYNC, not yet completed) to the rebuilt HgcmCall the device hands
+        back.  Returns one line per problem (e.g. "handle 0x3: host file changed:
+        VERR_FILE_NOT_FOUND"), empty when all was restored."""
+        return []
