@@ -118,6 +118,30 @@ class GuestPropService(HgcmService):
                 return err.status
             return self.set_internal(name_bytes, value_bytes[:-1], parsed, stamp)
 
+    def set_property_block(self, block: list[tuple[str, str, int, str]]) -> int:
+        """GUEST_PROP_FN_HOST_SET_PROPS: set (name, value, timestamp, flags) entries with
+        their own timestamps, as VirtualBox restores a VM's properties at power on: every
+        flags string is checked first (VERR_PARSE_ERROR, nothing set), then all are set
+        without notifications or permission checks; host-reserved names get RDONLYGUEST.
+        Names are checked like ``set_property``'s and the property limit applies."""
+        with self.lock:
+            try:
+                parsed = [(self._host_name(name), value.encode("utf-8"), timestamp & 0xFFFFFFFFFFFFFFFF,
+                           parse_flags(flags.encode("utf-8"))) for name, value, timestamp, flags in block]
+            except RtError as err:
+                return err.status
+            for name_bytes, value_bytes, timestamp, flags_value in parsed:
+                if name_bytes.startswith(_RESERVED):
+                    flags_value |= GuestPropFlag.RDONLYGUEST
+                prop = self.registry.get(name_bytes)
+                if prop is not None:
+                    prop.value, prop.timestamp, prop.flags = value_bytes, timestamp, flags_value
+                elif len(self.registry) < GUEST_PROP_MAX_PROPS:
+                    self.registry.add(Property(name_bytes, value_bytes, timestamp, flags_value))
+                else:
+                    return Status.VERR_TOO_MUCH_DATA
+            return Status.VINF_SUCCESS
+
     def get_property(self, name: str) -> tuple[str, int, str] | None:
         """(value, timestamp, flags text) of ``name``, or None."""
         with self.lock:
