@@ -31,10 +31,15 @@ class Parm(Enum):
     """Accepted shape of one parameter."""
 
     CSTR = "cstr"        # HGCMSvcGetCStr: non-empty pointer holding a terminated UTF-8 string
-    BUF = "buf"          # HGCMSvcGetBuf: non-empty pointer
-    U64 = "u64"          # HGCMSvcGetU64: a 64-bit value
+    BUF = "buf"          # HGCMSvcGetBuf: non-empty pointer (the service writes results into it)
+    U64 = "u64"          # HGCMSvcGetU64: a 64-bit value (GET_NOTIFICATION's timestamp, in and out)
     OUT_U32 = "out_u32"  # a size the service writes (not checked)
     OUT_U64 = "out_u64"  # a timestamp the service writes (not checked)
+
+    @property
+    def is_output(self) -> bool:
+        """The service writes the parameter."""
+        return self is not Parm.CSTR
 
 
 #: The one status of every count, type and string fault.
@@ -53,6 +58,8 @@ class GuestPropFunction:
 
     fn: GuestPropFn
     parms: tuple[Parm, ...]
+    #: Parameter names (GuestPropMsg* field names), for traces.
+    names: tuple[str, ...]
     cycles: int
     handler: Handler
     optional: int = 0
@@ -90,11 +97,12 @@ class GuestPropFunction:
         return self.handler(CallContext(service, call, strings, stamp))
 
 
-def _f(fn: GuestPropFn, cycles: int, handler: Handler, *parms: Parm, optional: int = 0,
+def _f(fn: GuestPropFn, cycles: int, handler: Handler, *parms: tuple[str, Parm], optional: int = 0,
        stamps: bool = False) -> GuestPropFunction:
     assert len(parms) - optional <= GUEST_PROP_CPARMS[fn] <= len(parms), fn
     assert cycles > 0, fn
-    return GuestPropFunction(fn, parms, cycles, handler, optional, stamps)
+    return GuestPropFunction(fn, tuple(kind for _, kind in parms), tuple(name for name, _ in parms), cycles,
+                             handler, optional, stamps)
 
 
 CSTR, BUF, U64, OUT_U32, OUT_U64 = Parm.CSTR, Parm.BUF, Parm.U64, Parm.OUT_U32, Parm.OUT_U64
@@ -104,10 +112,14 @@ CSTR, BUF, U64, OUT_U32, OUT_U64 = Parm.CSTR, Parm.BUF, Parm.U64, Parm.OUT_U32, 
 # GET_NOTIFICATION's queue search), 1000 for a change (it also wakes waiters), 2000 for
 # ENUM_PROPS (every property is matched against the patterns).
 FUNCTIONS: dict[int, GuestPropFunction] = {f.fn: f for f in (
-    _f(GuestPropFn.GET_PROP, 800, handlers.get_prop, CSTR, BUF, OUT_U64, OUT_U32),
-    _f(GuestPropFn.SET_PROP, 1000, handlers.set_prop, CSTR, CSTR, CSTR, optional=1, stamps=True),
-    _f(GuestPropFn.SET_PROP_VALUE, 1000, handlers.set_prop, CSTR, CSTR, CSTR, optional=1, stamps=True),
-    _f(GuestPropFn.DEL_PROP, 1000, handlers.del_prop, CSTR),
-    _f(GuestPropFn.ENUM_PROPS, 2000, handlers.enum_props, CSTR, BUF, OUT_U32),
-    _f(GuestPropFn.GET_NOTIFICATION, 800, handlers.get_notification, CSTR, U64, BUF, OUT_U32),
+    _f(GuestPropFn.GET_PROP, 800, handlers.get_prop,
+       ("name", CSTR), ("buffer", BUF), ("timestamp", OUT_U64), ("size", OUT_U32)),
+    _f(GuestPropFn.SET_PROP, 1000, handlers.set_prop,
+       ("name", CSTR), ("value", CSTR), ("flags", CSTR), optional=1, stamps=True),
+    _f(GuestPropFn.SET_PROP_VALUE, 1000, handlers.set_prop,
+       ("name", CSTR), ("value", CSTR), ("flags", CSTR), optional=1, stamps=True),
+    _f(GuestPropFn.DEL_PROP, 1000, handlers.del_prop, ("name", CSTR)),
+    _f(GuestPropFn.ENUM_PROPS, 2000, handlers.enum_props, ("patterns", CSTR), ("strings", BUF), ("size", OUT_U32)),
+    _f(GuestPropFn.GET_NOTIFICATION, 800, handlers.get_notification,
+       ("patterns", CSTR), ("timestamp", U64), ("buffer", BUF), ("size", OUT_U32)),
 )}
