@@ -15,6 +15,7 @@ Thread safety: every entry point (guest and host API) runs under one re-entrant 
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ _COUNTERS_AND_SYSPREP = (
     (b"/VirtualBox/HostGuest/SysprepArgs", b""),
 )
 _HOST_ONLY = GuestPropFlag.TRANSIENT | GuestPropFlag.RDONLYGUEST
+_RESET_COUNTER = b"/VirtualBox/VMInfo/ResetCounter"
 _RESERVED = tuple(prefix.encode("ascii") for prefix in HOST_RESERVED_PREFIXES)
 
 
@@ -296,6 +298,17 @@ class GuestPropService(HgcmService):
         self.waiters = [waiter for waiter in self.waiters if not which(waiter)]
         for waiter in ending:
             waiter.call.complete(Status.VERR_INTERRUPTED)
+
+    def reset(self) -> None:
+        """The machine resets (svcNotify with HGCMNOTIFYEVENT_RESET): ResetCounter goes up by
+        one (incrementCounterProp; the host may have set it to anything: its leading decimal
+        digits count, none is 0)."""
+        with self.lock:
+            prop = self.registry.get(_RESET_COUNTER)
+            digits = re.match(rb"[0-9]*", prop.value).group() if prop is not None else b""
+            value = int(digits or b"0") + 1
+            self.set_internal(_RESET_COUNTER, str(value & 0xFFFFFFFFFFFFFFFF).encode("ascii"), _HOST_ONLY,
+                              self.timestamps.take())
 
     def close(self) -> None:
         """Unload: every waiting call completes with VERR_INTERRUPTED."""
