@@ -152,6 +152,36 @@ class DirectBuffer:
     stored: int | None = None
 
 
+@dataclass
+class DecodedCall:
+    """A call's parameters as (name, text) pairs, for traces: what went in and what came
+    back.  Each service's trace decoder builds these (machine/trace/shfl.py,
+    services/guestprops/trace.py)."""
+
+    function: str
+    inputs: list[tuple[str, str]] = field(default_factory=list)
+    outputs: list[tuple[str, str]] = field(default_factory=list)
+
+    def format_inputs(self) -> str:
+        """``FUNCTION(name=value, ...)``."""
+        return f"{self.function}({', '.join(f'{n}={v}' for n, v in self.inputs)})"
+
+    def format_outputs(self) -> str:
+        """``name=value, ...`` of the results (empty when there are none)."""
+        return ", ".join(f"{n}={v}" for n, v in self.outputs)
+
+
+def param_data(param: Mapping[str, object]) -> bytes | None:
+    """The bytes a trace event's parameter record carries (its ``data`` hex), or None."""
+    text = param.get("data")
+    if not isinstance(text, str):
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None
+
+
 class HgcmService:
     """Base class of host services: override what the service supports.
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from enum import IntFlag
 from typing import Any
 
+from services.hgcm import DecodedCall
+from services.hgcm import param_data as _data
 from services.sharedfolders.abi import (
     SHFL_HANDLE_NIL,
     SHFL_ROOT_NIL,
@@ -219,33 +220,6 @@ def _quote(text: str) -> str:
 
 def _int(value: int) -> str:
     return str(value) if value < 0x10000 else f"{value:#x}"
-
-
-@dataclass
-class DecodedCall:
-    """A call's parameters as (name, text) pairs: what went in and what came back."""
-
-    function: str
-    inputs: list[tuple[str, str]] = field(default_factory=list)
-    outputs: list[tuple[str, str]] = field(default_factory=list)
-
-    def format_inputs(self) -> str:
-        """``SHFL_FN_X(name=value, ...)``."""
-        return f"{self.function}({', '.join(f'{n}={v}' for n, v in self.inputs)})"
-
-    def format_outputs(self) -> str:
-        """``name=value, ...`` of the results (empty when there are none)."""
-        return ", ".join(f"{n}={v}" for n, v in self.outputs)
-
-
-def _data(param: dict[str, Any]) -> bytes | None:
-    text = param.get("data")
-    if not isinstance(text, str):
-        return None
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        return None
 
 
 def _value(param: dict[str, Any]) -> int | None:

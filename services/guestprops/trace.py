@@ -9,37 +9,10 @@ Strings show as quoted text; a result buffer as its NUL-separated fields
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from services.guestprops.functions import FUNCTIONS, Parm
-
-
-@dataclass
-class DecodedGuestPropCall:
-    """A call's parameters as (name, text) pairs: what went in and what came back."""
-
-    function: str
-    inputs: list[tuple[str, str]] = field(default_factory=list)
-    outputs: list[tuple[str, str]] = field(default_factory=list)
-
-    def format_inputs(self) -> str:
-        """``GUEST_PROP_FN_X(name=value, ...)``."""
-        return self.function + "(" + ", ".join(f"{n}={v}" for n, v in self.inputs) + ")"
-
-    def format_outputs(self) -> str:
-        """``name=value, ...`` of the results (empty when there are none)."""
-        return ", ".join(f"{n}={v}" for n, v in self.outputs)
-
-
-def _bytes(param: dict[str, Any]) -> bytes | None:
-    text = param.get("data")
-    if not isinstance(text, str):
-        return None
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        return None
+from services.hgcm import DecodedCall, param_data
 
 
 def _text(data: bytes) -> str:
@@ -52,7 +25,7 @@ def _format(kind: Parm, param: dict[str, Any], produced: int | None = None) -> s
     value = param.get("value")
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    data = _bytes(param)
+    data = param_data(param)
     if data is not None and kind is Parm.CSTR:
         return _text(data.split(b"\0", 1)[0])
     if data is not None and produced is not None:
@@ -62,14 +35,14 @@ def _format(kind: Parm, param: dict[str, Any], produced: int | None = None) -> s
 
 
 def decode_call(function: int, params: Sequence[dict[str, Any]] | None,
-                written_back: Sequence[dict[str, Any]] | None = None) -> DecodedGuestPropCall:
+                written_back: Sequence[dict[str, Any]] | None = None) -> DecodedCall:
     """Name and format a guest property call's parameters: its inputs (strings, the
     timestamp, buffer sizes) and, with ``written_back``, what the service wrote.  Unknown
     functions and surplus parameters show as ``p<index>``."""
     spec = FUNCTIONS.get(function)
     kinds = spec.parms if spec is not None else ()
     names = spec.names if spec is not None else ()
-    decoded = DecodedGuestPropCall(spec.name if spec is not None else f"fn {function}")
+    decoded = DecodedCall(spec.name if spec is not None else f"fn {function}")
     for index, param in enumerate(params or ()):
         if index >= len(kinds):
             decoded.inputs.append((f"p{index}", _format(Parm.U64, param)))

@@ -103,6 +103,16 @@ class Guest:
                          SvcParm.ptr(size), SvcParm.u32(0))
 
 
+def testcase_block(svc: GuestPropService) -> None:
+    """tstGuestPropSvc.cpp:testSetPropsHost's block: names, values, timestamps, flags."""
+    assert svc.set_property_block([
+        ("test/name/", "test/value/", 0, ""),
+        ("test name", "test value", 999, "readonly, transient"),
+        ("TEST NAME", "TEST VALUE", 999999, "RDONLYHOST"),
+        ("/test/name", "/test/value", 999999999999, "RdOnlyGuest"),
+    ]) == 0
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -8,7 +8,7 @@ from runtime.status import Status
 from services.guestprops.abi import GuestPropFn
 from services.guestprops.service import GuestPropService
 from services.hgcm import SvcParm
-from tests.gp_conformance.conftest import Guest
+from tests.gp_conformance.conftest import Guest, testcase_block
 
 
 def _sdbm(name: bytes) -> int:
@@ -18,15 +18,6 @@ def _sdbm(name: bytes) -> int:
     for byte in name:
         value = (value * 65599 + byte) % (1 << 32)
     return value
-
-
-def _testcase_block(svc: GuestPropService) -> None:
-    assert svc.set_property_block([
-        ("test/name/", "test/value/", 0, ""),
-        ("test name", "test value", 999, "readonly, transient"),
-        ("TEST NAME", "TEST VALUE", 999999, "RDONLYHOST"),
-        ("/test/name", "/test/value", 999999999999, "RdOnlyGuest"),
-    ]) == Status.VINF_SUCCESS
 
 
 RESULT1 = [b"TEST NAME\0TEST VALUE\0" b"999999\0RDONLYHOST\0",
@@ -43,7 +34,7 @@ def test_enum_table_of_the_testcase(svc: GuestPropService, guest: Guest, pattern
 
     VBox: HostServices/GuestProperties/VBoxGuestPropSvc.cpp:enumProps, HostServices/GuestProperties/VBoxGuestPropSvc.cpp:enumPropsCallback, HostServices/GuestProperties/testcase/tstGuestPropSvc.cpp:testEnumPropsHost
     """
-    _testcase_block(svc)
+    testcase_block(svc)
     short = guest.enum(patterns, SIZE1 - 1)
     assert (short.status, short.params[2].value) == (Status.VERR_BUFFER_OVERFLOW, SIZE1)
     got = guest.enum(patterns, SIZE1)

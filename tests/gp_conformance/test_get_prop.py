@@ -8,7 +8,7 @@ from runtime.status import Status
 from services.guestprops.abi import GuestPropFn
 from services.guestprops.service import GuestPropService
 from services.hgcm import SvcParm
-from tests.gp_conformance.conftest import EPOCH_NS, Guest, cstr
+from tests.gp_conformance.conftest import EPOCH_NS, Guest, cstr, testcase_block
 
 
 @pytest.mark.guestprop("GET_PROP")
@@ -19,12 +19,7 @@ def test_get_table_of_the_testcase(svc: GuestPropService, guest: Guest) -> None:
 
     VBox: HostServices/GuestProperties/VBoxGuestPropSvc.cpp:getProperty, HostServices/GuestProperties/testcase/tstGuestPropSvc.cpp:testGetProp
     """
-    assert svc.set_property_block([
-        ("test/name/", "test/value/", 0, ""),
-        ("test name", "test value", 999, "readonly, transient"),
-        ("TEST NAME", "TEST VALUE", 999999, "RDONLYHOST"),
-        ("/test/name", "/test/value", 999999999999, "RdOnlyGuest"),
-    ]) == Status.VINF_SUCCESS
+    testcase_block(svc)
     assert svc.set_property("Green", "Go!", "readonly") == Status.VINF_SUCCESS
     for name, data, stamp in [("test/name/", b"test/value/\0\0", 0),
                               ("test name", b"test value\0TRANSIENT, READONLY\0", 999),

@@ -8,7 +8,7 @@ from runtime.status import Status
 from services.guestprops.abi import GuestPropFlag, GuestPropFn
 from services.guestprops.service import GuestPropService
 from services.hgcm import SvcParm
-from tests.gp_conformance.conftest import EPOCH_NS, FakeClock, Guest, cstr
+from tests.gp_conformance.conftest import EPOCH_NS, FakeClock, Guest, cstr, testcase_block
 
 #: tstGuestPropSvc.cpp:testSetProp's s_aSetProperties: name, value, flags, by host, with
 #: SET_PROP (else SET_PROP_VALUE), allowed.
@@ -29,16 +29,6 @@ SET_PROPERTIES = [
 ]
 
 
-def _host_block(svc: GuestPropService) -> None:
-    """testSetPropsHost's block (names, values, timestamps, flags)."""
-    assert svc.set_property_block([
-        ("test/name/", "test/value/", 0, ""),
-        ("test name", "test value", 999, "readonly, transient"),
-        ("TEST NAME", "TEST VALUE", 999999, "RDONLYHOST"),
-        ("/test/name", "/test/value", 999999999999, "RdOnlyGuest"),
-    ]) == Status.VINF_SUCCESS
-
-
 @pytest.mark.guestprop("SET_PROP", "SET_PROP_VALUE")
 def test_set_table_of_the_testcase(svc: GuestPropService, guest: Guest) -> None:
     """Guest and host sets in the testcase's order: read-only flags refuse the side they
@@ -46,7 +36,7 @@ def test_set_table_of_the_testcase(svc: GuestPropService, guest: Guest) -> None:
 
     VBox: HostServices/GuestProperties/VBoxGuestPropSvc.cpp:setPropertyInternal, HostServices/GuestProperties/VBoxGuestPropSvc.cpp:checkPermission, HostServices/GuestProperties/VBoxGuestPropSvc.cpp:checkHostReserved, HostServices/GuestProperties/testcase/tstGuestPropSvc.cpp:testSetProp
     """
-    _host_block(svc)
+    testcase_block(svc)
     for name, value, flags, by_host, set_prop, allowed in SET_PROPERTIES:
         if by_host:
             status = svc.set_property(name, value, flags)
