@@ -103,7 +103,7 @@ class Guest:
                          SvcParm.ptr(size), SvcParm.u32(0))
 
 
-def testcase_block(svc: GuestPropService) -> None:
+def host_block_of_the_testcase(svc: GuestPropService) -> None:
     """tstGuestPropSvc.cpp:testSetPropsHost's block: names, values, timestamps, flags."""
     assert svc.set_property_block([
         ("test/name/", "test/value/", 0, ""),

@@ -8,7 +8,7 @@ from runtime.status import Status
 from services.guestprops.abi import GuestPropFn
 from services.guestprops.service import GuestPropService
 from services.hgcm import SvcParm
-from tests.gp_conformance.conftest import Guest, testcase_block
+from tests.gp_conformance.conftest import Guest, host_block_of_the_testcase
 
 
 def _sdbm(name: bytes) -> int:
@@ -34,7 +34,7 @@ def test_enum_table_of_the_testcase(svc: GuestPropService, guest: Guest, pattern
 
     VBox: HostServices/GuestProperties/VBoxGuestPropSvc.cpp:enumProps, HostServices/GuestProperties/VBoxGuestPropSvc.cpp:enumPropsCallback, HostServices/GuestProperties/testcase/tstGuestPropSvc.cpp:testEnumPropsHost
     """
-    testcase_block(svc)
+    host_block_of_the_testcase(svc)
     short = guest.enum(patterns, SIZE1 - 1)
     assert (short.status, short.params[2].value) == (Status.VERR_BUFFER_OVERFLOW, SIZE1)
     got = guest.enum(patterns, SIZE1)

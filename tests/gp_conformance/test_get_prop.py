@@ -8,7 +8,7 @@ from runtime.status import Status
 from services.guestprops.abi import GuestPropFn
 from services.guestprops.service import GuestPropService
 from services.hgcm import SvcParm
-from tests.gp_conformance.conftest import EPOCH_NS, Guest, cstr, testcase_block
+from tests.gp_conformance.conftest import EPOCH_NS, Guest, cstr, host_block_of_the_testcase
 
 
 @pytest.mark.guestprop("GET_PROP")
@@ -19,7 +19,7 @@ def test_get_table_of_the_testcase(svc: GuestPropService, guest: Guest) -> None:
 
     VBox: HostServices/GuestProperties/VBoxGuestPropSvc.cpp:getProperty, HostServices/GuestProperties/testcase/tstGuestPropSvc.cpp:testGetProp
     """
-    testcase_block(svc)
+    host_block_of_the_testcase(svc)
     assert svc.set_property("Green", "Go!", "readonly") == Status.VINF_SUCCESS
     for name, data, stamp in [("test/name/", b"test/value/\0\0", 0),
                               ("test name", b"test value\0TRANSIENT, READONLY\0", 999),

@@ -8,7 +8,7 @@ from runtime.status import Status
 from services.guestprops.abi import GuestPropFlag, GuestPropFn
 from services.guestprops.service import GuestPropService
 from services.hgcm import SvcParm
-from tests.gp_conformance.conftest import EPOCH_NS, FakeClock, Guest, cstr, testcase_block
+from tests.gp_conformance.conftest import EPOCH_NS, FakeClock, Guest, cstr, host_block_of_the_testcase
 
 #: tstGuestPropSvc.cpp:testSetProp's s_aSetProperties: name, value, flags, by host, with
 #: SET_PROP (else SET_PROP_VALUE), allowed.
@@ -36,7 +36,7 @@ def test_set_table_of_the_testcase(svc: GuestPropService, guest: Guest) -> None:
 
     VBox: HostServices/GuestProperties/VBoxGuestPropSvc.cpp:setPropertyInternal, HostServices/GuestProperties/VBoxGuestPropSvc.cpp:checkPermission, HostServices/GuestProperties/VBoxGuestPropSvc.cpp:checkHostReserved, HostServices/GuestProperties/testcase/tstGuestPropSvc.cpp:testSetProp
     """
-    testcase_block(svc)
+    host_block_of_the_testcase(svc)
     for name, value, flags, by_host, set_prop, allowed in SET_PROPERTIES:
         if by_host:
             status = svc.set_property(name, value, flags)
