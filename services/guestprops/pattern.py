@@ -6,9 +6,12 @@ alternatives are separated by ``|`` and an empty alternative matches nothing (na
 never empty).  An empty pattern list matches every name (Property::Matches).  ``*``
 swallows the ``*`` and ``?`` that follow it, so ``a*?`` matches ``a``.
 
-IPRT backtracks; a guest could make that exponential ("*a*a*a...*b" against "aaa..."), so
-the same recursion is computed as a table over (pattern position, name position) instead:
-pattern length x name length steps.
+IPRT backtracks recursively, which a guest could make exponential ("*a*a*a...*b" against
+"aaa...") and which would need memory per pattern byte here.  With the swallowed
+characters dropped, its rule is plain glob matching, so each alternative is matched by the
+usual greedy scan that returns to the last ``*`` on a mismatch: no recursion, no memory
+beyond two positions, at most pattern length x name length steps (names have at most 63
+bytes).  Both are checked against each other in tests/service/test_guestprops_pattern.py.
 """
 
 from __future__ import annotations
@@ -16,35 +19,34 @@ from __future__ import annotations
 _STAR, _QUESTION, _BAR = 0x2A, 0x3F, 0x7C
 
 
-def _match_one(pattern: bytes, name: bytes) -> bool:
-    """RTStrSimplePatternNMatch of one alternative against a whole name.
+def _normalised(pattern: bytes) -> bytes:
+    """``pattern`` without the ``*`` and ``?`` that directly follow a ``*``."""
+    out = bytearray()
+    for ch in pattern:
+        if not (out and out[-1] == _STAR and ch in (_STAR, _QUESTION)):
+            out.append(ch)
+    return bytes(out)
 
-    ``rows[p][s]``: whether ``pattern[p:]`` matches ``name[s:]``, filled from the end of the
-    pattern backwards (IPRT's recursion, memoised and without Python recursion).
-    """
-    n, m = len(name), len(pattern)
-    rows: list[list[bool]] = [[]] * (m + 1)
-    rows[m] = [s == n for s in range(n + 1)]
-    for p in range(m - 1, -1, -1):
-        ch = pattern[p]
-        if ch == _STAR:
-            q = p
-            while q < m and pattern[q] in (_STAR, _QUESTION):
-                q += 1
-            if q == m:
-                rows[p] = [True] * (n + 1)
-                continue
-            after = rows[q + 1]
-            row = [False] * (n + 1)
-            found = False
-            for s in range(n - 1, -1, -1):  # any i >= s with name[i] == pattern[q], rest matching
-                found = found or (name[s] == pattern[q] and after[s + 1])
-                row[s] = found
-            rows[p] = row
+
+def _match_one(pattern: bytes, name: bytes) -> bool:
+    """RTStrSimplePatternNMatch of one alternative against a whole name."""
+    pattern = _normalised(pattern)
+    p = s = 0
+    star, resume = -1, 0
+    while s < len(name):
+        if p < len(pattern) and pattern[p] != _STAR and pattern[p] in (_QUESTION, name[s]):
+            p, s = p + 1, s + 1
+        elif p < len(pattern) and pattern[p] == _STAR:
+            star, resume = p, s
+            p += 1
+        elif star >= 0:
+            resume += 1
+            p, s = star + 1, resume
         else:
-            after = rows[p + 1]
-            rows[p] = [s < n and (ch == _QUESTION or name[s] == ch) and after[s + 1] for s in range(n + 1)]
-    return rows[0][0]
+            return False
+    while p < len(pattern) and pattern[p] == _STAR:
+        p += 1
+    return p == len(pattern)
 
 
 def matches(patterns: bytes, name: bytes) -> bool:
