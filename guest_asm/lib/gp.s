@@ -20,7 +20,12 @@
 #   GET_NOTIFICATION: *ptimestamp64 (u64) in: the last change seen (0: wait for the next),
 #   out: this change's; buf gets name\0value\0flags\0 and "1\0" for a deletion ("0\0"
 #   otherwise); *psize (u32) out: the bytes needed.  May complete asynchronously: the call
-#   waits (hgcm.s) until the host completes or the guest cancels it.
+#   waits (hgcm.s) until the host completes it.
+# gp_get_notification_start(client, patterns, ptimestamp64, buf, cb) -> eax = header.rc
+#   The same call submitted without waiting (hgcm_call_start): VINF_HGCM_ASYNC_EXECUTE
+#   while the host keeps it; then wait with hgcm_await(hgcm_call_req, rc) and read the
+#   timestamp and size with hgcm_parm_get_u64(1) / hgcm_parm_get_u32(3), or cancel it with
+#   hgcm_cancel2(hgcm_call_req).
 
 .include "sfwrap.s"
 .include "args.s"
@@ -104,14 +109,25 @@ gp_enum_props:
     sfw_out32 2, GP_ARG5
     sfw_return
 
-gp_get_notification:
-    sfw_enter
+.macro gpw_notification_parms
     sfw_begin GUEST_PROP_FN_GET_NOTIFICATION, GUEST_PROP_CPARMS_GET_NOTIFICATION
     gpw_cstr 0, GP_NAME
     sfw_u64p 1, GP_ARG2
     sfw_size_u32 GP_ARG4
     sfw_buf 2, VBOX_HGCM_F_PARM_DIRECTION_FROM_HOST, GP_ARG3
     sfw_u32i 3, 0
+.endm
+
+gp_get_notification_start:
+    sfw_enter
+    gpw_notification_parms
+    call hgcm_call_start
+    mov ebx, eax
+    sfw_return
+
+gp_get_notification:
+    sfw_enter
+    gpw_notification_parms
     sfw_call
     sfw_out64 1, GP_ARG2
     sfw_out32 3, GP_ARG5

@@ -13,6 +13,7 @@ from devices.vmmdev.config import DEFAULT_EPOCH_MS, HgcmTiming, VMMDevConfig
 from guest_asm import assemble
 from guest_asm.source import LIB_DIR
 from machine.machine import Machine, RunEnd, RunResult
+from runtime.status import Status
 
 TOOL = Path(LIB_DIR).parent / "programs" / "guestprop.s"
 EPOCH_NS = DEFAULT_EPOCH_MS * 1_000_000
@@ -143,3 +144,60 @@ def test_wait_sees_a_deletion(mode: int) -> None:
     machine, result = _run(mode, "wait", "/Host/Gone", prepare=prepare)
     machine.close()
     assert result.log_lines == [f"Name: /Host/Gone, timestamp: {EPOCH_NS + fired[0]}, deleted"]
+
+
+CANCEL_GUEST = """
+.include "gp.s"
+.include "log.s"
+# 1 start a wait, 2 cancel it, 3 make a matching change (the request buffer is reused, so
+# the wait's own buffer and timestamp are what shows it was not written), 4 wait again.
+_start:
+    call gp_connect
+    mov dword ptr [client], edx
+    ccall5 gp_get_notification_start, [client], patterns, stamp, buf, 64
+    mov dword ptr [status], eax
+    ccall1 log_dec32, [status]
+    ccall1 log_char, 10
+    ccall1 hgcm_cancel2, hgcm_call_req
+    mov dword ptr [status], eax
+    ccall1 log_dec32, [status]
+    ccall1 log_char, 10
+    ccall4 gp_set_prop, [client], first, value, 0
+    movzx eax, byte ptr [buf]
+    or eax, dword ptr [stamp]
+    mov dword ptr [status], eax
+    ccall1 log_dec32, [status]
+    ccall1 log_char, 10
+    mov dword ptr [stamp], 0
+    mov dword ptr [stamp + 4], 0
+    ccall5 gp_get_notification_start, [client], patterns, stamp, buf, 64
+    mov dword ptr [status], eax
+    ccall1 log_dec32, [status]
+    ccall1 log_char, 10
+    ccall1 exit, 0
+patterns: .asciz "/w/*"
+first: .asciz "/w/first"
+value: .asciz "v"
+.align 8
+client: .quad 0
+status: .quad 0
+stamp: .quad 0
+buf: .space 64
+"""
+
+
+def test_cancelled_wait_is_never_completed(mode: int, tmp_path: Path) -> None:
+    """A cancelled GET_NOTIFICATION (HGCMCancel2) is never written back: a later matching
+    change leaves its buffer and timestamp alone, and the client's next wait is the only
+    one waiting afterwards."""
+    source = tmp_path / "cancel_wait.s"
+    source.write_text(CANCEL_GUEST)
+    machine = Machine(mode)
+    machine.load(assemble(source, mode=mode))
+    result = machine.run()
+    waiting = list(machine.guest_properties.waiting())
+    machine.close()
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.log_lines
+    pending = str(int(Status.VINF_HGCM_ASYNC_EXECUTE))
+    assert result.log_lines == [pending, "0", "0", pending]  # in flight, cancelled, nothing written, in flight
+    assert len(waiting) == 1
