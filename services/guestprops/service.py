@@ -4,7 +4,9 @@ HostServices/GuestProperties/VBoxGuestPropSvc.cpp).
 Dispatch is generic: look the function up in ``functions.FUNCTIONS``, validate the
 parameters against its signature, run its handler.  ``RtError`` is caught here and only
 here.  The service keeps no per-client data (VirtualBox's cbClient is 0); a client only
-owns the GET_NOTIFICATION calls it has waiting.
+owns the GET_NOTIFICATION calls it has waiting.  No function looks at the requestor (7.0.14
+checks none); legacy clients count as kernel clients (idxLegacyClientCategory), as the HGCM
+host counts them anyway.
 
 Timestamps are nanoseconds on the virtual clock: ``now`` (the machine passes its epoch
 plus elapsed cycles, 1 cycle = 1 ns) stands for RTTimeNow, so every stamp a guest sees is
