@@ -3,7 +3,8 @@
 Guest sources use these names directly (``mov edx, VMMDEV_PORT``); the assembler defines
 each referenced name with ``.equ`` in front of the program, so no wire number is typed in
 assembly.  Everything is derived programmatically from ``devices.vmmdev.abi``,
-``services.sharedfolders.abi``, ``runtime.status`` and the machine's standard devices.
+``services.sharedfolders.abi``, ``services.guestprops.abi``, ``runtime.status`` and the
+machine's standard devices.
 
 Naming scheme
 -------------
@@ -19,7 +20,9 @@ Naming scheme
   ``SHFL_FILE_CREATED`` (SHFLCREATERESULT), ``SHFL_MF_UTF8``, ``RTFS_TYPE_FILE``, ...
   Status codes keep their names: ``VINF_SUCCESS``, ``VINF_HGCM_ASYNC_EXECUTE``,
   ``VERR_FILE_NOT_FOUND``.
-* Parameter counts: ``SHFL_CPARMS_<FN>`` (``SHFL_CPARMS_READ`` = 5).
+* Parameter counts: ``SHFL_CPARMS_<FN>`` (``SHFL_CPARMS_READ`` = 5) and
+  ``GUEST_PROP_CPARMS_<FN>`` (``GUEST_PROP_CPARMS_GET_PROP`` = 4); guest property
+  functions and flags are ``GUEST_PROP_FN_*`` and ``GUEST_PROP_F_*``.
 * Structures: ``<STRUCT>_SIZE`` and ``<STRUCT>_OFF_<PATH>``, where STRUCT is the ctypes
   class name upper-cased (``HgcmCall`` -> ``HGCMCALL``, ``ShflCreateParms`` ->
   ``SHFLCREATEPARMS``) and PATH the dotted field path with dots turned into underscores,
@@ -44,6 +47,7 @@ import devices.vmmdev.abi as vmmdev_abi
 import machine.loader as loader
 import machine.stddevices as stddevices
 import runtime.status as status_module
+import services.guestprops.abi as gp_abi
 import services.sharedfolders.abi as shfl_abi
 
 #: Enum class -> assembler name prefix (VirtualBox spellings where they exist).
@@ -70,9 +74,11 @@ _ENUM_PREFIXES: dict[type[Enum], str] = {
     shfl_abi.ShflAddMappingFlag: "SHFL_ADD_MAPPING_F_",
     shfl_abi.ShflFsObjAttrAdd: "SHFLFSOBJATTRADD_",
     shfl_abi.RtFs: "RTFS_",
+    gp_abi.GuestPropFn: "GUEST_PROP_FN_",
+    gp_abi.GuestPropFlag: "GUEST_PROP_F_",
 }
 
-_MODULES: tuple[ModuleType, ...] = (vmmdev_abi, shfl_abi, status_module)
+_MODULES: tuple[ModuleType, ...] = (vmmdev_abi, shfl_abi, gp_abi, status_module)
 
 
 def _module_ints(module: ModuleType) -> Iterator[tuple[str, int]]:
@@ -136,6 +142,8 @@ def abi_constants() -> dict[str, int]:
             _add(table, f"{prefix}{member_name}", int(member.value), enum_class.__name__)
     for fn, count in shfl_abi.SHFL_CPARMS.items():
         _add(table, f"SHFL_CPARMS_{fn.name}", count, "SHFL_CPARMS")
+    for gp_fn, count in gp_abi.GUEST_PROP_CPARMS.items():
+        _add(table, f"GUEST_PROP_CPARMS_{gp_fn.name}", count, "GUEST_PROP_CPARMS")
     _add(table, "EXIT_PORT", stddevices.EXIT_PORT, "machine.stddevices")
     _add(table, "BACKDOOR_LOG_PORT", stddevices.BACKDOOR_LOG_PORT, "machine.stddevices")
     _add(table, "ARGS_BASE", loader.ARGS_BASE, "machine.loader")

@@ -29,6 +29,7 @@ from machine.asmcli import register_asm_command, run_asm_command
 from machine.clock import INSTRUCTION_CLASSES, CostProfile
 from machine.gdbstub.cli import DebugRunEnded, GdbRunner, add_gdb_option, gdb_runner
 from machine.device import DEVICE_ENTRY_POINT_GROUP, Device, DeviceFailure
+from machine.guestpropcli import add_dump_option, add_guest_property_option, apply_guest_properties, dump_lines
 from machine.loader import LoadError, image_from_file
 from machine.machine import DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
 from machine.runcontrol import (
@@ -129,6 +130,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--record", action="store_true",
                      help="keep in the --trace file everything the host services returned to the guest, "
                           "so that 'hgcmlab replay FILE' can re-run the program without the shares")
+    add_dump_option(run)
     run.add_argument("--quiet", "-q", action="store_true",
                      help="print only guest log lines: no summary, no progress line")
 
@@ -177,6 +179,7 @@ def _add_machine_options(parser: argparse.ArgumentParser) -> None:
                         help="shares show the guest no host-dependent file times, inode/device "
                              "numbers, owners, directory sizes or volume figures, so two runs give "
                              "identical traces (see docs/tracing.md)")
+    add_guest_property_option(parser)
     parser.add_argument("--device", action="append", default=[], metavar="NAME[@PORT]",
                         help="attach an installed device plugin at I/O base PORT, or where the machine finds "
                              "room (first free aligned block from 0xc000; printed) (repeatable)")
@@ -272,6 +275,11 @@ def _make_machine(args: argparse.Namespace, out: TextIO, hgcm_front: HgcmFront |
             machine.add_share(name, directory, writable=writable)
         except ValueError as error:
             raise UsageError(str(error)) from None
+    try:
+        apply_guest_properties(machine, getattr(args, "guest_property", []))
+    except ValueError as error:
+        machine.close()
+        raise UsageError(str(error)) from None
     _attach_plugins(machine, getattr(args, "device", []), out, getattr(args, "quiet", False))
     machine.tracer.add_sink(CallbackSink({"guest_log"}, lambda event: _print_log(event, out)))
     return machine
@@ -384,6 +392,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             except ValueError as error:
                 raise UsageError(str(error)) from None
         result, collected = _run_machine(machine, args, budgets, progress, gdb, header)
+        properties = dump_lines(machine) if args.dump_guest_properties else []
     except DebugRunEnded as ended:
         print(f"hgcmlab: {ended}", file=err)
         return EXIT_GUEST_FAULT
@@ -395,6 +404,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not args.quiet:
         for line in _summary(result, collected):
             print(line, file=out)
+    for line in properties:
+        print(line, file=out)
     return exit_status(result)
 
 

@@ -43,6 +43,7 @@ from machine.programs import image_from_assembled
 from machine.stddevices import BackdoorLogDevice, ExitDevice
 from machine.tracing import ListSink, Tracer
 from runtime.status import status_name
+from services.guestprops.service import GuestPropService
 from services.hgcm import HgcmService
 from services.sharedfolders.reproducible import Reproducible
 from services.sharedfolders.service import SharedFoldersService
@@ -118,7 +119,8 @@ class RunResult:
 
 
 class Machine:
-    """An x86 machine with guest RAM, standard devices and a VMMDev with Shared Folders.
+    """An x86 machine with guest RAM, standard devices and a VMMDev with Shared Folders and
+    guest properties (``guest_properties``).
 
     ``reproducible`` makes every share show the guest reproducible object and volume
     information (times from the virtual clock, node ids by first use, ...) instead of the
@@ -175,6 +177,10 @@ class Machine:
         self.hgcm_service: HgcmService = (self.shared_folders if hgcm_front is None
                                           else hgcm_front(self, self.shared_folders))
         self.vmmdev.register_service(self.hgcm_service)
+        # Guest property timestamps: nanoseconds on the clock GetHostTime reports.
+        epoch_ns, now = config.epoch_ms * CYCLES_PER_MILLISECOND, self.clock.now
+        self.guest_properties = GuestPropService(lambda: epoch_ns + now())
+        self.vmmdev.register_service(self.guest_properties)
         self.add_device(self.exit_device)
         self.add_device(self.log_device)
         self.add_device(self.vmmdev, base=vmmdev_port)
@@ -496,6 +502,7 @@ class Machine:
             return
         self._closed = True
         self.shared_folders.close()
+        self.guest_properties.close()
         self.cpu.close()
         self.memory.close()
         for memory in self._mmio_memories:

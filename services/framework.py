@@ -241,6 +241,17 @@ class DecodedCall:
         return ", ".join(f"{n}={v}" for n, v in self.outputs)
 
 
+def param_data(param: Mapping[str, object]) -> bytes | None:
+    """The bytes a traced parameter record carries (its ``data`` hex), or None."""
+    text = param.get("data")
+    if not isinstance(text, str):
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None
+
+
 #: Renders one traced parameter: ``render(spec, param, output)`` -> text, or None to leave
 #: it out.  ``spec`` is None for a parameter beyond the signature; ``param`` is the traced
 #: dict (``{"type", "value"}`` or ``{"type", "guest", "dir", "size", "data"}``).

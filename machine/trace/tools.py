@@ -14,6 +14,8 @@ from typing import IO, Any
 
 from services.sharedfolders.decode import bytes_moved, decode_call
 from machine.tracing import TraceEvent
+from services.guestprops.abi import SERVICE_NAME as GP_SERVICE_NAME
+from services.guestprops.trace import decode_call as decode_guest_prop_call
 from services.sharedfolders.abi import SERVICE_NAME, ShflFn
 
 # --- shared helpers --------------------------------------------------------------------------
@@ -125,6 +127,8 @@ def describe(event: TraceEvent, call: TraceEvent | None = None, tracker: CallTra
         if "params" in f and _is_shfl(event):
             utf8 = tracker.utf8(f.get("client")) if tracker else None
             text = decode_call(f.get("function", -1), f["params"], utf8=utf8).format_inputs()
+        elif "params" in f and f.get("service") == GP_SERVICE_NAME:
+            text = decode_guest_prop_call(f.get("function", -1), f["params"]).format_inputs()
         else:
             text = f"{_function_label(event)}({f.get('parms', '?')} parms, {f.get('bytes', 0)} bytes)"
         return f"client {f.get('client')} {f.get('service', '')}: {text}"
@@ -140,6 +144,10 @@ def describe(event: TraceEvent, call: TraceEvent | None = None, tracker: CallTra
                                       written_back=f["params"]).format_outputs()
                 if results:
                     head += f" {results}"
+            elif "params" in f and "params" in call.fields and call.fields.get("service") == GP_SERVICE_NAME:
+                results = decode_guest_prop_call(call.fields.get("function", -1), call.fields["params"],
+                                                 f["params"]).format_outputs()
+                head += f" {results}" if results else ""
         return f"{head}, latency {f.get('latency')}"
     if kind == "hgcm_connect":
         return f"{f.get('service')} -> client {f.get('client')} {f.get('status_name')}"

@@ -26,6 +26,7 @@ from typing import Any
 
 from services import framework
 from services.framework import DecodedCall, Parm
+from services.framework import param_data as _data
 from services.sharedfolders.abi import (
     SHFL_HANDLE_NIL,
     SHFL_ROOT_NIL,
@@ -177,16 +178,6 @@ def _quote(text: str) -> str:
 
 def _int(value: int) -> str:
     return str(value) if value < 0x10000 else f"{value:#x}"
-
-
-def _data(param: dict[str, Any]) -> bytes | None:
-    text = param.get("data")
-    if not isinstance(text, str):
-        return None
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        return None
 
 
 def _value(param: dict[str, Any]) -> int | None:

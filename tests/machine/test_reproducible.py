@@ -44,6 +44,7 @@ PROGRAMS: dict[str, tuple[int, list[str], int]] = {
     "readlink.s": (64, ["d:/link"], 0),
     "hello_log.s": (64, [], 0),
     "exit_code.s": (64, [], 42),
+    "guestprop.s": (32, ["enum"], 0),
 }
 
 
