@@ -835,7 +835,8 @@ class Cpu:
         return PagingRegisters(read(ux.UC_X86_REG_CR0), read(ux.UC_X86_REG_CR3), read(ux.UC_X86_REG_CR4),
                                self._uc.msr_read(_MSR_EFER))
 
-    def _read_physical(self, address: int, size: int) -> bytes | None:
+    def read_physical(self, address: int, size: int) -> bytes | None:
+        """``size`` bytes of guest RAM at a physical address, None when not all RAM."""
         return self._memory.read(address, size) if self._memory.contains(address, size) else None
 
     def _write_physical(self, address: int, data: bytes) -> None:
@@ -845,7 +846,7 @@ class Cpu:
         """Walk the guest's page tables for ``linear`` (linear = physical with paging off).
         ``mark`` sets accessed/dirty bits as a CPU access would; without it the tables are
         only read."""
-        return walk(self.paging_registers(), linear, self._read_physical,
+        return walk(self.paging_registers(), linear, self.read_physical,
                     mark=self._write_physical if mark else None, write=write)
 
     def _physical_runs(self, linear: int, size: int, *, write: bool, mark: bool) -> list[tuple[int, int]] | None:
@@ -857,7 +858,7 @@ class Cpu:
         position = linear
         end = linear + size
         while position < end:
-            result = walk(registers, position, self._read_physical,
+            result = walk(registers, position, self.read_physical,
                           mark=self._write_physical if mark else None, write=write)
             if result.physical is None:
                 return None
@@ -1013,7 +1014,7 @@ class Cpu:
             while position < end:
                 # Python's walk, not Unicorn's probe: a probe that fails sets CR2 and a
                 # pending #PF in the CPU.
-                result = walk(registers, position, self._read_physical)
+                result = walk(registers, position, self.read_physical)
                 if result.physical is None:
                     return None
                 take = min(end - position, result.page_size - (result.physical & (result.page_size - 1)))

@@ -39,7 +39,7 @@ from machine.loader import ARGS_BASE, Image, LoadError, argument_block, paging_a
 from machine.pagetables import build as build_page_tables
 from machine.pagetables import table_bytes
 from machine.memory import GuestMemory
-from machine.paging import page_fault_summary
+from machine.paging import page_fault_summary, walk
 from machine.pci import Bar, PciConfigSpace, PciFunction
 from machine.portbus import PortBus, PortConflictError
 from machine.programs import image_from_assembled
@@ -236,7 +236,7 @@ class Machine:
         for region in getattr(device, "mmio_regions", lambda: [])():
             mmio[region.name] = self._map_mmio(region.size)
         device.attach(AttachContext(self.memory, self.tracer, self._request_exit, self._log_line,
-                                    self.clock, self._set_irq, self._request_halt, mmio))
+                                    self.clock, self._set_irq, self._request_halt, mmio, self._page_translator))
         self.devices.append(device)
 
     def _map_mmio(self, size: int) -> tuple[int, GuestMemory]:
@@ -531,6 +531,14 @@ class Machine:
             self._irq_lines.discard(irq)
         self.cpu.irq_asserted = bool(self._irq_lines)
         self.tracer.emit("irq_line", irq=irq, asserted=asserted)
+
+    def _page_translator(self) -> Callable[[int], int | None] | None:
+        """The guest's translation for devices (``AttachContext.page_translator``)."""
+        registers = self.cpu.paging_registers()
+        if not registers.enabled:
+            return None
+        read = self.cpu.read_physical
+        return lambda linear: walk(registers, linear, read).physical
 
     def _request_exit(self, code: int) -> None:
         self._exit_code = code
