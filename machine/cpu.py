@@ -355,6 +355,12 @@ class Cpu:
         #: the first exception).
         self._context = ctypes.c_void_p(0)
         self._code_buffer = ctypes.create_string_buffer(0)
+        # Runs end only by our stops, never at an "until" address.  Started with one (the
+        # last address of the mode), Unicorn 2.1 in long mode with paging on raised a #PF
+        # at the bogus linear address -2 on the guest's first real page fault
+        # (tests/machine/test_paging.py pins CR2); exits enabled with none set avoids it.
+        self._uc.ctl_exits_enabled(True)
+        self._uc.ctl_set_exits([])
         self._install_flat_segments()
         self._install_block_hook(fast_blocks)
         self._hook(unicorn.UC_HOOK_INSN, self._on_in, None, 1, 0, ux.UC_X86_INS_IN)
