@@ -57,7 +57,7 @@ from unicorn import x86_const as ux
 from machine import fastblock
 from machine.clock import CostProfile, classify
 from machine.memory import GuestMemory
-from machine.paging import CR0_WP, PagingRegisters, Walk, walk
+from machine.paging import CR0_PG, CR0_WP, PagingRegisters, Walk, walk
 
 #: Mnemonics that can set IF.
 _IF_SETTERS = frozenset({"sti", "popf", "popfd", "popfq", "iret", "iretd", "iretq"})
@@ -925,8 +925,9 @@ class Cpu:
 
     def watch_memory(self, listener: MemoryListener) -> None:
         """Call ``listener(access, address, size, value)`` for every guest data access from
-        now on (access "read" or "write"; value is the written value, 0 for reads).  Opt-in
-        memory tracing: every access becomes a Python call."""
+        now on (access "read" or "write"; value is the written value, 0 for reads; address
+        is guest-physical: Unicorn reports the access after the guest's page tables
+        translated it).  Opt-in memory tracing: every access becomes a Python call."""
         def hook(uc: unicorn.Uc, access: int, address: int, size: int, value: int, _user: object) -> None:
             listener("write" if access == unicorn.UC_MEM_WRITE else "read", address, size,
                      value & ((1 << (8 * size)) - 1) if access == unicorn.UC_MEM_WRITE else 0)
@@ -1246,5 +1247,7 @@ class Cpu:
                      _user: object) -> bool:
         kind = {unicorn.UC_MEM_READ_UNMAPPED: "read of", unicorn.UC_MEM_WRITE_UNMAPPED: "write to",
                 unicorn.UC_MEM_FETCH_UNMAPPED: "instruction fetch from"}.get(access, "access to")
-        self._fault = (f"{kind} unmapped memory at {address:#x} ({size} bytes)", address)
+        # Unicorn reports the address after translation: say so when paging is on.
+        where = "physical " if uc.reg_read(ux.UC_X86_REG_CR0) & CR0_PG else ""
+        self._fault = (f"{kind} unmapped memory at {where}{address:#x} ({size} bytes)", address)
         return False

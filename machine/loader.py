@@ -77,6 +77,13 @@ class Image:
     source_lookup: Callable[[int], SourceLine | None] | None = None
     mappings: list[tuple[int, int, int]] = field(default_factory=list)
 
+    def linear_ranges(self) -> list[tuple[int, int]]:
+        """(linear address, size) of what the program occupies: its mappings for a paged
+        start, else its segments (identity)."""
+        if self.mappings:
+            return [(virtual, size) for virtual, _physical, size in self.mappings]
+        return [(address, len(content)) for address, content in self.segments]
+
     def source_at(self, address: int) -> SourceLine | None:
         """The source line an address was assembled from, when known."""
         return self.source_lookup(address) if self.source_lookup else None

@@ -194,6 +194,7 @@ class Machine:
         if trace_instructions:
             self.cpu.watch_instructions(lambda address, text: self.tracer.emit("instruction", text=text))
         if trace_memory:
+            # Unicorn reports data accesses after translation: the address is physical.
             self.cpu.watch_memory(lambda access, address, size, value: self.tracer.emit(
                 "memory", access=access, address=address, size=size, value=value))
 
@@ -531,6 +532,14 @@ class Machine:
             self._irq_lines.discard(irq)
         self.cpu.irq_asserted = bool(self._irq_lines)
         self.tracer.emit("irq_line", irq=irq, asserted=asserted)
+
+    def physical_address(self, linear: int) -> int | None:
+        """Where ``linear`` lies in guest-physical memory while the guest runs paged; None
+        while it runs unpaged (linear = physical) or when the address does not translate."""
+        registers = self.cpu.paging_registers()
+        if not registers.enabled:
+            return None
+        return walk(registers, linear, self.cpu.read_physical).physical
 
     def _page_translator(self) -> Callable[[int], int | None] | None:
         """The guest's translation for devices (``AttachContext.page_translator``)."""

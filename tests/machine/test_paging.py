@@ -15,6 +15,7 @@ from guest_asm import assemble
 from machine.cli import EXIT_USAGE, main
 from machine.loader import PAGING_AREA_SIZE, LoadError, elf_image, paging_area
 from machine.machine import Machine, RunEnd
+from machine.pytest_plugin import machine_report
 from machine.paging import CR4_PAE, CR4_PSE, PTE_A, PTE_D
 from machine.tracing import ListSink
 
@@ -369,3 +370,24 @@ def test_cli_run_paging(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     assert main(["run", str(program), "--quiet"], out, err) == EXIT_USAGE
     assert err.getvalue().count("\n") == 1 and "--paging" in err.getvalue()
+
+
+def test_traces_and_reports_name_physical_addresses_when_paged() -> None:
+    """A block's first event carries ``physical`` while the guest runs paged (the
+    higher-half program runs at linear 0xc0100000, physical 0x100000); memory events name
+    the physical address (Unicorn reports accesses after translation); the module event
+    covers the program's linear range; the pytest kit's report says its addresses are
+    linear."""
+    machine = Machine(32, RAM, trace_memory=True, trace_blocks=True)
+    sink = ListSink()
+    machine.tracer.add_sink(sink)
+    machine.load(elf_image(_higher_half(32), ram_size=RAM, paging=True), paging=True)
+    machine.run(1000)
+    reads = [event.fields for event in sink.events if event.kind == "memory"]
+    assert reads == [{"access": "read", "address": 0x100009, "size": 1, "value": 0}]
+    block = next(event.fields for event in sink.events if event.kind == "block")
+    assert (block["address"], block["physical"]) == (0xC0100000, 0x100000)
+    module = next(event.fields for event in sink.events if event.kind == "module")
+    assert module["base"] == 0xC0100000
+    assert "paging on (32-bit, CR3 " in machine_report(machine, [])
+    machine.close()
