@@ -855,7 +855,8 @@ class Cpu:
         return walk(self.paging_registers(), linear, self.read_physical,
                     mark=self._write_physical if mark else None, write=write)
 
-    def _physical_runs(self, linear: int, size: int, *, write: bool, mark: bool) -> list[tuple[int, int]] | None:
+    def physical_runs(self, linear: int, size: int, *, write: bool = False,
+                      mark: bool = False) -> list[tuple[int, int]] | None:
         """The physical (address, length) runs behind ``size`` bytes at ``linear``, page by
         page; None when a page does not translate, is not RAM, or (``write``) is read-only
         to the kernel (CR0.WP)."""
@@ -880,7 +881,7 @@ class Cpu:
     def read_linear(self, linear: int, size: int, *, mark: bool = False) -> bytes | None:
         """``size`` bytes of guest RAM at a linear address, or None when any of it does not
         translate to RAM."""
-        runs = self._physical_runs(linear, size, write=False, mark=mark)
+        runs = self.physical_runs(linear, size, mark=mark)
         if runs is None:
             return None
         return b"".join(self._memory.read(address, length) for address, length in runs)
@@ -888,7 +889,7 @@ class Cpu:
     def write_linear(self, linear: int, data: bytes) -> bool:
         """Write ``data`` to guest RAM at a linear address as the CPU would (accessed and
         dirty bits set); False, and nothing written, when any of it cannot be written."""
-        runs = self._physical_runs(linear, len(data), write=True, mark=True)
+        runs = self.physical_runs(linear, len(data), write=True, mark=True)
         if runs is None:
             return False
         position = 0

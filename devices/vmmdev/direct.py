@@ -134,7 +134,7 @@ def plan(data: bytes | bytearray, request_type: int, request_address: int, ram_s
     if spec.stored is not None and not direction & _FROM_HOST:
         return None  # what the service stores must not reach the guest
     if start + cb > ram_size:
-        return None  # pages beyond RAM read as zeros and drop writes: general path
+        return None  # the part beyond RAM is unassigned memory (0xFF, writes dropped): general path
     if start < request_address + size and request_address < start + cb:
         return None  # the buffer overlaps the request: its write-back order matters
     return DirectCall(client_id, function, params, spec.buffer, start, cb, direction)

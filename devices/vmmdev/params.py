@@ -23,9 +23,9 @@ first page: a one-page buffer whose page does not translate is read from NIL_RTG
 unassigned memory, which reads as 0xFF bytes (PGMPhysRead); physical pages outside guest
 RAM read as 0xFF and drop writes the same way.
 
-An unpaged guest's "linear" addresses are physical.  Pages outside guest RAM then behave
-like VirtualBox's untranslatable (NIL) pages: they read as zeros and writes to them are
-dropped.
+An unpaged guest's linear addresses are physical (PGM's walk is the identity), so its
+pages are always contiguous: the part of a buffer beyond guest RAM is unassigned memory
+(0xFF, writes dropped), as in VirtualBox.
 """
 
 from __future__ import annotations
@@ -152,19 +152,18 @@ def _fail(status: Status, why: str) -> RtError:
 
 
 def _linear_runs(address: int, size: int, ram_size: int) -> GuestBuffer:
-    """A flat guest-linear buffer: the part inside guest RAM and the part beyond it.
+    """An unpaged guest's buffer: the part inside guest RAM and the part beyond it.
 
-    VirtualBox translates it page by page, pages without RAM behind them becoming NIL (read
-    as zeros, writes dropped); with flat addressing the pages inside RAM are contiguous, so
-    two runs give the same bytes as one run per page, without a list as long as the buffer
-    has pages."""
+    Without paging every page translates to itself, so VirtualBox's buffer is contiguous
+    and moved with one PDMDevHlpPhysRead/-Write (vmmdevR3HgcmGuestBufferRead): the part
+    beyond RAM is unassigned memory, read as 0xFF (PGMPhysRead), writes skipped
+    (PGMPhysWrite).  Two runs, not one per page."""
     end = address + size
     runs: list[tuple[int, int]] = []
     if address < ram_size and size:
         runs.append((address, min(end, ram_size) - address))
     if end > ram_size and size:
-        beyond = max(address, ram_size)
-        runs.append((beyond, end - beyond))
+        runs.append((UNASSIGNED, end - max(address, ram_size)))
     return GuestBuffer(runs)
 
 
