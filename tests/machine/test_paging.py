@@ -116,6 +116,17 @@ def _form_32_4m(tables: Tables) -> tuple[int, int, int, int]:
     return directory, tables.set(directory, ALIAS >> 22, 0x400000 | 0x83), 0x400000, 0x800000
 
 
+def _small_pages(tables: Tables, identity_directory: int, alias_directory: int) -> tuple[int, int, int]:
+    """8-byte-entry page tables under two directories: the first 2 MiB identity-mapped, the
+    alias's first page at frame 0x300000; (leaf entry address, frame, other frame)."""
+    identity, alias = tables.table(), tables.table()
+    tables.set(identity_directory, 0, identity | 3)
+    for index in range(512):
+        tables.set(identity, index, (index << 12) | 3)
+    tables.set(alias_directory, 0, alias | 3)
+    return tables.set(alias, 0, 0x300000 | 3), 0x300000, 0x301000
+
+
 def _pae(tables: Tables, large: bool) -> tuple[int, int, int, int]:
     pointers, identity_directory, alias_directory = tables.table(), tables.table(), tables.table()
     tables.set(pointers, 0, identity_directory | 1)  # PAE PDPTEs carry P only
@@ -123,12 +134,7 @@ def _pae(tables: Tables, large: bool) -> tuple[int, int, int, int]:
     if large:
         tables.set(identity_directory, 0, 0x83)
         return pointers, tables.set(alias_directory, 0, 0x400000 | 0x83), 0x400000, 0x600000
-    identity, alias = tables.table(), tables.table()
-    tables.set(identity_directory, 0, identity | 3)
-    for index in range(512):
-        tables.set(identity, index, (index << 12) | 3)
-    tables.set(alias_directory, 0, alias | 3)
-    return pointers, tables.set(alias, 0, 0x300000 | 3), 0x300000, 0x301000
+    return (pointers, *_small_pages(tables, identity_directory, alias_directory))
 
 
 def _four_level(tables: Tables, page: str) -> tuple[int, int, int, int | None]:
@@ -143,12 +149,7 @@ def _four_level(tables: Tables, page: str) -> tuple[int, int, int, int | None]:
     if page == "2M":
         tables.set(identity_directory, 0, 0x83)
         return root, tables.set(alias_directory, 0, 0x400000 | 0x83), 0x400000, 0x600000
-    identity, alias = tables.table(), tables.table()
-    tables.set(identity_directory, 0, identity | 3)
-    for index in range(512):
-        tables.set(identity, index, (index << 12) | 3)
-    tables.set(alias_directory, 0, alias | 3)
-    return root, tables.set(alias, 0, 0x300000 | 3), 0x300000, 0x301000
+    return (root, *_small_pages(tables, identity_directory, alias_directory))
 
 
 FORMS = {
