@@ -259,15 +259,13 @@ _UC_FAULTS = {
 
 #: The page fault vector: delivered through the guest's IDT (other exceptions end the run).
 PAGE_FAULT = 14
-#: Exceptions that push an error code (Intel SDM vol. 3 table 6-1).
-_ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17})
 # Unicorn hands an exception to the interrupt hook without its error code, and since the
 # hook, not QEMU, delivers it, QEMU's "exception in flight" (old_exception) is never reset:
 # the guest's next #PF would become a double fault.  Both live in the CPU state that
 # uc_context_save copies (Unicorn 2.1: include/uc_priv.h struct uc_context, a 40-byte
 # header before the data; qemu/target/i386/cpu.h CPUX86State, saved up to
 # end_reset_fields): old_exception lies 72 bytes before that end and error_code 112 bytes
-# before old_exception.  tests/machine/test_paging_cpu.py pins both against real faults.
+# before old_exception.  tests/machine/test_paging.py pins both against real faults.
 _UC_CONTEXT_HEADER = 40
 _OLD_EXCEPTION_FROM_END = 72
 _ERROR_CODE_BEFORE_OLD_EXCEPTION = 112
