@@ -11,6 +11,7 @@ is typed anywhere else, so a layout change moves every reader and writer with it
 from __future__ import annotations
 
 import ctypes
+import functools
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -114,6 +115,8 @@ def field_run(layout: type[ctypes.Structure], first: str, last: str | None = Non
     return FieldRun(field_offset(layout, first), struct.Struct(run_format(layout, first, last)))
 
 
+@functools.lru_cache(maxsize=256)
 def array_codec(ctype: Any, count: int) -> struct.Struct:
-    """A little-endian ``struct.Struct`` of ``count`` consecutive ``ctype`` elements."""
+    """A little-endian ``struct.Struct`` of ``count`` consecutive ``ctype`` elements (the
+    most recent 256 kept, so a page list per call costs no format building)."""
     return struct.Struct(f"<{count}{_code(ctype)}")

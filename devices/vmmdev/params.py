@@ -60,6 +60,7 @@ _LINADDR_DIRECTION = {
     HgcmParmType.LinAddr_Out: HgcmParmDirection.FROM_HOST,
 }
 _PAGE_LIST_TYPES = (HgcmParmType.PageList, HgcmParmType.ContiguousPageList, HgcmParmType.NoBouncePageList)
+_ENTRY_SIZE = ctypes.sizeof(HgcmPageListEntry)
 #: Raw type number -> enum member, without an Enum call per parameter on the hot path.
 _PARM_TYPES = {int(member): member for member in HgcmParmType}
 
@@ -167,7 +168,7 @@ def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: i
     if not (offset >= off_extra and size >= HGCM_PAGE_LIST_MIN_SIZE and offset <= size - HGCM_PAGE_LIST_MIN_SIZE):
         raise _fail(Status.VERR_INVALID_PARAMETER, f"page list offset {offset:#x} outside the extra area")
     flags, off_first, c_pages = HGCM_PAGE_LIST_HEAD.unpack(request, offset)
-    if not (0 < c_pages <= 1 + (size - offset - HGCM_PAGE_LIST_MIN_SIZE) // ctypes.sizeof(HgcmPageListEntry)):
+    if not (0 < c_pages <= 1 + (size - offset - HGCM_PAGE_LIST_MIN_SIZE) // _ENTRY_SIZE):
         raise _fail(Status.VERR_INVALID_PARAMETER, f"page list page count {c_pages} does not fit the request")
     if not _flags_valid(flags):
         raise _fail(Status.VERR_INVALID_FLAGS, f"page list flags {flags:#x} invalid")
