@@ -43,7 +43,7 @@ from devices.vmmdev.abi import (
 from runtime.wire import array_codec
 from services.hgcm import DirectBuffer
 
-# Codecs and offsets as locals of this module: the per-call work stays plain struct calls.
+# The codecs and offsets bound to module globals: the per-call work stays plain struct calls.
 _CALL_HEAD = HGCM_CALL_HEAD.codec
 _OFF_CLIENT = HGCM_CALL_HEAD.offset
 _PAGE_LIST_HEAD = HGCM_PAGE_LIST_HEAD.codec
