@@ -25,13 +25,21 @@ at once.  After it, every invariant of the issue is checked; a violation raises
 
 from __future__ import annotations
 
+import ctypes
 import os
-import struct
 import tempfile
 from pathlib import Path
 
 from devices.vmmdev import builder
-from devices.vmmdev.abi import HgcmParmType
+from devices.vmmdev.abi import (
+    HGCM_CALL_OFF_PARMS,
+    HGCM_CONNECT_CLIENT,
+    HGCM_PARM_U0,
+    HgcmCall,
+    HgcmParam64,
+    HgcmParamEmbedded,
+    HgcmParmType,
+)
 from devices.vmmdev.builder import CallBuilder, Param
 from devices.vmmdev.device import VMMDevDevice
 from fuzz.tree import Tree, build_tree
@@ -170,11 +178,11 @@ class Harness:
         after = self._submit(device, builder.connect(SharedFoldersService.name), at)
         if builder.result_of(after) != 0:
             raise Finding(f"benign connect failed: {builder.result_of(after)}")
-        client = struct.unpack_from("<I", after, 164)[0]
+        client = HGCM_CONNECT_CLIENT.get(after)
         mapped = self._call_ok(device, _for_client(_CHECK_MAP, client))
-        root = struct.unpack_from("<I", mapped, 44 + 16 + 4)[0]
+        root = HGCM_PARM_U0.get(mapped, _parm_base(1))
         created = self._call_ok(device, _for_client(_CHECK_CREATE, client))
-        handle = struct.unpack_from("<Q", created, _embedded_offset(created, 2))[0]
+        handle = ShflCreateParms.from_buffer_copy(created, _embedded_offset(created, 2)).Handle
         self.memory.fill(_CHECK_BUFFER, 16, 0)
         self._call_ok(device, shfl_call(client, ShflFn.READ, Param.u32(root), Param.u64(handle),
                                         Param.u64(0), Param.u32(16),
@@ -211,7 +219,7 @@ def _walk(top: Path) -> list[tuple[object, ...]]:
 
 def _for_client(request: bytes, client: int) -> bytearray:
     out = bytearray(request)
-    struct.pack_into("<I", out, 32, client)
+    HgcmCall.from_buffer(out).u32ClientID = client
     return out
 
 
@@ -232,5 +240,9 @@ _CHECK_CREATE = bytes(shfl_call(0, ShflFn.CREATE, Param.u32(1), strings.build("f
 
 def _embedded_offset(request: bytes, index: int) -> int:
     """Offset of embedded parameter ``index``'s data inside an HGCMCall64 request."""
-    word0 = struct.unpack_from("<I", request, 44 + 16 * index + 4)[0]
-    return word0 >> 8
+    return HgcmParamEmbedded.from_buffer_copy(request, _parm_base(index)).offData
+
+
+def _parm_base(index: int) -> int:
+    """Offset of parameter ``index`` inside an HGCMCall64 request."""
+    return HGCM_CALL_OFF_PARMS + index * ctypes.sizeof(HgcmParam64)

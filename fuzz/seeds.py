@@ -7,6 +7,7 @@ assumes the harness prelude: client 1, UTF-8, "sf" = root 0, "ro" = root 1.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import struct
 import sys
@@ -14,10 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from devices.vmmdev import builder
-from devices.vmmdev.abi import HgcmParmType, RequestType
+from devices.vmmdev.abi import VMMDEV_REQUEST_HEADER_VERSION, HgcmCancel2, HgcmParmType, RequestHeader, RequestType
 from devices.vmmdev.builder import CallBuilder, Param
 from fuzz.harness import create_parms, shfl_call, utf8
-from services.sharedfolders.abi import ShflCf, ShflFn, ShflInfo, ShflRemove
+from services.sharedfolders import strings
+from services.sharedfolders.abi import ShflCf, ShflFn, ShflFsObjAttr, ShflFsObjInfo, ShflInfo, ShflRemove
 
 CF = ShflCf
 READ_OPEN = CF.ACCESS_READ | CF.ACT_OPEN_IF_EXISTS | CF.ACT_FAIL_IF_NEW
@@ -87,7 +89,7 @@ def programs() -> Iterator[tuple[str, bytes]]:
                                    Param.u32(ShflInfo.GET | ShflInfo.FILE), Param.u32(92), bytes(92)))
                    + req(shfl_call(1, ShflFn.INFORMATION, Param.u32(0), Param.u64(H1),
                                    Param.u32(ShflInfo.SET | ShflInfo.FILE), Param.u32(92),
-                                   bytes(48) + struct.pack("<I", 0o104777) + bytes(40))))
+                                   bytes(ShflFsObjInfo(Attr=ShflFsObjAttr(fMode=0o104777))))))
     yield "rename_remove", (req(shfl_call(1, ShflFn.RENAME, Param.u32(0), utf8("sub/file.txt"),
                                           utf8("../outside/stolen.txt"), Param.u32(1)))
                             + req(shfl_call(1, ShflFn.REMOVE, Param.u32(0), utf8("abs_out"),
@@ -101,11 +103,14 @@ def programs() -> Iterator[tuple[str, bytes]]:
                    + req(shfl_call(1, ShflFn.COPY_FILE, Param.u32(0), utf8("sub/file.txt"), Param.u32(0),
                                    utf8("copy.txt"), Param.u32(0))))
     yield "mappings", (req(shfl_call(1, ShflFn.QUERY_MAPPINGS, Param.u32(0), Param.u32(4), bytes(32)))
-                       + req(shfl_call(1, ShflFn.QUERY_MAP_INFO, Param.u32(0), bytes(struct.pack("<HH", 60, 0)) + bytes(60),
-                                       bytes(struct.pack("<HH", 60, 0)) + bytes(60), Param.u64(0), Param.u32(0)))
+                       + req(shfl_call(1, ShflFn.QUERY_MAP_INFO, Param.u32(0), bytes(strings.empty_buffer(64)),
+                                       bytes(strings.empty_buffer(64)), Param.u64(0), Param.u32(0)))
                        + req(shfl_call(1, ShflFn.UNMAP_FOLDER, Param.u32(0))) + other(1))
     yield "wait_cancel", (req(shfl_call(1, ShflFn.WAIT_FOR_MAPPINGS_CHANGES, Param.u32(2)), slot=2)
-                          + req(struct.pack("<IIIiIII", 28, 0x10001, RequestType.HGCMCancel2, -1, 0, 0, 0x2000))
+                          + req(bytes(HgcmCancel2(header=RequestHeader(size=ctypes.sizeof(HgcmCancel2),
+                                                                       version=VMMDEV_REQUEST_HEADER_VERSION,
+                                                                       requestType=RequestType.HGCMCancel2, rc=-1),
+                                                  physReqToCancel=0x2000)))
                           + other(0))
     page_list = CallBuilder(1, ShflFn.READ)
     for param in (Param.u32(0), Param.u64(H1), Param.u64(0), Param.u32(8)):

@@ -95,8 +95,12 @@ def _struct_classes(module: ModuleType) -> Iterator[type[ctypes.Structure]]:
 
 
 def _fields(struct: type[ctypes.Structure], prefix: str = "", base: int = 0) -> Iterator[tuple[str, int]]:
-    """(dotted path, absolute offset) of every field, depth first."""
-    for name, ctype in struct._fields_[:]:
+    """(dotted path, absolute offset) of every field, depth first; bit-fields have no byte
+    offset of their own and are left out."""
+    for entry in struct._fields_[:]:
+        if len(entry) != 2:
+            continue
+        name, ctype = entry
         offset = base + getattr(struct, name).offset
         path = f"{prefix}{name}"
         yield path, offset

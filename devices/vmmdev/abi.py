@@ -11,6 +11,8 @@ from __future__ import annotations
 import ctypes
 from enum import IntEnum, IntFlag
 
+from runtime.wire import FieldRun, field_offset, field_run
+
 # --- ports and versions -----------------------------------------------------------------
 
 #: Default base of the VMMDev I/O BAR (BAR0) when a machine does not place it elsewhere.
@@ -468,11 +470,38 @@ class HgcmParam64(_Struct):
 
 assert ctypes.sizeof(HgcmParam64) == 16
 
+class HgcmParamValue64(_Struct):
+    """HGCMFunctionParameter's value64 arm: a u64 right after ``type``, at offset 4 in both
+    the 32- and the 64-bit layout (VirtualBox's 4-byte packing)."""
+
+    _fields_ = [("type", ctypes.c_uint32), ("value64", ctypes.c_uint64)]
+
+
+assert ctypes.sizeof(HgcmParamValue64) == 12 and HgcmParamValue64.value64.offset == 4
+
+
+class HgcmParamEmbedded(_Struct):
+    """HGCMFunctionParameter's Embedded arm (type 11): a word of 8 flag bits
+    (VBOX_HGCM_F_PARM_*) and a 24-bit data offset from the request start, then cbData."""
+
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("fFlags", ctypes.c_uint32, 8),
+        ("offData", ctypes.c_uint32, 24),
+        ("cbData", ctypes.c_uint32),
+    ]
+
+
+assert ctypes.sizeof(HgcmParamEmbedded) == 12
+assert (HgcmParamEmbedded.fFlags.offset, HgcmParamEmbedded.cbData.offset) == (HgcmParam32.u0.offset, HgcmParam32.u1.offset)
+
 #: Offsets inside a parameter struct (the same in the 32- and 64-bit layouts).
-HGCM_PARM_OFF_TYPE = 0
-HGCM_PARM_OFF_VALUE = 4
-HGCM_PARM_OFF_SIZE = 4
-HGCM_PARM_OFF_ADDR = 8
+HGCM_PARM_OFF_TYPE = HgcmParam32.type.offset
+HGCM_PARM_OFF_VALUE = HgcmParam32.u0.offset
+HGCM_PARM_OFF_SIZE = HgcmParam32.u0.offset
+HGCM_PARM_OFF_ADDR = HgcmParam32.u1.offset
+assert (HgcmParam64.u0.offset, HgcmParam64.u1.offset) == (HGCM_PARM_OFF_VALUE, HGCM_PARM_OFF_ADDR)
+assert HgcmParamValue64.value64.offset == HGCM_PARM_OFF_VALUE
 #: Offset of the first parameter in an HGCM call request.
 HGCM_CALL_OFF_PARMS = ctypes.sizeof(HgcmCall)
 
@@ -488,6 +517,12 @@ class HgcmPageListInfo(_Struct):
 
 
 assert ctypes.sizeof(HgcmPageListInfo) == 8
+#: The type of one page address of a page list (RTGCPHYS64).
+HgcmPageListEntry = ctypes.c_uint64
+#: Where the page addresses start.
+HGCM_PAGE_LIST_OFF_PAGES = ctypes.sizeof(HgcmPageListInfo)
+#: VirtualBox's sizeof(HGCMPageListInfo), which counts aPages[1]: the least a page list takes.
+HGCM_PAGE_LIST_MIN_SIZE = HGCM_PAGE_LIST_OFF_PAGES + ctypes.sizeof(HgcmPageListEntry)
 
 #: Guest page size the page lists are expressed in.
 PAGE_SIZE = 4096
@@ -502,13 +537,75 @@ def hgcm_parm_size(request_type: int) -> int:
     return _PARM64_SIZE if request_type == RequestType.HGCMCall64 else _PARM32_SIZE
 
 
-def field_offset(struct: type[ctypes.Structure], path: str) -> int:
-    """Byte offset of a (dotted) field path inside ``struct``, e.g. ``"header.rc"``."""
-    offset = 0
-    current: type[ctypes.Structure] = struct
-    for name in path.split("."):
-        descriptor = getattr(current, name)
-        offset += descriptor.offset
-        current = dict(current._fields_)[name]
-    return offset
+# --- the VMMDevMemory page (BAR1) -----------------------------------------------------------
 
+
+class VmmDevMemoryV103(_Struct):
+    """VMMDevMemory.V.V1_03: the event words of legacy 1.03 guests."""
+
+    _fields_ = [("u32HostEvents", ctypes.c_uint32), ("u32GuestEventMask", ctypes.c_uint32)]
+
+
+class VmmDevMemoryV104(_Struct):
+    """VMMDevMemory.V.V1_04: the byte the device sets while an event is pending."""
+
+    _fields_ = [("fHaveEvents", ctypes.c_uint8)]
+
+
+class VmmDevMemoryV(ctypes.LittleEndianUnion):
+    """VMMDevMemory.V: the version-dependent event words."""
+
+    _pack_ = 4
+    _fields_ = [("V1_04", VmmDevMemoryV104), ("V1_03", VmmDevMemoryV103)]
+
+
+class VmmDevMemoryHeader(_Struct):
+    """The start of VMMDevMemory (VMMDev.h) up to its event words (the VBVA memory that
+    follows is not modelled)."""
+
+    _fields_ = [("u32Size", ctypes.c_uint32), ("u32Version", ctypes.c_uint32), ("V", VmmDevMemoryV)]
+
+
+assert ctypes.sizeof(VmmDevMemoryHeader) == 16
+#: Offsets in the VMMDevMemory page.
+MMIO_OFF_SIZE = VmmDevMemoryHeader.u32Size.offset
+MMIO_OFF_VERSION = VmmDevMemoryHeader.u32Version.offset
+MMIO_OFF_HAVE_EVENTS = field_offset(VmmDevMemoryHeader, "V.V1_04.fHaveEvents")   # V1_03.u32HostEvents too
+MMIO_OFF_GUEST_EVENT_MASK = field_offset(VmmDevMemoryHeader, "V.V1_03.u32GuestEventMask")
+assert (MMIO_OFF_SIZE, MMIO_OFF_VERSION, MMIO_OFF_HAVE_EVENTS, MMIO_OFF_GUEST_EVENT_MASK) == (0, 4, 8, 12)
+
+
+# --- derived accessors: the one place request bytes are given offsets and formats ---------
+#: (size, version, requestType) of a request header.
+REQUEST_HEAD = field_run(RequestHeader, "size", "requestType")
+REQUEST_RC = field_run(RequestHeader, "rc")
+REQUEST_TYPE = field_run(RequestHeader, "requestType")
+REQUEST_REQUESTOR = field_run(RequestHeader, "fRequestor")
+#: An HGCM request's fu32Flags and result words.
+HGCM_FLAGS = field_run(HgcmRequestHeader, "fu32Flags")
+HGCM_RESULT = field_run(HgcmRequestHeader, "result")
+HGCM_FLAGS_AND_RESULT = field_run(HgcmRequestHeader, "fu32Flags", "result")
+#: (u32ClientID, u32Function, cParms) of an HGCMCall request.
+HGCM_CALL_HEAD = field_run(HgcmCall, "u32ClientID", "cParms")
+HGCM_CONNECT_NAME = field_run(HgcmConnect, "loc.achName")
+HGCM_CONNECT_CLIENT = field_run(HgcmConnect, "u32ClientID")
+#: One parameter's (type, u0, u1) words by parameter size (HGCMCall32: 12, HGCMCall64: 16).
+HGCM_PARM_WORDS: dict[int, FieldRun] = {
+    _PARM32_SIZE: field_run(HgcmParam32, "type", "u1"),
+    _PARM64_SIZE: field_run(HgcmParam64, "type", "u1"),
+}
+assert all(words.size == size for size, words in HGCM_PARM_WORDS.items())
+#: A parameter's u0 word (value32, a pointer's or page list's size) and its value64.
+HGCM_PARM_U0 = field_run(HgcmParam32, "u0")
+HGCM_PARM_VALUE64 = field_run(HgcmParamValue64, "value64")
+HGCM_PARM_EMBEDDED_CB = field_run(HgcmParamEmbedded, "cbData")
+#: (flags, offFirstPage, cPages) of a page list.
+HGCM_PAGE_LIST_HEAD = field_run(HgcmPageListInfo, "flags", "cPages")
+MMIO_EVENT_WORD = field_run(VmmDevMemoryHeader, "V.V1_03.u32HostEvents")
+MMIO_SIZE_AND_VERSION = field_run(VmmDevMemoryHeader, "u32Size", "u32Version")
+
+
+def hgcm_parms_format(parm_size: int, count: int) -> str:
+    """The struct format of ``count`` consecutive parameters' words (for one unpack of all)."""
+    words = HGCM_PARM_WORDS[parm_size].codec.format.lstrip("<")
+    return "<" + words * count

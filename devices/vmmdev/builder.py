@@ -8,19 +8,34 @@ forgets a write-back is caught.
 
 from __future__ import annotations
 
-import struct
+import ctypes
 from dataclasses import dataclass, field
 
 from devices.vmmdev.abi import (
+    HGCM_CALL_HEAD,
     HGCM_CALL_OFF_PARMS,
-    HGCM_SERVICE_NAME_SIZE,
+    HGCM_CONNECT_NAME,
+    HGCM_FLAGS,
+    HGCM_FLAGS_AND_RESULT,
+    HGCM_PAGE_LIST_HEAD,
+    HGCM_PARM_OFF_ADDR,
+    HGCM_PARM_U0,
+    HGCM_PARM_WORDS,
+    HGCM_RESULT,
+    REQUEST_RC,
     VMMDEV_REQUEST_HEADER_VERSION,
     VMMDEV_REQUESTOR_USR_DRV_OTHER,
+    HgcmConnect,
+    HgcmDisconnect,
     HgcmLocationType,
+    HgcmPageListEntry,
+    HgcmParamEmbedded,
     HgcmParmType,
+    RequestHeader,
     RequestType,
     hgcm_parm_size,
 )
+from runtime.wire import array_codec
 
 POISON = 0xAA
 GUEST_RC_PRESET = -1
@@ -28,40 +43,45 @@ GUEST_RC_PRESET = -1
 
 def header(size: int, request_type: int, *, version: int = VMMDEV_REQUEST_HEADER_VERSION,
            rc: int = GUEST_RC_PRESET, requestor: int = VMMDEV_REQUESTOR_USR_DRV_OTHER) -> bytes:
-    """A 24-byte request header."""
-    return struct.pack("<IIIiII", size, version, request_type, rc, 0, requestor)
+    """A request header (24 bytes)."""
+    return bytes(RequestHeader(size=size, version=version, requestType=request_type, rc=rc, fRequestor=requestor))
 
 
 def poisoned(size: int, request_type: int, **header_fields: int) -> bytearray:
     """A ``size``-byte request of ``request_type``: header, then 0xAA poison."""
     data = bytearray([POISON]) * size
     head = header(size, request_type, **header_fields)
-    data[:min(24, size)] = head[:min(24, size)]
+    data[:min(len(head), size)] = head[:min(len(head), size)]
     return data
 
 
 def hgcm_header(data: bytearray, *, flags: int = 0, result: int = 0) -> None:
     """Set the HGCM flags and result words (guests preset both to 0 for calls)."""
-    struct.pack_into("<Ii", data, 24, flags, result)
+    HGCM_FLAGS_AND_RESULT.pack(data, 0, flags, result)
 
 
 def connect(service: str, *, client_id: int = 0) -> bytearray:
     """An HGCMConnect request for ``service``; ``result`` keeps the poison, as guests leave it."""
-    data = poisoned(168, RequestType.HGCMConnect)
-    struct.pack_into("<I", data, 24, 0)
-    name = service.encode()
-    struct.pack_into("<I", data, 32, HgcmLocationType.LocalHost_Existing)
-    data[36:36 + HGCM_SERVICE_NAME_SIZE] = name + bytes(HGCM_SERVICE_NAME_SIZE - len(name))
-    struct.pack_into("<I", data, 164, client_id)
+    data = poisoned(ctypes.sizeof(HgcmConnect), RequestType.HGCMConnect)
+    HGCM_FLAGS.pack(data, 0, 0)
+    request = HgcmConnect.from_buffer(data)
+    request.loc.type = HgcmLocationType.LocalHost_Existing
+    request.u32ClientID = client_id
+    HGCM_CONNECT_NAME.pack(data, 0, service.encode())  # "128s": the rest of the area zero-filled
     return data
 
 
 def disconnect(client_id: int) -> bytearray:
     """An HGCMDisconnect request."""
-    data = poisoned(36, RequestType.HGCMDisconnect)
-    struct.pack_into("<I", data, 24, 0)
-    struct.pack_into("<I", data, 32, client_id)
+    data = poisoned(ctypes.sizeof(HgcmDisconnect), RequestType.HGCMDisconnect)
+    HGCM_FLAGS.pack(data, 0, 0)
+    HgcmDisconnect.from_buffer(data).u32ClientID = client_id
     return data
+
+
+def _embedded_word(flags: int, offset: int) -> int:
+    """The u0 word of an Embedded parameter: its flag and data-offset bit-fields."""
+    return HGCM_PARM_U0.get(bytes(HgcmParamEmbedded(fFlags=flags, offData=offset)))
 
 
 @dataclass
@@ -110,7 +130,8 @@ class CallBuilder:
                       param_type: int = HgcmParmType.PageList) -> int:
         """Append a page-list parameter; the list itself goes to the extra area."""
         index = self.add(Param(param_type, size, 0))
-        blob = struct.pack("<IHH", flags, offset_first, len(pages)) + struct.pack(f"<{len(pages)}Q", *pages)
+        blob = HGCM_PAGE_LIST_HEAD.packed(flags, offset_first, len(pages)) + array_codec(
+            HgcmPageListEntry, len(pages)).pack(*pages)
         self._page_lists.append((index, blob))
         return index
 
@@ -123,36 +144,35 @@ class CallBuilder:
     def build(self) -> bytearray:
         """The request bytes: header, HGCM fields, parameters, extra area."""
         parm_size = hgcm_parm_size(self.request_type)
+        words = HGCM_PARM_WORDS[parm_size]
+        word1_mask = (1 << 8 * (parm_size - HGCM_PARM_OFF_ADDR)) - 1
         extra = bytearray()
         for index, blob in self._page_lists:
             self.params[index].word1 = self.off_extra + len(extra)
             extra += blob
         for index, blob, flags in self._embedded:
-            self.params[index].word0 = flags | ((self.off_extra + len(extra)) << 8)
+            self.params[index].word0 = _embedded_word(flags, self.off_extra + len(extra))
             extra += blob + bytes(-len(blob) % 8)
         size = self.off_extra + len(extra)
         data = poisoned(size, self.request_type)
         hgcm_header(data)
-        struct.pack_into("<III", data, 32, self.client_id, self.function, len(self.params))
+        HGCM_CALL_HEAD.pack(data, 0, self.client_id, self.function, len(self.params))
         for i, param in enumerate(self.params):
-            base = HGCM_CALL_OFF_PARMS + i * parm_size
-            struct.pack_into("<II", data, base, param.type, param.word0)
-            struct.pack_into("<Q" if parm_size == 16 else "<I", data, base + 8,
-                             param.word1 & (0xFFFFFFFFFFFFFFFF if parm_size == 16 else 0xFFFFFFFF))
+            words.pack(data, HGCM_CALL_OFF_PARMS + i * parm_size, param.type, param.word0, param.word1 & word1_mask)
         data[self.off_extra:] = extra
         return data
 
 
 def rc_of(request: bytes | bytearray) -> int:
     """The header ``rc`` of a request as it lies in memory."""
-    return struct.unpack_from("<i", request, 12)[0]
+    return REQUEST_RC.get(request)
 
 
 def flags_of(request: bytes | bytearray) -> int:
     """The HGCM ``fu32Flags`` word (DONE is bit 0)."""
-    return struct.unpack_from("<I", request, 24)[0]
+    return HGCM_FLAGS.get(request)
 
 
 def result_of(request: bytes | bytearray) -> int:
     """The HGCM ``result`` word."""
-    return struct.unpack_from("<i", request, 28)[0]
+    return HGCM_RESULT.get(request)

@@ -22,22 +22,25 @@ it completes; a command that does not fit fails synchronously with VERR_NO_MEMOR
 from __future__ import annotations
 
 import functools
-import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from devices.vmmdev.abi import VBOX_HGCM_REQ_DONE, VMMDEV_REQUESTOR_LEGACY, RequestType
+from devices.vmmdev.abi import (
+    HGCM_CONNECT_CLIENT,
+    HGCM_FLAGS,
+    HGCM_RESULT,
+    REQUEST_TYPE,
+    VBOX_HGCM_REQ_DONE,
+    VMMDEV_REQUESTOR_LEGACY,
+    RequestType,
+)
 from devices.vmmdev.config import HgcmTiming
 from devices.vmmdev.params import ParsedCall, describe, write_back
 from machine.clock import Clock
 from machine.memory import GuestMemory
 from runtime.status import Status, status_name
 from services.hgcm import HgcmCall
-
-OFF_TYPE = 8
-OFF_HGCM_FLAGS, OFF_HGCM_RESULT = 24, 28
-_OFF_CONNECT_CLIENT = 164
 
 #: Heap bytes one command costs besides its bounce buffers (our estimate of a command's
 #: host footprint; VirtualBox charges the size of its VBOXHGCMCMD structure).
@@ -218,15 +221,15 @@ class CommandQueue:
             return
         memory = self._memory()
         data = bytearray(memory.read(command.address, command.size))
-        current_type = struct.unpack_from("<I", data, OFF_TYPE)[0]
+        current_type = REQUEST_TYPE.get(data)
         if current_type in (command.request_type, RequestType.HGCMCancel):
             self._apply(command, data, memory)
         else:
             status = Status.VERR_INVALID_PARAMETER
-        struct.pack_into("<i", data, OFF_HGCM_RESULT, int(status))
+        HGCM_RESULT.pack(data, 0, int(status))
         memory.write(command.address, data)
-        flags = memory.read_u32(command.address + OFF_HGCM_FLAGS)
-        memory.write_u32(command.address + OFF_HGCM_FLAGS, flags | VBOX_HGCM_REQ_DONE)
+        flags = memory.read_u32(command.address + HGCM_FLAGS.offset)
+        memory.write_u32(command.address + HGCM_FLAGS.offset, flags | VBOX_HGCM_REQ_DONE)
         if traced:
             self._trace("hgcm_complete", address=command.address, command=command.kind, cancelled=False,
                         result=int(status), result_name=status_name(status), latency=latency,
@@ -239,7 +242,7 @@ class CommandQueue:
         """The command's outputs into ``data`` (a fresh copy of the request) and guest memory."""
         if command.kind == "connect":
             if command.status is not None and command.status >= 0:
-                struct.pack_into("<I", data, _OFF_CONNECT_CLIENT, command.client_id)
+                HGCM_CONNECT_CLIENT.pack(data, 0, command.client_id)
         elif command.kind == "call" and command.parsed is not None:
             write_back(command.parsed, data, memory)
 

@@ -14,19 +14,24 @@ from __future__ import annotations
 
 import ctypes
 import re
-import struct
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from devices.vmmdev.abi import (
-    HGCM_SERVICE_NAME_SIZE,
+    HGCM_CONNECT_NAME,
+    HGCM_FLAGS,
+    HGCM_PARM_VALUE64,
+    HGCM_RESULT,
     HOST_FEATURES,
     HOST_VERSION_BUILD,
     HOST_VERSION_MAJOR,
     HOST_VERSION_MINOR,
     HOST_VERSION_REVISION,
+    REQUEST_HEAD,
+    REQUEST_RC,
+    REQUEST_REQUESTOR,
     VMMDEV_MAX_VMMDEVREQ_SIZE,
     VMMDEV_REQUEST_HEADER_VERSION,
     VMMDEV_REQUESTOR_LEGACY,
@@ -64,8 +69,6 @@ from devices.vmmdev.abi import (
 from devices.vmmdev.commands import (
     COMMAND_HEAP_COST,
     DEFAULT_HEAP_BUDGET,
-    OFF_HGCM_FLAGS,
-    OFF_HGCM_RESULT,
     Command,
     CommandQueue,
     heap_category,
@@ -80,11 +83,7 @@ from machine.memory import GuestMemory
 from runtime.status import RtError, Status, status_name
 from services.hgcm import ASYNC, DirectBuffer, HgcmCall, HgcmService, SvcParm, SvcParmType
 
-_HEADER_SIZE = 24
-_OFF_RC = 12
-_OFF_CONNECT_LOC_TYPE, _OFF_CONNECT_NAME = 32, 36
-_OFF_DISCONNECT_CLIENT = 32
-_OFF_CANCEL2_ADDRESS = 24
+_HEADER_SIZE = ctypes.sizeof(RequestHeader)
 
 #: Request types VirtualBox accepts before the guest reported its additions version.
 _ALLOWED_BEFORE_GUEST_INFO = frozenset({
@@ -154,7 +153,7 @@ class _Request:
         return len(self.data)
 
     def set_rc(self, status: int) -> None:
-        struct.pack_into("<i", self.data, _OFF_RC, int(status))
+        REQUEST_RC.pack(self.data, 0, int(status))
 
     def answer(self, status: int) -> bool:
         """Set ``rc`` and ask for the request to be written back."""
@@ -164,9 +163,6 @@ class _Request:
     def view(self, layout: type[_S]) -> _S:
         """The private copy seen through a request structure (writes go to the copy)."""
         return layout.from_buffer(self.data)
-
-    def u32(self, offset: int) -> int:
-        return struct.unpack_from("<I", self.data, offset)[0]
 
 
 class VMMDevDevice:
@@ -305,7 +301,7 @@ class VMMDevDevice:
             self._trace("vmmdev_request_dropped", address=address, reason="header outside guest RAM")
             return
         header = bytearray(memory.read(address, _HEADER_SIZE))
-        size, version, request_type = struct.unpack_from("<III", header, 0)
+        size, version, request_type = REQUEST_HEAD.unpack(header)
         if size < _HEADER_SIZE:
             self._trace("vmmdev_request_dropped", address=address, type=_type_name(request_type), size=size,
                         reason="size below the header size")
@@ -341,13 +337,13 @@ class VMMDevDevice:
         if write:
             memory.write(address, request.data)
         if self._wants("vmmdev_request"):
-            rc = struct.unpack_from("<i", request.data, _OFF_RC)[0] if write else memory.read_i32(address + _OFF_RC)
+            rc = REQUEST_RC.get(request.data) if write else memory.read_i32(address + REQUEST_RC.offset)
             self._trace("vmmdev_request", address=address, type=_type_name(request_type), size=size, rc=rc,
                         rc_name=status_name(rc))
 
     def _answer_header(self, address: int, header: bytearray, status: int, request_type: int, size: int,
                        reason: str = "") -> None:
-        struct.pack_into("<i", header, _OFF_RC, int(status))
+        REQUEST_RC.pack(header, 0, int(status))
         self._memory.write(address, header)
         self._trace("vmmdev_request", address=address, type=_type_name(request_type), size=size, rc=int(status),
                     rc_name=status_name(status), header_only=True, reason=reason)
@@ -458,10 +454,10 @@ class VMMDevDevice:
 
     def _accept(self, request: _Request) -> None:
         """Mark the command as being executed: rc = VINF_HGCM_ASYNC_EXECUTE in guest memory."""
-        self._memory.write_i32(request.address + _OFF_RC, Status.VINF_HGCM_ASYNC_EXECUTE)
+        self._memory.write_i32(request.address + REQUEST_RC.offset, Status.VINF_HGCM_ASYNC_EXECUTE)
 
     def _requestor(self, request: _Request) -> int:
-        return request.u32(20) if self.requestor_info else VMMDEV_REQUESTOR_LEGACY
+        return REQUEST_REQUESTOR.get(request.data) if self.requestor_info else VMMDEV_REQUESTOR_LEGACY
 
     def _enable_hgcm(self) -> None:
         if not self.hgcm_enabled:
@@ -493,8 +489,8 @@ class VMMDevDevice:
 
     def _hgcm_connect(self, request: _Request) -> bool:
         self._accept(request)
-        struct.pack_into("<I", request.data, _OFF_CONNECT_LOC_TYPE, HgcmLocationType.LocalHost_Existing)
-        raw_name = bytes(request.data[_OFF_CONNECT_NAME:_OFF_CONNECT_NAME + HGCM_SERVICE_NAME_SIZE])
+        request.view(HgcmConnect).loc.type = HgcmLocationType.LocalHost_Existing
+        raw_name = HGCM_CONNECT_NAME.get(request.data)
         if b"\0" not in raw_name:
             return self._fail_sync(request, Status.VERR_INVALID_PARAMETER, "service name not NUL-terminated")
         name = raw_name.split(b"\0", 1)[0].decode("latin-1")
@@ -511,7 +507,7 @@ class VMMDevDevice:
 
     def _hgcm_disconnect(self, request: _Request) -> bool:
         self._accept(request)
-        client_id = request.u32(_OFF_DISCONNECT_CLIENT)
+        client_id = request.view(HgcmDisconnect).u32ClientID
         if client_id == 0:
             return self._fail_sync(request, Status.VERR_INVALID_PARAMETER, "client id 0")
         command = self._new_command(request, "disconnect")
@@ -681,10 +677,10 @@ class VMMDevDevice:
             if guest_type == _BIT32:
                 memory.write_u32(offset, params[index].value)
             else:
-                memory.write(offset, struct.pack("<Q", params[index].value & 0xFFFFFFFFFFFFFFFF))
-        memory.write_i32(address + OFF_HGCM_RESULT, status)
-        flags = memory.read_u32(address + OFF_HGCM_FLAGS)
-        memory.write_u32(address + OFF_HGCM_FLAGS, flags | VBOX_HGCM_REQ_DONE)
+                memory.write(offset, HGCM_PARM_VALUE64.packed(params[index].value & 0xFFFFFFFFFFFFFFFF))
+        memory.write_i32(address + HGCM_RESULT.offset, status)
+        flags = memory.read_u32(address + HGCM_FLAGS.offset)
+        memory.write_u32(address + HGCM_FLAGS.offset, flags | VBOX_HGCM_REQ_DONE)
 
     def _cancel_command(self, address: int) -> bool:
         command = self.commands.pending.get(address)
@@ -699,7 +695,7 @@ class VMMDevDevice:
         return True
 
     def _hgcm_cancel2(self, request: _Request) -> bool:
-        target = request.u32(_OFF_CANCEL2_ADDRESS)
+        target = request.view(HgcmCancel2).physReqToCancel
         if target in (0, 0xFFFFFFFF):
             request.set_rc(Status.VERR_INVALID_PARAMETER)
         else:

@@ -20,30 +20,35 @@ call limit, the heap budget).
 
 from __future__ import annotations
 
+import ctypes
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from devices.vmmdev.abi import (
+    HGCM_CALL_HEAD,
     HGCM_CALL_OFF_PARMS,
-    HGCM_PARM_OFF_ADDR,
-    HGCM_PARM_OFF_TYPE,
-    HGCM_PARM_OFF_VALUE,
+    HGCM_PAGE_LIST_HEAD,
+    HGCM_PAGE_LIST_MIN_SIZE,
+    HGCM_PAGE_LIST_OFF_PAGES,
     PAGE_SIZE,
     VBOX_HGCM_F_PARM_DIRECTION_MASK,
     VMMDEV_MAX_HGCM_DATA_SIZE,
     VMMDEV_MAX_HGCM_PARMS,
-    HgcmCall,
+    HgcmPageListEntry,
     HgcmParmDirection,
     HgcmParmType,
     hgcm_parm_size,
+    hgcm_parms_format,
 )
+from runtime.wire import array_codec
 from services.hgcm import DirectBuffer
 
-_CALL_HEAD = struct.Struct("<III")
-_OFF_CLIENT = HgcmCall.u32ClientID.offset
-assert HgcmCall.u32Function.offset == _OFF_CLIENT + 4 and HgcmCall.cParms.offset == _OFF_CLIENT + 8
-_PAGE_LIST_HEAD = struct.Struct("<IHH")
+# The codecs and offsets bound to module globals: the per-call work stays plain struct calls.
+_CALL_HEAD = HGCM_CALL_HEAD.codec
+_OFF_CLIENT = HGCM_CALL_HEAD.offset
+_PAGE_LIST_HEAD = HGCM_PAGE_LIST_HEAD.codec
+_ENTRY_SIZE = ctypes.sizeof(HgcmPageListEntry)
 _LINADDR_DIRECTION = {
     int(HgcmParmType.LinAddr): int(HgcmParmDirection.BOTH),
     int(HgcmParmType.LinAddr_In): int(HgcmParmDirection.TO_HOST),
@@ -51,9 +56,6 @@ _LINADDR_DIRECTION = {
 }
 _BIT32, _BIT64, _PAGE_LIST = int(HgcmParmType.Bit32), int(HgcmParmType.Bit64), int(HgcmParmType.PageList)
 _TO_HOST, _FROM_HOST = int(HgcmParmDirection.TO_HOST), int(HgcmParmDirection.FROM_HOST)
-assert HGCM_PARM_OFF_TYPE == 0 and HGCM_PARM_OFF_VALUE == 4 and HGCM_PARM_OFF_ADDR == 8
-#: One parameter as (type, u0, u1) words, by parameter size (HGCMCall32: 12, HGCMCall64: 16).
-_WORDS = {12: "III", 16: "IIQ"}
 _layouts: dict[tuple[int, int], struct.Struct] = {}
 
 
@@ -62,7 +64,7 @@ def _layout(parm_size: int, c_parms: int) -> struct.Struct:
     key = (parm_size, c_parms)
     layout = _layouts.get(key)
     if layout is None:
-        layout = _layouts[key] = struct.Struct("<" + _WORDS[parm_size] * c_parms)
+        layout = _layouts[key] = struct.Struct(hgcm_parms_format(parm_size, c_parms))
     return layout
 
 
@@ -157,7 +159,7 @@ def _contiguous_frames(linear: int, cb: int, translate: Callable[[int], int | No
 #: longer lists get theirs computed per call, so a guest cannot grow the cache.
 _KEPT_PATTERNS = 257
 _patterns: dict[int, tuple[int, int]] = {}
-_U64 = struct.Struct("<Q")
+_ENTRY = array_codec(HgcmPageListEntry, 1)
 
 
 def _run_pattern(count: int) -> tuple[int, int]:
@@ -166,8 +168,9 @@ def _run_pattern(count: int) -> tuple[int, int]:
     no entry passes 2**64)."""
     pattern = _patterns.get(count)
     if pattern is None:
-        ones = int.from_bytes((b"\x01" + bytes(7)) * count, "little")
-        steps = int.from_bytes(struct.pack(f"<{count}Q", *range(0, count * PAGE_SIZE, PAGE_SIZE)), "little")
+        ones = int.from_bytes(_ENTRY.pack(1) * count, "little")
+        steps = int.from_bytes(array_codec(HgcmPageListEntry, count).pack(*range(0, count * PAGE_SIZE, PAGE_SIZE)),
+                               "little")
         pattern = (ones, steps)
         if count <= _KEPT_PATTERNS:
             _patterns[count] = pattern
@@ -180,20 +183,20 @@ def _consecutive_pages(data: bytes | bytearray, offset: int, cb: int,
     (params.py: _page_list) and covers ``cb`` bytes with page-aligned, consecutive pages,
     so that its read and write runs are both the one run (start, cb); else None."""
     size = len(data)
-    if not (offset >= off_extra and size >= 16 and offset <= size - 16):
+    if not (offset >= off_extra and size >= HGCM_PAGE_LIST_MIN_SIZE and offset <= size - HGCM_PAGE_LIST_MIN_SIZE):
         return None
     flags, off_first, c_pages = _PAGE_LIST_HEAD.unpack_from(data, offset)
-    if not 0 < c_pages <= 1 + (size - offset - 16) // 8:
+    if not 0 < c_pages <= 1 + (size - offset - HGCM_PAGE_LIST_MIN_SIZE) // _ENTRY_SIZE:
         return None
     if flags & VBOX_HGCM_F_PARM_DIRECTION_MASK == 0 or flags & ~VBOX_HGCM_F_PARM_DIRECTION_MASK:
         return None
     if off_first >= PAGE_SIZE or c_pages * PAGE_SIZE - off_first < cb:
         return None
-    entries = offset + 8
-    first = _U64.unpack_from(data, entries)[0]
+    entries = offset + HGCM_PAGE_LIST_OFF_PAGES
+    first = _ENTRY.unpack_from(data, entries)[0]
     if first & (PAGE_SIZE - 1) or first + (c_pages - 1) * PAGE_SIZE >= 1 << 64:
         return None
     ones, steps = _run_pattern(c_pages)  # one comparison for the whole list
-    if int.from_bytes(data[entries:entries + 8 * c_pages], "little") != first * ones + steps:
+    if int.from_bytes(data[entries:entries + _ENTRY_SIZE * c_pages], "little") != first * ones + steps:
         return None
     return flags & VBOX_HGCM_F_PARM_DIRECTION_MASK, first + off_first

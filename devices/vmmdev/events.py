@@ -9,9 +9,13 @@ deferred to the next acknowledge.  Legacy 1.03 guests get the old host-events wo
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 
+from devices.vmmdev.abi import MMIO_EVENT_WORD, MMIO_OFF_GUEST_EVENT_MASK, MMIO_SIZE_AND_VERSION
+# Offsets in VMMDevMemory (declared in abi.py), re-exported for guest_asm and tests.
+from devices.vmmdev.abi import MMIO_OFF_HAVE_EVENTS as MMIO_OFF_HAVE_EVENTS
+from devices.vmmdev.abi import MMIO_OFF_SIZE as MMIO_OFF_SIZE
+from devices.vmmdev.abi import MMIO_OFF_VERSION as MMIO_OFF_VERSION
 from machine.memory import GuestMemory
 
 VMMDEV_EVENT_MOUSE_CAPABILITIES_CHANGED = 0x001
@@ -26,10 +30,6 @@ VMMDEV_MEMORY_SIZE = 0x3FFD28
 VMMDEV_MEMORY_VERSION = 1
 #: Size of the MMIO BAR holding VMMDevMemory (BAR1).
 VMMDEV_RAM_SIZE = 4 * 256 * 4096
-MMIO_OFF_SIZE = 0
-MMIO_OFF_VERSION = 4
-MMIO_OFF_HAVE_EVENTS = 8          # V1_04.fHaveEvents (byte) / V1_03.u32HostEvents
-MMIO_OFF_GUEST_EVENT_MASK = 12    # V1_03.u32GuestEventMask
 #: The exact interface version of legacy 1.03 guests.
 LEGACY_INTERFACE_VERSION = 0x00010003
 
@@ -52,7 +52,7 @@ class EventState:
         """Zero the VMMDevMemory header and write its size and version."""
         self.mmio = memory
         memory.fill(0, 32, 0)
-        memory.write(MMIO_OFF_SIZE, struct.pack("<II", VMMDEV_MEMORY_SIZE, VMMDEV_MEMORY_VERSION))
+        memory.write(MMIO_SIZE_AND_VERSION.offset, MMIO_SIZE_AND_VERSION.packed(VMMDEV_MEMORY_SIZE, VMMDEV_MEMORY_VERSION))
 
     def _line(self, level: bool) -> None:
         self._set_line(level)
@@ -85,9 +85,9 @@ class EventState:
     def _set_irq_legacy(self) -> None:
         if not self.additions_ok or self.mmio is None:
             return
-        mask = struct.unpack_from("<I", self.mmio.read(MMIO_OFF_GUEST_EVENT_MASK, 4))[0]
+        mask = self.mmio.read_u32(MMIO_OFF_GUEST_EVENT_MASK)
         delivered = self.pending & mask
-        self.mmio.write(MMIO_OFF_HAVE_EVENTS, struct.pack("<I", delivered))
+        self.mmio.write(MMIO_EVENT_WORD.offset, MMIO_EVENT_WORD.packed(delivered))
         if delivered:
             self.pending &= ~delivered
             self._line(True)

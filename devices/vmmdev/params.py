@@ -30,23 +30,34 @@ pages are always contiguous: the part of a buffer beyond guest RAM is unassigned
 
 from __future__ import annotations
 
+import ctypes
 import mmap
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from devices.vmmdev.abi import (
+    HGCM_CALL_HEAD,
     HGCM_CALL_OFF_PARMS,
+    HGCM_PAGE_LIST_HEAD,
+    HGCM_PAGE_LIST_MIN_SIZE,
+    HGCM_PAGE_LIST_OFF_PAGES,
+    HGCM_PARM_EMBEDDED_CB,
+    HGCM_PARM_U0,
+    HGCM_PARM_VALUE64,
+    HGCM_PARM_WORDS,
     PAGE_SIZE,
     VBOX_HGCM_F_PARM_DIRECTION_MASK,
     VMMDEV_MAX_HGCM_DATA_SIZE,
     VMMDEV_MAX_HGCM_PARMS,
+    HgcmPageListEntry,
+    HgcmParamEmbedded,
     HgcmParmDirection,
     HgcmParmType,
     hgcm_parm_size,
 )
 from machine.memory import GuestMemory
 from runtime.status import RtError, Status
+from runtime.wire import array_codec
 from services.hgcm import SvcParm, SvcParmType
 
 #: Total bounce-buffer bytes one call may allocate (VirtualBox's per-call heap limit).
@@ -61,6 +72,7 @@ _LINADDR_DIRECTION = {
     HgcmParmType.LinAddr_Out: HgcmParmDirection.FROM_HOST,
 }
 _PAGE_LIST_TYPES = (HgcmParmType.PageList, HgcmParmType.ContiguousPageList, HgcmParmType.NoBouncePageList)
+_ENTRY_SIZE = ctypes.sizeof(HgcmPageListEntry)
 #: Raw type number -> enum member, without an Enum call per parameter on the hot path.
 _PARM_TYPES = {int(member): member for member in HgcmParmType}
 
@@ -211,16 +223,16 @@ def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: i
     size = len(request)
     if cb_data > VMMDEV_MAX_HGCM_DATA_SIZE:
         raise _fail(Status.VERR_INVALID_PARAMETER, f"page list of {cb_data} bytes exceeds 128 MiB")
-    if not (offset >= off_extra and size >= 16 and offset <= size - 16):
+    if not (offset >= off_extra and size >= HGCM_PAGE_LIST_MIN_SIZE and offset <= size - HGCM_PAGE_LIST_MIN_SIZE):
         raise _fail(Status.VERR_INVALID_PARAMETER, f"page list offset {offset:#x} outside the extra area")
-    flags, off_first, c_pages = struct.unpack_from("<IHH", request, offset)
-    if not (0 < c_pages <= 1 + (size - offset - 16) // 8):
+    flags, off_first, c_pages = HGCM_PAGE_LIST_HEAD.unpack(request, offset)
+    if not (0 < c_pages <= 1 + (size - offset - HGCM_PAGE_LIST_MIN_SIZE) // _ENTRY_SIZE):
         raise _fail(Status.VERR_INVALID_PARAMETER, f"page list page count {c_pages} does not fit the request")
     if not _flags_valid(flags):
         raise _fail(Status.VERR_INVALID_FLAGS, f"page list flags {flags:#x} invalid")
     if off_first >= PAGE_SIZE:
         raise _fail(Status.VERR_INVALID_PARAMETER, f"offFirstPage {off_first:#x} not below the page size")
-    pages = list(struct.unpack_from(f"<{c_pages}Q", request, offset + 8))
+    pages = list(array_codec(HgcmPageListEntry, c_pages).unpack_from(request, offset + HGCM_PAGE_LIST_OFF_PAGES))
     if param_type == HgcmParmType.ContiguousPageList and c_pages != 1:
         raise _fail(Status.VERR_INVALID_PARAMETER, "contiguous page list must have exactly one page")
     if param_type == HgcmParmType.NoBouncePageList:
@@ -264,8 +276,9 @@ def parse_call(request: bytes, request_type: int, memory: GuestMemory,
     guest's page translation when it runs paged (``AttachContext.page_translator``).
     """
     size = len(request)
-    client_id, function, c_parms = struct.unpack_from("<III", request, 32)
+    client_id, function, c_parms = HGCM_CALL_HEAD.unpack(request)
     parm_size = hgcm_parm_size(request_type)
+    words = HGCM_PARM_WORDS[parm_size]
     if c_parms > VMMDEV_MAX_HGCM_PARMS:
         raise _fail(Status.VERR_INVALID_PARAMETER, f"{c_parms} parameters (at most {VMMDEV_MAX_HGCM_PARMS})")
     if c_parms * parm_size > size - HGCM_CALL_OFF_PARMS:
@@ -275,21 +288,19 @@ def parse_call(request: bytes, request_type: int, memory: GuestMemory,
     heap = 0
     for index in range(c_parms):
         base = HGCM_CALL_OFF_PARMS + index * parm_size
-        raw_type, word0 = struct.unpack_from("<II", request, base)
-        word1 = struct.unpack_from("<Q" if parm_size == 16 else "<I", request, base + 8)[0]
+        raw_type, word0, word1 = words.unpack(request, base)
         param_type = _PARM_TYPES.get(raw_type)
         if param_type is None:
             raise _fail(Status.VERR_INVALID_PARAMETER, f"parameter {index}: unknown type {raw_type}")
         if param_type == HgcmParmType.Bit32:
             call.params.append(ParsedParam(index, param_type, SvcParm.u32(word0)))
         elif param_type == HgcmParmType.Bit64:
-            value = struct.unpack_from("<Q", request, base + 4)[0]
-            call.params.append(ParsedParam(index, param_type, SvcParm.u64(value)))
+            call.params.append(ParsedParam(index, param_type, SvcParm.u64(HGCM_PARM_VALUE64.get(request, base))))
         elif param_type in _LINADDR_DIRECTION:
             cb = word0
             if cb > VMMDEV_MAX_HGCM_DATA_SIZE:
                 raise _fail(Status.VERR_INVALID_PARAMETER, f"parameter {index}: {cb} bytes exceed 128 MiB")
-            address = word1 & (0xFFFFFFFFFFFFFFFF if parm_size == 16 else 0xFFFFFFFF)
+            address = word1
             direction = _LINADDR_DIRECTION[param_type]
             target = (_linear_runs(address, cb, memory.size) if translate is None
                       else _paged_runs(address, cb, translate, memory.size))
@@ -305,8 +316,8 @@ def parse_call(request: bytes, request_type: int, memory: GuestMemory,
             call.params.append(parsed)
             heap += cb
         elif param_type == HgcmParmType.Embedded:
-            flags, off_data = word0 & 0xFF, word0 >> 8
-            cb = word1 & 0xFFFFFFFF
+            embedded = HgcmParamEmbedded.from_buffer_copy(request, base)
+            flags, off_data, cb = embedded.fFlags, embedded.offData, embedded.cbData
             if cb > VMMDEV_MAX_HGCM_DATA_SIZE:
                 raise _fail(Status.VERR_INVALID_PARAMETER, f"parameter {index}: {cb} bytes exceed 128 MiB")
             if not _flags_valid(flags):
@@ -391,15 +402,15 @@ def write_back(call: ParsedCall, request: bytearray, memory: GuestMemory) -> Non
         base = call.param_offset(param.index)
         svc = param.svc
         if param.guest_type == HgcmParmType.Bit32:
-            struct.pack_into("<I", request, base + 4, svc.value & 0xFFFFFFFF)
+            HGCM_PARM_U0.pack(request, base, svc.value & 0xFFFFFFFF)
             continue
         if param.guest_type == HgcmParmType.Bit64:
-            struct.pack_into("<Q", request, base + 4, svc.value & 0xFFFFFFFFFFFFFFFF)
+            HGCM_PARM_VALUE64.pack(request, base, svc.value & 0xFFFFFFFFFFFFFFFF)
             continue
         returned = max(0, min(svc.size, len(svc.buffer)))
         copy = min(returned, param.guest_size)
         if param.guest_type == HgcmParmType.Embedded:
-            struct.pack_into("<I", request, base + 8, returned)
+            HGCM_PARM_EMBEDDED_CB.pack(request, base, returned)
             if param.guest_size and param.direction & HgcmParmDirection.FROM_HOST:
                 assert param.embedded_offset is not None
                 request[param.embedded_offset:param.embedded_offset + copy] = svc.buffer[:copy]
@@ -408,4 +419,4 @@ def write_back(call: ParsedCall, request: bytearray, memory: GuestMemory) -> Non
             with memoryview(svc.buffer) as whole, whole[:copy] as returned_bytes:  # no copy of the buffer
                 param.target.write(memory, returned_bytes)
         if param.guest_type in (HgcmParmType.ContiguousPageList, HgcmParmType.NoBouncePageList):
-            struct.pack_into("<I", request, base + 4, returned)
+            HGCM_PARM_U0.pack(request, base, returned)

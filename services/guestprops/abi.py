@@ -79,3 +79,8 @@ HOST_RESERVED_PREFIXES = (
     "/VirtualBox/HostInfo/",
     "/VirtualBox/VMInfo/",
 )
+
+
+#: What ends an ENUM_PROPS answer: one empty entry, i.e. an empty name, value, timestamp and
+#: flags string, each with its terminating NUL (VBoxGuestPropSvc.cpp:Service::enumProps).
+ENUM_TERMINATOR = b"\0" * 4

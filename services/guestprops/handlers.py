@@ -7,7 +7,7 @@ enumProps, getNotification).  Validation of count, types and strings happened be
 from __future__ import annotations
 
 from runtime.status import Status
-from services.guestprops.abi import GUEST_PROP_MAX_PATTERN_LEN, GuestPropFlag
+from services.guestprops.abi import ENUM_TERMINATOR, GUEST_PROP_MAX_PATTERN_LEN, GuestPropFlag
 from services.guestprops.context import CallContext
 from services.guestprops.cstring import c_string
 from services.guestprops.flags import parse_flags, write_flags
@@ -91,10 +91,10 @@ def enum_props(ctx: CallContext) -> int:
         buffer[pos:pos + len(entry)] = entry
         pos += len(entry)
         left -= len(entry)
-    set_out(ctx.params[2], needed + 4)
-    if left < 4:
+    set_out(ctx.params[2], needed + len(ENUM_TERMINATOR))
+    if left < len(ENUM_TERMINATOR):
         return Status.VERR_BUFFER_OVERFLOW
-    buffer[pos:pos + 4] = bytes(4)
+    buffer[pos:pos + len(ENUM_TERMINATOR)] = ENUM_TERMINATOR
     return Status.VINF_SUCCESS
 
 

@@ -11,6 +11,7 @@ import ctypes
 from enum import IntEnum, IntFlag
 
 from runtime.fs import RtFs as RtFs  # IPRT mode bits live in runtime/; re-exported for guest_asm
+from runtime.wire import field_run
 
 SERVICE_NAME = "VBoxSharedFolders"
 
@@ -271,6 +272,9 @@ class ShflStringHeader(_Packed):
 
 
 assert ctypes.sizeof(ShflStringHeader) == SHFLSTRING_HEADER_SIZE
+#: (u16Size, u16Length) of an SHFLSTRING, and u16Length alone.
+SHFLSTRING_SIZES = field_run(ShflStringHeader, "u16Size", "u16Length")
+SHFLSTRING_LENGTH = field_run(ShflStringHeader, "u16Length")
 
 
 class ShflMapping(_Packed):
@@ -345,6 +349,9 @@ class ShflCreateParms(_Packed):
 
 
 assert ctypes.sizeof(ShflCreateParms) == 108
+#: (Handle, Result, CreateFlags) of SHFLCREATEPARMS, and the object size it reports.
+SHFLCREATEPARMS_HEAD = field_run(ShflCreateParms, "Handle", "CreateFlags")
+SHFLCREATEPARMS_OBJECT_SIZE = field_run(ShflCreateParms, "Info.cbObject")
 
 
 class ShflDirInfoHeader(_Packed):
@@ -363,6 +370,9 @@ class ShflDirInfoHeader(_Packed):
 
 
 assert ctypes.sizeof(ShflDirInfoHeader) == 126
+#: Record fields LIST writes besides the object information.
+SHFLDIRINFO_SHORT_NAME_LENGTH = field_run(ShflDirInfoHeader, "cucShortName")
+SHFLDIRINFO_NAME_SIZES = field_run(ShflDirInfoHeader, "name.u16Size", "name.u16Length")
 #: sizeof(SHFLDIRINFO) as VirtualBox declares it; the LIST buffer minimum.
 SHFLDIRINFO_SIZE = 128
 

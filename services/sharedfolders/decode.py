@@ -19,7 +19,6 @@ buffers travelling back).  Names, flag names and structure layouts come from
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Sequence
 from enum import IntFlag
 from typing import Any
@@ -30,9 +29,11 @@ from services.framework import param_data as _data
 from services.sharedfolders.abi import (
     SHFL_HANDLE_NIL,
     SHFL_ROOT_NIL,
+    SHFLCREATEPARMS_HEAD,
+    SHFLCREATEPARMS_OBJECT_SIZE,
     SHFLSTRING_HEADER_SIZE,
+    SHFLSTRING_SIZES,
     ShflCf,
-    ShflCreateParms,
     ShflCreateResult,
     ShflErrorStyle,
     ShflFn,
@@ -164,7 +165,7 @@ def shflstring_text(data: bytes, utf8: bool | None = None) -> str | None:
     string cut by the preview limit ends in ``...``."""
     if len(data) < SHFLSTRING_HEADER_SIZE:
         return None
-    _size, length = struct.unpack_from("<HH", data, 0)
+    _size, length = SHFLSTRING_SIZES.unpack(data)
     body = data[SHFLSTRING_HEADER_SIZE:SHFLSTRING_HEADER_SIZE + length]
     if utf8 is None:
         utf8 = not (len(body) >= 2 and len(body) % 2 == 0 and body[1::2].count(0) * 2 >= len(body) // 2)
@@ -213,16 +214,16 @@ def format_param(kind: str, param: dict[str, Any], *, utf8: bool | None = None, 
             return _quote(text)
     if kind == STRING and param.get("type") in ("ptr", "pages") and size == 0:
         return "NULL"
-    if kind == CREATE_PARMS and data is not None and len(data) >= 16:
-        handle, result, flags = struct.unpack_from("<QII", data, 0)
+    if kind == CREATE_PARMS and data is not None and len(data) >= SHFLCREATEPARMS_HEAD.size:
+        handle, result, flags = SHFLCREATEPARMS_HEAD.unpack(data)
         if output:
             try:
                 result_name = ShflCreateResult(result).name
             except ValueError:
                 result_name = str(result)
             parts = [f"handle={'NIL' if handle == SHFL_HANDLE_NIL else hex(handle)}", f"result={result_name}"]
-            if len(data) >= ShflCreateParms.Info.offset + 8:
-                parts.append(f"size={struct.unpack_from('<q', data, ShflCreateParms.Info.offset)[0]}")
+            if len(data) >= SHFLCREATEPARMS_OBJECT_SIZE.offset + SHFLCREATEPARMS_OBJECT_SIZE.size:
+                parts.append(f"size={SHFLCREATEPARMS_OBJECT_SIZE.get(data)}")
             return "{" + ", ".join(parts) + "}"
         return "{flags=" + create_flags(flags) + "}"
     return f"<{param.get('type', '?')} {size} bytes>"

@@ -16,19 +16,22 @@ then the SHFLSTRING name; a record takes 126 + name.u16Size bytes, back to back.
 from __future__ import annotations
 
 import ctypes
-import struct
 
 from runtime.fs import DirEntry, HostDir
 from runtime.status import RtError, Status
-from services.sharedfolders.abi import SHFLDIRINFO_SIZE, ShflDirInfoHeader, ShflList
+from services.sharedfolders.abi import (
+    SHFLDIRINFO_NAME_SIZES,
+    SHFLDIRINFO_SHORT_NAME_LENGTH,
+    SHFLDIRINFO_SIZE,
+    ShflDirInfoHeader,
+    ShflList,
+)
 from services.sharedfolders.context import CallContext
 from services.sharedfolders.handles import DirStream, Handle, HandleKind
 from services.sharedfolders.objinfo import to_shfl
 
 _HEADER = ctypes.sizeof(ShflDirInfoHeader)
 _INFO_END = ShflDirInfoHeader.cucShortName.offset
-_NAME_HDR = ShflDirInfoHeader.name.offset
-_NAME_SIZES = struct.Struct("<HH")
 
 
 def _client_name(name: bytes, utf8: bool) -> bytes | None:
@@ -51,8 +54,8 @@ def _put_record(buf: bytearray, offset: int, entry: DirEntry, name: bytes, utf8:
     terminator = b"\0" if utf8 else b"\0\0"
     size = len(name) + len(terminator)
     buf[offset:offset + _INFO_END] = bytes(to_shfl(entry.info))
-    buf[offset + _INFO_END:offset + _INFO_END + 2] = b"\0\0"  # cucShortName: none on POSIX
-    _NAME_SIZES.pack_into(buf, offset + _NAME_HDR, size, len(name))
+    SHFLDIRINFO_SHORT_NAME_LENGTH.pack(buf, offset, 0)  # no short names on POSIX
+    SHFLDIRINFO_NAME_SIZES.pack(buf, offset, size, len(name))
     buf[offset + _HEADER:offset + _HEADER + size] = name + terminator
     return _HEADER + size
 

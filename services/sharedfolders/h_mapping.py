@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import struct
+import ctypes
 
 from runtime.status import RtError, Status
 from services.hgcm import ASYNC, _AsyncMarker
@@ -14,6 +14,7 @@ from services.sharedfolders.abi import (
     SHFL_MAX_MAPPING_WAITS,
     SHFL_MAX_MAPS_PER_CLIENT_ROOT,
     SHFL_MS_NEW,
+    SHFLSTRING_HEADER_SIZE,
     ShflErrorStyle,
     ShflMapping,
     ShflMf,
@@ -29,7 +30,8 @@ _DELIMITERS = (0x2F, 0x5C)
 def query_mappings(ctx: CallContext) -> int:
     """QUERY_MAPPINGS: fill up to ``count`` SHFLMAPPING entries, report the total."""
     flags, count, array = ctx.params
-    if flags.value & ~int(ShflMf.MASK) or len(array.buffer) // 8 != count.value:
+    entry_size = ctypes.sizeof(ShflMapping)
+    if flags.value & ~int(ShflMf.MASK) or len(array.buffer) // entry_size != count.value:
         raise RtError(Status.VERR_INVALID_PARAMETER, "flags or array size")
     if flags.value & ShflMf.UTF8:
         ctx.client.utf8 = True  # a query with a side effect, as in VirtualBox
@@ -39,7 +41,7 @@ def query_mappings(ctx: CallContext) -> int:
     capacity = count.value
     for slot, root in enumerate(roots[:capacity]):
         entry = ShflMapping(u32Status=SHFL_MS_NEW, root=root)
-        array.buffer[slot * 8:slot * 8 + 8] = bytes(entry)
+        array.buffer[slot * entry_size:(slot + 1) * entry_size] = bytes(entry)
     count.value = len(roots)
     return Status.VINF_BUFFER_OVERFLOW if capacity < len(roots) else Status.VINF_SUCCESS
 
@@ -57,8 +59,8 @@ def query_map_name(ctx: CallContext) -> int:
     stored_size, stored_len = strings.header(stored)
     if size < stored_size:
         raise RtError(Status.VERR_INVALID_PARAMETER, "name buffer too small")
-    name.buffer[4:4 + stored_size] = stored[4:]
-    struct.pack_into("<H", name.buffer, 2, stored_len)
+    name.buffer[SHFLSTRING_HEADER_SIZE:SHFLSTRING_HEADER_SIZE + stored_size] = stored[SHFLSTRING_HEADER_SIZE:]
+    strings.set_length(name.buffer, stored_len)
     return Status.VINF_SUCCESS
 
 
@@ -69,16 +71,16 @@ def _map_name(ctx: CallContext, fudge: bool) -> str:
     try:
         return strings.parse_in(buf, ctx.client.utf8)
     except RtError:
-        if not fudge or ctx.client.utf8 or len(buf) < 6:
+        if not fudge or ctx.client.utf8 or len(buf) < SHFLSTRING_HEADER_SIZE + len(strings.UTF16_NUL):
             raise
-        size, length = strings.header(buf)
-        if length < 2 or 4 + length > len(buf) or buf[4 + length - 2:4 + length] != b"\0\0":
+        _, length = strings.header(buf)
+        if not strings.ends_in_utf16_nul(buf, length):
             raise
-        struct.pack_into("<H", buf, 2, length - 2)
+        strings.set_length(buf, length - len(strings.UTF16_NUL))
         try:
             return strings.parse_in(buf, utf8=False)
         except RtError:
-            struct.pack_into("<H", buf, 2, length)
+            strings.set_length(buf, length)
             raise
 
 

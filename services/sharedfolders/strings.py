@@ -9,13 +9,12 @@ points above U+10FFFF that IPRT accepts (docs/deviations.md).
 
 from __future__ import annotations
 
-import struct
-
 from runtime.status import RtError, Status
-from services.sharedfolders.abi import SHFLSTRING_HEADER_SIZE
+from services.sharedfolders.abi import SHFLSTRING_HEADER_SIZE, SHFLSTRING_LENGTH, SHFLSTRING_SIZES
 
-_HDR = struct.Struct("<HH")
 _MAX_U16 = 0xFFFF
+#: The terminator of a UTF-16 string (one NUL code unit).
+UTF16_NUL = b"\0\0"
 
 
 def _invalid(why: str) -> RtError:
@@ -24,7 +23,19 @@ def _invalid(why: str) -> RtError:
 
 def header(buf: bytes | bytearray) -> tuple[int, int]:
     """(u16Size, u16Length) of a buffer at least 4 bytes long."""
-    return _HDR.unpack_from(buf, 0)
+    return SHFLSTRING_SIZES.unpack(buf)
+
+
+def set_length(buf: bytearray, length: int) -> None:
+    """Set u16Length of the SHFLSTRING in ``buf``."""
+    SHFLSTRING_LENGTH.pack(buf, 0, length)
+
+
+def ends_in_utf16_nul(buf: bytes | bytearray, length: int) -> bool:
+    """Whether the last UTF-16 unit of the ``length`` bytes after the header is a NUL (a
+    u16Length that counted the terminator)."""
+    end = SHFLSTRING_HEADER_SIZE + length
+    return length >= len(UTF16_NUL) and end <= len(buf) and buf[end - len(UTF16_NUL):end] == UTF16_NUL
 
 
 def check_valid_out(buf: bytes | bytearray) -> tuple[int, int]:
@@ -63,7 +74,7 @@ def parse_in(buf: bytes | bytearray, utf8: bool) -> str:
     if utf8:
         if length >= size or body[length] != 0:
             raise _invalid("no terminator")
-    elif length % 2 or length + 2 > size or body[length:length + 2] != b"\0\0":
+    elif length % 2 or length + len(UTF16_NUL) > size or body[length:length + len(UTF16_NUL)] != UTF16_NUL:
         raise _invalid("bad UTF-16 length or terminator")
     return _decode(body[:length], utf8)
 
@@ -89,7 +100,7 @@ def build(text: str, utf8: bool, size: int | None = None) -> bytes:
     raw = encode(text, utf8)
     area = len(raw) + (1 if utf8 else 2) if size is None else size
     out = bytearray(SHFLSTRING_HEADER_SIZE + max(area, len(raw)))
-    _HDR.pack_into(out, 0, area, len(raw))
+    SHFLSTRING_SIZES.pack(out, 0, area, len(raw))
     out[SHFLSTRING_HEADER_SIZE:SHFLSTRING_HEADER_SIZE + len(raw)] = raw
     return bytes(out)
 
@@ -97,7 +108,7 @@ def build(text: str, utf8: bool, size: int | None = None) -> bytes:
 def empty_buffer(size: int) -> bytearray:
     """An "init buffer" string: u16Size = size - 4, u16Length 0, terminator written."""
     out = bytearray(size)
-    _HDR.pack_into(out, 0, size - SHFLSTRING_HEADER_SIZE, 0)
+    SHFLSTRING_SIZES.pack(out, 0, size - SHFLSTRING_HEADER_SIZE, 0)
     return out
 
 
@@ -113,10 +124,10 @@ def copy_out_utf8(buf: bytearray, text: str) -> int:
     if len(raw) > _MAX_U16 - 1:
         return Status.VERR_TOO_MUCH_DATA
     if size == 0 or len(raw) + 1 > size:
-        struct.pack_into("<H", buf, 2, len(raw))
+        set_length(buf, len(raw))
         return Status.VERR_BUFFER_OVERFLOW
     buf[SHFLSTRING_HEADER_SIZE:SHFLSTRING_HEADER_SIZE + len(raw) + 1] = raw + b"\0"
-    struct.pack_into("<H", buf, 2, len(raw))
+    set_length(buf, len(raw))
     return Status.VINF_SUCCESS
 
 
@@ -128,8 +139,8 @@ def copy_out_utf16(buf: bytearray, text: str) -> int:
     """
     size, _ = header(buf)
     raw = text.encode("utf-16-le")
-    struct.pack_into("<H", buf, 2, len(raw))
-    if size < len(raw) + 2:
+    set_length(buf, len(raw))
+    if size < len(raw) + len(UTF16_NUL):
         return Status.VERR_BUFFER_OVERFLOW
-    buf[SHFLSTRING_HEADER_SIZE:SHFLSTRING_HEADER_SIZE + len(raw) + 2] = raw + b"\0\0"
+    buf[SHFLSTRING_HEADER_SIZE:SHFLSTRING_HEADER_SIZE + len(raw) + len(UTF16_NUL)] = raw + UTF16_NUL
     return Status.VINF_SUCCESS

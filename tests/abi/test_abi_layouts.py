@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from devices.vmmdev import abi as vmm
+from runtime import wire
 from runtime.status import Status
 from services.sharedfolders import abi as shfl
 
@@ -25,6 +26,7 @@ have_uapi = pytest.mark.skipif(shutil.which("gcc") is None or not UAPI_TYPES.exi
     (vmm.HgcmRequestHeader, 32), (vmm.HgcmServiceLocation, 132), (vmm.HgcmConnect, 168),
     (vmm.HgcmDisconnect, 36), (vmm.HgcmCall, 44), (vmm.HgcmCancel, 32), (vmm.HgcmCancel2, 28),
     (vmm.HgcmParam32, 12), (vmm.HgcmParam64, 16), (vmm.HgcmPageListInfo, 8),
+    (vmm.HgcmParamValue64, 12), (vmm.HgcmParamEmbedded, 12), (vmm.VmmDevMemoryHeader, 16),
     (shfl.ShflCreateParms, 108), (shfl.ShflMapping, 8), (shfl.ShflVolInfo, 40), (shfl.ShflFsObjAttr, 44),
     (shfl.ShflFsObjInfo, 92), (shfl.ShflFsProperties, 12), (shfl.ShflStringHeader, 4),
 ])
@@ -39,6 +41,9 @@ def test_published_struct_sizes(struct: type[ctypes.Structure], size: int) -> No
     (vmm.HgcmDisconnect, "u32ClientID", 32), (vmm.HgcmCall, "u32ClientID", 32),
     (vmm.HgcmCall, "u32Function", 36), (vmm.HgcmCall, "cParms", 40), (vmm.HgcmCancel2, "physReqToCancel", 24),
     (vmm.ReqHostVersion, "features", 36), (vmm.HgcmParam64, "u1", 8),
+    (vmm.HgcmParamValue64, "value64", 4), (vmm.HgcmParamEmbedded, "cbData", 8),
+    (vmm.VmmDevMemoryHeader, "u32Version", 4), (vmm.VmmDevMemoryHeader, "V.V1_04.fHaveEvents", 8),
+    (vmm.VmmDevMemoryHeader, "V.V1_03.u32GuestEventMask", 12),
     (shfl.ShflCreateParms, "Result", 8), (shfl.ShflCreateParms, "CreateFlags", 12),
     (shfl.ShflCreateParms, "Info.Attr.fMode", 64), (shfl.ShflFsObjInfo, "Attr.u.INodeId", 72),
     (shfl.ShflDirInfoHeader, "cucShortName", 92), (shfl.ShflDirInfoHeader, "name", 122),
@@ -81,6 +86,10 @@ def test_hgcm_structures_match_linux_uapi(tmp_path: Path) -> None:
         "offsetof(struct vmmdev_hgcm_function_parameter64, u.pointer.u.linear_addr)": vmm.HGCM_PARM_OFF_ADDR,
         "offsetof(struct vmmdev_hgcm_function_parameter64, u.pointer.size)": vmm.HGCM_PARM_OFF_SIZE,
         "offsetof(struct vmmdev_hgcm_function_parameter64, u.page_list.offset)": vmm.HGCM_PARM_OFF_ADDR,
+        "offsetof(struct vmmdev_hgcm_function_parameter32, u.value64)": vmm.HGCM_PARM_VALUE64.offset,
+        "offsetof(struct vmmdev_hgcm_function_parameter64, u.value64)": vmm.HGCM_PARM_VALUE64.offset,
+        "offsetof(struct vmmdev_hgcm_function_parameter32, u.value32)": vmm.HGCM_PARM_U0.offset,
+        "offsetof(struct vmmdev_hgcm_function_parameter64, u.page_list.size)": vmm.HGCM_PARM_U0.offset,
         "offsetof(struct vmmdev_hgcm_pagelist, offset_first_page)": vmm.field_offset(vmm.HgcmPageListInfo, "offFirstPage"),
         "offsetof(struct vmmdev_hgcm_pagelist, page_count)": vmm.field_offset(vmm.HgcmPageListInfo, "cPages"),
         "offsetof(struct vmmdev_hgcm_pagelist, pages)": ctypes.sizeof(vmm.HgcmPageListInfo),
@@ -112,3 +121,24 @@ def test_status_codes_match_linux_vbox_err_h() -> None:
     common = sorted(set(published) & set(ours))
     assert len(common) >= 100, "the header and our table should share most names"
     assert {name: ours[name] for name in common} == {name: published[name] for name in common}
+
+
+def test_embedded_parameter_bit_fields_split_the_word_as_virtualbox_does() -> None:
+    # VMMDevHGCM.cpp / VBoxGuest: Embedded.fFlags is bits 0-7 of the word after the type,
+    # offData bits 8-31 (reference: vmmdev-hgcm-abi.md §4.3).
+    word = 0xAB | 0x123456 << 8
+    raw = bytes(vmm.HgcmParam32(type=vmm.HgcmParmType.Embedded, u0=word, u1=77))
+    embedded = vmm.HgcmParamEmbedded.from_buffer_copy(raw)
+    assert (embedded.fFlags, embedded.offData, embedded.cbData) == (0xAB, 0x123456, 77)
+
+
+@pytest.mark.parametrize(("run", "offset", "size"), [
+    (vmm.REQUEST_HEAD, 0, 12), (vmm.REQUEST_RC, 12, 4), (vmm.REQUEST_REQUESTOR, 20, 4),
+    (vmm.HGCM_FLAGS_AND_RESULT, 24, 8), (vmm.HGCM_CALL_HEAD, 32, 12), (vmm.HGCM_CONNECT_NAME, 36, 128),
+    (vmm.HGCM_CONNECT_CLIENT, 164, 4), (vmm.HGCM_PARM_VALUE64, 4, 8), (vmm.HGCM_PAGE_LIST_HEAD, 0, 8),
+    (vmm.HGCM_PARM_WORDS[12], 0, 12), (vmm.HGCM_PARM_WORDS[16], 0, 16),
+    (shfl.SHFLSTRING_SIZES, 0, 4), (shfl.SHFLDIRINFO_NAME_SIZES, 122, 4), (shfl.SHFLCREATEPARMS_HEAD, 0, 16),
+    (shfl.SHFLCREATEPARMS_OBJECT_SIZE, 16, 8),
+])
+def test_derived_accessors_span_the_published_bytes(run: wire.FieldRun, offset: int, size: int) -> None:
+    assert (run.offset, run.size) == (offset, size)
