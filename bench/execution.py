@@ -21,6 +21,7 @@ from unicorn import x86_const as ux
 from bench.core import Row
 from guest_asm.assembler import AssembledProgram, assemble
 from machine import fastblock
+from machine.boards import vbox_board
 from machine.machine import Machine
 
 COMPUTE = """
@@ -90,7 +91,7 @@ def _ours(program: AssembledProgram, count_free: bool = True) -> tuple[float, fl
     """(seconds for the whole run, seconds executing, instructions, cycles) of our machine
     running ``program`` to its end; the whole run includes building and closing it."""
     start = time.perf_counter()
-    machine = Machine(64, count_free=count_free)
+    machine = vbox_board(64, count_free=count_free)
     machine.load(program)
     executing = time.perf_counter()
     result = machine.run(10**10)

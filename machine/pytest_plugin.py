@@ -39,6 +39,7 @@ import pytest
 import unicorn
 
 from guest_asm.assembler import AssembledProgram, assemble
+from machine.boards import vbox_board
 from machine.machine import Machine
 from machine.qtest import QTest
 from machine.replay import ReplayCursor, ReplayService, replay_front
@@ -107,7 +108,7 @@ class MachineFactory:
             kwargs["hgcm_front"] = replay_front(recording)
         elif record:
             kwargs["hgcm_front"] = record_front
-        machine = Machine(mode, reproducible=reproducible, **kwargs)
+        machine = vbox_board(mode, reproducible=reproducible, **kwargs)
         self.machines.append(machine)
         self._node.stash.setdefault(_MACHINES, []).append((machine, self))
         sink = ListSink()

@@ -9,7 +9,7 @@ RAM or the VMMDev MMIO page at ``machine.vmmdev.mmio_base``), virtual time (``st
 
 Example::
 
-    qt = QTest(Machine(64))
+    qt = QTest(vbox_board(64))
     qt.write(0x20000, request_bytes)
     qt.outl(qt.vmmdev_port, 0x20000)      # submit a VMMDev request
     qt.wait_irq(11)                       # the HGCM completion raises IRQ 11
@@ -20,6 +20,7 @@ from __future__ import annotations
 import struct
 
 from guest_asm.assembler import assemble
+from machine.boards import vbox_board
 from machine.machine import Machine, RunEnd, RunResult
 from machine.memory import GuestMemory
 from machine.tracing import ListSink, TraceEvent

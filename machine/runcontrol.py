@@ -112,15 +112,17 @@ def budgets_from_args(args: argparse.Namespace) -> Budgets:
                    getattr(args, "max_seconds", 0.0) or None)
 
 
-def run_supervised(machine: Machine, budgets: Budgets, progress: ProgressLine | None = None) -> RunResult:
+def run_supervised(machine: Machine, budgets: Budgets, progress: ProgressLine | None = None, *,
+                   until_cycle: int | None = None) -> RunResult:
     """Run ``machine`` within ``budgets``; Ctrl-C (from the main thread) and the wall-time
-    budget stop it promptly, and ``progress`` (if given) shows how it goes."""
+    budget stop it promptly, and ``progress`` (if given) shows how it goes.  ``until_cycle``
+    pauses the run there (``RunEnd.PAUSED``), as ``Machine.run`` does."""
     # The call count comes from the device: a trace sink here would make every run build
     # and stamp events nobody asked for.
     counts = machine.vmmdev.counts
     with RunSupervisor(machine, max_seconds=budgets.seconds, progress=progress,
                        hgcm_calls=lambda: counts.total_calls):
-        return machine.run(budgets.instructions, cycle_budget=budgets.cycles)
+        return machine.run(budgets.instructions, cycle_budget=budgets.cycles, until_cycle=until_cycle)
 
 
 def end_report(result: RunResult) -> str | None:

@@ -101,6 +101,8 @@ class HgcmCall:
     ``complete`` must be called exactly once by a service that returned ``ASYNC``; the
     device then writes results back and sets the DONE flag.  ``requestor`` is the
     VMMDEV_REQUESTOR_* value the service may use for policy (0xFFFFFFFF = legacy).
+    ``tag`` is the device's plain-data id of the call (its command's serial): a service
+    saves the calls it keeps as tags, and ``load_state`` gets them back by tag.
     """
 
     client_id: int
@@ -109,6 +111,7 @@ class HgcmCall:
     requestor: int = 0xFFFFFFFF
     on_complete: Callable[[HgcmCall, int], None] | None = None
     completed: bool = False
+    tag: int = 0
 
     def complete(self, status: int) -> None:
         """Finish the call with ``status``; a second completion is a bug and raises."""
@@ -188,3 +191,24 @@ class HgcmService:
 
     def cancel(self, call: HgcmCall) -> None:
         """The guest cancelled a call this service returned ``ASYNC`` for (a hint only)."""
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget every client and call, as after a VM reset (the base keeps nothing)."""
+
+    def close(self) -> None:
+        """Release host resources (files, handles); the service is not used afterwards."""
+
+    def save_state(self) -> dict:
+        """The service's state as plain data (dicts with str keys, lists, str, int, bool,
+        None, bytes): no closures, file objects or descriptors.  Calls it keeps (ASYNC, not
+        completed) are saved by ``HgcmCall.tag``.  The base service keeps nothing."""
+        return {}
+
+    def load_state(self, state: dict, pending: Mapping[int, HgcmCall]) -> list[str]:
+        """Restore what ``save_state`` returned.  ``pending`` maps the tag of each call the
+        service had kept to the rebuilt call (complete it as before).  Host files are
+        re-opened here; returns one line per problem (e.g. a handle whose host file
+        changed), empty when everything was restored."""
+        return []

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from machine.trace.files import TraceFileError, TraceWriteError, TraceWriter, read_trace
 from machine.trace.tools import ShowFilter, compute_stats, export_perfetto, first_divergence, format_stats, show
+from machine.boards import vbox_board
 
 EXIT_DIFFERENT = 1
 EXIT_USAGE = 2
@@ -205,7 +206,7 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except LoadError as error:
         raise _TraceUsageError(str(error)) from None
     try:
-        machine = Machine(args.mode, args.ram or DEFAULT_RAM_SIZE, trace_memory=args.memory,
+        machine = vbox_board(args.mode, args.ram or DEFAULT_RAM_SIZE, trace_memory=args.memory,
                           trace_instructions=args.instructions, reproducible=args.reproducible)
     except ValueError as error:
         raise _TraceUsageError(str(error)) from None

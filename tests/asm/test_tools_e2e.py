@@ -13,6 +13,7 @@ import pytest
 
 from guest_asm import assemble
 from guest_asm.source import LIB_DIR
+from machine.boards import vbox_board
 from machine.machine import Machine
 
 PROGRAMS = Path(LIB_DIR).parent / "programs"
@@ -23,7 +24,7 @@ MODES = (64, 32)
 
 def run(program: str, args: list[str], share: Path, mode: int = 64, *,
         readonly: Path | None = None, symlinks: bool = False):
-    machine = Machine(mode=mode)
+    machine = vbox_board(mode=mode)
     machine.add_share("d", share, create_symlinks=symlinks)
     if readonly is not None:
         machine.add_share("r", readonly, writable=False)

@@ -21,6 +21,7 @@ import machine.cli as cli_module
 from guest_asm import assemble
 from machine.cli import EXIT_USAGE, main
 from machine.device import AttachContext, PortRange
+from machine.boards import vbox_board
 from machine.machine import Machine
 from machine.portbus import PLUGIN_PORT_START, PortConflictError
 
@@ -229,7 +230,7 @@ def test_devices_lists_built_ins_with_their_ports() -> None:
 
 
 def test_machine_places_a_device_without_a_base_deterministically() -> None:
-    first, second = Machine(64), Machine(64)
+    first, second = vbox_board(64), vbox_board(64)
     for machine in (first, second):
         machine.add_device(Counter())
         machine.add_device(TwoRanges())
@@ -241,7 +242,7 @@ def test_machine_places_a_device_without_a_base_deterministically() -> None:
 
 
 def test_claims_are_all_or_nothing() -> None:
-    machine = Machine(64)
+    machine = vbox_board(64)
     device = TwoRanges()
     # "sum" would fit at 0xd010, "status" (0xd020) collides with the VMMDev request port.
     with pytest.raises(PortConflictError, match="port 0xd020 \\(status\\) is already claimed by vmmdev"):
@@ -258,7 +259,7 @@ def test_port_conflict_error_is_a_value_error() -> None:
 
 
 def test_guest_reads_a_machine_placed_device() -> None:
-    machine = Machine(32)
+    machine = vbox_board(32)
     device = Counter()
     device.total = 0x33
     machine.add_device(device)
@@ -271,7 +272,7 @@ def test_guest_moving_the_vmmdev_bar_onto_a_plugin_is_no_traceback() -> None:
     # Used to raise PortConflictError out of Machine.run (and leave VMMDev without ports).
     # Now the plugin keeps its ports, VMMDev decodes nothing there, and moving the BAR to
     # free ports brings it back (the request below succeeds at 0xe000).
-    machine = Machine(64)
+    machine = vbox_board(64)
     device = Counter()
     device.total = 5
     machine.add_device(device)
