@@ -336,6 +336,8 @@ class Cpu:
         self._uc_error: unicorn.UcError | None = None
         #: A restored snapshot's interrupt shadow, until the first block runs.
         self._restored_shadow = False
+        #: The pc the next run resumes at in the middle of a block (``continue_block``).
+        self._continue_at: int | None = None
         #: Decoded facts by instruction encoding (``_instruction_facts``).
         self._facts: dict[bytes, tuple[int, bool, bool, bool, int]] = {}
         self._c_hooks: list[ctypes.c_size_t] = []
@@ -532,6 +534,12 @@ class Cpu:
             names = ["eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "eip", "eflags"]
         return {name: self._uc.reg_read(getattr(ux, f"UC_X86_REG_{name.upper()}")) for name in names}
 
+    def continue_block(self) -> None:
+        """The next run continues the block it stopped in rather than entering a new one:
+        the interrupt check of a block entry is skipped where it starts (at the pc), as an
+        uninterrupted run would not have made one there."""
+        self._continue_at = self.pc
+
     # --- saved state --------------------------------------------------------------------
 
     def save_state(self) -> dict:
@@ -547,10 +555,11 @@ class Cpu:
 
     def load_state(self, state: dict) -> None:
         """Restore ``save_state``'s output into this engine (same mode)."""
-        context = _uc_binding.UcContext.__new__(_uc_binding.UcContext)
         size = int(state["context_size"])
         if size != _uc_binding.uclib.uc_context_size(self._uc._uch) or len(state["context"]) != size:
             raise ValueError("the saved CPU context does not fit this engine")
+        # Built as unpickling builds it, from our own bytes (no pickle of file data).
+        context = _uc_binding.UcContext.__new__(_uc_binding.UcContext)
         context.__setstate__((bytes(state["context"]), size, unicorn.UC_ARCH_X86,
                               unicorn.UC_MODE_64 if self.mode == 64 else unicorn.UC_MODE_32))
         self._uc.context_restore(context)
@@ -1043,7 +1052,8 @@ class Cpu:
             if over_budget:
                 self._stop_at_budget(block, address)
             return
-        if self._irq_asserted:
+        continuation, self._continue_at = self._continue_at, None
+        if self._irq_asserted and address != continuation:
             if uc.reg_read(self._flags_reg) & _EFLAGS_IF:
                 if not (previous is not None and previous.shadow_after(address)):
                     self._stop = StopInfo(StopKind.INTERRUPT, address)

@@ -147,6 +147,9 @@ class Machine:
         self.exit_device = ExitDevice()
         self.log_device = BackdoorLogDevice()
         self._stop_report: str | None = None
+        #: The last run paused where only its pause stopped the CPU: the next run delivers
+        #: no interrupt before the CPU stops by itself (see ``run``).
+        self._irq_deferred = False
         self.add_device(self.exit_device)
         self.add_device(self.log_device)
         self.pci = PciConfigSpace()
@@ -289,19 +292,32 @@ class Machine:
             stop_cycle = self.clock.now() + max_cycles
         budget_cycle = None if cycle_budget is None else self.clock.now() + cycle_budget
         instruction_limit = None if max_instructions is None else self.cpu.instructions + max_instructions
+        last_stop: StopKind | None = None
         while True:
             if self.cpu.cancel_requested:
                 return self._finish(*self._cancelled())
             if self._stop_report is not None:
                 return self._finish(*self._stopped())
-            ended = self._service_events()
-            if ended is not None:
-                return self._finish(*ended)
+            fired = self._fire_due_events()
+            if stop_cycle is not None and self.clock.now() >= stop_cycle:
+                # A pause is invisible to the guest: where only the pause's own deadline
+                # stopped the CPU, the uninterrupted run would deliver no interrupt here
+                # (it checks at the next block), so the next run does not either.
+                if fired:
+                    self._irq_deferred = False
+                elif last_stop is StopKind.DEADLINE:
+                    self._irq_deferred = True
+                return self._finish(RunEnd.PAUSED, 0, None)
+            if self._irq_deferred:
+                self._irq_deferred = False
+                self.cpu.continue_block()
+            else:
+                ended = self._deliver_interrupt()
+                if ended is not None:
+                    return self._finish(*ended)
             if budget_cycle is not None and self.clock.now() >= budget_cycle:
                 return self._finish(RunEnd.BUDGET, -1, self._fault_report(
                     f"cycle budget of {cycle_budget} exhausted", self.cpu.pc))
-            if stop_cycle is not None and self.clock.now() >= stop_cycle:
-                return self._finish(RunEnd.PAUSED, 0, None)
             remaining = _UNBOUNDED_SLICE
             if instruction_limit is not None:
                 remaining = instruction_limit - self.cpu.instructions
@@ -314,6 +330,7 @@ class Machine:
                 slice_limit = stop.slice if instruction_limit is None else min(
                     stop.slice, instruction_limit - self.cpu.instructions)
                 stop = self.cpu.run(slice_limit, exact=True)
+            last_stop = stop.kind
             outcome = self._handle_stop(stop)
             if outcome is not None:
                 return self._finish(*outcome)
@@ -388,11 +405,16 @@ class Machine:
             self.clock.charge(wake - now, "halted until the next event")
         return None
 
-    def _service_events(self) -> tuple[RunEnd, int, FaultReport | None] | None:
-        """Fire due events, then deliver a pending interrupt if the guest accepts it."""
-        for event in self.scheduler.pop_due(self.clock.now()):
+    def _fire_due_events(self) -> bool:
+        """Fire the events due by now; True when there were any."""
+        due = self.scheduler.pop_due(self.clock.now())
+        for event in due:
             self.tracer.emit("event", name=event.name, scheduled_cycle=event.cycle)
             self.scheduler.fire(event)
+        return bool(due)
+
+    def _deliver_interrupt(self) -> tuple[RunEnd, int, FaultReport | None] | None:
+        """Deliver a pending interrupt if the guest accepts it."""
         if self._irq_lines and self.cpu.interrupts_enabled:
             if self.cpu.in_interrupt_shadow:
                 return self._step_through_shadow()
@@ -415,7 +437,8 @@ class Machine:
         return self._handle_stop(stop)
 
     def _finish(self, end: RunEnd, code: int, fault: FaultReport | None) -> RunResult:
-        self.log_device.flush()
+        if end is not RunEnd.PAUSED:  # a paused run goes on: its partial line is not complete
+            self.log_device.flush()
         if fault is not None and end is not RunEnd.INTERRUPTED:
             self.tracer.emit("guest_fault", description=fault.description, instruction=fault.instruction,
                              symbol=fault.symbol, source=fault.source)
@@ -488,6 +511,7 @@ class Machine:
             "mmio": [nonzero_pages(memory) for memory in self._mmio_memories],
             "scheduler": self.scheduler.save_state(),
             "irq_lines": sorted(self._irq_lines),
+            "irq_deferred": self._irq_deferred,
             "ports": self.bus.placements(),
             "devices": {device.name: save_device(device) for device in self.devices},
             "arguments": list(self._arguments),
@@ -521,6 +545,7 @@ class Machine:
             self.scheduler.load_state(state["scheduler"])
             self._irq_lines = {int(irq) for irq in state["irq_lines"]}
             self.cpu.irq_asserted = bool(self._irq_lines)
+            self._irq_deferred = bool(state["irq_deferred"])
             self.bus.restore_placements(devices, state["ports"])
             problems: list[str] = []
             for name, device_state in state["devices"].items():

@@ -180,7 +180,7 @@ class PciConfigSpace:
                                [[index, bar.address] for index, bar in sorted(config.bars.items())],
                                sorted(config._sizing)] for key, config in sorted(self.functions.items())]}
 
-    def load_state(self, state: dict) -> None:
+    def load_state(self, state: dict) -> list[str]:
         """Restore ``save_state``'s output onto the same functions (no relocation runs:
         the machine restores port placements itself)."""
         self._address = int(state["address"])
@@ -192,6 +192,7 @@ class PciConfigSpace:
             for index, address in bars:
                 config.bars[int(index)].address = int(address)
             config._sizing = {int(index) for index in sizing}
+        return []
 
     def io_write(self, range_name: str, offset: int, size: int, value: int) -> None:
         if range_name == "config_address":
