@@ -136,6 +136,10 @@ class RecordingService(HgcmService):
         self._current: _Op | None = None
         self._pending: dict[int, tuple[int, list[bytes | int]]] = {}
 
+    def close(self) -> None:
+        """Close the wrapped service (the recorder owns it while it stands in front)."""
+        self.inner.close()
+
     def function_cycles(self, function: int) -> int | None:
         """The wrapped service's declared cost."""
         return self.inner.function_cycles(function)
