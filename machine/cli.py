@@ -418,8 +418,13 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if gdb is not None:
             gdb.close()
         machine.close()
+    return _ended(result, collected, args.quiet, out, err)
+
+
+def _ended(result: RunResult, collected: HgcmCounts, quiet: bool, out: TextIO, err: TextIO) -> int:
+    """Report how a run of ``run``/``resume`` ended; its exit status."""
     _report_end(result, err)
-    if not args.quiet:
+    if not quiet:
         for line in _summary(result, collected):
             print(line, file=out)
     return exit_status(result)
@@ -471,11 +476,7 @@ def _cmd_resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         result, collected = _run_machine(machine, args, budgets, progress, err=err)
     finally:
         machine.close()
-    _report_end(result, err)
-    if not args.quiet:
-        for line in _summary(result, collected):
-            print(line, file=out)
-    return exit_status(result)
+    return _ended(result, collected, args.quiet, out, err)
 
 
 def _cmd_devices(out: TextIO) -> int:

@@ -1,15 +1,18 @@
-"""The machine: CPU, guest RAM, port bus, standard devices, VMMDev and its services.
+"""The machine core: CPU, guest RAM, port bus, MMIO window, clock, interrupt lines, PCI.
 
-This is the composition root.  A ``Machine`` is built with a mode (64 or 32), a RAM size
-and options; programs are loaded as ``Image``s (or assembled programs); ``run`` executes
+A ``Machine`` is built with a mode (64 or 32), a RAM size and options; boards
+(machine/boards.py) attach devices to it (``vbox_board``: VMMDev and its HGCM services).
+Programs are loaded as ``Image``s (or assembled programs); ``run`` executes
 until the guest writes the exit device, executes ``hlt`` with nothing left to wait for,
 faults, exhausts its instruction or cycle budget, reaches a requested cycle, or is
 cancelled from outside (``cancel``: Ctrl-C, a wall-time budget).  Device events
 scheduled on the clock fire at the first instruction boundary at or after their cycle;
 an asserted interrupt line is delivered through the guest's IDT when IF is set, and
-``sti; hlt`` sleeps until the next event instead of spinning.  Conventions guest programs rely on (public contract): flat code at
-0x10000, entry at ``_start``, stack pointer at the top of RAM, VMMDev request port 0xD020,
-exit device 0xF4, backdoor log port 0x504.
+``sti; hlt`` sleeps until the next event instead of spinning.  ``snapshot``/``restore``
+save and load the whole machine as plain data (machine/snapshot.py).  Conventions guest
+programs rely on (public contract): flat code at 0x10000, entry at ``_start``, stack
+pointer at the top of RAM, VMMDev request port 0xD020 (on the vbox board), exit device
+0xF4, backdoor log port 0x504.
 """
 
 from __future__ import annotations

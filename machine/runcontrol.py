@@ -74,13 +74,15 @@ class Budgets:
     seconds: float | None = None
 
 
-def _count(text: str) -> int:
+def whole_number(text: str, negative: str = "is negative (0 means no limit)") -> int:
+    """An option's non-negative integer (decimal, 0x.., 0o.., 0b..); ``negative`` ends the
+    message for a negative one.  Raises ``argparse.ArgumentTypeError``."""
     try:
         value = int(text, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative (0 means no limit)")
+        raise argparse.ArgumentTypeError(f"{text!r} {negative}")
     return value
 
 
@@ -96,9 +98,9 @@ def _seconds(text: str) -> float:
 
 def add_budget_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--max-instructions``, ``--max-cycles`` and ``--max-seconds`` to ``parser``."""
-    parser.add_argument("--max-instructions", type=_count, default=0, metavar="N",
+    parser.add_argument("--max-instructions", type=whole_number, default=0, metavar="N",
                         help="stop the run after N instructions (default 0: no limit)")
-    parser.add_argument("--max-cycles", type=_count, default=0, metavar="N",
+    parser.add_argument("--max-cycles", type=whole_number, default=0, metavar="N",
                         help="stop the run at the first instruction boundary at or after N virtual "
                              "cycles (default 0: no limit; makes every block go through Python)")
     parser.add_argument("--max-seconds", type=_seconds, default=0.0, metavar="S",

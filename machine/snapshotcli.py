@@ -18,7 +18,7 @@ from typing import TextIO
 
 from machine.boards import restore
 from machine.machine import Machine, RunEnd, RunResult
-from machine.runcontrol import Budgets, ProgressLine, add_budget_options, run_supervised
+from machine.runcontrol import Budgets, ProgressLine, add_budget_options, run_supervised, whole_number
 from machine.snapshot import Snapshot, SnapshotError
 
 
@@ -26,19 +26,9 @@ class SaveAtError(ValueError):
     """The snapshot could not be taken or written (a one-line message)."""
 
 
-def _cycle(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a cycle number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"cycle {text!r} is negative")
-    return value
-
-
 def parse_save_at(values: list[str]) -> tuple[int, Path]:
     """``--save-at CYCLE FILE`` as (cycle, path); a bad cycle is an ``ArgumentTypeError``."""
-    return _cycle(values[0]), Path(values[1])
+    return whole_number(values[0], "is negative (cycles count from 0)"), Path(values[1])
 
 
 def add_save_option(parser: argparse.ArgumentParser) -> None:

@@ -49,10 +49,7 @@ acc_loop:
     ccall0 hgcm_call
     test eax, eax
     js fail
-    ccall1 hgcm_parm_get_u32, 0
-    mov dword ptr [total], eax
-    ccall1 log_udec32, [total]
-    ccall1 log_char, 10
+    call log_result
     add dword ptr [counter], 1
     cmp dword ptr [counter], 6
     jb acc_loop
@@ -73,15 +70,19 @@ busy:
     ccall2 hgcm_await, hgcm_call_req, [wait_rc]
     test eax, eax
     js fail
-    ccall1 hgcm_parm_get_u32, 0
-    mov dword ptr [total], eax
-    ccall1 log_udec32, [total]
-    ccall1 log_char, 10
+    call log_result
     ccall1 hgcm_disconnect, [client2]
     ccall1 hgcm_disconnect, [client]
     ccall1 exit, 0
 fail:
     ccall1 exit, 1
+
+log_result:
+    ccall1 hgcm_parm_get_u32, 0
+    mov dword ptr [total], eax
+    ccall1 log_udec32, [total]
+    ccall1 log_char, 10
+    ret
 
 .include "pci.s"
 .include "vmmdev_init.s"

@@ -59,7 +59,7 @@ def test_a_run_that_ends_before_the_cycle_writes_no_snapshot(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    (["--save-at", "soon", "x.snap"], "--save-at: 'soon' is not a cycle number"),
+    (["--save-at", "soon", "x.snap"], "--save-at: 'soon' is not a whole number"),
     (["--save-at", "10", "x.snap", "--record", "--trace", "t.jsonl"], "--save-at cannot be combined with --record"),
 ])
 def test_save_at_usage_errors_are_one_line(tmp_path: Path, extra: list[str], message: str) -> None:
