@@ -62,7 +62,7 @@ from machine.trace.files import TraceWriteError, TraceWriter
 from machine.tracing import CallbackSink, TraceEvent
 from services.hgcm import HgcmService
 
-#: ``Machine(hgcm_front=...)``: the service registered in place of Shared Folders.
+#: ``vbox_board(hgcm_front=...)``: the service registered in place of Shared Folders.
 HgcmFront = Callable[[Machine, HgcmService], HgcmService]
 
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}

@@ -321,7 +321,7 @@ def _difference(expected: dict[str, Any] | None, observed: dict[str, Any]) -> st
 
 
 def replay_front(recording: Recording) -> Callable[[Machine, HgcmService], HgcmService]:
-    """A ``Machine(hgcm_front=...)`` hook: the recorded service's name answered by replay
+    """A ``vbox_board(hgcm_front=...)`` hook: the recorded service's name answered by replay
     (``ReplayService.cursor`` tells how far it got).  The real service given to the hook
     stays unregistered and never sees a guest."""
     def front(machine: Machine, service: HgcmService) -> HgcmService:

@@ -217,7 +217,7 @@ class RecordingService(HgcmService):
 
 
 def record_front(machine: Machine, service: HgcmService) -> HgcmService:
-    """A ``Machine(hgcm_front=...)`` hook: ``service`` behind a ``RecordingService`` that
+    """A ``vbox_board(hgcm_front=...)`` hook: ``service`` behind a ``RecordingService`` that
     emits on the machine's tracer and reads its clock."""
     return RecordingService(service, machine.tracer.emit, machine.clock.now)
 

@@ -22,6 +22,7 @@ from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from guest_asm import assemble
 from guest_asm.assembler import AssembledProgram
 from machine.boards import VBoxMachine, restore, vbox_board
+from machine.device import AttachContext, DeviceBase, PortRange
 from machine.machine import RunEnd, RunResult
 from machine.snapshot import SNAPSHOT_MAGIC, SNAPSHOT_VERSION, Snapshot, SnapshotError
 from machine.tracing import ListSink, TraceEvent
@@ -281,3 +282,58 @@ def test_restore_rebuilds_the_board_with_its_shares(tmp_path) -> None:
         assert rebuilt.board_config["shares"] == [["demo", str(tmp_path), True, False, False]]
     finally:
         rebuilt.close()
+
+
+class _Accumulator(DeviceBase):
+    """A plugin device with state: a 32-bit sum written at its port."""
+
+    name = "accumulator"
+
+    def __init__(self) -> None:
+        self.sum = 0
+        self.closed = False
+
+    def port_ranges(self) -> list[PortRange]:
+        return [PortRange("value", 0, 4, frozenset({4}))]
+
+    def attach(self, context: AttachContext) -> None:
+        self.context = context
+
+    def io_read(self, range_name: str, offset: int, size: int) -> int:
+        return self.sum
+
+    def io_write(self, range_name: str, offset: int, size: int, value: int) -> None:
+        self.sum = (self.sum + value) & 0xFFFFFFFF
+
+    def close(self) -> None:
+        self.closed = True
+
+    def save_state(self) -> dict:
+        return {"sum": self.sum}
+
+    def load_state(self, state: dict) -> list[str]:
+        self.sum = state["sum"]
+        return []
+
+
+def test_devices_save_restore_and_close_through_their_lifecycle() -> None:
+    machine, plugin = vbox_board(64, 0x20000), _Accumulator()
+    machine.add_device(plugin, base=0xC000)
+    machine.bus.write(0xC000, 4, 5)
+    machine.bus.write(0xC000, 4, 37)
+    snapshot = Snapshot.from_bytes(machine.snapshot().to_bytes())
+    machine.close()
+    assert plugin.closed, "Machine.close closes every device"
+    again, restored = vbox_board(64, 0x20000), _Accumulator()
+    again.add_device(restored, base=0xC000)
+    try:
+        assert again.restore(snapshot) == []
+        assert again.bus.read(0xC000, 4) == 42
+    finally:
+        again.close()
+    lacking = vbox_board(64, 0x20000)
+    try:
+        with pytest.raises(SnapshotError, match="devices this machine lacks: accumulator"):
+            lacking.restore(snapshot)
+    finally:
+        lacking.close()
