@@ -22,7 +22,6 @@ from bench.core import Row
 from guest_asm.assembler import AssembledProgram, assemble
 from machine import fastblock
 from machine.boards import vbox_board
-from machine.machine import Machine
 
 COMPUTE = """
 _start:

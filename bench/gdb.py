@@ -9,7 +9,6 @@ from bench.execution import COMPUTE, MEMCPY
 from guest_asm.assembler import AssembledProgram, assemble
 from machine.gdbstub.control import Debugger, Resume, Watchpoint, WatchKind
 from machine.boards import vbox_board
-from machine.machine import Machine
 
 
 def _run(program: AssembledProgram, debugged: bool) -> int:

@@ -31,7 +31,7 @@ from bench.direct import DirectClient
 from devices.vmmdev.config import VMMDevConfig
 from guest_asm.assembler import AssembledProgram, assemble
 from machine.boards import vbox_board
-from machine.machine import Machine, RunEnd
+from machine.machine import RunEnd
 from machine.runcontrol import Budgets, run_supervised
 from machine.tracing import CallbackSink
 from services.hgcm import SvcParm

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.core import Row, current_rss_mib, median_seconds
 from machine.boards import vbox_board
-from machine.machine import Machine, RunEnd
+from machine.machine import RunEnd
 from machine.programs import bundled_program
 from bench.direct import DirectClient
 from services.sharedfolders.abi import ShflCf

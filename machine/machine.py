@@ -17,11 +17,8 @@ pointer at the top of RAM, VMMDev request port 0xD020 (on the vbox board), exit 
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 
 from guest_asm.assembler import AssembledProgram
 from machine.clock import Clock, CostProfile, Scheduler

@@ -20,7 +20,6 @@ from __future__ import annotations
 import struct
 
 from guest_asm.assembler import assemble
-from machine.boards import vbox_board
 from machine.machine import Machine, RunEnd, RunResult
 from machine.memory import GuestMemory
 from machine.tracing import ListSink, TraceEvent

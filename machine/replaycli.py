@@ -120,7 +120,7 @@ def run_replay_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
 
 def _replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from machine.cli import _attach_plugins, _print_log, _report_end, _run_machine, _summary, _vmmdev_config
-    from machine.machine import Machine, RunEnd
+    from machine.machine import RunEnd
     from machine.runcontrol import ProgressLine, budgets_from_args, exit_status
     from machine.tracing import CallbackSink
 

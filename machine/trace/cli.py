@@ -188,7 +188,7 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
 
 def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from machine.loader import LoadError, image_from_file
-    from machine.machine import DEFAULT_RAM_SIZE, Machine
+    from machine.machine import DEFAULT_RAM_SIZE
     from machine.runcontrol import (
         ProgressLine,
         budgets_from_args,

@@ -13,7 +13,6 @@ from bench.hgcm import BULK, RW_CREATE, round_trip_program
 from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from guest_asm.assembler import AssembledProgram, assemble
 from machine.boards import vbox_board
-from machine.machine import Machine
 from machine.programs import bundled_program
 from machine.tracing import ListSink
 from services.sharedfolders.abi import ShflFn

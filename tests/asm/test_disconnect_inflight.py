@@ -18,7 +18,7 @@ from devices.vmmdev.abi import VBOX_HGCM_REQ_DONE
 from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from guest_asm import assemble
 from machine.boards import vbox_board
-from machine.machine import Machine, RunEnd
+from machine.machine import RunEnd
 from machine.tracing import ListSink
 from services.sharedfolders.abi import ShflFn
 

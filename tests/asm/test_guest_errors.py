@@ -12,7 +12,7 @@ import pytest
 
 from guest_asm.assembler import assemble
 from machine.boards import vbox_board
-from machine.machine import Machine, RunEnd
+from machine.machine import RunEnd
 from runtime.status import Status
 from services.sharedfolders.abi import ShflCf
 

@@ -13,7 +13,6 @@ import pytest
 
 from guest_asm import assemble
 from machine.boards import vbox_board
-from machine.machine import Machine
 
 PROGRAM = r"""
 .include "tool.s"

@@ -15,7 +15,7 @@ from pathlib import Path
 from devices.vmmdev.config import CYCLES_PER_MILLISECOND, DEFAULT_EPOCH_MS
 from guest_asm import assemble
 from machine.boards import vbox_board
-from machine.machine import Machine, RunEnd
+from machine.machine import RunEnd
 
 EPOCH_NS = DEFAULT_EPOCH_MS * CYCLES_PER_MILLISECOND
 

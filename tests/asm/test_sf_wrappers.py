@@ -6,7 +6,6 @@ from pathlib import Path
 
 from guest_asm import assemble
 from machine.boards import vbox_board
-from machine.machine import Machine
 
 PROGRAM = r"""
 .include "tool.s"

@@ -14,7 +14,6 @@ import pytest
 from guest_asm import assemble
 from guest_asm.source import LIB_DIR
 from machine.boards import vbox_board
-from machine.machine import Machine
 
 PROGRAMS = Path(LIB_DIR).parent / "programs"
 TOOLS = ["ls.s", "cat.s", "cp.s", "cp_copyfile.s", "mkdir.s", "rmdir.s", "mv.s", "stat.s", "df.s",

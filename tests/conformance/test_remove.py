@@ -10,7 +10,6 @@ import pytest
 
 from guest_asm import assemble
 from machine.boards import vbox_board
-from machine.machine import Machine
 from runtime.status import Status
 from services.hgcm import SvcParm
 from services.sharedfolders.abi import ShflFn, ShflRemove

@@ -13,7 +13,6 @@ import pytest
 from guest_asm import assemble
 from guest_asm.source import LIB_DIR
 from machine.boards import vbox_board
-from machine.machine import Machine
 from runtime.faults import Fault, inject
 from runtime.status import Status
 from services.hgcm import SvcParm

@@ -23,8 +23,7 @@ from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from devices.vmmdev.device import VMMDevDevice
 from devices.vmmdev.params import ParsedCall
 from machine.device import AttachContext
-from machine.boards import vbox_board
-from machine.machine import Machine
+from machine.boards import VBoxMachine, vbox_board
 from machine.memory import GuestMemory
 from machine.tracing import Tracer
 from runtime.status import Status
@@ -280,7 +279,7 @@ class _MachineRig:
     """Requests poked into a machine's VMMDev without running the CPU; due completions fired
     by hand."""
 
-    def __init__(self, machine: Machine) -> None:
+    def __init__(self, machine: VBoxMachine) -> None:
         self.machine = machine
 
     def submit(self, request: bytes | bytearray, address: int = REQUEST_ADDRESS) -> bytes:
@@ -342,6 +341,6 @@ def test_the_machine_passes_its_heap_budget_to_the_device() -> None:
     machine = vbox_board(64, 1 * MIB, hgcm_heap_budget=5 * MIB)
     try:
         assert machine.vmmdev.commands.heap_available(HeapCategory.USER) == 5 * MIB
-        assert Machine.__init__.__kwdefaults__["hgcm_heap_budget"] == DEFAULT_HEAP_BUDGET
+        assert VBoxMachine.__init__.__kwdefaults__["hgcm_heap_budget"] == DEFAULT_HEAP_BUDGET
     finally:
         machine.close()

@@ -10,7 +10,6 @@ from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from guest_asm.assembler import assemble
 from machine import fastblock
 from machine.boards import vbox_board
-from machine.machine import Machine
 from machine.programs import bundled_program
 from machine.tracing import ListSink
 from tests.machine.test_interrupts import CONNECT_REQ, WOKEN

@@ -18,7 +18,7 @@ from guest_asm.assembler import assemble
 from guest_asm.constants import program_constants
 from machine.gdbstub import DebugRunEnded
 from machine.boards import vbox_board
-from machine.machine import Machine, RunEnd, RunResult
+from machine.machine import RunEnd, RunResult
 from machine.programs import PROGRAMS_DIR
 from machine.tracing import ListSink
 from runtime.status import Status

@@ -17,7 +17,7 @@ from guest_asm.elfout import elf_image, sleb128, uleb128
 from machine.cli import main
 from machine.loader import elf_image as load_elf
 from machine.boards import vbox_board
-from machine.machine import Machine, RunEnd
+from machine.machine import RunEnd
 from machine.programs import PROGRAMS_DIR
 
 

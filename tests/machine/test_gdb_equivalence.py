@@ -13,7 +13,7 @@ from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from guest_asm.assembler import assemble
 from machine.gdbstub.client import GdbClient
 from machine.boards import vbox_board
-from machine.machine import Machine, RunResult
+from machine.machine import RunResult
 from machine.programs import PROGRAMS_DIR
 from machine.tracing import ListSink
 from tests.machine.test_gdb_protocol import start_stub

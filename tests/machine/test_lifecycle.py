@@ -15,7 +15,7 @@ from guest_asm.assembler import AssembledProgram
 from machine import cpu
 from machine.device import AttachContext, PortRange
 from machine.boards import vbox_board
-from machine.machine import Machine, RunEnd
+from machine.machine import RunEnd
 
 SMALL_RAM = 0x20000
 #: Count to 50 in a loop, then exit with code 7.

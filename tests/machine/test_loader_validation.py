@@ -16,7 +16,6 @@ from machine.cli import EXIT_USAGE, main
 from machine.loader import (ARGS_BASE, ARGS_MAX_SIZE, MAX_GUEST_RAM, STACK_RESERVE, LoadError, elf_image,
                             flat_image, image_from_file)
 from machine.boards import vbox_board
-from machine.machine import Machine
 
 RAM = 0x200000  # a 2 MiB machine
 

@@ -7,7 +7,7 @@ import pytest
 from devices.vmmdev.abi import VMMDEV_DEFAULT_PORT_BASE
 from guest_asm.assembler import assemble
 from machine.boards import vbox_board
-from machine.machine import Machine, RunEnd
+from machine.machine import RunEnd
 from machine.pci import Bar, PciConfigSpace, PciFunction
 
 # Scan bus 0 for 80EE:CAFE; keep devfn in ebp; report BAR0 base, BAR0 size, BAR1 size,

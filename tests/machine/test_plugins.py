@@ -22,7 +22,6 @@ from guest_asm import assemble
 from machine.cli import EXIT_USAGE, main
 from machine.device import AttachContext, PortRange
 from machine.boards import vbox_board
-from machine.machine import Machine
 from machine.portbus import PLUGIN_PORT_START, PortConflictError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -204,9 +203,9 @@ def test_a_plugin_next_to_an_explicitly_placed_one(program) -> None:
     ("notadevice", "is not a machine.device.Device"),
     ("broken_ranges", "device 'broken_ranges' cannot be attached: KeyError: 'ranges'"),
     ("broken_attach", "device 'broken_attach' cannot be attached: OSError: backend unavailable"),
-    ("exit", "device 'exit' is built into every machine (port 0xf4) and a machine has exactly one"),
-    ("debuglog", "device 'debuglog' is built into every machine (port 0x504)"),
-    ("vmmdev", "device 'vmmdev' is built into every machine (ports 0xd020, 0xd028)"),
+    ("exit", "device 'exit' is already on this board (port 0xf4) and a board has one of it"),
+    ("debuglog", "device 'debuglog' is already on this board (port 0x504)"),
+    ("vmmdev", "device 'vmmdev' is already on this board (ports 0xd020, 0xd028)"),
     ("nosuch", "unknown device 'nosuch' (installed plugins: "),
 ])
 def test_plugin_problems_are_one_line_usage_errors(program, spec: str, message: str) -> None:

@@ -16,7 +16,6 @@ import pytest
 from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from machine.cli import main as cli_main
 from machine.boards import vbox_board
-from machine.machine import Machine
 from machine.programs import bundled_program
 from machine.trace.files import TraceWriter
 

@@ -7,7 +7,7 @@ import pytest
 from guest_asm.assembler import assemble
 from machine.clock import CostProfile, Scheduler, classify
 from machine.boards import vbox_board
-from machine.machine import Machine, RunEnd
+from machine.machine import RunEnd
 from machine.tracing import ListSink
 
 LOOP = """

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from machine.boards import vbox_board
-from machine.machine import Machine
 from machine.programs import bundled_program
 from machine.trace.blocks import trace_blocks
 from machine.tracing import ListSink, TraceEvent

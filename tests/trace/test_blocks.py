@@ -9,7 +9,6 @@ import pytest
 
 from guest_asm.assembler import assemble
 from machine.boards import vbox_board
-from machine.machine import Machine
 from machine.trace.blocks import BlockTracer, read_drcov, trace_blocks, write_drcov
 from machine.tracing import ListSink, TraceEvent, Tracer
 

@@ -8,7 +8,6 @@ import pytest
 from devices.vmmdev import device as vmmdev_device
 from guest_asm import assemble
 from machine.boards import vbox_board
-from machine.machine import Machine
 from machine.tracing import CallbackSink, CountingSink, ListSink, TraceEvent, Tracer
 
 #: Connect, one call (QUERY_MAPPINGS without parameters), disconnect.

@@ -12,7 +12,6 @@ from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from guest_asm.assembler import assemble
 from machine.cli import main
 from machine.boards import vbox_board
-from machine.machine import Machine
 from machine.trace.blocks import read_drcov
 from machine.trace.files import read_trace, write_trace
 from machine.trace.tools import ShowFilter, compute_stats, export_perfetto, first_divergence, show
