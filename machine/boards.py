@@ -116,29 +116,38 @@ def rebuild(config: dict, **core: Any) -> Machine:
     options that are not part of a machine's state (``tracer``, trace switches).  A board
     built with a custom HGCM front (recording, replay) cannot be rebuilt."""
     try:
-        board = BOARDS.get(config["board"])
-        if board is None:
-            raise SnapshotError(f"unknown board {config['board']!r}")
-        if config.get("front") is not None:
-            raise SnapshotError(f"a board with the HGCM front {config['front']!r} cannot be rebuilt")
-        options: dict[str, Any] = dict(core)
-        for name in ("fast_blocks", "count_free"):
-            if name in config:
-                options.setdefault(name, bool(config[name]))
-        if config.get("costs") is not None:
-            options["costs"] = CostProfile.from_mapping(config["costs"])
-        if config["board"] == "vbox":
-            options.update(vmmdev_port=int(config["vmmdev_port"]), reproducible=bool(config["reproducible"]),
-                           hgcm_heap_budget=int(config["hgcm_heap_budget"]),
-                           vmmdev_config=_config_from_data(config["vmmdev_config"]))
-        machine = board(int(config["mode"]), int(config["ram_size"]), **options)
+        machine = _build(config, core)
+    except SnapshotError:
+        raise
+    except (KeyError, TypeError, ValueError) as error:
+        raise SnapshotError(f"cannot build the snapshot's machine: {error}") from None
+    return machine
+
+
+def _build(config: dict, core: dict[str, Any]) -> Machine:
+    board = BOARDS.get(config["board"])
+    if board is None:
+        raise SnapshotError(f"unknown board {config['board']!r}")
+    if config.get("front") is not None:
+        raise SnapshotError(f"a board with the HGCM front {config['front']!r} cannot be rebuilt")
+    options: dict[str, Any] = dict(core)
+    for name in ("fast_blocks", "count_free"):
+        if name in config:
+            options.setdefault(name, bool(config[name]))
+    if config.get("costs") is not None:
+        options["costs"] = CostProfile.from_mapping(config["costs"])
+    if config["board"] == "vbox":
+        options.update(vmmdev_port=int(config["vmmdev_port"]), reproducible=bool(config["reproducible"]),
+                       hgcm_heap_budget=int(config["hgcm_heap_budget"]),
+                       vmmdev_config=_config_from_data(config["vmmdev_config"]))
+    machine = board(int(config["mode"]), int(config["ram_size"]), **options)
+    try:
         for name, path, writable, auto_mount, symlinks in config.get("shares", []):
             machine.add_share(str(name), str(path), writable=bool(writable),  # type: ignore[attr-defined]
                               auto_mount=bool(auto_mount), create_symlinks=bool(symlinks))
-    except (KeyError, TypeError, ValueError) as error:
-        if isinstance(error, SnapshotError):
-            raise
-        raise SnapshotError(f"cannot build the snapshot's machine: {error}") from None
+    except (TypeError, ValueError):
+        machine.close()
+        raise
     return machine
 
 

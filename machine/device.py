@@ -12,8 +12,8 @@ provides them for subclassing): ``reset()`` returns the device to its power-on s
 data (dicts with str keys, lists, str, int, bool, None, bytes: no closures, files or
 descriptors) and ``load_state(state) -> list[str]`` restores it, returning one line per
 problem.  Guest-visible memory (RAM, MMIO regions) and port placements are saved by the
-machine, not by devices.  The machine calls them through ``reset_device``,
-``close_device``, ``save_device`` and ``load_device``.
+machine, not by devices.  The machine calls them through ``close_device``,
+``save_device`` and ``load_device``.
 
 Third-party devices implement ``Device`` and can be registered under the Python
 entry-point group ``hgcmlab.devices``; the CLI loads them by name with ``--device NAME[@PORT]``
@@ -123,13 +123,6 @@ class DeviceBase:
     def load_state(self, state: dict) -> list[str]:
         """Restore ``save_state``'s output; one line per problem (none by default)."""
         return []
-
-
-def reset_device(device: Device) -> None:
-    """``device.reset()`` if it has one."""
-    reset = getattr(device, "reset", None)
-    if reset is not None:
-        reset()
 
 
 def close_device(device: Device) -> None:

@@ -529,6 +529,9 @@ class Machine:
         ``SnapshotError`` for a snapshot that does not fit this machine."""
         state = snapshot.state
         try:
+            if snapshot.config.get("board") != self.board_config["board"]:
+                raise SnapshotError(f"the snapshot is of a {snapshot.config.get('board')!r} board, "
+                                    f"not {self.board_config['board']!r}")
             if (snapshot.config.get("mode"), snapshot.config.get("ram_size")) != (self.mode, self.memory.size):
                 raise SnapshotError(f"the snapshot is of a {snapshot.config.get('mode')}-bit machine with "
                                     f"{snapshot.config.get('ram_size')} bytes of RAM, not this one")

@@ -92,3 +92,16 @@ def test_resume_of_a_bad_file_is_a_one_line_error(tmp_path: Path, content: bytes
     status, out, err = cli("resume", path)
     assert status == EXIT_USAGE and out == ""
     assert err.count("\n") == 1 and err.startswith("hgcmlab: error: ") and message in err, err
+
+
+def test_resume_without_the_share_directory_is_a_one_line_error(tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    snapshot = tmp_path / "demo.snap"
+    status, _out, err = cli("run", DEMO, "-q", "--share", f"demo={share}", "--save-at", str(SAVE_CYCLE), snapshot)
+    assert status == 0, err
+    (share / "hello.txt").unlink()
+    share.rmdir()
+    status, out, err = cli("resume", snapshot)
+    assert status == EXIT_USAGE and out == ""
+    assert err.count("\n") == 1 and "cannot build the snapshot's machine: cannot add shared folder 'demo'" in err, err
