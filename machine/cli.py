@@ -29,12 +29,13 @@ from devices.vmmdev.device import HgcmCounts
 from machine.asmcli import register_asm_command, run_asm_command
 from machine.clock import INSTRUCTION_CLASSES, CostProfile
 from machine.gdbstub.cli import DebugRunEnded, GdbRunner, add_gdb_option, gdb_runner
-from machine.device import DEVICE_ENTRY_POINT_GROUP, Device
+from machine.device import DEVICE_ENTRY_POINT_GROUP, Device, DeviceFailure
 from machine.loader import LoadError, image_from_file
 from machine.boards import vbox_board
 from machine.machine import DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
 from machine.runcontrol import (
     EXIT_BUDGET,
+    EXIT_DEVICE_FAILURE,
     EXIT_GUEST_FAULT,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -124,7 +125,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     "(port 0x504) are printed as they come; the exit status is the guest's exit "
                     f"code (port 0xF4; 0 after hlt; codes above 255 become 255), {EXIT_USAGE} for "
                     f"usage errors, {EXIT_BUDGET} when a budget runs out, {EXIT_GUEST_FAULT} after a "
-                    f"guest fault, {EXIT_INTERRUPTED} after Ctrl-C. Runs have no budget unless given one.")
+                    f"guest fault, {EXIT_INTERRUPTED} after Ctrl-C, {EXIT_DEVICE_FAILURE} when a device "
+                    "fails. Runs have no budget unless given one.")
     run.add_argument("program", type=Path, help="program file (.s/.asm source, flat binary or ELF)")
     run.add_argument("arguments", nargs="*", metavar="ARG",
                      help="arguments for the program, after --, e.g. -- d:/notes.txt (written to the "
@@ -538,6 +540,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except UsageError as error:
         print(f"hgcmlab: error: {error}", file=err)
         return EXIT_USAGE
+    except DeviceFailure as error:
+        print(f"hgcmlab: error: {error}", file=err)
+        return EXIT_DEVICE_FAILURE
     except KeyboardInterrupt:
         # Ctrl-C outside a run (assembling, loading, printing); a run stops by itself.
         print("hgcmlab: interrupted", file=err)

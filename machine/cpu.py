@@ -1106,7 +1106,13 @@ class Cpu:
         state.cycles += block.total_cycles
 
     def _on_in(self, uc: unicorn.Uc, port: int, size: int, _user: object) -> int:
-        return self._port_read(port, size)
+        # The binding cannot turn an exception into the hook's integer result (it reports it
+        # as unraisable and the guest reads garbage): keep it and re-raise after emu_start.
+        try:
+            return self._port_read(port, size)
+        except BaseException as error:  # noqa: BLE001 - re-raised after emu_start
+            self.abort_run(error)
+            return (1 << (8 * size)) - 1
 
     def _on_out(self, uc: unicorn.Uc, port: int, size: int, value: int, _user: object) -> None:
         self._port_write(port, size, value)

@@ -34,6 +34,13 @@ from machine.tracing import Tracer
 DEVICE_ENTRY_POINT_GROUP = "hgcmlab.devices"
 
 
+class DeviceFailure(RuntimeError):
+    """A device raised while handling a port access: the run stops, and the message names
+    the device, the access and the device's own error (which is chained as the cause).  A
+    guest cannot cause this through a correct device; it reports a broken device (a plugin's
+    bug, or ours) in one line instead of a Python traceback."""
+
+
 @dataclass(frozen=True)
 class PortRange:
     """A block of ``length`` ports at ``offset`` from the device's base.

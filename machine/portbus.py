@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from machine.device import Device, PortRange
-from machine.tracing import Tracer
+from machine.device import Device, DeviceFailure, PortRange
+from machine.tracing import SinkError, Tracer
 
 PORT_SPACE_SIZE = 0x10000
 #: Where the search for a free base starts (ports above the legacy ISA ones, below the
@@ -145,7 +145,12 @@ class PortBus:
                                   owner=self.owner(port))
             return mask
         self._charge_access(claim)
-        value = claim.device.io_read(claim.port_range.name, claim.offset_of(port), size) & mask
+        try:
+            value = claim.device.io_read(claim.port_range.name, claim.offset_of(port), size) & mask
+        except (SinkError, DeviceFailure):
+            raise
+        except Exception as error:  # noqa: BLE001 - any device bug becomes one report
+            raise _failure(claim, port, f"IN of {size} byte(s) from", error) from error
         if self._tracer.wants("port_io"):
             self._tracer.emit("port_io", direction="in", port=port, size=size, value=value,
                               device=claim.device.name, range=claim.port_range.name,
@@ -167,8 +172,19 @@ class PortBus:
                               device=claim.device.name, range=claim.port_range.name,
                               offset=claim.offset_of(port))
         self._charge_access(claim)
-        claim.device.io_write(claim.port_range.name, claim.offset_of(port), size, value)
+        try:
+            claim.device.io_write(claim.port_range.name, claim.offset_of(port), size, value)
+        except (SinkError, DeviceFailure):
+            raise
+        except Exception as error:  # noqa: BLE001 - any device bug becomes one report
+            raise _failure(claim, port, f"OUT of {size} byte(s) ({value:#x}) to", error) from error
 
     def _charge_access(self, claim: _Claim) -> None:
         if claim.port_range.cost and self._charge is not None:
             self._charge(claim.port_range.cost, f"port {claim.device.name}.{claim.port_range.name}")
+
+
+def _failure(claim: _Claim, port: int, access: str, error: Exception) -> DeviceFailure:
+    return DeviceFailure(f"device {claim.device.name!r} failed on {access} port {port:#x} "
+                         f"(range {claim.port_range.name!r}, offset {claim.offset_of(port)}): "
+                         f"{type(error).__name__}: {error}")

@@ -47,15 +47,17 @@ from machine.trace.files import TraceWriter
 from machine.trace.record import HEADER_KIND, Recording, RecordingService, header_event_fields, load_recording, record_front
 from machine.trace.blocks import trace_blocks
 from machine.trace.tools import CallTracker, _is_shfl, describe
-from machine.trace.shfl import decode_call
+from services.sharedfolders.decode import decode_call
 from machine.tracing import ListSink, TraceEvent
+from runtime.trace_catalog import GOLDEN_KINDS, VOLATILE_FIELDS
 
-#: The kinds a golden trace keeps by default: what the guest asked the host and got back.
-DEFAULT_GOLDEN_KINDS = ("hgcm_connect", "hgcm_call", "hgcm_complete", "hgcm_disconnect", "hgcm_rejected",
-                        "hgcm_cancel", "guest_log", "run_end")
+#: The kinds a golden trace keeps by default: what the guest asked the host and got back
+#: (the catalog's ``golden`` kinds).
+DEFAULT_GOLDEN_KINDS = GOLDEN_KINDS
 #: Fields left out of goldens by default: they move with the cost model (``latency``) or
-#: with the code layout of guest programs and libraries (``address``, ``instructions``).
-DEFAULT_GOLDEN_IGNORE = ("latency", "address", "instructions", "scheduled_cycle")
+#: with the code layout of guest programs and libraries (``address``, ``instructions``):
+#: the catalog's ``volatile`` fields.
+DEFAULT_GOLDEN_IGNORE = VOLATILE_FIELDS
 #: Fields never written to goldens (``params`` is replaced by its decoded text).
 _GOLDEN_DROP = frozenset({"params"})
 

@@ -176,7 +176,7 @@ class ReplayCursor:
         record = self.recording.records[position]
         self.position += 1
         # The recorder emits a host record before the device sees the completion.
-        self._emit(RECORD_KIND, **record)
+        self._emit_record(position)
         self._matched.append(summarize(record, {}))
         for done in record["done"]:
             if not self._complete(done):
@@ -228,10 +228,17 @@ class ReplayCursor:
             if not self._complete(done):
                 return None
         self._matched.append(summarize(expected, names))
-        # The recorded event again, where the recorder emitted it: the traces stay equal.
-        self._emit(RECORD_KIND, **expected)
+        self._emit_record(expected["index"])
         self._schedule_host_completion()
         return expected
+
+    def _emit_record(self, index: int) -> None:
+        """The recorded events again, where the recorded run emitted them (the service's own
+        during the operation, then the recorder's record): the traces stay equal."""
+        events = self.recording.service_events
+        for kind, fields in events[index] if index < len(events) else ():
+            self._emit(kind, **fields)
+        self._emit(RECORD_KIND, **self.recording.records[index])
 
     def _complete(self, done: dict[str, Any]) -> bool:
         call = self._pending.pop(done["call"], None)

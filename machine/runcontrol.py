@@ -14,8 +14,8 @@
 - The progress line (stderr, only on a terminal, after the first second, at most twice a
   second) is drawn by the same thread and erased before anything else is printed.
 - Exit statuses: the guest's own code (port 0xF4; 0 after ``hlt``; 255 for codes above 255)
-  and, for the machine's own outcomes, ``EXIT_USAGE``, ``EXIT_BUDGET``, ``EXIT_GUEST_FAULT``
-  and ``EXIT_INTERRUPTED``.  A guest may exit with one of those values too; the one-line
+  and, for the machine's own outcomes, ``EXIT_USAGE``, ``EXIT_BUDGET``, ``EXIT_GUEST_FAULT``,
+  ``EXIT_INTERRUPTED`` and ``EXIT_DEVICE_FAILURE``.  A guest may exit with one of those values too; the one-line
   message on stderr (and the summary) says which happened.
 """
 
@@ -43,6 +43,9 @@ EXIT_BUDGET = 124
 EXIT_GUEST_FAULT = 125
 #: The run was interrupted by Ctrl-C (SIGINT): 128 + 2, as shells report it.
 EXIT_INTERRUPTED = 130
+#: A device failed (raised while handling a port access; ``machine.device.DeviceFailure``):
+#: sysexits' EX_SOFTWARE, an internal error of the machine rather than of the guest.
+EXIT_DEVICE_FAILURE = 70
 
 #: Seconds a run goes before the progress line appears, and between two redraws.
 PROGRESS_DELAY = 1.0

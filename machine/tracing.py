@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
+from runtime.trace_catalog import CATALOG, check_event, check_kind
+
 
 @dataclass(frozen=True)
 class TraceEvent:
@@ -70,8 +72,14 @@ STAMP_KEYS = ("kind", "cycle", "instructions", "pc")
 _STAMP_FIELDS: dict[str, tuple[str, ...]] = {"run_end": ("instructions",)}
 
 
+class SinkError(Exception):
+    """A sink cannot take an event (a trace file that cannot be written, say).  It stops the
+    run; devices and the port bus let it pass unchanged, so the front end that installed the
+    sink reports it in its own terms."""
+
+
 class TraceSink(Protocol):
-    """Receives every event the tracer emits."""
+    """Receives every event the tracer emits; may raise ``SinkError``."""
 
     def __call__(self, event: TraceEvent) -> None: ...
 
@@ -85,18 +93,30 @@ class Stamp(Protocol):
 class Tracer:
     """Stamps events and hands them to the attached sinks.
 
+    Every kind is one of ``runtime.trace_catalog``: a delivered event of an undeclared kind
+    raises ``EventError`` (one dict lookup, paid only when some sink takes the event).  In
+    strict mode (``strict=True``, or ``Tracer.strict_default`` which the test suite sets)
+    every emitted event is checked against its declaration, fields and types included,
+    whether or not a sink wants it; production tracers never pay for that.
+
     A sink may declare the event kinds it wants (``add_sink(sink, kinds=...)``, or a
     ``wanted_kinds`` attribute on the sink); it then sees only those.  An event no sink
     wants costs one set lookup and is never built into a ``TraceEvent``; ``enabled`` and
     ``wants`` let hot paths skip building event fields altogether.
     """
 
-    def __init__(self, stamp: Stamp | None = None) -> None:
+    #: Strict mode for tracers created without an explicit ``strict`` (tests set it).
+    strict_default: bool = False
+
+    def __init__(self, stamp: Stamp | None = None, *, strict: bool | None = None) -> None:
         self._stamp: Stamp = stamp or (lambda: (0, 0, 0))
         self._sinks: list[tuple[TraceSink, frozenset[str] | None]] = []
         self._transforms: list[Callable[[TraceEvent], TraceEvent]] = []
         #: Kinds at least one sink declared; None when some sink takes every kind.
         self._wanted: frozenset[str] | None = frozenset()
+        if self.strict_default if strict is None else strict:
+            # An instance attribute, so the production ``emit`` carries no strictness test.
+            self.emit = self._emit_strict  # type: ignore[method-assign]
 
     def set_stamp(self, stamp: Stamp) -> None:
         """Use ``stamp`` for the virtual-time stamp of future events."""
@@ -152,6 +172,8 @@ class Tracer:
         wanted = self._wanted
         if wanted is not None and kind not in wanted:
             return
+        if kind not in CATALOG:
+            check_kind(kind)
         cycle, instructions, pc = self._stamp()
         event = TraceEvent(kind, cycle, instructions, pc, fields)
         for transform in self._transforms:
@@ -159,6 +181,12 @@ class Tracer:
         for sink, kinds in self._sinks:
             if kinds is None or kind in kinds:
                 sink(event)
+
+
+    def _emit_strict(self, kind: str, **fields: Any) -> None:
+        """``emit`` after checking the event against the catalog (strict mode)."""
+        check_event(kind, fields)
+        Tracer.emit(self, kind, **fields)
 
 
 class ListSink:

@@ -187,6 +187,8 @@ class RtError(Exception):
 
     def __init__(self, status: int, message: str = "") -> None:
         self.status = int(status)
+        #: What failed, for the trace (``hgcm_service_error``); may be empty.
+        self.reason = message
         super().__init__(f"{status_name(self.status)}{': ' + message if message else ''}")
 
 

@@ -15,6 +15,11 @@ Direct buffers (an optional capability): a service may declare, in
 view of guest memory instead of a bounce buffer.  The device does so only where the guest
 could not tell the difference (see ``DirectBuffer``), so the call's outcome, what the guest
 sees and what reaches the host are the same either way; only host copies are saved.
+
+Tracing: the device hosting a service hands it the machine's tracer (``attach_tracer``);
+a service emits only kinds declared in ``runtime/trace_catalog.py``.  Until then
+``tracer`` is a tracer nobody listens to.  ``services/framework.py`` builds a service from a
+function table on top of this contract.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Final
+from typing import Any, Final, Protocol
 
 from runtime.status import Status
 
@@ -152,6 +157,26 @@ class DirectBuffer:
     stored: int | None = None
 
 
+class ServiceTracer(Protocol):
+    """What a service may do with the machine's tracer (``machine.tracing.Tracer`` is one)."""
+
+    def wants(self, kind: str) -> bool:
+        """Whether anyone listens to events of ``kind`` (build costly fields only then)."""
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        """Emit one event of a catalogued ``kind``."""
+
+
+class _Unheard:
+    """The tracer of a service no device hosts yet: nobody listens."""
+
+    def wants(self, kind: str) -> bool:
+        return False
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        """Drop the event."""
+
+
 class HgcmService:
     """Base class of host services: override what the service supports.
 
@@ -168,6 +193,12 @@ class HgcmService:
     #: the device may use it instead of a bounce buffer (a speed-up, never a change of
     #: behaviour).  Empty: every buffer is a bounce buffer.
     direct_buffers: Mapping[int, DirectBuffer] = {}
+    #: Where the service's trace events go (set by ``attach_tracer``).
+    tracer: ServiceTracer = _Unheard()
+
+    def attach_tracer(self, tracer: ServiceTracer) -> None:
+        """Emit future trace events to ``tracer`` (the hosting device calls this)."""
+        self.tracer = tracer
 
     def function_name(self, function: int) -> str:
         """The name of guest function ``function`` (its number when unknown)."""

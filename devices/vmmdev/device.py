@@ -271,6 +271,7 @@ class VMMDevDevice:
 
     def attach(self, context: AttachContext) -> None:
         self._context = context
+        self.hgcm.attach_tracer(context.tracer)
         if context.clock is not None:
             self.commands.register_events(context.clock.scheduler)
         region = context.mmio.get("vmmdev_memory")

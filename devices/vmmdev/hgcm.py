@@ -13,7 +13,7 @@ from enum import IntEnum
 
 from devices.vmmdev.abi import VMMDEV_REQUESTOR_LEGACY
 from runtime.status import Status
-from services.hgcm import HgcmCall, HgcmService
+from services.hgcm import HgcmCall, HgcmService, ServiceTracer
 
 #: Largest client id; ids live in 1..0x7FFFFFFF.
 _MAX_CLIENT_ID = 0x7FFFFFFF
@@ -63,6 +63,13 @@ class HgcmHost:
         self._services: dict[str, HgcmService] = {}
         self._clients: dict[int, Client] = {}
         self._last_id = 0
+        self._tracer: ServiceTracer | None = None
+
+    def attach_tracer(self, tracer: ServiceTracer) -> None:
+        """Give every registered service, and every one registered later, ``tracer``."""
+        self._tracer = tracer
+        for service in self._services.values():
+            service.attach_tracer(tracer)
 
     def register(self, service: HgcmService) -> None:
         """Make ``service`` reachable under ``service.name``."""
@@ -71,6 +78,8 @@ class HgcmHost:
         if service.name in self._services:
             raise ValueError(f"an HGCM service named {service.name!r} is already registered")
         self._services[service.name] = service
+        if self._tracer is not None:
+            service.attach_tracer(self._tracer)
 
     def service(self, name: str) -> HgcmService | None:
         """The service registered under ``name`` (exact, case-sensitive), if any."""

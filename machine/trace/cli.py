@@ -19,6 +19,8 @@ from typing import Any, TextIO
 from machine.trace.files import TraceFileError, TraceWriteError, TraceWriter, read_trace
 from machine.trace.tools import ShowFilter, compute_stats, export_perfetto, first_divergence, format_stats, show
 from machine.boards import vbox_board
+from machine.tracing import STAMP_KEYS
+from runtime.trace_catalog import CATALOG
 
 EXIT_DIFFERENT = 1
 EXIT_USAGE = 2
@@ -30,6 +32,25 @@ class _TraceUsageError(Exception):
 
 def _csv(values: list[str]) -> frozenset[str]:
     return frozenset(part.strip() for value in values for part in value.split(",") if part.strip())
+
+
+def _kinds(values: list[str]) -> frozenset[str]:
+    """``--kind`` values: kinds of the event catalog (a typo is an error, not an empty result)."""
+    kinds = _csv(values)
+    unknown = sorted(kinds - CATALOG.keys())
+    if unknown:
+        raise _TraceUsageError(f"unknown event kind {unknown[0]!r} (the kinds are listed in docs/tracing.md)")
+    return kinds
+
+
+def _fields(values: list[str]) -> frozenset[str]:
+    """``--ignore`` values: stamps or fields some catalogued kind has."""
+    names = _csv(values)
+    known = {f.name for kind in CATALOG.values() for f in kind.fields} | set(STAMP_KEYS)
+    unknown = sorted(names - known)
+    if unknown:
+        raise _TraceUsageError(f"no event kind has a field {unknown[0]!r} (see docs/tracing.md)")
+    return names
 
 
 def register_trace_commands(commands: Any) -> None:
@@ -113,7 +134,7 @@ def run_trace_command(args: argparse.Namespace, out: TextIO | None = None, err: 
         if action == "record":
             return _record(args, out, err)
         if action == "show":
-            selection = ShowFilter(_csv(args.kind), frozenset(args.device), _csv(args.function),
+            selection = ShowFilter(_kinds(args.kind), frozenset(args.device), _csv(args.function),
                                    args.from_cycle, args.to_cycle)
             show(read_trace(args.file), out, selection, args.limit)
             return 0
@@ -121,8 +142,8 @@ def run_trace_command(args: argparse.Namespace, out: TextIO | None = None, err: 
             out.write(format_stats(compute_stats(read_trace(args.file))))
             return 0
         if action == "diff":
-            divergence = first_divergence(read_trace(args.a), read_trace(args.b), kinds=_csv(args.kind),
-                                          stamps=not args.no_stamps, ignore=_csv(args.ignore),
+            divergence = first_divergence(read_trace(args.a), read_trace(args.b), kinds=_kinds(args.kind),
+                                          stamps=not args.no_stamps, ignore=_fields(args.ignore),
                                           context=max(0, args.context))
             if divergence is None:
                 out.write("traces are equal\n")
@@ -215,7 +236,7 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             machine.add_share(name, directory, writable=writable)
         machine.set_arguments(args.arguments)
         machine.load(image)
-        kinds = _csv(args.kind) or None
+        kinds = _kinds(args.kind) or None
         writer = TraceWriter(args.output, kinds)
         with writer:
             machine.tracer.add_sink(writer)

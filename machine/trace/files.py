@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from machine.tracing import TraceEvent
+from machine.tracing import SinkError, TraceEvent
 
 #: Write buffer of the file writer (bytes); events are flushed in chunks of this size.
 WRITE_BUFFER = 1 << 20
@@ -27,7 +27,7 @@ class TraceFileError(Exception):
     """A trace file cannot be read: the message names the file and, where known, the line."""
 
 
-class TraceWriteError(Exception):
+class TraceWriteError(SinkError):
     """A trace file cannot be written (opened, written or flushed): the message names the
     file and the operating system's reason.  The writer is closed when it is raised."""
 

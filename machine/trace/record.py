@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from machine.loader import Image
 from machine.trace.files import TraceFileError, read_trace
 from machine.tracing import TraceEvent
-from services.hgcm import ASYNC, HgcmCall, HgcmService, SvcParm, SvcParmType, _AsyncMarker
+from runtime.trace_catalog import SERVICE_KINDS
+from services.hgcm import ASYNC, HgcmCall, HgcmService, ServiceTracer, SvcParm, SvcParmType, _AsyncMarker
 
 if TYPE_CHECKING:
     from machine.machine import Machine
@@ -140,6 +141,11 @@ class RecordingService(HgcmService):
         """Close the wrapped service (the recorder owns it while it stands in front)."""
         self.inner.close()
 
+    def attach_tracer(self, tracer: ServiceTracer) -> None:
+        """The wrapped service emits its own events (their place in the trace is the
+        recorded run's, so a replay re-emits them: machine/replay.py)."""
+        self.inner.attach_tracer(tracer)
+
     def function_cycles(self, function: int) -> int | None:
         """The wrapped service's declared cost."""
         return self.inner.function_cycles(function)
@@ -240,13 +246,15 @@ def header_event_fields(*, program: str, image: Image, mode: int, ram_size: int,
 
 @dataclass
 class Recording:
-    """A recording read back: the header fields, the operation records in order and the
-    fields of the trace's last ``run_end`` event (None when it has none)."""
+    """A recording read back: the header fields, the operation records in order, the
+    fields of the trace's last ``run_end`` event (None when it has none), and per record
+    the events the service itself emitted during that operation (kind, fields), in order."""
 
     path: str
     header: dict[str, Any]
     records: list[dict[str, Any]]
     run_end: dict[str, Any] | None = None
+    service_events: list[list[tuple[str, dict[str, Any]]]] = field(default_factory=list)
 
     @property
     def services(self) -> list[dict[str, Any]]:
@@ -260,11 +268,16 @@ def load_recording(path: str | Path) -> Recording:
     name = str(path)
     header: dict[str, Any] | None = None
     records: list[dict[str, Any]] = []
+    service_events: list[list[tuple[str, dict[str, Any]]]] = []
+    emitted: list[tuple[str, dict[str, Any]]] = []
     run_end: dict[str, Any] | None = None
     try:
         for event in read_trace(path):
             if event.kind == "run_end":
                 run_end = dict(event.fields)
+            elif event.kind in SERVICE_KINDS:
+                # A service emits during an operation, before the recorder's record of it.
+                emitted.append((event.kind, dict(event.fields)))
             elif event.kind == HEADER_KIND:
                 if header is not None:
                     raise RecordingError(f"{name}: more than one {HEADER_KIND} event")
@@ -273,13 +286,15 @@ def load_recording(path: str | Path) -> Recording:
                 if header is None:
                     raise RecordingError(f"{name}: {RECORD_KIND} event before the {HEADER_KIND} header")
                 records.append(_check_record(name, event, len(records)))
+                service_events.append(emitted)
+                emitted = []
     except TraceFileError as error:
         raise RecordingError(str(error)) from None
     except OSError as error:
         raise RecordingError(f"cannot read {name}: {error.strerror or error}") from None
     if header is None:
         raise RecordingError(f"{name} holds no recording (make one with: hgcmlab run PROGRAM --trace FILE --record)")
-    return Recording(name, header, records, run_end)
+    return Recording(name, header, records, run_end, service_events)
 
 
 def _need(condition: bool, name: str, where: str, what: str) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from machine.trace.shfl import bytes_moved, decode_call
+from services.sharedfolders.decode import bytes_moved, decode_call
 from machine.tracing import TraceEvent
 from services.sharedfolders.abi import SERVICE_NAME, ShflFn
 
@@ -145,6 +145,8 @@ def describe(event: TraceEvent, call: TraceEvent | None = None, tracker: CallTra
         return f"{f.get('service')} -> client {f.get('client')} {f.get('status_name')}"
     if kind == "hgcm_disconnect":
         return f"client {f.get('client')} {f.get('status_name')}"
+    if kind == "hgcm_service_error":
+        return f"client {f.get('client')} {f.get('service')} {f.get('function_name')}: {f.get('status_name')} ({f.get('reason')})"
     if kind == "guest_log":
         return repr(f.get("line"))
     if kind in ("port_io", "port_unclaimed"):

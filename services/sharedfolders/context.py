@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from services.hgcm import HgcmCall, SvcParm
+from services import framework
+from services.hgcm import HgcmCall
 from services.sharedfolders.abi import ShflErrorStyle
 
 if TYPE_CHECKING:
-    from services.sharedfolders.service import SharedFoldersService
+    from services.sharedfolders.state import ShflState
 
 
 @dataclass(eq=False)
@@ -32,20 +33,7 @@ class ClientState:
     waits: list[HgcmCall] = field(default_factory=list)
 
 
-@dataclass(eq=False)
-class CallContext:
-    """What a handler gets: the service, the calling client, the call and its parameters.
-
-    ``strings`` holds the decoded SHFLSTRING parameters the generic validation checked,
-    by parameter index (None for an accepted empty pointer).
-    """
-
-    service: SharedFoldersService
-    client: ClientState
-    call: HgcmCall
-    strings: dict[int, str | None]
-
-    @property
-    def params(self) -> list[SvcParm]:
-        """The call's parameters (handlers update values/buffers in place)."""
-        return self.call.params
+#: What a Shared Folders handler gets: the service's state, the calling client, the call,
+#: and the SHFLSTRING parameters the generic validation decoded, by parameter index in
+#: ``decoded`` (None for an accepted empty pointer).
+CallContext = framework.CallContext["ShflState", ClientState]

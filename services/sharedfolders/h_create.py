@@ -100,7 +100,7 @@ class _Create:
         host is touched.  None when it can be; else the failure status (Result and Handle
         already written back)."""
         try:
-            self.ctx.service.reserve_handle(self.ctx.client)
+            self.ctx.state.reserve_handle(self.ctx.client)
         except RtError as err:
             return self.fail(err.status)
         return None
@@ -108,7 +108,7 @@ class _Create:
     def failed_open(self, status: int, result: ShflCreateResult = R.NO_RESULT) -> int:
         """A failure after the handle was allocated: VirtualBox frees it again, which
         still moves the allocation cursor (handles.HandleTable.pass_over)."""
-        self.ctx.service.handles.pass_over()
+        self.ctx.state.handles.pass_over()
         return self.fail(status, result)
 
     def open_file(self, legacy_handle: int) -> int:
@@ -156,7 +156,7 @@ class _Create:
             # Result already set stays.
             fobj.close()
             return self.failed_open(err.status, self.parms.Result)
-        handle = self.ctx.service.new_handle(self.ctx.client, self.root_id, self.mapping,
+        handle = self.ctx.state.new_handle(self.ctx.client, self.root_id, self.mapping,
                                              HandleKind.FILE, fobj, self.path)
         self.set_info(info)
         self.parms.Handle = handle.value
@@ -230,7 +230,7 @@ class _Create:
         except RtError as err:
             dobj.close()
             return self.failed_open(err.status, result)  # Result stays as already set
-        handle = self.ctx.service.new_handle(self.ctx.client, self.root_id, self.mapping,
+        handle = self.ctx.state.new_handle(self.ctx.client, self.root_id, self.mapping,
                                              HandleKind.DIR, dobj, self.path)
         self.set_info(info)
         self.parms.Handle = handle.value
@@ -278,10 +278,10 @@ def create(ctx: CallContext) -> int:
     root, _, parms_parm = ctx.params
     if len(parms_parm.buffer) != ctypes.sizeof(ShflCreateParms):
         raise RtError(Status.VERR_INVALID_PARAMETER, "SHFLCREATEPARMS size")
-    mapping = ctx.service.path_mapping(ctx.client, root.value)
-    text = ctx.strings[1]
+    mapping = ctx.state.path_mapping(ctx.client, root.value)
+    text = ctx.decoded[1]
     assert text is not None
-    path = ctx.service.host_path(ctx.client, mapping, text)
+    path = ctx.state.host_path(ctx.client, mapping, text)
     assert mapping.root is not None
     parms = ShflCreateParms.from_buffer_copy(bytes(parms_parm.buffer))
     op = _Create(ctx, root.value, mapping, mapping.root, path, parms)

@@ -46,9 +46,9 @@ def _check_buffer(cb: int, buf: SvcParm) -> None:
 def close(ctx: CallContext) -> int:
     """CLOSE: close a file or directory handle of this client (no mapping check)."""
     root, handle = ctx.params
-    ctx.service.check_reserved(handle.value)
-    found = ctx.service.lookup_handle(ctx.client, root.value, handle.value, ANY_KIND)
-    return ctx.service.close_handle(found)
+    ctx.state.check_reserved(handle.value)
+    found = ctx.state.lookup_handle(ctx.client, root.value, handle.value, ANY_KIND)
+    return ctx.state.close_handle(found)
 
 
 def _open_transfer(ctx: CallContext, *, write: bool) -> tuple[Handle, int]:
@@ -56,11 +56,11 @@ def _open_transfer(ctx: CallContext, *, write: bool) -> tuple[Handle, int]:
     size against cb, cb := 0 (what a failure leaves), then the handle access check.
     Returns the handle and the byte count requested."""
     root, handle, _offset, cb, buf = ctx.params
-    ctx.service.check_reserved(handle.value)
+    ctx.state.check_reserved(handle.value)
     count = cb.value
     _check_buffer(count, buf)
     cb.value = 0
-    return ctx.service.access_handle(ctx.client, root.value, handle.value, FILE, write=write), count
+    return ctx.state.access_handle(ctx.client, root.value, handle.value, FILE, write=write), count
 
 
 def read(ctx: CallContext) -> int:
@@ -102,8 +102,8 @@ def write(ctx: CallContext) -> int:
 def flush(ctx: CallContext) -> int:
     """FLUSH: fsync; write-class (read-only share -> VERR_WRITE_PROTECT, quirk 10)."""
     root, handle = ctx.params
-    ctx.service.check_reserved(handle.value)
-    found = ctx.service.access_handle(ctx.client, root.value, handle.value, FILE, write=True)
+    ctx.state.check_reserved(handle.value)
+    found = ctx.state.access_handle(ctx.client, root.value, handle.value, FILE, write=True)
     try:
         found.obj.flush()
     except RtError as err:
@@ -116,9 +116,9 @@ def flush(ctx: CallContext) -> int:
 def lock(ctx: CallContext) -> int:
     """LOCK: validated, then a no-op as on every POSIX VirtualBox host (quirk 9)."""
     root, handle, _, _, flags = ctx.params
-    ctx.service.check_reserved(handle.value)
+    ctx.state.check_reserved(handle.value)
     mode = flags.value & ShflLock.MODE_MASK
-    ctx.service.access_handle(ctx.client, root.value, handle.value, FILE, write=False)
+    ctx.state.access_handle(ctx.client, root.value, handle.value, FILE, write=False)
     if flags.value & ShflLock.ENTIRE or mode == ShflLock.MODE_MASK:
         raise RtError(Status.VERR_INVALID_PARAMETER, "lock flags")
     return Status.VINF_SUCCESS
@@ -127,7 +127,7 @@ def lock(ctx: CallContext) -> int:
 def set_file_size(ctx: CallContext) -> int:
     """SET_FILE_SIZE: truncate or extend a file handle (write-class)."""
     root, handle, size = ctx.params
-    found = ctx.service.access_handle(ctx.client, root.value, handle.value, FILE, write=True)
+    found = ctx.state.access_handle(ctx.client, root.value, handle.value, FILE, write=True)
     found.obj.set_size(size.value)
     return Status.VINF_SUCCESS
 
@@ -212,7 +212,7 @@ def _volume(ctx: CallContext, buf: bytearray, cb_in: int) -> int:
     Properties of the share root (posix fs-posix.cpp values); returns the bytes written."""
     if cb_in < _VOL_SIZE:
         raise RtError(Status.VERR_INVALID_PARAMETER, "volume info buffer")
-    mapping = ctx.service.path_mapping(ctx.client, ctx.params[0].value)
+    mapping = ctx.state.path_mapping(ctx.client, ctx.params[0].value)
     assert mapping.root is not None
     vfs = mapping.root.statvfs()
     vol = ShflVolInfo()
@@ -233,7 +233,7 @@ def _volume(ctx: CallContext, buf: bytearray, cb_in: int) -> int:
 def _own_handle(ctx: CallContext, value: int, kinds: tuple[HandleKind, ...]) -> None:
     """vbsfQueryHandleType / vbsfQuery*Handle: this client's handle of one of ``kinds``,
     whatever root it was opened under; else VERR_INVALID_PARAMETER."""
-    handle = ctx.service.handles.lookup(value, ctx.client.client_id)
+    handle = ctx.state.handles.lookup(value, ctx.client.client_id)
     if handle is None or handle.kind not in kinds:
         raise RtError(Status.VERR_INVALID_PARAMETER, f"handle {value:#x}")
 
@@ -246,7 +246,7 @@ def _checked_handle(ctx: CallContext, kinds: tuple[HandleKind, ...], cb_in: int,
     _own_handle(ctx, handle, kinds)
     if cb_in < _INFO_SIZE:
         raise RtError(Status.VERR_INVALID_PARAMETER, "info buffer")
-    return ctx.service.access_handle(ctx.client, root, handle, kinds, write)
+    return ctx.state.access_handle(ctx.client, root, handle, kinds, write)
 
 
 def information(ctx: CallContext) -> int:
@@ -302,9 +302,9 @@ def copy_file_part(ctx: CallContext) -> int:
     if flags.value:
         raise RtError(Status.VERR_INVALID_FLAGS, "flags")
     remaining, cb.value = cb.value, 0
-    svc = ctx.service
-    src = svc.access_handle(ctx.client, root_src.value, h_src.value, FILE, write=False)
-    dst = svc.access_handle(ctx.client, root_dst.value, h_dst.value, FILE, write=True)
+    state = ctx.state
+    src = state.access_handle(ctx.client, root_src.value, h_src.value, FILE, write=False)
+    dst = state.access_handle(ctx.client, root_dst.value, h_dst.value, FILE, write=True)
     # Bounded by the source's size when the call starts: copying a file into itself ahead
     # of the read position would otherwise never reach EOF (one call filling the disk).
     remaining = min(remaining, max(0, src.obj.size() - off_src.value))

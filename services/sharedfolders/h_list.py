@@ -114,7 +114,7 @@ def _search_stream(ctx: CallContext, handle: Handle, text: str) -> DirStream:
     unfiltered; otherwise the last component is the pattern ('*' meaning everything).
     """
     mapping = handle.mapping
-    path = ctx.service.host_path(ctx.client, mapping, text, wildcard=True)
+    path = ctx.state.host_path(ctx.client, mapping, text, wildcard=True)
     if path.is_root or path.trailing_delimiter:
         directory, pattern = path, None
     else:
@@ -153,12 +153,12 @@ def list_dir(ctx: CallContext) -> int:
     root, handle_parm, flags, cb, _, buf, resume, count = ctx.params
     if cb.value < SHFLDIRINFO_SIZE or cb.value > len(buf.buffer):
         raise RtError(Status.VERR_INVALID_PARAMETER, "LIST buffer size")
-    svc = ctx.service
+    state = ctx.state
     listing: _Listing | None = None
     try:
-        handle = svc.access_handle(ctx.client, root.value, handle_parm.value, (HandleKind.DIR,),
+        handle = state.access_handle(ctx.client, root.value, handle_parm.value, (HandleKind.DIR,),
                                    write=False)
-        stream = _stream(ctx, handle, ctx.strings[4], bool(flags.value & ShflList.RESTART))
+        stream = _stream(ctx, handle, ctx.decoded[4], bool(flags.value & ShflList.RESTART))
         listing = _Listing(ctx, handle, stream, cb.value)
         status = listing.run(bool(flags.value & ShflList.RETURN_ONE))
     except RtError:

@@ -34,7 +34,7 @@ def query_mappings(ctx: CallContext) -> int:
     if flags.value & ShflMf.UTF8:
         ctx.client.utf8 = True  # a query with a side effect, as in VirtualBox
     auto_only = bool(flags.value & ShflMf.AUTOMOUNT)
-    roots = [root for root, m in ctx.service.table.items()
+    roots = [root for root, m in ctx.state.table.items()
              if not auto_only or (m.auto_mount and not m.placeholder)]
     capacity = count.value
     for slot, root in enumerate(roots[:capacity]):
@@ -47,7 +47,7 @@ def query_mappings(ctx: CallContext) -> int:
 def query_map_name(ctx: CallContext) -> int:
     """QUERY_MAP_NAME: the mapping's name in the client's encoding."""
     root, name = ctx.params
-    mapping = ctx.service.table.get(root.value)
+    mapping = ctx.state.table.get(root.value)
     if mapping is None:
         raise RtError(Status.VERR_INVALID_PARAMETER, "unknown root")
     if ctx.client.utf8:
@@ -95,7 +95,7 @@ def _map(ctx: CallContext, name: str, root_parm_index: int, delimiter: int,
         client.delimiter = delimiter
     elif client.delimiter != delimiter:
         raise RtError(Status.VERR_INVALID_PARAMETER, "delimiter differs from the client's")
-    table = ctx.service.table
+    table = ctx.state.table
     root = table.find(name)
     if root is None:
         raise RtError(Status.VERR_FILE_NOT_FOUND, f"no mapping {name!r}")
@@ -128,7 +128,7 @@ def map_folder_old(ctx: CallContext) -> int:
 def unmap_folder(ctx: CallContext) -> int:
     """UNMAP_FOLDER: drop one of this client's maps of a root (handles stay open)."""
     root = ctx.params[0].value
-    if ctx.service.table.get(root) is None:
+    if ctx.state.table.get(root) is None:
         raise RtError(Status.VERR_FILE_NOT_FOUND, "unknown root")
     count = ctx.client.map_counts.get(root, 0)
     if count == 0:
@@ -137,7 +137,7 @@ def unmap_folder(ctx: CallContext) -> int:
         del ctx.client.map_counts[root]
     else:
         ctx.client.map_counts[root] = count - 1
-    ctx.service.table.release(root)
+    ctx.state.table.release(root)
     return Status.VINF_SUCCESS
 
 
@@ -174,10 +174,10 @@ def query_map_info(ctx: CallContext) -> int:
     root, name, mount_point, flags, version = ctx.params
     if flags.value & ~int(ShflMiqf.DRIVE_LETTER | ShflMiqf.PATH):
         raise RtError(Status.VERR_INVALID_PARAMETER, "query flags")
-    mapping = ctx.service.table.get(root.value)
+    mapping = ctx.state.table.get(root.value)
     if mapping is None:
         raise RtError(Status.VERR_INVALID_PARAMETER, "unknown root")
-    version.value = ctx.service.table.root_versions[root.value]
+    version.value = ctx.state.table.root_versions[root.value]
     flags.value = _mif_flags(mapping)
     copy = strings.copy_out_utf8 if ctx.client.utf8 else strings.copy_out_utf16
     rc_name = copy(name.buffer, mapping.name)
@@ -190,7 +190,7 @@ def wait_for_changes(ctx: CallContext) -> int | _AsyncMarker:
     until the mappings change (completed with VERR_CANCELLED, as VirtualBox does)."""
     parm = ctx.params[0]
     client = ctx.client
-    current = ctx.service.table.version
+    current = ctx.state.table.version
     if client.cancel_next_wait:
         client.cancel_next_wait = False
         parm.value = current
@@ -198,7 +198,7 @@ def wait_for_changes(ctx: CallContext) -> int | _AsyncMarker:
     if parm.value != current:
         parm.value = current
         return Status.VINF_SUCCESS
-    pending = sum(len(c.waits) for c in ctx.service.clients.values())
+    pending = sum(len(c.waits) for c in ctx.state.clients.values())
     if pending >= SHFL_MAX_MAPPING_WAITS:
         raise RtError(Status.VERR_OUT_OF_RESOURCES, "too many pending waits")
     client.waits.append(ctx.call)
@@ -210,7 +210,7 @@ def cancel_waits(ctx: CallContext) -> int:
     client = ctx.client
     waits, client.waits = client.waits, []
     for waiting in waits:
-        waiting.params[0].value = ctx.service.table.version
+        waiting.params[0].value = ctx.state.table.version
         waiting.complete(Status.VERR_CANCELLED)
     client.cancel_next_wait = True
     return Status.VINF_SUCCESS

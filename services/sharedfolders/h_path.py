@@ -28,9 +28,9 @@ _COPY_MODE = 0o600
 
 
 def _path(ctx: CallContext, mapping: Mapping, index: int, *, preserve_last: bool = False) -> GuestPath:
-    text = ctx.strings[index]
+    text = ctx.decoded[index]
     assert text is not None
-    return ctx.service.host_path(ctx.client, mapping, text, preserve_last=preserve_last)
+    return ctx.state.host_path(ctx.client, mapping, text, preserve_last=preserve_last)
 
 
 def _host(mapping: Mapping) -> HostRoot:
@@ -59,7 +59,7 @@ def remove(ctx: CallContext) -> int:
     functions.py); the root (path conversion), then the writable check
     (VERR_WRITE_PROTECT), then ``_remove``."""
     root, _, flags = ctx.params
-    mapping = ctx.service.path_mapping(ctx.client, root.value)
+    mapping = ctx.state.path_mapping(ctx.client, root.value)
     path = _path(ctx, mapping, 1)
     _writable(mapping)
     _remove(_host(mapping), path, flags.value)
@@ -81,11 +81,11 @@ def close_and_remove(ctx: CallContext) -> int:
     if handle.value == SHFL_HANDLE_ROOT:
         raise RtError(Status.VERR_INVALID_HANDLE, "SHFL_HANDLE_ROOT")
     if handle.value != SHFL_HANDLE_NIL:
-        found = ctx.service.lookup_handle(ctx.client, root.value, handle.value, tuple(HandleKind))
-        status = ctx.service.close_handle(found)
+        found = ctx.state.lookup_handle(ctx.client, root.value, handle.value, tuple(HandleKind))
+        status = ctx.state.close_handle(found)
         if status < 0:
             return status
-    mapping = ctx.service.path_mapping(ctx.client, root.value)
+    mapping = ctx.state.path_mapping(ctx.client, root.value)
     path = _path(ctx, mapping, 1)
     _writable(mapping)
     _remove(_host(mapping), path, flags.value)
@@ -114,7 +114,7 @@ def rename(ctx: CallContext) -> int:
     fl = flags.value
     if fl & ~int(ShflRename.FILE | ShflRename.DIR | ShflRename.REPLACE_IF_EXISTS):
         raise RtError(Status.VERR_INVALID_PARAMETER, "rename flags")
-    mapping = ctx.service.path_mapping(ctx.client, root.value)
+    mapping = ctx.state.path_mapping(ctx.client, root.value)
     src, dst = _path(ctx, mapping, 1), _path(ctx, mapping, 2, preserve_last=True)
     _writable(mapping)
     host = _host(mapping)
@@ -203,9 +203,9 @@ def _rename_path_not_found(host: HostRoot, src: GuestPath, dst: GuestPath) -> bo
 def readlink(ctx: CallContext) -> int:
     """READLINK: the target as NUL-terminated UTF-8; '/' shown as the client delimiter."""
     root, _, buf = ctx.params
-    if ctx.strings[1] is None or len(buf.buffer) == 0:
+    if ctx.decoded[1] is None or len(buf.buffer) == 0:
         raise RtError(Status.VERR_INVALID_PARAMETER, "empty path or buffer")
-    mapping = ctx.service.path_mapping(ctx.client, root.value)
+    mapping = ctx.state.path_mapping(ctx.client, root.value)
     target = _host(mapping).readlink(_path(ctx, mapping, 1))
     room = len(buf.buffer) - 1
     if len(target) > room:
@@ -230,15 +230,15 @@ def symlink(ctx: CallContext) -> int:
     """
     # Both strings and the info size were checked by the generic validation (functions.py).
     root, _link_parm, _target_parm, info = ctx.params
-    link_text, target_text = ctx.strings[1], ctx.strings[2]
+    link_text, target_text = ctx.decoded[1], ctx.decoded[2]
     assert link_text is not None and target_text is not None  # STR_IN never accepts empty
     if not ctx.client.utf8:
         raise RtError(Status.VERR_NOT_IMPLEMENTED, "SYMLINK needs a UTF-8 client")
-    mapping = ctx.service.path_mapping(ctx.client, root.value)
+    mapping = ctx.state.path_mapping(ctx.client, root.value)
     if not mapping.create_symlinks or mapping.symlink_policy is SymlinkPolicy.FORBIDDEN:
         raise RtError(Status.VERR_WRITE_PROTECT, "symlink creation not allowed on this share")
     _writable(mapping)
-    link = ctx.service.host_path(ctx.client, mapping, link_text)
+    link = ctx.state.host_path(ctx.client, mapping, link_text)
     if ctx.client.delimiter == DELIM_BACKSLASH and "/" in target_text:
         # VirtualBox runs the target through the converter only to vet its characters.
         raise RtError(Status.VERR_INVALID_NAME, "'/' inside a target component")
@@ -261,10 +261,10 @@ def copy_file(ctx: CallContext) -> int:
     removed again if the copy fails half way.
     """
     root_src, _, root_dst, _, _ = ctx.params  # flags: svcCall wants 0 (functions.py)
-    svc = ctx.service
-    src_map = svc.path_mapping(ctx.client, root_src.value)
+    state = ctx.state
+    src_map = state.path_mapping(ctx.client, root_src.value)
     src = _path(ctx, src_map, 1)
-    dst_map = svc.path_mapping(ctx.client, root_dst.value)
+    dst_map = state.path_mapping(ctx.client, root_dst.value)
     dst = _path(ctx, dst_map, 3)
     _writable(dst_map)
     source, _ = _host(src_map).open_file(src, Access.READ, Disposition.OPEN)

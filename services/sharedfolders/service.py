@@ -1,9 +1,11 @@
 """SharedFoldersService: the "VBoxSharedFolders" HGCM host service.
 
-Dispatch is generic: look the function up in ``functions.FUNCTIONS``, validate the
-parameters against its signature, run its handler.  ``RtError`` is caught here and only
-here: a guest mistake or host failure becomes the call's status, anything else is a bug of
-ours and propagates.
+Dispatch is the generic one of ``services.framework.TableService`` over the function
+table ``functions.FUNCTIONS``: validate the parameters against the function's signature,
+run its handler on the service's ``ShflState`` (state.py).  ``RtError`` is caught at that
+boundary and only there: a guest mistake or host failure becomes the call's status (and an
+``hgcm_service_error`` trace event with its reason), anything else is a bug of ours and
+propagates.
 
 Policy beyond VirtualBox 7.0.14 (docs/deviations.md): a client may use only root ids it
 mapped itself (others answer VERR_INVALID_PARAMETER like an unknown root); handles carry a
@@ -20,26 +22,23 @@ close can never interleave (docs/security.md, R05).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 
-from runtime.fs import HostFile, HostRoot
-from runtime.paths import GuestPath, convert_guest_path, has_wildcard
-from runtime.status import RtError, Status
-from services.hgcm import DirectBuffer, HgcmCall, HgcmService, _AsyncMarker
-from services.sharedfolders.abi import SERVICE_NAME, SHFL_HANDLE_NIL, SHFL_HANDLE_ROOT, ShflFn
-from services.sharedfolders.casefix import correct_case
-from services.sharedfolders.context import CallContext, ClientState
+from runtime.fs import HostRoot
+from runtime.status import Status
+from services.framework import TableService
+from services.hgcm import HgcmCall, _AsyncMarker
+from services.sharedfolders.abi import SERVICE_NAME
+from services.sharedfolders.context import ClientState
 from services.sharedfolders.functions import FUNCTIONS
-from services.sharedfolders.handles import Handle, HandleKind, HandleTable
+from services.sharedfolders.handles import HandleTable
 from services.sharedfolders.mappings import Mapping, MappingTable, SymlinkPolicy
 from services.sharedfolders.reproducible import Reproducible
+from services.sharedfolders.state import MAX_HANDLES_PER_CLIENT, ShflState
 
-#: Handles one client may hold open at once (a further open: VERR_TOO_MANY_OPEN_FILES).
-#: VirtualBox only has the global table of 4095; this keeps one client from starving others.
-MAX_HANDLES_PER_CLIENT = 1024
+__all__ = ["MAX_HANDLES_PER_CLIENT", "SharedFoldersService"]
 
 
-class SharedFoldersService(HgcmService):
+class SharedFoldersService(TableService):
     """The Shared Folders host service.
 
     ``use_openat2`` None lets runtime.fs pick openat2 when the kernel has it; tests force
@@ -49,24 +48,33 @@ class SharedFoldersService(HgcmService):
     """
 
     name = SERVICE_NAME
-    function_names = {fn.value: fn.name for fn in ShflFn}
-    #: READ and WRITE may move their payload straight between the host file and guest
-    #: memory (h_file.read / h_file.write keep the DirectBuffer promises: READ stores the
-    #: cb bytes it read at the start of the buffer and nothing on failure; WRITE only
-    #: reads the buffer).
-    direct_buffers = {
-        ShflFn.READ: DirectBuffer(buffer=4, stored=3),
-        ShflFn.WRITE: DirectBuffer(buffer=4, reads=True),
-    }
+    functions = FUNCTIONS
 
     def __init__(self, *, use_openat2: bool | None = None,
                  reproducible: Reproducible | None = None) -> None:
         factory = reproducible.root_factory() if reproducible is not None else HostRoot
-        self.table = MappingTable(use_openat2=use_openat2, root_factory=factory)
-        self.handles = HandleTable()
-        self.clients: dict[int, ClientState] = {}
+        self.state = ShflState(use_openat2=use_openat2, root_factory=factory)
         self.table.on_change.append(self._mappings_changed)
         self.lock = threading.RLock()
+
+    @property
+    def table(self) -> MappingTable:
+        """The mapping table (``state.table``)."""
+        return self.state.table
+
+    @property
+    def handles(self) -> HandleTable:
+        """The handle table (``state.handles``)."""
+        return self.state.handles
+
+    @property
+    def clients(self) -> dict[int, ClientState]:
+        """Connected clients by id (``state.clients``)."""
+        return self.state.clients
+
+    def client_of(self, client_id: int) -> ClientState | None:
+        """The connected client ``client_id`` (None when unknown)."""
+        return self.clients.get(client_id)
 
     # --- host API ---------------------------------------------------------------------
 
@@ -109,12 +117,6 @@ class SharedFoldersService(HgcmService):
 
     # --- HGCM entry points ------------------------------------------------------------
 
-    def function_cycles(self, function: int) -> int | None:
-        """The cost declared next to the function in ``functions.FUNCTIONS`` (None for a
-        function the service does not implement: the device's default applies)."""
-        spec = FUNCTIONS.get(function)
-        return spec.cycles if spec is not None else None
-
     def connect(self, client_id: int, requestor: int) -> int:
         """A guest client connects: fresh client data (UTF-16, no delimiter, Linux style)."""
         with self.lock:
@@ -135,29 +137,16 @@ class SharedFoldersService(HgcmService):
             waiting.complete(Status.VERR_CANCELLED)
         client.waits.clear()
         for handle in self.handles.owned_by(client_id):
-            self.close_handle(handle)
+            self.state.close_handle(handle)
         for root, count in client.map_counts.items():
             for _ in range(count):
                 self.table.release(root)
         client.map_counts.clear()
 
     def call(self, call: HgcmCall) -> int | _AsyncMarker:
-        """Validate and run one guest call; return its status or ASYNC."""
+        """Validate and run one guest call (under the lock); its status or ASYNC."""
         with self.lock:
-            return self._call(call)
-
-    def _call(self, call: HgcmCall) -> int | _AsyncMarker:
-        client = self.clients.get(call.client_id)
-        if client is None:
-            return Status.VERR_INVALID_CLIENT_ID
-        spec = FUNCTIONS.get(call.function)
-        if spec is None:
-            return Status.VERR_NOT_IMPLEMENTED
-        try:
-            strings = spec.validate(call.params, client.utf8)
-            return spec.handler(CallContext(self, client, call, strings))
-        except RtError as err:
-            return err.status
+            return super().call(call)
 
     def cancel(self, call: HgcmCall) -> None:
         """The guest cancelled a pending wait: forget it and, unless already done, complete
@@ -175,104 +164,3 @@ class SharedFoldersService(HgcmService):
             for waiting in waits:
                 waiting.params[0].value = version
                 waiting.complete(Status.VERR_CANCELLED)
-
-    # --- helpers for handlers ---------------------------------------------------------
-
-    def path_mapping(self, client: ClientState, root: int) -> Mapping:
-        """The mapping behind ``root`` for a path operation of ``client``.
-
-        VERR_INVALID_PARAMETER unless the client has ``root`` mapped (policy); VERR_NOT_FOUND
-        for a placeholder.
-        """
-        mapping = self.table.get(root)
-        if mapping is None or client.map_counts.get(root, 0) == 0:
-            raise RtError(Status.VERR_INVALID_PARAMETER, f"root {root} not mapped by client")
-        if mapping.placeholder or mapping.root is None:
-            raise RtError(Status.VERR_NOT_FOUND, "mapping is gone")
-        return mapping
-
-    @staticmethod
-    def host_path(client: ClientState, mapping: Mapping, text: str, *, wildcard: bool = False,
-                  preserve_last: bool = False) -> GuestPath:
-        """Convert guest path text for a path operation on ``mapping`` (reference §4.3).
-
-        Lexical conversion with the client's delimiter, then case correction when the host
-        is case-sensitive and the guest mapped case-insensitively.  The final component is
-        never corrected for a rename destination (``preserve_last``) nor, for a LIST filter
-        (``wildcard``), when it holds wildcards.
-        """
-        path = convert_guest_path(text, client.delimiter)
-        if mapping.guest_case_sensitive or not mapping.host_case_sensitive or mapping.root is None:
-            return path
-        keep_last = preserve_last or (wildcard and has_wildcard(path.name))
-        return correct_case(mapping.root, path, follow=not client.symlinks, keep_last=keep_last)
-
-    @staticmethod
-    def check_reserved(value: int) -> None:
-        """svcCall's pre-check: ROOT -> VERR_INVALID_PARAMETER, NIL -> VERR_INVALID_HANDLE."""
-        if value == SHFL_HANDLE_ROOT:
-            raise RtError(Status.VERR_INVALID_PARAMETER, "SHFL_HANDLE_ROOT")
-        if value == SHFL_HANDLE_NIL:
-            raise RtError(Status.VERR_INVALID_HANDLE, "SHFL_HANDLE_NIL")
-
-    def lookup_handle(self, client: ClientState, root: int, value: int,
-                      kinds: Iterable[HandleKind],
-                      missing: Status = Status.VERR_INVALID_HANDLE) -> Handle:
-        """This client's handle ``value`` of one of ``kinds`` opened under ``root``."""
-        handle = self.handles.lookup(value, client.client_id)
-        if handle is None or handle.kind not in tuple(kinds) or handle.root != root:
-            raise RtError(missing, f"handle {value:#x}")
-        return handle
-
-    def access_handle(self, client: ClientState, root: int, value: int,
-                      kinds: Iterable[HandleKind], write: bool,
-                      missing: Status = Status.VERR_INVALID_HANDLE) -> Handle:
-        """Handle access check (reference §5.1): lookup, mapping still the one the handle
-        was opened under and present (else VERR_ACCESS_DENIED), writable for write-class
-        operations (else VERR_WRITE_PROTECT)."""
-        handle = self.lookup_handle(client, root, value, kinds, missing)
-        mapping = self.table.get(root)
-        if mapping is not handle.mapping or mapping.placeholder:
-            raise RtError(Status.VERR_ACCESS_DENIED, "mapping removed")
-        if write and not mapping.writable:
-            raise RtError(Status.VERR_WRITE_PROTECT, "read-only mapping")
-        return handle
-
-    def reserve_handle(self, client: ClientState) -> None:
-        """Check, before a CREATE touches the host, that a handle can be allocated for
-        ``client``: VERR_TOO_MANY_OPEN_FILES past ``MAX_HANDLES_PER_CLIENT``,
-        VERR_NO_MEMORY when the global table is full (VirtualBox allocates the handle
-        before the host open, vbsf.cpp:vbsfOpenFile).  Nothing changes; the caller then
-        either registers the opened object with ``new_handle`` (which takes the slot this
-        check saw, the service lock being held throughout) or, when the open fails, calls
-        ``handles.pass_over()``."""
-        if self.handles.count_owned(client.client_id) >= MAX_HANDLES_PER_CLIENT:
-            raise RtError(Status.VERR_TOO_MANY_OPEN_FILES, "per-client handle limit")
-        if self.handles.full():
-            raise RtError(Status.VERR_NO_MEMORY, "handle table full")
-
-    def new_handle(self, client: ClientState, root: int, mapping: Mapping, kind: HandleKind,
-                   obj: HostFile, path: GuestPath) -> Handle:
-        """Register an open object for ``client``; on failure the object is closed and
-        RtError raised: VERR_TOO_MANY_OPEN_FILES past ``MAX_HANDLES_PER_CLIENT``,
-        VERR_NO_MEMORY when the global table is full."""
-        if self.handles.count_owned(client.client_id) >= MAX_HANDLES_PER_CLIENT:
-            obj.close()
-            raise RtError(Status.VERR_TOO_MANY_OPEN_FILES, "per-client handle limit")
-        handle = self.handles.alloc(client.client_id, root, mapping, kind, obj, path)
-        if handle is None:
-            obj.close()
-            raise RtError(Status.VERR_NO_MEMORY, "handle table full")
-        return handle
-
-    def close_handle(self, handle: Handle) -> int:
-        """Close the object and free the handle; the host close status."""
-        self.handles.free(handle)
-        if handle.search is not None:
-            handle.search.dir.close()
-        try:
-            handle.obj.close()
-        except RtError as err:
-            return err.status if handle.kind is HandleKind.FILE else Status.VINF_SUCCESS
-        return Status.VINF_SUCCESS
-

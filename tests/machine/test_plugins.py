@@ -19,7 +19,7 @@ import pytest
 
 import machine.cli as cli_module
 from guest_asm import assemble
-from machine.cli import EXIT_USAGE, main
+from machine.cli import EXIT_DEVICE_FAILURE, EXIT_USAGE, main
 from machine.device import AttachContext, PortRange
 from machine.boards import vbox_board
 from machine.portbus import PLUGIN_PORT_START, PortConflictError
@@ -127,6 +127,16 @@ class FailingAttach(Counter):
         raise OSError("backend unavailable")
 
 
+class FailingRead(Counter):
+    def io_read(self, range_name: str, offset: int, size: int) -> int:
+        return 1 // 0
+
+
+class FailingWrite(Counter):
+    def io_write(self, range_name: str, offset: int, size: int, value: int) -> None:
+        raise ValueError(f"refuses {value}")
+
+
 class TwoRanges(Counter):
     """Two ranges 0x10 apart: a 0x14-port span (aligned to 0x20 when placed by the machine)."""
 
@@ -137,6 +147,7 @@ class TwoRanges(Counter):
 _PLUGINS = {
     "counter": "Counter", "broken_ctor": "FailingConstructor", "notadevice": "NotADevice",
     "broken_ranges": "FailingRanges", "broken_attach": "FailingAttach", "tworanges": "TwoRanges",
+    "broken_read": "FailingRead", "broken_write": "FailingWrite",
     "missing_module": None,
 }
 
@@ -212,6 +223,25 @@ def test_plugin_problems_are_one_line_usage_errors(program, spec: str, message: 
     status, _out, err = cli("run", program("_start: hlt\n"), "--device", spec)
     assert status == EXIT_USAGE
     assert err.count("\n") == 1 and err.startswith("hgcmlab: error: ") and message in err, err
+
+
+@pytest.mark.parametrize("mode", ["64", "32"])
+@pytest.mark.parametrize("spec, access, error", [
+    ("broken_read", "IN of 4 byte(s) from port 0xc000", "ZeroDivisionError: integer division or modulo by zero"),
+    ("broken_write", "OUT of 4 byte(s) (0x7) to port 0xc000", "ValueError: refuses 7"),
+])
+def test_a_plugin_failing_during_the_run_is_one_line(program, tmp_path: Path, mode: str, spec: str,
+                                                      access: str, error: str) -> None:
+    """A plugin's io_read/io_write raising mid-run: the run stops, stderr has one line naming
+    the device, the access and its error (no traceback), the status is 70, and a trace file
+    written so far is complete and readable."""
+    path = program("_start:\n mov dx, 0xc000\n mov eax, 7\n out dx, eax\n in eax, dx\n out 0xf4, al\n")
+    trace = tmp_path / "t.jsonl"
+    status, _out, err = cli("run", path, "--mode", mode, "--device", spec, "--trace", str(trace), "--quiet")
+    assert status == EXIT_DEVICE_FAILURE == 70
+    # The failing classes inherit the name "counter" from Counter.
+    assert err == f"hgcmlab: error: device 'counter' failed on {access} (range 'sum', offset 0): {error}\n"
+    assert trace.read_text().endswith("}\n")
 
 
 def test_devices_lists_built_ins_with_their_ports() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from machine.trace.shfl import bytes_moved, create_flags, decode_call, format_param, shflstring_text
+from services.sharedfolders.decode import bytes_moved, create_flags, decode_call, format_param, shflstring_text
 from services.sharedfolders.abi import ShflCf, ShflFn
 
 from .conftest import record_demo

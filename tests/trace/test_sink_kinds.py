@@ -37,17 +37,17 @@ def test_a_sink_with_kinds_sees_only_those_and_unwanted_events_are_not_built() -
 
     tracer = Tracer(stamp)
     wanted = ListSink()
-    tracer.add_sink(wanted, kinds={"a"})
-    tracer.emit("b", x=1)
-    assert stamps == [] and not tracer.wants("b"), "no event built for a kind nobody wants"
-    tracer.emit("a", x=2)
-    assert [e.kind for e in wanted.events] == ["a"] and tracer.wants("a")
+    tracer.add_sink(wanted, kinds={"guest_log"})
+    tracer.emit("cpu_halt", interrupts_enabled=False)
+    assert stamps == [] and not tracer.wants("cpu_halt"), "no event built for a kind nobody wants"
+    tracer.emit("guest_log", line="a")
+    assert [e.kind for e in wanted.events] == ["guest_log"] and tracer.wants("guest_log")
     everything = ListSink()
     tracer.add_sink(everything)
-    tracer.emit("b", x=3)
-    assert [e.kind for e in everything.events] == ["b"] and [e.kind for e in wanted.events] == ["a"]
+    tracer.emit("cpu_halt", interrupts_enabled=True)
+    assert [e.kind for e in everything.events] == ["cpu_halt"] and [e.kind for e in wanted.events] == ["guest_log"]
     tracer.remove_sink(everything)
-    assert not tracer.wants("b")
+    assert not tracer.wants("cpu_halt")
     with pytest.raises(ValueError):
         tracer.remove_sink(everything)
 
@@ -61,7 +61,7 @@ def test_callback_sinks_declare_their_kinds() -> None:
 
 def test_counting_sink_counts_without_keeping_events() -> None:
     counts = CountingSink({"hgcm_call": "function_name", "hgcm_connect": None})
-    tracer = Tracer()
+    tracer = Tracer(strict=False)  # the events carry only the fields counted
     tracer.add_sink(counts)
     for name in ("READ", "READ", "WRITE"):
         tracer.emit("hgcm_call", function_name=name)

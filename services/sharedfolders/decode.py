@@ -1,4 +1,7 @@
-"""Shared Folders-aware formatting of HGCM call parameters in trace events.
+"""Shared Folders' trace decoding: its calls' parameters named and shown in SHFL terms.
+
+Parameter names, which parameters are results and how each is shown come from the
+function table (functions.FUNCTIONS, the rows dispatch uses); this module only renders.
 
 Pure functions over the ``params`` field of ``hgcm_call`` events (values as sent to the
 host) and ``hgcm_complete`` events (values as written back to the guest).  Each entry of
@@ -18,10 +21,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from enum import IntFlag
 from typing import Any
 
+from services import framework
+from services.framework import DecodedCall, Parm
 from services.sharedfolders.abi import (
     SHFL_HANDLE_NIL,
     SHFL_ROOT_NIL,
@@ -39,67 +43,21 @@ from services.sharedfolders.abi import (
     ShflRemove,
     ShflRename,
 )
+from services.sharedfolders.functions import (
+    BUFFER,
+    CHAR,
+    CREATE_PARMS,
+    ERROR_STYLE,
+    FEATURES,
+    FUNCTIONS,
+    HANDLE,
+    ROOT,
+    STRING,
+    U32,
+    U64,
+)
 
-#: Argument kinds and how each is shown.
-ROOT, HANDLE, U32, U64, OFFSET, COUNT, STRING, BUFFER = "root", "handle", "u32", "u64", "offset", "count", "str", "buf"
-CREATE_PARMS, FEATURES, ERROR_STYLE = "create_parms", "features", "error_style"
-
-#: Parameter names per function, in order, with their kind (``shflsvc.h`` SHFL_CPARMS_* layouts).
-SIGNATURES: dict[int, tuple[tuple[str, str], ...]] = {
-    ShflFn.QUERY_MAPPINGS: (("flags", "flags:mf"), ("count", COUNT), ("mappings", BUFFER)),
-    ShflFn.QUERY_MAP_NAME: (("root", ROOT), ("name", STRING)),
-    ShflFn.CREATE: (("root", ROOT), ("path", STRING), ("parms", CREATE_PARMS)),
-    ShflFn.CLOSE: (("root", ROOT), ("handle", HANDLE)),
-    ShflFn.READ: (("root", ROOT), ("handle", HANDLE), ("offset", OFFSET), ("cb", COUNT), ("buffer", BUFFER)),
-    ShflFn.WRITE: (("root", ROOT), ("handle", HANDLE), ("offset", OFFSET), ("cb", COUNT), ("buffer", BUFFER)),
-    ShflFn.LOCK: (("root", ROOT), ("handle", HANDLE), ("offset", OFFSET), ("length", COUNT), ("flags", "flags:lock")),
-    ShflFn.LIST: (("root", ROOT), ("handle", HANDLE), ("flags", "flags:list"), ("cb", COUNT), ("path", STRING),
-                  ("buffer", BUFFER), ("resume_point", U32), ("files", COUNT)),
-    ShflFn.INFORMATION: (("root", ROOT), ("handle", HANDLE), ("flags", "flags:info"), ("cb", COUNT),
-                         ("info", BUFFER)),
-    ShflFn.REMOVE: (("root", ROOT), ("path", STRING), ("flags", "flags:remove")),
-    ShflFn.MAP_FOLDER_OLD: (("path", STRING), ("root", ROOT), ("delimiter", "char")),
-    ShflFn.UNMAP_FOLDER: (("root", ROOT),),
-    ShflFn.RENAME: (("root", ROOT), ("src", STRING), ("dest", STRING), ("flags", "flags:rename")),
-    ShflFn.FLUSH: (("root", ROOT), ("handle", HANDLE)),
-    ShflFn.SET_UTF8: (),
-    ShflFn.MAP_FOLDER: (("path", STRING), ("root", ROOT), ("delimiter", "char"), ("case_sensitive", U32)),
-    ShflFn.READLINK: (("root", ROOT), ("path", STRING), ("buffer", BUFFER)),
-    ShflFn.SYMLINK: (("root", ROOT), ("new_path", STRING), ("old_path", STRING), ("info", BUFFER)),
-    ShflFn.SET_SYMLINKS: (),
-    ShflFn.QUERY_MAP_INFO: (("root", ROOT), ("name", STRING), ("mount_point", STRING), ("flags", "flags:mif"),
-                            ("version", U32)),
-    ShflFn.WAIT_FOR_MAPPINGS_CHANGES: (("version", U32),),
-    ShflFn.CANCEL_MAPPINGS_CHANGES_WAITS: (),
-    ShflFn.SET_FILE_SIZE: (("root", ROOT), ("handle", HANDLE), ("size", COUNT)),
-    ShflFn.QUERY_FEATURES: (("features", FEATURES), ("last_function", U32)),
-    ShflFn.COPY_FILE: (("src_root", ROOT), ("src_path", STRING), ("dst_root", ROOT), ("dst_path", STRING),
-                       ("flags", U32)),
-    ShflFn.COPY_FILE_PART: (("src_root", ROOT), ("src_handle", HANDLE), ("src_offset", OFFSET),
-                            ("dst_root", ROOT), ("dst_handle", HANDLE), ("dst_offset", OFFSET), ("cb", COUNT),
-                            ("flags", U32)),
-    ShflFn.CLOSE_AND_REMOVE: (("root", ROOT), ("path", STRING), ("flags", "flags:remove"), ("handle", HANDLE)),
-    ShflFn.SET_ERROR_STYLE: (("style", ERROR_STYLE), ("reserved", U32)),
-}
-
-#: Parameters that are outputs of the call, shown after the arrow (function -> names).
-OUTPUTS: dict[int, frozenset[str]] = {
-    ShflFn.QUERY_MAPPINGS: frozenset({"count"}),
-    ShflFn.QUERY_MAP_NAME: frozenset({"name"}),
-    ShflFn.CREATE: frozenset({"parms"}),
-    ShflFn.READ: frozenset({"cb"}),
-    ShflFn.WRITE: frozenset({"cb"}),
-    ShflFn.LIST: frozenset({"cb", "resume_point", "files"}),
-    ShflFn.INFORMATION: frozenset({"cb"}),
-    ShflFn.MAP_FOLDER: frozenset({"root"}),
-    ShflFn.MAP_FOLDER_OLD: frozenset({"root"}),
-    ShflFn.READLINK: frozenset({"buffer"}),
-    ShflFn.QUERY_MAP_INFO: frozenset({"name", "mount_point", "flags", "version"}),
-    ShflFn.WAIT_FOR_MAPPINGS_CHANGES: frozenset({"version"}),
-    ShflFn.QUERY_FEATURES: frozenset({"features", "last_function"}),
-    ShflFn.COPY_FILE_PART: frozenset({"cb"}),
-}
-
+__all__ = ["DecodedCall", "bytes_moved", "create_flags", "decode_call", "format_param", "shflstring_text"]
 
 def function_name(function: int) -> str:
     """``SHFL_FN_<NAME>`` for a Shared Folders function number, else ``fn <n>``."""
@@ -221,23 +179,6 @@ def _int(value: int) -> str:
     return str(value) if value < 0x10000 else f"{value:#x}"
 
 
-@dataclass
-class DecodedCall:
-    """A call's parameters as (name, text) pairs: what went in and what came back."""
-
-    function: str
-    inputs: list[tuple[str, str]] = field(default_factory=list)
-    outputs: list[tuple[str, str]] = field(default_factory=list)
-
-    def format_inputs(self) -> str:
-        """``SHFL_FN_X(name=value, ...)``."""
-        return f"{self.function}({', '.join(f'{n}={v}' for n, v in self.inputs)})"
-
-    def format_outputs(self) -> str:
-        """``name=value, ...`` of the results (empty when there are none)."""
-        return ", ".join(f"{n}={v}" for n, v in self.outputs)
-
-
 def _data(param: dict[str, Any]) -> bytes | None:
     text = param.get("data")
     if not isinstance(text, str):
@@ -261,7 +202,7 @@ def format_param(kind: str, param: dict[str, Any], *, utf8: bool | None = None, 
             return "NIL" if value == SHFL_ROOT_NIL else str(value)
         if kind == HANDLE:
             return "NIL" if value == SHFL_HANDLE_NIL else f"{value:#x}"
-        if kind == "char":
+        if kind == CHAR:
             return repr(chr(value)) if 0x20 <= value < 0x7F else _int(value)
         if kind == ERROR_STYLE:
             try:
@@ -302,25 +243,20 @@ def decode_call(function: int, params: Sequence[dict[str, Any]] | None, *, utf8:
 
     ``params`` are the ``params`` of the ``hgcm_call`` event, ``written_back`` those of its
     ``hgcm_complete`` (optional: then ``outputs`` holds the function's results).  Unknown
-    functions and surplus parameters are shown as ``p<index>``."""
-    signature = SIGNATURES.get(function, ())
-    outputs = OUTPUTS.get(function, frozenset())
-    decoded = DecodedCall(function_name(function))
-    for index, param in enumerate(params or ()):
-        name, kind = signature[index] if index < len(signature) else (f"p{index}", U32)
-        if name in outputs and _value(param) is None and not (kind == CREATE_PARMS and _data(param)):
-            if kind in (STRING, BUFFER):
-                decoded.inputs.append((name, f"<{param.get('size', 0)} bytes>"))
-            continue
-        decoded.inputs.append((name, format_param(kind, param, utf8=utf8)))
-    for index, param in enumerate(written_back or ()):
-        if index >= len(signature) or signature[index][0] not in outputs:
-            continue
-        name, kind = signature[index]
-        if kind == BUFFER:
-            continue
-        decoded.outputs.append((name, format_param(kind, param, utf8=utf8, output=True)))
-    return decoded
+    functions and surplus parameters are shown as ``p<index>``.  A result parameter shows
+    as an input only when it carries a value (or CREATE's parameters, which go both ways);
+    a string or buffer result as its size."""
+
+    def render(spec: Parm | None, param: dict[str, Any], output: bool) -> str | None:
+        kind = spec.show if spec is not None else U32
+        if output:
+            return None if kind == BUFFER else format_param(kind, param, utf8=utf8, output=True)
+        if spec is not None and spec.output and _value(param) is None and not (kind == CREATE_PARMS and _data(param)):
+            return f"<{param.get('size', 0)} bytes>" if kind in (STRING, BUFFER) else None
+        return format_param(kind, param, utf8=utf8)
+
+    return framework.decode_call(FUNCTIONS, function, function_name(function), params, render,
+                                 written_back=written_back)
 
 
 def bytes_moved(function: int, params: Sequence[dict[str, Any]] | None,
