@@ -43,6 +43,7 @@ _OFF_CONNECT_CLIENT = 164
 #: The scheduler owner name of the queue's events (an asynchronous completion is the
 #: event "complete" with the command's serial).
 EVENT_OWNER = "vmmdev.hgcm"
+_COMPLETE = "complete"
 
 #: Heap bytes one command costs besides its bounce buffers (our estimate of a command's
 #: host footprint; VirtualBox charges the size of its VBOXHGCMCMD structure).
@@ -204,7 +205,7 @@ class CommandQueue:
 
     def _on_event(self, kind: str, args: tuple[int | str, ...]) -> None:
         command = self._in_flight.get(int(args[0]))
-        if kind == "complete" and command is not None:
+        if kind == _COMPLETE and command is not None:
             self._complete(command)
 
     def save_state(self) -> dict:
@@ -257,7 +258,7 @@ class CommandQueue:
             if not_before is not None:
                 due = max(due, not_before)
             command.due = due
-            clock.schedule_at(due, f"hgcm {command.kind} done", EVENT_OWNER, "complete", (command.serial,))
+            clock.schedule_at(due, f"hgcm {command.kind} done", EVENT_OWNER, _COMPLETE, (command.serial,))
         else:
             self.charge(command.cost, f"hgcm {command.kind}")
             self._complete(command)
