@@ -22,7 +22,7 @@ from unicorn import x86_const as ux
 from bench.core import Row
 from guest_asm.assembler import AssembledProgram, assemble
 from machine import fastblock
-from machine.machine import Machine
+from machine.boards import vbox_board
 
 COMPUTE = """
 _start:
@@ -92,7 +92,7 @@ def _ours(program: AssembledProgram, count_free: bool = True, paging: bool = Fal
     running ``program`` to its end (``paging``: started paged); the whole run includes
     building and closing it."""
     start = time.perf_counter()
-    machine = Machine(64, count_free=count_free)
+    machine = vbox_board(64, count_free=count_free)
     machine.load(program, paging=paging)
     executing = time.perf_counter()
     result = machine.run(10**10)

@@ -8,11 +8,11 @@ from bench.core import Row, median_seconds
 from bench.execution import COMPUTE, MEMCPY
 from guest_asm.assembler import AssembledProgram, assemble
 from machine.gdbstub.control import Debugger, Resume, Watchpoint, WatchKind
-from machine.machine import Machine
+from machine.boards import vbox_board
 
 
 def _run(program: AssembledProgram, debugged: bool) -> int:
-    machine = Machine(64)
+    machine = vbox_board(64)
     machine.load(program)
     if debugged:
         debugger = Debugger(machine, lambda _stop: Resume.CONTINUE, lambda: False)

@@ -30,7 +30,8 @@ from bench.core import Row
 from bench.direct import DirectClient
 from devices.vmmdev.config import VMMDevConfig
 from guest_asm.assembler import AssembledProgram, assemble
-from machine.machine import Machine, RunEnd
+from machine.boards import vbox_board
+from machine.machine import RunEnd
 from machine.runcontrol import Budgets, run_supervised
 from machine.tracing import CallbackSink
 from services.hgcm import SvcParm
@@ -129,7 +130,7 @@ def _run_guest(folder: Path, program: AssembledProgram, *, direct: bool = True, 
     """Run a benchmark guest against share "b" = ``folder``; it must exit with 0.
     ``direct`` False turns the VMMDev's direct path off (every call bounce-buffered);
     ``as_cli`` runs it the way ``hgcmlab run`` does (guest-log sink, supervised run)."""
-    machine = Machine(64, vmmdev_config=VMMDevConfig(direct_buffers=direct))
+    machine = vbox_board(64, vmmdev_config=VMMDevConfig(direct_buffers=direct))
     machine.add_share("b", folder)
     machine.load(program)
     if as_cli:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench.core import Row, current_rss_mib
 from bench.hgcm import BULK, CHUNK, GUEST_BUFFER, READ_OPEN, round_trip_program
+from machine.boards import vbox_board
 
 #: RSS growth the issue allows for either run.
 TARGET_MIB = 50
@@ -30,14 +31,14 @@ TARGET_MIB = 50
 def _probe(kind: str, count: int, folder: Path) -> dict[str, float]:
     """In this process: run one guest, return resident sizes in MiB."""
     from guest_asm.assembler import assemble
-    from machine.machine import Machine, RunEnd
+    from machine.machine import RunEnd
 
     if kind == "calls":
         program = round_trip_program(count)
     else:
         program = assemble(BULK.format(flags=READ_OPEN, chunks=count, buffer=GUEST_BUFFER, chunk=CHUNK,
                                        operation="tool_read"), mode=64)
-    machine = Machine(64)
+    machine = vbox_board(64)
     try:
         machine.add_share("b", folder)
         machine.load(program)

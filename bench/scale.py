@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from bench.core import Row, current_rss_mib, median_seconds
-from machine.machine import Machine, RunEnd
+from machine.boards import vbox_board
+from machine.machine import RunEnd
 from machine.programs import bundled_program
 from bench.direct import DirectClient
 from services.sharedfolders.abi import ShflCf
@@ -22,7 +23,7 @@ OPEN_OR_CREATE = int(ShflCf.ACCESS_READWRITE | ShflCf.ACT_OPEN_IF_EXISTS | ShflC
 
 
 def _list_through_guest(folder: Path, expected: int) -> None:
-    machine = Machine(64)
+    machine = vbox_board(64)
     machine.add_share("d", folder)
     machine.set_arguments(["d:/"])
     machine.load(bundled_program("ls.s", mode=64))
@@ -65,7 +66,7 @@ def run(quick: bool, repeat: int) -> list[Row]:
     gc.collect()
     before = current_rss_mib()
     start = time.perf_counter()
-    machine = Machine(64, ram_size=1024 * 1024 * 1024)
+    machine = vbox_board(64, ram_size=1024 * 1024 * 1024)
     startup = time.perf_counter() - start
     grown = current_rss_mib() - before
     machine.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bench.core import Row, current_rss_mib
 from guest_asm.assembler import assemble
+from machine.boards import vbox_board
 from machine.machine import Machine
 from machine.trace.blocks import trace_blocks
 from machine.trace.files import TraceWriter
@@ -58,7 +59,7 @@ class _RssSampler:
 
 
 def _machine(instructions: int) -> Machine:
-    machine = Machine(64)
+    machine = vbox_board(64)
     machine.load(assemble(LOOP.format(n=instructions // 10), mode=64))
     trace_blocks(machine)
     return machine

@@ -4,7 +4,8 @@
 ``hgcmlab demo`` runs the bundled shared-folder demo against a temporary folder;
 ``hgcmlab devices`` lists the device plugins installed under the ``hgcmlab.devices``
 entry-point group; ``hgcmlab replay`` re-runs a recording (``run --trace FILE --record``)
-without shares (machine/replaycli.py).  Errors in what the user typed or supplied end with a one-line message
+without shares (machine/replaycli.py); ``hgcmlab resume`` continues a run from a snapshot
+``run --save-at`` wrote (machine/snapshotcli.py).  Errors in what the user typed or supplied end with a one-line message
 and exit status 2, never a traceback.  Runs are unbounded unless a budget option says
 otherwise, stop promptly on Ctrl-C (status 130) and give the exit statuses documented in
 machine/runcontrol.py.
@@ -31,6 +32,7 @@ from machine.gdbstub.cli import DebugRunEnded, GdbRunner, add_gdb_option, gdb_ru
 from machine.device import DEVICE_ENTRY_POINT_GROUP, Device, DeviceFailure
 from machine.guestpropcli import add_dump_option, add_guest_property_option, apply_guest_properties, dump_lines
 from machine.loader import LoadError, image_from_file
+from machine.boards import vbox_board
 from machine.machine import DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
 from machine.runcontrol import (
     EXIT_BUDGET,
@@ -47,13 +49,22 @@ from machine.runcontrol import (
     run_supervised,
 )
 from machine.replaycli import record_header, register_replay_command, run_replay_command
+from machine.snapshot import SnapshotError
+from machine.snapshotcli import (
+    SaveAtError,
+    add_save_option,
+    parse_save_at,
+    register_resume_command,
+    resumed_machine,
+    run_saving,
+)
 from machine.trace.cli import register_trace_commands, run_trace_command
 from machine.trace.record import HEADER_KIND, record_front
 from machine.trace.files import TraceWriteError, TraceWriter
-from machine.tracing import CallbackSink, TraceEvent
+from machine.tracing import CallbackSink, SinkError, TraceEvent
 from services.hgcm import HgcmService
 
-#: ``Machine(hgcm_front=...)``: the service registered in place of Shared Folders.
+#: ``vbox_board(hgcm_front=...)``: the service registered in place of Shared Folders.
 HgcmFront = Callable[[Machine, HgcmService], HgcmService]
 
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -137,6 +148,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_dump_option(run)
     run.add_argument("--quiet", "-q", action="store_true",
                      help="print only guest log lines: no summary, no progress line")
+    add_save_option(run)
 
     demo = commands.add_parser(
         "demo", help="run the bundled shared-folder demo",
@@ -156,6 +168,7 @@ def _build_parser() -> argparse.ArgumentParser:
     register_trace_commands(commands)
     register_asm_command(commands, parse_define)
     register_replay_command(commands)
+    register_resume_command(commands)
     return parser
 
 
@@ -229,8 +242,8 @@ def _attach_plugins(machine: Machine, specs: Sequence[str], out: TextIO, quiet: 
     for spec in specs:
         name, _, port_text = spec.partition("@")
         if name in builtin:
-            raise UsageError(f"device {name!r} is built into every machine ({_builtin_ports(machine, builtin[name])}) "
-                             "and a machine has exactly one; guest programs use it without --device")
+            raise UsageError(f"device {name!r} is already on this board ({_builtin_ports(machine, builtin[name])}) "
+                             "and a board has one of it; guest programs use it without --device")
         if name not in available:
             known = ", ".join(sorted(n for n in available if n not in builtin)) or "none"
             raise UsageError(f"unknown device {name!r} (installed plugins: {known})")
@@ -269,7 +282,7 @@ def _make_machine(args: argparse.Namespace, out: TextIO, hgcm_front: HgcmFront |
     try:
         if costs_path is not None:
             costs = CostProfile.from_file(costs_path)
-        machine = Machine(args.mode, getattr(args, "ram", DEFAULT_RAM_SIZE), costs=costs,
+        machine = vbox_board(args.mode, getattr(args, "ram", DEFAULT_RAM_SIZE), costs=costs,
                           vmmdev_config=_vmmdev_config(args),
                           reproducible=getattr(args, "reproducible", False), hgcm_front=hgcm_front)
     except ValueError as error:
@@ -289,8 +302,21 @@ def _make_machine(args: argparse.Namespace, out: TextIO, hgcm_front: HgcmFront |
     return machine
 
 
+class _OutputRefused(SinkError):
+    """Standard output refused a guest log line (a closed pipe, a full disk).  Raised as a
+    sink error so that the port bus lets it pass unchanged (it is not the log device's
+    failure); ``main`` re-raises the ``OSError`` itself for the console entry point."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _print_log(event: TraceEvent, out: TextIO) -> None:
-    print(f"[guest] {event.fields['line']}", file=out, flush=True)
+    try:
+        print(f"[guest] {event.fields['line']}", file=out, flush=True)
+    except OSError as error:
+        raise _OutputRefused(error) from error
 
 
 def _summary(result: RunResult, counts: HgcmCounts) -> list[str]:
@@ -327,7 +353,8 @@ def _report_end(result: RunResult, err: TextIO) -> None:
 def _run_machine(machine: Machine, args: argparse.Namespace, budgets: Budgets,
                  progress: ProgressLine | None = None,
                  gdb: GdbRunner | None = None,
-                 header: dict[str, object] | None = None) -> tuple[RunResult, HgcmCounts]:
+                 header: dict[str, object] | None = None,
+                 err: TextIO = sys.stderr) -> tuple[RunResult, HgcmCounts]:
     """Run within ``budgets`` (Ctrl-C stops it; ``progress`` is kept up to date), or under
     ``gdb`` when given (which honours the instruction budget only), with an optional trace
     file (JSON Lines, gzip-compressed when its name ends in ``.gz``), which starts with an
@@ -337,9 +364,16 @@ def _run_machine(machine: Machine, args: argparse.Namespace, budgets: Budgets,
     and becomes a ``UsageError`` naming the file and the reason."""
     collected = machine.vmmdev.counts
 
+    save_at = getattr(args, "save_at", None)
+
     def run() -> RunResult:
         if gdb is not None:
             return gdb(budgets.instructions)
+        if save_at is not None:
+            try:
+                return run_saving(machine, budgets, progress, *parse_save_at(save_at), err)
+            except (SaveAtError, argparse.ArgumentTypeError) as error:
+                raise UsageError(str(error)) from None
         return run_supervised(machine, budgets, progress)
 
     trace_path: Path | None = getattr(args, "trace", None)
@@ -381,6 +415,14 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(str(error)) from None
     if args.record and args.trace is None:
         raise UsageError("--record keeps the recording in the trace: give --trace FILE too")
+    if args.save_at is not None and (args.record or args.gdb is not None or args.device):
+        raise UsageError("--save-at cannot be combined with --record, --gdb or --device "
+                         "(a snapshot holds the vbox board's own devices only)")
+    if args.save_at is not None:
+        try:
+            parse_save_at(args.save_at)
+        except argparse.ArgumentTypeError as error:
+            raise UsageError(f"--save-at: {error}") from None
     machine = _make_machine(args, out, record_front if args.record else None)
     try:
         machine.set_arguments(args.arguments)
@@ -396,7 +438,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 gdb = gdb_runner(machine, args, err)
             except ValueError as error:
                 raise UsageError(str(error)) from None
-        result, collected = _run_machine(machine, args, budgets, progress, gdb, header)
+        result, collected = _run_machine(machine, args, budgets, progress, gdb, header, err)
         properties = dump_lines(machine) if args.dump_guest_properties else []
     except DebugRunEnded as ended:
         print(f"hgcmlab: {ended}", file=err)
@@ -405,11 +447,18 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if gdb is not None:
             gdb.close()
         machine.close()
+    return _ended(result, collected, args.quiet, out, err, properties)
+
+
+def _ended(result: RunResult, collected: HgcmCounts, quiet: bool, out: TextIO, err: TextIO,
+           after: Sequence[str] = ()) -> int:
+    """Report how a run of ``run``/``resume`` ended (then print the lines ``after``); its
+    exit status."""
     _report_end(result, err)
-    if not args.quiet:
+    if not quiet:
         for line in _summary(result, collected):
             print(line, file=out)
-    for line in properties:
+    for line in after:
         print(line, file=out)
     return exit_status(result)
 
@@ -446,11 +495,28 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return exit_status(result)
 
 
+def _cmd_resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    budgets = budgets_from_args(args)
+    progress = None if args.quiet else ProgressLine(err)
+    if progress is not None:
+        out = progress.guard(out)
+    try:
+        machine = resumed_machine(args.snapshot, err)
+    except SnapshotError as error:
+        raise UsageError(str(error)) from None
+    machine.tracer.add_sink(CallbackSink({"guest_log"}, lambda event: _print_log(event, out)))
+    try:
+        result, collected = _run_machine(machine, args, budgets, progress, err=err)
+    finally:
+        machine.close()
+    return _ended(result, collected, args.quiet, out, err)
+
+
 def _cmd_devices(out: TextIO) -> int:
     """One line per installed device: name, entry point, and for the devices every machine
     already has, where they sit (those cannot be added with --device)."""
     available = _plugin_devices()
-    machine = Machine(64, 0x20000)
+    machine = vbox_board(64, 0x20000)
     try:
         builtin = {device.name: device for device in machine.devices}
         for name, entry_point in sorted(available.items()):
@@ -498,11 +564,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             return run_asm_command(args, out, err)
         if args.command == "replay":
             return run_replay_command(args, out, err)
+        if args.command == "resume":
+            return _cmd_resume(args, out, err)
         parser.print_help(out)
         return EXIT_USAGE
     except UsageError as error:
         print(f"hgcmlab: error: {error}", file=err)
         return EXIT_USAGE
+    except _OutputRefused as refused:
+        raise refused.error from None
     except DeviceFailure as error:
         print(f"hgcmlab: error: {error}", file=err)
         return EXIT_DEVICE_FAILURE

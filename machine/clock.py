@@ -7,6 +7,8 @@ carrying a reason that shows up in the trace.  Nothing here, or anywhere, reads 
 
 The scheduler holds device events at future cycles.  Events due at the same cycle fire in
 the order they were scheduled (a sequence number breaks ties), so runs are deterministic.
+An event is plain data (cycle, sequence, owner, kind, args) handed to the handler its owner
+registered, never a closure, so the queue can be saved in a snapshot.
 """
 
 from __future__ import annotations
@@ -105,28 +107,52 @@ class CostProfile:
 
 @dataclass(order=True)
 class ScheduledEvent:
-    """A callback due at ``cycle``; ``sequence`` orders events due at the same cycle."""
+    """A device event due at ``cycle`` (plain data: it can be saved and restored).
+
+    ``sequence`` orders events due at the same cycle.  When it fires, the scheduler hands
+    ``kind`` and ``args`` to the handler its ``owner`` registered; ``name`` is what the
+    trace calls it.
+    """
 
     cycle: int
     sequence: int
     name: str = field(compare=False)
-    action: Callable[[], None] = field(compare=False)
+    owner: str = field(compare=False)
+    kind: str = field(compare=False)
+    args: tuple[int | str, ...] = field(default=(), compare=False)
     cancelled: bool = field(default=False, compare=False)
 
 
+#: What an owner registers to receive its events: handler(kind, args).
+EventHandler = Callable[[str, tuple[int | str, ...]], None]
+
+
 class Scheduler:
-    """Device events at future cycles."""
+    """Device events at future cycles, as data dispatched to their owners' handlers."""
 
     def __init__(self) -> None:
         self._queue: list[ScheduledEvent] = []
         self._sequence = 0
+        self._owners: dict[str, EventHandler] = {}
 
-    def schedule(self, cycle: int, name: str, action: Callable[[], None]) -> ScheduledEvent:
-        """Run ``action`` once the clock reaches ``cycle``; returns a cancellable handle."""
+    def add_owner(self, owner: str, handler: EventHandler) -> None:
+        """Route the events of ``owner`` to ``handler`` (wiring, not state: a restored
+        machine's parts register again before its events are loaded)."""
+        self._owners[owner] = handler
+
+    def schedule(self, cycle: int, name: str, owner: str, kind: str,
+                 args: tuple[int | str, ...] = ()) -> ScheduledEvent:
+        """Queue event ``kind`` of ``owner`` for ``cycle``; returns a cancellable handle."""
+        if owner not in self._owners:
+            raise ValueError(f"no event handler registered for {owner!r}")
         self._sequence += 1
-        event = ScheduledEvent(cycle, self._sequence, name, action)
+        event = ScheduledEvent(cycle, self._sequence, name, owner, kind, tuple(args))
         heapq.heappush(self._queue, event)
         return event
+
+    def fire(self, event: ScheduledEvent) -> None:
+        """Hand ``event`` to its owner's handler."""
+        self._owners[event.owner](event.kind, event.args)
 
     def next_cycle(self) -> int | None:
         """When the next live event is due, or None."""
@@ -145,6 +171,23 @@ class Scheduler:
 
     def __len__(self) -> int:
         return sum(1 for event in self._queue if not event.cancelled)
+
+    def save_state(self) -> dict:
+        """The live events and the sequence counter as plain data."""
+        live = sorted(event for event in self._queue if not event.cancelled)
+        return {"sequence": self._sequence,
+                "events": [[e.cycle, e.sequence, e.name, e.owner, e.kind, list(e.args)] for e in live]}
+
+    def load_state(self, state: dict) -> None:
+        """Replace the queue by ``save_state``'s output; every owner must be registered."""
+        events = [ScheduledEvent(int(cycle), int(sequence), str(name), str(owner), str(kind), tuple(args))
+                  for cycle, sequence, name, owner, kind, args in state["events"]]
+        unknown = sorted({event.owner for event in events} - set(self._owners))
+        if unknown:
+            raise ValueError(f"scheduled events of unknown owners: {', '.join(unknown)}")
+        self._queue = events
+        heapq.heapify(self._queue)
+        self._sequence = int(state["sequence"])
 
 
 class Clock:
@@ -174,12 +217,15 @@ class Clock:
         self._charge(cycles)
         self._trace("charge", cycles=cycles, reason=reason)
 
-    def schedule_at(self, cycle: int, name: str, action: Callable[[], None]) -> ScheduledEvent:
-        """Run ``action`` when the clock reaches ``cycle`` (at once if that has passed)."""
-        event = self.scheduler.schedule(cycle, name, action)
+    def schedule_at(self, cycle: int, name: str, owner: str, kind: str,
+                    args: tuple[int | str, ...] = ()) -> ScheduledEvent:
+        """Fire event ``kind`` of ``owner`` (with ``args``) when the clock reaches ``cycle``
+        (at once if that has passed); ``name`` labels it in the trace."""
+        event = self.scheduler.schedule(cycle, name, owner, kind, args)
         self._on_schedule(cycle)
         return event
 
-    def schedule_in(self, cycles: int, name: str, action: Callable[[], None]) -> ScheduledEvent:
-        """Run ``action`` ``cycles`` from now."""
-        return self.schedule_at(self.now() + cycles, name, action)
+    def schedule_in(self, cycles: int, name: str, owner: str, kind: str,
+                    args: tuple[int | str, ...] = ()) -> ScheduledEvent:
+        """Fire event ``kind`` of ``owner`` ``cycles`` from now."""
+        return self.schedule_at(self.now() + cycles, name, owner, kind, args)

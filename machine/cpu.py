@@ -91,6 +91,14 @@ _GDT = {
 
 #: IA32_EFER, the extended feature enable register (LME/LMA).
 _MSR_EFER = 0xC0000080
+#: Registers a snapshot holds explicitly besides Unicorn's context, by mode.
+_SAVED_REGISTERS = {
+    64: ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13",
+         "r14", "r15", "rip", "rflags", "cr0", "cr2", "cr3", "cr4", "efer", "fs_base", "gs_base",
+         "gdtr_base", "gdtr_limit", "idtr_base", "idtr_limit", "mxcsr") + tuple(f"xmm{i}" for i in range(16)),
+    32: ("eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "eip", "eflags", "cr0", "cr2", "cr3", "cr4",
+         "gdtr_base", "gdtr_limit", "idtr_base", "idtr_limit", "mxcsr") + tuple(f"xmm{i}" for i in range(8)),
+}
 #: gdb's names for the x87 registers where Unicorn's differ.
 _REGISTER_ALIASES = {f"st{i}": f"fp{i}" for i in range(8)} | {
     "fctrl": "fpcw", "fstat": "fpsw", "ftag": "fptag", "fiseg": "fcs", "fioff": "fip", "foseg": "fds",
@@ -344,6 +352,10 @@ class Cpu:
         #: Where the partial run in progress stops (None: none is).
         self._partial_stop: int | None = None
         self._uc_error: unicorn.UcError | None = None
+        #: A restored snapshot's interrupt shadow, until the first block runs.
+        self._restored_shadow = False
+        #: The pc the next run resumes at in the middle of a block (``continue_block``).
+        self._continue_at: int | None = None
         #: Decoded facts by instruction encoding (``_instruction_facts``).
         self._facts: dict[bytes, tuple[int, bool, bool, bool, int]] = {}
         self._c_hooks: list[ctypes.c_size_t] = []
@@ -551,6 +563,45 @@ class Cpu:
         else:
             names = ["eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "eip", "eflags"]
         return {name: self._uc.reg_read(getattr(ux, f"UC_X86_REG_{name.upper()}")) for name in names}
+
+    def continue_block(self) -> None:
+        """The next run continues the block it stopped in rather than entering a new one:
+        the interrupt check of a block entry is skipped where it starts (at the pc), as an
+        uninterrupted run would not have made one there."""
+        self._continue_at = self.pc
+
+    # --- saved state --------------------------------------------------------------------
+
+    def save_state(self) -> dict:
+        """The vCPU as plain data, between runs: Unicorn's whole register context (general,
+        segment, control, FPU/SSE, MSR state as Unicorn keeps it), the architectural
+        registers read explicitly (checked and written back on load), the exact counters
+        and whether the next instruction is in an interrupt shadow."""
+        context, size, _arch, _mode = self._uc.context_save().__getstate__()
+        explicit = {name: self.read_register(name) for name in _SAVED_REGISTERS[self.mode]}
+        return {"context": bytes(context), "context_size": size, "registers": explicit,
+                "instructions": self.instructions, "static_cycles": self.static_cycles,
+                "charged": self.charged, "shadow": self.in_interrupt_shadow}
+
+    def load_state(self, state: dict) -> None:
+        """Restore ``save_state``'s output into this engine (same mode)."""
+        size = int(state["context_size"])
+        if size != _uc_binding.uclib.uc_context_size(self._uc._uch) or len(state["context"]) != size:
+            raise ValueError("the saved CPU context does not fit this engine")
+        # Built as unpickling builds it, from our own bytes (no pickle of file data).
+        context = _uc_binding.UcContext.__new__(_uc_binding.UcContext)
+        context.__setstate__((bytes(state["context"]), size, unicorn.UC_ARCH_X86,
+                              unicorn.UC_MODE_64 if self.mode == 64 else unicorn.UC_MODE_32))
+        self._uc.context_restore(context)
+        for name in _SAVED_REGISTERS[self.mode]:
+            self.write_register(name, int(state["registers"][name]))
+        self.instructions, self.static_cycles = int(state["instructions"]), int(state["static_cycles"])
+        self.charged = int(state["charged"])
+        self._state.instructions, self._state.cycles = self.instructions, self.static_cycles
+        self._state.current = self._state.last = 0
+        self._previous_block = None
+        self._restored_shadow = bool(state["shadow"])
+        self._uc.ctl_flush_tb()
 
     def disassemble(self, address: int, count: int = 1) -> list[tuple[int, str]]:
         """Up to ``count`` instructions at ``address`` as (address, text); [] if unreadable."""
@@ -773,7 +824,7 @@ class Cpu:
         instruction completes, which is what makes `sti; hlt` race-free."""
         block, pc = self._last_block, self.pc
         if block is None:
-            return False
+            return self._restored_shadow
         if block.shadow_after(pc):
             return True
         # Stopped before the first instruction of a block: the shadow comes from the one before.
@@ -1155,7 +1206,8 @@ class Cpu:
             if over_budget:
                 self._stop_at_budget(block, address)
             return
-        if self._irq_asserted:
+        continuation, self._continue_at = self._continue_at, None
+        if self._irq_asserted and address != continuation:
             if uc.reg_read(self._flags_reg) & _EFLAGS_IF:
                 if not (previous is not None and previous.shadow_after(address)):
                     self._stop = StopInfo(StopKind.INTERRUPT, address)

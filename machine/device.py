@@ -6,6 +6,15 @@ offsets, not addresses).  At attach time a device receives an ``AttachContext`` 
 memory, the tracer and run control; it never sees the CPU (rule 2), so it can be driven
 without one in tests.
 
+Lifecycle (optional methods, with safe defaults when a device lacks them; ``DeviceBase``
+provides them for subclassing): ``reset()`` returns the device to its power-on state,
+``close()`` releases host resources, ``save_state() -> dict`` returns its state as plain
+data (dicts with str keys, lists, str, int, bool, None, bytes: no closures, files or
+descriptors) and ``load_state(state) -> list[str]`` restores it, returning one line per
+problem.  Guest-visible memory (RAM, MMIO regions) and port placements are saved by the
+machine, not by devices.  The machine calls them through ``close_device``,
+``save_device`` and ``load_device``.
+
 Third-party devices implement ``Device`` and can be registered under the Python
 entry-point group ``hgcmlab.devices``; the CLI loads them by name with ``--device NAME[@PORT]``
 (docs/design.md, "Device plugins", has a complete example).
@@ -108,3 +117,40 @@ class Device(Protocol):
     def io_read(self, range_name: str, offset: int, size: int) -> int: ...
 
     def io_write(self, range_name: str, offset: int, size: int, value: int) -> None: ...
+
+
+class DeviceBase:
+    """Default lifecycle for devices that subclass it: nothing to reset, close or save."""
+
+    def reset(self) -> None:
+        """Return to the power-on state (the default device keeps none)."""
+
+    def close(self) -> None:
+        """Release host resources (the default device holds none)."""
+
+    def save_state(self) -> dict:
+        """The device's state as plain data (the default device has none)."""
+        return {}
+
+    def load_state(self, state: dict) -> list[str]:
+        """Restore ``save_state``'s output; one line per problem (none by default)."""
+        return []
+
+
+def close_device(device: Device) -> None:
+    """``device.close()`` if it has one."""
+    close = getattr(device, "close", None)
+    if close is not None:
+        close()
+
+
+def save_device(device: Device) -> dict:
+    """``device.save_state()``, or no state for a device without one."""
+    save = getattr(device, "save_state", None)
+    return {} if save is None else save()
+
+
+def load_device(device: Device, state: dict) -> list[str]:
+    """``device.load_state(state)``, or nothing to restore for a device without one."""
+    load = getattr(device, "load_state", None)
+    return [] if load is None else load(state)

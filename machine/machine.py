@@ -1,40 +1,30 @@
-"""The machine: CPU, guest RAM, port bus, standard devices, VMMDev and its services.
+"""The machine core: CPU, guest RAM, port bus, MMIO window, clock, interrupt lines, PCI.
 
-This is the composition root.  A ``Machine`` is built with a mode (64 or 32), a RAM size
-and options; programs are loaded as ``Image``s (or assembled programs); ``run`` executes
+A ``Machine`` is built with a mode (64 or 32), a RAM size and options; boards
+(machine/boards.py) attach devices to it (``vbox_board``: VMMDev and its HGCM services).
+Programs are loaded as ``Image``s (or assembled programs); ``run`` executes
 until the guest writes the exit device, executes ``hlt`` with nothing left to wait for,
 faults, exhausts its instruction or cycle budget, reaches a requested cycle, or is
 cancelled from outside (``cancel``: Ctrl-C, a wall-time budget).  Device events
 scheduled on the clock fire at the first instruction boundary at or after their cycle;
 an asserted interrupt line is delivered through the guest's IDT when IF is set, and
-``sti; hlt`` sleeps until the next event instead of spinning.  Conventions guest programs rely on (public contract): flat code at
-0x10000, entry at ``_start``, stack pointer at the top of RAM, VMMDev request port 0xD020,
-exit device 0xF4, backdoor log port 0x504.
+``sti; hlt`` sleeps until the next event instead of spinning.  ``snapshot``/``restore``
+save and load the whole machine as plain data (machine/snapshot.py).  Conventions guest
+programs rely on (public contract): flat code at 0x10000, entry at ``_start``, stack
+pointer at the top of RAM, VMMDev request port 0xD020 (on the vbox board), exit device
+0xF4, backdoor log port 0x504.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 
-from devices.vmmdev.abi import (
-    VMMDEV_DEFAULT_PORT_BASE,
-    VMMDEV_PCI_DEVICE,
-    VMMDEV_PCI_DEVICE_ID,
-    VMMDEV_PCI_VENDOR,
-    VMMDEV_PORT_RANGE_SIZE,
-)
-from devices.vmmdev.commands import DEFAULT_HEAP_BUDGET
-from devices.vmmdev.config import CYCLES_PER_MILLISECOND, VMMDevConfig
-from devices.vmmdev.device import VMMDevDevice
-from devices.vmmdev.events import VMMDEV_RAM_SIZE
 from guest_asm.assembler import AssembledProgram
 from machine.clock import Clock, CostProfile, Scheduler
 from machine.cpu import FIRMWARE_PAGE, Cpu, StopInfo, StopKind
-from machine.device import AttachContext, Device
+from machine.device import AttachContext, Device, close_device, load_device, save_device
 from machine.loader import ARGS_BASE, Image, LoadError, argument_block, paging_area
 from machine.pagetables import build as build_page_tables
 from machine.pagetables import table_bytes
@@ -43,13 +33,9 @@ from machine.paging import page_fault_summary, walk
 from machine.pci import Bar, PciConfigSpace, PciFunction
 from machine.portbus import PortBus, PortConflictError
 from machine.programs import image_from_assembled
+from machine.snapshot import SNAPSHOT_PAGE, Snapshot, SnapshotError, nonzero_pages
 from machine.stddevices import BackdoorLogDevice, ExitDevice
 from machine.tracing import ListSink, Tracer
-from runtime.status import status_name
-from services.guestprops.service import GuestPropService
-from services.hgcm import HgcmService
-from services.sharedfolders.reproducible import Reproducible
-from services.sharedfolders.service import SharedFoldersService
 
 DEFAULT_RAM_SIZE = 64 * 1024 * 1024
 #: Guest RAM ends below the MMIO window.
@@ -125,30 +111,22 @@ class RunResult:
 
 
 class Machine:
-    """An x86 machine with guest RAM, standard devices and a VMMDev with Shared Folders and
-    guest properties (``guest_properties``).
+    """The machine core: an x86 vCPU, guest RAM, the port bus, the MMIO window, the clock
+    and its scheduler, interrupt lines, the PCI configuration space and the standard exit
+    and log devices.  It knows no particular device: boards (machine/boards.py) attach
+    devices with ``add_device`` and give them a PCI function with ``add_pci``.
 
-    ``reproducible`` makes every share show the guest reproducible object and volume
-    information (times from the virtual clock, node ids by first use, ...) instead of the
-    host's; see services/sharedfolders/reproducible.py and docs/tracing.md.
-    ``hgcm_heap_budget``: host heap bytes the HGCM commands in flight of each requestor
-    category may use (``VMMDevDevice``'s ``heap_budget``; docs/security.md).
     ``fast_blocks=False`` counts with the Python block hook instead of the native one, and
     ``count_free=False`` starts Unicorn with its instruction count every time (the slower
     previous path); counts, cycles and traces are the same either way (machine/cpu.py).
-    ``hgcm_front(machine, shared_folders)`` returns the service registered with the VMMDev
-    in place of ``shared_folders`` (a recorder in front of it, or a replay that answers
-    instead: machine/trace/record.py, machine/replay.py); it is kept as ``hgcm_service``.
+    ``board_config`` is the plain-data description a board gives of how it built this
+    machine (kept in snapshots, so that ``machine.boards.restore`` can build it again).
     """
 
     def __init__(self, mode: int = 64, ram_size: int = DEFAULT_RAM_SIZE, *,
-                 vmmdev_port: int = VMMDEV_DEFAULT_PORT_BASE, require_guest_info: bool = False,
-                 costs: CostProfile | None = None, vmmdev_config: VMMDevConfig | None = None,
-                 tracer: Tracer | None = None, fast_blocks: bool = True, trace_blocks: bool = False,
-                 trace_memory: bool = False, trace_instructions: bool = False,
-                 reproducible: bool = False,
-                 hgcm_heap_budget: int = DEFAULT_HEAP_BUDGET, count_free: bool = True,
-                 hgcm_front: Callable[[Machine, HgcmService], HgcmService] | None = None) -> None:
+                 costs: CostProfile | None = None, tracer: Tracer | None = None, fast_blocks: bool = True,
+                 trace_blocks: bool = False, trace_memory: bool = False, trace_instructions: bool = False,
+                 count_free: bool = True) -> None:
         if mode not in (32, 64):
             raise ValueError(f"mode must be 32 or 64, not {mode}")
         if not 0x20000 <= ram_size <= MAX_RAM_SIZE or ram_size % 4096:
@@ -168,31 +146,21 @@ class Machine:
         self._irq_lines: set[int] = set()
         self._mmio_next = MMIO_WINDOW_BASE
         self._mmio_memories: list[GuestMemory] = []
+        #: Where each device's MMIO regions were mapped: device name -> region -> base.
+        self._mmio_bases: dict[str, dict[str, int]] = {}
         self.image: Image | None = None
         self.devices: list[Device] = []
+        self.board_config: dict = {"board": "bare", "mode": mode, "ram_size": ram_size}
         self.exit_device = ExitDevice()
         self.log_device = BackdoorLogDevice()
-        config = vmmdev_config or VMMDevConfig()
-        # Reproducible shares date their objects on the clock GetHostTime reports.
-        self.shared_folders = SharedFoldersService(reproducible=Reproducible(
-            config.epoch_ms * CYCLES_PER_MILLISECOND, self.clock.now) if reproducible else None)
-        if require_guest_info:
-            config = dataclasses.replace(config, require_guest_info=True)
-        self.vmmdev = VMMDevDevice(config=config, heap_budget=hgcm_heap_budget)
         self._stop_report: str | None = None
-        self.hgcm_service: HgcmService = (self.shared_folders if hgcm_front is None
-                                          else hgcm_front(self, self.shared_folders))
-        self.vmmdev.register_service(self.hgcm_service)
-        # Guest property timestamps: nanoseconds on the clock GetHostTime reports.
-        epoch_ns, now = config.epoch_ms * CYCLES_PER_MILLISECOND, self.clock.now
-        self.guest_properties = GuestPropService(lambda: epoch_ns + now())
-        self.vmmdev.register_service(self.guest_properties)
+        #: The last run paused where only its pause stopped the CPU: the next run delivers
+        #: no interrupt before the CPU stops by itself (see ``run``).
+        self._irq_deferred = False
         self.add_device(self.exit_device)
         self.add_device(self.log_device)
-        self.add_device(self.vmmdev, base=vmmdev_port)
         self.pci = PciConfigSpace()
         self.add_device(self.pci)
-        self.pci.add_function(0, VMMDEV_PCI_DEVICE, 0, self._vmmdev_pci_function(vmmdev_port))
         self._trace_blocks = trace_blocks
         self._closed = False
         #: How a pending cancel() ends the run: (end, description); None: not cancelled.
@@ -204,27 +172,44 @@ class Machine:
             self.cpu.watch_memory(lambda access, address, size, value: self.tracer.emit(
                 "memory", access=access, address=address, size=size, value=value))
 
-    def _vmmdev_pci_function(self, port: int) -> PciFunction:
-        """VMMDev's PCI identity (reference §1.1): 80EE:CAFE, class 08/80, BAR0 I/O,
-        BAR1 the VMMDevMemory MMIO, INTA# routed to the device's IRQ."""
-        assert self.vmmdev.mmio_base is not None
-        bars = {0: Bar(VMMDEV_PORT_RANGE_SIZE, True, port), 1: Bar(VMMDEV_RAM_SIZE, False, self.vmmdev.mmio_base)}
-        return PciFunction(VMMDEV_PCI_VENDOR, VMMDEV_PCI_DEVICE_ID, 0x08, 0x80, bars, interrupt_pin=1,
-                           interrupt_line=self.vmmdev.config.irq, relocate_io=self._move_vmmdev_ports)
+    def add_pci(self, device: Device, slot: int, *, bus: int = 0, function: int = 0) -> PciFunction:
+        """Give attached ``device`` the PCI function bus:slot.function its
+        ``pci_identity()`` declares: BARs over its relocatable ports (the guest may move
+        them, the ports follow) and its MMIO regions."""
+        identity = device.pci_identity()  # type: ignore[attr-defined]
+        bars: dict[int, Bar] = {}
+        if identity.io_bar is not None:
+            index, size = identity.io_bar
+            relocatable = [r for r in device.port_ranges() if r.fixed_base is None]
+            if not relocatable:
+                raise ValueError(f"{device.name} declares an I/O BAR but has no relocatable ports")
+            first = relocatable[0]
+            bars[index] = Bar(size, True, (self.bus.base_of(device, first.name) or 0) - first.offset)
+        for index, region in identity.mmio_bars:
+            base = self._mmio_bases.get(device.name, {}).get(region)
+            if base is None:
+                raise ValueError(f"{device.name} declares BAR {index} over MMIO region {region!r}, which it lacks")
+            size = next(r.size for r in device.mmio_regions() if r.name == region)  # type: ignore[attr-defined]
+            bars[index] = Bar(size, False, base)
+        config = PciFunction(identity.vendor_id, identity.device_id, identity.class_code, identity.subclass, bars,
+                             interrupt_pin=identity.interrupt_pin, interrupt_line=identity.interrupt_line,
+                             relocate_io=lambda bar, base: self._move_ports(device, bar, base))
+        self.pci.add_function(bus, slot, function, config)
+        return config
 
-    def _move_vmmdev_ports(self, bar: int, base: int) -> None:
-        """The guest moved the I/O BAR: the ports follow.  Onto ports another device holds
-        (a plugin), the VMMDev decodes nothing until the BAR moves to free ports again; the
-        other device keeps its ports (traced as ``pci_bar_conflict``)."""
-        ranges = self.vmmdev.port_ranges()
+    def _move_ports(self, device: Device, bar: int, base: int) -> None:
+        """The guest moved ``device``'s I/O BAR: its relocatable ports follow.  Onto ports
+        another device holds (a plugin), the device decodes nothing until the BAR moves to
+        free ports again; the other device keeps its ports (traced as ``pci_bar_conflict``)."""
+        ranges = [r for r in device.port_ranges() if r.fixed_base is None]
         for port_range in ranges:
-            self.bus.release(self.vmmdev, port_range.name)
+            self.bus.release(device, port_range.name)
         try:
-            self.bus.claim_all(self.vmmdev, [(r, base + r.offset) for r in ranges])
+            self.bus.claim_all(device, [(r, base + r.offset) for r in ranges])
         except PortConflictError as conflict:
-            self.tracer.emit("pci_bar_conflict", device=self.vmmdev.name, bar=bar, base=base, reason=str(conflict))
+            self.tracer.emit("pci_bar_conflict", device=device.name, bar=bar, base=base, reason=str(conflict))
             return
-        self.tracer.emit("pci_bar_moved", device=self.vmmdev.name, bar=bar, base=base)
+        self.tracer.emit("pci_bar_moved", device=device.name, bar=bar, base=base)
 
     # --- configuration --------------------------------------------------------------------
 
@@ -242,6 +227,7 @@ class Machine:
         mmio: dict[str, tuple[int, GuestMemory]] = {}
         for region in getattr(device, "mmio_regions", lambda: [])():
             mmio[region.name] = self._map_mmio(region.size)
+        self._mmio_bases[device.name] = {name: base for name, (base, _memory) in mmio.items()}
         device.attach(AttachContext(self.memory, self.tracer, self._request_exit, self._log_line,
                                     self.clock, self._set_irq, self._request_halt, mmio, self._page_translator))
         self.devices.append(device)
@@ -257,14 +243,6 @@ class Machine:
         self._mmio_memories.append(memory)
         self._mmio_next = base + size
         return base, memory
-
-    def add_share(self, name: str, host_path: str | Path, *, writable: bool = True,
-                  auto_mount: bool = False, create_symlinks: bool = False) -> None:
-        """Map host directory ``host_path`` as shared folder ``name``."""
-        status = self.shared_folders.add_mapping(name, str(host_path), writable=writable,
-                                                 auto_mount=auto_mount, create_symlinks=create_symlinks)
-        if status < 0:
-            raise ValueError(f"cannot add shared folder {name!r} -> {host_path}: {status_name(status)}")
 
     def load(self, image: Image | AssembledProgram, *, paging: bool = False) -> None:
         """Place ``image`` in RAM, point the CPU at its entry and the stack at the top of RAM.
@@ -349,19 +327,32 @@ class Machine:
             stop_cycle = self.clock.now() + max_cycles
         budget_cycle = None if cycle_budget is None else self.clock.now() + cycle_budget
         instruction_limit = None if max_instructions is None else self.cpu.instructions + max_instructions
+        last_stop: StopKind | None = None
         while True:
             if self.cpu.cancel_requested:
                 return self._finish(*self._cancelled())
             if self._stop_report is not None:
                 return self._finish(*self._stopped())
-            ended = self._service_events()
-            if ended is not None:
-                return self._finish(*ended)
+            fired = self._fire_due_events()
+            if stop_cycle is not None and self.clock.now() >= stop_cycle:
+                # A pause is invisible to the guest: where only the pause's own deadline
+                # stopped the CPU, the uninterrupted run would deliver no interrupt here
+                # (it checks at the next block), so the next run does not either.
+                if fired:
+                    self._irq_deferred = False
+                elif last_stop is StopKind.DEADLINE:
+                    self._irq_deferred = True
+                return self._finish(RunEnd.PAUSED, 0, None)
+            if self._irq_deferred:
+                self._irq_deferred = False
+                self.cpu.continue_block()
+            else:
+                ended = self._deliver_interrupt()
+                if ended is not None:
+                    return self._finish(*ended)
             if budget_cycle is not None and self.clock.now() >= budget_cycle:
                 return self._finish(RunEnd.BUDGET, -1, self._fault_report(
                     f"cycle budget of {cycle_budget} exhausted", self.cpu.pc))
-            if stop_cycle is not None and self.clock.now() >= stop_cycle:
-                return self._finish(RunEnd.PAUSED, 0, None)
             remaining = _UNBOUNDED_SLICE
             if instruction_limit is not None:
                 remaining = instruction_limit - self.cpu.instructions
@@ -374,6 +365,7 @@ class Machine:
                 slice_limit = stop.slice if instruction_limit is None else min(
                     stop.slice, instruction_limit - self.cpu.instructions)
                 stop = self.cpu.run(slice_limit, exact=True)
+            last_stop = stop.kind
             outcome = self._handle_stop(stop)
             if outcome is not None:
                 return self._finish(*outcome)
@@ -450,11 +442,16 @@ class Machine:
             self.clock.charge(wake - now, "halted until the next event")
         return None
 
-    def _service_events(self) -> tuple[RunEnd, int, FaultReport | None] | None:
-        """Fire due events, then deliver a pending interrupt if the guest accepts it."""
-        for event in self.scheduler.pop_due(self.clock.now()):
+    def _fire_due_events(self) -> bool:
+        """Fire the events due by now; True when there were any."""
+        due = self.scheduler.pop_due(self.clock.now())
+        for event in due:
             self.tracer.emit("event", name=event.name, scheduled_cycle=event.cycle)
-            event.action()
+            self.scheduler.fire(event)
+        return bool(due)
+
+    def _deliver_interrupt(self) -> tuple[RunEnd, int, FaultReport | None] | None:
+        """Deliver a pending interrupt if the guest accepts it."""
         if self._irq_lines and self.cpu.interrupts_enabled:
             if self.cpu.in_interrupt_shadow:
                 return self._step_through_shadow()
@@ -491,7 +488,8 @@ class Machine:
         return self._handle_stop(stop)
 
     def _finish(self, end: RunEnd, code: int, fault: FaultReport | None) -> RunResult:
-        self.log_device.flush()
+        if end is not RunEnd.PAUSED:  # a paused run goes on: its partial line is not complete
+            self.log_device.flush()
         if fault is not None and end is not RunEnd.INTERRUPTED:
             self.tracer.emit("guest_fault", description=fault.description, instruction=fault.instruction,
                              symbol=fault.symbol, source=fault.source)
@@ -566,18 +564,100 @@ class Machine:
         self._log_lines.append(line)
         self.tracer.emit("guest_log", line=line)
 
+    # --- snapshots ------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """The whole machine between runs as plain data: CPU, RAM and MMIO (non-zero pages),
+        clock and scheduled events, interrupt lines, port placements, PCI configuration and
+        every device's ``save_state``, with ``board_config`` to rebuild it.  Raises
+        ``SnapshotError`` for a machine a snapshot cannot describe."""
+        if self._closed:
+            raise SnapshotError("the machine is closed")
+        names = [device.name for device in self.devices]
+        if len(set(names)) != len(names):
+            raise SnapshotError(f"two devices share a name ({', '.join(sorted(names))}): cannot snapshot")
+        image = self.image
+        state = {
+            "cpu": self.cpu.save_state(),
+            "ram": nonzero_pages(self.memory),
+            "mmio": [nonzero_pages(memory) for memory in self._mmio_memories],
+            "scheduler": self.scheduler.save_state(),
+            "irq_lines": sorted(self._irq_lines),
+            "irq_deferred": self._irq_deferred,
+            "ports": self.bus.placements(),
+            "devices": {device.name: save_device(device) for device in self.devices},
+            "arguments": list(self._arguments),
+            "log_lines": list(self._log_lines),
+            "image": None if image is None else {"name": image.name, "entry": image.entry, "mode": image.mode,
+                                                  "symbols": dict(sorted(image.symbols.items()))},
+        }
+        return Snapshot(dict(self.board_config), state)
+
+    def restore(self, snapshot: Snapshot) -> list[str]:
+        """Put the machine in the state ``snapshot`` holds; it must have been built as the
+        snapshot's ``board_config`` says (``machine.boards.restore`` does so).  A loaded
+        program keeps its symbols and source lines; otherwise the snapshot's names are
+        used.  Returns the devices' problem lines (empty: all restored); raises
+        ``SnapshotError`` for a snapshot that does not fit this machine."""
+        state = snapshot.state
+        try:
+            if snapshot.config.get("board") != self.board_config["board"]:
+                raise SnapshotError(f"the snapshot is of a {snapshot.config.get('board')!r} board, "
+                                    f"not {self.board_config['board']!r}")
+            if (snapshot.config.get("mode"), snapshot.config.get("ram_size")) != (self.mode, self.memory.size):
+                raise SnapshotError(f"the snapshot is of a {snapshot.config.get('mode')}-bit machine with "
+                                    f"{snapshot.config.get('ram_size')} bytes of RAM, not this one")
+            if len(state["mmio"]) != len(self._mmio_memories):
+                raise SnapshotError("the snapshot's device memory does not match this machine's devices")
+            devices = {device.name: device for device in self.devices}
+            unknown = sorted(set(state["devices"]) - set(devices))
+            if unknown:
+                raise SnapshotError(f"the snapshot has devices this machine lacks: {', '.join(unknown)}")
+            self.cpu.load_state(state["cpu"])
+            _load_pages(self.memory, state["ram"])
+            for memory, pages in zip(self._mmio_memories, state["mmio"]):
+                _load_pages(memory, pages)
+            self.scheduler.load_state(state["scheduler"])
+            self._irq_lines = {int(irq) for irq in state["irq_lines"]}
+            self.cpu.irq_asserted = bool(self._irq_lines)
+            self._irq_deferred = bool(state["irq_deferred"])
+            self.bus.restore_placements(devices, state["ports"])
+            problems: list[str] = []
+            for name, device_state in state["devices"].items():
+                problems += load_device(devices[name], device_state)
+            self._arguments = [str(argument) for argument in state["arguments"]]
+            self._log_lines = [str(line) for line in state["log_lines"]]
+            if self.image is None and state["image"] is not None:
+                saved = state["image"]
+                self.image = Image([], int(saved["entry"]), saved["mode"], dict(saved["symbols"]), str(saved["name"]))
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise SnapshotError(f"the snapshot does not fit this machine: {error}") from None
+        self._exit_code = None
+        self.cpu.deadline = self.scheduler.next_cycle()
+        return problems
+
     def close(self) -> None:
         """Release the engine, host handles and guest RAM (the machine is unusable
         afterwards); closing twice is harmless."""
         if self._closed:
             return
         self._closed = True
-        self.shared_folders.close()
-        self.guest_properties.close()
+        for device in reversed(self.devices):
+            close_device(device)
         self.cpu.close()
         self.memory.close()
         for memory in self._mmio_memories:
             memory.close()
+
+
+def _load_pages(memory: GuestMemory, pages: list[list[object]]) -> None:
+    """Make ``memory`` hold exactly ``pages`` ([page address, bytes] runs; the rest zero)."""
+    for address, _data in nonzero_pages(memory):
+        memory.fill(int(address), len(_data), 0)  # type: ignore[arg-type]
+    for address, data in pages:
+        if not isinstance(data, bytes) or int(address) % SNAPSHOT_PAGE or not memory.contains(int(address), len(data)):
+            raise SnapshotError(f"a saved page run at {address} does not fit {memory.size} bytes of memory")
+        memory.write(int(address), data)
 
 
 def _earliest(*cycles: int | None) -> int | None:

@@ -115,6 +115,26 @@ class PciFunction:
             bar.address = new_address
 
 
+@dataclass(frozen=True)
+class PciIdentity:
+    """How a device appears on the PCI bus, declared by the device (``pci_identity()``);
+    the machine builds its configuration header from it (``Machine.add_pci``).
+
+    ``io_bar`` is (BAR index, size) of the I/O BAR over the device's relocatable port
+    ranges: the guest may move it, and the ports follow.  ``mmio_bars`` are (BAR index,
+    MMIO region name) pairs, each BAR as large as its region.
+    """
+
+    vendor_id: int
+    device_id: int
+    class_code: int
+    subclass: int
+    interrupt_pin: int = 0
+    interrupt_line: int = 0xFF
+    io_bar: tuple[int, int] | None = None
+    mmio_bars: tuple[tuple[int, str], ...] = ()
+
+
 class PciConfigSpace:
     """The host bridge's configuration mechanism #1 as a port device."""
 
@@ -152,6 +172,27 @@ class PciConfigSpace:
         if target is None:
             return (1 << (8 * size)) - 1
         return (target.read_dword(register) >> (8 * offset)) & ((1 << (8 * size)) - 1)
+
+    def save_state(self) -> dict:
+        """The configuration address and each function's guest-writable registers."""
+        return {"address": self._address,
+                "functions": [[list(key), config.command, config.interrupt_line,
+                               [[index, bar.address] for index, bar in sorted(config.bars.items())],
+                               sorted(config._sizing)] for key, config in sorted(self.functions.items())]}
+
+    def load_state(self, state: dict) -> list[str]:
+        """Restore ``save_state``'s output onto the same functions (no relocation runs:
+        the machine restores port placements itself)."""
+        self._address = int(state["address"])
+        for key, command, interrupt_line, bars, sizing in state["functions"]:
+            config = self.functions.get((int(key[0]), int(key[1]), int(key[2])))
+            if config is None:
+                raise ValueError(f"PCI function {key} is not on this machine")
+            config.command, config.interrupt_line = int(command), int(interrupt_line)
+            for index, address in bars:
+                config.bars[int(index)].address = int(address)
+            config._sizing = {int(index) for index in sizing}
+        return []
 
     def io_write(self, range_name: str, offset: int, size: int, value: int) -> None:
         if range_name == "config_address":

@@ -104,6 +104,24 @@ class PortBus:
                 return claim.base
         return None
 
+    def placements(self) -> list[list[object]]:
+        """Every claim as [device name, range name, base], sorted (a snapshot's port map)."""
+        seen = {(c.device.name, c.port_range.name, c.base) for c in self._claims.values()}
+        return [list(entry) for entry in sorted(seen)]
+
+    def restore_placements(self, devices: dict[str, Device], placements: list[list[object]]) -> None:
+        """Move the claims of ``devices`` (by name) to ``placements`` (``placements()``'s
+        output): ranges listed there are claimed at their base, the others released."""
+        ranges = {(c.device.name, c.port_range.name): c.port_range for c in self._claims.values()}
+        for device in devices.values():
+            for port_range in device.port_ranges():
+                ranges.setdefault((device.name, port_range.name), port_range)
+                self.release(device, port_range.name)
+        for name, range_name, base in placements:
+            if name not in devices or (name, range_name) not in ranges:
+                raise ValueError(f"port range {name}.{range_name} is not on this machine")
+            self.claim(devices[str(name)], ranges[(str(name), str(range_name))], int(base))  # type: ignore[arg-type]
+
     def owner(self, port: int) -> str | None:
         """Name of the device that claimed ``port``, if any."""
         claim = self._claims.get(port)

@@ -4,15 +4,15 @@ Installed with the package (entry point ``pytest11``: ``hgcmlab``), so every pyt
 an environment where hgcmlab is installed has these fixtures; ``-p no:hgcmlab`` turns it off.
 
 Fixtures
-    ``hgcm_machine``   factory ``hgcm_machine(mode=64, *, blocks=False, reproducible=True, **Machine_kwargs)``:
-                       a traced ``Machine``, closed at teardown; ``hgcm_machine.events(m)`` is its trace.
+    ``hgcm_machine``   factory ``hgcm_machine(mode=64, *, blocks=False, reproducible=True, **vbox_board_kwargs)``:
+                       a traced ``VBoxMachine`` (machine/boards.py), closed at teardown; ``hgcm_machine.events(m)`` is its trace.
                        Reproducible by default: shares show no host-dependent times, ids or sizes.
                        ``record=True`` keeps what the host returned (``hgcm_machine.save_recording(m,
                        PATH)`` writes it); ``replay=TRACE`` answers Shared Folders from a recording
                        (``hgcm_machine.replay_cursor(m)``).  See docs/tracing.md, "Record and replay".
     ``hgcm_share``     a fresh temporary directory to share (``machine.add_share("demo", hgcm_share)``).
     ``hgcm_assemble``  ``hgcm_assemble(source_or_path, mode=64, **kw)``; ``hgcm_assemble.bundled("demo.s")``.
-    ``hgcm_qtest``     factory ``hgcm_qtest(mode=64, **Machine_kwargs)``: a ``machine.qtest.QTest``.
+    ``hgcm_qtest``     factory ``hgcm_qtest(mode=64, **vbox_board_kwargs)``: a ``machine.qtest.QTest``.
     ``assert_trace``   ``assert_trace(machine_or_events, "name", kinds=..., fields=..., stamps=False)``
                        compares with ``golden/<name>.jsonl`` next to the test file.
 
@@ -39,6 +39,7 @@ import pytest
 import unicorn
 
 from guest_asm.assembler import AssembledProgram, assemble
+from machine.boards import vbox_board
 from machine.machine import Machine
 from machine.qtest import QTest
 from machine.replay import ReplayCursor, ReplayService, replay_front
@@ -88,7 +89,7 @@ class MachineFactory:
     def __call__(self, mode: int = 64, *, blocks: bool = False, reproducible: bool = True,
                  record: bool = False, replay: str | Path | Recording | None = None,
                  **kwargs: Any) -> Machine:
-        """A ``Machine(mode, **kwargs)`` whose every event is recorded (HGCM call events carry
+        """A ``vbox_board(mode, **kwargs)`` machine whose every event is recorded (HGCM call events carry
         their parameters); ``blocks`` traces executed blocks (call after load).  Machines are
         reproducible unless ``reproducible=False`` (shares then show the host's own times,
         inode numbers, ... as VirtualBox does).
@@ -109,7 +110,7 @@ class MachineFactory:
             kwargs["hgcm_front"] = replay_front(recording)
         elif record:
             kwargs["hgcm_front"] = record_front
-        machine = Machine(mode, reproducible=reproducible, **kwargs)
+        machine = vbox_board(mode, reproducible=reproducible, **kwargs)
         self.machines.append(machine)
         self._node.stash.setdefault(_MACHINES, []).append((machine, self))
         sink = ListSink()
@@ -183,7 +184,7 @@ def _kit_header(machine: Machine) -> dict[str, Any]:
 
 @pytest.fixture
 def hgcm_machine(request: pytest.FixtureRequest) -> Iterator[MachineFactory]:
-    """Factory of traced machines: ``hgcm_machine(mode=64, **Machine_kwargs)``."""
+    """Factory of traced machines: ``hgcm_machine(mode=64, **vbox_board_kwargs)``."""
     factory = MachineFactory(request.node, request.config.getoption("hgcm_last_events"))
     yield factory
     factory.close()

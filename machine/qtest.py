@@ -10,7 +10,7 @@ Addresses are guest-physical, as a device sees them: a paged guest's tables play
 
 Example::
 
-    qt = QTest(Machine(64))
+    qt = QTest(vbox_board(64))
     qt.write(0x20000, request_bytes)
     qt.outl(qt.vmmdev_port, 0x20000)      # submit a VMMDev request
     qt.wait_irq(11)                       # the HGCM completion raises IRQ 11

@@ -21,12 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from machine.clock import Clock
 from machine.trace.record import RECORD_KIND, Recording, describe_inputs
 from runtime.status import Status
 from services.hgcm import ASYNC, HgcmCall, HgcmService, SvcParm, _AsyncMarker
 
 if TYPE_CHECKING:
     from machine.machine import Machine
+
+#: The scheduler owner of a replay's host completions (event "host", the record's position).
+_EVENT_OWNER = "replay"
 
 #: Matched operations a divergence report shows before the mismatch.
 CONTEXT_OPERATIONS = 5
@@ -138,11 +142,12 @@ class ReplayCursor:
     """The position in a recording, shared by the replay services of one machine."""
 
     def __init__(self, recording: Recording, now: Callable[[], int], stop: Callable[[str], None],
-                 emit: Callable[..., None],
-                 schedule: Callable[[int, str, Callable[[], None]], object] | None = None) -> None:
+                 emit: Callable[..., None], clock: Clock | None = None) -> None:
         self.recording = recording
         self._emit = emit
-        self._schedule = schedule
+        self._clock = clock
+        if clock is not None:
+            clock.scheduler.add_owner(_EVENT_OWNER, self._on_event)
         self._now = now
         self._stop = stop
         self.position = 0
@@ -156,10 +161,14 @@ class ReplayCursor:
         """When the next record is a completion the host made on its own (a share added
         between runs completing a wait), make it at its recorded cycle."""
         records = self.recording.records
-        if self._schedule is None or self.position >= len(records) or records[self.position]["op"] != "host":
+        if self._clock is None or self.position >= len(records) or records[self.position]["op"] != "host":
             return
         position = self.position
-        self._schedule(records[position]["at"], "replay: host completion", lambda: self._host_completion(position))
+        self._clock.schedule_at(records[position]["at"], "replay: host completion", _EVENT_OWNER, "host",
+                                (position,))
+
+    def _on_event(self, kind: str, args: tuple[int | str, ...]) -> None:
+        self._host_completion(int(args[0]))
 
     def _host_completion(self, position: int) -> None:
         if self.divergence is not None or self.position != position:
@@ -319,14 +328,14 @@ def _difference(expected: dict[str, Any] | None, observed: dict[str, Any]) -> st
 
 
 def replay_front(recording: Recording) -> Callable[[Machine, HgcmService], HgcmService]:
-    """A ``Machine(hgcm_front=...)`` hook: the recorded service's name answered by replay
+    """A ``vbox_board(hgcm_front=...)`` hook: the recorded service's name answered by replay
     (``ReplayService.cursor`` tells how far it got).  The real service given to the hook
     stays unregistered and never sees a guest."""
     def front(machine: Machine, service: HgcmService) -> HgcmService:
         if not any(s["name"] == service.name for s in recording.services):
             raise ValueError(f"{recording.path}: the recording holds no service named {service.name!r}")
         cursor = ReplayCursor(recording, machine.clock.now, machine.stop_run, machine.tracer.emit,
-                              machine.clock.schedule_at)
+                              machine.clock)
         replay = ReplayService(service.name, recording, cursor)
         for limits in ("call_limits", "client_limits"):
             if hasattr(service, limits):

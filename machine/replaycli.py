@@ -24,6 +24,7 @@ from machine.clock import CostProfile
 from machine.loader import Image, LoadError, image_from_file
 from machine.replay import ReplayService, replay_front, summarize
 from machine.trace.record import RecordingError, header_event_fields, image_digest, load_recording
+from machine.boards import vbox_board
 
 if TYPE_CHECKING:
     from machine.machine import Machine
@@ -119,7 +120,7 @@ def run_replay_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
 
 def _replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from machine.cli import _attach_plugins, _print_log, _report_end, _run_machine, _summary, _vmmdev_config
-    from machine.machine import Machine, RunEnd
+    from machine.machine import RunEnd
     from machine.runcontrol import ProgressLine, budgets_from_args, exit_status
     from machine.tracing import CallbackSink
 
@@ -147,7 +148,7 @@ def _replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if progress is not None:
         out = progress.guard(out)
     try:
-        machine = Machine(header["mode"], header["ram"], costs=costs, vmmdev_config=_vmmdev_config(options),
+        machine = vbox_board(header["mode"], header["ram"], costs=costs, vmmdev_config=_vmmdev_config(options),
                           hgcm_front=replay_front(recording))
     except ValueError as error:
         raise ReplayUsageError(f"{args.recording}: {error}") from None

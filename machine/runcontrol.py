@@ -77,13 +77,15 @@ class Budgets:
     seconds: float | None = None
 
 
-def _count(text: str) -> int:
+def whole_number(text: str, negative: str = "is negative (0 means no limit)") -> int:
+    """An option's non-negative integer (decimal, 0x.., 0o.., 0b..); ``negative`` ends the
+    message for a negative one.  Raises ``argparse.ArgumentTypeError``."""
     try:
         value = int(text, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative (0 means no limit)")
+        raise argparse.ArgumentTypeError(f"{text!r} {negative}")
     return value
 
 
@@ -99,9 +101,9 @@ def _seconds(text: str) -> float:
 
 def add_budget_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--max-instructions``, ``--max-cycles`` and ``--max-seconds`` to ``parser``."""
-    parser.add_argument("--max-instructions", type=_count, default=0, metavar="N",
+    parser.add_argument("--max-instructions", type=whole_number, default=0, metavar="N",
                         help="stop the run after N instructions (default 0: no limit)")
-    parser.add_argument("--max-cycles", type=_count, default=0, metavar="N",
+    parser.add_argument("--max-cycles", type=whole_number, default=0, metavar="N",
                         help="stop the run at the first instruction boundary at or after N virtual "
                              "cycles (default 0: no limit; makes every block go through Python)")
     parser.add_argument("--max-seconds", type=_seconds, default=0.0, metavar="S",
@@ -115,15 +117,17 @@ def budgets_from_args(args: argparse.Namespace) -> Budgets:
                    getattr(args, "max_seconds", 0.0) or None)
 
 
-def run_supervised(machine: Machine, budgets: Budgets, progress: ProgressLine | None = None) -> RunResult:
+def run_supervised(machine: Machine, budgets: Budgets, progress: ProgressLine | None = None, *,
+                   until_cycle: int | None = None) -> RunResult:
     """Run ``machine`` within ``budgets``; Ctrl-C (from the main thread) and the wall-time
-    budget stop it promptly, and ``progress`` (if given) shows how it goes."""
+    budget stop it promptly, and ``progress`` (if given) shows how it goes.  ``until_cycle``
+    pauses the run there (``RunEnd.PAUSED``), as ``Machine.run`` does."""
     # The call count comes from the device: a trace sink here would make every run build
     # and stamp events nobody asked for.
     counts = machine.vmmdev.counts
     with RunSupervisor(machine, max_seconds=budgets.seconds, progress=progress,
                        hgcm_calls=lambda: counts.total_calls):
-        return machine.run(budgets.instructions, cycle_budget=budgets.cycles)
+        return machine.run(budgets.instructions, cycle_budget=budgets.cycles, until_cycle=until_cycle)
 
 
 def end_report(result: RunResult) -> str | None:

@@ -66,6 +66,15 @@ class BackdoorLogDevice:
         if len(self._line) >= MAX_LOG_LINE:
             self.flush()
 
+    def save_state(self) -> dict:
+        """The partial line not emitted yet."""
+        return {"line": bytes(self._line)}
+
+    def load_state(self, state: dict) -> list[str]:
+        """Restore ``save_state``'s partial line."""
+        self._line = bytearray(state["line"])
+        return []
+
     def flush(self) -> None:
         """Emit a partial line (at a line end, a full buffer, or the end of a run)."""
         if not self._line:

@@ -106,6 +106,8 @@ class HgcmCall:
     ``complete`` must be called exactly once by a service that returned ``ASYNC``; the
     device then writes results back and sets the DONE flag.  ``requestor`` is the
     VMMDEV_REQUESTOR_* value the service may use for policy (0xFFFFFFFF = legacy).
+    ``tag`` is the device's plain-data id of the call (its command's serial): a service
+    saves the calls it keeps as tags, and ``load_state`` gets them back by tag.
     """
 
     client_id: int

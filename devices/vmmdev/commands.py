@@ -37,10 +37,16 @@ from devices.vmmdev.abi import (
 )
 from devices.vmmdev.config import HgcmTiming
 from devices.vmmdev.params import ParsedCall, describe, write_back
-from machine.clock import Clock
+from devices.vmmdev.saved import call_from_data, call_to_data
+from machine.clock import Clock, Scheduler
 from machine.memory import GuestMemory
 from runtime.status import Status, status_name
 from services.hgcm import HgcmCall
+
+#: The scheduler owner name of the queue's events (an asynchronous completion is the
+#: event "complete" with the command's serial).
+EVENT_OWNER = "vmmdev.hgcm"
+_COMPLETE = "complete"
 
 #: Heap bytes one command costs besides its bounce buffers (our estimate of a command's
 #: host footprint; VirtualBox charges the size of its VBOXHGCMCMD structure).
@@ -98,6 +104,28 @@ class Command:
     heap_category: HeapCategory = HeapCategory.KERNEL
     heap_cost: int = 0
     serial: int = field(default=0, repr=False)
+
+
+#: Command fields saved as they are (the call and its parsed parameters are saved apart).
+_PLAIN_FIELDS = ("address", "size", "request_type", "kind", "submitted_cycle", "client_id", "function",
+                 "cancelled", "status", "cost", "due", "service_name", "function_name", "heap_cost", "serial")
+
+
+def command_to_data(command: Command) -> dict:
+    """``command`` as plain data (``command_from_data`` rebuilds it)."""
+    data: dict = {name: getattr(command, name) for name in _PLAIN_FIELDS}
+    data["heap_category"] = int(command.heap_category)
+    data["call"] = None if command.call is None else call_to_data(command.call, command.parsed)
+    return data
+
+
+def command_from_data(data: dict) -> Command:
+    """The command ``command_to_data`` saved (its call without ``on_complete``)."""
+    command = Command(**{name: data[name] for name in _PLAIN_FIELDS})
+    command.heap_category = HeapCategory(data["heap_category"])
+    if data["call"] is not None:
+        command.call, command.parsed = call_from_data(data["call"])
+    return command
 
 
 class CommandQueue:
@@ -170,6 +198,40 @@ class CommandQueue:
         if clock is not None:
             clock.charge(cycles, reason)
 
+    def in_flight(self) -> list[Command]:
+        """Commands whose completion has not run yet, in submission order."""
+        return list(self._in_flight.values())
+
+    def register_events(self, scheduler: Scheduler) -> None:
+        """Receive the queue's scheduled completions from ``scheduler``."""
+        scheduler.add_owner(EVENT_OWNER, self._on_event)
+
+    def _on_event(self, kind: str, args: tuple[int | str, ...]) -> None:
+        command = self._in_flight.get(int(args[0]))
+        if kind == _COMPLETE and command is not None:
+            self._complete(command)
+
+    def save_state(self) -> dict:
+        """Commands in flight (plain data, in submission order), the serial counter and the
+        heap in use; pending ones are those ``pending`` maps to by address."""
+        return {"serial": self._serial,
+                "in_flight": [command_to_data(command) for command in self._in_flight.values()],
+                "pending": sorted(command.serial for command in self.pending.values()),
+                "heap_used": [self.heap_used[category] for category in HeapCategory]}
+
+    def load_state(self, state: dict) -> None:
+        """Replace the queue by ``save_state``'s output; calls still with their service get
+        ``completion_for`` again (the caller hands them to the service's load_state)."""
+        self._serial = int(state["serial"])
+        commands = [command_from_data(data) for data in state["in_flight"]]
+        self._in_flight = {command.serial: command for command in commands}
+        pending = set(state["pending"])
+        self.pending = {command.address: command for command in commands if command.serial in pending}
+        self.heap_used = {category: int(used) for category, used in zip(HeapCategory, state["heap_used"], strict=True)}
+        for command in commands:
+            if command.call is not None and not command.call.completed:
+                command.call.on_complete = self.completion_for(command)
+
     def completion_for(self, command: Command) -> Callable[[HgcmCall, int], None]:
         """The ``HgcmCall.on_complete`` of ``command``'s call: refers to the queue and the
         command's serial only, so call and command form no reference cycle."""
@@ -199,7 +261,7 @@ class CommandQueue:
             if not_before is not None:
                 due = max(due, not_before)
             command.due = due
-            clock.schedule_at(due, f"hgcm {command.kind} done", functools.partial(self._complete, command))
+            clock.schedule_at(due, f"hgcm {command.kind} done", EVENT_OWNER, _COMPLETE, (command.serial,))
         else:
             self.charge(command.cost, f"hgcm {command.kind}")
             self._complete(command)

@@ -33,6 +33,9 @@ from devices.vmmdev.abi import (
     REQUEST_RC,
     REQUEST_REQUESTOR,
     VMMDEV_MAX_VMMDEVREQ_SIZE,
+    VMMDEV_PCI_DEVICE_ID,
+    VMMDEV_PCI_VENDOR,
+    VMMDEV_PORT_RANGE_SIZE,
     VMMDEV_REQUEST_HEADER_VERSION,
     VMMDEV_REQUESTOR_LEGACY,
     VBOXGSTINFO2_F_REQUESTOR_INFO,
@@ -79,6 +82,7 @@ from devices.vmmdev.hgcm import HgcmHost
 from devices.vmmdev.direct import DirectCall, call_header, plan
 from devices.vmmdev.params import MAX_CALL_HEAP, ParsedParam, describe, parse_call
 from machine.device import AttachContext, MmioRegion, PortRange
+from machine.pci import PciIdentity
 from machine.memory import GuestMemory
 from runtime.status import RtError, Status, status_name
 from services.hgcm import ASYNC, DirectBuffer, HgcmCall, HgcmService, SvcParm, SvcParmType
@@ -254,13 +258,67 @@ class VMMDevDevice:
     def mmio_regions(self) -> list[MmioRegion]:
         return [MmioRegion("vmmdev_memory", VMMDEV_RAM_SIZE)]
 
+    def pci_identity(self) -> PciIdentity:
+        """VMMDev's PCI identity (reference §1.1): 80EE:CAFE, class 08/80, BAR0 the I/O
+        ports, BAR1 the VMMDevMemory MMIO, INTA# routed to the device's IRQ."""
+        return PciIdentity(VMMDEV_PCI_VENDOR, VMMDEV_PCI_DEVICE_ID, 0x08, 0x80, interrupt_pin=1,
+                           interrupt_line=self.config.irq, io_bar=(0, VMMDEV_PORT_RANGE_SIZE),
+                           mmio_bars=((1, "vmmdev_memory"),))
+
     def attach(self, context: AttachContext) -> None:
         self._context = context
         self.hgcm.attach_tracer(context.tracer)
+        if context.clock is not None:
+            self.commands.register_events(context.clock.scheduler)
         region = context.mmio.get("vmmdev_memory")
         if region is not None:
             self.mmio_base, memory = region
             self.events.init_memory(memory)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every registered service (their host files and handles)."""
+        for service in self.hgcm.services:
+            service.close()
+
+    def save_state(self) -> dict:
+        """Guest-reported state, events, commands in flight, HGCM clients and each
+        service's ``save_state`` by name (plain data)."""
+        return {"guest_info": None if self._guest_info is None else list(self._guest_info),
+                "guest_info2": self.guest_info2, "guest_capabilities": self.guest_capabilities,
+                "mouse_features": self.mouse_features, "heartbeat_enabled": self.heartbeat_enabled,
+                "hgcm_enabled": self.hgcm_enabled, "requestor_info": self.requestor_info,
+                "direct_calls": self.direct_calls, "connects": self.counts.connects,
+                "calls": sorted(self.counts.calls.items()), "events": self.events.save_state(),
+                "commands": self.commands.save_state(), "hgcm": self.hgcm.save_state(),
+                "services": {service.name: service.save_state() for service in self.hgcm.services}}
+
+    def load_state(self, state: dict) -> list[str]:
+        """Restore ``save_state``'s output; each service gets the calls it had kept (by
+        tag).  Returns the services' problem lines."""
+        info = state["guest_info"]
+        self._guest_info = None if info is None else (int(info[0]), int(info[1]))
+        self.guest_info2 = bytes(state["guest_info2"])
+        self.guest_capabilities, self.mouse_features = int(state["guest_capabilities"]), int(state["mouse_features"])
+        self.heartbeat_enabled, self.hgcm_enabled = bool(state["heartbeat_enabled"]), bool(state["hgcm_enabled"])
+        self.requestor_info, self.direct_calls = bool(state["requestor_info"]), int(state["direct_calls"])
+        self.counts = HgcmCounts(int(state["connects"]), Counter(dict(state["calls"])))
+        self.counts.total_calls = sum(self.counts.calls.values())
+        self.events.load_state(state["events"])
+        self.hgcm.load_state(state["hgcm"])
+        self.commands.load_state(state["commands"])
+        problems = []
+        for service in self.hgcm.services:
+            kept = {command.call.tag: command.call for command in self.commands.in_flight()
+                    if command.call is not None and not command.call.completed
+                    and command.service_name == service.name}
+            saved = state["services"].get(service.name)
+            if saved is None:
+                problems.append(f"service {service.name}: not in the snapshot")
+                continue
+            problems += [f"service {service.name}: {line}" for line in service.load_state(saved, kept)]
+        return problems
 
     def io_read(self, range_name: str, offset: int, size: int) -> int:
         if range_name == "request_fast" and self.events.additions_ok and not self.events.legacy:
@@ -569,6 +627,7 @@ class VMMDevDevice:
             parsed.client_id, parsed.function, call, parsed)
         self._start(command, byte_count=byte_count,
                     declared_cycles=client.service.function_cycles(parsed.function))
+        call.tag = command.serial
         call.on_complete = self.commands.completion_for(command)
         command.service_name = client.service.name
         command.function_name = client.service.function_name(parsed.function)

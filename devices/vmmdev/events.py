@@ -34,6 +34,10 @@ VMMDEV_RAM_SIZE = 4 * 256 * 4096
 LEGACY_INTERFACE_VERSION = 0x00010003
 
 
+#: The fields of ``EventState`` a snapshot holds.
+_SAVED = ("pending", "filter", "new_filter", "new_filter_valid", "additions_ok", "legacy")
+
+
 class EventState:
     """Pending host events, the guest's filter and the interrupt line."""
 
@@ -124,6 +128,16 @@ class EventState:
         """ReportGuestInfo stored a new interface version."""
         self.additions_ok = ok
         self.legacy = interface_version == LEGACY_INTERFACE_VERSION
+
+    def save_state(self) -> dict:
+        """Pending events, filters and the additions' state (fHaveEvents lives in the
+        VMMDevMemory page, saved with the machine's MMIO)."""
+        return {name: getattr(self, name) for name in _SAVED}
+
+    def load_state(self, state: dict) -> None:
+        """Restore what ``save_state`` returned (the line is restored by the machine)."""
+        for name in _SAVED:
+            setattr(self, name, type(getattr(self, name))(state[name]))
 
     def lower_line(self) -> None:
         """ReportGuestInfo(2) success forces the line low (fHaveEvents untouched)."""

@@ -133,6 +133,27 @@ class HgcmHost:
         self._clients[client_id] = Client(client_id, service, category)
         return Status.VINF_SUCCESS, client_id
 
+    @property
+    def services(self) -> list[HgcmService]:
+        """The registered services, in registration order."""
+        return list(self._services.values())
+
+    def save_state(self) -> dict:
+        """Connected clients (id, service name, category) and the id counter."""
+        return {"last_id": self._last_id,
+                "clients": [[c.client_id, c.service.name, int(c.category)] for c in self._clients.values()]}
+
+    def load_state(self, state: dict) -> None:
+        """Restore the clients ``save_state`` listed; their services must be registered."""
+        clients = {}
+        for client_id, name, category in state["clients"]:
+            service = self._services.get(name)
+            if service is None:
+                raise ValueError(f"a client of HGCM service {name!r}, which this machine does not have")
+            clients[int(client_id)] = Client(int(client_id), service, ClientCategory(category))
+        self._clients = clients
+        self._last_id = int(state["last_id"])
+
     def disconnect(self, client_id: int) -> int:
         """Disconnect ``client_id``; VERR_HGCM_INVALID_CLIENT_ID when it is not connected."""
         client = self._clients.pop(client_id, None)

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from machine.trace.files import TraceFileError, TraceWriteError, TraceWriter, read_trace
 from machine.trace.tools import ShowFilter, compute_stats, export_perfetto, first_divergence, format_stats, show
+from machine.boards import vbox_board
 from machine.tracing import STAMP_KEYS
 from runtime.trace_catalog import CATALOG
 
@@ -208,7 +209,7 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
 
 def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from machine.loader import LoadError, image_from_file
-    from machine.machine import DEFAULT_RAM_SIZE, Machine
+    from machine.machine import DEFAULT_RAM_SIZE
     from machine.runcontrol import (
         ProgressLine,
         budgets_from_args,
@@ -226,7 +227,7 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except LoadError as error:
         raise _TraceUsageError(str(error)) from None
     try:
-        machine = Machine(args.mode, args.ram or DEFAULT_RAM_SIZE, trace_memory=args.memory,
+        machine = vbox_board(args.mode, args.ram or DEFAULT_RAM_SIZE, trace_memory=args.memory,
                           trace_instructions=args.instructions, reproducible=args.reproducible)
     except ValueError as error:
         raise _TraceUsageError(str(error)) from None

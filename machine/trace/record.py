@@ -137,6 +137,10 @@ class RecordingService(HgcmService):
         self._current: _Op | None = None
         self._pending: dict[int, tuple[int, list[bytes | int]]] = {}
 
+    def close(self) -> None:
+        """Close the wrapped service (the recorder owns it while it stands in front)."""
+        self.inner.close()
+
     def attach_tracer(self, tracer: ServiceTracer) -> None:
         """The wrapped service emits its own events (their place in the trace is the
         recorded run's, so a replay re-emits them: machine/replay.py)."""
@@ -219,7 +223,7 @@ class RecordingService(HgcmService):
 
 
 def record_front(machine: Machine, service: HgcmService) -> HgcmService:
-    """A ``Machine(hgcm_front=...)`` hook: ``service`` behind a ``RecordingService`` that
+    """A ``vbox_board(hgcm_front=...)`` hook: ``service`` behind a ``RecordingService`` that
     emits on the machine's tracer and reads its clock."""
     return RecordingService(service, machine.tracer.emit, machine.clock.now)
 

@@ -14,6 +14,7 @@ from guest_asm import assemble
 from guest_asm.assembler import AssembledProgram
 from guest_asm.source import LIB_DIR
 from machine.clock import CostProfile
+from machine.boards import vbox_board
 from machine.machine import IRQ_VECTOR_BASE, Machine, RunEnd, RunResult
 from machine.tracing import ListSink, TraceEvent
 
@@ -37,7 +38,7 @@ class Run:
         config = (VMMDevConfig(timing=HgcmTiming(call_cycles=latency, byte_cycles=0, force_async=True, declared_costs=False))
                   if asynchronous else None)
         extra = {} if vmmdev_port is None else {"vmmdev_port": vmmdev_port}
-        self.machine = Machine(mode, vmmdev_config=config, **extra)
+        self.machine = vbox_board(mode, vmmdev_config=config, **extra)
         self.sink = ListSink()
         self.machine.tracer.add_sink(self.sink)
         if share is not None:
@@ -347,7 +348,7 @@ def test_a_completion_landing_anywhere_in_the_wait_loop_still_wakes_the_guest(mo
     lost = []
     for latency in range(1, 151):
         config = VMMDevConfig(timing=HgcmTiming(call_cycles=latency, byte_cycles=0, force_async=True, declared_costs=False))
-        machine = Machine(mode, vmmdev_config=config)
+        machine = vbox_board(mode, vmmdev_config=config)
         machine.load(program)
         result = machine.run()
         if (result.end, result.exit_code) != (RunEnd.EXIT, 0):

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from guest_asm.assembler import assemble
-from machine.machine import Machine, RunEnd
+from machine.boards import vbox_board
+from machine.machine import RunEnd
 from runtime.status import Status
 from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult
 
@@ -96,7 +97,7 @@ def test_guest_read_only_replace_is_refused_and_the_file_keeps_its_bytes(tmp_pat
     share = tmp_path / "share"
     share.mkdir()
     (share / "keep.txt").write_bytes(b"precious bytes")
-    machine = Machine(mode)
+    machine = vbox_board(mode)
     machine.add_share("d", share)
     source = PROGRAM.format(read_replace=READ_REPLACE, read_overwrite=READ_OVERWRITE,
                             read_open=READ_OPEN)
@@ -172,7 +173,7 @@ def test_guest_trailing_delimiter_and_handle_checks(tmp_path: Path, mode: int) -
     share = tmp_path / "share"
     (share / "sub").mkdir(parents=True)
     (share / "keep.txt").write_bytes(b"precious bytes")
-    machine = Machine(mode)
+    machine = vbox_board(mode)
     machine.add_share("d", share)
     source = HANDLE_PROGRAM.format(lookup=LOOKUP, dir_open=DIR_OPEN)
     machine.load(assemble(source, mode=mode, filename="conformance_handles.s"))

@@ -12,7 +12,7 @@ import pytest
 from bench.hgcm import BULK, RW_CREATE, round_trip_program
 from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from guest_asm.assembler import AssembledProgram, assemble
-from machine.machine import Machine
+from machine.boards import vbox_board
 from machine.programs import bundled_program
 from machine.tracing import ListSink
 from services.sharedfolders.abi import ShflFn
@@ -80,7 +80,7 @@ def _run(folder: Path, program: AssembledProgram, *, direct: bool, config: VMMDe
          mode: int = 64, reproducible: bool = False, **run_options: object) -> tuple[object, ...]:
     """Run ``program`` against share "b" = ``folder``; everything a difference would show in."""
     config = replace(config or VMMDevConfig(), direct_buffers=direct)
-    machine = Machine(mode, vmmdev_config=config, reproducible=reproducible)
+    machine = vbox_board(mode, vmmdev_config=config, reproducible=reproducible)
     sink = ListSink()
     machine.tracer.add_sink(sink)
     machine.add_share("b", folder)

@@ -17,7 +17,8 @@ import pytest
 from devices.vmmdev.abi import VBOX_HGCM_REQ_DONE
 from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from guest_asm import assemble
-from machine.machine import Machine, RunEnd
+from machine.boards import vbox_board
+from machine.machine import RunEnd
 from machine.tracing import ListSink
 from services.sharedfolders.abi import ShflFn
 
@@ -123,7 +124,7 @@ def test_disconnect_completes_after_the_clients_in_flight_read(tmp_path: Path, m
     # disconnect would cost far less.
     timing = HgcmTiming(call_cycles=1000, byte_cycles=0, function_cycles={ShflFn.READ: READ_LATENCY},
                         async_functions=frozenset({ShflFn.READ}))
-    machine = Machine(mode, vmmdev_config=VMMDevConfig(timing=timing))
+    machine = vbox_board(mode, vmmdev_config=VMMDevConfig(timing=timing))
     try:
         sink = ListSink()
         machine.tracer.add_sink(sink)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from guest_asm.assembler import assemble
-from machine.machine import Machine, RunEnd
+from machine.boards import vbox_board
+from machine.machine import RunEnd
 from runtime.status import Status
 from services.sharedfolders.abi import ShflCf
 
@@ -103,7 +104,7 @@ def test_reference_statuses_reach_the_guest_and_the_host_is_unchanged(tmp_path: 
     (tmp_path / "ro").mkdir()
     (tmp_path / "ro" / "file.txt").write_bytes(b"read-only data")
     before = _tree(tmp_path)
-    machine = Machine(mode)
+    machine = vbox_board(mode)
     machine.add_share("rw", tmp_path / "rw")
     machine.add_share("ro", tmp_path / "ro", writable=False)
     source = PROGRAM.format(create_new_write=CREATE_NEW_WRITE, open_existing_rw=OPEN_EXISTING_RW)
@@ -138,7 +139,7 @@ def test_guest_tools_cannot_reach_outside_the_share_through_links_or_dotdot(tmp_
     outcomes = []
     for program, args in (("cat.s", ["d:/rel_out/secret.txt"]), ("cat.s", ["d:/../outside/secret.txt"]),
                           ("cp.s", ["d:/inside.txt", "d:/dangling"])):
-        machine = Machine(64)
+        machine = vbox_board(64)
         machine.add_share("d", share)
         machine.set_arguments(args)
         machine.load(assemble(programs / program, mode=64))

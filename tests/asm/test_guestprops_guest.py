@@ -12,6 +12,7 @@ import pytest
 from devices.vmmdev.config import DEFAULT_EPOCH_MS, HgcmTiming, VMMDevConfig
 from guest_asm import assemble
 from guest_asm.source import LIB_DIR
+from machine.boards import vbox_board
 from machine.machine import Machine, RunEnd, RunResult
 from runtime.status import Status
 
@@ -23,7 +24,7 @@ VERR_NOT_FOUND, VERR_PERMISSION_DENIED, VERR_PARSE_ERROR = -78, -10, -53
 def _run(mode: int, *arguments: str, prepare=None, asynchronous: bool = False) -> tuple[Machine, RunResult]:
     config = (VMMDevConfig(timing=HgcmTiming(call_cycles=50_000, byte_cycles=0, force_async=True,
                                              declared_costs=False)) if asynchronous else None)
-    machine = Machine(mode, vmmdev_config=config)
+    machine = vbox_board(mode, vmmdev_config=config)
     machine.load(assemble(TOOL, mode=mode))
     machine.set_arguments(list(arguments))
     if prepare is not None:
@@ -108,11 +109,12 @@ def test_errors(mode: int, arguments: tuple[str, ...], code: int, line: str | No
 def _host_change_at(machine: Machine, cycle: int, change, fired: list[int]) -> None:
     """Schedule ``change`` (a host API call) at ``cycle``; ``fired`` gets the virtual time it
     ran at (the first instruction boundary at or after ``cycle``)."""
-    def action() -> None:
+    def action(_kind: str, _args: tuple[int | str, ...]) -> None:
         fired.append(machine.clock.now())
         change()
 
-    machine.clock.schedule_at(cycle, "host changes a guest property", action)
+    machine.clock.scheduler.add_owner("test.host", action)
+    machine.clock.schedule_at(cycle, "host changes a guest property", "test.host", "change")
 
 
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["sync-hgcm", "async-hgcm"])
@@ -192,7 +194,7 @@ def test_cancelled_wait_is_never_completed(mode: int, tmp_path: Path) -> None:
     one waiting afterwards."""
     source = tmp_path / "cancel_wait.s"
     source.write_text(CANCEL_GUEST)
-    machine = Machine(mode)
+    machine = vbox_board(mode)
     machine.load(assemble(source, mode=mode))
     result = machine.run()
     waiting = list(machine.guest_properties.waiting())

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from guest_asm import assemble
-from machine.machine import Machine
+from machine.boards import vbox_board
 
 PROGRAM = r"""
 .include "tool.s"
@@ -88,7 +88,7 @@ def test_set_mode_on_a_directory_and_a_typeless_mode_on_a_file_from_a_guest(tmp_
     os.chmod(tmp_path / "dir", 0o700)
     (tmp_path / "f.bin").write_bytes(b"x")
     os.chmod(tmp_path / "f.bin", 0o600)
-    machine = Machine(mode=64)
+    machine = vbox_board(mode=64)
     machine.add_share("d", tmp_path)
     machine.set_arguments(["d:/dir", "d:/f.bin"])
     machine.load(assemble(PROGRAM, mode=64))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from guest_asm import AssemblyError, assemble
+from machine.boards import vbox_board
 from machine.machine import Machine, RunEnd
 
 MODES = (64, 32)
@@ -26,7 +27,7 @@ def _error(source: str, mode: int = 64, filename: str = "user.s") -> AssemblyErr
 
 
 def _run(source: str, mode: int) -> tuple[int, Machine]:
-    machine = Machine(mode)
+    machine = vbox_board(mode)
     machine.load(assemble(source, mode=mode, filename="prog.s"))
     result = machine.run(10_000)
     assert result.end is RunEnd.EXIT

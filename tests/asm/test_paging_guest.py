@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from guest_asm.assembler import assemble
+from machine.boards import vbox_board
 from machine.machine import Machine, RunEnd
 from machine.tracing import ListSink
 from services.sharedfolders.abi import ShflCf
@@ -124,7 +125,7 @@ def program(body: str, mapping: str, *, mode: int, linaddr: bool) -> object:
 
 
 def run(folder: Path, assembled: object, mode: int) -> tuple[Machine, object, list[object]]:
-    machine = Machine(mode, RAM)
+    machine = vbox_board(mode, RAM)
     sink = ListSink()
     machine.tracer.add_sink(sink)
     machine.add_share("b", folder)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from devices.vmmdev.config import CYCLES_PER_MILLISECOND, DEFAULT_EPOCH_MS
 from guest_asm import assemble
-from machine.machine import Machine, RunEnd
+from machine.boards import vbox_board
+from machine.machine import RunEnd
 
 EPOCH_NS = DEFAULT_EPOCH_MS * CYCLES_PER_MILLISECOND
 
@@ -141,7 +142,7 @@ rp_old: .space TF_SIZE
 
 def _run(share: Path, *, reproducible: bool) -> tuple[int, list[str]]:
     program = assemble(PROGRAM, mode=64, defines={"EPOCH_NS": EPOCH_NS})
-    machine = Machine(64, reproducible=reproducible)
+    machine = vbox_board(64, reproducible=reproducible)
     try:
         machine.add_share("d", share)
         machine.load(program)

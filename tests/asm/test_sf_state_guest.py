@@ -13,7 +13,8 @@ import pytest
 
 from guest_asm import assemble
 from guest_asm.source import LIB_DIR
-from machine.machine import Machine, RunEnd, RunResult
+from machine.boards import vbox_board
+from machine.machine import RunEnd, RunResult
 from tests.service.test_sf_state import json_round_trip
 
 PROGRAMS = Path(LIB_DIR).parent / "programs"
@@ -24,7 +25,7 @@ def run(program: str, args: list[str], share: Path, mode: int, reproducible: boo
         pause_every: int | None = None) -> tuple[RunResult, list[dict]]:
     """Run ``program``; with ``pause_every``, reload the Shared Folders state at every
     pause.  Returns the final result and the states reloaded."""
-    machine = Machine(mode=mode, reproducible=reproducible)
+    machine = vbox_board(mode=mode, reproducible=reproducible)
     try:
         machine.add_share("d", share)
         machine.set_arguments(args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from guest_asm import assemble
-from machine.machine import Machine
+from machine.boards import vbox_board
 
 PROGRAM = r"""
 .include "tool.s"
@@ -155,7 +155,7 @@ w_g: .space TF_SIZE
 
 def test_remaining_wrappers_from_a_guest(tmp_path: Path) -> None:
     (tmp_path / "f.bin").write_bytes(b"0123456789abcdef")
-    machine = Machine(mode=64)
+    machine = vbox_board(mode=64)
     machine.add_share("d", tmp_path)
     machine.set_arguments(["d:/f.bin", "d:/g.bin"])
     machine.load(assemble(PROGRAM, mode=64))

@@ -13,7 +13,7 @@ import pytest
 
 from guest_asm import assemble
 from guest_asm.source import LIB_DIR
-from machine.machine import Machine
+from machine.boards import vbox_board
 
 PROGRAMS = Path(LIB_DIR).parent / "programs"
 TOOLS = ["ls.s", "cat.s", "cp.s", "cp_copyfile.s", "mkdir.s", "rmdir.s", "mv.s", "stat.s", "df.s",
@@ -23,7 +23,7 @@ MODES = (64, 32)
 
 def run(program: str, args: list[str], share: Path, mode: int = 64, *,
         readonly: Path | None = None, symlinks: bool = False):
-    machine = Machine(mode=mode)
+    machine = vbox_board(mode=mode)
     machine.add_share("d", share, create_symlinks=symlinks)
     if readonly is not None:
         machine.add_share("r", readonly, writable=False)

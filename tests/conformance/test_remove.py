@@ -9,7 +9,7 @@ import os
 import pytest
 
 from guest_asm import assemble
-from machine.machine import Machine
+from machine.boards import vbox_board
 from runtime.status import Status
 from services.hgcm import SvcParm
 from services.sharedfolders.abi import ShflFn, ShflRemove
@@ -185,7 +185,7 @@ def test_guest_rm_with_a_trailing_delimiter_keeps_the_file(tmp_path, mode: int) 
     program = assemble(RM_PROGRAM, mode=mode)
 
     def rm(arg: str):
-        machine = Machine(mode=mode)
+        machine = vbox_board(mode=mode)
         machine.add_share("d", tmp_path)
         machine.set_arguments([arg])
         machine.load(program)

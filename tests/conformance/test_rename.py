@@ -12,7 +12,7 @@ import pytest
 
 from guest_asm import assemble
 from guest_asm.source import LIB_DIR
-from machine.machine import Machine
+from machine.boards import vbox_board
 from runtime.faults import Fault, inject
 from runtime.status import Status
 from services.hgcm import SvcParm
@@ -195,7 +195,7 @@ def test_guest_mv_of_a_link_to_a_shallower_place_is_refused(tmp_path: Path) -> N
     (tmp_path / "top.txt").write_bytes(b"top")
 
     def run(program: str, args: list[str]):
-        machine = Machine(mode=64)
+        machine = vbox_board(mode=64)
         machine.add_share("d", tmp_path, create_symlinks=True)
         machine.set_arguments(args)
         machine.load(assemble(programs / program, mode=64))

@@ -119,7 +119,7 @@ class TimedRig(DeviceRig):
     def advance_to(self, cycle: int) -> None:
         self.now = cycle
         for event in self.scheduler.pop_due(cycle):
-            event.action()
+            self.scheduler.fire(event)
 
 
 def _timed_call(rig: TimedRig) -> bytes:

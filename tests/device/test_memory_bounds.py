@@ -23,7 +23,7 @@ from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from devices.vmmdev.device import VMMDevDevice
 from devices.vmmdev.params import ParsedCall
 from machine.device import AttachContext
-from machine.machine import Machine
+from machine.boards import VBoxMachine, vbox_board
 from machine.memory import GuestMemory
 from machine.tracing import Tracer
 from runtime.status import Status
@@ -99,7 +99,7 @@ def test_asynchronously_completed_calls_are_released_too(collector_off: None) ->
     """With latency-modelled completion the scheduler holds the command until it fires,
     and nothing afterwards."""
     timing = HgcmTiming(call_cycles=500, byte_cycles=0, force_async=True)
-    machine = Machine(64, 1 * MIB, vmmdev_config=VMMDevConfig(timing=timing))
+    machine = vbox_board(64, 1 * MIB, vmmdev_config=VMMDevConfig(timing=timing))
     try:
         rig = _MachineRig(machine)
         client = rig.connect()
@@ -279,7 +279,7 @@ class _MachineRig:
     """Requests poked into a machine's VMMDev without running the CPU; due completions fired
     by hand."""
 
-    def __init__(self, machine: Machine) -> None:
+    def __init__(self, machine: VBoxMachine) -> None:
         self.machine = machine
 
     def submit(self, request: bytes | bytearray, address: int = REQUEST_ADDRESS) -> bytes:
@@ -290,7 +290,7 @@ class _MachineRig:
     def fire_due(self) -> None:
         self.machine.cpu.charge(1_000_000)
         for event in self.machine.scheduler.pop_due(self.machine.clock.now()):
-            event.action()
+            self.machine.scheduler.fire(event)
 
     def connect(self) -> int:
         self.submit(builder.connect("VBoxSharedFolders"))
@@ -338,9 +338,9 @@ def _open(service: SharedFoldersService, client: int, share: str, name: str) -> 
 
 
 def test_the_machine_passes_its_heap_budget_to_the_device() -> None:
-    machine = Machine(64, 1 * MIB, hgcm_heap_budget=5 * MIB)
+    machine = vbox_board(64, 1 * MIB, hgcm_heap_budget=5 * MIB)
     try:
         assert machine.vmmdev.commands.heap_available(HeapCategory.USER) == 5 * MIB
-        assert Machine.__init__.__kwdefaults__["hgcm_heap_budget"] == DEFAULT_HEAP_BUDGET
+        assert VBoxMachine.__init__.__kwdefaults__["hgcm_heap_budget"] == DEFAULT_HEAP_BUDGET
     finally:
         machine.close()

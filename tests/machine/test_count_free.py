@@ -16,6 +16,7 @@ import pytest
 from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from guest_asm.assembler import assemble
 from machine import cpu as cpu_module
+from machine.boards import vbox_board
 from machine.machine import Machine, RunEnd, RunResult
 from machine.programs import bundled_program
 from machine.tracing import ListSink
@@ -28,7 +29,7 @@ ASYNC = VMMDevConfig(timing=HgcmTiming(call_cycles=3_000, byte_cycles=1, force_a
 def _machine(count_free: bool, tmp: Path, *, fast: bool = True, config: VMMDevConfig | None = None,
              mode: int = 64, blocks: bool = False, memory: bool = False,
              instructions: bool = False) -> tuple[Machine, ListSink]:
-    machine = Machine(mode, reproducible=True, vmmdev_config=config, fast_blocks=fast, count_free=count_free,
+    machine = vbox_board(mode, reproducible=True, vmmdev_config=config, fast_blocks=fast, count_free=count_free,
                       trace_memory=memory, trace_blocks=blocks, trace_instructions=instructions)
     assert machine.cpu.count_free is count_free
     tmp.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import pytest
 from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from guest_asm.assembler import assemble
 from machine import fastblock
-from machine.machine import Machine
+from machine.boards import vbox_board
 from machine.programs import bundled_program
 from machine.tracing import ListSink
 from tests.machine.test_interrupts import CONNECT_REQ, WOKEN
@@ -22,7 +22,7 @@ needs_native = pytest.mark.skipif(fastblock.native_hook_address() is None,
 
 def _run(fast: bool, load, *, config: VMMDevConfig | None = None, share: Path | None = None,
          until_cycle: int | None = None) -> tuple[int, int, int, list[str]]:
-    machine = Machine(64, vmmdev_config=config, fast_blocks=fast)
+    machine = vbox_board(64, vmmdev_config=config, fast_blocks=fast)
     assert machine.cpu.fast_blocks is fast
     sink = ListSink()
     machine.tracer.add_sink(sink)
@@ -60,7 +60,7 @@ def test_demo_with_async_interrupts_is_identical(tmp_path: Path) -> None:
 
 
 def test_python_hook_is_used_when_asked() -> None:
-    assert Machine(64, fast_blocks=False).cpu.fast_blocks is False
+    assert vbox_board(64, fast_blocks=False).cpu.fast_blocks is False
 
 
 @needs_native
@@ -77,7 +77,7 @@ def test_interrupt_pending_while_disabled_is_taken_after_sti_in_a_later_block(fa
     text = interrupt_program(64, use_irq=True)
     assert original in text
     text = text.replace(original, replacement)
-    machine = Machine(64, vmmdev_config=config, fast_blocks=fast)
+    machine = vbox_board(64, vmmdev_config=config, fast_blocks=fast)
     sink = ListSink()
     machine.tracer.add_sink(sink)
     machine.load(assemble(text, mode=64))

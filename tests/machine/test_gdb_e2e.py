@@ -17,7 +17,8 @@ import pytest
 from guest_asm.assembler import assemble
 from guest_asm.constants import program_constants
 from machine.gdbstub import DebugRunEnded
-from machine.machine import Machine, RunEnd, RunResult
+from machine.boards import vbox_board
+from machine.machine import RunEnd, RunResult
 from machine.programs import PROGRAMS_DIR
 from machine.tracing import ListSink
 from runtime.status import Status
@@ -52,7 +53,7 @@ def run_gdb(port: int, commands: list[str], cwd: Path) -> str:
 
 
 def plain(name: str, mode: int, share: Path) -> tuple[RunResult, list[str]]:
-    machine = Machine(mode)
+    machine = vbox_board(mode)
     events = ListSink()
     machine.tracer.add_sink(events)
     machine.add_share("demo", share)

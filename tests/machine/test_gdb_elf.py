@@ -16,7 +16,8 @@ from guest_asm.assembler import AssembledProgram, assemble
 from guest_asm.elfout import elf_image, sleb128, uleb128
 from machine.cli import main
 from machine.loader import elf_image as load_elf
-from machine.machine import Machine, RunEnd
+from machine.boards import vbox_board
+from machine.machine import RunEnd
 from machine.programs import PROGRAMS_DIR
 
 
@@ -169,7 +170,7 @@ def test_asm_command_writes_an_elf_that_runs_like_the_source(tmp_path: Path) -> 
     for loaded in (program, load_elf(output.read_bytes(), name="demo.elf")):
         folder = tmp_path / f"s{len(results)}"
         folder.mkdir()
-        machine = Machine(64)
+        machine = vbox_board(64)
         machine.add_share("demo", folder)
         machine.load(loaded)
         result = machine.run()

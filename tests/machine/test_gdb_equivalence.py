@@ -12,7 +12,8 @@ import pytest
 from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from guest_asm.assembler import assemble
 from machine.gdbstub.client import GdbClient
-from machine.machine import Machine, RunResult
+from machine.boards import vbox_board
+from machine.machine import RunResult
 from machine.programs import PROGRAMS_DIR
 from machine.tracing import ListSink
 from tests.machine.test_gdb_protocol import start_stub
@@ -22,7 +23,7 @@ _OFF_FLAGS = 24
 
 def plain_run(name: str, mode: int, async_hgcm: bool, share: Path) -> tuple[RunResult, list[str]]:
     config = VMMDevConfig(timing=HgcmTiming(force_async=True)) if async_hgcm else None
-    machine = Machine(mode, vmmdev_config=config)
+    machine = vbox_board(mode, vmmdev_config=config)
     events = ListSink()
     machine.tracer.add_sink(events)
     machine.add_share("demo", share)

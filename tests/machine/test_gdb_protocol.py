@@ -21,6 +21,7 @@ from machine.gdbstub import DebugRunEnded, ExecFile, GdbServer, run_under_gdb
 from machine.gdbstub.client import GdbClient
 from machine.gdbstub.packets import frame
 from machine.gdbstub.registers import layout
+from machine.boards import vbox_board
 from machine.machine import Machine, RunEnd, RunResult
 from machine.programs import PROGRAMS_DIR
 from machine.tracing import ListSink
@@ -57,7 +58,7 @@ def start_stub(source: str | Path, *, mode: int = 64, share: Path | None = None,
     ``connect`` is false (then another debugger connects to ``Stub.port``)."""
     program = assemble(source, mode=mode)
     config = VMMDevConfig(timing=HgcmTiming(force_async=True)) if async_hgcm else None
-    machine = Machine(mode, vmmdev_config=config)
+    machine = vbox_board(mode, vmmdev_config=config)
     if share is not None:
         machine.add_share("demo", share)
     if trace is not None:

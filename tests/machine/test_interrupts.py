@@ -7,6 +7,7 @@ import pytest
 from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from guest_asm.assembler import assemble
 from machine.clock import CostProfile
+from machine.boards import vbox_board
 from machine.machine import IRQ_VECTOR_BASE, Machine, RunEnd
 from machine.tracing import ListSink
 
@@ -147,7 +148,7 @@ LATENCY = 50_000
 
 def async_machine(mode: int) -> tuple[Machine, ListSink]:
     config = VMMDevConfig(timing=HgcmTiming(call_cycles=LATENCY, byte_cycles=0, force_async=True))
-    machine = Machine(mode, vmmdev_config=config)
+    machine = vbox_board(mode, vmmdev_config=config)
     sink = ListSink()
     machine.tracer.add_sink(sink)
     return machine, sink

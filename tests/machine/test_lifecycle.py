@@ -14,7 +14,8 @@ from guest_asm import assemble
 from guest_asm.assembler import AssembledProgram
 from machine import cpu
 from machine.device import AttachContext, PortRange
-from machine.machine import Machine, RunEnd
+from machine.boards import vbox_board
+from machine.machine import RunEnd
 
 SMALL_RAM = 0x20000
 #: Count to 50 in a loop, then exit with code 7.
@@ -69,7 +70,7 @@ def test_a_thousand_machines_leave_no_engine_fd_or_thread_behind(loop_program: A
     """Created, run and closed with the cyclic collector off: close alone releases them."""
     engines, fds, threads, os_threads = cpu.open_engines(), _open_fds(), threading.active_count(), _os_threads()
     for _ in range(1000):
-        machine = Machine(64, SMALL_RAM)
+        machine = vbox_board(64, SMALL_RAM)
         machine.load(loop_program)
         result = machine.run()
         assert (result.end, result.exit_code) == (RunEnd.EXIT, 7)
@@ -81,7 +82,7 @@ def test_a_thousand_machines_leave_no_engine_fd_or_thread_behind(loop_program: A
 
 def test_close_releases_the_engine_at_once(loop_program: AssembledProgram, collector_off: None) -> None:
     before = cpu.open_engines()
-    machine = Machine(64, SMALL_RAM)
+    machine = vbox_board(64, SMALL_RAM)
     assert cpu.open_engines() == before + 1
     machine.close()
     assert cpu.open_engines() == before
@@ -91,7 +92,7 @@ def test_close_releases_the_engine_at_once(loop_program: AssembledProgram, colle
 
 def test_a_dropped_machine_is_released_by_the_collector() -> None:
     before = cpu.open_engines()
-    Machine(64, SMALL_RAM)
+    vbox_board(64, SMALL_RAM)
     gc.collect()
     assert cpu.open_engines() == before
 
@@ -120,11 +121,11 @@ class _Hook:
 def test_an_engine_released_inside_another_engines_run_is_closed_after_that_run() -> None:
     """A collection inside a hook (here: forced) must not uc_close an engine while this
     thread is inside emu_start; it is closed as soon as the run returns."""
-    running = Machine(64, SMALL_RAM)
+    running = vbox_board(64, SMALL_RAM)
     hook = _Hook()
     running.add_device(hook)
     running.load(assemble(POKE, mode=64))
-    other = Machine(64, SMALL_RAM)
+    other = vbox_board(64, SMALL_RAM)
     before = cpu.open_engines()
     seen: list[int] = []
 
@@ -153,7 +154,7 @@ def test_machines_in_two_threads_run_and_close_while_the_collector_runs(loop_pro
     def work() -> None:
         try:
             for _ in range(40):
-                machine = Machine(64, SMALL_RAM)
+                machine = vbox_board(64, SMALL_RAM)
                 machine.load(loop_program)
                 assert machine.run().exit_code == 7
                 if _ % 2:

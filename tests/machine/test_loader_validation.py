@@ -15,7 +15,7 @@ from machine import machine as machine_module
 from machine.cli import EXIT_USAGE, main
 from machine.loader import (ARGS_BASE, ARGS_MAX_SIZE, MAX_GUEST_RAM, STACK_RESERVE, LoadError, elf_image,
                             flat_image, image_from_file)
-from machine.machine import Machine
+from machine.boards import vbox_board
 
 RAM = 0x200000  # a 2 MiB machine
 
@@ -43,7 +43,7 @@ def test_max_guest_ram_is_the_machines_maximum() -> None:
 
 @pytest.mark.parametrize("mode", [64, 32])
 def test_well_formed_elf_runs(mode: int) -> None:
-    machine = Machine(mode, RAM)
+    machine = vbox_board(mode, RAM)
     machine.load(elf_image(_elf(mode), ram_size=RAM))
     assert machine.run().exit_code == 7
 
@@ -69,7 +69,7 @@ def test_bad_symbol_entsize_gives_no_symbols_and_the_program_still_runs(mode: in
     data = _elf(mode, symbols={"_start": 0x100000}, sym_entsize_override=entsize)
     image = elf_image(data, ram_size=RAM)
     assert image.symbols == {}
-    machine = Machine(mode, RAM)
+    machine = vbox_board(mode, RAM)
     machine.load(image)
     assert machine.run().exit_code == 7
 
@@ -151,7 +151,7 @@ _start:
     out 0xf4, al
 """, mode=mode, base=base).code
     data = build_elf(ElfSpec(mode, base, [Segment(base, code, memsz=end - base)]))
-    machine = Machine(mode, RAM)
+    machine = vbox_board(mode, RAM)
     machine.memory.fill(end - 16, 16, 0xEE)  # stale RAM: the loader must zero the bss
     machine.load(elf_image(data, ram_size=RAM))
     assert machine.run().exit_code == 0x55

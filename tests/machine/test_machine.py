@@ -13,12 +13,13 @@ from guest_asm.assembler import assemble
 from machine.clock import CostProfile
 from machine.device import AttachContext, PortRange
 from machine.loader import DEFAULT_LOAD_ADDRESS, LoadError, elf_image, flat_image
+from machine.boards import vbox_board
 from machine.machine import DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
 from machine.tracing import ListSink
 
 
 def run_source(source: str, mode: int = 64, max_instructions: int = 1_000_000, **machine_args: object) -> tuple[RunResult, Machine, ListSink]:
-    machine = Machine(mode, **machine_args)  # type: ignore[arg-type]
+    machine = vbox_board(mode, **machine_args)  # type: ignore[arg-type]
     sink = ListSink()
     machine.tracer.add_sink(sink)
     machine.load(assemble(source, mode=mode, filename="prog.s"))
@@ -196,7 +197,7 @@ class CounterDevice:
 
 
 def test_plugin_device_gets_its_ports_at_the_chosen_base() -> None:
-    machine = Machine(64)
+    machine = vbox_board(64)
     device = CounterDevice()
     machine.add_device(device, base=0x300)
     machine.load(assemble("""
@@ -213,7 +214,7 @@ _start:
 
 
 def test_port_conflicts_are_refused() -> None:
-    machine = Machine(64)
+    machine = vbox_board(64)
     from machine.portbus import PortConflictError
 
     with pytest.raises(PortConflictError):
@@ -224,7 +225,7 @@ def test_port_conflicts_are_refused() -> None:
 
 def test_flat_binary_runs_from_0x10000() -> None:
     program = assemble("_start:\n mov al, 9\n out 0xf4, al\n", mode=32)
-    machine = Machine(32)
+    machine = vbox_board(32)
     machine.load(flat_image(program.code))
     assert machine.run().exit_code == 9
 
@@ -240,7 +241,7 @@ def _handmade_elf64(code: bytes, address: int) -> bytes:
 def test_elf64_segments_load_at_their_addresses_and_bss_is_zeroed() -> None:
     code = assemble("_start:\n mov eax, [0x200000 + 32]\n add al, 5\n out 0xf4, al\n", mode=64, base=0x200000).code
     image = elf_image(_handmade_elf64(code, 0x200000), name="handmade")
-    machine = Machine(64)
+    machine = vbox_board(64)
     machine.memory.fill(0x200000, 4096, 0x77)
     machine.load(image)
     assert image.mode == 64 and image.entry == 0x200000
@@ -277,14 +278,14 @@ void _start(void) {
     assert compiled.returncode == 0, compiled.stderr.decode()
     image = elf_image(binary.read_bytes(), name=str(binary))
     assert image.mode == mode and "_start" in image.symbols
-    machine = Machine(mode)
+    machine = vbox_board(mode)
     machine.load(image)
     result = machine.run()
     assert (result.exit_code, result.log_lines) == (42, ["from C"])
 
 
 def test_mode_mismatch_is_refused() -> None:
-    machine = Machine(32)
+    machine = vbox_board(32)
     with pytest.raises(ValueError, match="64-bit program"):
         machine.load(assemble("_start: hlt", mode=64))
 
@@ -297,7 +298,7 @@ def test_load_address_default_is_public_contract() -> None:
 def test_arguments_reach_the_program_in_the_block_and_registers(mode: int) -> None:
     from machine.loader import ARGS_BASE, argument_block
 
-    machine = Machine(mode)
+    machine = vbox_board(mode)
     machine.set_arguments(["d:/notes.txt", "é"])
     machine.load(assemble("""
 _start:
@@ -319,7 +320,7 @@ bad:
 
 def test_oversized_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="at most"):
-        Machine(64).set_arguments(["x" * 0x10000])
+        vbox_board(64).set_arguments(["x" * 0x10000])
 
 
 def test_guest_fault_is_a_trace_event_before_run_end() -> None:
@@ -332,7 +333,7 @@ def test_guest_fault_is_a_trace_event_before_run_end() -> None:
 
 
 def test_block_tracing_goes_through_the_listener_with_exact_counts() -> None:
-    machine = Machine(64, trace_blocks=True)
+    machine = vbox_board(64, trace_blocks=True)
     sink = ListSink()
     machine.tracer.add_sink(sink)
     machine.load(assemble("_start:\n mov ecx, 10\nagain:\n dec ecx\n jnz again\n out 0xf4, al\n", mode=64))
@@ -344,7 +345,7 @@ def test_block_tracing_goes_through_the_listener_with_exact_counts() -> None:
 
 @pytest.mark.parametrize("mode", [64, 32])
 def test_memory_tracing_reports_each_data_access_with_its_instruction(mode: int) -> None:
-    machine = Machine(mode, trace_memory=True)
+    machine = vbox_board(mode, trace_memory=True)
     sink = ListSink()
     machine.tracer.add_sink(sink)
     machine.load(assemble("""
@@ -373,7 +374,7 @@ def test_dynamically_linked_elf_is_refused_with_advice() -> None:
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_instruction_tracing_stamps_every_instruction_exactly(fast: bool) -> None:
-    machine = Machine(64, trace_instructions=True, fast_blocks=fast)
+    machine = vbox_board(64, trace_instructions=True, fast_blocks=fast)
     sink = ListSink()
     machine.tracer.add_sink(sink)
     machine.load(assemble("_start:\n mov ecx, 2\nagain:\n dec ecx\n jnz again\n out 0xf4, al\n", mode=64))

@@ -14,6 +14,7 @@ from fuzz.elf import ElfSpec, Segment, build_elf
 from guest_asm import assemble
 from machine.cli import EXIT_USAGE, main
 from machine.loader import PAGING_AREA_SIZE, LoadError, elf_image, paging_area
+from machine.boards import vbox_board
 from machine.machine import Machine, RunEnd
 from machine.pytest_plugin import machine_report
 from machine.paging import CR4_PAE, CR4_PSE, PTE_A, PTE_D
@@ -169,7 +170,7 @@ def test_guest_turns_on_each_paging_form(form: str) -> None:
     a write through it sets the leaf's accessed and dirty bits, and after the leaf is
     rewritten, invlpg (and then a CR3 reload) makes the new mapping take effect."""
     mode, cr4_bits, entry_size, build = FORMS[form]
-    machine = Machine(mode, RAM)
+    machine = vbox_board(mode, RAM)
     root, leaf, frame, other = build(Tables(machine, entry_size))
     offset = 0x500000 if other is None else 0x300
     machine.memory.write(frame + offset, MAGIC.to_bytes(4, "little"))
@@ -278,7 +279,7 @@ def test_page_faults_reach_the_guest_handler_which_maps_the_page_and_resumes(mod
     the error code a CPU gives (not present; W/R bit), the handler maps the page and irets,
     and the faulting instruction completes.  The second would be escalated to a double
     fault if the first were still "in flight" in the CPU."""
-    machine = Machine(mode, RAM)
+    machine = vbox_board(mode, RAM)
     sink = ListSink()
     machine.tracer.add_sink(sink)
     machine.memory.write(0x301020, (0xCAFEBABE).to_bytes(4, "little"))
@@ -308,7 +309,7 @@ _start:
     mov dword ptr [0x40000008], 1
     hlt
 """.format(ram=RAM)
-    machine = Machine(mode, RAM)
+    machine = vbox_board(mode, RAM)
     machine.load(assemble(source, mode=mode))
     result = machine.run(5_000_000)
     assert result.end is RunEnd.FAULT
@@ -337,7 +338,7 @@ def _higher_half(mode: int, *, paddr: int = 0x100000) -> bytes:
 
 @pytest.mark.parametrize("mode", [64, 32])
 def test_higher_half_elf_starts_paged(mode: int) -> None:
-    machine = Machine(mode, RAM)
+    machine = vbox_board(mode, RAM)
     image = elf_image(_higher_half(mode), ram_size=RAM, paging=True)
     machine.load(image, paging=True)
     assert machine.memory.read(0x100000, 1) != b"\0"  # placed at p_paddr
@@ -352,7 +353,7 @@ def test_higher_half_elf_without_paging_is_refused_in_one_line(mode: int) -> Non
     with pytest.raises(LoadError, match="expects paging; load it with --paging"):
         elf_image(_higher_half(mode), ram_size=RAM)
     image = elf_image(_higher_half(mode), ram_size=RAM, paging=True)
-    machine = Machine(mode, RAM)
+    machine = vbox_board(mode, RAM)
     with pytest.raises(ValueError, match="load it with paging=True"):
         machine.load(image)
     machine.close()
@@ -380,7 +381,7 @@ def test_traces_and_reports_name_physical_addresses_when_paged() -> None:
     the physical address (Unicorn reports accesses after translation); the module event
     covers the program's linear range; the pytest kit's report says its addresses are
     linear."""
-    machine = Machine(32, RAM, trace_memory=True, trace_blocks=True)
+    machine = vbox_board(32, RAM, trace_memory=True, trace_blocks=True)
     sink = ListSink()
     machine.tracer.add_sink(sink)
     machine.load(elf_image(_higher_half(32), ram_size=RAM, paging=True), paging=True)

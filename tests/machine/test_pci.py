@@ -6,7 +6,8 @@ import pytest
 
 from devices.vmmdev.abi import VMMDEV_DEFAULT_PORT_BASE
 from guest_asm.assembler import assemble
-from machine.machine import Machine, RunEnd
+from machine.boards import vbox_board
+from machine.machine import RunEnd
 from machine.pci import Bar, PciConfigSpace, PciFunction
 
 # Scan bus 0 for 80EE:CAFE; keep devfn in ebp; report BAR0 base, BAR0 size, BAR1 size,
@@ -99,7 +100,7 @@ found:
 
 @pytest.mark.parametrize("mode", [64, 32])
 def test_guest_finds_vmmdev_sizes_its_bars_and_uses_the_port(mode: int) -> None:
-    machine = Machine(mode)
+    machine = vbox_board(mode)
     machine.load(assemble(SCAN, mode=mode))
     result = machine.run()
     assert (result.end, result.exit_code) == (RunEnd.EXIT, 0)
@@ -115,7 +116,7 @@ def test_guest_finds_vmmdev_sizes_its_bars_and_uses_the_port(mode: int) -> None:
 
 
 def test_moving_the_io_bar_moves_the_request_port() -> None:
-    machine = Machine(64)
+    machine = vbox_board(64)
     machine.load(assemble("""
 _start:
     mov eax, 0x80002010

@@ -21,7 +21,7 @@ import machine.cli as cli_module
 from guest_asm import assemble
 from machine.cli import EXIT_DEVICE_FAILURE, EXIT_USAGE, main
 from machine.device import AttachContext, PortRange
-from machine.machine import Machine
+from machine.boards import vbox_board
 from machine.portbus import PLUGIN_PORT_START, PortConflictError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -214,9 +214,9 @@ def test_a_plugin_next_to_an_explicitly_placed_one(program) -> None:
     ("notadevice", "is not a machine.device.Device"),
     ("broken_ranges", "device 'broken_ranges' cannot be attached: KeyError: 'ranges'"),
     ("broken_attach", "device 'broken_attach' cannot be attached: OSError: backend unavailable"),
-    ("exit", "device 'exit' is built into every machine (port 0xf4) and a machine has exactly one"),
-    ("debuglog", "device 'debuglog' is built into every machine (port 0x504)"),
-    ("vmmdev", "device 'vmmdev' is built into every machine (ports 0xd020, 0xd028)"),
+    ("exit", "device 'exit' is already on this board (port 0xf4) and a board has one of it"),
+    ("debuglog", "device 'debuglog' is already on this board (port 0x504)"),
+    ("vmmdev", "device 'vmmdev' is already on this board (ports 0xd020, 0xd028)"),
     ("nosuch", "unknown device 'nosuch' (installed plugins: "),
 ])
 def test_plugin_problems_are_one_line_usage_errors(program, spec: str, message: str) -> None:
@@ -259,7 +259,7 @@ def test_devices_lists_built_ins_with_their_ports() -> None:
 
 
 def test_machine_places_a_device_without_a_base_deterministically() -> None:
-    first, second = Machine(64), Machine(64)
+    first, second = vbox_board(64), vbox_board(64)
     for machine in (first, second):
         machine.add_device(Counter())
         machine.add_device(TwoRanges())
@@ -271,7 +271,7 @@ def test_machine_places_a_device_without_a_base_deterministically() -> None:
 
 
 def test_claims_are_all_or_nothing() -> None:
-    machine = Machine(64)
+    machine = vbox_board(64)
     device = TwoRanges()
     # "sum" would fit at 0xd010, "status" (0xd020) collides with the VMMDev request port.
     with pytest.raises(PortConflictError, match="port 0xd020 \\(status\\) is already claimed by vmmdev"):
@@ -288,7 +288,7 @@ def test_port_conflict_error_is_a_value_error() -> None:
 
 
 def test_guest_reads_a_machine_placed_device() -> None:
-    machine = Machine(32)
+    machine = vbox_board(32)
     device = Counter()
     device.total = 0x33
     machine.add_device(device)
@@ -301,7 +301,7 @@ def test_guest_moving_the_vmmdev_bar_onto_a_plugin_is_no_traceback() -> None:
     # Used to raise PortConflictError out of Machine.run (and leave VMMDev without ports).
     # Now the plugin keeps its ports, VMMDev decodes nothing there, and moving the BAR to
     # free ports brings it back (the request below succeeds at 0xe000).
-    machine = Machine(64)
+    machine = vbox_board(64)
     device = Counter()
     device.total = 5
     machine.add_device(device)

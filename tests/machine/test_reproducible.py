@@ -15,7 +15,7 @@ import pytest
 
 from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from machine.cli import main as cli_main
-from machine.machine import Machine
+from machine.boards import vbox_board
 from machine.programs import bundled_program
 from machine.trace.files import TraceWriter
 
@@ -87,7 +87,7 @@ def record(program: str, share: Path, out: Path, *, reproducible: bool, async_hg
     ``async_hgcm``: every HGCM command completes after its latency (``--async-hgcm``)."""
     mode, arguments, expected = PROGRAMS[program]
     config = VMMDevConfig(timing=HgcmTiming(force_async=True)) if async_hgcm else None
-    machine = Machine(mode, reproducible=reproducible, vmmdev_config=config)
+    machine = vbox_board(mode, reproducible=reproducible, vmmdev_config=config)
     try:
         machine.add_share("d", share, create_symlinks=True)
         machine.add_share("demo", share)

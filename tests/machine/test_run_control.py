@@ -23,6 +23,7 @@ import pytest
 import machine.cli as cli_module
 from guest_asm.assembler import assemble
 from machine.cli import main
+from machine.boards import vbox_board
 from machine.machine import DEFAULT_INSTRUCTION_BUDGET, Machine, RunEnd, RunResult
 from machine.runcontrol import (
     EXIT_BUDGET,
@@ -156,7 +157,7 @@ def test_ctrl_c_outside_a_run_gives_status_130_and_one_line(program, monkeypatch
 
 
 def _spin_machine() -> Machine:
-    machine = Machine(64)
+    machine = vbox_board(64)
     machine.load(assemble(SPIN, mode=64, filename="spin.s"))
     return machine
 
@@ -203,7 +204,7 @@ skip:
 
 
 def _countdown(cancel_on_log: bool) -> tuple[list[RunResult], Machine]:
-    machine = Machine(64)
+    machine = vbox_board(64)
     machine.load(assemble(COUNTDOWN, mode=64, filename="countdown.s"))
     if cancel_on_log:
         # As a SIGINT handler does when it runs inside a hook: cancel mid-run.

@@ -6,7 +6,8 @@ import pytest
 
 from guest_asm.assembler import assemble
 from machine.clock import CostProfile, Scheduler, classify
-from machine.machine import Machine, RunEnd
+from machine.boards import vbox_board
+from machine.machine import RunEnd
 from machine.tracing import ListSink
 
 LOOP = """
@@ -25,7 +26,7 @@ again:
 
 
 def _run(source: str, costs: CostProfile | None = None, mode: int = 64) -> tuple[int, int]:
-    machine = Machine(mode, costs=costs)
+    machine = vbox_board(mode, costs=costs)
     machine.load(assemble(source, mode=mode))
     result = machine.run()
     assert result.end is RunEnd.EXIT
@@ -77,7 +78,7 @@ def test_cost_profile_rejects_unknown_classes_and_bad_values(tmp_path) -> None:
 @pytest.mark.parametrize("mode", [64, 32])
 def test_rdtsc_reads_virtual_cycles(mode: int) -> None:
     costs = CostProfile()
-    machine = Machine(mode)
+    machine = vbox_board(mode)
     machine.load(assemble("""
 _start:
     nop
@@ -96,7 +97,7 @@ _start:
 
 def test_rdtsc_is_identical_across_runs() -> None:
     source = "_start:\n rdtsc\n out 0xf4, eax\n"
-    first, second = Machine(64), Machine(64)
+    first, second = vbox_board(64), vbox_board(64)
     first.load(assemble(source, mode=64))
     second.load(assemble(source, mode=64))
     assert first.run().exit_code == second.run().exit_code == 0
@@ -126,8 +127,9 @@ def test_scheduled_events_fire_at_their_cycle_in_order(hgcm_machine, hgcm_assemb
     machine = hgcm_machine(64)
     machine.load(hgcm_assemble("_start:\nagain:\n inc eax\n jmp again\n", mode=64))
     fired: list[tuple[str, int]] = []
+    machine.scheduler.add_owner("test", lambda kind, args: fired.append((kind, machine.clock.now())))
     for name, cycle in (("late", 500), ("early", 123), ("tie-a", 300), ("tie-b", 300)):
-        machine.clock.schedule_at(cycle, name, lambda n=name: fired.append((n, machine.clock.now())))
+        machine.clock.schedule_at(cycle, name, "test", name)
     machine.run(until_cycle=600)
     assert [name for name, _ in fired] == ["early", "tie-a", "tie-b", "late"]
     for (name, cycle), wanted in zip(fired, (123, 300, 300, 500)):
@@ -140,13 +142,14 @@ def test_scheduled_events_fire_at_their_cycle_in_order(hgcm_machine, hgcm_assemb
 def test_scheduler_orders_and_cancels() -> None:
     scheduler = Scheduler()
     calls: list[str] = []
-    scheduler.schedule(10, "b", lambda: calls.append("b"))
-    first = scheduler.schedule(5, "a", lambda: calls.append("a"))
-    scheduler.schedule(10, "c", lambda: calls.append("c"))
+    scheduler.add_owner("test", lambda kind, args: calls.append(kind))
+    scheduler.schedule(10, "b", "test", "b")
+    first = scheduler.schedule(5, "a", "test", "a")
+    scheduler.schedule(10, "c", "test", "c")
     first.cancelled = True
     assert scheduler.next_cycle() == 10 and len(scheduler) == 2
     for event in scheduler.pop_due(10):
-        event.action()
+        scheduler.fire(event)
     assert calls == ["b", "c"]
 
 
@@ -158,7 +161,7 @@ def test_sti_hlt_with_nothing_scheduled_ends_the_run(hgcm_machine, hgcm_assemble
 
 def test_two_runs_give_identical_traces_and_cycles() -> None:
     def trace_of() -> list[str]:
-        machine = Machine(64)
+        machine = vbox_board(64)
         sink = ListSink()
         machine.tracer.add_sink(sink)
         machine.load(assemble(LOOP + "\n_pad:\n mov dx, 0x504\n", mode=64))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from machine.machine import Machine
+from machine.boards import vbox_board
 from machine.programs import bundled_program
 from machine.trace.blocks import trace_blocks
 from machine.tracing import ListSink, TraceEvent
@@ -15,7 +15,7 @@ from machine.tracing import ListSink, TraceEvent
 def record_demo(share: Path, mode: int = 64, *, blocks: bool = False,
                 defines: dict[str, int] | None = None, program: str = "demo.s") -> tuple[list[TraceEvent], object]:
     """Run a bundled program against ``share`` and return (events, result)."""
-    machine = Machine(mode)
+    machine = vbox_board(mode)
     try:
         machine.add_share("demo", share)
         sink = ListSink()

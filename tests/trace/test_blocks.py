@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from guest_asm.assembler import assemble
-from machine.machine import Machine
+from machine.boards import vbox_board
 from machine.trace.blocks import BlockTracer, read_drcov, trace_blocks, write_drcov
 from machine.tracing import ListSink, TraceEvent, Tracer
 
@@ -35,7 +35,7 @@ def test_block_tracer_disassembles_each_distinct_block_once() -> None:
 
 @pytest.mark.parametrize("mode", [64, 32])
 def test_block_counts_add_up_to_the_executed_instructions(mode: int) -> None:
-    machine = Machine(mode)
+    machine = vbox_board(mode)
     sink = ListSink()
     machine.tracer.add_sink(sink)
     machine.load(assemble("_start:\n mov ecx, 50\nagain:\n dec ecx\n jnz again\n hlt\n", mode=mode))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from guest_asm import assemble
 from guest_asm.source import LIB_DIR
-from machine.machine import Machine
+from machine.boards import vbox_board
 from machine.trace.tools import describe
 from machine.tracing import ListSink
 from services.guestprops.trace import decode_call
@@ -39,7 +39,7 @@ def test_notification_timestamp_in_and_out_and_unknown_function() -> None:
 
 
 def test_trace_show_decodes_a_guest_run() -> None:
-    machine = Machine(64)
+    machine = vbox_board(64)
     sink = ListSink()
     machine.tracer.add_sink(sink)
     assert machine.guest_properties.set_property("/Host/X", "1", "TRANSIENT") == 0

@@ -7,7 +7,7 @@ import pytest
 
 from devices.vmmdev import device as vmmdev_device
 from guest_asm import assemble
-from machine.machine import Machine
+from machine.boards import vbox_board
 from machine.tracing import CallbackSink, CountingSink, ListSink, TraceEvent, Tracer
 
 #: Connect, one call (QUERY_MAPPINGS without parameters), disconnect.
@@ -76,7 +76,7 @@ def test_the_device_builds_no_call_fields_when_only_log_lines_are_wanted(monkeyp
     described: list[object] = []
     real = vmmdev_device.describe
     monkeypatch.setattr(vmmdev_device, "describe", lambda *a, **k: described.append(a) or real(*a, **k))
-    machine = Machine(64, 0x100000)
+    machine = vbox_board(64, 0x100000)
     try:
         machine.tracer.add_sink(CallbackSink({"guest_log"}, lambda event: None))
         program = assemble(ONE_CALL, mode=64)

@@ -11,7 +11,7 @@ import pytest
 from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from guest_asm.assembler import assemble
 from machine.cli import main
-from machine.machine import Machine
+from machine.boards import vbox_board
 from machine.trace.blocks import read_drcov
 from machine.trace.files import read_trace, write_trace
 from machine.trace.tools import ShowFilter, compute_stats, export_perfetto, first_divergence, show
@@ -81,7 +81,7 @@ def test_diff_finds_the_first_divergence_with_context(demo_events: list[TraceEve
 
 def test_perfetto_export_has_client_slices_and_interrupt_instants() -> None:
     config = VMMDevConfig(timing=HgcmTiming(call_cycles=50_000, byte_cycles=0, force_async=True, declared_costs=False))
-    machine = Machine(64, vmmdev_config=config)
+    machine = vbox_board(64, vmmdev_config=config)
     sink = ListSink()
     machine.tracer.add_sink(sink)
     machine.load(assemble(interrupt_program(64, use_irq=True), mode=64))
