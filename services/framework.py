@@ -10,6 +10,7 @@ one boundary:
 
     client known?  -> VERR_INVALID_CLIENT_ID
     function known? -> VERR_NOT_IMPLEMENTED
+    prepare (rows that declare it): its result becomes CallContext.prepared
     validate: count (by style), then per parameter in order: type (by style), value check
     handler(CallContext) -> status or ASYNC
     RtError raised anywhere in validation or handler -> its status
@@ -110,13 +111,14 @@ def require(ok: Callable[[SvcParm], bool], status: int, what: str) -> Check:
 
 @dataclass(eq=False)
 class CallContext(Generic[StateT, ClientT]):
-    """What a handler gets: the service state, the calling client, the call, and what the
-    value checks decoded by parameter index."""
+    """What a handler gets: the service state, the calling client, the call, what the
+    value checks decoded by parameter index, and what the row's ``prepare`` returned."""
 
     state: StateT
     client: ClientT
     call: HgcmCall
     decoded: dict[int, Any] = field(default_factory=dict)
+    prepared: Any = None
 
     @property
     def params(self) -> list[SvcParm]:
@@ -125,6 +127,9 @@ class CallContext(Generic[StateT, ClientT]):
 
 
 Handler = Callable[[CallContext[Any, Any]], "int | _AsyncMarker"]
+#: Work a function does on the service state before its parameters are checked, so that
+#: even a refused call has done it (VBoxGuestPropSvc's setProperty takes its timestamp first).
+Prepare = Callable[[Any], object]
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,10 @@ class HgcmFunction:
     """One guest function: number, name, signature, validation style, cost, handler.
 
     ``cycles`` is what one call costs in virtual cycles before the device's per-byte
-    cost; ``direct`` declares a buffer the device may pass as a view of guest memory.
+    cost; ``direct`` declares a buffer the device may pass as a view of guest memory;
+    ``optional`` is how many trailing parameters a caller may leave out (the count check
+    accepts ``len(parms) - optional`` to ``len(parms)``); ``prepare`` runs on the state
+    before validation (``Prepare``).
     """
 
     number: int
@@ -142,17 +150,18 @@ class HgcmFunction:
     cycles: int
     handler: Handler
     direct: DirectBuffer | None = None
+    optional: int = 0
+    prepare: Prepare | None = None
 
     def validate(self, params: Sequence[SvcParm], client: object) -> dict[int, Any]:
         """Check count, then each parameter's type and value in order; return what the
         value checks decoded by index.  RtError with the style's status (or the check's)
         on the first fault."""
         count_status, type_status = self.style.value
-        if count_status is not None and len(params) != len(self.parms):
+        if count_status is not None and not len(self.parms) - self.optional <= len(params) <= len(self.parms):
             raise RtError(count_status, "parameter count")
         decoded: dict[int, Any] = {}
-        for index, spec in enumerate(self.parms):
-            parm = params[index]
+        for index, (spec, parm) in enumerate(zip(self.parms, params)):
             if spec.accepts and parm.type not in spec.accepts:
                 raise RtError(type_status, f"parameter {index} ({spec.name}) type")
             if spec.check is not None:
@@ -210,8 +219,9 @@ class TableService(HgcmService):
         if spec is None:
             return self._failed(call, Status.VERR_NOT_IMPLEMENTED, "no such function")
         try:
+            prepared = spec.prepare(self.state) if spec.prepare is not None else None
             decoded = spec.validate(call.params, client)
-            return spec.handler(CallContext(self.state, client, call, decoded))
+            return spec.handler(CallContext(self.state, client, call, decoded, prepared))
         except RtError as err:
             return self._failed(call, err.status, err.reason)
 
