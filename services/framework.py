@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from runtime.status import RtError, Status, status_name
 from services.hgcm import DirectBuffer, HgcmCall, HgcmService, SvcParm, SvcParmType, _AsyncMarker
@@ -96,9 +96,9 @@ def buf(name: str, show: str = "buf", *, output: bool = False, check: Check | No
     return Parm(name, (SvcParmType.PTR, SvcParmType.PAGES), show, check, output)
 
 
-def untyped(name: str, show: str = "u32") -> Parm:
-    """A parameter whose type the service never checks."""
-    return Parm(name, (), show)
+def untyped(name: str, show: str = "u32", *, output: bool = False) -> Parm:
+    """A parameter whose type the service never checks (e.g. one it only writes)."""
+    return Parm(name, (), show, output=output)
 
 
 def require(ok: Callable[[SvcParm], bool], status: int, what: str) -> Check:
@@ -291,3 +291,28 @@ def decode_call(functions: Mapping[int, HgcmFunction], function: int, label: str
         if text is not None:
             decoded.outputs.append((spec.name, text))
     return decoded
+
+
+class CallDecoder:
+    """Decodes one service's traced calls for ``hgcmlab trace`` and the pytest kit.
+
+    A service package provides a subclass; ``services/decoders.py`` finds it by the traced
+    ``service`` name.  One instance serves one trace stream, in order, so it may remember
+    what earlier calls switched (Shared Folders' UTF-8 clients).  ``call`` is an
+    ``hgcm_call`` event's fields (``client``, ``function``, ``params``), ``written_back``
+    the ``params`` of its ``hgcm_complete``.
+    """
+
+    #: The service name traced in ``hgcm_call`` events (the registry's key).
+    service: ClassVar[str]
+
+    def completed(self, call: Mapping[str, Any], result: int) -> None:
+        """A call of this service completed with ``result`` (nothing to remember by default)."""
+
+    def decode(self, call: Mapping[str, Any], written_back: Sequence[dict[str, Any]] | None = None) -> DecodedCall:
+        """The call's parameters by name, and with ``written_back`` its results."""
+        raise NotImplementedError
+
+    def bytes_moved(self, call: Mapping[str, Any], written_back: Sequence[dict[str, Any]] | None) -> tuple[int, int]:
+        """(bytes written to the host, bytes read from it) by the call; (0, 0) by default."""
+        return 0, 0
