@@ -201,3 +201,72 @@ def test_cancelled_wait_is_never_completed(mode: int, tmp_path: Path) -> None:
     pending = str(int(Status.VINF_HGCM_ASYNC_EXECUTE))
     assert result.log_lines == [pending, "0", "0", pending]  # in flight, cancelled, nothing written, in flight
     assert len(waiting) == 1
+
+
+LIMIT_GUEST = """
+.include "gp.s"
+.include "log.s"
+# GET_NOTIFICATION waits, each with its own patterns ("/w/a", "/w/b", ...) and its own
+# request buffer (a copy of the static one), until 16 are submitted; logs each rc.
+_start:
+    call gp_connect
+    mov dword ptr [client], edx
+    ccall5 gp_get_notification_start, [client], patterns, stamp, buf, 64
+    mov dword ptr [status], eax
+    ccall1 log_dec32, [status]
+    ccall1 log_char, 10
+next:
+    inc byte ptr [patterns + 3]
+.if MODE == 64
+    lea rsi, [rip + hgcm_call_req]
+    lea rdi, [rip + slots]
+.else
+    lea esi, [hgcm_call_req]
+    lea edi, [slots]
+.endif
+    mov eax, dword ptr [count]
+    shl eax, 10
+    add edi, eax
+    mov dword ptr [slot], edi
+    mov ecx, dword ptr [hgcm_call_extra]
+    rep movsb
+    ccall1 vmmdev_request, [slot]
+    mov dword ptr [status], eax
+    ccall1 log_dec32, [status]
+    ccall1 log_char, 10
+    inc dword ptr [count]
+    cmp dword ptr [count], 15
+    jb next
+    ccall1 exit, 0
+patterns: .asciz "/w/a"
+.align 8
+client: .quad 0
+status: .quad 0
+slot: .quad 0
+count: .quad 0
+stamp: .quad 0
+buf: .space 64
+.align 16
+slots: .space 15 * 1024
+"""
+
+
+def test_a_client_keeps_at_most_limit_minus_one_calls_in_flight(mode: int, tmp_path: Path) -> None:
+    """The service's per-client limit is 16 (GUEST_PROP_MAX_CALLS_PER_CLIENT), and HGCM
+    counts the new call before comparing: 15 waits stay in flight, the 16th is refused
+    synchronously with VERR_HGCM_TOO_MANY_CLIENT_CALLS.
+
+    VBox: Main/src-client/HGCM.cpp:HGCMService::GuestCall,
+    HostServices/GuestProperties/VBoxGuestPropSvc.cpp:VBoxHGCMSvcLoad
+    """
+    source = tmp_path / "call_limit.s"
+    source.write_text(LIMIT_GUEST)
+    machine = Machine(mode)
+    machine.load(assemble(source, mode=mode))
+    result = machine.run()
+    waiting = len(list(machine.guest_properties.waiting()))
+    machine.close()
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.log_lines
+    pending, refused = str(int(Status.VINF_HGCM_ASYNC_EXECUTE)), str(int(Status.VERR_HGCM_TOO_MANY_CLIENT_CALLS))
+    assert result.log_lines == [pending] * 15 + [refused]
+    assert waiting == 15
