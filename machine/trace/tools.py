@@ -335,6 +335,8 @@ class Divergence:
     left: TraceEvent | None         # None: the left trace ended here
     right: TraceEvent | None
     context: list[TraceEvent]       # the compared events just before (identical on both sides)
+    #: A differing HGCM call or completion as its service decodes it, per side (else None).
+    decoded: tuple[str | None, str | None] = (None, None)
 
     def format(self, left_name: str = "A", right_name: str = "B") -> str:
         lines = [f"traces differ at event {self.index + 1}"]
@@ -343,6 +345,9 @@ class Divergence:
             lines += [f"    {_line(event)}" for event in self.context]
         for name, event in ((left_name, self.left), (right_name, self.right)):
             lines.append(f"  {name}: " + (_line(event) if event is not None else "<end of trace>"))
+        for name, text in zip((left_name, right_name), self.decoded):
+            if text is not None:
+                lines.append(f"  {name} decoded: {text}")
         if self.left is not None and self.right is not None:
             a, b = normalize(self.left), normalize(self.right)
             changed = [key for key in dict.fromkeys([*a, *b]) if a.get(key, _ABSENT) != b.get(key, _ABSENT)]
@@ -371,21 +376,32 @@ def _line(event: TraceEvent) -> str:
 def first_divergence(left: Iterable[TraceEvent], right: Iterable[TraceEvent], *, kinds: frozenset[str] = frozenset(),
                      stamps: bool = True, ignore: frozenset[str] = frozenset(),
                      context: int = 5) -> Divergence | None:
-    """The first position where the (filtered) traces differ, or None when they are equal."""
-    def select(events: Iterable[TraceEvent]) -> Iterator[TraceEvent]:
-        return (e for e in events if not kinds or e.kind in kinds)
+    """The first position where the (filtered) traces differ, or None when they are equal.
+    Every event (filtered or not) goes through a ``CallTracker`` per side, so a differing
+    HGCM call or completion is also shown decoded by its service."""
+    def select(events: Iterable[TraceEvent], tracker: CallTracker) -> Iterator[tuple[TraceEvent, TraceEvent | None]]:
+        for event in events:
+            call = tracker.feed(event)
+            if not kinds or event.kind in kinds:
+                yield event, call
+
+    def decoded(event: TraceEvent | None, call: TraceEvent | None, tracker: CallTracker) -> str | None:
+        hgcm = event is not None and (event.kind == "hgcm_call" or (event.kind == "hgcm_complete" and call is not None))
+        return describe(event, call, tracker) if event is not None and hgcm else None
 
     recent: deque[TraceEvent] = deque(maxlen=context)
-    a_iter, b_iter = select(left), select(right)
+    a_tracker, b_tracker = CallTracker(), CallTracker()
+    a_iter, b_iter = select(left, a_tracker), select(right, b_tracker)
     index = 0
     while True:
-        a = next(a_iter, None)
-        b = next(b_iter, None)
+        a, a_call = next(a_iter, (None, None))
+        b, b_call = next(b_iter, (None, None))
         if a is None and b is None:
             return None
         if a is None or b is None or (normalize(a, stamps=stamps, ignore=ignore)
                                       != normalize(b, stamps=stamps, ignore=ignore)):
-            return Divergence(index, a, b, list(recent))
+            return Divergence(index, a, b, list(recent),
+                              (decoded(a, a_call, a_tracker), decoded(b, b_call, b_tracker)))
         recent.append(a)
         index += 1
 

@@ -10,7 +10,7 @@ from guest_asm import assemble
 from guest_asm.source import LIB_DIR
 from machine.machine import Machine
 from machine.pytest_plugin import golden_lines
-from machine.trace.tools import CallTracker, describe
+from machine.trace.tools import CallTracker, describe, first_divergence
 from machine.tracing import ListSink, TraceEvent
 from services.decoders import decoder_for
 from services.framework import DecodedCall
@@ -93,3 +93,24 @@ def test_utf8_clients_are_the_shared_folders_decoders_business() -> None:
         tracker.feed(event)
     shfl = tracker.decoder(_call("VBoxSharedFolders", 1, 0, 0))
     assert isinstance(shfl, ShflDecoder) and shfl.utf8_clients == {6}
+
+
+def _get_run(value: str) -> list[TraceEvent]:
+    machine = Machine(64)
+    sink = ListSink()
+    machine.tracer.add_sink(sink)
+    assert machine.guest_properties.set_property("/Host/X", value) == 0
+    machine.load(assemble(TOOL, mode=64))
+    machine.set_arguments(["get", "/Host/X"])
+    assert machine.run().exit_code == 0
+    machine.close()
+    return sink.events
+
+
+def test_trace_diff_shows_the_differing_completion_decoded() -> None:
+    found = first_divergence(_get_run("1"), _get_run("2"), kinds=frozenset({"hgcm_call", "hgcm_complete"}),
+                             stamps=False)
+    assert found is not None
+    text = found.format()
+    assert "A decoded: client 1 GET_PROP call at" in text and "buffer=['1', '']" in text
+    assert "B decoded: client 1 GET_PROP call at" in text and "buffer=['2', '']" in text
