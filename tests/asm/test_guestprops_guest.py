@@ -146,11 +146,10 @@ def test_wait_sees_a_deletion(mode: int) -> None:
     assert result.log_lines == [f"Name: /Host/Gone, timestamp: {EPOCH_NS + fired[0]}, deleted"]
 
 
-CANCEL_GUEST = """
+#: Connect, start a GET_NOTIFICATION wait (not waiting for it) and log its rc.
+START_WAIT = """
 .include "gp.s"
 .include "log.s"
-# 1 start a wait, 2 cancel it, 3 make a matching change (the request buffer is reused, so
-# the wait's own buffer and timestamp are what shows it was not written), 4 wait again.
 _start:
     call gp_connect
     mov dword ptr [client], edx
@@ -158,6 +157,11 @@ _start:
     mov dword ptr [status], eax
     ccall1 log_dec32, [status]
     ccall1 log_char, 10
+"""
+
+# 1 start a wait, 2 cancel it, 3 make a matching change (the request buffer is reused, so
+# the wait's own buffer and timestamp are what shows it was not written), 4 wait again.
+CANCEL_GUEST = START_WAIT + """
     ccall1 hgcm_cancel2, hgcm_call_req
     mov dword ptr [status], eax
     ccall1 log_dec32, [status]
@@ -190,31 +194,28 @@ def test_cancelled_wait_is_never_completed(mode: int, tmp_path: Path) -> None:
     """A cancelled GET_NOTIFICATION (HGCMCancel2) is never written back: a later matching
     change leaves its buffer and timestamp alone, and the client's next wait is the only
     one waiting afterwards."""
-    source = tmp_path / "cancel_wait.s"
-    source.write_text(CANCEL_GUEST)
+    result, waiting = _run_waits(mode, tmp_path, CANCEL_GUEST)
+    pending = str(int(Status.VINF_HGCM_ASYNC_EXECUTE))
+    assert result.log_lines == [pending, "0", "0", pending]  # in flight, cancelled, nothing written, in flight
+    assert waiting == 1
+
+
+def _run_waits(mode: int, tmp_path: Path, program: str) -> tuple[RunResult, int]:
+    """Run ``program`` to its exit; its result and how many waits the service holds then."""
+    source = tmp_path / "waits.s"
+    source.write_text(program)
     machine = Machine(mode)
     machine.load(assemble(source, mode=mode))
     result = machine.run()
-    waiting = list(machine.guest_properties.waiting())
+    waiting = len(list(machine.guest_properties.waiting()))
     machine.close()
     assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.log_lines
-    pending = str(int(Status.VINF_HGCM_ASYNC_EXECUTE))
-    assert result.log_lines == [pending, "0", "0", pending]  # in flight, cancelled, nothing written, in flight
-    assert len(waiting) == 1
+    return result, waiting
 
 
-LIMIT_GUEST = """
-.include "gp.s"
-.include "log.s"
 # GET_NOTIFICATION waits, each with its own patterns ("/w/a", "/w/b", ...) and its own
 # request buffer (a copy of the static one), until 16 are submitted; logs each rc.
-_start:
-    call gp_connect
-    mov dword ptr [client], edx
-    ccall5 gp_get_notification_start, [client], patterns, stamp, buf, 64
-    mov dword ptr [status], eax
-    ccall1 log_dec32, [status]
-    ccall1 log_char, 10
+LIMIT_GUEST = START_WAIT + """
 next:
     inc byte ptr [patterns + 3]
 .if MODE == 64
@@ -259,14 +260,7 @@ def test_a_client_keeps_at_most_limit_minus_one_calls_in_flight(mode: int, tmp_p
     VBox: Main/src-client/HGCM.cpp:HGCMService::GuestCall,
     HostServices/GuestProperties/VBoxGuestPropSvc.cpp:VBoxHGCMSvcLoad
     """
-    source = tmp_path / "call_limit.s"
-    source.write_text(LIMIT_GUEST)
-    machine = Machine(mode)
-    machine.load(assemble(source, mode=mode))
-    result = machine.run()
-    waiting = len(list(machine.guest_properties.waiting()))
-    machine.close()
-    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.log_lines
+    result, waiting = _run_waits(mode, tmp_path, LIMIT_GUEST)
     pending, refused = str(int(Status.VINF_HGCM_ASYNC_EXECUTE)), str(int(Status.VERR_HGCM_TOO_MANY_CLIENT_CALLS))
     assert result.log_lines == [pending] * 15 + [refused]
     assert waiting == 15
