@@ -46,8 +46,7 @@ from machine.replay import ReplayCursor, ReplayService, replay_front
 from machine.trace.files import TraceWriter
 from machine.trace.record import HEADER_KIND, Recording, RecordingService, header_event_fields, load_recording, record_front
 from machine.trace.blocks import trace_blocks
-from machine.trace.tools import CallTracker, _is_shfl, describe
-from services.sharedfolders.decode import decode_call
+from machine.trace.tools import CallTracker, describe
 from machine.tracing import ListSink, TraceEvent
 from runtime.trace_catalog import GOLDEN_KINDS, VOLATILE_FIELDS
 
@@ -258,14 +257,13 @@ def golden_lines(events: Iterable[TraceEvent], *, kinds: Sequence[str] | None = 
 
 
 def _decoded(event: TraceEvent, call: TraceEvent | None, tracker: CallTracker) -> dict[str, str]:
-    if event.kind == "hgcm_call" and "params" in event.fields and _is_shfl(event):
-        utf8 = tracker.utf8(event.fields.get("client"))
-        return {"call": decode_call(event.fields.get("function", -1), event.fields["params"], utf8=utf8)
-                .format_inputs()}
-    if event.kind == "hgcm_complete" and call is not None and "params" in event.fields and _is_shfl(call):
-        utf8 = tracker.utf8(call.fields.get("client"))
-        return {"results": decode_call(call.fields.get("function", -1), call.fields.get("params"), utf8=utf8,
-                                       written_back=event.fields["params"]).format_outputs()}
+    """The call or results a traced call shows, decoded by its service's decoder."""
+    if event.kind == "hgcm_call":
+        decoded = tracker.decode(event)
+        return {"call": decoded.format_inputs()} if decoded is not None else {}
+    if event.kind == "hgcm_complete" and call is not None and "params" in event.fields:
+        decoded = tracker.decode(call, event.fields["params"])
+        return {"results": decoded.format_outputs()} if decoded is not None else {}
     return {}
 
 

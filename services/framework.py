@@ -10,6 +10,7 @@ one boundary:
 
     client known?  -> VERR_INVALID_CLIENT_ID
     function known? -> VERR_NOT_IMPLEMENTED
+    prepare (rows that declare it): its result becomes CallContext.prepared
     validate: count (by style), then per parameter in order: type (by style), value check
     handler(CallContext) -> status or ASYNC
     RtError raised anywhere in validation or handler -> its status
@@ -32,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from runtime.status import RtError, Status, status_name
 from services.hgcm import DirectBuffer, HgcmCall, HgcmService, SvcParm, SvcParmType, _AsyncMarker
@@ -95,9 +96,9 @@ def buf(name: str, show: str = "buf", *, output: bool = False, check: Check | No
     return Parm(name, (SvcParmType.PTR, SvcParmType.PAGES), show, check, output)
 
 
-def untyped(name: str, show: str = "u32") -> Parm:
-    """A parameter whose type the service never checks."""
-    return Parm(name, (), show)
+def untyped(name: str, show: str = "u32", *, output: bool = False) -> Parm:
+    """A parameter whose type the service never checks (e.g. one it only writes)."""
+    return Parm(name, (), show, output=output)
 
 
 def require(ok: Callable[[SvcParm], bool], status: int, what: str) -> Check:
@@ -110,13 +111,14 @@ def require(ok: Callable[[SvcParm], bool], status: int, what: str) -> Check:
 
 @dataclass(eq=False)
 class CallContext(Generic[StateT, ClientT]):
-    """What a handler gets: the service state, the calling client, the call, and what the
-    value checks decoded by parameter index."""
+    """What a handler gets: the service state, the calling client, the call, what the
+    value checks decoded by parameter index, and what the row's ``prepare`` returned."""
 
     state: StateT
     client: ClientT
     call: HgcmCall
     decoded: dict[int, Any] = field(default_factory=dict)
+    prepared: Any = None
 
     @property
     def params(self) -> list[SvcParm]:
@@ -125,6 +127,9 @@ class CallContext(Generic[StateT, ClientT]):
 
 
 Handler = Callable[[CallContext[Any, Any]], "int | _AsyncMarker"]
+#: Work a function does on the service state before its parameters are checked, so that
+#: even a refused call has done it (VBoxGuestPropSvc's setProperty takes its timestamp first).
+Prepare = Callable[[Any], object]
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,10 @@ class HgcmFunction:
     """One guest function: number, name, signature, validation style, cost, handler.
 
     ``cycles`` is what one call costs in virtual cycles before the device's per-byte
-    cost; ``direct`` declares a buffer the device may pass as a view of guest memory.
+    cost; ``direct`` declares a buffer the device may pass as a view of guest memory;
+    ``optional`` is how many trailing parameters a caller may leave out (the count check
+    accepts ``len(parms) - optional`` to ``len(parms)``); ``prepare`` runs on the state
+    before validation (``Prepare``).
     """
 
     number: int
@@ -142,17 +150,18 @@ class HgcmFunction:
     cycles: int
     handler: Handler
     direct: DirectBuffer | None = None
+    optional: int = 0
+    prepare: Prepare | None = None
 
     def validate(self, params: Sequence[SvcParm], client: object) -> dict[int, Any]:
         """Check count, then each parameter's type and value in order; return what the
         value checks decoded by index.  RtError with the style's status (or the check's)
         on the first fault."""
         count_status, type_status = self.style.value
-        if count_status is not None and len(params) != len(self.parms):
+        if count_status is not None and not len(self.parms) - self.optional <= len(params) <= len(self.parms):
             raise RtError(count_status, "parameter count")
         decoded: dict[int, Any] = {}
-        for index, spec in enumerate(self.parms):
-            parm = params[index]
+        for index, (spec, parm) in enumerate(zip(self.parms, params)):
             if spec.accepts and parm.type not in spec.accepts:
                 raise RtError(type_status, f"parameter {index} ({spec.name}) type")
             if spec.check is not None:
@@ -210,8 +219,9 @@ class TableService(HgcmService):
         if spec is None:
             return self._failed(call, Status.VERR_NOT_IMPLEMENTED, "no such function")
         try:
+            prepared = spec.prepare(self.state) if spec.prepare is not None else None
             decoded = spec.validate(call.params, client)
-            return spec.handler(CallContext(self.state, client, call, decoded))
+            return spec.handler(CallContext(self.state, client, call, decoded, prepared))
         except RtError as err:
             return self._failed(call, err.status, err.reason)
 
@@ -281,3 +291,28 @@ def decode_call(functions: Mapping[int, HgcmFunction], function: int, label: str
         if text is not None:
             decoded.outputs.append((spec.name, text))
     return decoded
+
+
+class CallDecoder:
+    """Decodes one service's traced calls for ``hgcmlab trace`` and the pytest kit.
+
+    A service package provides a subclass; ``services/decoders.py`` finds it by the traced
+    ``service`` name.  One instance serves one trace stream, in order, so it may remember
+    what earlier calls switched (Shared Folders' UTF-8 clients).  ``call`` is an
+    ``hgcm_call`` event's fields (``client``, ``function``, ``params``), ``written_back``
+    the ``params`` of its ``hgcm_complete``.
+    """
+
+    #: The service name traced in ``hgcm_call`` events (the registry's key).
+    service: ClassVar[str]
+
+    def completed(self, call: Mapping[str, Any], result: int) -> None:
+        """A call of this service completed with ``result`` (nothing to remember by default)."""
+
+    def decode(self, call: Mapping[str, Any], written_back: Sequence[dict[str, Any]] | None = None) -> DecodedCall:
+        """The call's parameters by name, and with ``written_back`` its results."""
+        raise NotImplementedError
+
+    def bytes_moved(self, call: Mapping[str, Any], written_back: Sequence[dict[str, Any]] | None) -> tuple[int, int]:
+        """(bytes written to the host, bytes read from it) by the call; (0, 0) by default."""
+        return 0, 0

@@ -97,11 +97,14 @@ class HgcmHost:
     @staticmethod
     def admit_call(client: Client, pending: Iterable[HgcmCall | None]) -> int:
         """Whether ``client`` may start one more call, given the calls still pending on the
-        device: VERR_HGCM_TOO_MANY_CLIENT_CALLS (synchronous) at its category's limit
-        (``call_limits`` of the service, else ``DEFAULT_CALL_LIMITS``), else VINF_SUCCESS."""
+        device: VERR_HGCM_TOO_MANY_CLIENT_CALLS (synchronous) when the new call would bring
+        its in-flight count to its category's limit (``call_limits`` of the service, else
+        ``DEFAULT_CALL_LIMITS``), else VINF_SUCCESS.  So at most limit - 1 calls are in
+        flight, as in Main/src-client/HGCM.cpp:HGCMService::GuestCall, which counts the new
+        call first and admits it only while that count stays below the limit."""
         limits = getattr(client.service, "call_limits", DEFAULT_CALL_LIMITS)
         in_flight = sum(1 for call in pending if call is not None and call.client_id == client.client_id)
-        if in_flight >= limits.get(client.category, 0):
+        if in_flight + 1 >= limits.get(client.category, 0):
             return Status.VERR_HGCM_TOO_MANY_CLIENT_CALLS
         return Status.VINF_SUCCESS
 

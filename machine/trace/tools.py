@@ -12,11 +12,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from services.sharedfolders.decode import bytes_moved, decode_call
 from machine.tracing import TraceEvent
-from services.guestprops.abi import SERVICE_NAME as GP_SERVICE_NAME
-from services.guestprops.trace import decode_call as decode_guest_prop_call
-from services.sharedfolders.abi import SERVICE_NAME, ShflFn
+from services.decoders import decoder_for
+from services.framework import CallDecoder, DecodedCall
 
 # --- shared helpers --------------------------------------------------------------------------
 
@@ -37,12 +35,13 @@ def device_of(event: TraceEvent) -> str | None:
 
 
 class CallTracker:
-    """Pairs ``hgcm_call`` with its ``hgcm_complete`` (by request address) and knows which
-    Shared Folders clients switched to UTF-8."""
+    """Pairs ``hgcm_call`` with its ``hgcm_complete`` (by request address) and decodes
+    calls with their service's decoder (services/decoders.py), one per service per stream,
+    told of every completion so it can remember what calls switched."""
 
     def __init__(self) -> None:
         self.open: dict[int, TraceEvent] = {}
-        self.utf8_clients: set[int] = set()
+        self._decoders: dict[object, CallDecoder | None] = {}
 
     def feed(self, event: TraceEvent) -> TraceEvent | None:
         """Note ``event``; for a call's completion, return the ``hgcm_call`` it completes."""
@@ -51,18 +50,31 @@ class CallTracker:
             return None
         if event.kind == "hgcm_complete" and event.fields.get("command") == "call":
             call = self.open.pop(event.fields.get("address", -1), None)
-            if (call is not None and call.fields.get("function") == ShflFn.SET_UTF8
-                    and event.fields.get("result", -1) >= 0):
-                self.utf8_clients.add(call.fields.get("client", -1))
+            decoder = self.decoder(call) if call is not None else None
+            if call is not None and decoder is not None:
+                decoder.completed(call.fields, int(event.fields.get("result", -1)))
             return call
         return None
 
-    def utf8(self, client: object) -> bool | None:
-        return True if client in self.utf8_clients else None
+    def decoder(self, call: TraceEvent) -> CallDecoder | None:
+        """The decoder of ``call``'s service in this stream (None: nobody decodes it)."""
+        service = call.fields.get("service")
+        if service not in self._decoders:
+            self._decoders[service] = decoder_for(service)
+        return self._decoders[service]
 
+    def decode(self, call: TraceEvent, written_back: Sequence[dict[str, Any]] | None = None) -> DecodedCall | None:
+        """``call``'s parameters (and with ``written_back`` its results) by name; None when
+        the call carries no parameters or its service has no decoder."""
+        decoder = self.decoder(call)
+        if decoder is None or "params" not in call.fields:
+            return None
+        return decoder.decode(call.fields, written_back)
 
-def _is_shfl(call: TraceEvent) -> bool:
-    return call.fields.get("service") in (SERVICE_NAME, None)
+    def bytes_moved(self, call: TraceEvent, written_back: Sequence[dict[str, Any]] | None) -> tuple[int, int]:
+        """(bytes written to the host, bytes read from it) by ``call`` as its decoder counts."""
+        decoder = self.decoder(call)
+        return decoder.bytes_moved(call.fields, written_back) if decoder is not None else (0, 0)
 
 
 def _function_label(call: TraceEvent) -> str:
@@ -123,12 +135,11 @@ def describe(event: TraceEvent, call: TraceEvent | None = None, tracker: CallTra
     completes."""
     f = event.fields
     kind = event.kind
+    tracker = tracker if tracker is not None else CallTracker()
     if kind == "hgcm_call":
-        if "params" in f and _is_shfl(event):
-            utf8 = tracker.utf8(f.get("client")) if tracker else None
-            text = decode_call(f.get("function", -1), f["params"], utf8=utf8).format_inputs()
-        elif "params" in f and f.get("service") == GP_SERVICE_NAME:
-            text = decode_guest_prop_call(f.get("function", -1), f["params"]).format_inputs()
+        decoded = tracker.decode(event)
+        if decoded is not None:
+            text = decoded.format_inputs()
         else:
             text = f"{_function_label(event)}({f.get('parms', '?')} parms, {f.get('bytes', 0)} bytes)"
         return f"client {f.get('client')} {f.get('service', '')}: {text}"
@@ -138,16 +149,9 @@ def describe(event: TraceEvent, call: TraceEvent | None = None, tracker: CallTra
             head += " (cancelled)"
         if call is not None:
             head = f"client {call.fields.get('client')} {_function_label(call)} " + head
-            if "params" in f and "params" in call.fields and _is_shfl(call):
-                utf8 = tracker.utf8(call.fields.get("client")) if tracker else None
-                results = decode_call(call.fields.get("function", -1), call.fields["params"], utf8=utf8,
-                                      written_back=f["params"]).format_outputs()
-                if results:
-                    head += f" {results}"
-            elif "params" in f and "params" in call.fields and call.fields.get("service") == GP_SERVICE_NAME:
-                results = decode_guest_prop_call(call.fields.get("function", -1), call.fields["params"],
-                                                 f["params"]).format_outputs()
-                head += f" {results}" if results else ""
+            decoded = tracker.decode(call, f["params"]) if "params" in f else None
+            results = decoded.format_outputs() if decoded is not None else ""
+            head += f" {results}" if results else ""
         return f"{head}, latency {f.get('latency')}"
     if kind == "hgcm_connect":
         return f"{f.get('service')} -> client {f.get('client')} {f.get('status_name')}"
@@ -261,8 +265,7 @@ def compute_stats(events: Iterable[TraceEvent]) -> TraceStats:
             entry.latencies.append(int(event.fields.get("latency", event.cycle - call.cycle)))
             if int(event.fields.get("result", 0)) < 0 or event.fields.get("cancelled"):
                 entry.failed += 1
-            written, read = bytes_moved(call.fields.get("function", -1), call.fields.get("params"),
-                                        event.fields.get("params")) if _is_shfl(call) else (0, 0)
+            written, read = tracker.bytes_moved(call, event.fields.get("params"))
             entry.written += written
             entry.read += read
         elif event.kind == "interrupt_delivered":
@@ -332,6 +335,8 @@ class Divergence:
     left: TraceEvent | None         # None: the left trace ended here
     right: TraceEvent | None
     context: list[TraceEvent]       # the compared events just before (identical on both sides)
+    #: A differing HGCM call or completion as its service decodes it, per side (else None).
+    decoded: tuple[str | None, str | None] = (None, None)
 
     def format(self, left_name: str = "A", right_name: str = "B") -> str:
         lines = [f"traces differ at event {self.index + 1}"]
@@ -340,6 +345,9 @@ class Divergence:
             lines += [f"    {_line(event)}" for event in self.context]
         for name, event in ((left_name, self.left), (right_name, self.right)):
             lines.append(f"  {name}: " + (_line(event) if event is not None else "<end of trace>"))
+        for name, text in zip((left_name, right_name), self.decoded):
+            if text is not None:
+                lines.append(f"  {name} decoded: {text}")
         if self.left is not None and self.right is not None:
             a, b = normalize(self.left), normalize(self.right)
             changed = [key for key in dict.fromkeys([*a, *b]) if a.get(key, _ABSENT) != b.get(key, _ABSENT)]
@@ -368,21 +376,32 @@ def _line(event: TraceEvent) -> str:
 def first_divergence(left: Iterable[TraceEvent], right: Iterable[TraceEvent], *, kinds: frozenset[str] = frozenset(),
                      stamps: bool = True, ignore: frozenset[str] = frozenset(),
                      context: int = 5) -> Divergence | None:
-    """The first position where the (filtered) traces differ, or None when they are equal."""
-    def select(events: Iterable[TraceEvent]) -> Iterator[TraceEvent]:
-        return (e for e in events if not kinds or e.kind in kinds)
+    """The first position where the (filtered) traces differ, or None when they are equal.
+    Every event (filtered or not) goes through a ``CallTracker`` per side, so a differing
+    HGCM call or completion is also shown decoded by its service."""
+    def select(events: Iterable[TraceEvent], tracker: CallTracker) -> Iterator[tuple[TraceEvent, TraceEvent | None]]:
+        for event in events:
+            call = tracker.feed(event)
+            if not kinds or event.kind in kinds:
+                yield event, call
+
+    def decoded(event: TraceEvent | None, call: TraceEvent | None, tracker: CallTracker) -> str | None:
+        hgcm = event is not None and (event.kind == "hgcm_call" or (event.kind == "hgcm_complete" and call is not None))
+        return describe(event, call, tracker) if event is not None and hgcm else None
 
     recent: deque[TraceEvent] = deque(maxlen=context)
-    a_iter, b_iter = select(left), select(right)
+    a_tracker, b_tracker = CallTracker(), CallTracker()
+    a_iter, b_iter = select(left, a_tracker), select(right, b_tracker)
     index = 0
     while True:
-        a = next(a_iter, None)
-        b = next(b_iter, None)
+        a, a_call = next(a_iter, (None, None))
+        b, b_call = next(b_iter, (None, None))
         if a is None and b is None:
             return None
         if a is None or b is None or (normalize(a, stamps=stamps, ignore=ignore)
                                       != normalize(b, stamps=stamps, ignore=ignore)):
-            return Divergence(index, a, b, list(recent))
+            return Divergence(index, a, b, list(recent),
+                              (decoded(a, a_call, a_tracker), decoded(b, b_call, b_tracker)))
         recent.append(a)
         index += 1
 
@@ -458,9 +477,8 @@ def export_perfetto(events: Iterable[TraceEvent], out: IO[str], *, name: str = "
                 label = _function_label(start)
                 args: dict[str, Any] = {"result": f.get("result_name"), "latency_cycles": f.get("latency"),
                                         "bytes": start.fields.get("bytes"), "address": f"{address:#x}"}
-                if "params" in start.fields and _is_shfl(start):
-                    decoded = decode_call(start.fields.get("function", -1), start.fields["params"],
-                                          utf8=tracker.utf8(client), written_back=f.get("params"))
+                decoded = tracker.decode(start, f.get("params"))
+                if decoded is not None:
                     args.update({"call": decoded.format_inputs(), "results": decoded.format_outputs()})
             else:
                 label = start.kind.removeprefix("hgcm_")

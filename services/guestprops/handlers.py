@@ -1,19 +1,27 @@
 """The guest functions: wire parameters in, service state changes, wire results out
 (HostServices/GuestProperties/VBoxGuestPropSvc.cpp: getProperty, setProperty, delProperty,
-enumProps, getNotification).  Validation of count, types and strings happened before
-(functions.py); these add each function's own checks in the source's order.
+enumProps, getNotification).  Validation of count, types and strings happened at the
+framework's boundary (functions.py rows); these add each function's own checks in the
+source's order.  ``ctx.decoded`` holds the checked strings by parameter index (without
+terminator); ``ctx.client`` is unused (the service keeps no per-client data).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from runtime.status import Status
+from services.framework import CallContext
 from services.guestprops.abi import ENUM_TERMINATOR, GUEST_PROP_MAX_PATTERN_LEN, GuestPropFlag
-from services.guestprops.context import CallContext
 from services.guestprops.cstring import c_string
 from services.guestprops.flags import parse_flags, write_flags
 from services.guestprops.names import check_name, check_value
+from services.guestprops.pattern import matches
 from services.guestprops.store import Property
 from services.hgcm import SvcParm, SvcParmType, _AsyncMarker
+
+if TYPE_CHECKING:
+    from services.guestprops.state import GuestPropState
 
 
 def set_out(parm: SvcParm, value: int) -> None:
@@ -22,13 +30,13 @@ def set_out(parm: SvcParm, value: int) -> None:
     parm.value = value & (0xFFFFFFFF if parm.type is SvcParmType.U32 else 0xFFFFFFFFFFFFFFFF)
 
 
-def get_prop(ctx: CallContext) -> int:
+def get_prop(ctx: CallContext[GuestPropState, int]) -> int:
     """GET_PROP(name, buffer, timestamp out, size out): "value\\0flags\\0" into the buffer;
     the size needed is reported even when it does not fit (VERR_BUFFER_OVERFLOW), the
     timestamp only when it does."""
     name_parm, buffer = ctx.params[0], ctx.params[1].buffer
     check_name(name_parm.buffer)
-    prop = ctx.service.registry.get(ctx.strings[0])
+    prop = ctx.state.registry.get(ctx.decoded[0])
     if prop is None:
         return Status.VERR_NOT_FOUND
     data = prop.value + b"\0" + write_flags(prop.flags).encode("ascii") + b"\0"
@@ -40,20 +48,20 @@ def get_prop(ctx: CallContext) -> int:
     return Status.VINF_SUCCESS
 
 
-def set_prop(ctx: CallContext) -> int:
+def set_prop(ctx: CallContext[GuestPropState, int]) -> int:
     """SET_PROP(name, value, flags) and SET_PROP_VALUE(name, value): name, value, then flags
     checks; without flags the property's flags become none (both functions take 2 or 3
     parameters)."""
     check_name(ctx.params[0].buffer)
     check_value(ctx.params[1].buffer)
-    flags = parse_flags(ctx.strings[2]) if len(ctx.params) == 3 else GuestPropFlag.NILFLAG
-    return ctx.service.set_internal(ctx.strings[0], ctx.strings[1], flags, ctx.timestamp, guest=True)
+    flags = parse_flags(ctx.decoded[2]) if len(ctx.params) == 3 else GuestPropFlag.NILFLAG
+    return ctx.state.set_internal(ctx.decoded[0], ctx.decoded[1], flags, ctx.prepared, guest=True)
 
 
-def del_prop(ctx: CallContext) -> int:
+def del_prop(ctx: CallContext[GuestPropState, int]) -> int:
     """DEL_PROP(name): success also when there is no such property."""
     check_name(ctx.params[0].buffer)
-    return ctx.service.delete_internal(ctx.strings[0], guest=True)
+    return ctx.state.delete_internal(ctx.decoded[0], guest=True)
 
 
 def repack_patterns(raw: bytes | bytearray) -> bytes:
@@ -69,7 +77,7 @@ def repack_patterns(raw: bytes | bytearray) -> bytes:
     return bytes(packed)
 
 
-def enum_props(ctx: CallContext) -> int:
+def enum_props(ctx: CallContext[GuestPropState, int]) -> int:
     """ENUM_PROPS(patterns, buffer, size out): "name\\0value\\0timestamp\\0flags\\0" per
     matching property (decimal timestamp), then four NULs; the size needed is always
     reported, VERR_BUFFER_OVERFLOW when it does not fit.  Properties that do not fit are
@@ -79,8 +87,8 @@ def enum_props(ctx: CallContext) -> int:
         return Status.VERR_TOO_MUCH_DATA
     patterns = repack_patterns(raw)
     needed, pos, left = 0, 0, len(buffer)
-    for prop in ctx.service.registry:
-        if not ctx.service.matches(patterns, prop.name):
+    for prop in ctx.state.registry:
+        if not matches(patterns, prop.name):
             continue
         entry = b"\0".join((prop.name, prop.value, str(prop.timestamp).encode("ascii"),
                             write_flags(prop.flags).encode("ascii"))) + b"\0"
@@ -113,23 +121,23 @@ def write_change(params: list[SvcParm], change: Property, deleted: bool) -> int:
     return Status.VINF_SUCCESS
 
 
-def get_notification(ctx: CallContext) -> int | _AsyncMarker:
+def get_notification(ctx: CallContext[GuestPropState, int]) -> int | _AsyncMarker:
     """GET_NOTIFICATION(patterns, timestamp in/out, buffer, size out).
 
     Timestamp 0 waits for the next matching change.  Otherwise the first remembered change
     after the one with that timestamp that matches is returned at once; when the timestamp
     is not remembered the search starts at the oldest change and the status is
     VWRN_NOT_FOUND (also when the call then waits and completes later).  With nothing to
-    return the call waits (ASYNC; see ``GuestPropService.wait``).
+    return the call waits (ASYNC; see ``GuestPropState.wait``).
     """
-    service = ctx.service
-    patterns, timestamp = ctx.strings[0], ctx.params[1].value
+    state = ctx.state
+    patterns, timestamp = ctx.decoded[0], ctx.params[1].value
     status: int = Status.VINF_SUCCESS
     change = None
     if timestamp != 0:
-        found, change = service.changes.after(timestamp, lambda name: service.matches(patterns, name))
+        found, change = state.changes.after(timestamp, lambda name: matches(patterns, name))
         status = Status.VINF_SUCCESS if found else Status.VWRN_NOT_FOUND
     if change is None:
-        return service.wait(ctx.call, patterns, status)
-    written = write_change(ctx.params, change, deleted=service.registry.get(change.name) is None)
+        return state.wait(ctx.call, patterns, status)
+    written = write_change(ctx.params, change, deleted=state.registry.get(change.name) is None)
     return written if written < 0 else status

@@ -1,57 +1,66 @@
-"""Guest property calls in trace events, decoded from the function table (functions.py).
+"""Guest property calls in trace events, decoded from the function table (functions.py)
+through ``framework.decode_call``.
 
-Pure functions over the ``params`` of ``hgcm_call`` events (as sent to the host) and of
-``hgcm_complete`` events (as written back); see services/sharedfolders/decode.py for their shape.
 Strings show as quoted text; a result buffer as its NUL-separated fields
-(``["value", "FLAGS"]``), cut where the event's data preview ends.
+(``["value", "FLAGS"]``) within the size the service reported, cut where the event's data
+preview ends; values (sizes, timestamps) as decimal.  Sizes and timestamps the service
+only writes show among the results only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from services.guestprops.functions import FUNCTIONS, Parm
-from services.framework import DecodedCall, param_data
+from services.framework import CallDecoder, DecodedCall, Parm, decode_call, param_data
+from services.guestprops.abi import SERVICE_NAME
+from services.guestprops.functions import FUNCTIONS, SHOW_FIELDS, SHOW_RESULT, SHOW_STRING
 
 
 def _text(data: bytes) -> str:
     return repr(data.decode("utf-8", errors="backslashreplace"))
 
 
-def _format(kind: Parm, param: dict[str, Any], produced: int | None = None) -> str:
+def _format(show: str | None, param: Mapping[str, Any], produced: int | None) -> str:
     """A value; a string's text; a result buffer's fields within the ``produced`` bytes the
     service reported (its size output); else the buffer's size."""
     value = param.get("value")
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     data = param_data(param)
-    if data is not None and kind is Parm.CSTR:
+    if data is not None and show == SHOW_STRING:
         return _text(data.split(b"\0", 1)[0])
-    if data is not None and produced is not None:
+    if data is not None and show == SHOW_FIELDS and produced is not None:
         fields = data[:produced].split(b"\0")
         return "[" + ", ".join(_text(f) for f in fields[:-1]) + "]"
     return f"<{param.get('size', 0)} bytes>"
 
 
-def decode_call(function: int, params: Sequence[dict[str, Any]] | None,
-                written_back: Sequence[dict[str, Any]] | None = None) -> DecodedCall:
-    """Name and format a guest property call's parameters: its inputs (strings, the
-    timestamp, buffer sizes) and, with ``written_back``, what the service wrote.  Unknown
-    functions and surplus parameters show as ``p<index>``."""
-    spec = FUNCTIONS.get(function)
-    kinds = spec.parms if spec is not None else ()
-    names = spec.names if spec is not None else ()
-    decoded = DecodedCall(spec.name if spec is not None else f"fn {function}")
-    for index, param in enumerate(params or ()):
-        if index >= len(kinds):
-            decoded.inputs.append((f"p{index}", _format(Parm.U64, param)))
-        elif kinds[index] in (Parm.CSTR, Parm.U64, Parm.BUF):
-            decoded.inputs.append((names[index], _format(kinds[index], param)))
-    back = list(written_back or ())[:len(kinds)]
-    sizes = [p.get("value") for kind, p in zip(kinds, back) if kind is Parm.OUT_U32]
-    produced = sizes[0] if sizes and isinstance(sizes[0], int) else None
-    for index, param in enumerate(back):
-        if kinds[index].is_output:
-            decoded.outputs.append((names[index], _format(kinds[index], param, produced)))
-    return decoded
+def _produced(function: int, written_back: Sequence[dict[str, Any]] | None) -> int | None:
+    """The size the service reported in the call's ``size`` result, if it wrote one."""
+    row = FUNCTIONS.get(function)
+    for spec, param in zip(row.parms if row is not None else (), written_back or ()):
+        if spec.name == "size" and isinstance(param.get("value"), int):
+            return int(param["value"])
+    return None
+
+
+class GuestPropDecoder(CallDecoder):
+    """VBoxGuestPropSvc calls (no per-stream memory: every call decodes alone)."""
+
+    service = SERVICE_NAME
+
+    def decode(self, call: Mapping[str, Any], written_back: Sequence[dict[str, Any]] | None = None) -> DecodedCall:
+        """Inputs (strings, the timestamp, buffer sizes) and, with ``written_back``, what
+        the service wrote.  Unknown functions and surplus parameters show as ``p<index>``."""
+        function = int(call.get("function", -1))
+        produced = _produced(function, written_back)
+
+        def render(spec: Parm | None, param: dict[str, Any], output: bool) -> str | None:
+            if spec is not None and spec.show == SHOW_RESULT and not output:
+                return None
+            return _format(spec.show if spec is not None else None, param, produced)
+
+        row = FUNCTIONS.get(function)
+        label = f"GUEST_PROP_FN_{row.name}" if row is not None else f"fn {function}"
+        return decode_call(FUNCTIONS, function, label, call.get("params"), render, written_back=written_back)

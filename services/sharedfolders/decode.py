@@ -19,18 +19,19 @@ buffers travelling back).  Names, flag names and structure layouts come from
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import IntFlag
 from typing import Any
 
 from services import framework
-from services.framework import DecodedCall, Parm
+from services.framework import CallDecoder, DecodedCall, Parm
 from services.framework import param_data as _data
 from services.sharedfolders.abi import (
     SHFL_HANDLE_NIL,
     SHFL_ROOT_NIL,
     SHFLCREATEPARMS_HEAD,
     SHFLCREATEPARMS_OBJECT_SIZE,
+    SERVICE_NAME,
     SHFLSTRING_HEADER_SIZE,
     SHFLSTRING_SIZES,
     ShflCf,
@@ -261,3 +262,27 @@ def bytes_moved(function: int, params: Sequence[dict[str, Any]] | None,
     if done is None:
         return 0, 0
     return (done, 0) if function == ShflFn.WRITE else (0, done)
+
+
+class ShflDecoder(CallDecoder):
+    """Shared Folders calls in one trace stream: remembers which clients switched to UTF-8
+    (a successful SET_UTF8) so their SHFLSTRINGs decode as UTF-8; others are guessed."""
+
+    service = SERVICE_NAME
+
+    def __init__(self) -> None:
+        self.utf8_clients: set[int] = set()
+
+    def completed(self, call: Mapping[str, Any], result: int) -> None:
+        """Note a client's successful SET_UTF8."""
+        if call.get("function") == ShflFn.SET_UTF8 and result >= 0:
+            self.utf8_clients.add(call.get("client", -1))
+
+    def decode(self, call: Mapping[str, Any], written_back: Sequence[dict[str, Any]] | None = None) -> DecodedCall:
+        """``decode_call`` in the calling client's string encoding."""
+        utf8 = True if call.get("client") in self.utf8_clients else None
+        return decode_call(call.get("function", -1), call.get("params"), utf8=utf8, written_back=written_back)
+
+    def bytes_moved(self, call: Mapping[str, Any], written_back: Sequence[dict[str, Any]] | None) -> tuple[int, int]:
+        """READ/WRITE's bytes (``bytes_moved``)."""
+        return bytes_moved(call.get("function", -1), call.get("params"), written_back)

@@ -148,11 +148,10 @@ def test_wait_sees_a_deletion(mode: int) -> None:
     assert result.log_lines == [f"Name: /Host/Gone, timestamp: {EPOCH_NS + fired[0]}, deleted"]
 
 
-CANCEL_GUEST = """
+#: Connect, start a GET_NOTIFICATION wait (not waiting for it) and log its rc.
+START_WAIT = """
 .include "gp.s"
 .include "log.s"
-# 1 start a wait, 2 cancel it, 3 make a matching change (the request buffer is reused, so
-# the wait's own buffer and timestamp are what shows it was not written), 4 wait again.
 _start:
     call gp_connect
     mov dword ptr [client], edx
@@ -160,6 +159,11 @@ _start:
     mov dword ptr [status], eax
     ccall1 log_dec32, [status]
     ccall1 log_char, 10
+"""
+
+# 1 start a wait, 2 cancel it, 3 make a matching change (the request buffer is reused, so
+# the wait's own buffer and timestamp are what shows it was not written), 4 wait again.
+CANCEL_GUEST = START_WAIT + """
     ccall1 hgcm_cancel2, hgcm_call_req
     mov dword ptr [status], eax
     ccall1 log_dec32, [status]
@@ -192,14 +196,73 @@ def test_cancelled_wait_is_never_completed(mode: int, tmp_path: Path) -> None:
     """A cancelled GET_NOTIFICATION (HGCMCancel2) is never written back: a later matching
     change leaves its buffer and timestamp alone, and the client's next wait is the only
     one waiting afterwards."""
-    source = tmp_path / "cancel_wait.s"
-    source.write_text(CANCEL_GUEST)
+    result, waiting = _run_waits(mode, tmp_path, CANCEL_GUEST)
+    pending = str(int(Status.VINF_HGCM_ASYNC_EXECUTE))
+    assert result.log_lines == [pending, "0", "0", pending]  # in flight, cancelled, nothing written, in flight
+    assert waiting == 1
+
+
+def _run_waits(mode: int, tmp_path: Path, program: str) -> tuple[RunResult, int]:
+    """Run ``program`` to its exit; its result and how many waits the service holds then."""
+    source = tmp_path / "waits.s"
+    source.write_text(program)
     machine = vbox_board(mode)
     machine.load(assemble(source, mode=mode))
     result = machine.run()
-    waiting = list(machine.guest_properties.waiting())
+    waiting = len(list(machine.guest_properties.waiting()))
     machine.close()
     assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.log_lines
-    pending = str(int(Status.VINF_HGCM_ASYNC_EXECUTE))
-    assert result.log_lines == [pending, "0", "0", pending]  # in flight, cancelled, nothing written, in flight
-    assert len(waiting) == 1
+    return result, waiting
+
+
+# GET_NOTIFICATION waits, each with its own patterns ("/w/a", "/w/b", ...) and its own
+# request buffer (a copy of the static one), until 16 are submitted; logs each rc.
+LIMIT_GUEST = START_WAIT + """
+next:
+    inc byte ptr [patterns + 3]
+.if MODE == 64
+    lea rsi, [rip + hgcm_call_req]
+    lea rdi, [rip + slots]
+.else
+    lea esi, [hgcm_call_req]
+    lea edi, [slots]
+.endif
+    mov eax, dword ptr [count]
+    shl eax, 10
+    add edi, eax
+    mov dword ptr [slot], edi
+    mov ecx, dword ptr [hgcm_call_extra]
+    rep movsb
+    ccall1 vmmdev_request, [slot]
+    mov dword ptr [status], eax
+    ccall1 log_dec32, [status]
+    ccall1 log_char, 10
+    inc dword ptr [count]
+    cmp dword ptr [count], 15
+    jb next
+    ccall1 exit, 0
+patterns: .asciz "/w/a"
+.align 8
+client: .quad 0
+status: .quad 0
+slot: .quad 0
+count: .quad 0
+stamp: .quad 0
+buf: .space 64
+.align 16
+slots: .space 15 * 1024
+"""
+
+
+def test_a_client_keeps_at_most_limit_minus_one_calls_in_flight(mode: int, tmp_path: Path) -> None:
+    """The service's per-client limit is 16 (GUEST_PROP_MAX_CALLS_PER_CLIENT), and HGCM
+    counts the new call before comparing: 15 waits stay in flight, the 16th is refused
+    synchronously with VERR_HGCM_TOO_MANY_CLIENT_CALLS.
+
+    VBox: Main/src-client/HGCM.cpp:HGCMService::GuestCall,
+    HostServices/GuestProperties/VBoxGuestPropSvc.cpp:VBoxHGCMSvcLoad
+    """
+    result, waiting = _run_waits(mode, tmp_path, LIMIT_GUEST)
+    pending, refused = str(int(Status.VINF_HGCM_ASYNC_EXECUTE)), str(int(Status.VERR_HGCM_TOO_MANY_CLIENT_CALLS))
+    assert result.log_lines == [pending] * 15 + [refused]
+    assert waiting == 15

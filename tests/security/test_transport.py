@@ -225,9 +225,11 @@ class _Pending(HgcmService):
 
 
 def test_pending_call_limit_per_client(rig: SfRig) -> None:
+    """A limit of 3 admits 2 calls in flight: the new call is counted before the check
+    (Main/src-client/HGCM.cpp:HGCMService::GuestCall)."""
     rig.device.register_service(_Pending())
     client = struct.unpack_from("<I", rig.submit(builder.connect("Pending")), 164)[0]
-    for slot in range(3):
+    for slot in range(2):
         after = rig.submit(shfl_call(client, 1), address=0x40000 + slot * 0x100)
         assert builder.rc_of(after) == Status.VINF_HGCM_ASYNC_EXECUTE and builder.flags_of(after) == 0
     assert _rejected(rig, shfl_call(client, 1)) == Status.VERR_HGCM_TOO_MANY_CLIENT_CALLS

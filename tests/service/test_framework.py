@@ -25,7 +25,7 @@ from services.framework import (
 )
 from services.hgcm import ASYNC, DirectBuffer, HgcmCall, SvcParm, _AsyncMarker
 
-ECHO, ADD, WAIT = 1, 2, 3
+ECHO, ADD, WAIT, MARK = 1, 2, 3, 4
 
 
 @dataclass
@@ -34,6 +34,13 @@ class ToyState:
 
     total: int = 0
     waiting: list[HgcmCall] = field(default_factory=list)
+    ticks: int = 0
+    marks: list[tuple[int, int]] = field(default_factory=list)
+
+    def tick(self) -> int:
+        """MARK's preparation: counts every MARK call, refused or not."""
+        self.ticks += 1
+        return self.ticks
 
 
 def _upper(parm: SvcParm, client: dict[str, Any]) -> str:
@@ -60,11 +67,17 @@ def _wait(ctx: CallContext[ToyState, dict[str, Any]]) -> int | _AsyncMarker:
     return ASYNC
 
 
+def _mark(ctx: CallContext[ToyState, dict[str, Any]]) -> int:
+    ctx.state.marks.append((ctx.prepared, len(ctx.params)))
+    return Status.VINF_SUCCESS
+
+
 SMALL = require(lambda p: p.value < 100, Status.VERR_OUT_OF_RANGE, "amount above 99")
 
 
 class ToyService(TableService):
-    """Three functions; old-style ADD, new-style ECHO, unchecked-count WAIT."""
+    """Four functions; old-style ADD, new-style ECHO, unchecked-count WAIT, and MARK
+    (old style, an optional trailing parameter, prepared before validation)."""
 
     name = "Toy"
     functions = function_table((
@@ -72,6 +85,8 @@ class ToyService(TableService):
                      direct=DirectBuffer(buffer=0, reads=True)),
         HgcmFunction(ADD, "ADD", (u64("key"), u32("amount", check=SMALL), buf("blob")), Style.OLD, 300, _add),
         HgcmFunction(WAIT, "WAIT", (), Style.UNCHECKED, 50, _wait),
+        HgcmFunction(MARK, "MARK", (u32("what"), u64("extra")), Style.OLD, 40, _mark, optional=1,
+                     prepare=ToyState.tick),
     ))
 
     def __init__(self) -> None:
@@ -94,8 +109,8 @@ def toy() -> tuple[ToyService, ListSink]:
 
 def test_names_costs_and_direct_buffers_come_from_the_table() -> None:
     service = ToyService()
-    assert service.function_names == {ECHO: "ECHO", ADD: "ADD", WAIT: "WAIT"}
-    assert [service.function_cycles(n) for n in (ECHO, ADD, WAIT, 99)] == [700, 300, 50, None]
+    assert service.function_names == {ECHO: "ECHO", ADD: "ADD", WAIT: "WAIT", MARK: "MARK"}
+    assert [service.function_cycles(n) for n in (ECHO, ADD, WAIT, MARK, 99)] == [700, 300, 50, 40, None]
     assert service.direct_buffers == {ECHO: DirectBuffer(buffer=0, reads=True)}
 
 
@@ -173,3 +188,18 @@ def test_trace_decoding_names_parameters_and_results_from_the_table() -> None:
     assert decoded.format_outputs() == "length=out 3"
     unknown = decode_call(ToyService.functions, 42, "fn 42", sent[:1], render)
     assert unknown.format_inputs() == "fn 42(p0=3)"
+
+
+def test_optional_trailing_parameters_and_preparation_before_validation(toy: tuple[ToyService, ListSink]) -> None:
+    """MARK takes 1 or 2 parameters; its preparation runs before any check, so refused
+    calls (count 0 or 3, a wrong type) still count (as setProperty's timestamp does)."""
+    service, _ = toy
+    assert service.call(HgcmCall(7, MARK, [SvcParm.u32(1)])) == Status.VINF_SUCCESS
+    assert service.call(HgcmCall(7, MARK, [SvcParm.u32(1), SvcParm.u64(2)])) == Status.VINF_SUCCESS
+    assert service.call(HgcmCall(7, MARK, [])) == Status.VERR_INVALID_PARAMETER
+    assert service.call(HgcmCall(7, MARK, [SvcParm.u32(1), SvcParm.u64(2), SvcParm.u32(3)])) == \
+        Status.VERR_INVALID_PARAMETER
+    assert service.call(HgcmCall(7, MARK, [SvcParm.u32(1), SvcParm.u32(2)])) == Status.VERR_INVALID_PARAMETER
+    assert service.call(HgcmCall(7, MARK, [SvcParm.u32(1), SvcParm.u64(2)])) == Status.VINF_SUCCESS
+    assert service.state.marks == [(1, 1), (2, 2), (6, 2)]
+    assert service.state.ticks == 6

@@ -71,6 +71,7 @@ def test_diff_finds_the_first_divergence_with_context(demo_events: list[TraceEve
     found = first_divergence(demo_events, changed, context=3)
     assert found is not None and found.index == index and found.context == demo_events[index - 3:index]
     assert "bytes: 30 != 31" in found.format()
+    assert "B decoded: client 1 VBoxSharedFolders: SHFL_FN_READ(" in found.format()
     assert first_divergence(demo_events, changed, ignore=frozenset({"bytes"})) is None
     shorter = first_divergence(demo_events, demo_events[:-1])
     assert shorter is not None and shorter.right is None and "<end of trace>" in shorter.format()
