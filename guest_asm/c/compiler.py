@@ -93,6 +93,11 @@ class CProgram:
         return SourceLocation(entry.file, entry.line, entry.text)
 
 
+def define_flags(defines: dict[str, int] | None) -> list[str]:
+    """``-DNAME=VALUE`` for each define, sorted by name (the order is part of the cache key)."""
+    return [f"-D{name}={value}" for name, value in sorted((defines or {}).items())]
+
+
 def find_compiler() -> str:
     """The compiler command: ``$HGCMLAB_CC``, gcc or clang; ``CompilerMissing`` if none exists."""
     wanted = os.environ.get("HGCMLAB_CC")
