@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from guest_asm.assembler import AssembledProgram, assemble
@@ -44,13 +45,14 @@ def bundled_program(name: str, *, mode: int, defines: dict[str, int] | None = No
     return assembled_image(path, mode=mode, defines=defines)
 
 
-def c_image(path: Path, *, mode: int, defines: dict[str, int] | None = None,
+def c_image(path: Path, *, mode: int, defines: dict[str, int] | None = None, flags: Sequence[str] = (),
             ram_size: int = MAX_GUEST_RAM) -> Image:
     """Build the C source at ``path`` for ``mode`` with the C guest kit (guest_asm/c; cached
-    by content) and load the ELF; ``defines`` become ``-DNAME=VALUE``.  Source lines come
+    by content) and load the ELF; ``defines`` become ``-DNAME=VALUE``, ``flags`` follow them
+    on the compiler's command line.  Source lines come
     from its DWARF line table.  Raises ``CompilerMissing``/``CompileError`` (both LoadError,
     the latter with the compiler's diagnostics) or LoadError."""
-    program = build_c(path, mode=mode, extra_flags=define_flags(defines))
+    program = build_c(path, mode=mode, extra_flags=[*define_flags(defines), *flags])
     image = elf_image(program.elf, name=str(path), ram_size=ram_size)
     image.source_lookup = program.source_at
     return image

@@ -168,9 +168,19 @@ int hg_pt_map_identity(hg_pt *pt, uint64_t start, uint64_t end, uint32_t flags) 
     return 0;
 }
 
-void hg_pt_activate(const hg_pt *pt) {
+int hg_pt_activate(hg_pt *pt) {
+    /* The GDT is read through the page tables on every segment load and iret; the machine's
+     * start-up GDT lies on a page above RAM, which an identity map of RAM misses. */
+    struct {
+        uint16_t limit;
+        uintptr_t base;
+    } __attribute__((packed)) gdtr;
+    __asm__ volatile("sgdt %0" : "=m"(gdtr));
+    if (hg_pt_map_identity(pt, gdtr.base, (uint64_t)gdtr.base + gdtr.limit + 1, 0) != 0)
+        return -1;
     if (pt->levels >= 3)
         hg_write_cr4(hg_read_cr4() | HG_CR4_PAE);
     hg_write_cr3((uintptr_t)pt->root);
     hg_write_cr0(hg_read_cr0() | HG_CR0_PG | HG_CR0_WP);
+    return 0;
 }

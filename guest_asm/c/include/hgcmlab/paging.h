@@ -54,9 +54,12 @@ int hg_pt_map(hg_pt *pt, uintptr_t linear, uint64_t phys, uint32_t flags);
 int hg_pt_unmap(hg_pt *pt, uintptr_t linear);
 /* Identity-map [start, end) with 4 KiB pages; 0 or -1. */
 int hg_pt_map_identity(hg_pt *pt, uint64_t start, uint64_t end, uint32_t flags);
-/* Load CR3 and turn paging on (CR4.PAE for PAE/long mode, CR0.PG|WP): from then on every
- * access, including the next instruction fetch, goes through these tables. */
-void hg_pt_activate(const hg_pt *pt);
+/* Identity-map the pages of the current GDT read-only (the machine's start-up GDT lies on
+ * a page above RAM, and the CPU reads the GDT through the page tables at every segment load
+ * and iret), load CR3 and turn paging on (CR4.PAE for PAE/long mode, CR0.PG|WP): from then
+ * on every access, including the next instruction fetch, goes through these tables.
+ * 0, or -1 (paging stays off) when the GDT pages cannot be mapped. */
+int hg_pt_activate(hg_pt *pt);
 
 /* The top of RAM (the stack pointer the machine started the program with). */
 extern uintptr_t hg_ram_top;
