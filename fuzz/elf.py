@@ -31,6 +31,8 @@ class Segment:
     #: File offset to declare instead of the real one (for broken files).
     offset_override: int | None = None
     filesz_override: int | None = None
+    #: p_paddr, when it differs from vaddr (a higher-half program).
+    paddr: int | None = None
 
 
 @dataclass
@@ -101,10 +103,11 @@ def _program_header(wide: bool, segment: Segment, offset: int) -> bytes:
     filesz = segment.filesz_override if segment.filesz_override is not None else len(segment.data)
     memsz = segment.memsz if segment.memsz is not None else len(segment.data)
     file_offset = segment.offset_override if segment.offset_override is not None else offset
+    paddr = segment.vaddr if segment.paddr is None else segment.paddr
     if wide:
-        return struct.pack("<IIQQQQQQ", segment.p_type, 5, file_offset, segment.vaddr, segment.vaddr,
+        return struct.pack("<IIQQQQQQ", segment.p_type, 5, file_offset, segment.vaddr, paddr,
                            filesz, memsz, 0x1000)
-    return struct.pack("<IIIIIIII", segment.p_type, file_offset, segment.vaddr, segment.vaddr, filesz,
+    return struct.pack("<IIIIIIII", segment.p_type, file_offset, segment.vaddr, paddr, filesz,
                        memsz, 5, 0x1000)
 
 

@@ -154,7 +154,9 @@ def _add_machine_constants(table: dict[str, int]) -> None:
     interrupt line), ``PCI_<NAME>`` for machine.pci's integer constants
     (``PCI_CONFIG_ADDRESS_PORT``, ``PCI_OFF_BAR0``, ``PCI_COMMAND_IO``), and the integer
     constants of devices.vmmdev.events under their own names (``VMMDEV_EVENT_HGCM``,
-    ``VMMDEV_MEMORY_VERSION``, ``VMMDEV_RAM_SIZE``, ``MMIO_OFF_HAVE_EVENTS``).  Imported here,
+    ``VMMDEV_MEMORY_VERSION``, ``VMMDEV_RAM_SIZE``, ``MMIO_OFF_HAVE_EVENTS``); paging bits of
+    machine.paging (``CR0_PG``, ``CR4_PAE``, ``PTE_P``, ``PF_WRITE``...), ``FIRMWARE_PAGE`` (the
+    GDT page a paged guest must keep mapped) and the paged-start layout of machine.loader.  Imported here,
     not at module level: machine.machine imports the assembler."""
     import devices.vmmdev.events as events_module
     import machine.machine as machine_module
@@ -168,6 +170,15 @@ def _add_machine_constants(table: dict[str, int]) -> None:
             _add(table, f"PCI_{name}", value, "machine.pci")
     for name, value in _module_ints(events_module):
         _add(table, name, value, "devices.vmmdev.events")
+    import machine.cpu as cpu_module
+    import machine.paging as paging_module
+
+    for name, value in _module_ints(paging_module):
+        if name.startswith(("CR0_", "CR4_", "EFER_", "PTE_", "PF_")):
+            _add(table, name, value, "machine.paging")
+    _add(table, "FIRMWARE_PAGE", cpu_module.FIRMWARE_PAGE, "machine.cpu")
+    _add(table, "PAGING_STACK_RESERVE", loader.PAGING_STACK_RESERVE, "machine.loader")
+    _add(table, "PAGING_AREA_SIZE", loader.PAGING_AREA_SIZE, "machine.loader")
 
 
 def program_constants(mode: int, defines: dict[str, int | str] | None) -> dict[str, int | str]:

@@ -124,6 +124,10 @@ def _build_parser() -> argparse.ArgumentParser:
     add_gdb_option(run)
     run.add_argument("--define", "-D", action="append", default=[], type=parse_define, metavar="NAME=VALUE",
                      help="integer constant for assembly sources, -DNAME=VALUE for C sources (repeatable)")
+    run.add_argument("--paging", action="store_true",
+                     help="start the program paged: page tables identity-map the address space, an ELF's "
+                          "segments are placed at their physical and mapped at their virtual addresses "
+                          "(e.g. a higher-half kernel); layout in docs/paging.md")
     run.add_argument("--trace", type=Path, metavar="FILE",
                      help="write every trace event to FILE (JSON Lines; gzip-compressed if FILE ends in .gz)")
     run.add_argument("--record", action="store_true",
@@ -364,7 +368,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if progress is not None:
         out = progress.guard(out)
     try:
-        image = image_from_file(args.program, mode=args.mode, defines=dict(args.define), ram_size=args.ram)
+        image = image_from_file(args.program, mode=args.mode, defines=dict(args.define), ram_size=args.ram,
+                                paging=args.paging)
     except CompileError as error:
         report_compile_error(error, err)
         raise UsageError(str(error)) from None
@@ -375,7 +380,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     machine = _make_machine(args, out, record_front if args.record else None)
     try:
         machine.set_arguments(args.arguments)
-        machine.load(image)
+        machine.load(image, paging=args.paging)
     except ValueError as error:
         machine.close()
         raise UsageError(str(error)) from None

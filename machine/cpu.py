@@ -57,6 +57,7 @@ from unicorn import x86_const as ux
 from machine import fastblock
 from machine.clock import CostProfile, classify
 from machine.memory import GuestMemory
+from machine.paging import CR0_PG, CR0_WP, PagingRegisters, Walk, walk
 
 #: Mnemonics that can set IF.
 _IF_SETTERS = frozenset({"sti", "popf", "popfd", "popfq", "iret", "iretd", "iretq"})
@@ -180,6 +181,7 @@ class StopKind(Enum):
     DEADLINE = "deadline"        # a scheduled event is due before the next block
     INTERRUPT = "interrupt"      # the interrupt line is asserted and IF is set
     FAULT = "fault"              # the guest faulted
+    EXCEPTION = "exception"      # a CPU exception the machine may deliver to the guest (#PF)
     CANCELLED = "cancelled"      # the host called cancel() (Ctrl-C, a wall-time budget)
 
 
@@ -193,6 +195,9 @@ class StopInfo:
     fault: str = ""
     fault_address: int | None = None
     slice: int = 0
+    #: EXCEPTION: the vector and the error code the CPU produced for it.
+    vector: int = 0
+    error_code: int = 0
 
 
 @dataclass(frozen=True)
@@ -251,6 +256,21 @@ _UC_FAULTS = {
     unicorn.UC_ERR_FETCH_UNALIGNED: "unaligned fetch",
     unicorn.UC_ERR_EXCEPTION: "unhandled CPU exception",
 }
+
+#: The page fault vector: delivered through the guest's IDT (other exceptions end the run).
+PAGE_FAULT = 14
+#: Exceptions that push an error code (Intel SDM vol. 3 table 6-1).
+_ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17})
+# Unicorn hands an exception to the interrupt hook without its error code, and since the
+# hook, not QEMU, delivers it, QEMU's "exception in flight" (old_exception) is never reset:
+# the guest's next #PF would become a double fault.  Both live in the CPU state that
+# uc_context_save copies (Unicorn 2.1: include/uc_priv.h struct uc_context, a 40-byte
+# header before the data; qemu/target/i386/cpu.h CPUX86State, saved up to
+# end_reset_fields): old_exception lies 72 bytes before that end and error_code 112 bytes
+# before old_exception.  tests/machine/test_paging_cpu.py pins both against real faults.
+_UC_CONTEXT_HEADER = 40
+_OLD_EXCEPTION_FROM_END = 72
+_ERROR_CODE_BEFORE_OLD_EXCEPTION = 112
 
 PortRead = Callable[[int, int], int]
 BlockListener = Callable[[int, bytes, int], None]
@@ -329,6 +349,18 @@ class Cpu:
         #: Decoded facts by instruction encoding (``_instruction_facts``).
         self._facts: dict[bytes, tuple[int, bool, bool, bool, int]] = {}
         self._c_hooks: list[ctypes.c_size_t] = []
+        #: (vector, error code) of an exception the interrupt hook stopped the run for.
+        self._exception: tuple[int, int] | None = None
+        #: A uc_context buffer for reading and patching the exception state (allocated on
+        #: the first exception).
+        self._context = ctypes.c_void_p(0)
+        self._code_buffer = ctypes.create_string_buffer(0)
+        # Runs end only by our stops, never at an "until" address.  Started with one (the
+        # last address of the mode), Unicorn 2.1 in long mode with paging on raised a #PF
+        # at the bogus linear address -2 on the guest's first real page fault
+        # (tests/machine/test_paging.py pins CR2); exits enabled with none set avoids it.
+        self._uc.ctl_exits_enabled(True)
+        self._uc.ctl_set_exits([])
         self._install_flat_segments()
         self._install_block_hook(fast_blocks)
         self._hook(unicorn.UC_HOOK_INSN, self._on_in, None, 1, 0, ux.UC_X86_INS_IN)
@@ -616,6 +648,7 @@ class Cpu:
             return StopInfo(StopKind.BUDGET, self.pc)
         self._stop = None
         self._fault = None
+        self._exception = None
         self._uc_error = None
         self._set_exact(exact)
         limit = self.instructions + count
@@ -631,7 +664,7 @@ class Cpu:
                     error, self._callback_error = self._callback_error, None
                     raise error
                 interrupted = (self._fault is not None or self._uc_error is not None or self._stop is not None
-                               or self._cancelled)
+                               or self._cancelled or self._exception is not None)
                 retranslate, self._retranslate = self._retranslate, False
                 partial, self._partial = self._partial, None
                 # A block stopped for retranslation is entered again even when the budget is
@@ -654,6 +687,10 @@ class Cpu:
             self._update_slow()
         uc_error = self._uc_error
         pc = self.pc
+        if self._exception is not None:
+            vector, error_code = self._exception
+            return StopInfo(StopKind.EXCEPTION, pc, f"CPU exception: {_EXCEPTION_NAMES[vector]}",
+                            self._uc.reg_read(ux.UC_X86_REG_CR2), vector=vector, error_code=error_code)
         if self._fault is not None:
             description, address = self._fault
             return StopInfo(StopKind.FAULT, pc, description, address)
@@ -745,20 +782,25 @@ class Cpu:
         previous = self._previous_block
         return pc == block.address and previous is not None and previous.shadow_after(pc)
 
-    def inject_interrupt(self, vector: int) -> str | None:
+    def inject_interrupt(self, vector: int, error_code: int | None = None) -> str | None:
         """Enter the guest's handler for ``vector`` through its IDT, as the CPU does for an
-        external interrupt: push the frame, clear IF (interrupt gates) and TF, jump.
+        external interrupt or an exception: push the frame (and ``error_code``, when given),
+        clear IF (interrupt gates) and TF, jump.  The IDT and the stack are reached at their
+        linear addresses (through the guest's page tables when paging is on, setting
+        accessed and dirty bits as the CPU does).
 
-        Returns a description of why delivery failed (the guest's IDT is unusable), else
-        None.  Call only between runs."""
+        Returns a description of why delivery failed (the guest's IDT or stack is unusable),
+        else None.  Call only between runs."""
+        if error_code is not None:
+            self._forget_exception_in_flight()
         _selector, base, limit, _flags = self._uc.reg_read(ux.UC_X86_REG_IDTR)
         entry_size = 16 if self.mode == 64 else 8
         if (vector + 1) * entry_size - 1 > limit:
             return f"interrupt vector {vector:#x} lies beyond the IDT limit {limit:#x}"
         address = base + vector * entry_size
-        if not self._memory.contains(address, entry_size):
-            return f"IDT entry for vector {vector:#x} at {address:#x} lies outside guest RAM"
-        gate = self._memory.read(address, entry_size)
+        gate = self.read_linear(address, entry_size, mark=True)
+        if gate is None:
+            return f"IDT entry for vector {vector:#x} at {address:#x} is not in guest RAM"
         offset_low, selector, _ist, attributes, offset_mid = struct.unpack_from("<HHBBH", gate)
         handler = offset_low | (offset_mid << 16)
         if self.mode == 64:
@@ -769,16 +811,18 @@ class Cpu:
         flags = self._uc.reg_read(self._flags_reg)
         cs = self._uc.reg_read(ux.UC_X86_REG_CS)
         sp = self.sp
+        pushed = () if error_code is None else (error_code,)
         if self.mode == 64:
             ss = self._uc.reg_read(ux.UC_X86_REG_SS)
-            frame = struct.pack("<QQQQQ", self.pc, cs, flags, sp, ss)
+            values = (*pushed, self.pc, cs, flags, sp, ss)
+            frame = struct.pack(f"<{len(values)}Q", *values)
             new_sp = (sp & ~0xF) - len(frame)
         else:
-            frame = struct.pack("<III", self.pc, cs, flags)
+            values = (*pushed, self.pc, cs, flags)
+            frame = struct.pack(f"<{len(values)}I", *values)
             new_sp = sp - len(frame)
-        if not self._memory.contains(new_sp, len(frame)):
-            return f"interrupt frame at {new_sp:#x} lies outside guest RAM"
-        self._memory.write(new_sp, frame)
+        if not self.write_linear(new_sp, frame):
+            return f"interrupt frame at {new_sp:#x} is not in writable guest RAM"
         self.sp = new_sp
         new_flags = flags & ~_EFLAGS_TF
         if gate_type == 0x0E:
@@ -789,6 +833,91 @@ class Cpu:
         self.pc = handler
         return None
 
+    # --- paging ---------------------------------------------------------------------------
+
+    def paging_registers(self) -> PagingRegisters:
+        """CR0, CR3, CR4 and EFER as they are now."""
+        read = self._uc.reg_read
+        return PagingRegisters(read(ux.UC_X86_REG_CR0), read(ux.UC_X86_REG_CR3), read(ux.UC_X86_REG_CR4),
+                               self._uc.msr_read(_MSR_EFER))
+
+    def read_physical(self, address: int, size: int) -> bytes | None:
+        """``size`` bytes of guest RAM at a physical address, None when not all RAM."""
+        return self._memory.read(address, size) if self._memory.contains(address, size) else None
+
+    def _write_physical(self, address: int, data: bytes) -> None:
+        self._memory.write(address, data)
+
+    def translate(self, linear: int, *, write: bool = False, mark: bool = False) -> Walk:
+        """Walk the guest's page tables for ``linear`` (linear = physical with paging off).
+        ``mark`` sets accessed/dirty bits as a CPU access would; without it the tables are
+        only read."""
+        return walk(self.paging_registers(), linear, self.read_physical,
+                    mark=self._write_physical if mark else None, write=write)
+
+    def physical_runs(self, linear: int, size: int, *, write: bool = False,
+                      mark: bool = False) -> list[tuple[int, int]] | None:
+        """The physical (address, length) runs behind ``size`` bytes at ``linear``, page by
+        page; None when a page does not translate, is not RAM, or (``write``) is read-only
+        to the kernel (CR0.WP)."""
+        registers = self.paging_registers()
+        runs: list[tuple[int, int]] = []
+        position = linear
+        end = linear + size
+        while position < end:
+            result = walk(registers, position, self.read_physical,
+                          mark=self._write_physical if mark else None, write=write)
+            if result.physical is None:
+                return None
+            if write and not result.writable and registers.cr0 & CR0_WP:
+                return None
+            take = min(end - position, result.page_size - (result.physical & (result.page_size - 1)))
+            if not self._memory.contains(result.physical, take):
+                return None
+            runs.append((result.physical, take))
+            position += take
+        return runs
+
+    def read_linear(self, linear: int, size: int, *, mark: bool = False) -> bytes | None:
+        """``size`` bytes of guest RAM at a linear address, or None when any of it does not
+        translate to RAM."""
+        runs = self.physical_runs(linear, size, mark=mark)
+        if runs is None:
+            return None
+        return b"".join(self._memory.read(address, length) for address, length in runs)
+
+    def write_linear(self, linear: int, data: bytes) -> bool:
+        """Write ``data`` to guest RAM at a linear address as the CPU would (accessed and
+        dirty bits set); False, and nothing written, when any of it cannot be written."""
+        runs = self.physical_runs(linear, len(data), write=True, mark=True)
+        if runs is None:
+            return False
+        position = 0
+        for address, length in runs:
+            self._memory.write(address, data[position:position + length])
+            position += length
+        return True
+
+    def _exception_state(self) -> tuple[int, int]:
+        """(error code, context data address) of the exception Unicorn is handing over."""
+        handle = self._uc._uch
+        if not self._context.value:
+            status = _uc_binding.uclib.uc_context_alloc(handle, ctypes.byref(self._context))
+            if status != unicorn.UC_ERR_OK:
+                raise unicorn.UcError(status)
+        _uc_binding.uclib.uc_context_save(handle, self._context)
+        data = self._context.value + _UC_CONTEXT_HEADER
+        old_exception = data + _uc_binding.uclib.uc_context_size(handle) - _UC_CONTEXT_HEADER \
+            - _OLD_EXCEPTION_FROM_END
+        return ctypes.c_int32.from_address(old_exception - _ERROR_CODE_BEFORE_OLD_EXCEPTION).value, old_exception
+
+    def _forget_exception_in_flight(self) -> None:
+        """The exception was delivered: reset QEMU's exception in flight, as its own
+        delivery does (otherwise the next #PF would be escalated to a double fault)."""
+        _error_code, old_exception = self._exception_state()
+        ctypes.c_int32.from_address(old_exception).value = -1
+        _uc_binding.uclib.uc_context_restore(self._uc._uch, self._context)
+
     def map_region(self, address: int, memory: GuestMemory) -> None:
         """Map device memory (MMIO2-style RAM) at guest-physical ``address``."""
         self._uc.mem_map_ptr(address, memory.size, unicorn.UC_PROT_READ | unicorn.UC_PROT_WRITE,
@@ -797,8 +926,9 @@ class Cpu:
 
     def watch_memory(self, listener: MemoryListener) -> None:
         """Call ``listener(access, address, size, value)`` for every guest data access from
-        now on (access "read" or "write"; value is the written value, 0 for reads).  Opt-in
-        memory tracing: every access becomes a Python call."""
+        now on (access "read" or "write"; value is the written value, 0 for reads; address
+        is guest-physical: Unicorn reports the access after the guest's page tables
+        translated it).  Opt-in memory tracing: every access becomes a Python call."""
         def hook(uc: unicorn.Uc, access: int, address: int, size: int, value: int, _user: object) -> None:
             listener("write" if access == unicorn.UC_MEM_WRITE else "read", address, size,
                      value & ((1 << (8 * size)) - 1) if access == unicorn.UC_MEM_WRITE else 0)
@@ -882,12 +1012,36 @@ class Cpu:
             self._uc.reg_write(_register_id(name), value)
 
     def read_memory(self, address: int, size: int) -> bytes | None:
-        """``size`` bytes of whatever is mapped at ``address`` (RAM, device memory, the
-        firmware page), or None when any of it is unmapped."""
+        """``size`` bytes of whatever is mapped at linear ``address`` (RAM, device memory,
+        the firmware page; through the guest's page tables when paging is on), or None when
+        any of it is unmapped."""
+        registers = self.paging_registers()
+        pieces: list[bytes] = []
+        position, end = address, address + size
         try:
-            return bytes(self._uc.mem_read(address, size))
+            while position < end:
+                # Python's walk, not Unicorn's probe: a probe that fails sets CR2 and a
+                # pending #PF in the CPU.
+                result = walk(registers, position, self.read_physical)
+                if result.physical is None:
+                    return None
+                take = min(end - position, result.page_size - (result.physical & (result.page_size - 1)))
+                pieces.append(bytes(self._uc.mem_read(result.physical, take)))
+                position += take
         except unicorn.UcError:
             return None
+        return b"".join(pieces)
+
+    def _read_code(self, address: int, size: int) -> bytes:
+        """The bytes of the block being entered at linear ``address``, through the CPU's own
+        translation (the code was just fetched, so its TLB holds the pages)."""
+        if len(self._code_buffer) < size:
+            self._code_buffer = ctypes.create_string_buffer(size)
+        status = _uc_binding.uclib.uc_vmem_read(self._uc._uch, ctypes.c_uint64(address), unicorn.UC_PROT_EXEC,
+                                                self._code_buffer, ctypes.c_size_t(size))
+        if status != unicorn.UC_ERR_OK:
+            raise unicorn.UcError(status)
+        return self._code_buffer.raw[:size]
 
     def close(self) -> None:
         """Unmap guest memory and close the engine now (before the memory itself is
@@ -903,6 +1057,9 @@ class Cpu:
         for handle in self._hooks:
             uc.hook_del(handle)
         self._hooks.clear()
+        if self._context.value:
+            _uc_binding.uclib.uc_context_free(self._context)
+            self._context = ctypes.c_void_p(0)
         self._uc = None  # type: ignore[assignment]
         self._release()
         # Our own C callbacks refer back to this object.
@@ -966,8 +1123,7 @@ class Cpu:
             self._uc.emu_stop()
 
     def _on_block(self, uc: unicorn.Uc, address: int, size: int, _user: object) -> None:
-        code = (self._memory.read(address, size) if self._memory.contains(address, size)
-                else bytes(uc.mem_read(address, size)))
+        code = self._read_code(address, size)
         key = (address, code)
         known = self._blocks.get(key)
         if known is None:
@@ -1079,6 +1235,11 @@ class Cpu:
         return 1  # skip the real instruction
 
     def _on_interrupt(self, uc: unicorn.Uc, intno: int, _user: object) -> None:
+        if intno == PAGE_FAULT:
+            # The pc is the faulting instruction's (QEMU restored it); CR2 is set.
+            self._exception = (intno, self._exception_state()[0])
+            uc.emu_stop()
+            return
         name = _EXCEPTION_NAMES.get(intno, f"software interrupt int {intno:#x}")
         self._fault = (f"CPU exception: {name}", None)
         uc.emu_stop()
@@ -1087,5 +1248,7 @@ class Cpu:
                      _user: object) -> bool:
         kind = {unicorn.UC_MEM_READ_UNMAPPED: "read of", unicorn.UC_MEM_WRITE_UNMAPPED: "write to",
                 unicorn.UC_MEM_FETCH_UNMAPPED: "instruction fetch from"}.get(access, "access to")
-        self._fault = (f"{kind} unmapped memory at {address:#x} ({size} bytes)", address)
+        # Unicorn reports the address after translation: say so when paging is on.
+        where = "physical " if uc.reg_read(ux.UC_X86_REG_CR0) & CR0_PG else ""
+        self._fault = (f"{kind} unmapped memory at {where}{address:#x} ({size} bytes)", address)
         return False

@@ -75,6 +75,11 @@ class AttachContext:
     request_halt: Callable[[], None] = field(default=lambda: None)
     #: The device's mapped MMIO regions by name: (guest-physical base, memory).
     mmio: dict[str, tuple[int, GuestMemory]] = field(default_factory=dict)
+    #: The guest's linear -> physical translation as it is now: None while the guest runs
+    #: unpaged (linear = physical); else a function from a page-aligned linear address to
+    #: its physical page, None for a page that does not translate (the tables are only
+    #: read, as VirtualBox's PGMPhysGCPtr2GCPhys does).
+    page_translator: Callable[[], Callable[[int], int | None] | None] = field(default=lambda: None)
 
 
 @runtime_checkable

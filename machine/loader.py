@@ -4,7 +4,10 @@ Whatever the source, a program becomes an ``Image``: bytes to place at guest-phy
 addresses, an entry point, symbols, and (for assembled programs) a way to find the source
 line of an address.  Conventions (a public contract): flat code loads at 0x10000 and starts
 there; ELF executables load their PT_LOAD segments at their (identity-mapped) addresses and
-start at ``e_entry``; assembled programs start at ``_start`` when it exists.
+start at ``e_entry``; assembled programs start at ``_start`` when it exists.  Loaded for a
+paged start (``paging=True``), an ELF's segments are placed at ``p_paddr`` and mapped at
+``p_vaddr`` (``Image.mappings``); the page tables then occupy the area ``paging_area``
+gives (docs/paging.md).
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ STACK_RESERVE = 0x1000
 #: The largest guest RAM a machine can have (``machine.machine.MAX_RAM_SIZE``): the bound
 #: for images built without a particular machine in mind.
 MAX_GUEST_RAM = 0xE0000000
+#: With a paged start: the top of RAM kept for the stack (the stack pointer starts at the
+#: top of RAM, as without paging) ...
+PAGING_STACK_RESERVE = 0x10000
+#: ... and the page tables the loader builds, right below it (root table first).
+PAGING_AREA_SIZE = 0x40000
 #: At most this many ELF symbols are read (a symbol table cannot make us allocate more).
 MAX_SYMBOLS = 1 << 16
 
@@ -50,9 +58,16 @@ class LoadError(Exception):
 SourceLine = SourceLocation
 
 
+def paging_area(ram_size: int) -> int:
+    """The physical address of the page tables of a paged start on ``ram_size`` bytes of RAM."""
+    return ram_size - PAGING_STACK_RESERVE - PAGING_AREA_SIZE
+
+
 @dataclass
 class Image:
-    """A program ready to be placed in guest memory."""
+    """A program ready to be placed in guest memory: ``segments`` at physical addresses;
+    ``mappings`` (virtual, physical, size) for a paged start (an ELF loaded with
+    ``paging=True``; empty otherwise: identity)."""
 
     segments: list[tuple[int, bytes]]
     entry: int
@@ -60,6 +75,14 @@ class Image:
     symbols: dict[str, int] = field(default_factory=dict)
     name: str = "<program>"
     source_lookup: Callable[[int], SourceLine | None] | None = None
+    mappings: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def linear_ranges(self) -> list[tuple[int, int]]:
+        """(linear address, size) of what the program occupies: its mappings for a paged
+        start, else its segments (identity)."""
+        if self.mappings:
+            return [(virtual, size) for virtual, _physical, size in self.mappings]
+        return [(address, len(content)) for address, content in self.segments]
 
     def source_at(self, address: int) -> SourceLine | None:
         """The source line an address was assembled from, when known."""
@@ -77,9 +100,16 @@ class Image:
         return best[1] if offset == 0 else f"{best[1]}+{offset:#x}"
 
 
-def _check_placement(name: str, segments: list[tuple[int, int]], ram_size: int) -> None:
+def _check_placement(name: str, segments: list[tuple[int, int]], ram_size: int, paging: bool = False) -> None:
     """Refuse (address, size) segments that leave guest RAM, overlap each other, the
-    argument block or the stack page, before any of their bytes is allocated."""
+    argument block or the stack page (with ``paging``, the page-table area and the stack
+    reserve above it), before any of their bytes is allocated."""
+    if paging:
+        area = paging_area(ram_size)
+        for address, size in segments:
+            if address + size > area:
+                raise LoadError(f"{name}: segment at physical {address:#x} ({size} bytes) reaches into the page-table "
+                                f"area and stack reserve of a paged start ({area:#x}-{ram_size - 1:#x})")
     placed: list[tuple[int, int]] = []
     for address, size in segments:
         end = address + size
@@ -124,8 +154,9 @@ _ELF32 = _ElfLayout(32, "<HHIIIIIHHHHHH", "<IIIIIIII", "<IIIIIIIIII", "<IIIBBH",
 _ELF64 = _ElfLayout(64, "<HHIQQQIHHHHHH", "<IIQQQQQQ", "<IIQQQQIIQQ", "<IBBHQQ", _EM_X86_64)
 
 
-def elf_image(data: bytes, *, name: str = "<elf>", ram_size: int = MAX_GUEST_RAM) -> Image:
-    """An x86 or x86-64 ELF executable (statically linked, identity-mapped segments).
+def elf_image(data: bytes, *, name: str = "<elf>", ram_size: int = MAX_GUEST_RAM, paging: bool = False) -> Image:
+    """An x86 or x86-64 ELF executable (statically linked, identity-mapped segments; with
+    ``paging``, placed at ``p_paddr`` and mapped at ``p_vaddr``).
 
     Every header field is checked against the file and against ``ram_size`` bytes of
     guest RAM before anything is allocated: a malformed file raises ``LoadError`` with a
@@ -157,31 +188,60 @@ def elf_image(data: bytes, *, name: str = "<elf>", ram_size: int = MAX_GUEST_RAM
     placements = _elf_load_segments(data, name, layout, phoff, phentsize, phnum)
     if not placements:
         raise LoadError(f"{name}: no loadable segment")
-    _check_placement(name, [(vaddr, memsz) for vaddr, memsz, _offset, _filesz in placements], ram_size)
-    if not any(vaddr <= entry < vaddr + memsz for vaddr, memsz, _offset, _filesz in placements):
+    mappings = _elf_mappings(name, placements, mode) if paging else []
+    if not paging:
+        _refuse_higher_half(name, placements, ram_size)
+    _check_placement(name, [(paddr if paging else vaddr, memsz) for vaddr, paddr, memsz, _offset, _filesz
+                            in placements], ram_size, paging)
+    if not any(vaddr <= entry < vaddr + memsz for vaddr, _paddr, memsz, _offset, _filesz in placements):
         raise LoadError(f"{name}: entry point {entry:#x} is not inside a loadable segment")
-    segments = [(vaddr, data[offset:offset + filesz] + bytes(memsz - filesz))
-                for vaddr, memsz, offset, filesz in placements]
+    segments = [(paddr if paging else vaddr, data[offset:offset + filesz] + bytes(memsz - filesz))
+                for vaddr, paddr, memsz, offset, filesz in placements]
     symbols = _elf_symbols(data, shoff, shentsize, shnum, layout)
-    return Image(segments, entry, mode, symbols, name)
+    return Image(segments, entry, mode, symbols, name, mappings=mappings)
+
+
+def _refuse_higher_half(name: str, placements: list[tuple[int, int, int, int, int]], ram_size: int) -> None:
+    """A segment linked at a virtual address beyond RAM but with a physical address in it
+    is a program that expects to start paged: say so rather than "does not fit"."""
+    for vaddr, paddr, memsz, _offset, _filesz in placements:
+        if vaddr != paddr and vaddr + memsz > ram_size and paddr + memsz <= ram_size:
+            raise LoadError(f"{name}: segment linked at virtual {vaddr:#x} (physical {paddr:#x}) expects paging; "
+                            "load it with --paging (Machine.load(image, paging=True))")
+
+
+def _elf_mappings(name: str, placements: list[tuple[int, int, int, int, int]], mode: int) -> list[tuple[int, int, int]]:
+    """(virtual, physical, size) of each segment, widened to whole pages; virtual and
+    physical addresses must share their offset in the page (and be canonical in 64-bit)."""
+    mappings = []
+    for vaddr, paddr, memsz, _offset, _filesz in placements:
+        if (vaddr ^ paddr) & 0xFFF:
+            raise LoadError(f"{name}: segment at virtual {vaddr:#x} and physical {paddr:#x} differ in their page "
+                            "offset; they cannot be mapped with 4 KiB pages")
+        top = vaddr + memsz - 1
+        if mode == 64 and not all(address < 1 << 47 or address >= 0xFFFF800000000000 for address in (vaddr, top)):
+            raise LoadError(f"{name}: segment at virtual {vaddr:#x} is not a canonical 48-bit address range")
+        start = vaddr & ~0xFFF
+        mappings.append((start, paddr & ~0xFFF, ((top | 0xFFF) + 1) - start))
+    return mappings
 
 
 def _elf_load_segments(data: bytes, name: str, layout: _ElfLayout, phoff: int, phentsize: int,
-                       phnum: int) -> list[tuple[int, int, int, int]]:
-    """(vaddr, memsz, file offset, filesz) of each non-empty PT_LOAD segment, checked
+                       phnum: int) -> list[tuple[int, int, int, int, int]]:
+    """(vaddr, paddr, memsz, file offset, filesz) of each non-empty PT_LOAD segment, checked
     against the file; sizes are not yet checked against RAM."""
     entry_size = struct.calcsize(layout.program_header)
     if phnum and phentsize < entry_size:
         raise LoadError(f"{name}: program header size {phentsize} is smaller than {entry_size}")
     if phnum and phoff + phnum * phentsize > len(data):
         raise LoadError(f"{name}: the program headers lie outside the file")
-    placements: list[tuple[int, int, int, int]] = []
+    placements: list[tuple[int, int, int, int, int]] = []
     for index in range(phnum):
         fields = struct.unpack_from(layout.program_header, data, phoff + index * phentsize)
         if layout.mode == 32:
-            p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _pflags, _align = fields
+            p_type, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, _pflags, _align = fields
         else:
-            p_type, _pflags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _align = fields
+            p_type, _pflags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, _align = fields
         if p_type == _PT_INTERP:
             raise LoadError(f"{name}: a dynamically linked program needs an operating system; "
                             "build it freestanding (e.g. gcc -static -nostdlib -ffreestanding)")
@@ -191,7 +251,7 @@ def _elf_load_segments(data: bytes, name: str, layout: _ElfLayout, phoff: int, p
             raise LoadError(f"{name}: segment {index} has more file bytes ({p_filesz}) than memory bytes ({p_memsz})")
         if p_offset + p_filesz > len(data):
             raise LoadError(f"{name}: segment {index} lies outside the file")
-        placements.append((p_vaddr, p_memsz, p_offset, p_filesz))
+        placements.append((p_vaddr, p_paddr, p_memsz, p_offset, p_filesz))
     return placements
 
 
@@ -248,7 +308,7 @@ def argument_block(arguments: list[str]) -> bytes:
 
 
 def image_from_file(path: Path, *, mode: int, defines: dict[str, int] | None = None,
-                    ram_size: int = MAX_GUEST_RAM) -> Image:
+                    ram_size: int = MAX_GUEST_RAM, paging: bool = False) -> Image:
     """Load a program file for a ``mode``-bit machine with ``ram_size`` bytes of RAM:
     ``.s``/``.asm`` sources are assembled for ``mode``, ``.c`` sources built with the C guest
     kit (machine.programs.c_image), ELF files by their header, anything
@@ -279,7 +339,7 @@ def image_from_file(path: Path, *, mode: int, defines: dict[str, int] | None = N
         raise LoadError(f"{path}: cannot read: {error.strerror or error}") from None
     if data[:4] != _ELF_MAGIC:
         return flat_image(data, name=str(path), ram_size=ram_size)
-    image = elf_image(data, name=str(path), ram_size=ram_size)
+    image = elf_image(data, name=str(path), ram_size=ram_size, paging=paging)
     if image.mode != mode:
         raise LoadError(f"{path}: a {image.mode}-bit ELF program cannot run on a {mode}-bit machine "
                         f"(run it in {image.mode}-bit mode)")

@@ -35,8 +35,11 @@ from guest_asm.assembler import AssembledProgram
 from machine.clock import Clock, CostProfile, Scheduler
 from machine.cpu import FIRMWARE_PAGE, Cpu, StopInfo, StopKind
 from machine.device import AttachContext, Device
-from machine.loader import ARGS_BASE, Image, argument_block
+from machine.loader import ARGS_BASE, Image, LoadError, argument_block, paging_area
+from machine.pagetables import build as build_page_tables
+from machine.pagetables import table_bytes
 from machine.memory import GuestMemory
+from machine.paging import page_fault_summary, walk
 from machine.pci import Bar, PciConfigSpace, PciFunction
 from machine.portbus import PortBus, PortConflictError
 from machine.programs import image_from_assembled
@@ -86,6 +89,8 @@ class FaultReport:
     source: str | None
     symbol: str | None
     registers: dict[str, int]
+    #: Further lines (a page fault's table walk, the physical pc with paging on).
+    details: list[str] = field(default_factory=list)
 
     def format(self, heading: str = "guest fault") -> str:
         """A multi-line human-readable report, its first line ``heading: description``."""
@@ -95,6 +100,7 @@ class FaultReport:
         lines = [f"{heading}: {self.description}", f"  at {where}: {self.instruction or '<unreadable>'}"]
         if self.source:
             lines.append(f"  source: {self.source}")
+        lines.extend(f"  {line}" for line in self.details)
         regs = "  ".join(f"{name}={value:#x}" for name, value in self.registers.items())
         lines.append(f"  registers: {regs}")
         return "\n".join(lines)
@@ -188,6 +194,7 @@ class Machine:
         if trace_instructions:
             self.cpu.watch_instructions(lambda address, text: self.tracer.emit("instruction", text=text))
         if trace_memory:
+            # Unicorn reports data accesses after translation: the address is physical.
             self.cpu.watch_memory(lambda access, address, size, value: self.tracer.emit(
                 "memory", access=access, address=address, size=size, value=value))
 
@@ -230,7 +237,7 @@ class Machine:
         for region in getattr(device, "mmio_regions", lambda: [])():
             mmio[region.name] = self._map_mmio(region.size)
         device.attach(AttachContext(self.memory, self.tracer, self._request_exit, self._log_line,
-                                    self.clock, self._set_irq, self._request_halt, mmio))
+                                    self.clock, self._set_irq, self._request_halt, mmio, self._page_translator))
         self.devices.append(device)
 
     def _map_mmio(self, size: int) -> tuple[int, GuestMemory]:
@@ -253,18 +260,32 @@ class Machine:
         if status < 0:
             raise ValueError(f"cannot add shared folder {name!r} -> {host_path}: {status_name(status)}")
 
-    def load(self, image: Image | AssembledProgram) -> None:
-        """Place ``image`` in RAM, point the CPU at its entry and the stack at the top of RAM."""
+    def load(self, image: Image | AssembledProgram, *, paging: bool = False) -> None:
+        """Place ``image`` in RAM, point the CPU at its entry and the stack at the top of RAM.
+
+        ``paging`` starts the program paged: the machine builds page tables in the reserved
+        area (machine/pagetables.py, docs/paging.md) identity-mapping the address space
+        plus the image's ``mappings`` (an ELF loaded with ``paging=True``) and turns paging
+        on; segments may not reach into that area.  Without it, an image with mappings is
+        refused."""
         if isinstance(image, AssembledProgram):
             image = image_from_assembled(image)
         if image.mode is not None and image.mode != self.mode:
             raise ValueError(f"{image.name} is a {image.mode}-bit program; this machine runs in {self.mode}-bit mode")
+        if image.mappings and not paging:
+            raise ValueError(f"{image.name} was loaded for a paged start; load it with paging=True")
+        area = paging_area(self.memory.size)
         for address, content in image.segments:
             if not self.memory.contains(address, len(content)):
                 raise ValueError(
                     f"{image.name}: segment at {address:#x} ({len(content)} bytes) does not fit in "
                     f"{self.memory.size // 1024} KiB of guest RAM")
+            if paging and address + len(content) > area:
+                raise ValueError(f"{image.name}: segment at {address:#x} ({len(content)} bytes) reaches into the "
+                                 f"page-table area of a paged start ({area:#x}-{self.memory.size - 1:#x})")
             self.memory.write(address, content)
+        if paging:
+            self._start_paged(image)
         self.image = image
         if self._trace_blocks:
             from machine.trace.blocks import trace_blocks
@@ -273,6 +294,19 @@ class Machine:
         self.cpu.pc = image.entry
         self.cpu.sp = self.memory.size & (0xFFFFFFFFFFFFFFF0 if self.mode == 64 else 0xFFFFFFF0)
         self.set_arguments(self._arguments)
+
+    def _start_paged(self, image: Image) -> None:
+        """Write the loader's page tables and turn paging on (docs/paging.md)."""
+        try:
+            tables = build_page_tables(self.mode, self.memory.size, image.mappings)
+        except LoadError as error:
+            raise ValueError(f"{image.name}: {error}") from None
+        for address, content in table_bytes(tables):
+            self.memory.write(address, content)
+        cpu = self.cpu
+        cpu.write_register("cr3", tables.cr3)
+        cpu.write_register("cr4", cpu.read_register("cr4") | tables.cr4_set)
+        cpu.write_register("cr0", cpu.read_register("cr0") | tables.cr0_set)
 
     def set_arguments(self, arguments: list[str]) -> None:
         """Give the program ``arguments``: the argument block at ``ARGS_BASE`` (u32 argc,
@@ -387,6 +421,8 @@ class Machine:
             return RunEnd.EXIT, self._exit_code, None
         if kind is StopKind.FAULT:
             return RunEnd.FAULT, -1, self._fault_report(stop.fault, stop.pc)
+        if kind is StopKind.EXCEPTION:
+            return self._deliver_exception(stop)
         if kind is StopKind.HALT:
             return self._halted()
         if kind is StopKind.CANCELLED:
@@ -425,6 +461,20 @@ class Machine:
             self.tracer.emit("interrupt_delivered", irq=irq, vector=vector, return_pc=pc)
         return None
 
+    def _deliver_exception(self, stop: StopInfo) -> tuple[RunEnd, int, FaultReport | None] | None:
+        """A page fault: into the guest's handler through its IDT; when it has none, the run
+        ends with a report naming the linear address, the access and the table walk."""
+        problem = self.cpu.inject_interrupt(stop.vector, stop.error_code)
+        address = stop.fault_address or 0
+        if problem is None:
+            self.tracer.emit("exception_delivered", vector=stop.vector, error_code=stop.error_code,
+                             linear_address=address, return_pc=stop.pc)
+            return None
+        report = self._fault_report(f"{page_fault_summary(address, stop.error_code)}; not delivered: {problem}",
+                                    stop.pc)
+        report.details.extend(self.cpu.translate(address).describe())
+        return RunEnd.FAULT, -1, report
+
     def _step_through_shadow(self) -> tuple[RunEnd, int, FaultReport | None] | None:
         """Execute the one instruction after `sti` before any interrupt (x86's interrupt
         shadow); a `hlt` there halts with the interrupt pending and is woken by it."""
@@ -453,8 +503,13 @@ class Machine:
         instruction = disassembly[0][1] if disassembly else ""
         image = self.image
         source = image.source_at(pc) if image else None
+        details = []
+        if self.cpu.paging_registers().enabled:
+            translated = self.cpu.translate(pc)
+            physical = "not mapped" if translated.physical is None else f"{translated.physical:#x}"
+            details.append(f"pc {pc:#x} is linear (paging on); physical pc: {physical}")
         return FaultReport(description, pc, instruction, str(source) if source else None,
-                           image.symbol_at(pc) if image else None, self.cpu.registers())
+                           image.symbol_at(pc) if image else None, self.cpu.registers(), details)
 
     def _stamp(self) -> tuple[int, int, int]:
         pc = self.cpu.pc
@@ -477,6 +532,22 @@ class Machine:
             self._irq_lines.discard(irq)
         self.cpu.irq_asserted = bool(self._irq_lines)
         self.tracer.emit("irq_line", irq=irq, asserted=asserted)
+
+    def physical_address(self, linear: int) -> int | None:
+        """Where ``linear`` lies in guest-physical memory while the guest runs paged; None
+        while it runs unpaged (linear = physical) or when the address does not translate."""
+        registers = self.cpu.paging_registers()
+        if not registers.enabled:
+            return None
+        return walk(registers, linear, self.cpu.read_physical).physical
+
+    def _page_translator(self) -> Callable[[int], int | None] | None:
+        """The guest's translation for devices (``AttachContext.page_translator``)."""
+        registers = self.cpu.paging_registers()
+        if not registers.enabled:
+            return None
+        read = self.cpu.read_physical
+        return lambda linear: walk(registers, linear, read).physical
 
     def _request_exit(self, code: int) -> None:
         self._exit_code = code

@@ -363,9 +363,9 @@ def disassembly_around(machine: Machine, pc: int, before: int = 4, after: int = 
     cpu = machine.cpu
     image = machine.image
     lowest, highest = max(0, pc - 48), None
-    for base, content in image.segments if image else ():
-        if base <= pc < base + len(content):
-            lowest, highest = max(lowest, base), base + len(content)
+    for base, size in image.linear_ranges() if image else ():
+        if base <= pc < base + size:
+            lowest, highest = max(lowest, base), base + size
     listing: list[tuple[int, str]] = []
     for start in range(lowest, pc):
         decoded = cpu.disassemble(start, before + after + 16)
@@ -392,6 +392,9 @@ def disassembly_around(machine: Machine, pc: int, before: int = 4, after: int = 
 def machine_report(machine: Machine, recent: Sequence[TraceEvent], result: Any = None) -> str:
     """The last run's end (and fault), last events, registers and code around pc, as text."""
     lines = [f"machine: {machine.mode}-bit, {machine.cycles} cycles, {machine.cpu.instructions} instructions"]
+    paging = machine.cpu.paging_registers()
+    if paging.enabled:
+        lines.append(f"paging on ({paging.form}, CR3 {paging.cr3:#x}): pc and code addresses below are linear")
     if result is not None:
         lines.append(f"last run ended: {result.end.value} (exit code {result.exit_code})")
         if result.fault is not None:

@@ -6,6 +6,7 @@ time can advance, and gives a test the device-facing view of the machine: port I
 charged like guest I/O), memory access (``readb``..``readq``/``writeb``..``writeq`` on guest
 RAM or the VMMDev MMIO page at ``machine.vmmdev.mmio_base``), virtual time (``step``,
 ``clock_step``, ``run_until``) and the interrupt lines (``irq_asserted``, ``wait_irq``).
+Addresses are guest-physical, as a device sees them: a paged guest's tables play no part.
 
 Example::
 

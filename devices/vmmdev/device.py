@@ -541,11 +541,18 @@ class VMMDevDevice:
         if self.config.direct_buffers and self._direct_call(request):
             return False
         category = heap_category(self._requestor(request))
+        translate = self._context.page_translator() if self._context is not None else None
         try:
             parsed = parse_call(bytes(request.data), request.type, self._memory,
-                                self.commands.heap_available(category) - COMMAND_HEAP_COST)
+                                self.commands.heap_available(category) - COMMAND_HEAP_COST, translate)
         except RtError as error:
             return self._fail_sync(request, error.status, str(error))
+        if translate is not None and self._wants("linaddr_translation"):
+            for param in parsed.params:
+                if param.target is not None and param.target.translation is not None:
+                    self._trace("linaddr_translation", address=request.address, parameter=param.index,
+                               runs=[[linear, physical, length] for linear, physical, length
+                                     in param.target.translation])
         if parsed.client_id == 0:
             return self._fail_sync(request, Status.VERR_INVALID_PARAMETER, "client id 0")
         client = self.hgcm.client(parsed.client_id)
@@ -605,7 +612,8 @@ class VMMDevDevice:
         if spec is None or commands.timing.is_async(function) or request.address in commands.pending:
             return False
         memory = self._memory
-        direct = plan(data, request.type, request.address, memory.size, spec)
+        translate = self._context.page_translator() if self._context is not None else None
+        direct = plan(data, request.type, request.address, memory.size, spec, translate)
         if direct is None:
             return False
         requestor = self._requestor(request)

@@ -21,6 +21,7 @@ call limit, the heap budget).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from devices.vmmdev.abi import (
@@ -86,10 +87,12 @@ def call_header(data: bytes | bytearray) -> tuple[int, int, int]:
 
 
 def plan(data: bytes | bytearray, request_type: int, request_address: int, ram_size: int,
-         spec: DirectBuffer) -> DirectCall | None:
+         spec: DirectBuffer, translate: Callable[[int], int | None] | None = None) -> DirectCall | None:
     """The direct form of the call in ``data`` (the device's private copy of an HGCMCall
     request at ``request_address``) for a function using its buffer as ``spec`` declares,
-    or None when the general path must handle it."""
+    or None when the general path must handle it.  ``translate`` is a paged guest's page
+    translation: a LinAddr buffer goes direct only when every page translates and the
+    frames are physically consecutive (the general path traces the translation)."""
     size = len(data)
     client_id, function, c_parms = _CALL_HEAD.unpack_from(data, _OFF_CLIENT)
     parm_size = hgcm_parm_size(request_type)
@@ -116,7 +119,9 @@ def plan(data: bytes | bytearray, request_type: int, request_address: int, ram_s
         return None
     direction = _LINADDR_DIRECTION.get(raw_type)
     if direction is not None:
-        start = word1  # flat addressing: linear is physical (word1 is 32-bit in HGCMCall32)
+        start = word1 if translate is None else _contiguous_frames(word1, cb, translate)
+        if start is None:
+            return None
     elif raw_type == _PAGE_LIST:
         found = _consecutive_pages(data, word1 & 0xFFFFFFFF, cb, HGCM_CALL_OFF_PARMS + c_parms * parm_size)
         if found is None:
@@ -129,10 +134,23 @@ def plan(data: bytes | bytearray, request_type: int, request_address: int, ram_s
     if spec.stored is not None and not direction & _FROM_HOST:
         return None  # what the service stores must not reach the guest
     if start + cb > ram_size:
-        return None  # pages beyond RAM read as zeros and drop writes: general path
+        return None  # the part beyond RAM is unassigned memory (0xFF, writes dropped): general path
     if start < request_address + size and request_address < start + cb:
         return None  # the buffer overlaps the request: its write-back order matters
     return DirectCall(client_id, function, params, spec.buffer, start, cb, direction)
+
+
+def _contiguous_frames(linear: int, cb: int, translate: Callable[[int], int | None]) -> int | None:
+    """The physical address of a paged LinAddr buffer whose pages all translate to
+    consecutive frames, else None."""
+    first = linear & ~(PAGE_SIZE - 1)
+    base = translate(first)
+    if base is None:
+        return None
+    for page in range(first + PAGE_SIZE, linear + cb, PAGE_SIZE):
+        if translate(page) != base + (page - first):
+            return None
+    return base + (linear & (PAGE_SIZE - 1))
 
 
 #: Page counts whose run pattern is kept (a 1 MiB buffer at any offset needs 257 pages);

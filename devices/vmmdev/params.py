@@ -12,15 +12,27 @@ per-call limit and the caller's heap budget first (VERR_NO_MEMORY).  A large buf
 travels back to the guest is an anonymous mapping: host memory is committed only for the
 pages the service writes, so a 128 MiB READ of a 10-byte file costs one page, not 128 MiB.
 
-Guest "linear" addresses are physical here: the machine runs flat, without paging.  Pages
-outside guest RAM behave like VirtualBox's untranslatable (NIL) pages: they read as zeros
-and writes to them are dropped.
+LinAddr buffers of a paged guest are translated page by page through its page tables at the
+moment of the call, as VMMDevHGCM.cpp's vmmdevR3HgcmCallFetchGuestParms does with
+PGMPhysGCPtr2GCPhys: a page that does not translate becomes NIL and is skipped (its bytes
+reach the host as zeros, vmmdevR3HgcmGuestBufferRead; nothing is written back to it,
+vmmdevR3HgcmGuestBufferWrite); a page the guest mapped read-only translates like any
+other, so results are written into it (the walk does not look at the R/W bit).  When the
+pages are physically contiguous VirtualBox reads them with one PDMDevHlpPhysRead from the
+first page: a one-page buffer whose page does not translate is read from NIL_RTGCPHYS,
+unassigned memory, which reads as 0xFF bytes (PGMPhysRead); physical pages outside guest
+RAM read as 0xFF and drop writes the same way.
+
+An unpaged guest's linear addresses are physical (PGM's walk is the identity), so its
+pages are always contiguous: the part of a buffer beyond guest RAM is unassigned memory
+(0xFF, writes dropped), as in VirtualBox.
 """
 
 from __future__ import annotations
 
 import mmap
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from devices.vmmdev.abi import (
@@ -53,14 +65,21 @@ _PAGE_LIST_TYPES = (HgcmParmType.PageList, HgcmParmType.ContiguousPageList, Hgcm
 _PARM_TYPES = {int(member): member for member in HgcmParmType}
 
 
+#: A run address standing for unassigned physical memory: reads as 0xFF, writes dropped.
+UNASSIGNED = -1
+
+
 @dataclass
 class GuestBuffer:
-    """Where a pointer parameter's bytes live in the guest: a list of (address, length) runs."""
+    """Where a pointer parameter's bytes live in the guest: a list of (physical address,
+    length) runs; ``UNASSIGNED`` runs read as 0xFF, other runs outside RAM as zeros."""
 
     runs: list[tuple[int, int]]
+    #: A paged LinAddr buffer's translation: (linear, physical or None, length) per page run.
+    translation: list[tuple[int, int | None, int]] | None = None
 
     def read(self, memory: GuestMemory, size: int) -> bytearray:
-        """Copy up to ``size`` bytes from the runs (pages outside RAM read as zeros)."""
+        """Copy up to ``size`` bytes from the runs."""
         out = bytearray(size)
         position = 0
         with memoryview(out) as view:  # released before the service may resize ``out``
@@ -68,7 +87,9 @@ class GuestBuffer:
                 take = min(length, size - position)
                 if take <= 0:
                     break
-                if memory.contains(address, take):
+                if address == UNASSIGNED:
+                    view[position:position + take] = b"\xff" * take
+                elif memory.contains(address, take):
                     memory.copy_into(address, view[position:position + take])
                 position += take
         return out
@@ -131,20 +152,57 @@ def _fail(status: Status, why: str) -> RtError:
 
 
 def _linear_runs(address: int, size: int, ram_size: int) -> GuestBuffer:
-    """A flat guest-linear buffer: the part inside guest RAM and the part beyond it.
+    """An unpaged guest's buffer: the part inside guest RAM and the part beyond it.
 
-    VirtualBox translates it page by page, pages without RAM behind them becoming NIL (read
-    as zeros, writes dropped); with flat addressing the pages inside RAM are contiguous, so
-    two runs give the same bytes as one run per page, without a list as long as the buffer
-    has pages."""
+    Without paging every page translates to itself, so VirtualBox's buffer is contiguous
+    and moved with one PDMDevHlpPhysRead/-Write (vmmdevR3HgcmGuestBufferRead): the part
+    beyond RAM is unassigned memory, read as 0xFF (PGMPhysRead), writes skipped
+    (PGMPhysWrite).  Two runs, not one per page."""
     end = address + size
     runs: list[tuple[int, int]] = []
     if address < ram_size and size:
         runs.append((address, min(end, ram_size) - address))
     if end > ram_size and size:
-        beyond = max(address, ram_size)
-        runs.append((beyond, end - beyond))
+        runs.append((UNASSIGNED, end - max(address, ram_size)))
     return GuestBuffer(runs)
+
+
+def _paged_runs(address: int, size: int, translate: Callable[[int], int | None], ram_size: int) -> GuestBuffer:
+    """A LinAddr buffer of a paged guest, translated page by page as VirtualBox does (see
+    the module docstring): NIL pages become runs outside RAM (zeros, writes dropped), and a
+    physically contiguous buffer that does not lie wholly in RAM is read from unassigned
+    memory (0xFF) as VirtualBox's single PDMDevHlpPhysRead does."""
+    if not size:
+        return GuestBuffer([], [])
+    first = address & ~(PAGE_SIZE - 1)
+    count = (address - first + size + PAGE_SIZE - 1) // PAGE_SIZE
+    frames = [translate(first + index * PAGE_SIZE) for index in range(count)]
+    translation: list[tuple[int, int | None, int]] = []
+    position = address
+    for frame in frames:
+        take = min(address + size, (position | (PAGE_SIZE - 1)) + 1) - position
+        physical = None if frame is None else frame + (position & (PAGE_SIZE - 1))
+        last = translation[-1] if translation else None
+        if last is not None and last[1] is not None and physical is not None and last[1] + last[2] == physical:
+            translation[-1] = (last[0], last[1], last[2] + take)
+        elif last is not None and last[1] is None and physical is None:
+            translation[-1] = (last[0], None, last[2] + take)
+        else:
+            translation.append((position, physical, take))
+        position += take
+    if count == 1 and translation[0][1] is None:
+        return GuestBuffer([(UNASSIGNED, size)], translation)
+    runs: list[tuple[int, int]] = []
+    for _linear, physical, length in translation:
+        if physical is None:
+            runs.append((ram_size, length))  # outside RAM: zeros, writes dropped
+            continue
+        inside = max(0, min(length, ram_size - physical))
+        if inside:
+            runs.append((physical, inside))
+        if inside < length:
+            runs.append((UNASSIGNED, length - inside))
+    return GuestBuffer(runs, translation)
 
 
 def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: int,
@@ -196,13 +254,14 @@ def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: i
 
 
 def parse_call(request: bytes, request_type: int, memory: GuestMemory,
-               heap_available: int | None = None) -> ParsedCall:
+               heap_available: int | None = None, translate: Callable[[int], int | None] | None = None) -> ParsedCall:
     """Validate the parameters of an HGCMCall32/64 request copy and build service values.
 
     Raises ``RtError`` with the synchronous status VirtualBox gives for the first problem:
     parameter checks first, then VERR_NO_MEMORY when the call's buffers exceed
     ``MAX_CALL_HEAP`` or ``heap_available`` (the budget left, None: unlimited); only then
-    are the bounce buffers allocated and guest bytes copied in.
+    are the bounce buffers allocated and guest bytes copied in.  ``translate`` is the
+    guest's page translation when it runs paged (``AttachContext.page_translator``).
     """
     size = len(request)
     client_id, function, c_parms = struct.unpack_from("<III", request, 32)
@@ -232,7 +291,8 @@ def parse_call(request: bytes, request_type: int, memory: GuestMemory,
                 raise _fail(Status.VERR_INVALID_PARAMETER, f"parameter {index}: {cb} bytes exceed 128 MiB")
             address = word1 & (0xFFFFFFFFFFFFFFFF if parm_size == 16 else 0xFFFFFFFF)
             direction = _LINADDR_DIRECTION[param_type]
-            target = _linear_runs(address, cb, memory.size)
+            target = (_linear_runs(address, cb, memory.size) if translate is None
+                      else _paged_runs(address, cb, translate, memory.size))
             call.params.append(_pointer(index, param_type, direction, cb, target, target))
             heap += cb
         elif param_type in _PAGE_LIST_TYPES:

@@ -41,7 +41,11 @@
 # hgcm_parm_u32(index, value) / hgcm_parm_u64(index, value64)
 # hgcm_parm_linaddr(index, type, ptr, size)     type: VMMDevHGCMParmType_LinAddr{,_In,_Out}
 # hgcm_parm_pagelist(index, flags, ptr, size)   flags: VBOX_HGCM_F_PARM_DIRECTION_*
-#   Appends an HGCMPageListInfo (page-aligned page addresses) to the extra area.
+#   Appends an HGCMPageListInfo (page-aligned page addresses) to the extra area.  The
+#   addresses are the buffer's own (identity: linear = physical); a paged program sets the
+#   pointer variable `hgcm_pagelist_fixup` (64: .quad, 32: .long; 0 = none) to a routine
+#   called with the HGCMPageListInfo's address right after it is built, which turns them
+#   into frames (paging.s: pg_translate_page_list).
 # hgcm_parm_buf(index, flags, ptr, size)
 #   What the Linux driver sends: a PageList, or for size 0 the linear-address type of that
 #   direction with size 0 and address 0.  Assembled with the define HGCM_USE_LINADDR, it
@@ -244,6 +248,7 @@ hgcm_parm_pagelist:
     mov qword ptr [rax + HGCM_PARM_OFF_ADDR], rcx
     lea r9, [rip + hgcm_call_req]
     add r9, rcx
+    mov r10, r9
     mov dword ptr [r9 + HGCMPAGELISTINFO_OFF_FLAGS], esi
     mov eax, edx
     and eax, PAGE_SIZE - 1
@@ -264,6 +269,12 @@ hgcm_parm_pagelist_page:
     dec eax
     jmp hgcm_parm_pagelist_page
 hgcm_parm_pagelist_done:
+    mov rax, qword ptr [rip + hgcm_pagelist_fixup]
+    test rax, rax
+    jz hgcm_parm_pagelist_fixed
+    mov rdi, r10
+    jmp rax
+hgcm_parm_pagelist_fixed:
     ret
 
 hgcm_parm_buf:
@@ -548,6 +559,13 @@ hgcm_parm_pagelist_page:
     dec eax
     jmp hgcm_parm_pagelist_page
 hgcm_parm_pagelist_done:
+    mov eax, dword ptr [hgcm_pagelist_fixup]
+    test eax, eax
+    jz hgcm_parm_pagelist_fixed
+    push ebx
+    call eax
+    add esp, 4
+hgcm_parm_pagelist_fixed:
     pop edi
     pop esi
     pop ebx
@@ -597,7 +615,13 @@ hgcm_parm_get_u64:
 hgcm_linaddr_types:
     .byte VMMDevHGCMParmType_LinAddr, VMMDevHGCMParmType_LinAddr_In
     .byte VMMDevHGCMParmType_LinAddr_Out, VMMDevHGCMParmType_LinAddr
-.align 4
+.align 8
+hgcm_pagelist_fixup:
+.if MODE == 64
+    .quad 0
+.else
+    .long 0
+.endif
 hgcm_call_extra:
     .long 0
 hgcm_wait_mode:

@@ -292,12 +292,17 @@ class GdbSession:
 
     def _write_memory(self, address: int, data: bytes) -> bytes:
         memory = self.machine.memory
-        if not memory.contains(address, len(data)):
+        # A linear address, as gdb's reads (through the guest's page tables when it runs paged).
+        runs = self.machine.cpu.physical_runs(address, len(data))
+        if runs is None:
             return _ERROR
         # The debugger's own writes are not guest or device writes: no watchpoint fires.
         observer, memory.write_observer = memory.write_observer, None
         try:
-            memory.write(address, data)
+            position = 0
+            for physical, length in runs:
+                memory.write(physical, data[position:position + length])
+                position += length
         finally:
             memory.write_observer = observer
         return _OK

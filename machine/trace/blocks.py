@@ -4,7 +4,8 @@
 code bytes it emits ``block`` with ``address``, ``size`` (bytes), ``count`` (instructions)
 and, the first time that exact block (address and bytes) runs, ``disasm``: a list of
 ``[address, "mnemonic operands"]`` (capstone).  Later executions omit ``disasm``; readers
-keep the last disassembly seen per address.
+keep the last disassembly seen per address.  Addresses are linear; while the guest runs
+paged, the first event of a block also carries ``physical``, where its first byte lies.
 
 The CPU wrapper calls it from its block hook (``Cpu.block_listener``); ``trace_blocks`` or
 ``Machine(trace_blocks=True)`` installs it.
@@ -13,7 +14,7 @@ The CPU wrapper calls it from its block hook (``Cpu.block_listener``); ``trace_b
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any
 
 import capstone
@@ -27,8 +28,11 @@ if TYPE_CHECKING:
 class BlockTracer:
     """Emits ``block`` events; disassembles each distinct block once."""
 
-    def __init__(self, tracer: Tracer, mode: int) -> None:
+    def __init__(self, tracer: Tracer, mode: int, physical: Callable[[int], int | None] | None = None) -> None:
+        """``physical(linear)``: where a linear address lies while the guest runs paged, None
+        while it runs unpaged (then no ``physical`` field is written)."""
         self._tracer = tracer
+        self._physical = physical
         self._cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64 if mode == 64 else capstone.CS_MODE_32)
         self._seen: dict[int, bytes] = {}
         self._counts: dict[tuple[int, bytes], int] = {}
@@ -47,19 +51,24 @@ class BlockTracer:
         disasm = self.disassemble(address, code)
         self._seen[address] = code
         self._counts[(address, code)] = len(disasm)
+        physical = self._physical(address) if self._physical is not None else None
+        if physical is not None:
+            self._tracer.emit("block", address=address, size=len(code), count=len(disasm), disasm=disasm,
+                              physical=physical)
+            return
         self._tracer.emit("block", address=address, size=len(code), count=len(disasm), disasm=disasm)
 
 
 def trace_blocks(machine: Machine) -> BlockTracer:
     """Emit ``block`` events for every block ``machine`` executes from now on (and a
     ``module`` event for the loaded image, for coverage tools)."""
-    block_tracer = BlockTracer(machine.tracer, machine.mode)
+    block_tracer = BlockTracer(machine.tracer, machine.mode, machine.physical_address)
     machine.cpu.block_listener = lambda address, code, _count: block_tracer(address, code)
     image = machine.image
     if image is not None:
-        segments = image.segments
-        base = min(address for address, _ in segments)
-        end = max(address + len(content) for address, content in segments)
+        ranges = image.linear_ranges()
+        base = min(address for address, _ in ranges)
+        end = max(address + size for address, size in ranges)
         machine.tracer.emit("module", name=image.name, base=base, end=end, entry=image.entry)
     return block_tracer
 

@@ -207,12 +207,16 @@ def test_contiguous_page_list_size_field_reports_the_host_size(rig: DeviceRig) -
     assert rig.memory.read(0x40000, 4) == b"ok\x55\x55"
 
 
-def test_linaddr_pages_outside_ram_read_zero_and_drop_writes(rig: DeviceRig) -> None:
+def test_linaddr_pages_outside_ram_read_as_unassigned_memory_and_drop_writes(rig: DeviceRig) -> None:
+    """Unpaged, the buffer's pages translate to themselves and are contiguous, so
+    VMMDevHGCM.cpp's vmmdevR3HgcmGuestBufferRead moves it with one PDMDevHlpPhysRead: the
+    part beyond RAM is unassigned memory, which PGMPhysRead (PGMAllPhys.cpp) fills with
+    0xFF; PGMPhysWrite skips it."""
     client = rig.connect()
     end = rig.memory.size
 
     def behaviour(call: HgcmCall) -> int:
-        assert bytes(call.params[0].buffer) == b"\x55" * 16 + bytes(16)
+        assert bytes(call.params[0].buffer) == b"\x55" * 16 + b"\xff" * 16
         call.params[0].buffer[:] = b"Z" * 32
         return Status.VINF_SUCCESS
 

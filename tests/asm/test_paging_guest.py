@@ -1,0 +1,256 @@
+"""Shared-folder READ and WRITE from a guest that turned paging on itself (guest_asm/lib/
+paging.s), with virtually contiguous, physically scattered buffers, through LinAddr
+parameters (translated by the device) and page lists (built from the guest's own page
+tables), 32- and 64-bit; LinAddr buffers over not-present and read-only pages behave as
+VirtualBox's VMMDevHGCM.cpp makes them behave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from guest_asm.assembler import assemble
+from machine.machine import Machine, RunEnd
+from machine.tracing import ListSink
+from services.sharedfolders.abi import ShflCf
+
+RAM = 16 * 1024 * 1024
+POOL = 0x200000
+RW_CREATE = int(ShflCf.ACCESS_READWRITE | ShflCf.ACT_OPEN_IF_EXISTS | ShflCf.ACT_CREATE_IF_NEW)
+#: The write buffer's pages (virtual 0x40000000 + i * 4 KiB) lie in these frames, out of order.
+WRITE_FRAMES = (0x303000, 0x301000, 0x306000, 0x300000)
+READ_FRAMES = (0x30A000, 0x308000, 0x30B000, 0x309000)
+WRITE_VIRTUAL = 0x40000000
+READ_VIRTUAL = 0x40100000
+OFFSET = 0x123
+LENGTH = 3 * 4096 + 0x321  # spans all four pages from OFFSET
+
+PROGRAM = """
+.include "tool.s"
+.include "mem.s"
+.include "paging.s"
+_start:
+    ccall1 pg_init, {pool}
+    ccall1 pg_identity, {ram}
+{maps}
+    ccall0 pg_enable
+.ifndef HGCM_USE_LINADDR
+.if MODE == 64
+    lea rax, [rip + pg_translate_page_list]
+    mov qword ptr [rip + hgcm_pagelist_fixup], rax
+.else
+    mov dword ptr [hgcm_pagelist_fixup], pg_translate_page_list
+.endif
+.endif
+    ccall2 tool_start, 0, usage
+    ccall2 tool_open_spec, obj, spec
+    ccall3 tool_create, obj, {flags}, 0
+    test eax, eax
+    js failed
+{body}
+    ccall0 tool_finish
+failed:
+    mov al, 3
+    out 0xf4, al
+wrong_count:
+    mov al, 4
+    out 0xf4, al
+wrong_data:
+    mov al, 5
+    out 0xf4, al
+usage: .asciz "t"
+spec: .asciz "b:/data.bin"
+.align 8
+obj: .space 1056
+"""
+
+#: Fill `length` bytes at `start` with byte i = 7 * i + (i >> 8) (see ``pattern``).
+FILL = """
+    mov edi, {start}
+    xor ecx, ecx
+fill_{label}:
+    mov eax, ecx
+    imul eax, eax, 7
+    mov edx, ecx
+    shr edx, 8
+    add eax, edx
+.if MODE == 64
+    mov byte ptr [rdi + rcx], al
+.else
+    mov byte ptr [edi + ecx], al
+.endif
+    inc ecx
+    cmp ecx, {length}
+    jne fill_{label}
+"""
+
+WRITE_READ_BACK = """
+    ccall3 tool_write, obj, {write}, {length}
+    test eax, eax
+    js failed
+    cmp edx, {length}
+    jne wrong_count
+    lea edi, [obj]
+.if MODE == 64
+    mov qword ptr [rdi + TF_OFFSET], 0
+.else
+    mov dword ptr [edi + TF_OFFSET], 0
+    mov dword ptr [edi + TF_OFFSET + 4], 0
+.endif
+    ccall3 tool_read, obj, {read}, {length}
+    test eax, eax
+    js failed
+    cmp edx, {length}
+    jne wrong_count
+    ccall3 mem_equal, {write}, {read}, {length}
+    cmp eax, 1
+    jne wrong_data
+"""
+
+
+def pattern(length: int) -> bytes:
+    return bytes((7 * i + (i >> 8)) & 0xFF for i in range(length))
+
+
+def maps(virtual: int, frames: tuple[int, ...], flags: str = "PTE_P | PTE_RW") -> str:
+    return "\n".join(f"    ccall3 pg_map, {virtual + index * 4096:#x}, {frame:#x}, {flags}"
+                     for index, frame in enumerate(frames))
+
+
+def program(body: str, mapping: str, *, mode: int, linaddr: bool) -> object:
+    source = PROGRAM.format(pool=POOL, ram=RAM, maps=mapping, flags=RW_CREATE, body=body)
+    return assemble(source, mode=mode, defines={"HGCM_USE_LINADDR": 1} if linaddr else None)
+
+
+def run(folder: Path, assembled: object, mode: int) -> tuple[Machine, object, list[object]]:
+    machine = Machine(mode, RAM)
+    sink = ListSink()
+    machine.tracer.add_sink(sink)
+    machine.add_share("b", folder)
+    machine.load(assembled)  # type: ignore[arg-type]
+    result = machine.run(20_000_000)
+    return machine, result, sink.events
+
+
+def frames_bytes(machine: Machine, frames: tuple[int, ...], offset: int, length: int) -> bytes:
+    """The bytes of a buffer at ``offset`` in a virtual range whose pages are ``frames``."""
+    out = b""
+    position = offset
+    while position < offset + length:
+        page, within = divmod(position, 4096)
+        take = min(4096 - within, offset + length - position)
+        out += machine.memory.read(frames[page] + within, take)
+        position += take
+    return out
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+@pytest.mark.parametrize("linaddr", [True, False], ids=["linaddr", "pagelist"])
+def test_scattered_buffers_write_and_read_back_through_the_guests_page_tables(tmp_path: Path, mode: int,
+                                                                              linaddr: bool) -> None:
+    body = FILL.format(start=WRITE_VIRTUAL + OFFSET, length=LENGTH, label="w") + WRITE_READ_BACK.format(
+        write=WRITE_VIRTUAL + OFFSET, read=READ_VIRTUAL + 0x456, length=LENGTH)
+    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
+    machine, result, events = run(tmp_path, program(body, mapping, mode=mode, linaddr=linaddr), mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    expected = pattern(LENGTH)
+    assert (tmp_path / "data.bin").read_bytes() == expected
+    # The bytes really lie in the scattered frames (so the device did not read linear = physical).
+    assert frames_bytes(machine, WRITE_FRAMES, OFFSET, LENGTH) == expected
+    assert frames_bytes(machine, READ_FRAMES, 0x456, LENGTH) == expected
+    if linaddr:
+        runs = [event.fields["runs"] for event in events if event.kind == "linaddr_translation"
+                and event.fields["runs"][0][0] == WRITE_VIRTUAL + OFFSET]
+        assert runs == [[[WRITE_VIRTUAL + OFFSET, WRITE_FRAMES[0] + OFFSET, 4096 - OFFSET]]
+                        + [[WRITE_VIRTUAL + page * 4096, WRITE_FRAMES[page], 4096] for page in (1, 2)]
+                        + [[WRITE_VIRTUAL + 3 * 4096, WRITE_FRAMES[3], OFFSET + LENGTH - 3 * 4096]]]
+    machine.close()
+
+
+def test_paged_runs_are_deterministic(tmp_path: Path) -> None:
+    """Instruction and cycle counts and the whole trace are the same on a second run."""
+    body = FILL.format(start=WRITE_VIRTUAL + OFFSET, length=LENGTH, label="w") + WRITE_READ_BACK.format(
+        write=WRITE_VIRTUAL + OFFSET, read=READ_VIRTUAL, length=LENGTH)
+    assembled = program(body, maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES),
+                        mode=64, linaddr=True)
+    outcomes = []
+    for attempt in ("one", "two"):
+        folder = tmp_path / attempt
+        folder.mkdir()
+        machine, result, events = run(folder, assembled, 64)
+        outcomes.append((result.end, result.instructions, result.cycles,
+                         [event.host_independent().to_json() for event in events]))
+        machine.close()
+    assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+def test_linaddr_over_a_not_present_page_skips_it(tmp_path: Path, mode: int) -> None:
+    """VMMDevHGCM.cpp vmmdevR3HgcmCallFetchGuestParms: a page PGMPhysGCPtr2GCPhys cannot
+    translate gets NIL_RTGCPHYS; vmmdevR3HgcmGuestBufferRead skips it (the zero-filled host
+    buffer keeps zeros there) and vmmdevR3HgcmGuestBufferWrite writes nothing to it.  The
+    guest fills four pages, unmaps the third, writes them to the file (LinAddr_In) and reads
+    the file back (LinAddr_Out) into four pages whose second is unmapped."""
+    body = (FILL.format(start=WRITE_VIRTUAL + OFFSET, length=LENGTH, label="w")
+            + FILL.format(start=READ_VIRTUAL, length=4 * 4096, label="r")
+            + f"    ccall1 pg_unmap, {WRITE_VIRTUAL + 2 * 4096:#x}\n"
+            + f"    ccall1 pg_unmap, {READ_VIRTUAL + 4096:#x}\n"
+            + WRITE_READ_BACK.split("    ccall3 mem_equal")[0].format(
+                write=WRITE_VIRTUAL + OFFSET, read=READ_VIRTUAL + OFFSET, length=LENGTH))
+    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
+    machine, result, _events = run(tmp_path, program(body, mapping, mode=mode, linaddr=True), mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    written = bytearray(pattern(LENGTH))
+    hole = 2 * 4096 - OFFSET
+    written[hole:hole + 4096] = bytes(4096)
+    assert (tmp_path / "data.bin").read_bytes() == written
+    before = pattern(4 * 4096)
+    # Pages 0, 2, 3 of the read buffer got the file's bytes; page 1 (unmapped) kept its own.
+    got = frames_bytes(machine, READ_FRAMES, 0, 4 * 4096)
+    assert got[4096:8192] == before[4096:8192]
+    assert got[OFFSET:4096] == bytes(written[:4096 - OFFSET])
+    assert got[8192:OFFSET + LENGTH] == bytes(written[8192 - OFFSET:])
+    machine.close()
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+def test_one_page_linaddr_over_a_not_present_page_reads_unassigned_memory(tmp_path: Path, mode: int) -> None:
+    """A one-page buffer counts as contiguous (vmmdevR3HgcmGuestBufferIsContiguous), so
+    vmmdevR3HgcmGuestBufferRead reads it with one PDMDevHlpPhysRead from
+    NIL_RTGCPHYS | offset: unassigned memory, which PGMPhysRead fills with 0xFF."""
+    body = f"""
+    ccall1 pg_unmap, {WRITE_VIRTUAL:#x}
+    ccall3 tool_write, obj, {WRITE_VIRTUAL + 0x10:#x}, 32
+    test eax, eax
+    js failed
+    cmp edx, 32
+    jne wrong_count
+"""
+    machine, result, _events = run(tmp_path, program(body, maps(WRITE_VIRTUAL, WRITE_FRAMES), mode=mode,
+                                                     linaddr=True), mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    assert (tmp_path / "data.bin").read_bytes() == b"\xff" * 32
+    machine.close()
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+def test_linaddr_out_over_a_read_only_page_is_written(tmp_path: Path, mode: int) -> None:
+    """PGMPhysGCPtr2GCPhys (PGMAllPhys.cpp) only needs the page to be present: the R/W bit
+    plays no part, and vmmdevR3HgcmGuestBufferWrite writes the frame with
+    PDMDevHlpPhysWrite.  So a READ into a page the guest mapped read-only fills it."""
+    (tmp_path / "data.bin").write_bytes(pattern(LENGTH))
+    body = f"""
+    ccall3 tool_read, obj, {READ_VIRTUAL + OFFSET:#x}, {LENGTH}
+    test eax, eax
+    js failed
+    cmp edx, {LENGTH}
+    jne wrong_count
+"""
+    mapping = maps(READ_VIRTUAL, READ_FRAMES[:1]) + "\n" + maps(READ_VIRTUAL + 4096, READ_FRAMES[1:2], "PTE_P") \
+        + "\n" + maps(READ_VIRTUAL + 2 * 4096, READ_FRAMES[2:])
+    machine, result, _events = run(tmp_path, program(body, mapping, mode=mode, linaddr=True), mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    assert machine.cpu.translate(READ_VIRTUAL + 4096).writable is False
+    assert frames_bytes(machine, READ_FRAMES, OFFSET, LENGTH) == pattern(LENGTH)
+    machine.close()
