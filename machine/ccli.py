@@ -32,6 +32,9 @@ def register_build_command(commands: Any, parse_define: Any) -> None:
                          help="ELF file to write (default: PROGRAM with the suffix .elf)")
     command.add_argument("--mode", type=int, choices=(64, 32), default=64,
                          help="64-bit (x86-64) or 32-bit (i386) program (default 64)")
+    command.add_argument("--paging", action="store_true",
+                         help="build a higher-half kernel-like image (linked at 0xffffffff80100000, 32-bit "
+                              "0xC0100000, loaded at 1 MiB) for 'hgcmlab run --paging'")
     command.add_argument("--define", "-D", action="append", default=[], type=parse_define, metavar="NAME=VALUE",
                          help="integer macro for the program, as -DNAME=VALUE (repeatable)")
 
@@ -44,7 +47,7 @@ def run_build_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         print(f"hgcmlab: error: the output {output} would overwrite the source", file=err)
         return 2
     try:
-        program = build(source, mode=args.mode, extra_flags=define_flags(dict(args.define)))
+        program = build(source, mode=args.mode, extra_flags=define_flags(dict(args.define)), higher_half=args.paging)
     except CompileError as error:
         report_compile_error(error, err)
         print(f"hgcmlab: error: {error}", file=err)

@@ -329,7 +329,7 @@ def image_from_file(path: Path, *, mode: int, defines: dict[str, int] | None = N
         if path.suffix.lower() == ".c":
             from machine.programs import c_image
 
-            return c_image(path, mode=mode, defines=defines, ram_size=ram_size)
+            return c_image(path, mode=mode, defines=defines, ram_size=ram_size, paging=paging)
         size = path.stat().st_size
         if size > ram_size:
             raise LoadError(f"{path}: {size} bytes do not fit in {ram_size // 1024} KiB of guest RAM")

@@ -46,13 +46,14 @@ def bundled_program(name: str, *, mode: int, defines: dict[str, int] | None = No
 
 
 def c_image(path: Path, *, mode: int, defines: dict[str, int] | None = None, flags: Sequence[str] = (),
-            ram_size: int = MAX_GUEST_RAM) -> Image:
+            ram_size: int = MAX_GUEST_RAM, paging: bool = False) -> Image:
     """Build the C source at ``path`` for ``mode`` with the C guest kit (guest_asm/c; cached
     by content) and load the ELF; ``defines`` become ``-DNAME=VALUE``, ``flags`` follow them
-    on the compiler's command line.  Source lines come
+    on the compiler's command line.  With ``paging`` the program is built as a higher-half
+    kernel-like image for the loader's paged start (load it with ``paging=True``).  Source lines come
     from its DWARF line table.  Raises ``CompilerMissing``/``CompileError`` (both LoadError,
     the latter with the compiler's diagnostics) or LoadError."""
-    program = build_c(path, mode=mode, extra_flags=[*define_flags(defines), *flags])
-    image = elf_image(program.elf, name=str(path), ram_size=ram_size)
+    program = build_c(path, mode=mode, extra_flags=[*define_flags(defines), *flags], higher_half=paging)
+    image = elf_image(program.elf, name=str(path), ram_size=ram_size, paging=paging)
     image.source_lookup = program.source_at
     return image

@@ -13,9 +13,10 @@ Fixtures
     ``hgcm_share``     a fresh temporary directory to share (``machine.add_share("demo", hgcm_share)``).
     ``hgcm_assemble``  ``hgcm_assemble(source_or_path, mode=64, **kw)``; ``hgcm_assemble.bundled("demo.s")``.
     ``hgcm_qtest``     factory ``hgcm_qtest(mode=64, **Machine_kwargs)``: a ``machine.qtest.QTest``.
-    ``c_guest``        ``c_guest(source_text_or_path, mode=64, defines=None, flags=())``: a C guest
-                       built with the kit (docs/c-guests.md), cached by content, as a loadable
-                       ``Image``; the test is skipped when no C compiler is installed.
+    ``c_guest``        ``c_guest(source_text_or_path, mode=64, defines=None, flags=(), paging=False)``:
+                       a C guest built with the kit (docs/c-guests.md), cached by content, as a
+                       loadable ``Image`` (``paging=True``: a higher-half image, load it with
+                       ``machine.load(image, paging=True)``); skipped when no C compiler is installed.
     ``assert_trace``   ``assert_trace(machine_or_events, "name", kinds=..., fields=..., stamps=False)``
                        compares with ``golden/<name>.jsonl`` next to the test file.
 
@@ -227,13 +228,13 @@ class CGuestBuilder:
     same path (the path is part of the debug information, hence of the cache key)."""
 
     def __call__(self, source: str | Path, mode: int = 64, *, defines: dict[str, int] | None = None,
-                 flags: Sequence[str] = ()) -> Image:
+                 flags: Sequence[str] = (), paging: bool = False) -> Image:
         from guest_asm.c.compiler import CompilerMissing, cache_directory
         from machine.programs import c_image
 
         path = source if isinstance(source, Path) else self._stored(source, cache_directory())
         try:
-            return c_image(path, mode=mode, defines=defines, flags=flags)
+            return c_image(path, mode=mode, defines=defines, flags=flags, paging=paging)
         except CompilerMissing as missing:
             pytest.skip(f"C guest not built: {missing}")
 

@@ -2,7 +2,7 @@
 
 ``build(source, mode=64)`` compiles ``source`` together with the kit (crt0, the freestanding
 C library, the HGCM and Shared Folders library) into a static ELF executable loaded at
-0x10000 (``link.ld``), freestanding and with DWARF debug information, and returns the ELF
+0x10000 (``link.ld``; a higher-half image with ``higher_half``), freestanding and with DWARF debug information, and returns the ELF
 bytes with the program's line table (address -> file, line, text) for source-line reports.
 
 The compiler is ``$HGCMLAB_CC`` when set, else ``gcc``, else ``clang``; none of them is a
@@ -128,10 +128,15 @@ def cache_directory() -> Path:
     return Path(base) / "hgcmlab" / "c"
 
 
-def _mode_flags(mode: int) -> list[str]:
+def _layout_flags(mode: int, higher_half: bool) -> list[str]:
+    """Mode, linker script and include path.  A higher-half image is linked at
+    KERNEL_BASE + 1 MiB and loaded at 1 MiB (``higher-half-<mode>.ld``); 64-bit code there
+    needs the kernel code model (addresses in the top 2 GiB)."""
     if mode not in (32, 64):
         raise ValueError(f"mode must be 32 or 64, not {mode}")
-    return [f"-m{mode}", f"-Wl,-T,{KIT_DIR / 'link.ld'}", f"-I{KIT_DIR / 'include'}"]
+    script = KIT_DIR / (f"higher-half-{mode}.ld" if higher_half else "link.ld")
+    model = ["-mcmodel=kernel"] if higher_half and mode == 64 else []
+    return [f"-m{mode}", *model, f"-Wl,-T,{script}", f"-I{KIT_DIR / 'include'}"]
 
 
 def _kit_files() -> list[Path]:
@@ -214,9 +219,13 @@ def _store(directory: Path, name: str, data: bytes) -> Path:
     return target
 
 
-def build(source: Path, *, mode: int = 64, extra_flags: Sequence[str] = (),
+def build(source: Path, *, mode: int = 64, extra_flags: Sequence[str] = (), higher_half: bool = False,
           cache_dir: Path | None = None) -> CProgram:
     """Build ``source`` for ``mode`` (32 or 64) with the kit, or take it from the cache.
+
+    By default the program is linked at 0x10000 and starts unpaged; ``higher_half`` links a
+    kernel-like image at 0xffffffff80100000 (64-bit) or 0xC0100000 (32-bit), loaded at
+    physical 0x100000, for the loader's paged start (``run --paging``, docs/paging.md).
 
     ``extra_flags`` go to the compiler after the kit's (e.g. ``-DVERBOSE=1``, ``-O2``).
     Raises ``CompilerMissing``, ``CompileError`` (diagnostics kept) or ``LoadError`` for a
@@ -224,7 +233,7 @@ def build(source: Path, *, mode: int = 64, extra_flags: Sequence[str] = (),
     if not source.is_file():
         raise LoadError(f"{source}: no such program file" if not source.exists() else f"{source}: not a regular file")
     compiler = find_compiler()
-    flags = [*BASE_FLAGS, *_mode_flags(mode), *extra_flags]
+    flags = [*BASE_FLAGS, *_layout_flags(mode, higher_half), *extra_flags]
     key = _cache_key(compiler, flags, source)
     directory = cache_dir or cache_directory()
     try:

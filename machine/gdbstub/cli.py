@@ -61,7 +61,8 @@ def gdb_runner(machine: Machine, args: argparse.Namespace, err: TextIO) -> GdbRu
     if path.suffix.lower() == ".c":
         try:
             # The run built it with the same flags: this is a cache hit.
-            built = build_c(path, mode=args.mode, extra_flags=define_flags(dict(args.define)))
+            built = build_c(path, mode=args.mode, extra_flags=define_flags(dict(args.define)),
+                            higher_half=args.paging)
         except LoadError as error:
             raise ValueError(f"{path}: cannot build it again: {error}") from None
         return GdbRunner(machine, GdbServer(host, port), ExecFile(str(built.path), built.elf), err)

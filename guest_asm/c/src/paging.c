@@ -94,6 +94,23 @@ int hg_virt_to_phys(uintptr_t linear, uint64_t *phys, int *writable) {
     return -1;
 }
 
+/* The physical address of a kit-owned frame (identity while paging is off). */
+static uint64_t frame_phys(const void *frame) {
+    uint64_t phys;
+    return hg_virt_to_phys((uintptr_t)frame, &phys, NULL) == 0 ? phys : 0;
+}
+
+int hg_pt_adopt(hg_pt *pt, void *arena, uint32_t frames) {
+    if (((uintptr_t)arena & (PAGE - 1)) || frames == 0 || !(hg_read_cr0() & HG_CR0_PG))
+        return -1;
+    pt->levels = active_levels();
+    pt->arena = arena;
+    pt->frames = frames;
+    pt->used = 0;
+    pt->root = hg_read_cr3() & (pt->levels == 3 ? ~0x1Full : ~0xFFFull);
+    return 0;
+}
+
 int hg_pt_init(hg_pt *pt, void *arena, uint32_t frames, enum hg_pt_format format) {
     if (((uintptr_t)arena & (PAGE - 1)) || frames == 0)
         return -1;
@@ -108,7 +125,7 @@ int hg_pt_init(hg_pt *pt, void *arena, uint32_t frames, enum hg_pt_format format
     pt->frames = frames;
     pt->used = 1;
     memset(arena, 0, PAGE);
-    pt->root = (uintptr_t)arena;
+    pt->root = frame_phys(arena);
     return 0;
 }
 
@@ -117,7 +134,7 @@ static uint64_t new_table(hg_pt *pt) {
         return 0;
     uint8_t *frame = pt->arena + (uintptr_t)pt->used++ * PAGE;
     memset(frame, 0, PAGE);
-    return (uintptr_t)frame;
+    return frame_phys(frame);
 }
 
 /* The table holding the last-level entry for `linear`, creating tables on the way when
@@ -128,6 +145,8 @@ static uint64_t leaf_table(hg_pt *pt, uint64_t linear, int create) {
     for (int level = 0; level < f->levels - 1; level++) {
         unsigned index = index_at(f, level, linear);
         uint64_t entry = read_entry(table, f, index);
+        if ((entry & HG_PTE_P) && is_large(f, level, entry))
+            return 0; /* a large page is in the way: this builder does not split it */
         if (!(entry & HG_PTE_P)) {
             uint64_t next = create ? new_table(pt) : 0;
             if (!next)

@@ -2,8 +2,8 @@
  * addresses to physical ones by walking the active tables, and build tables to turn paging on.
  *
  * Requirement (as in most small kernels): page-table frames are reachable at their physical
- * address, i.e. built before paging is on and identity-mapped afterwards (map the RAM they
- * live in with hg_pt_map_identity). */
+ * address, i.e. RAM is identity-mapped (hg_pt_map_identity; the loader's paged start does it).
+ * The arena may live anywhere mapped: its frames' physical addresses come from a walk. */
 #ifndef HGCMLAB_PAGING_H
 #define HGCMLAB_PAGING_H
 
@@ -45,10 +45,13 @@ typedef struct hg_pt {
 
 /* Start empty tables in `arena` (`frames` 4 KiB frames, 4 KiB aligned); 0 or -1 (bad args). */
 int hg_pt_init(hg_pt *pt, void *arena, uint32_t frames, enum hg_pt_format format);
+/* Take over the active page tables (paging must be on, e.g. after the loader's paged start),
+ * with `arena` for the tables hg_pt_map adds; 0 or -1. */
+int hg_pt_adopt(hg_pt *pt, void *arena, uint32_t frames);
 /* Map the 4 KiB page at `linear` to the frame at `phys` with `flags` (HG_PTE_W, HG_PTE_U;
- * present is implied; HG_PTE_P alone maps read-only).  0, or -1 when the arena is full or an
- * address does not fit the format.  A mapping that exists is replaced (flush it yourself
- * with hg_invlpg when paging is on). */
+ * present is implied; HG_PTE_P alone maps read-only).  0, or -1 when the arena is full, an
+ * address does not fit the format or a large page covers `linear`.  A mapping that exists is
+ * replaced (flush it yourself with hg_invlpg when paging is on). */
 int hg_pt_map(hg_pt *pt, uintptr_t linear, uint64_t phys, uint32_t flags);
 /* Remove the 4 KiB mapping at `linear` (its entry becomes not present); 0 or -1 (unmapped). */
 int hg_pt_unmap(hg_pt *pt, uintptr_t linear);
