@@ -121,6 +121,7 @@ def test_shared_folder_calls_from_c(mode, wait, hgcm_machine, hgcm_share, c_gues
 
 PAGED = r"""
 #include <hgcmlab/hgcm.h>
+#include <hgcmlab/io.h>
 #include <hgcmlab/libc.h>
 #include <hgcmlab/paging.h>
 #include <hgcmlab/sf.h>
@@ -140,6 +141,12 @@ int main(int argc, char **argv) {
     uint64_t phys;
     if (hg_virt_to_phys(WINDOW + 2 * PAGE_SIZE + 7, &phys, NULL) || phys != (uintptr_t)frames[3] + 7) return 5;
     if (hg_virt_to_phys(0x50000000u, &phys, NULL) != -1) return 6;
+    int writable;
+    if (hg_pt_map(&pt, 0x50000000u, (uintptr_t)frames[0], HG_PTE_P) < 0) return 12;
+    if (hg_virt_to_phys(0x50000000u, &phys, &writable) || writable || phys != (uintptr_t)frames[0]) return 13;
+    if (hg_pt_unmap(&pt, 0x50000000u) < 0) return 14;
+    hg_invlpg((void *)0x50000000u);
+    if (hg_virt_to_phys(0x50000000u, &phys, NULL) != -1) return 15;
     char *window = (char *)(uintptr_t)WINDOW;
     for (int i = 0; i < PAGES * PAGE_SIZE; i++) window[i] = (char)('A' + i / PAGE_SIZE);
     uint32_t client, root, n = PAGES * PAGE_SIZE - 300;
