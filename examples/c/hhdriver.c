@@ -34,7 +34,7 @@ static uint8_t *vmalloc_scattered(void) {
     for (int i = 0; i < PAGES; i++) {
         uint64_t phys;
         if (hg_virt_to_phys((uintptr_t)frames[order[i]], &phys, NULL) != 0 ||
-            hg_pt_map(&pt, base + (uintptr_t)i * PAGE_SIZE, phys, HG_PTE_W) != 0)
+            hg_pt_map(&pt, base + (uintptr_t)i * PAGE_SIZE, phys, PTE_RW) != 0)
             return NULL;
     }
     return (uint8_t *)base;

@@ -40,11 +40,11 @@ static const char *split(const char *spec, char *share, size_t size) {
 
 static int paging_on(enum hg_pt_format format) {
     hg_pt pt;
-    if (hg_pt_init(&pt, tables, TABLE_FRAMES, format) != 0 || hg_pt_map_identity(&pt, 0, hg_ram_top, HG_PTE_W) != 0)
+    if (hg_pt_init(&pt, tables, TABLE_FRAMES, format) != 0 || hg_pt_map_identity(&pt, 0, hg_ram_top, PTE_RW) != 0)
         return -1;
     for (int page = 0; page < COPY_PAGES; page++)
         if (hg_pt_map(&pt, (uintptr_t)(WINDOW + (uintptr_t)page * PAGE_SIZE),
-                      (uintptr_t)pool[COPY_PAGES - 1 - page], HG_PTE_W) != 0)
+                      (uintptr_t)pool[COPY_PAGES - 1 - page], PTE_RW) != 0)
             return -1;
     return hg_pt_activate(&pt);
 }

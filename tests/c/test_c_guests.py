@@ -132,17 +132,17 @@ static uint8_t frames[PAGES][PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 int main(int argc, char **argv) {
     hg_pt pt;
     if (hg_pt_init(&pt, tables, 24, argc > 0 ? HG_PT_PAE : HG_PT_NATIVE) < 0) return 1;
-    if (hg_pt_map_identity(&pt, 0, hg_ram_top, HG_PTE_W) < 0) return 2;
+    if (hg_pt_map_identity(&pt, 0, hg_ram_top, PTE_RW) < 0) return 2;
     /* Window page i -> frame order[i]: physically scattered and out of order. */
     static const int order[PAGES] = {2, 0, 3, 1};
     for (int i = 0; i < PAGES; i++)
-        if (hg_pt_map(&pt, WINDOW + i * PAGE_SIZE, (uintptr_t)frames[order[i]], HG_PTE_W) < 0) return 3;
+        if (hg_pt_map(&pt, WINDOW + i * PAGE_SIZE, (uintptr_t)frames[order[i]], PTE_RW) < 0) return 3;
     if (hg_pt_activate(&pt) < 0) return 4;
     uint64_t phys;
     if (hg_virt_to_phys(WINDOW + 2 * PAGE_SIZE + 7, &phys, NULL) || phys != (uintptr_t)frames[3] + 7) return 5;
     if (hg_virt_to_phys(0x50000000u, &phys, NULL) != -1) return 6;
     int writable;
-    if (hg_pt_map(&pt, 0x50000000u, (uintptr_t)frames[0], HG_PTE_P) < 0) return 12;
+    if (hg_pt_map(&pt, 0x50000000u, (uintptr_t)frames[0], PTE_P) < 0) return 12;
     if (hg_virt_to_phys(0x50000000u, &phys, &writable) || writable || phys != (uintptr_t)frames[0]) return 13;
     if (hg_pt_unmap(&pt, 0x50000000u) < 0) return 14;
     hg_invlpg((void *)0x50000000u);

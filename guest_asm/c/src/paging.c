@@ -47,25 +47,25 @@ static unsigned index_at(const struct format *f, int level, uint64_t linear) {
 
 static int active_levels(void) {
 #if defined(__x86_64__)
-    if (hg_rdmsr(HG_MSR_EFER) & HG_EFER_LMA)
+    if (hg_rdmsr(HG_MSR_EFER) & EFER_LMA)
         return 4;
 #endif
-    return (hg_read_cr4() & HG_CR4_PAE) ? 3 : 2;
+    return (hg_read_cr4() & CR4_PAE) ? 3 : 2;
 }
 
 /* Whether `entry` at `level` maps a large page (1 GiB, 2 MiB or 4 MiB) rather than a table. */
 static int is_large(const struct format *f, int level, uint64_t entry) {
-    if (!(entry & HG_PTE_PS))
+    if (!(entry & PTE_PS))
         return 0;
     if (f->levels == 4)
         return level == 1 || level == 2;
     if (f->levels == 3)
         return level == 1;
-    return level == 0 && (hg_read_cr4() & HG_CR4_PSE);
+    return level == 0 && (hg_read_cr4() & CR4_PSE);
 }
 
 int hg_virt_to_phys(uintptr_t linear, uint64_t *phys, int *writable) {
-    if (!(hg_read_cr0() & HG_CR0_PG)) {
+    if (!(hg_read_cr0() & CR0_PG)) {
         *phys = linear;
         if (writable)
             *writable = 1;
@@ -76,10 +76,10 @@ int hg_virt_to_phys(uintptr_t linear, uint64_t *phys, int *writable) {
     int write_ok = 1;
     for (int level = 0; level < f->levels; level++) {
         uint64_t entry = read_entry(table, f, index_at(f, level, linear));
-        if (!(entry & HG_PTE_P))
+        if (!(entry & PTE_P))
             return -1;
         /* PAE PDPT entries have no R/W bit: they never restrict writes. */
-        if (!(f->levels == 3 && level == 0) && !(entry & HG_PTE_W))
+        if (!(f->levels == 3 && level == 0) && !(entry & PTE_RW))
             write_ok = 0;
         if (level == f->levels - 1 || is_large(f, level, entry)) {
             uint64_t offset_mask = ((uint64_t)1 << f->shift[level]) - 1;
@@ -101,7 +101,7 @@ static uint64_t frame_phys(const void *frame) {
 }
 
 int hg_pt_adopt(hg_pt *pt, void *arena, uint32_t frames) {
-    if (((uintptr_t)arena & (PAGE - 1)) || frames == 0 || !(hg_read_cr0() & HG_CR0_PG))
+    if (((uintptr_t)arena & (PAGE - 1)) || frames == 0 || !(hg_read_cr0() & CR0_PG))
         return -1;
     pt->levels = active_levels();
     pt->arena = arena;
@@ -145,14 +145,14 @@ static uint64_t leaf_table(hg_pt *pt, uint64_t linear, int create) {
     for (int level = 0; level < f->levels - 1; level++) {
         unsigned index = index_at(f, level, linear);
         uint64_t entry = read_entry(table, f, index);
-        if ((entry & HG_PTE_P) && is_large(f, level, entry))
+        if ((entry & PTE_P) && is_large(f, level, entry))
             return 0; /* a large page is in the way: this builder does not split it */
-        if (!(entry & HG_PTE_P)) {
+        if (!(entry & PTE_P)) {
             uint64_t next = create ? new_table(pt) : 0;
             if (!next)
                 return 0;
             /* PAE PDPT entries take only P (R/W and U/S are reserved there). */
-            entry = next | (pt->levels == 3 && level == 0 ? HG_PTE_P : HG_PTE_P | HG_PTE_W | HG_PTE_U);
+            entry = next | (pt->levels == 3 && level == 0 ? PTE_P : PTE_P | PTE_RW | PTE_US);
             write_entry(table, f, index, entry);
         }
         table = entry & (f->entry_size == 4 ? 0xFFFFF000u : FRAME_MASK);
@@ -167,7 +167,7 @@ int hg_pt_map(hg_pt *pt, uintptr_t linear, uint64_t phys, uint32_t flags) {
     uint64_t table = leaf_table(pt, linear, 1);
     if (!table)
         return -1;
-    write_entry(table, f, index_at(f, f->levels - 1, linear), phys | HG_PTE_P | (flags & (HG_PTE_W | HG_PTE_U)));
+    write_entry(table, f, index_at(f, f->levels - 1, linear), phys | PTE_P | (flags & (PTE_RW | PTE_US)));
     return 0;
 }
 
@@ -198,8 +198,8 @@ int hg_pt_activate(hg_pt *pt) {
     if (hg_pt_map_identity(pt, gdtr.base, (uint64_t)gdtr.base + gdtr.limit + 1, 0) != 0)
         return -1;
     if (pt->levels >= 3)
-        hg_write_cr4(hg_read_cr4() | HG_CR4_PAE);
+        hg_write_cr4(hg_read_cr4() | CR4_PAE);
     hg_write_cr3((uintptr_t)pt->root);
-    hg_write_cr0(hg_read_cr0() | HG_CR0_PG | HG_CR0_WP);
+    hg_write_cr0(hg_read_cr0() | CR0_PG | CR0_WP);
     return 0;
 }

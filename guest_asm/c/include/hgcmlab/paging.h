@@ -8,20 +8,11 @@
 #define HGCMLAB_PAGING_H
 
 #include <stdint.h>
+#include <hgcmlab/abi.h>
 
-/* Page-table entry bits (Intel SDM vol. 3, 4.3-4.5). */
-#define HG_PTE_P   0x001u   /* present */
-#define HG_PTE_W   0x002u   /* writable */
-#define HG_PTE_U   0x004u   /* user */
-#define HG_PTE_A   0x020u   /* accessed */
-#define HG_PTE_D   0x040u   /* dirty */
-#define HG_PTE_PS  0x080u   /* large page (in a directory entry) */
-#define HG_CR0_WP  0x00010000u
-#define HG_CR0_PG  0x80000000u
-#define HG_CR4_PSE 0x00000010u
-#define HG_CR4_PAE 0x00000020u
+/* Entry bits (PTE_P, PTE_RW, PTE_US, PTE_PS, ...) and control-register bits (CR0_PG, CR4_PAE,
+ * ...) come from hgcmlab/abi.h (machine/paging.py).  IA32_EFER's MSR number: */
 #define HG_MSR_EFER 0xC0000080u
-#define HG_EFER_LMA 0x00000400u
 
 /* Translate `linear` through the active page tables (identity while CR0.PG is clear):
  * 32-bit paging with 4 MiB pages, PAE and 4-level long-mode paging with 2 MiB/1 GiB pages.
@@ -48,8 +39,8 @@ int hg_pt_init(hg_pt *pt, void *arena, uint32_t frames, enum hg_pt_format format
 /* Take over the active page tables (paging must be on, e.g. after the loader's paged start),
  * with `arena` for the tables hg_pt_map adds; 0 or -1. */
 int hg_pt_adopt(hg_pt *pt, void *arena, uint32_t frames);
-/* Map the 4 KiB page at `linear` to the frame at `phys` with `flags` (HG_PTE_W, HG_PTE_U;
- * present is implied; HG_PTE_P alone maps read-only).  0, or -1 when the arena is full, an
+/* Map the 4 KiB page at `linear` to the frame at `phys` with `flags` (PTE_RW, PTE_US;
+ * present is implied; PTE_P alone maps read-only).  0, or -1 when the arena is full, an
  * address does not fit the format or a large page covers `linear`.  A mapping that exists is
  * replaced (flush it yourself with hg_invlpg when paging is on). */
 int hg_pt_map(hg_pt *pt, uintptr_t linear, uint64_t phys, uint32_t flags);
