@@ -27,6 +27,7 @@ from typing import TextIO
 from devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from devices.vmmdev.device import HgcmCounts
 from machine.asmcli import register_asm_command, run_asm_command
+from machine.ccli import CompileError, register_build_command, report_compile_error, run_build_command
 from machine.clock import INSTRUCTION_CLASSES, CostProfile
 from machine.gdbstub.cli import DebugRunEnded, GdbRunner, add_gdb_option, gdb_runner
 from machine.device import DEVICE_ENTRY_POINT_GROUP, Device, DeviceFailure
@@ -121,21 +122,22 @@ def _build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run", help="run a guest program",
-        description="Run an assembly source (.s/.asm, assembled with keystone), a flat binary "
+        description="Run an assembly source (.s/.asm, assembled with keystone), a C source (.c, built "
+                    "with gcc or clang and the C guest kit, as 'hgcmlab build'), a flat binary "
                     "(loaded and entered at 0x10000) or an ELF executable. Guest log lines "
                     "(port 0x504) are printed as they come; the exit status is the guest's exit "
                     f"code (port 0xF4; 0 after hlt; codes above 255 become 255), {EXIT_USAGE} for "
                     f"usage errors, {EXIT_BUDGET} when a budget runs out, {EXIT_GUEST_FAULT} after a "
                     f"guest fault, {EXIT_INTERRUPTED} after Ctrl-C, {EXIT_DEVICE_FAILURE} when a device "
                     "fails. Runs have no budget unless given one.")
-    run.add_argument("program", type=Path, help="program file (.s/.asm source, flat binary or ELF)")
+    run.add_argument("program", type=Path, help="program file (.s/.asm or .c source, flat binary or ELF)")
     run.add_argument("arguments", nargs="*", metavar="ARG",
                      help="arguments for the program, after --, e.g. -- d:/notes.txt (written to the "
                           "argument block at 0x1000: u32 argc, u32 size, u32 offsets, strings)")
     _add_machine_options(run)
     add_gdb_option(run)
     run.add_argument("--define", "-D", action="append", default=[], type=parse_define, metavar="NAME=VALUE",
-                     help="integer constant for assembly sources (repeatable)")
+                     help="integer constant for assembly sources, -DNAME=VALUE for C sources (repeatable)")
     run.add_argument("--paging", action="store_true",
                      help="start the program paged: page tables identity-map the address space, an ELF's "
                           "segments are placed at their physical and mapped at their virtual addresses "
@@ -167,6 +169,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                     "entry-point group (usable with run --device).")
     register_trace_commands(commands)
     register_asm_command(commands, parse_define)
+    register_build_command(commands, parse_define)
     register_replay_command(commands)
     register_resume_command(commands)
     return parser
@@ -411,6 +414,9 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         image = image_from_file(args.program, mode=args.mode, defines=dict(args.define), ram_size=args.ram,
                                 paging=args.paging)
+    except CompileError as error:
+        report_compile_error(error, err)
+        raise UsageError(str(error)) from None
     except LoadError as error:
         raise UsageError(str(error)) from None
     if args.record and args.trace is None:
@@ -562,6 +568,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             return run_trace_command(args, out, err)
         if args.command == "asm":
             return run_asm_command(args, out, err)
+        if args.command == "build":
+            return run_build_command(args, out, err)
         if args.command == "replay":
             return run_replay_command(args, out, err)
         if args.command == "resume":

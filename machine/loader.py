@@ -310,7 +310,8 @@ def argument_block(arguments: list[str]) -> bytes:
 def image_from_file(path: Path, *, mode: int, defines: dict[str, int] | None = None,
                     ram_size: int = MAX_GUEST_RAM, paging: bool = False) -> Image:
     """Load a program file for a ``mode``-bit machine with ``ram_size`` bytes of RAM:
-    ``.s``/``.asm`` sources are assembled for ``mode``, ELF files by their header, anything
+    ``.s``/``.asm`` sources are assembled for ``mode``, ``.c`` sources built with the C guest
+    kit (machine.programs.c_image), ELF files by their header, anything
     else as a flat binary.  Every problem (missing, unreadable or not a regular file, a
     source that is not UTF-8, assembly errors; for binaries also too large for RAM,
     malformed, misplaced segments, an ELF of the other mode) raises ``LoadError`` with a
@@ -325,6 +326,10 @@ def image_from_file(path: Path, *, mode: int, defines: dict[str, int] | None = N
             from machine.programs import assembled_image
 
             return assembled_image(path, mode=mode, defines=defines)
+        if path.suffix.lower() == ".c":
+            from machine.programs import c_image
+
+            return c_image(path, mode=mode, defines=defines, ram_size=ram_size, paging=paging)
         size = path.stat().st_size
         if size > ram_size:
             raise LoadError(f"{path}: {size} bytes do not fit in {ram_size // 1024} KiB of guest RAM")

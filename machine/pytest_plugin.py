@@ -13,6 +13,10 @@ Fixtures
     ``hgcm_share``     a fresh temporary directory to share (``machine.add_share("demo", hgcm_share)``).
     ``hgcm_assemble``  ``hgcm_assemble(source_or_path, mode=64, **kw)``; ``hgcm_assemble.bundled("demo.s")``.
     ``hgcm_qtest``     factory ``hgcm_qtest(mode=64, **vbox_board_kwargs)``: a ``machine.qtest.QTest``.
+    ``c_guest``        ``c_guest(source_text_or_path, mode=64, defines=None, flags=(), paging=False)``:
+                       a C guest built with the kit (docs/c-guests.md), cached by content, as a
+                       loadable ``Image`` (``paging=True``: a higher-half image, load it with
+                       ``machine.load(image, paging=True)``); skipped when no C compiler is installed.
     ``assert_trace``   ``assert_trace(machine_or_events, "name", kinds=..., fields=..., stamps=False)``
                        compares with ``golden/<name>.jsonl`` next to the test file.
 
@@ -29,7 +33,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import json
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -40,6 +46,7 @@ import unicorn
 
 from guest_asm.assembler import AssembledProgram, assemble
 from machine.boards import vbox_board
+from machine.loader import Image
 from machine.machine import Machine
 from machine.qtest import QTest
 from machine.replay import ReplayCursor, ReplayService, replay_front
@@ -214,6 +221,41 @@ class Assembler:
 def hgcm_assemble() -> Assembler:
     """``hgcm_assemble(text_or_path, mode=64, defines=...)`` -> AssembledProgram."""
     return Assembler()
+
+
+class CGuestBuilder:
+    """``c_guest``: build C guest programs (text or a ``.c`` path) into loadable images.
+
+    Program text is stored under the build cache by its hash, so the same text keeps the
+    same path (the path is part of the debug information, hence of the cache key)."""
+
+    def __call__(self, source: str | Path, mode: int = 64, *, defines: dict[str, int] | None = None,
+                 flags: Sequence[str] = (), paging: bool = False) -> Image:
+        from guest_asm.c.compiler import CompilerMissing, cache_directory
+        from machine.programs import c_image
+
+        path = source if isinstance(source, Path) else self._stored(source, cache_directory())
+        try:
+            return c_image(path, mode=mode, defines=defines, flags=flags, paging=paging)
+        except CompilerMissing as missing:
+            pytest.skip(f"C guest not built: {missing}")
+
+    @staticmethod
+    def _stored(text: str, cache: Path) -> Path:
+        folder = cache / "sources"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.c"
+        if not path.is_file():
+            temporary = folder / f".{path.name}.{os.getpid()}"
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, path)
+        return path
+
+
+@pytest.fixture
+def c_guest() -> CGuestBuilder:
+    """``c_guest(text_or_path, mode=64, defines=..., flags=...)`` -> Image (C guest kit)."""
+    return CGuestBuilder()
 
 
 @pytest.fixture

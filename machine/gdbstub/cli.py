@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import TextIO
 
 from guest_asm.assembler import assemble
+from guest_asm.c.compiler import build as build_c, define_flags
 from guest_asm.errors import AssemblyError
 from machine.gdbstub.server import DebugRunEnded, GdbServer, exec_file_for, parse_listen_address, run_under_gdb
 from machine.gdbstub.session import ExecFile
+from machine.loader import LoadError
 from machine.machine import Machine, RunResult
 
 
@@ -56,6 +58,14 @@ def gdb_runner(machine: Machine, args: argparse.Namespace, err: TextIO) -> GdbRu
     host, port = parse_listen_address(args.gdb)
     path: Path = args.program
     program = None
+    if path.suffix.lower() == ".c":
+        try:
+            # The run built it with the same flags: this is a cache hit.
+            built = build_c(path, mode=args.mode, extra_flags=define_flags(dict(args.define)),
+                            higher_half=args.paging)
+        except LoadError as error:
+            raise ValueError(f"{path}: cannot build it again: {error}") from None
+        return GdbRunner(machine, GdbServer(host, port), ExecFile(str(built.path), built.elf), err)
     if path.suffix.lower() in (".s", ".asm"):
         try:
             program = assemble(path, mode=args.mode, defines=dict(args.define))

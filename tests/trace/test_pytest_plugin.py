@@ -99,4 +99,4 @@ def test_the_examples_run(parallel: bool) -> None:
     args = ["-n", "2"] if parallel else []
     result = run_pytest(REPO, "examples", *args)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "6 passed" in result.stdout
+    assert "15 passed" in result.stdout
