@@ -8,6 +8,11 @@
   same sizes on the same file system.  The guest figure counts the transfer only: the
   same guest with the same set-up (machine, share, open) and no transfer call is run
   side by side and its median time subtracted.
+* The payload alone: the same host system call the direct path makes (``os.preadv`` into,
+  ``os.pwrite`` from, a window of guest RAM), side by side with os.pread/os.pwrite of bytes
+  objects, and the fixed cost of a call (our time per 1 MiB call minus the host's).  They
+  say how much of a gap is the copy and how much the rest of the call (guest code, device,
+  service).
 * Each guest figure is also measured with the direct path off (``VMMDevConfig``
   ``direct_buffers=False``: every call through bounce buffers), side by side.
 
@@ -32,6 +37,7 @@ from devices.vmmdev.config import VMMDevConfig
 from guest_asm.assembler import AssembledProgram, assemble
 from machine.boards import vbox_board
 from machine.machine import RunEnd
+from machine.memory import GuestMemory
 from machine.runcontrol import Budgets, run_supervised
 from machine.tracing import CallbackSink
 from services.hgcm import SvcParm
@@ -176,6 +182,24 @@ def _host_read(folder: Path, chunks: int) -> None:
         os.close(fd)
 
 
+def _host_guest_ram(folder: Path, chunks: int, *, write: bool) -> None:
+    """The direct path's system calls alone: 1 MiB ``os.pwrite`` from / ``os.preadv`` into a
+    window of a guest RAM object (an anonymous mapping, as the machine's), same file."""
+    memory = GuestMemory(GUEST_BUFFER + CHUNK)
+    window = memory.window(GUEST_BUFFER, CHUNK)
+    fd = os.open(folder / "host.bin", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        for index in range(chunks):
+            if write:
+                os.pwrite(fd, window, index * CHUNK)
+            else:
+                os.preadv(fd, [window], index * CHUNK)
+    finally:
+        os.close(fd)
+        window.release()
+        memory.close()
+
+
 def _transfer_seconds(folder: Path, full: AssembledProgram, empty: AssembledProgram, repeat: int,
                       direct: bool) -> float:
     """Median time of the guest ``full`` minus that of ``empty`` (same set-up, no transfer)."""
@@ -214,6 +238,8 @@ def run(quick: bool, repeat: int) -> list[Row]:
                 call = "WRITE" if operation == "tool_write" else "READ"
                 ours = _transfer_seconds(folder, programs[operation, chunks], programs[operation, 0], repeat, True)
                 baseline = median_seconds(lambda: host(folder, chunks), repeat)
+                write = operation == "tool_write"
+                into_ram = median_seconds(lambda: _host_guest_ram(folder, chunks, write=write), repeat)
                 general_time = _transfer_seconds(folder, programs[operation, chunks], programs[operation, 0],
                                                  repeat, False)
                 rows.append(Row("bulk", f"guest {verb} {megabytes:g} MiB in 1 MiB {call} calls, {kind} buffers",
@@ -221,4 +247,10 @@ def run(quick: bool, repeat: int) -> list[Row]:
                                 ours * 0.8 <= baseline))
                 rows.append(Row("bulk", "the same, direct path off", megabytes / general_time, "MiB/s",
                                 megabytes / ours, "direct path on"))
+                if not linaddr:  # the same system calls for both buffer kinds: reported once
+                    syscall = "os.pwrite from" if write else "os.preadv into"
+                    rows.append(Row("bulk", f"{syscall} a guest RAM window, 1 MiB calls (the payload alone)",
+                                    megabytes / into_ram, "MiB/s", megabytes / baseline, host_name))
+                rows.append(Row("bulk", f"the same {call}, fixed cost per 1 MiB call (ours minus host, 0 if below)",
+                                max(ours - baseline, 0.0) / chunks * 1e6, "us/call"))
     return rows

@@ -38,6 +38,7 @@ from devices.vmmdev.abi import (
     HgcmPageListEntry,
     HgcmParmDirection,
     HgcmParmType,
+    RequestType,
     hgcm_parm_size,
     hgcm_parms_format,
 )
@@ -56,6 +57,11 @@ _LINADDR_DIRECTION = {
 }
 _BIT32, _BIT64, _PAGE_LIST = int(HgcmParmType.Bit32), int(HgcmParmType.Bit64), int(HgcmParmType.PageList)
 _TO_HOST, _FROM_HOST = int(HgcmParmDirection.TO_HOST), int(HgcmParmDirection.FROM_HOST)
+# Plain ints: comparing against enum members costs more than the rest of a small call's plan.
+_HGCM_CALL64 = int(RequestType.HGCMCall64)
+_PARM_SIZE_64, _PARM_SIZE_32 = hgcm_parm_size(_HGCM_CALL64), hgcm_parm_size(int(RequestType.HGCMCall32))
+#: A parameter unpacks to (type, u0, u1) words (``hgcm_parms_format``): their positions.
+_WORDS_PER_PARM, _U0, _U1 = 3, 1, 2
 _layouts: dict[tuple[int, int], struct.Struct] = {}
 
 
@@ -97,26 +103,25 @@ def plan(data: bytes | bytearray, request_type: int, request_address: int, ram_s
     frames are physically consecutive (the general path traces the translation)."""
     size = len(data)
     client_id, function, c_parms = _CALL_HEAD.unpack_from(data, _OFF_CLIENT)
-    parm_size = hgcm_parm_size(request_type)
+    parm_size = _PARM_SIZE_64 if request_type == _HGCM_CALL64 else _PARM_SIZE_32
     if c_parms > VMMDEV_MAX_HGCM_PARMS or c_parms * parm_size > size - HGCM_CALL_OFF_PARMS:
         return None
+    buffer_base = _WORDS_PER_PARM * spec.buffer
     if not 0 <= spec.buffer < c_parms:
         return None
-    words = iter(_layout(parm_size, c_parms).unpack_from(data, HGCM_CALL_OFF_PARMS))
+    # The flat (type, u0, u1) words of all parameters (hgcm_parms_format's order); the
+    # buffer's u0 is its size.
+    words = _layout(parm_size, c_parms).unpack_from(data, HGCM_CALL_OFF_PARMS)
     params: list[tuple[int, int]] = []
-    buffer_words = (0, 0, 0)
-    for index, parm_words in enumerate(zip(words, words, words)):
-        raw_type, word0, word1 = parm_words
-        if index == spec.buffer:
-            params.append((raw_type, word0))
-            buffer_words = parm_words
-        elif raw_type == _BIT32:
-            params.append((raw_type, word0))
+    for base in range(0, _WORDS_PER_PARM * c_parms, _WORDS_PER_PARM):
+        raw_type = words[base]
+        if raw_type == _BIT32 or base == buffer_base:
+            params.append((raw_type, words[base + _U0]))
         elif raw_type == _BIT64:
-            params.append((raw_type, word0 | (word1 & 0xFFFFFFFF) << 32))
+            params.append((raw_type, words[base + _U0] | (words[base + _U1] & 0xFFFFFFFF) << 32))
         else:
             return None
-    raw_type, cb, word1 = buffer_words
+    raw_type, cb, word1 = words[buffer_base:buffer_base + _WORDS_PER_PARM]
     if cb == 0 or cb > VMMDEV_MAX_HGCM_DATA_SIZE:
         return None
     direction = _LINADDR_DIRECTION.get(raw_type)
