@@ -12,6 +12,7 @@ import pytest
 
 from guest_asm.assembler import assemble
 from machine.machine import Machine, RunEnd
+from machine.paging import MAX_PHYS_ADDR_BITS
 from machine.tracing import ListSink
 from services.sharedfolders.abi import ShflCf
 
@@ -253,4 +254,64 @@ def test_linaddr_out_over_a_read_only_page_is_written(tmp_path: Path, mode: int)
     assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
     assert machine.cpu.translate(READ_VIRTUAL + 4096).writable is False
     assert frames_bytes(machine, READ_FRAMES, OFFSET, LENGTH) == pattern(LENGTH)
+    machine.close()
+
+
+#: The data the device should read lies at this physical address (identity-mapped too).
+RESERVED_FRAME = 0x300000
+#: How each case maps RESERVED_VIRTUAL to RESERVED_FRAME with an entry PGM refuses.
+RESERVED_MAPPINGS = {
+    # 4-level PTE with a frame bit beyond MAXPHYADDR (fGstAmd64MbzPteMask).
+    "pte-frame-beyond-maxphyaddr": (64, 0x40000000, f"""
+    mov rsi, {RESERVED_FRAME | 1 << MAX_PHYS_ADDR_BITS:#x}
+    ccall3 pg_map, 0x40000000, rsi, PTE_P | PTE_RW
+"""),
+    # 4-level PDPTE with PS: VirtualBox 7.0.14's guest walk has no 1 GiB pages, PS is among
+    # the PDPTE's must-be-zero bits (X86_PDPE_LM_MBZ_MASK_NO_NX); the CPU accepts it.
+    "1-gib-page": (64, 0x80000000 + RESERVED_FRAME, f"""
+    mov rax, qword ptr [rip + pg_root]
+    mov rax, qword ptr [rax]
+    shr rax, 12
+    shl rax, 12
+    mov qword ptr [rax + 16], PTE_P | PTE_RW | PTE_PS
+    mov eax, {0x80000000 + RESERVED_FRAME:#x}
+    cmp byte ptr [rax + 1], 7
+    jne wrong_data
+"""),
+    # 32-bit paging, 4 MiB PDE with bit 21 set (fGst32BitMbzBigPdeMask, X86_PDE4M_MBZ_MASK).
+    "4-mib-pde-bit-21": (32, 0x40000000 + RESERVED_FRAME, """
+    mov eax, cr4
+    or eax, CR4_PSE
+    mov cr4, eax
+    mov eax, dword ptr [pg_root]
+    mov dword ptr [eax + (0x40000000 >> 22) * 4], PTE_P | PTE_RW | PTE_PS | (1 << 21)
+"""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RESERVED_MAPPINGS))
+def test_linaddr_through_an_entry_with_a_reserved_bit_does_not_translate(tmp_path: Path, case: str) -> None:
+    """PGMAllGst.h PGM_GST_NAME(Walk): an entry with a must-be-zero bit set ends the walk
+    (WalkReturnRsvdError, VERR_PAGE_TABLE_NOT_PRESENT), so PGMPhysGCPtr2GCPhys fails and
+    vmmdevR3HgcmCallFetchGuestParms records NIL_RTGCPHYS; the one-page buffer is then read
+    from NIL | offset, unassigned memory: 0xFF bytes (PGMAllPhys.cpp PGMPhysRead).  The
+    guest filled the frame with its pattern first, so the host would see it had the walk
+    translated."""
+    mode, virtual, mapping = RESERVED_MAPPINGS[case]
+    body = FILL.format(start=RESERVED_FRAME, length=64, label="f") + mapping + f"""
+    ccall3 tool_write, obj, {virtual:#x}, 32
+    test eax, eax
+    js failed
+    cmp edx, 32
+    jne wrong_count
+"""
+    source = PROGRAM.format(pool=POOL, ram=RAM, maps="", flags=RW_CREATE, body=body)
+    assembled = assemble(source, mode=mode, defines={"HGCM_USE_LINADDR": 1})
+    machine, result, events = run(tmp_path, assembled, mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    assert machine.memory.read(RESERVED_FRAME, 32) == pattern(32)
+    assert (tmp_path / "data.bin").read_bytes() == b"\xff" * 32
+    runs = [event.fields["runs"] for event in events if event.kind == "linaddr_translation"
+            and event.fields["runs"][0][0] == virtual]
+    assert runs == [[[virtual, None, 32]]]
     machine.close()
