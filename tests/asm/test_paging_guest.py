@@ -315,3 +315,41 @@ def test_linaddr_through_an_entry_with_a_reserved_bit_does_not_translate(tmp_pat
             and event.fields["runs"][0][0] == virtual]
     assert runs == [[[virtual, None, 32]]]
     machine.close()
+
+
+def set_page_list_type(name: str) -> str:
+    """Guest code making hgcm_parm_pagelist send VMMDevHGCMParmType_<name> parameters."""
+    return f"""
+.if MODE == 64
+    mov dword ptr [rip + hgcm_pagelist_type], VMMDevHGCMParmType_{name}
+.else
+    mov dword ptr [hgcm_pagelist_type], VMMDevHGCMParmType_{name}
+.endif
+"""
+
+
+def page_list_types(events: list[object], length: int) -> list[str]:
+    """The guest type of every pointer parameter of ``length`` bytes the device received."""
+    return [param["guest"] for event in events if event.kind == "hgcm_call"  # type: ignore[attr-defined]
+            for param in event.fields.get("params", [])  # type: ignore[attr-defined]
+            if isinstance(param, dict) and param.get("size") == length]
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+@pytest.mark.parametrize("type_name, length", [("NoBouncePageList", LENGTH), ("ContiguousPageList", 0x321)],
+                         ids=["type13", "type12"])
+def test_page_list_types_carry_the_guests_scattered_frames(tmp_path: Path, mode: int, type_name: str,
+                                                           length: int) -> None:
+    """Types 13 (several out-of-order frames) and 12 (one frame, the buffer within its
+    page) built from the guest's own page tables: the host gets the bytes of the frames
+    and the READ lands in the frames (VMMDevHGCM.cpp vmmdevR3HgcmCallFetchGuestParms takes
+    the frames as given; the guest linear addresses are not physical)."""
+    body = (FILL.format(start=WRITE_VIRTUAL + OFFSET, length=length, label="w") + set_page_list_type(type_name)
+            + WRITE_READ_BACK.format(write=WRITE_VIRTUAL + OFFSET, read=READ_VIRTUAL + 0x456, length=length))
+    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
+    machine, result, events = run(tmp_path, program(body, mapping, mode=mode, linaddr=False), mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    assert (tmp_path / "data.bin").read_bytes() == pattern(length)
+    assert frames_bytes(machine, READ_FRAMES, 0x456, length) == pattern(length)
+    assert page_list_types(events, length) == [type_name] * 2
+    machine.close()
