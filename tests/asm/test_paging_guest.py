@@ -353,3 +353,39 @@ def test_page_list_types_carry_the_guests_scattered_frames(tmp_path: Path, mode:
     assert frames_bytes(machine, READ_FRAMES, 0x456, length) == pattern(length)
     assert page_list_types(events, length) == [type_name] * 2
     machine.close()
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+def test_page_list_frames_beyond_ram_and_nil_frames(tmp_path: Path, mode: int) -> None:
+    """A PageList whose frames are not consecutive is copied page by page
+    (VMMDevHGCM.cpp vmmdevR3HgcmGuestBufferRead/-Write): a NIL_RTGCPHYS entry (what
+    pg_translate_page_list gives an unmapped page) is skipped, so the host sees zeros and
+    nothing is written to it; a frame beyond guest RAM is unassigned memory, which
+    PGMPhysRead (PGMAllPhys.cpp) fills with 0xFF and PGMPhysWrite skips.  Written: page 1
+    of the buffer unmapped, page 2 mapped beyond RAM; read back into a buffer whose page 1
+    lies beyond RAM and page 3 is unmapped."""
+    beyond = RAM + 0x5000
+    body = (FILL.format(start=WRITE_VIRTUAL + OFFSET, length=LENGTH, label="w")
+            + FILL.format(start=READ_VIRTUAL, length=4 * 4096, label="r")
+            + f"    ccall1 pg_unmap, {WRITE_VIRTUAL + 4096:#x}\n"
+            + f"    ccall3 pg_map, {WRITE_VIRTUAL + 2 * 4096:#x}, {beyond:#x}, PTE_P | PTE_RW\n"
+            + f"    ccall3 pg_map, {READ_VIRTUAL + 4096:#x}, {beyond + 4096:#x}, PTE_P | PTE_RW\n"
+            + f"    ccall1 pg_unmap, {READ_VIRTUAL + 3 * 4096:#x}\n"
+            + WRITE_READ_BACK.split("    ccall3 mem_equal")[0].format(
+                write=WRITE_VIRTUAL + OFFSET, read=READ_VIRTUAL + OFFSET, length=LENGTH))
+    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
+    machine, result, _events = run(tmp_path, program(body, mapping, mode=mode, linaddr=False), mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    written = bytearray(pattern(LENGTH))
+    page1, page2 = 4096 - OFFSET, 2 * 4096 - OFFSET
+    written[page1:page2] = bytes(4096)
+    written[page2:page2 + 4096] = b"\xff" * 4096
+    assert (tmp_path / "data.bin").read_bytes() == written
+    before = pattern(4 * 4096)
+    got = frames_bytes(machine, READ_FRAMES, 0, 4 * 4096)
+    assert got[:OFFSET] == before[:OFFSET]
+    assert got[OFFSET:4096] == written[:page1]
+    assert got[4096:8192] == before[4096:8192]  # its page lies beyond RAM now
+    assert got[8192:12288] == written[page2:page2 + 4096]
+    assert got[12288:] == before[12288:]  # skipped
+    machine.close()
