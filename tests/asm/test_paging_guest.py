@@ -186,6 +186,21 @@ def test_paged_runs_are_deterministic(tmp_path: Path) -> None:
     assert outcomes[0] == outcomes[1]
 
 
+def write_and_read_back_remapped(folder: Path, remaps: str, *, mode: int, linaddr: bool) -> Machine:
+    """Fill the four write pages with the pattern and the four read pages with
+    ``pattern(4 pages)``, run the guest code ``remaps``, write LENGTH bytes from
+    WRITE_VIRTUAL + OFFSET to the file and read them back to READ_VIRTUAL + OFFSET (no
+    comparison in the guest); the run must end with exit code 0."""
+    body = (FILL.format(start=WRITE_VIRTUAL + OFFSET, length=LENGTH, label="w")
+            + FILL.format(start=READ_VIRTUAL, length=4 * 4096, label="r") + remaps
+            + WRITE_READ_BACK.split("    ccall3 mem_equal")[0].format(
+                write=WRITE_VIRTUAL + OFFSET, read=READ_VIRTUAL + OFFSET, length=LENGTH))
+    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
+    machine, result, _events = run(folder, program(body, mapping, mode=mode, linaddr=linaddr), mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    return machine
+
+
 @pytest.mark.parametrize("mode", [64, 32])
 def test_linaddr_over_a_not_present_page_skips_it(tmp_path: Path, mode: int) -> None:
     """VMMDevHGCM.cpp vmmdevR3HgcmCallFetchGuestParms: a page PGMPhysGCPtr2GCPhys cannot
@@ -193,15 +208,9 @@ def test_linaddr_over_a_not_present_page_skips_it(tmp_path: Path, mode: int) -> 
     buffer keeps zeros there) and vmmdevR3HgcmGuestBufferWrite writes nothing to it.  The
     guest fills four pages, unmaps the third, writes them to the file (LinAddr_In) and reads
     the file back (LinAddr_Out) into four pages whose second is unmapped."""
-    body = (FILL.format(start=WRITE_VIRTUAL + OFFSET, length=LENGTH, label="w")
-            + FILL.format(start=READ_VIRTUAL, length=4 * 4096, label="r")
-            + f"    ccall1 pg_unmap, {WRITE_VIRTUAL + 2 * 4096:#x}\n"
-            + f"    ccall1 pg_unmap, {READ_VIRTUAL + 4096:#x}\n"
-            + WRITE_READ_BACK.split("    ccall3 mem_equal")[0].format(
-                write=WRITE_VIRTUAL + OFFSET, read=READ_VIRTUAL + OFFSET, length=LENGTH))
-    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
-    machine, result, _events = run(tmp_path, program(body, mapping, mode=mode, linaddr=True), mode)
-    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    remaps = (f"    ccall1 pg_unmap, {WRITE_VIRTUAL + 2 * 4096:#x}\n"
+              f"    ccall1 pg_unmap, {READ_VIRTUAL + 4096:#x}\n")
+    machine = write_and_read_back_remapped(tmp_path, remaps, mode=mode, linaddr=True)
     written = bytearray(pattern(LENGTH))
     hole = 2 * 4096 - OFFSET
     written[hole:hole + 4096] = bytes(4096)
@@ -365,17 +374,11 @@ def test_page_list_frames_beyond_ram_and_nil_frames(tmp_path: Path, mode: int) -
     of the buffer unmapped, page 2 mapped beyond RAM; read back into a buffer whose page 1
     lies beyond RAM and page 3 is unmapped."""
     beyond = RAM + 0x5000
-    body = (FILL.format(start=WRITE_VIRTUAL + OFFSET, length=LENGTH, label="w")
-            + FILL.format(start=READ_VIRTUAL, length=4 * 4096, label="r")
-            + f"    ccall1 pg_unmap, {WRITE_VIRTUAL + 4096:#x}\n"
-            + f"    ccall3 pg_map, {WRITE_VIRTUAL + 2 * 4096:#x}, {beyond:#x}, PTE_P | PTE_RW\n"
-            + f"    ccall3 pg_map, {READ_VIRTUAL + 4096:#x}, {beyond + 4096:#x}, PTE_P | PTE_RW\n"
-            + f"    ccall1 pg_unmap, {READ_VIRTUAL + 3 * 4096:#x}\n"
-            + WRITE_READ_BACK.split("    ccall3 mem_equal")[0].format(
-                write=WRITE_VIRTUAL + OFFSET, read=READ_VIRTUAL + OFFSET, length=LENGTH))
-    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
-    machine, result, _events = run(tmp_path, program(body, mapping, mode=mode, linaddr=False), mode)
-    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    remaps = (f"    ccall1 pg_unmap, {WRITE_VIRTUAL + 4096:#x}\n"
+              f"    ccall3 pg_map, {WRITE_VIRTUAL + 2 * 4096:#x}, {beyond:#x}, PTE_P | PTE_RW\n"
+              f"    ccall3 pg_map, {READ_VIRTUAL + 4096:#x}, {beyond + 4096:#x}, PTE_P | PTE_RW\n"
+              f"    ccall1 pg_unmap, {READ_VIRTUAL + 3 * 4096:#x}\n")
+    machine = write_and_read_back_remapped(tmp_path, remaps, mode=mode, linaddr=False)
     written = bytearray(pattern(LENGTH))
     page1, page2 = 4096 - OFFSET, 2 * 4096 - OFFSET
     written[page1:page2] = bytes(4096)
