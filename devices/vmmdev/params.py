@@ -251,7 +251,7 @@ def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: i
         if page == NIL_RTGCPHYS:
             walk.append((SKIPPED, take))
             continue
-        start = ((page & ~(PAGE_SIZE - 1) if no_bounce else page) + within) & NIL_RTGCPHYS
+        start = ((page & ~(PAGE_SIZE - 1) if no_bounce else page) + within) & 0xFFFFFFFFFFFFFFFF
         for run in _physical_runs(start, take, ram_size):
             last = walk[-1] if walk else None
             if last is not None and last[0] >= 0 and run[0] >= 0 and last[0] + last[1] == run[0]:
@@ -262,7 +262,7 @@ def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: i
     if param_type == HgcmParmType.ContiguousPageList or consecutive:
         # One contiguous copy from the first page on (VirtualBox reads past a single page
         # when offFirstPage + size exceeds it).
-        read_runs = GuestBuffer(_physical_runs((pages[0] | off_first) & NIL_RTGCPHYS, cb_data, ram_size))
+        read_runs = GuestBuffer(_physical_runs((pages[0] | off_first) & 0xFFFFFFFFFFFFFFFF, cb_data, ram_size))
     else:
         read_runs = GuestBuffer(walk)
     write_runs = read_runs if param_type == HgcmParmType.ContiguousPageList else GuestBuffer(walk)
