@@ -551,7 +551,7 @@ class Machine:
         if not registers.enabled:
             return None
         read = self.cpu.read_physical
-        return lambda linear: walk(registers, linear, read).physical
+        return lambda linear: walk(registers, linear, read, pgm=True).physical
 
     def _request_exit(self, code: int) -> None:
         self._exit_code = code

@@ -11,8 +11,11 @@ Paging forms (Intel SDM vol. 3 §4): CR0.PG clear: linear = physical.  EFER.LMA 
 4-level (PML4E, PDPTE with 1 GiB pages, PDE with 2 MiB pages, PTE).  CR4.PAE set: PAE
 (4 PDPTEs at CR3 & ~0x1F, PDE with 2 MiB pages, PTE).  Otherwise 32-bit paging (PDE with
 4 MiB pages when CR4.PSE is set, PSE-36 high bits included, PTE).  A walk checks the
-present bit only (no reserved-bit checks); access rights are reported, not enforced, which
-is what PGM's guest walk gives the VMMDev.
+present bit; access rights are reported, not enforced.  The device's walk (``pgm=True``)
+also refuses entries with a must-be-zero bit set, as PGM's guest walk does
+(PGMAllGst.h ``Walk``, ``WalkReturnRsvdError``; masks from PGM.cpp ``PGMR3Init`` path and
+PGMAll.cpp ``PGMNotifyNxeChanged``): so, as in VirtualBox 7.0.14, a 1 GiB page does not
+translate for the device (PS is among the PDPTE's must-be-zero bits there).
 """
 
 from __future__ import annotations
@@ -38,6 +41,26 @@ PTE_NX = 1 << 63
 
 #: Physical-address bits of a 64-bit entry (MAXPHYADDR 52).
 _ADDRESS_MASK_64 = 0x000FFFFFFFFFF000
+#: The machine CPU's physical-address width (CPUID 0x80000008 EAX[7:0], QEMU's TCG value);
+#: PGM takes its guest CPU's width for the must-be-zero frame bits.
+MAX_PHYS_ADDR_BITS = 40
+_FRAME_MBZ = _ADDRESS_MASK_64 & ~((1 << MAX_PHYS_ADDR_BITS) - 1)
+#: Must-be-zero bits PGM checks per (form, level, big page), NX aside (iprt/x86.h
+#: X86_*_MBZ_MASK_NX; PGM.cpp adds the frame bits beyond MAXPHYADDR).
+_MBZ = {
+    ("PAE", "PDPTE", False): _FRAME_MBZ | 0xFFF00000000001E6,
+    ("PAE", "PDE", True): _FRAME_MBZ | 0x7FF00000001FE000,
+    ("PAE", "PDE", False): _FRAME_MBZ | 0x7FF0000000000080,
+    ("PAE", "PTE", False): _FRAME_MBZ | 0x7FF0000000000000,
+    ("4-level", "PML4E", False): _FRAME_MBZ | 0x80,
+    ("4-level", "PDPTE", False): _FRAME_MBZ | 0x180,
+    ("4-level", "PDE", True): _FRAME_MBZ | 0x1FE000,
+    ("4-level", "PDE", False): _FRAME_MBZ | 0x80,
+    ("4-level", "PTE", False): _FRAME_MBZ,
+}
+#: 32-bit paging: only a 4 MiB PDE has a must-be-zero bit (X86_PDE4M_MBZ_MASK, bit 21;
+#: the PSE-36 bits stay within a 40-bit MAXPHYADDR).
+_MBZ_32_BIG_PDE = 1 << 21
 
 #: Reads ``size`` bytes of guest-physical memory (None when not RAM).
 PhysicalRead = Callable[[int, int], "bytes | None"]
@@ -117,25 +140,40 @@ def _flag_names(value: int) -> str:
 
 
 def walk(registers: PagingRegisters, linear: int, read: PhysicalRead, *,
-         mark: PhysicalWrite | None = None, write: bool = False) -> Walk:
+         mark: PhysicalWrite | None = None, write: bool = False, pgm: bool = False) -> Walk:
     """Translate ``linear`` through the guest's tables.
 
     With ``mark`` (a physical writer), the walk sets the accessed bit of every entry it
     uses and, for a ``write``, the dirty bit of the final one, as the CPU does for its own
-    accesses; without it the tables are only read (a device's view)."""
+    accesses; without it the tables are only read (a device's view).  With ``pgm`` an
+    entry with a must-be-zero bit set ends the walk untranslated, as in VirtualBox's
+    PGMPhysGCPtr2GCPhys (the VMMDev's translation)."""
     form = registers.form
     if form == "none":
         return Walk(linear, linear, ())
     if form == "32-bit":
-        return _walk_32(registers, linear & 0xFFFFFFFF, read, mark, write)
+        return _walk_32(registers, linear & 0xFFFFFFFF, read, mark, write, pgm)
+    reserved = _pgm_reserved(form, registers.efer) if pgm else None
     if form == "PAE":
         linear &= 0xFFFFFFFF
         pdpte_address = (registers.cr3 & 0xFFFFFFE0) + ((linear >> 30) & 3) * 8
         levels = [("PDPTE", pdpte_address, 30)]
-        return _walk_64(linear, levels, [("PDE", 21), ("PTE", 12)], read, mark, write, pdpte_no_rights=True)
+        return _walk_64(linear, levels, [("PDE", 21), ("PTE", 12)], read, mark, write, pdpte_no_rights=True,
+                        reserved=reserved)
     pml4e_address = (registers.cr3 & _ADDRESS_MASK_64) + ((linear >> 39) & 0x1FF) * 8
     return _walk_64(linear, [("PML4E", pml4e_address, 39)], [("PDPTE", 30), ("PDE", 21), ("PTE", 12)],
-                    read, mark, write, pdpte_no_rights=False)
+                    read, mark, write, pdpte_no_rights=False, reserved=reserved)
+
+
+def _pgm_reserved(form: str, efer: int) -> Callable[[str, int], int]:
+    """PGM's must-be-zero bits of an entry at each level of the PAE or 4-level walk
+    (PGMGstDefs.h GST_IS_*_VALID); bit 63 too while EFER.NXE is clear
+    (PGMNotifyNxeChanged)."""
+    nx = 0 if efer & EFER_NXE else PTE_NX
+
+    def bits(level: str, value: int) -> int:
+        return _MBZ[(form, level, level == "PDE" and bool(value & PTE_PS))] | nx
+    return bits
 
 
 def _entry(read: PhysicalRead, address: int, size: int) -> int | None:
@@ -151,7 +189,7 @@ def _set_bits(mark: PhysicalWrite | None, address: int, value: int, bits: int, s
 
 
 def _walk_32(registers: PagingRegisters, linear: int, read: PhysicalRead, mark: PhysicalWrite | None,
-             write: bool) -> Walk:
+             write: bool, pgm: bool) -> Walk:
     pde_address = (registers.cr3 & 0xFFFFF000) + (linear >> 22) * 4
     pde = _entry(read, pde_address, 4)
     steps = [WalkStep("PDE", pde_address, pde)]
@@ -159,6 +197,8 @@ def _walk_32(registers: PagingRegisters, linear: int, read: PhysicalRead, mark: 
         return Walk(linear, None, tuple(steps), reason="PDE not present")
     writable, user = bool(pde & PTE_RW), bool(pde & PTE_US)
     if pde & PTE_PS and registers.cr4 & CR4_PSE:
+        if pgm and pde & _MBZ_32_BIG_PDE:
+            return Walk(linear, None, tuple(steps), reason="PDE has a reserved bit set")
         _set_bits(mark, pde_address, pde, PTE_A | (PTE_D if write else 0), 4)
         base = (pde & 0xFFC00000) | (((pde >> 13) & 0xFF) << 32)
         return Walk(linear, base | (linear & 0x3FFFFF), tuple(steps), 4 << 20, writable, user)
@@ -174,9 +214,11 @@ def _walk_32(registers: PagingRegisters, linear: int, read: PhysicalRead, mark: 
 
 
 def _walk_64(linear: int, first: list[tuple[str, int, int]], rest: list[tuple[str, int]], read: PhysicalRead,
-             mark: PhysicalWrite | None, write: bool, *, pdpte_no_rights: bool) -> Walk:
+             mark: PhysicalWrite | None, write: bool, *, pdpte_no_rights: bool,
+             reserved: Callable[[str, int], int] | None) -> Walk:
     """Walk 8-byte entries: ``first`` gives the top level's entry address, ``rest`` the
-    following levels (name, shift).  PAE PDPTEs carry no rights (``pdpte_no_rights``)."""
+    following levels (name, shift).  PAE PDPTEs carry no rights (``pdpte_no_rights``).
+    ``reserved`` gives an entry's must-be-zero bits (None: not checked)."""
     steps: list[WalkStep] = []
     writable = user = executable = True
     level, address, shift = first[0]
@@ -186,6 +228,8 @@ def _walk_64(linear: int, first: list[tuple[str, int, int]], rest: list[tuple[st
         steps.append(WalkStep(level, address, value))
         if value is None or not value & PTE_P:
             return Walk(linear, None, tuple(steps), reason=f"{level} not present")
+        if reserved is not None and value & reserved(level, value):
+            return Walk(linear, None, tuple(steps), reason=f"{level} has a reserved bit set")
         if not (pdpte_no_rights and level == "PDPTE"):
             writable = writable and bool(value & PTE_RW)
             user = user and bool(value & PTE_US)

@@ -79,12 +79,18 @@ _PARM_TYPES = {int(member): member for member in HgcmParmType}
 
 #: A run address standing for unassigned physical memory: reads as 0xFF, writes dropped.
 UNASSIGNED = -1
+#: A run address standing for a page VirtualBox skips (NIL_RTGCPHYS): the zero-filled
+#: bounce buffer keeps its zeros, nothing is written back.
+SKIPPED = -2
+#: VirtualBox's NIL_RTGCPHYS, the page address vmmdevR3HgcmGuestBuffer{Read,Write} skip.
+NIL_RTGCPHYS = 0xFFFFFFFFFFFFFFFF
 
 
 @dataclass
 class GuestBuffer:
     """Where a pointer parameter's bytes live in the guest: a list of (physical address,
-    length) runs; ``UNASSIGNED`` runs read as 0xFF, other runs outside RAM as zeros."""
+    length) runs; ``UNASSIGNED`` runs read as 0xFF, ``SKIPPED`` runs as zeros, and
+    neither is written."""
 
     runs: list[tuple[int, int]]
     #: A paged LinAddr buffer's translation: (linear, physical or None, length) per page run.
@@ -163,6 +169,16 @@ def _fail(status: Status, why: str) -> RtError:
     return RtError(status, why)
 
 
+def _physical_runs(physical: int, length: int, ram_size: int) -> list[tuple[int, int]]:
+    """A physical range as runs: the part inside guest RAM, then the part beyond it, which
+    is unassigned memory (0xFF, writes dropped: PGMPhysRead, PGMPhysWrite)."""
+    inside = max(0, min(length, ram_size - physical))
+    runs = [(physical, inside)] if inside else []
+    if inside < length:
+        runs.append((UNASSIGNED, length - inside))
+    return runs
+
+
 def _linear_runs(address: int, size: int, ram_size: int) -> GuestBuffer:
     """An unpaged guest's buffer: the part inside guest RAM and the part beyond it.
 
@@ -170,18 +186,12 @@ def _linear_runs(address: int, size: int, ram_size: int) -> GuestBuffer:
     and moved with one PDMDevHlpPhysRead/-Write (vmmdevR3HgcmGuestBufferRead): the part
     beyond RAM is unassigned memory, read as 0xFF (PGMPhysRead), writes skipped
     (PGMPhysWrite).  Two runs, not one per page."""
-    end = address + size
-    runs: list[tuple[int, int]] = []
-    if address < ram_size and size:
-        runs.append((address, min(end, ram_size) - address))
-    if end > ram_size and size:
-        runs.append((UNASSIGNED, end - max(address, ram_size)))
-    return GuestBuffer(runs)
+    return GuestBuffer(_physical_runs(address, size, ram_size))
 
 
 def _paged_runs(address: int, size: int, translate: Callable[[int], int | None], ram_size: int) -> GuestBuffer:
     """A LinAddr buffer of a paged guest, translated page by page as VirtualBox does (see
-    the module docstring): NIL pages become runs outside RAM (zeros, writes dropped), and a
+    the module docstring): NIL pages become ``SKIPPED`` runs (zeros, writes dropped), and a
     physically contiguous buffer that does not lie wholly in RAM is read from unassigned
     memory (0xFF) as VirtualBox's single PDMDevHlpPhysRead does."""
     if not size:
@@ -206,20 +216,19 @@ def _paged_runs(address: int, size: int, translate: Callable[[int], int | None],
         return GuestBuffer([(UNASSIGNED, size)], translation)
     runs: list[tuple[int, int]] = []
     for _linear, physical, length in translation:
-        if physical is None:
-            runs.append((ram_size, length))  # outside RAM: zeros, writes dropped
-            continue
-        inside = max(0, min(length, ram_size - physical))
-        if inside:
-            runs.append((physical, inside))
-        if inside < length:
-            runs.append((UNASSIGNED, length - inside))
+        runs += [(SKIPPED, length)] if physical is None else _physical_runs(physical, length, ram_size)
     return GuestBuffer(runs, translation)
 
 
 def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: int,
-               off_extra: int) -> tuple[int, GuestBuffer, GuestBuffer]:
-    """Validate a page list (§4.6 checks 1-7); returns direction, read runs, write runs."""
+               off_extra: int, ram_size: int) -> tuple[int, GuestBuffer, GuestBuffer]:
+    """Validate a page list (§4.6 checks 1-7); returns direction, read runs, write runs.
+
+    The runs follow vmmdevR3HgcmGuestBufferRead/-Write: physically consecutive entries (or
+    a ContiguousPageList) are one copy from ``aPages[0] | offFirstPage``; otherwise page by
+    page from ``aPages[i] + offset``, skipping NIL_RTGCPHYS entries.  Frames beyond guest
+    RAM are unassigned memory (0xFF, writes dropped).  A NoBouncePageList's entries are
+    page addresses (its locking path masks the offset bits)."""
     size = len(request)
     if cb_data > VMMDEV_MAX_HGCM_DATA_SIZE:
         raise _fail(Status.VERR_INVALID_PARAMETER, f"page list of {cb_data} bytes exceeds 128 MiB")
@@ -244,21 +253,28 @@ def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: i
     direction = flags & VBOX_HGCM_F_PARM_DIRECTION_MASK
     walk: list[tuple[int, int]] = []
     remaining = cb_data
+    no_bounce = param_type == HgcmParmType.NoBouncePageList
     for index, page in enumerate(pages):
         if remaining <= 0:
             break
-        start = (page & ~(PAGE_SIZE - 1)) + (off_first if index == 0 else 0)
-        take = min(remaining, PAGE_SIZE - (off_first if index == 0 else 0))
-        if walk and walk[-1][0] + walk[-1][1] == start:
-            walk[-1] = (walk[-1][0], walk[-1][1] + take)  # physically adjacent: one copy
-        else:
-            walk.append((start, take))
+        within = off_first if index == 0 else 0
+        take = min(remaining, PAGE_SIZE - within)
         remaining -= take
+        if page == NIL_RTGCPHYS:
+            walk.append((SKIPPED, take))
+            continue
+        start = ((page & ~(PAGE_SIZE - 1) if no_bounce else page) + within) & 0xFFFFFFFFFFFFFFFF
+        for run in _physical_runs(start, take, ram_size):
+            last = walk[-1] if walk else None
+            if last is not None and last[0] >= 0 and run[0] >= 0 and last[0] + last[1] == run[0]:
+                walk[-1] = (last[0], last[1] + run[1])  # physically adjacent: one copy
+            else:
+                walk.append(run)
     consecutive = all(pages[i + 1] == pages[i] + PAGE_SIZE for i in range(len(pages) - 1))
     if param_type == HgcmParmType.ContiguousPageList or consecutive:
         # One contiguous copy from the first page on (VirtualBox reads past a single page
         # when offFirstPage + size exceeds it).
-        read_runs = GuestBuffer([((pages[0] | off_first) & 0xFFFFFFFFFFFFFFFF, cb_data)])
+        read_runs = GuestBuffer(_physical_runs((pages[0] | off_first) & 0xFFFFFFFFFFFFFFFF, cb_data, ram_size))
     else:
         read_runs = GuestBuffer(walk)
     write_runs = read_runs if param_type == HgcmParmType.ContiguousPageList else GuestBuffer(walk)
@@ -309,7 +325,8 @@ def parse_call(request: bytes, request_type: int, memory: GuestMemory,
         elif param_type in _PAGE_LIST_TYPES:
             cb = word0
             offset = word1 & 0xFFFFFFFF
-            direction, read_runs, write_runs = _page_list(request, param_type, cb, offset, off_extra)
+            direction, read_runs, write_runs = _page_list(request, param_type, cb, offset, off_extra,
+                                                          memory.size)
             parsed = _pointer(index, param_type, direction, cb, read_runs, write_runs)
             if param_type == HgcmParmType.NoBouncePageList:
                 parsed.svc.type = SvcParmType.PAGES

@@ -45,7 +45,9 @@
 #   addresses are the buffer's own (identity: linear = physical); a paged program sets the
 #   pointer variable `hgcm_pagelist_fixup` (64: .quad, 32: .long; 0 = none) to a routine
 #   called with the HGCMPageListInfo's address right after it is built, which turns them
-#   into frames (paging.s: pg_translate_page_list).
+#   into frames (paging.s: pg_translate_page_list).  The parameter type is the u32
+#   variable `hgcm_pagelist_type`: VMMDevHGCMParmType_PageList (the initial value),
+#   _ContiguousPageList (a buffer within one page) or _NoBouncePageList.
 # hgcm_parm_buf(index, flags, ptr, size)
 #   What the Linux driver sends: a PageList, or for size 0 the linear-address type of that
 #   direction with size 0 and address 0.  Assembled with the define HGCM_USE_LINADDR, it
@@ -242,7 +244,8 @@ hgcm_parm_linaddr:
 hgcm_parm_pagelist:
     mov r8d, ecx
     call hgcm_parm_addr
-    mov dword ptr [rax + HGCM_PARM_OFF_TYPE], VMMDevHGCMParmType_PageList
+    mov ecx, dword ptr [rip + hgcm_pagelist_type]
+    mov dword ptr [rax + HGCM_PARM_OFF_TYPE], ecx
     mov dword ptr [rax + HGCM_PARM_OFF_SIZE], r8d
     mov ecx, dword ptr [rip + hgcm_call_extra]
     mov qword ptr [rax + HGCM_PARM_OFF_ADDR], rcx
@@ -529,7 +532,8 @@ hgcm_parm_pagelist:
     push ebx
     push esi
     push edi
-    mov dword ptr [eax + HGCM_PARM_OFF_TYPE], VMMDevHGCMParmType_PageList
+    mov ecx, dword ptr [hgcm_pagelist_type]
+    mov dword ptr [eax + HGCM_PARM_OFF_TYPE], ecx
     mov ecx, dword ptr [esp + 28]
     mov dword ptr [eax + HGCM_PARM_OFF_SIZE], ecx
     mov esi, dword ptr [hgcm_call_extra]
@@ -624,6 +628,8 @@ hgcm_pagelist_fixup:
 .endif
 hgcm_call_extra:
     .long 0
+hgcm_pagelist_type:
+    .long VMMDevHGCMParmType_PageList
 hgcm_wait_mode:
 .ifdef HGCM_WAIT_IRQ
     .long 1

@@ -75,6 +75,8 @@ def register_trace_commands(commands: Any) -> None:
     record.add_argument("--share", action="append", default=[], type=parse_share, metavar="NAME=DIR[:ro]")
     record.add_argument("--ram", type=parse_size, default=None, metavar="SIZE")
     record.add_argument("--define", "-D", action="append", default=[], type=parse_define, metavar="NAME=VALUE")
+    record.add_argument("--paging", action="store_true",
+                        help="start the program paged, as 'hgcmlab run --paging' does (docs/paging.md)")
     add_budget_options(record)
     record.add_argument("--blocks", action="store_true", help="also trace executed blocks (large traces)")
     record.add_argument("--reproducible", action="store_true",
@@ -223,7 +225,7 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     progress = ProgressLine(err)
     try:
         image = image_from_file(args.program, mode=args.mode, defines=dict(args.define),
-                                ram_size=args.ram or DEFAULT_RAM_SIZE)
+                                ram_size=args.ram or DEFAULT_RAM_SIZE, paging=args.paging)
     except LoadError as error:
         raise _TraceUsageError(str(error)) from None
     try:
@@ -235,7 +237,7 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for name, directory, writable in args.share:
             machine.add_share(name, directory, writable=writable)
         machine.set_arguments(args.arguments)
-        machine.load(image)
+        machine.load(image, paging=args.paging)
         kinds = _kinds(args.kind) or None
         writer = TraceWriter(args.output, kinds)
         with writer:

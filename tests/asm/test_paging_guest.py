@@ -13,6 +13,7 @@ import pytest
 from guest_asm.assembler import assemble
 from machine.boards import vbox_board
 from machine.machine import Machine, RunEnd
+from machine.paging import MAX_PHYS_ADDR_BITS
 from machine.tracing import ListSink
 from services.sharedfolders.abi import ShflCf
 
@@ -186,6 +187,21 @@ def test_paged_runs_are_deterministic(tmp_path: Path) -> None:
     assert outcomes[0] == outcomes[1]
 
 
+def write_and_read_back_remapped(folder: Path, remaps: str, *, mode: int, linaddr: bool) -> Machine:
+    """Fill the four write pages with the pattern and the four read pages with
+    ``pattern(4 pages)``, run the guest code ``remaps``, write LENGTH bytes from
+    WRITE_VIRTUAL + OFFSET to the file and read them back to READ_VIRTUAL + OFFSET (no
+    comparison in the guest); the run must end with exit code 0."""
+    body = (FILL.format(start=WRITE_VIRTUAL + OFFSET, length=LENGTH, label="w")
+            + FILL.format(start=READ_VIRTUAL, length=4 * 4096, label="r") + remaps
+            + WRITE_READ_BACK.split("    ccall3 mem_equal")[0].format(
+                write=WRITE_VIRTUAL + OFFSET, read=READ_VIRTUAL + OFFSET, length=LENGTH))
+    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
+    machine, result, _events = run(folder, program(body, mapping, mode=mode, linaddr=linaddr), mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    return machine
+
+
 @pytest.mark.parametrize("mode", [64, 32])
 def test_linaddr_over_a_not_present_page_skips_it(tmp_path: Path, mode: int) -> None:
     """VMMDevHGCM.cpp vmmdevR3HgcmCallFetchGuestParms: a page PGMPhysGCPtr2GCPhys cannot
@@ -193,15 +209,9 @@ def test_linaddr_over_a_not_present_page_skips_it(tmp_path: Path, mode: int) -> 
     buffer keeps zeros there) and vmmdevR3HgcmGuestBufferWrite writes nothing to it.  The
     guest fills four pages, unmaps the third, writes them to the file (LinAddr_In) and reads
     the file back (LinAddr_Out) into four pages whose second is unmapped."""
-    body = (FILL.format(start=WRITE_VIRTUAL + OFFSET, length=LENGTH, label="w")
-            + FILL.format(start=READ_VIRTUAL, length=4 * 4096, label="r")
-            + f"    ccall1 pg_unmap, {WRITE_VIRTUAL + 2 * 4096:#x}\n"
-            + f"    ccall1 pg_unmap, {READ_VIRTUAL + 4096:#x}\n"
-            + WRITE_READ_BACK.split("    ccall3 mem_equal")[0].format(
-                write=WRITE_VIRTUAL + OFFSET, read=READ_VIRTUAL + OFFSET, length=LENGTH))
-    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
-    machine, result, _events = run(tmp_path, program(body, mapping, mode=mode, linaddr=True), mode)
-    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    remaps = (f"    ccall1 pg_unmap, {WRITE_VIRTUAL + 2 * 4096:#x}\n"
+              f"    ccall1 pg_unmap, {READ_VIRTUAL + 4096:#x}\n")
+    machine = write_and_read_back_remapped(tmp_path, remaps, mode=mode, linaddr=True)
     written = bytearray(pattern(LENGTH))
     hole = 2 * 4096 - OFFSET
     written[hole:hole + 4096] = bytes(4096)
@@ -254,4 +264,132 @@ def test_linaddr_out_over_a_read_only_page_is_written(tmp_path: Path, mode: int)
     assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
     assert machine.cpu.translate(READ_VIRTUAL + 4096).writable is False
     assert frames_bytes(machine, READ_FRAMES, OFFSET, LENGTH) == pattern(LENGTH)
+    machine.close()
+
+
+#: The data the device should read lies at this physical address (identity-mapped too).
+RESERVED_FRAME = 0x300000
+#: How each case maps RESERVED_VIRTUAL to RESERVED_FRAME with an entry PGM refuses.
+RESERVED_MAPPINGS = {
+    # 4-level PTE with a frame bit beyond MAXPHYADDR (fGstAmd64MbzPteMask).
+    "pte-frame-beyond-maxphyaddr": (64, 0x40000000, f"""
+    mov rsi, {RESERVED_FRAME | 1 << MAX_PHYS_ADDR_BITS:#x}
+    ccall3 pg_map, 0x40000000, rsi, PTE_P | PTE_RW
+"""),
+    # 4-level PDPTE with PS: VirtualBox 7.0.14's guest walk has no 1 GiB pages, PS is among
+    # the PDPTE's must-be-zero bits (X86_PDPE_LM_MBZ_MASK_NO_NX); the CPU accepts it.
+    "1-gib-page": (64, 0x80000000 + RESERVED_FRAME, f"""
+    mov rax, qword ptr [rip + pg_root]
+    mov rax, qword ptr [rax]
+    shr rax, 12
+    shl rax, 12
+    mov qword ptr [rax + 16], PTE_P | PTE_RW | PTE_PS
+    mov eax, {0x80000000 + RESERVED_FRAME:#x}
+    cmp byte ptr [rax + 1], 7
+    jne wrong_data
+"""),
+    # 32-bit paging, 4 MiB PDE with bit 21 set (fGst32BitMbzBigPdeMask, X86_PDE4M_MBZ_MASK).
+    "4-mib-pde-bit-21": (32, 0x40000000 + RESERVED_FRAME, """
+    mov eax, cr4
+    or eax, CR4_PSE
+    mov cr4, eax
+    mov eax, dword ptr [pg_root]
+    mov dword ptr [eax + (0x40000000 >> 22) * 4], PTE_P | PTE_RW | PTE_PS | (1 << 21)
+"""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RESERVED_MAPPINGS))
+def test_linaddr_through_an_entry_with_a_reserved_bit_does_not_translate(tmp_path: Path, case: str) -> None:
+    """PGMAllGst.h PGM_GST_NAME(Walk): an entry with a must-be-zero bit set ends the walk
+    (WalkReturnRsvdError, VERR_PAGE_TABLE_NOT_PRESENT), so PGMPhysGCPtr2GCPhys fails and
+    vmmdevR3HgcmCallFetchGuestParms records NIL_RTGCPHYS; the one-page buffer is then read
+    from NIL | offset, unassigned memory: 0xFF bytes (PGMAllPhys.cpp PGMPhysRead).  The
+    guest filled the frame with its pattern first, so the host would see it had the walk
+    translated."""
+    mode, virtual, mapping = RESERVED_MAPPINGS[case]
+    body = FILL.format(start=RESERVED_FRAME, length=64, label="f") + mapping + f"""
+    ccall3 tool_write, obj, {virtual:#x}, 32
+    test eax, eax
+    js failed
+    cmp edx, 32
+    jne wrong_count
+"""
+    source = PROGRAM.format(pool=POOL, ram=RAM, maps="", flags=RW_CREATE, body=body)
+    assembled = assemble(source, mode=mode, defines={"HGCM_USE_LINADDR": 1})
+    machine, result, events = run(tmp_path, assembled, mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    assert machine.memory.read(RESERVED_FRAME, 32) == pattern(32)
+    assert (tmp_path / "data.bin").read_bytes() == b"\xff" * 32
+    runs = [event.fields["runs"] for event in events if event.kind == "linaddr_translation"
+            and event.fields["runs"][0][0] == virtual]
+    assert runs == [[[virtual, None, 32]]]
+    machine.close()
+
+
+def set_page_list_type(name: str) -> str:
+    """Guest code making hgcm_parm_pagelist send VMMDevHGCMParmType_<name> parameters."""
+    return f"""
+.if MODE == 64
+    mov dword ptr [rip + hgcm_pagelist_type], VMMDevHGCMParmType_{name}
+.else
+    mov dword ptr [hgcm_pagelist_type], VMMDevHGCMParmType_{name}
+.endif
+"""
+
+
+def page_list_types(events: list[object], length: int) -> list[str]:
+    """The guest type of every pointer parameter of ``length`` bytes the device received."""
+    return [param["guest"] for event in events if event.kind == "hgcm_call"  # type: ignore[attr-defined]
+            for param in event.fields.get("params", [])  # type: ignore[attr-defined]
+            if isinstance(param, dict) and param.get("size") == length]
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+@pytest.mark.parametrize("type_name, length", [("NoBouncePageList", LENGTH), ("ContiguousPageList", 0x321)],
+                         ids=["type13", "type12"])
+def test_page_list_types_carry_the_guests_scattered_frames(tmp_path: Path, mode: int, type_name: str,
+                                                           length: int) -> None:
+    """Types 13 (several out-of-order frames) and 12 (one frame, the buffer within its
+    page) built from the guest's own page tables: the host gets the bytes of the frames
+    and the READ lands in the frames (VMMDevHGCM.cpp vmmdevR3HgcmCallFetchGuestParms takes
+    the frames as given; the guest linear addresses are not physical)."""
+    body = (FILL.format(start=WRITE_VIRTUAL + OFFSET, length=length, label="w") + set_page_list_type(type_name)
+            + WRITE_READ_BACK.format(write=WRITE_VIRTUAL + OFFSET, read=READ_VIRTUAL + 0x456, length=length))
+    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
+    machine, result, events = run(tmp_path, program(body, mapping, mode=mode, linaddr=False), mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    assert (tmp_path / "data.bin").read_bytes() == pattern(length)
+    assert frames_bytes(machine, READ_FRAMES, 0x456, length) == pattern(length)
+    assert page_list_types(events, length) == [type_name] * 2
+    machine.close()
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+def test_page_list_frames_beyond_ram_and_nil_frames(tmp_path: Path, mode: int) -> None:
+    """A PageList whose frames are not consecutive is copied page by page
+    (VMMDevHGCM.cpp vmmdevR3HgcmGuestBufferRead/-Write): a NIL_RTGCPHYS entry (what
+    pg_translate_page_list gives an unmapped page) is skipped, so the host sees zeros and
+    nothing is written to it; a frame beyond guest RAM is unassigned memory, which
+    PGMPhysRead (PGMAllPhys.cpp) fills with 0xFF and PGMPhysWrite skips.  Written: page 1
+    of the buffer unmapped, page 2 mapped beyond RAM; read back into a buffer whose page 1
+    lies beyond RAM and page 3 is unmapped."""
+    beyond = RAM + 0x5000
+    remaps = (f"    ccall1 pg_unmap, {WRITE_VIRTUAL + 4096:#x}\n"
+              f"    ccall3 pg_map, {WRITE_VIRTUAL + 2 * 4096:#x}, {beyond:#x}, PTE_P | PTE_RW\n"
+              f"    ccall3 pg_map, {READ_VIRTUAL + 4096:#x}, {beyond + 4096:#x}, PTE_P | PTE_RW\n"
+              f"    ccall1 pg_unmap, {READ_VIRTUAL + 3 * 4096:#x}\n")
+    machine = write_and_read_back_remapped(tmp_path, remaps, mode=mode, linaddr=False)
+    written = bytearray(pattern(LENGTH))
+    page1, page2 = 4096 - OFFSET, 2 * 4096 - OFFSET
+    written[page1:page2] = bytes(4096)
+    written[page2:page2 + 4096] = b"\xff" * 4096
+    assert (tmp_path / "data.bin").read_bytes() == written
+    before = pattern(4 * 4096)
+    got = frames_bytes(machine, READ_FRAMES, 0, 4 * 4096)
+    assert got[:OFFSET] == before[:OFFSET]
+    assert got[OFFSET:4096] == written[:page1]
+    assert got[4096:8192] == before[4096:8192]  # its page lies beyond RAM now
+    assert got[8192:12288] == written[page2:page2 + 4096]
+    assert got[12288:] == before[12288:]  # skipped
     machine.close()

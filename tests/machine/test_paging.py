@@ -18,6 +18,7 @@ from machine.boards import vbox_board
 from machine.machine import Machine, RunEnd
 from machine.pytest_plugin import machine_report
 from machine.paging import CR4_PAE, CR4_PSE, PTE_A, PTE_D
+from machine.trace.files import read_trace
 from machine.tracing import ListSink
 
 RAM = 16 * 1024 * 1024
@@ -372,6 +373,21 @@ def test_cli_run_paging(tmp_path: Path) -> None:
     assert main(["run", str(program), "--paging", "--quiet"], out, err) == 42
     out, err = io.StringIO(), io.StringIO()
     assert main(["run", str(program), "--quiet"], out, err) == EXIT_USAGE
+    assert err.getvalue().count("\n") == 1 and "--paging" in err.getvalue()
+
+
+def test_cli_trace_record_paging(tmp_path: Path) -> None:
+    """``trace record --paging`` starts the program paged as ``run --paging`` does: the
+    higher-half program's blocks run at their linear addresses."""
+    program = tmp_path / "kernel.elf"
+    program.write_bytes(_higher_half(64))
+    trace = tmp_path / "run.jsonl"
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["trace", "record", str(program), "--paging", "--blocks", "-o", str(trace)], out, err) == 42
+    block = next(event.fields for event in read_trace(trace) if event.kind == "block")
+    assert (block["address"], block["physical"]) == (0xFFFFFFFF80100000, 0x100000)
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["trace", "record", str(program), "-o", str(trace)], out, err) == EXIT_USAGE
     assert err.getvalue().count("\n") == 1 and "--paging" in err.getvalue()
 
 
