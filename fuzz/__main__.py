@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 SEED_CORPUS = Path(__file__).parent / "corpus"
-_INSTRUMENTED = {"vmmdev": ["devices", "services", "runtime"], "loader": ["machine.loader"]}
+_INSTRUMENTED = {"vmmdev": ["hgcmlab.devices", "hgcmlab.services", "hgcmlab.runtime"], "loader": ["machine.loader"]}
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

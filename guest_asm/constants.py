@@ -3,13 +3,19 @@
 Guest sources use these names directly (``mov edx, VMMDEV_PORT``); the assembler defines
 each referenced name with ``.equ`` in front of the program, so no wire number is typed in
 assembly.  Everything is derived programmatically from ``devices.vmmdev.abi``,
-``services.sharedfolders.abi``, ``runtime.status`` and the machine's standard devices.
+``services.sharedfolders.abi``, ``runtime.status``, ``runtime.fsmode`` and the machine's
+guest-visible layout (``machine.layout``, ``machine.pci_regs``).  Those modules import
+nothing of the project's implementation, so the assembler does not depend on the machine
+(``tests/structure/test_imports.py`` keeps it that way).
 
 Naming scheme
 -------------
 * Module-level integer constants keep their Python name: ``VMMDEV_VERSION``,
   ``VBOX_HGCM_REQ_DONE``, ``HGCM_CALL_OFF_PARMS``, ``PAGE_SIZE``, ``SHFL_HANDLE_NIL``,
-  ``EXIT_PORT``, ``BACKDOOR_LOG_PORT`` ...
+  ``VMMDEV_EVENT_HGCM``, ``MMIO_OFF_HAVE_EVENTS``, and machine.layout's ``EXIT_PORT``,
+  ``BACKDOOR_LOG_PORT``, ``ARGS_BASE``, ``IRQ_VECTOR_BASE``, ``VMMDEV_IRQ`` ...
+* machine.pci_regs' integers with the prefix ``PCI_``: ``PCI_CONFIG_ADDRESS_PORT``,
+  ``PCI_OFF_BAR0``, ``PCI_COMMAND_IO``.
 * Derived ports: ``VMMDEV_PORT`` (request port at the default base, 0xD020) and
   ``VMMDEV_PORT_FAST``.
 * Enum members get their VirtualBox prefix (a table below): ``VMMDevReq_HGCMCall64``,
@@ -41,8 +47,9 @@ from functools import cache
 from types import ModuleType
 
 import devices.vmmdev.abi as vmmdev_abi
-import machine.loader as loader
-import machine.stddevices as stddevices
+import machine.layout as layout
+import machine.pci_regs as pci_regs
+import runtime.fsmode as fsmode
 import runtime.status as status_module
 import services.sharedfolders.abi as shfl_abi
 
@@ -69,10 +76,10 @@ _ENUM_PREFIXES: dict[type[Enum], str] = {
     shfl_abi.ShflErrorStyle: "SHFL_ERROR_STYLE_",
     shfl_abi.ShflAddMappingFlag: "SHFL_ADD_MAPPING_F_",
     shfl_abi.ShflFsObjAttrAdd: "SHFLFSOBJATTRADD_",
-    shfl_abi.RtFs: "RTFS_",
+    fsmode.RtFs: "RTFS_",
 }
 
-_MODULES: tuple[ModuleType, ...] = (vmmdev_abi, shfl_abi, status_module)
+_MODULES: tuple[ModuleType, ...] = (vmmdev_abi, shfl_abi, status_module, layout)
 
 
 def _module_ints(module: ModuleType) -> Iterator[tuple[str, int]]:
@@ -136,38 +143,12 @@ def abi_constants() -> dict[str, int]:
             _add(table, f"{prefix}{member_name}", int(member.value), enum_class.__name__)
     for fn, count in shfl_abi.SHFL_CPARMS.items():
         _add(table, f"SHFL_CPARMS_{fn.name}", count, "SHFL_CPARMS")
-    _add(table, "EXIT_PORT", stddevices.EXIT_PORT, "machine.stddevices")
-    _add(table, "BACKDOOR_LOG_PORT", stddevices.BACKDOOR_LOG_PORT, "machine.stddevices")
-    _add(table, "ARGS_BASE", loader.ARGS_BASE, "machine.loader")
-    _add(table, "ARGS_MAX_SIZE", loader.ARGS_MAX_SIZE, "machine.loader")
     base = vmmdev_abi.VMMDEV_DEFAULT_PORT_BASE
     _add(table, "VMMDEV_PORT", base + vmmdev_abi.VMMDEV_PORT_OFF_REQUEST, "derived")
     _add(table, "VMMDEV_PORT_FAST", base + vmmdev_abi.VMMDEV_PORT_OFF_REQUEST_FAST, "derived")
-    _add_machine_constants(table)
+    for name, value in _module_ints(pci_regs):
+        _add(table, f"PCI_{name}", value, "machine.pci_regs")
     return table
-
-
-def _add_machine_constants(table: dict[str, int]) -> None:
-    """Interrupt, PCI and VMMDev event/MMIO numbers guest drivers need.
-
-    ``IRQ_VECTOR_BASE`` (machine.machine), ``VMMDEV_IRQ`` (the default VMMDevConfig's
-    interrupt line), ``PCI_<NAME>`` for machine.pci's integer constants
-    (``PCI_CONFIG_ADDRESS_PORT``, ``PCI_OFF_BAR0``, ``PCI_COMMAND_IO``), and the integer
-    constants of devices.vmmdev.events under their own names (``VMMDEV_EVENT_HGCM``,
-    ``VMMDEV_MEMORY_VERSION``, ``VMMDEV_RAM_SIZE``, ``MMIO_OFF_HAVE_EVENTS``).  Imported here,
-    not at module level: machine.machine imports the assembler."""
-    import devices.vmmdev.events as events_module
-    import machine.machine as machine_module
-    import machine.pci as pci_module
-    from devices.vmmdev.config import VMMDevConfig
-
-    _add(table, "IRQ_VECTOR_BASE", machine_module.IRQ_VECTOR_BASE, "machine.machine")
-    _add(table, "VMMDEV_IRQ", VMMDevConfig().irq, "devices.vmmdev.config")
-    for name, value in _module_ints(pci_module):
-        if not name.startswith("_"):
-            _add(table, f"PCI_{name}", value, "machine.pci")
-    for name, value in _module_ints(events_module):
-        _add(table, name, value, "devices.vmmdev.events")
 
 
 def program_constants(mode: int, defines: dict[str, int | str] | None) -> dict[str, int | str]:

@@ -15,20 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from guest_asm.source import SourceLocation
-
-#: Where flat binaries and assembled programs are loaded.
-DEFAULT_LOAD_ADDRESS = 0x10000
-#: Where the machine writes the program's argument block (below the load address).
-ARGS_BASE = 0x1000
-#: The argument block never grows past this many bytes (it must end below 0x10000).
-ARGS_MAX_SIZE = 0xE000
-
-#: The top of RAM kept for the stack (the stack pointer starts at the top of RAM): a
-#: segment reaching into it would be overwritten by the program's first pushes.
-STACK_RESERVE = 0x1000
-#: The largest guest RAM a machine can have (``machine.machine.MAX_RAM_SIZE``): the bound
-#: for images built without a particular machine in mind.
-MAX_GUEST_RAM = 0xE0000000
+# The layout numbers stay importable from here: the loader's callers and tests use them.
+from machine.layout import ARGS_BASE, ARGS_MAX_SIZE, DEFAULT_LOAD_ADDRESS, MAX_GUEST_RAM, STACK_RESERVE
 #: At most this many ELF symbols are read (a symbol table cannot make us allocate more).
 MAX_SYMBOLS = 1 << 16
 

@@ -26,16 +26,17 @@ from devices.vmmdev.abi import (
     VMMDEV_PCI_DEVICE_ID,
     VMMDEV_PCI_VENDOR,
     VMMDEV_PORT_RANGE_SIZE,
+    VMMDEV_RAM_SIZE,
 )
 from devices.vmmdev.commands import DEFAULT_HEAP_BUDGET
 from devices.vmmdev.config import CYCLES_PER_MILLISECOND, VMMDevConfig
 from devices.vmmdev.device import VMMDevDevice
-from devices.vmmdev.events import VMMDEV_RAM_SIZE
 from guest_asm.assembler import AssembledProgram
 from machine.clock import Clock, CostProfile, Scheduler
-from machine.cpu import FIRMWARE_PAGE, Cpu, StopInfo, StopKind
+from machine.cpu import Cpu, StopInfo, StopKind
 from machine.device import AttachContext, Device
-from machine.loader import ARGS_BASE, Image, argument_block
+from machine.layout import ARGS_BASE, FIRMWARE_PAGE, IRQ_VECTOR_BASE, MAX_GUEST_RAM, MMIO_WINDOW_BASE
+from machine.loader import Image, argument_block
 from machine.memory import GuestMemory
 from machine.pci import Bar, PciConfigSpace, PciFunction
 from machine.portbus import PortBus, PortConflictError
@@ -49,9 +50,7 @@ from services.sharedfolders.service import SharedFoldersService
 
 DEFAULT_RAM_SIZE = 64 * 1024 * 1024
 #: Guest RAM ends below the MMIO window.
-MAX_RAM_SIZE = 0xE0000000
-#: Device MMIO regions are placed from here on, each aligned to its size.
-MMIO_WINDOW_BASE = 0xE0000000
+MAX_RAM_SIZE = MAX_GUEST_RAM
 #: Instructions one ``Machine.run`` call may execute by default before it is stopped as a
 #: runaway: finite so that a broken guest fails a test instead of hanging it (the pytest
 #: fixtures and qtest inherit it).  ``run(None)`` is unbounded, as the CLI is by default.
@@ -59,8 +58,6 @@ DEFAULT_INSTRUCTION_BUDGET = 20_000_000
 #: Instructions an unbounded run gives each ``Cpu.run`` call (the CPU's budget, see
 #: machine/cpu.py); a run simply calls it again after that many.
 _UNBOUNDED_SLICE = 1 << 62
-#: External interrupt line n is delivered as vector IRQ_VECTOR_BASE + n.
-IRQ_VECTOR_BASE = 0x20
 
 
 class RunEnd(Enum):

@@ -27,7 +27,9 @@ from devices.vmmdev.abi import (
     HOST_VERSION_MAJOR,
     HOST_VERSION_MINOR,
     HOST_VERSION_REVISION,
+    VMMDEV_EVENT_HGCM,
     VMMDEV_MAX_VMMDEVREQ_SIZE,
+    VMMDEV_RAM_SIZE,
     VMMDEV_REQUEST_HEADER_VERSION,
     VMMDEV_REQUESTOR_LEGACY,
     VBOXGSTINFO2_F_REQUESTOR_INFO,
@@ -71,7 +73,7 @@ from devices.vmmdev.commands import (
     heap_category,
 )
 from devices.vmmdev.config import CYCLES_PER_MILLISECOND, VMMDevConfig
-from devices.vmmdev.events import VMMDEV_EVENT_HGCM, VMMDEV_RAM_SIZE, EventState
+from devices.vmmdev.events import EventState
 from devices.vmmdev.hgcm import HgcmHost
 from devices.vmmdev.direct import DirectCall, call_header, plan
 from devices.vmmdev.params import MAX_CALL_HEAP, ParsedParam, describe, parse_call

@@ -10,8 +10,6 @@ from __future__ import annotations
 import ctypes
 from enum import IntEnum, IntFlag
 
-from runtime.fs import RtFs as RtFs  # IPRT mode bits live in runtime/; re-exported for guest_asm
-
 SERVICE_NAME = "VBoxSharedFolders"
 
 

@@ -7,15 +7,15 @@ import struct
 import pytest
 
 from devices.vmmdev import builder
-from devices.vmmdev.abi import RequestType
-from devices.vmmdev.config import CYCLES_PER_MILLISECOND, DEFAULT_EPOCH_MS, VMMDevConfig
-from devices.vmmdev.device import SESSION_ID, VMMDevDevice
-from devices.vmmdev.events import (
+from devices.vmmdev.abi import (
     MMIO_OFF_HAVE_EVENTS,
     VMMDEV_EVENT_HGCM,
     VMMDEV_EVENT_MOUSE_POSITION_CHANGED,
     VMMDEV_MEMORY_SIZE,
+    RequestType,
 )
+from devices.vmmdev.config import CYCLES_PER_MILLISECOND, DEFAULT_EPOCH_MS, VMMDevConfig
+from devices.vmmdev.device import SESSION_ID, VMMDevDevice
 from machine.clock import Clock, Scheduler
 from machine.device import AttachContext
 from machine.memory import GuestMemory

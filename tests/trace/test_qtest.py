@@ -8,7 +8,7 @@ import pytest
 
 from devices.vmmdev import builder
 from devices.vmmdev.abi import RequestType
-from devices.vmmdev.events import MMIO_OFF_HAVE_EVENTS, MMIO_OFF_SIZE, VMMDEV_MEMORY_SIZE
+from devices.vmmdev.abi import MMIO_OFF_HAVE_EVENTS, MMIO_OFF_SIZE, VMMDEV_MEMORY_SIZE
 from machine.qtest import QTest, QTestError
 
 
