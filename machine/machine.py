@@ -36,11 +36,10 @@ from machine.clock import Clock, CostProfile, Scheduler
 from machine.cpu import Cpu, StopInfo, StopKind
 from machine.device import AttachContext, Device
 from machine.layout import ARGS_BASE, FIRMWARE_PAGE, IRQ_VECTOR_BASE, MAX_GUEST_RAM, MMIO_WINDOW_BASE
-from machine.loader import Image, argument_block
+from machine.loader import Image, argument_block, image_from_assembled
 from machine.memory import GuestMemory
 from machine.pci import Bar, PciConfigSpace, PciFunction
 from machine.portbus import PortBus, PortConflictError
-from machine.programs import image_from_assembled
 from machine.stddevices import BackdoorLogDevice, ExitDevice
 from machine.tracing import ListSink, Tracer
 from runtime.status import status_name
