@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from machine.device import AttachContext, PortRange
 from machine.pci_regs import (CONFIG_ADDRESS_ENABLE, CONFIG_ADDRESS_PORT, CONFIG_DATA_PORT, COMMAND_IO,
-                               COMMAND_MEMORY, OFF_BAR0, OFF_CLASS, OFF_COMMAND, OFF_INTERRUPT_LINE,
-                               OFF_INTERRUPT_PIN, OFF_SUBCLASS)
+                              COMMAND_MEMORY, OFF_BAR0, OFF_CLASS, OFF_COMMAND, OFF_INTERRUPT_LINE,
+                              OFF_INTERRUPT_PIN, OFF_SUBCLASS)
 
 
 @dataclass
