@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from bench.core import Row, median_seconds
 from bench.execution import COMPUTE, MEMCPY
-from guest_asm.assembler import AssembledProgram, assemble
-from machine.gdbstub.control import Debugger, Resume, Watchpoint, WatchKind
-from machine.machine import Machine
+from hgcmlab.guest_asm.assembler import AssembledProgram, assemble
+from hgcmlab.machine.gdbstub.control import Debugger, Resume, Watchpoint, WatchKind
+from hgcmlab.machine.machine import Machine
 
 
 def _run(program: AssembledProgram, debugged: bool) -> int:

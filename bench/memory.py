@@ -29,8 +29,8 @@ TARGET_MIB = 50
 
 def _probe(kind: str, count: int, folder: Path) -> dict[str, float]:
     """In this process: run one guest, return resident sizes in MiB."""
-    from guest_asm.assembler import assemble
-    from machine.machine import Machine, RunEnd
+    from hgcmlab.guest_asm.assembler import assemble
+    from hgcmlab.machine.machine import Machine, RunEnd
 
     if kind == "calls":
         program = round_trip_program(count)

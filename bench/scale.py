@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 from bench.core import Row, current_rss_mib, median_seconds
-from machine.machine import Machine, RunEnd
-from machine.programs import bundled_program
+from hgcmlab.machine.machine import Machine, RunEnd
+from hgcmlab.machine.programs import bundled_program
 from bench.direct import DirectClient
-from services.sharedfolders.abi import ShflCf
-from services.sharedfolders.service import MAX_HANDLES_PER_CLIENT, SharedFoldersService
+from hgcmlab.services.sharedfolders.abi import ShflCf
+from hgcmlab.services.sharedfolders.service import MAX_HANDLES_PER_CLIENT, SharedFoldersService
 
 OPEN_OR_CREATE = int(ShflCf.ACCESS_READWRITE | ShflCf.ACT_OPEN_IF_EXISTS | ShflCf.ACT_CREATE_IF_NEW)
 

@@ -13,11 +13,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from devices.vmmdev import builder
-from devices.vmmdev.abi import HgcmParmType, RequestType
-from devices.vmmdev.builder import CallBuilder, Param
+from hgcmlab.devices.vmmdev import builder
+from hgcmlab.devices.vmmdev.abi import HgcmParmType, RequestType
+from hgcmlab.devices.vmmdev.builder import CallBuilder, Param
 from fuzz.harness import create_parms, shfl_call, utf8
-from services.sharedfolders.abi import ShflCf, ShflFn, ShflInfo, ShflRemove
+from hgcmlab.services.sharedfolders.abi import ShflCf, ShflFn, ShflInfo, ShflRemove
 
 CF = ShflCf
 READ_OPEN = CF.ACCESS_READ | CF.ACT_OPEN_IF_EXISTS | CF.ACT_FAIL_IF_NEW

@@ -2,9 +2,9 @@
 
 Guest sources use these names directly (``mov edx, VMMDEV_PORT``); the assembler defines
 each referenced name with ``.equ`` in front of the program, so no wire number is typed in
-assembly.  Everything is derived programmatically from ``devices.vmmdev.abi``,
-``services.sharedfolders.abi``, ``runtime.status``, ``runtime.fsmode`` and the machine's
-guest-visible layout (``machine.layout``, ``machine.pci_regs``).  Those modules import
+assembly.  Everything is derived programmatically from ``hgcmlab.devices.vmmdev.abi``,
+``hgcmlab.services.sharedfolders.abi``, ``hgcmlab.runtime.status``, ``hgcmlab.runtime.fsmode`` and the machine's
+guest-visible layout (``hgcmlab.machine.layout``, ``hgcmlab.machine.pci_regs``).  Those modules import
 nothing of the project's implementation, so the assembler does not depend on the machine
 (``tests/structure/test_imports.py`` keeps it that way).
 
@@ -12,9 +12,9 @@ Naming scheme
 -------------
 * Module-level integer constants keep their Python name: ``VMMDEV_VERSION``,
   ``VBOX_HGCM_REQ_DONE``, ``HGCM_CALL_OFF_PARMS``, ``PAGE_SIZE``, ``SHFL_HANDLE_NIL``,
-  ``VMMDEV_EVENT_HGCM``, ``MMIO_OFF_HAVE_EVENTS``, and machine.layout's ``EXIT_PORT``,
+  ``VMMDEV_EVENT_HGCM``, ``MMIO_OFF_HAVE_EVENTS``, and hgcmlab.machine.layout's ``EXIT_PORT``,
   ``BACKDOOR_LOG_PORT``, ``ARGS_BASE``, ``IRQ_VECTOR_BASE``, ``VMMDEV_IRQ`` ...
-* machine.pci_regs' integers with the prefix ``PCI_``: ``PCI_CONFIG_ADDRESS_PORT``,
+* hgcmlab.machine.pci_regs' integers with the prefix ``PCI_``: ``PCI_CONFIG_ADDRESS_PORT``,
   ``PCI_OFF_BAR0``, ``PCI_COMMAND_IO``.
 * Derived ports: ``VMMDEV_PORT`` (request port at the default base, 0xD020) and
   ``VMMDEV_PORT_FAST``.
@@ -46,12 +46,12 @@ from enum import Enum
 from functools import cache
 from types import ModuleType
 
-import devices.vmmdev.abi as vmmdev_abi
-import machine.layout as layout
-import machine.pci_regs as pci_regs
-import runtime.fsmode as fsmode
-import runtime.status as status_module
-import services.sharedfolders.abi as shfl_abi
+import hgcmlab.devices.vmmdev.abi as vmmdev_abi
+import hgcmlab.machine.layout as layout
+import hgcmlab.machine.pci_regs as pci_regs
+import hgcmlab.runtime.fsmode as fsmode
+import hgcmlab.runtime.status as status_module
+import hgcmlab.services.sharedfolders.abi as shfl_abi
 
 #: Enum class -> assembler name prefix (VirtualBox spellings where they exist).
 _ENUM_PREFIXES: dict[type[Enum], str] = {
@@ -147,7 +147,7 @@ def abi_constants() -> dict[str, int]:
     _add(table, "VMMDEV_PORT", base + vmmdev_abi.VMMDEV_PORT_OFF_REQUEST, "derived")
     _add(table, "VMMDEV_PORT_FAST", base + vmmdev_abi.VMMDEV_PORT_OFF_REQUEST_FAST, "derived")
     for name, value in _module_ints(pci_regs):
-        _add(table, f"PCI_{name}", value, "machine.pci_regs")
+        _add(table, f"PCI_{name}", value, "hgcmlab.machine.pci_regs")
     return table
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # annotations only: guest_asm.source raises these errors
-    from guest_asm.source import SourceLocation
+if TYPE_CHECKING:  # annotations only: hgcmlab.guest_asm.source raises these errors
+    from hgcmlab.guest_asm.source import SourceLocation
 
 
 class AssemblyError(Exception):

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from guest_asm.errors import AssemblyError
+from hgcmlab.guest_asm.errors import AssemblyError
 
 #: Where the bundled routine files live.
 LIB_DIR = Path(__file__).resolve().parent / "lib"

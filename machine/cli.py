@@ -23,15 +23,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from devices.vmmdev.device import HgcmCounts
-from machine.asmcli import register_asm_command, run_asm_command
-from machine.clock import INSTRUCTION_CLASSES, CostProfile
-from machine.gdbstub.cli import DebugRunEnded, GdbRunner, add_gdb_option, gdb_runner
-from machine.device import DEVICE_ENTRY_POINT_GROUP, Device
-from machine.loader import LoadError, image_from_file
-from machine.machine import DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
-from machine.runcontrol import (
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.devices.vmmdev.device import HgcmCounts
+from hgcmlab.machine.asmcli import register_asm_command, run_asm_command
+from hgcmlab.machine.clock import INSTRUCTION_CLASSES, CostProfile
+from hgcmlab.machine.gdbstub.cli import DebugRunEnded, GdbRunner, add_gdb_option, gdb_runner
+from hgcmlab.machine.device import DEVICE_ENTRY_POINT_GROUP, Device
+from hgcmlab.machine.loader import LoadError, image_from_file
+from hgcmlab.machine.machine import DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
+from hgcmlab.machine.runcontrol import (
     EXIT_BUDGET,
     EXIT_GUEST_FAULT,
     EXIT_INTERRUPTED,
@@ -44,12 +44,12 @@ from machine.runcontrol import (
     exit_status,
     run_supervised,
 )
-from machine.replaycli import record_header, register_replay_command, run_replay_command
-from machine.trace.cli import register_trace_commands, run_trace_command
-from machine.trace.record import HEADER_KIND, record_front
-from machine.trace.files import TraceWriteError, TraceWriter
-from machine.tracing import CallbackSink, TraceEvent
-from services.hgcm import HgcmService
+from hgcmlab.machine.replaycli import record_header, register_replay_command, run_replay_command
+from hgcmlab.machine.trace.cli import register_trace_commands, run_trace_command
+from hgcmlab.machine.trace.record import HEADER_KIND, record_front
+from hgcmlab.machine.trace.files import TraceWriteError, TraceWriter
+from hgcmlab.machine.tracing import CallbackSink, TraceEvent
+from hgcmlab.services.hgcm import HgcmService
 
 #: ``Machine(hgcm_front=...)``: the service registered in place of Shared Folders.
 HgcmFront = Callable[[Machine, HgcmService], HgcmService]
@@ -207,7 +207,7 @@ def _load_plugin(name: str, entry_point: metadata.EntryPoint) -> Device:
         raise UsageError(f"device {name!r} ({entry_point.value}) cannot be loaded: "
                          f"{type(error).__name__}: {error}") from None
     if not isinstance(device, Device):
-        raise UsageError(f"device {name!r} ({entry_point.value}) is not a machine.device.Device "
+        raise UsageError(f"device {name!r} ({entry_point.value}) is not a hgcmlab.machine.device.Device "
                          "(it needs name, port_ranges, attach, io_read and io_write)")
     return device
 
@@ -397,7 +397,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from machine.programs import bundled_program
+    from hgcmlab.machine.programs import bundled_program
 
     image = bundled_program("demo.s", mode=args.mode)
     budgets = budgets_from_args(args)

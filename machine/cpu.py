@@ -54,10 +54,10 @@ import unicorn.unicorn_py3.unicorn as _uc_binding
 from capstone import x86_const as cx
 from unicorn import x86_const as ux
 
-from machine import fastblock
-from machine.clock import CostProfile, classify
-from machine.layout import FIRMWARE_PAGE
-from machine.memory import GuestMemory
+from hgcmlab.machine import fastblock
+from hgcmlab.machine.clock import CostProfile, classify
+from hgcmlab.machine.layout import FIRMWARE_PAGE
+from hgcmlab.machine.memory import GuestMemory
 
 #: Mnemonics that can set IF.
 _IF_SETTERS = frozenset({"sti", "popf", "popfd", "popfq", "iret", "iretd", "iretq"})

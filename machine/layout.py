@@ -1,7 +1,7 @@
 """The guest-visible layout of the machine: addresses, ports and vectors a guest relies on.
 
 Import-free on purpose (standard library only, and not even that): guest assembly
-(``guest_asm.constants``) turns these numbers into assembler symbols, and the machine's
+(``hgcmlab.guest_asm.constants``) turns these numbers into assembler symbols, and the machine's
 implementation modules take them from here, so the assembler never imports the machine.
 Every number below is a public contract (README, docs/design.md); changing one changes
 what guests see.

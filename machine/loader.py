@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from guest_asm.assembler import AssembledProgram, assemble
-from guest_asm.errors import AssemblyError
-from guest_asm.source import SourceLocation
+from hgcmlab.guest_asm.assembler import AssembledProgram, assemble
+from hgcmlab.guest_asm.errors import AssemblyError
+from hgcmlab.guest_asm.source import SourceLocation
 # The layout numbers stay importable from here: the loader's callers and tests use them.
-from machine.layout import ARGS_BASE, ARGS_MAX_SIZE, DEFAULT_LOAD_ADDRESS, MAX_GUEST_RAM, STACK_RESERVE
+from hgcmlab.machine.layout import ARGS_BASE, ARGS_MAX_SIZE, DEFAULT_LOAD_ADDRESS, MAX_GUEST_RAM, STACK_RESERVE
 
 #: At most this many ELF symbols are read (a symbol table cannot make us allocate more).
 MAX_SYMBOLS = 1 << 16

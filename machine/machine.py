@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from devices.vmmdev.abi import (
+from hgcmlab.devices.vmmdev.abi import (
     VMMDEV_DEFAULT_PORT_BASE,
     VMMDEV_PCI_DEVICE,
     VMMDEV_PCI_DEVICE_ID,
@@ -28,24 +28,24 @@ from devices.vmmdev.abi import (
     VMMDEV_PORT_RANGE_SIZE,
     VMMDEV_RAM_SIZE,
 )
-from devices.vmmdev.commands import DEFAULT_HEAP_BUDGET
-from devices.vmmdev.config import CYCLES_PER_MILLISECOND, VMMDevConfig
-from devices.vmmdev.device import VMMDevDevice
-from guest_asm.assembler import AssembledProgram
-from machine.clock import Clock, CostProfile, Scheduler
-from machine.cpu import Cpu, StopInfo, StopKind
-from machine.device import AttachContext, Device
-from machine.layout import ARGS_BASE, FIRMWARE_PAGE, IRQ_VECTOR_BASE, MAX_GUEST_RAM, MMIO_WINDOW_BASE
-from machine.loader import Image, argument_block, image_from_assembled
-from machine.memory import GuestMemory
-from machine.pci import Bar, PciConfigSpace, PciFunction
-from machine.portbus import PortBus, PortConflictError
-from machine.stddevices import BackdoorLogDevice, ExitDevice
-from machine.tracing import ListSink, Tracer
-from runtime.status import status_name
-from services.hgcm import HgcmService
-from services.sharedfolders.reproducible import Reproducible
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.devices.vmmdev.commands import DEFAULT_HEAP_BUDGET
+from hgcmlab.devices.vmmdev.config import CYCLES_PER_MILLISECOND, VMMDevConfig
+from hgcmlab.devices.vmmdev.device import VMMDevDevice
+from hgcmlab.guest_asm.assembler import AssembledProgram
+from hgcmlab.machine.clock import Clock, CostProfile, Scheduler
+from hgcmlab.machine.cpu import Cpu, StopInfo, StopKind
+from hgcmlab.machine.device import AttachContext, Device
+from hgcmlab.machine.layout import ARGS_BASE, FIRMWARE_PAGE, IRQ_VECTOR_BASE, MAX_GUEST_RAM, MMIO_WINDOW_BASE
+from hgcmlab.machine.loader import Image, argument_block, image_from_assembled
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.machine.pci import Bar, PciConfigSpace, PciFunction
+from hgcmlab.machine.portbus import PortBus, PortConflictError
+from hgcmlab.machine.stddevices import BackdoorLogDevice, ExitDevice
+from hgcmlab.machine.tracing import ListSink, Tracer
+from hgcmlab.runtime.status import status_name
+from hgcmlab.services.hgcm import HgcmService
+from hgcmlab.services.sharedfolders.reproducible import Reproducible
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 
 DEFAULT_RAM_SIZE = 64 * 1024 * 1024
 #: Guest RAM ends below the MMIO window.
@@ -263,7 +263,7 @@ class Machine:
             self.memory.write(address, content)
         self.image = image
         if self._trace_blocks:
-            from machine.trace.blocks import trace_blocks
+            from hgcmlab.machine.trace.blocks import trace_blocks
 
             trace_blocks(self)
         self.cpu.pc = image.entry

@@ -15,10 +15,10 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from machine.device import AttachContext, PortRange
-from machine.pci_regs import (CONFIG_ADDRESS_ENABLE, CONFIG_ADDRESS_PORT, CONFIG_DATA_PORT, COMMAND_IO,
-                              COMMAND_MEMORY, OFF_BAR0, OFF_CLASS, OFF_COMMAND, OFF_INTERRUPT_LINE,
-                              OFF_INTERRUPT_PIN, OFF_SUBCLASS)
+from hgcmlab.machine.device import AttachContext, PortRange
+from hgcmlab.machine.pci_regs import (CONFIG_ADDRESS_ENABLE, CONFIG_ADDRESS_PORT, CONFIG_DATA_PORT, COMMAND_IO,
+                                      COMMAND_MEMORY, OFF_BAR0, OFF_CLASS, OFF_COMMAND, OFF_INTERRUPT_LINE,
+                                      OFF_INTERRUPT_PIN, OFF_SUBCLASS)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """PCI configuration numbers a guest driver uses: mechanism #1 ports and header registers.
 
-Import-free, so that guest assembly (``guest_asm.constants``, as ``PCI_<NAME>``) and the
+Import-free, so that guest assembly (``hgcmlab.guest_asm.constants``, as ``PCI_<NAME>``) and the
 machine's PCI bus (machine/pci.py) take them from one place.  Values: PCI Local Bus
 Specification 3.0, §3.2.2.3.2 (configuration mechanism #1) and §6.1 (type 0 header).
 """

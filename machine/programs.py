@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from machine.loader import Image, LoadError, assembled_image
+from hgcmlab.machine.loader import Image, LoadError, assembled_image
 
 #: Where the bundled example programs live.
 PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "guest_asm" / "programs"

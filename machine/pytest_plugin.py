@@ -12,7 +12,7 @@ Fixtures
                        (``hgcm_machine.replay_cursor(m)``).  See docs/tracing.md, "Record and replay".
     ``hgcm_share``     a fresh temporary directory to share (``machine.add_share("demo", hgcm_share)``).
     ``hgcm_assemble``  ``hgcm_assemble(source_or_path, mode=64, **kw)``; ``hgcm_assemble.bundled("demo.s")``.
-    ``hgcm_qtest``     factory ``hgcm_qtest(mode=64, **Machine_kwargs)``: a ``machine.qtest.QTest``.
+    ``hgcm_qtest``     factory ``hgcm_qtest(mode=64, **Machine_kwargs)``: a ``hgcmlab.machine.qtest.QTest``.
     ``assert_trace``   ``assert_trace(machine_or_events, "name", kinds=..., fields=..., stamps=False)``
                        compares with ``golden/<name>.jsonl`` next to the test file.
 
@@ -38,16 +38,16 @@ from typing import Any
 import pytest
 import unicorn
 
-from guest_asm.assembler import AssembledProgram, assemble
-from machine.machine import Machine
-from machine.qtest import QTest
-from machine.replay import ReplayCursor, ReplayService, replay_front
-from machine.trace.files import TraceWriter
-from machine.trace.record import HEADER_KIND, Recording, RecordingService, header_event_fields, load_recording, record_front
-from machine.trace.blocks import trace_blocks
-from machine.trace.tools import CallTracker, _is_shfl, describe
-from machine.trace.shfl import decode_call
-from machine.tracing import ListSink, TraceEvent
+from hgcmlab.guest_asm.assembler import AssembledProgram, assemble
+from hgcmlab.machine.machine import Machine
+from hgcmlab.machine.qtest import QTest
+from hgcmlab.machine.replay import ReplayCursor, ReplayService, replay_front
+from hgcmlab.machine.trace.files import TraceWriter
+from hgcmlab.machine.trace.record import HEADER_KIND, Recording, RecordingService, header_event_fields, load_recording, record_front
+from hgcmlab.machine.trace.blocks import trace_blocks
+from hgcmlab.machine.trace.tools import CallTracker, _is_shfl, describe
+from hgcmlab.machine.trace.shfl import decode_call
+from hgcmlab.machine.tracing import ListSink, TraceEvent
 
 #: The kinds a golden trace keeps by default: what the guest asked the host and got back.
 DEFAULT_GOLDEN_KINDS = ("hgcm_connect", "hgcm_call", "hgcm_complete", "hgcm_disconnect", "hgcm_rejected",
@@ -203,7 +203,7 @@ class Assembler:
 
     def bundled(self, name: str, mode: int = 64, **kwargs: Any) -> AssembledProgram:
         """A program of ``guest_asm/programs/`` (e.g. ``demo.s``)."""
-        from guest_asm.source import LIB_DIR
+        from hgcmlab.guest_asm.source import LIB_DIR
 
         return assemble(Path(LIB_DIR).parent / "programs" / name, mode=mode, **kwargs)
 

@@ -20,13 +20,13 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from machine.clock import CostProfile
-from machine.loader import Image, LoadError, image_from_file
-from machine.replay import ReplayService, replay_front, summarize
-from machine.trace.record import RecordingError, header_event_fields, image_digest, load_recording
+from hgcmlab.machine.clock import CostProfile
+from hgcmlab.machine.loader import Image, LoadError, image_from_file
+from hgcmlab.machine.replay import ReplayService, replay_front, summarize
+from hgcmlab.machine.trace.record import RecordingError, header_event_fields, image_digest, load_recording
 
 if TYPE_CHECKING:
-    from machine.machine import Machine
+    from hgcmlab.machine.machine import Machine
 
 #: A replay that left its recording (distinct from the run statuses of machine/runcontrol.py).
 EXIT_DIVERGED = 3
@@ -51,7 +51,7 @@ def record_header(args: argparse.Namespace, machine: Machine, image: Image) -> d
 
 def register_replay_command(commands: Any) -> None:
     """Add ``replay`` to the ``hgcmlab`` subcommands."""
-    from machine.runcontrol import add_budget_options
+    from hgcmlab.machine.runcontrol import add_budget_options
 
     replay = commands.add_parser(
         "replay", help="re-run a recorded program, answering HGCM calls from the recording",
@@ -105,10 +105,10 @@ def _load_image(args: argparse.Namespace, header: dict[str, Any], defines: dict[
 def run_replay_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``hgcmlab replay``: bad input (the recording, the program, a setting) is one line
     ``hgcmlab: error: ...`` on ``err`` and ``EXIT_USAGE``."""
-    # machine.cli's helpers raise machine.cli.UsageError; under ``python -m machine.cli``
+    # hgcmlab.machine.cli's helpers raise hgcmlab.machine.cli.UsageError; under ``python -m hgcmlab.machine.cli``
     # the caller's own UsageError is another class, so both are caught here.
-    from machine.cli import UsageError
-    from machine.runcontrol import EXIT_USAGE
+    from hgcmlab.machine.cli import UsageError
+    from hgcmlab.machine.runcontrol import EXIT_USAGE
 
     try:
         return _replay(args, out, err)
@@ -118,10 +118,10 @@ def run_replay_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
 
 
 def _replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from machine.cli import _attach_plugins, _print_log, _report_end, _run_machine, _summary, _vmmdev_config
-    from machine.machine import Machine, RunEnd
-    from machine.runcontrol import ProgressLine, budgets_from_args, exit_status
-    from machine.tracing import CallbackSink
+    from hgcmlab.machine.cli import _attach_plugins, _print_log, _report_end, _run_machine, _summary, _vmmdev_config
+    from hgcmlab.machine.machine import Machine, RunEnd
+    from hgcmlab.machine.runcontrol import ProgressLine, budgets_from_args, exit_status
+    from hgcmlab.machine.tracing import CallbackSink
 
     try:
         recording = load_recording(args.recording)

@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
-from machine.device import AttachContext, PortRange
-from machine.layout import BACKDOOR_LOG_PORT, EXIT_PORT
+from hgcmlab.machine.device import AttachContext, PortRange
+from hgcmlab.machine.layout import BACKDOOR_LOG_PORT, EXIT_PORT
 
 #: A guest that never sends a newline cannot grow the line buffer past this.
 MAX_LOG_LINE = 4096

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Literal
 
-from runtime.fsmode import RtFs
-from runtime.paths import PATH_MAX, GuestPath
-from runtime.status import RtError, Status, status_from_errno
+from hgcmlab.runtime.fsmode import RtFs
+from hgcmlab.runtime.paths import PATH_MAX, GuestPath
+from hgcmlab.runtime.status import RtError, Status, status_from_errno
 
 
 _WRITE_BITS = 0o222
@@ -59,7 +59,7 @@ def _openat2_raw(dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -
 
 
 #: Every host syscall this module makes, in one place.  Code below calls ``_sys.NAME``;
-#: ``runtime.faults`` swaps entries for failing or short-changing wrappers in tests, and
+#: ``hgcmlab.runtime.faults`` swaps entries for failing or short-changing wrappers in tests, and
 #: when nothing is injected each entry is the plain ``os`` function (no extra cost).
 SYSCALLS: dict[str, Callable[..., Any]] = {
     name: getattr(os, name) for name in (
@@ -635,7 +635,7 @@ class HostRoot:
     def describe(self, st: os.stat_result, name: bytes | None = None) -> ObjInfo:
         """The object info the guest is shown for ``st`` (``obj_info``).  Every path and
         listing query of this root goes through here; a subclass may present it differently
-        (services.sharedfolders.reproducible)."""
+        (hgcmlab.services.sharedfolders.reproducible)."""
         return obj_info(st, name)
 
     def volume_serial(self) -> int:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final
 
-from runtime.status import Status
+from hgcmlab.runtime.status import Status
 
 
 class SvcParmType(IntEnum):

@@ -27,13 +27,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from devices.vmmdev.abi import VBOX_HGCM_REQ_DONE, VMMDEV_REQUESTOR_LEGACY, RequestType
-from devices.vmmdev.config import HgcmTiming
-from devices.vmmdev.params import ParsedCall, describe, write_back
-from machine.clock import Clock
-from machine.memory import GuestMemory
-from runtime.status import Status, status_name
-from services.hgcm import HgcmCall
+from hgcmlab.devices.vmmdev.abi import VBOX_HGCM_REQ_DONE, VMMDEV_REQUESTOR_LEGACY, RequestType
+from hgcmlab.devices.vmmdev.config import HgcmTiming
+from hgcmlab.devices.vmmdev.params import ParsedCall, describe, write_back
+from hgcmlab.machine.clock import Clock
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.runtime.status import Status, status_name
+from hgcmlab.services.hgcm import HgcmCall
 
 OFF_TYPE = 8
 OFF_HGCM_FLAGS, OFF_HGCM_RESULT = 24, 28

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from machine.layout import VMMDEV_IRQ
+from hgcmlab.machine.layout import VMMDEV_IRQ
 
 #: The machine's clock runs at 1 GHz: one cycle is one nanosecond of guest time.
 CYCLES_PER_MILLISECOND = 1_000_000

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from devices.vmmdev.abi import (
+from hgcmlab.devices.vmmdev.abi import (
     HGCM_SERVICE_NAME_SIZE,
     HOST_FEATURES,
     HOST_VERSION_BUILD,
@@ -54,8 +54,8 @@ from devices.vmmdev.abi import (
     RequestHeader,
     RequestType,
 )
-from devices.vmmdev.abi import HgcmCall as HgcmCallLayout
-from devices.vmmdev.abi import (
+from hgcmlab.devices.vmmdev.abi import HgcmCall as HgcmCallLayout
+from hgcmlab.devices.vmmdev.abi import (
     HGCM_CALL_OFF_PARMS,
     HGCM_PARM_OFF_VALUE,
     VBOX_HGCM_REQ_DONE,
@@ -63,7 +63,7 @@ from devices.vmmdev.abi import (
     HgcmParmType,
     hgcm_parm_size,
 )
-from devices.vmmdev.commands import (
+from hgcmlab.devices.vmmdev.commands import (
     COMMAND_HEAP_COST,
     DEFAULT_HEAP_BUDGET,
     OFF_HGCM_FLAGS,
@@ -72,15 +72,15 @@ from devices.vmmdev.commands import (
     CommandQueue,
     heap_category,
 )
-from devices.vmmdev.config import CYCLES_PER_MILLISECOND, VMMDevConfig
-from devices.vmmdev.events import EventState
-from devices.vmmdev.hgcm import HgcmHost
-from devices.vmmdev.direct import DirectCall, call_header, plan
-from devices.vmmdev.params import MAX_CALL_HEAP, ParsedParam, describe, parse_call
-from machine.device import AttachContext, MmioRegion, PortRange
-from machine.memory import GuestMemory
-from runtime.status import RtError, Status, status_name
-from services.hgcm import ASYNC, DirectBuffer, HgcmCall, HgcmService, SvcParm, SvcParmType
+from hgcmlab.devices.vmmdev.config import CYCLES_PER_MILLISECOND, VMMDevConfig
+from hgcmlab.devices.vmmdev.events import EventState
+from hgcmlab.devices.vmmdev.hgcm import HgcmHost
+from hgcmlab.devices.vmmdev.direct import DirectCall, call_header, plan
+from hgcmlab.devices.vmmdev.params import MAX_CALL_HEAP, ParsedParam, describe, parse_call
+from hgcmlab.machine.device import AttachContext, MmioRegion, PortRange
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.runtime.status import RtError, Status, status_name
+from hgcmlab.services.hgcm import ASYNC, DirectBuffer, HgcmCall, HgcmService, SvcParm, SvcParmType
 
 _HEADER_SIZE = 24
 _OFF_RC = 12

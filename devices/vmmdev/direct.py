@@ -1,7 +1,7 @@
 """The direct path of HGCM calls: zero-copy buffers for functions a service declares.
 
 A call qualifies when its service declares the function in ``direct_buffers`` (see
-``services.hgcm.DirectBuffer``) and the request is the plain shape the general path would
+``hgcmlab.services.hgcm.DirectBuffer``) and the request is the plain shape the general path would
 accept without a second thought: value parameters plus the one buffer parameter, a LinAddr
 (any direction) or a PageList whose pages are page aligned and physically consecutive, so
 the buffer is one run lying wholly in guest RAM and not overlapping the request.  Such a
@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from devices.vmmdev.abi import (
+from hgcmlab.devices.vmmdev.abi import (
     HGCM_CALL_OFF_PARMS,
     HGCM_PARM_OFF_ADDR,
     HGCM_PARM_OFF_TYPE,
@@ -37,7 +37,7 @@ from devices.vmmdev.abi import (
     HgcmParmType,
     hgcm_parm_size,
 )
-from services.hgcm import DirectBuffer
+from hgcmlab.services.hgcm import DirectBuffer
 
 _CALL_HEAD = struct.Struct("<III")
 _OFF_CLIENT = HgcmCall.u32ClientID.offset

@@ -12,9 +12,9 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from devices.vmmdev.abi import (LEGACY_INTERFACE_VERSION, MMIO_OFF_GUEST_EVENT_MASK, MMIO_OFF_HAVE_EVENTS, MMIO_OFF_SIZE,
-                                VMMDEV_MEMORY_SIZE, VMMDEV_MEMORY_VERSION)
-from machine.memory import GuestMemory
+from hgcmlab.devices.vmmdev.abi import (LEGACY_INTERFACE_VERSION, MMIO_OFF_GUEST_EVENT_MASK, MMIO_OFF_HAVE_EVENTS, MMIO_OFF_SIZE,
+                                        VMMDEV_MEMORY_SIZE, VMMDEV_MEMORY_VERSION)
+from hgcmlab.machine.memory import GuestMemory
 
 
 class EventState:

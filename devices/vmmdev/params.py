@@ -23,7 +23,7 @@ import mmap
 import struct
 from dataclasses import dataclass, field
 
-from devices.vmmdev.abi import (
+from hgcmlab.devices.vmmdev.abi import (
     HGCM_CALL_OFF_PARMS,
     PAGE_SIZE,
     VBOX_HGCM_F_PARM_DIRECTION_MASK,
@@ -33,9 +33,9 @@ from devices.vmmdev.abi import (
     HgcmParmType,
     hgcm_parm_size,
 )
-from machine.memory import GuestMemory
-from runtime.status import RtError, Status
-from services.hgcm import SvcParm, SvcParmType
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.hgcm import SvcParm, SvcParmType
 
 #: Total bounce-buffer bytes one call may allocate (VirtualBox's per-call heap limit).
 MAX_CALL_HEAP = 128 * 1024 * 1024

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from machine.trace.files import TraceFileError, TraceWriteError, TraceWriter, read_trace
-from machine.trace.tools import ShowFilter, compute_stats, export_perfetto, first_divergence, format_stats, show
+from hgcmlab.machine.trace.files import TraceFileError, TraceWriteError, TraceWriter, read_trace
+from hgcmlab.machine.trace.tools import ShowFilter, compute_stats, export_perfetto, first_divergence, format_stats, show
 
 EXIT_DIFFERENT = 1
 EXIT_USAGE = 2
@@ -33,8 +33,8 @@ def _csv(values: list[str]) -> frozenset[str]:
 
 def register_trace_commands(commands: Any) -> None:
     """Add the ``trace`` command and its actions to the main parser's subparsers."""
-    from machine.cli import parse_define, parse_share, parse_size  # the main CLI imports us
-    from machine.runcontrol import add_budget_options
+    from hgcmlab.machine.cli import parse_define, parse_share, parse_size  # the main CLI imports us
+    from hgcmlab.machine.runcontrol import add_budget_options
 
     trace = commands.add_parser(
         "trace", help="record, show, summarise, compare and export trace files",
@@ -162,7 +162,7 @@ def _closing_output(stream: Any, path: Path) -> Iterator[None]:
 
 
 def _export(args: argparse.Namespace, out: TextIO) -> int:
-    from machine.trace.blocks import write_drcov
+    from hgcmlab.machine.trace.blocks import write_drcov
 
     # Read fully through once first, so a bad input file leaves no half-written output.
     for _ in read_trace(args.file):
@@ -186,16 +186,16 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from machine.loader import LoadError, image_from_file
-    from machine.machine import DEFAULT_RAM_SIZE, Machine
-    from machine.runcontrol import (
+    from hgcmlab.machine.loader import LoadError, image_from_file
+    from hgcmlab.machine.machine import DEFAULT_RAM_SIZE, Machine
+    from hgcmlab.machine.runcontrol import (
         ProgressLine,
         budgets_from_args,
         end_report,
         exit_status,
         run_supervised,
     )
-    from machine.trace.blocks import trace_blocks
+    from hgcmlab.machine.trace.blocks import trace_blocks
 
     budgets = budgets_from_args(args)
     progress = ProgressLine(err)

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from machine.loader import Image
-from machine.trace.files import TraceFileError, read_trace
-from machine.tracing import TraceEvent
-from services.hgcm import ASYNC, HgcmCall, HgcmService, SvcParm, SvcParmType, _AsyncMarker
+from hgcmlab.machine.loader import Image
+from hgcmlab.machine.trace.files import TraceFileError, read_trace
+from hgcmlab.machine.tracing import TraceEvent
+from hgcmlab.services.hgcm import ASYNC, HgcmCall, HgcmService, SvcParm, SvcParmType, _AsyncMarker
 
 if TYPE_CHECKING:
-    from machine.machine import Machine
+    from hgcmlab.machine.machine import Machine
 
 #: Kind of the per-operation record event and of the header event.
 RECORD_KIND = "hgcm_record"

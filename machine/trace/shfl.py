@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from enum import IntFlag
 from typing import Any
 
-from services.sharedfolders.abi import (
+from hgcmlab.services.sharedfolders.abi import (
     SHFL_HANDLE_NIL,
     SHFL_ROOT_NIL,
     SHFLSTRING_HEADER_SIZE,

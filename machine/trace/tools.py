@@ -12,9 +12,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from machine.trace.shfl import bytes_moved, decode_call
-from machine.tracing import TraceEvent
-from services.sharedfolders.abi import SERVICE_NAME, ShflFn
+from hgcmlab.machine.trace.shfl import bytes_moved, decode_call
+from hgcmlab.machine.tracing import TraceEvent
+from hgcmlab.services.sharedfolders.abi import SERVICE_NAME, ShflFn
 
 # --- shared helpers --------------------------------------------------------------------------
 

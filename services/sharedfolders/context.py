@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from services.hgcm import HgcmCall, SvcParm
-from services.sharedfolders.abi import ShflErrorStyle
+from hgcmlab.services.hgcm import HgcmCall, SvcParm
+from hgcmlab.services.sharedfolders.abi import ShflErrorStyle
 
 if TYPE_CHECKING:
-    from services.sharedfolders.service import SharedFoldersService
+    from hgcmlab.services.sharedfolders.service import SharedFoldersService
 
 
 @dataclass(eq=False)

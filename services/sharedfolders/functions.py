@@ -23,12 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from runtime.status import RtError, Status
-from services.hgcm import SvcParm, SvcParmType
-from services.sharedfolders import h_create, h_file, h_list, h_mapping, h_path
-from services.sharedfolders.abi import SHFL_CPARMS, ShflErrorStyle, ShflFn, ShflFsObjInfo, ShflRemove
-from services.sharedfolders.context import CallContext
-from services.sharedfolders.strings import check_valid_out, parse_in, parse_in_or_null
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.hgcm import SvcParm, SvcParmType
+from hgcmlab.services.sharedfolders import h_create, h_file, h_list, h_mapping, h_path
+from hgcmlab.services.sharedfolders.abi import SHFL_CPARMS, ShflErrorStyle, ShflFn, ShflFsObjInfo, ShflRemove
+from hgcmlab.services.sharedfolders.context import CallContext
+from hgcmlab.services.sharedfolders.strings import check_valid_out, parse_in, parse_in_or_null
 
 
 class Parm(Enum):

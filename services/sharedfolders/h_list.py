@@ -18,12 +18,12 @@ from __future__ import annotations
 import ctypes
 import struct
 
-from runtime.fs import DirEntry, HostDir
-from runtime.status import RtError, Status
-from services.sharedfolders.abi import SHFLDIRINFO_SIZE, ShflDirInfoHeader, ShflList
-from services.sharedfolders.context import CallContext
-from services.sharedfolders.handles import DirStream, Handle, HandleKind
-from services.sharedfolders.objinfo import to_shfl
+from hgcmlab.runtime.fs import DirEntry, HostDir
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.sharedfolders.abi import SHFLDIRINFO_SIZE, ShflDirInfoHeader, ShflList
+from hgcmlab.services.sharedfolders.context import CallContext
+from hgcmlab.services.sharedfolders.handles import DirStream, Handle, HandleKind
+from hgcmlab.services.sharedfolders.objinfo import to_shfl
 
 _HEADER = ctypes.sizeof(ShflDirInfoHeader)
 _INFO_END = ShflDirInfoHeader.cucShortName.offset

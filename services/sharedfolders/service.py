@@ -22,17 +22,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from runtime.fs import HostFile, HostRoot
-from runtime.paths import GuestPath, convert_guest_path, has_wildcard
-from runtime.status import RtError, Status
-from services.hgcm import DirectBuffer, HgcmCall, HgcmService, _AsyncMarker
-from services.sharedfolders.abi import SERVICE_NAME, SHFL_HANDLE_NIL, SHFL_HANDLE_ROOT, ShflFn
-from services.sharedfolders.casefix import correct_case
-from services.sharedfolders.context import CallContext, ClientState
-from services.sharedfolders.functions import FUNCTIONS
-from services.sharedfolders.handles import Handle, HandleKind, HandleTable
-from services.sharedfolders.mappings import Mapping, MappingTable, SymlinkPolicy
-from services.sharedfolders.reproducible import Reproducible
+from hgcmlab.runtime.fs import HostFile, HostRoot
+from hgcmlab.runtime.paths import GuestPath, convert_guest_path, has_wildcard
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.hgcm import DirectBuffer, HgcmCall, HgcmService, _AsyncMarker
+from hgcmlab.services.sharedfolders.abi import SERVICE_NAME, SHFL_HANDLE_NIL, SHFL_HANDLE_ROOT, ShflFn
+from hgcmlab.services.sharedfolders.casefix import correct_case
+from hgcmlab.services.sharedfolders.context import CallContext, ClientState
+from hgcmlab.services.sharedfolders.functions import FUNCTIONS
+from hgcmlab.services.sharedfolders.handles import Handle, HandleKind, HandleTable
+from hgcmlab.services.sharedfolders.mappings import Mapping, MappingTable, SymlinkPolicy
+from hgcmlab.services.sharedfolders.reproducible import Reproducible
 
 #: Handles one client may hold open at once (a further open: VERR_TOO_MANY_OPEN_FILES).
 #: VirtualBox only has the global table of 4095; this keeps one client from starving others.
@@ -42,7 +42,7 @@ MAX_HANDLES_PER_CLIENT = 1024
 class SharedFoldersService(HgcmService):
     """The Shared Folders host service.
 
-    ``use_openat2`` None lets runtime.fs pick openat2 when the kernel has it; tests force
+    ``use_openat2`` None lets hgcmlab.runtime.fs pick openat2 when the kernel has it; tests force
     the manual-walk fallback with False.  With ``reproducible`` every share shows the guest
     reproducible object and volume information instead of the host's (reproducible.py).  Host API: ``add_mapping``, ``remove_mapping``,
     ``mappings``.  Guest calls arrive through ``connect`` / ``call`` / ``disconnect``.

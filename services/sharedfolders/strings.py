@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import struct
 
-from runtime.status import RtError, Status
-from services.sharedfolders.abi import SHFLSTRING_HEADER_SIZE
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.sharedfolders.abi import SHFLSTRING_HEADER_SIZE
 
 _HDR = struct.Struct("<HH")
 _MAX_U16 = 0xFFFF

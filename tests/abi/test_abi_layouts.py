@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev import abi as vmm
-from runtime.status import Status
-from services.sharedfolders import abi as shfl
+from hgcmlab.devices.vmmdev import abi as vmm
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.sharedfolders import abi as shfl
 
 UAPI_TYPES = Path("/usr/include/linux/vbox_vmmdev_types.h")
 UAPI_ERR = Path("/usr/include/linux/vbox_err.h")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm import assemble
-from machine.machine import Machine
+from hgcmlab.guest_asm import assemble
+from hgcmlab.machine.machine import Machine
 
 PROGRAM = r"""
 .include "tool.s"

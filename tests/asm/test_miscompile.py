@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm import AssemblyError, assemble
-from machine.machine import Machine, RunEnd
+from hgcmlab.guest_asm import AssemblyError, assemble
+from hgcmlab.machine.machine import Machine, RunEnd
 
 MODES = (64, 32)
 

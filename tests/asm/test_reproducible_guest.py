@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from devices.vmmdev.config import CYCLES_PER_MILLISECOND, DEFAULT_EPOCH_MS
-from guest_asm import assemble
-from machine.machine import Machine, RunEnd
+from hgcmlab.devices.vmmdev.config import CYCLES_PER_MILLISECOND, DEFAULT_EPOCH_MS
+from hgcmlab.guest_asm import assemble
+from hgcmlab.machine.machine import Machine, RunEnd
 
 EPOCH_NS = DEFAULT_EPOCH_MS * CYCLES_PER_MILLISECOND
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from guest_asm import assemble
-from machine.machine import Machine
+from hgcmlab.guest_asm import assemble
+from hgcmlab.machine.machine import Machine
 
 PROGRAM = r"""
 .include "tool.s"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm import assemble
-from guest_asm.source import LIB_DIR
-from machine.machine import Machine
+from hgcmlab.guest_asm import assemble
+from hgcmlab.guest_asm.source import LIB_DIR
+from hgcmlab.machine.machine import Machine
 
 PROGRAMS = Path(LIB_DIR).parent / "programs"
 TOOLS = ["ls.s", "cat.s", "cp.s", "cp_copyfile.s", "mkdir.s", "rmdir.s", "mv.s", "stat.s", "df.s",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from services.sharedfolders.abi import ShflFn
+from hgcmlab.services.sharedfolders.abi import ShflFn
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "conformance.md"

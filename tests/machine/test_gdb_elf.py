@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm.assembler import AssembledProgram, assemble
-from guest_asm.elfout import elf_image, sleb128, uleb128
-from machine.cli import main
-from machine.loader import elf_image as load_elf
-from machine.machine import Machine, RunEnd
-from machine.programs import PROGRAMS_DIR
+from hgcmlab.guest_asm.assembler import AssembledProgram, assemble
+from hgcmlab.guest_asm.elfout import elf_image, sleb128, uleb128
+from hgcmlab.machine.cli import main
+from hgcmlab.machine.loader import elf_image as load_elf
+from hgcmlab.machine.machine import Machine, RunEnd
+from hgcmlab.machine.programs import PROGRAMS_DIR
 
 
 def cli(*argv: str) -> tuple[int, str, str]:

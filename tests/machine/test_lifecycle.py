@@ -10,11 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from guest_asm import assemble
-from guest_asm.assembler import AssembledProgram
-from machine import cpu
-from machine.device import AttachContext, PortRange
-from machine.machine import Machine, RunEnd
+from hgcmlab.guest_asm import assemble
+from hgcmlab.guest_asm.assembler import AssembledProgram
+from hgcmlab.machine import cpu
+from hgcmlab.machine.device import AttachContext, PortRange
+from hgcmlab.machine.machine import Machine, RunEnd
 
 SMALL_RAM = 0x20000
 #: Count to 50 in a loop, then exit with code 7.

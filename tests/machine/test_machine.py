@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm.assembler import assemble
-from machine.clock import CostProfile
-from machine.device import AttachContext, PortRange
-from machine.loader import DEFAULT_LOAD_ADDRESS, LoadError, elf_image, flat_image
-from machine.machine import DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
-from machine.tracing import ListSink
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.clock import CostProfile
+from hgcmlab.machine.device import AttachContext, PortRange
+from hgcmlab.machine.loader import DEFAULT_LOAD_ADDRESS, LoadError, elf_image, flat_image
+from hgcmlab.machine.machine import DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
+from hgcmlab.machine.tracing import ListSink
 
 
 def run_source(source: str, mode: int = 64, max_instructions: int = 1_000_000, **machine_args: object) -> tuple[RunResult, Machine, ListSink]:
@@ -214,7 +214,7 @@ _start:
 
 def test_port_conflicts_are_refused() -> None:
     machine = Machine(64)
-    from machine.portbus import PortConflictError
+    from hgcmlab.machine.portbus import PortConflictError
 
     with pytest.raises(PortConflictError):
         machine.add_device(CounterDevice(), base=0xD020)
@@ -295,7 +295,7 @@ def test_load_address_default_is_public_contract() -> None:
 
 @pytest.mark.parametrize("mode", [64, 32])
 def test_arguments_reach_the_program_in_the_block_and_registers(mode: int) -> None:
-    from machine.loader import ARGS_BASE, argument_block
+    from hgcmlab.machine.loader import ARGS_BASE, argument_block
 
     machine = Machine(mode)
     machine.set_arguments(["d:/notes.txt", "é"])

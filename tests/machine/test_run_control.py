@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-import machine.cli as cli_module
-from guest_asm.assembler import assemble
-from machine.cli import main
-from machine.machine import DEFAULT_INSTRUCTION_BUDGET, Machine, RunEnd, RunResult
-from machine.runcontrol import (
+import hgcmlab.machine.cli as cli_module
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.cli import main
+from hgcmlab.machine.machine import DEFAULT_INSTRUCTION_BUDGET, Machine, RunEnd, RunResult
+from hgcmlab.machine.runcontrol import (
     EXIT_BUDGET,
     EXIT_GUEST_FAULT,
     EXIT_INTERRUPTED,
@@ -32,7 +32,7 @@ from machine.runcontrol import (
     ProgressLine,
     exit_status,
 )
-from machine.trace.files import read_trace
+from hgcmlab.machine.trace.files import read_trace
 
 #: Guards a test against hanging when Ctrl-C handling regresses (not a timing assertion).
 HANG_GUARD_SECONDS = "120"
@@ -66,7 +66,7 @@ def program(tmp_path: Path):
 
 
 def _spawn(*argv: str, stderr: int | None = subprocess.PIPE) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "machine.cli", *argv], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "hgcmlab.machine.cli", *argv], stdout=subprocess.PIPE,
                             stderr=stderr, text=True)
 
 

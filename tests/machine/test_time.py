@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from guest_asm.assembler import assemble
-from machine.clock import CostProfile, Scheduler, classify
-from machine.machine import Machine, RunEnd
-from machine.tracing import ListSink
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.clock import CostProfile, Scheduler, classify
+from hgcmlab.machine.machine import Machine, RunEnd
+from hgcmlab.machine.tracing import ListSink
 
 LOOP = """
 _start:

@@ -48,7 +48,7 @@ def test_cycle_finder_finds_a_planted_cycle() -> None:
 
 
 def test_function_local_imports_are_in_the_graph() -> None:
-    # machine/cli.py imports machine.programs inside a function only.
+    # machine/cli.py imports hgcmlab.machine.programs inside a function only.
     assert "hgcmlab.machine.programs" in import_graph()["hgcmlab.machine.cli"]
 
 

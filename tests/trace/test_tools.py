@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from guest_asm.assembler import assemble
-from machine.cli import main
-from machine.machine import Machine
-from machine.trace.blocks import read_drcov
-from machine.trace.files import read_trace, write_trace
-from machine.trace.tools import ShowFilter, compute_stats, export_perfetto, first_divergence, show
-from machine.tracing import ListSink, TraceEvent
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.cli import main
+from hgcmlab.machine.machine import Machine
+from hgcmlab.machine.trace.blocks import read_drcov
+from hgcmlab.machine.trace.files import read_trace, write_trace
+from hgcmlab.machine.trace.tools import ShowFilter, compute_stats, export_perfetto, first_divergence, show
+from hgcmlab.machine.tracing import ListSink, TraceEvent
 from tests.machine.test_interrupts import program as interrupt_program
 
 
@@ -135,7 +135,7 @@ def test_cli_record_then_drcov(tmp_path: Path) -> None:
     share = tmp_path / "share"
     share.mkdir()
     trace = tmp_path / "run.jsonl"
-    from guest_asm.source import LIB_DIR
+    from hgcmlab.guest_asm.source import LIB_DIR
     demo = Path(LIB_DIR).parent / "programs" / "demo.s"
     status, out, _ = cli("trace", "record", str(demo), "--share", f"demo={share}", "-o", str(trace), "--blocks")
     assert status == 0 and "wrote" in out and (share / "hello.txt").exists()
