@@ -3,10 +3,10 @@ same parameters a guest would send."""
 
 from __future__ import annotations
 
-from services.hgcm import HgcmCall, SvcParm
-from services.sharedfolders import strings
-from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCreateParms, ShflFn
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.services.hgcm import HgcmCall, SvcParm
+from hgcmlab.services.sharedfolders import strings
+from hgcmlab.services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCreateParms, ShflFn
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 
 
 class DirectClient:

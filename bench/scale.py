@@ -16,8 +16,8 @@ from machine.boards import vbox_board
 from machine.machine import RunEnd
 from machine.programs import bundled_program
 from bench.direct import DirectClient
-from services.sharedfolders.abi import ShflCf
-from services.sharedfolders.service import MAX_HANDLES_PER_CLIENT, SharedFoldersService
+from hgcmlab.services.sharedfolders.abi import ShflCf
+from hgcmlab.services.sharedfolders.service import MAX_HANDLES_PER_CLIENT, SharedFoldersService
 
 OPEN_OR_CREATE = int(ShflCf.ACCESS_READWRITE | ShflCf.ACT_OPEN_IF_EXISTS | ShflCf.ACT_CREATE_IF_NEW)
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from machine.machine import RunEnd
+from hgcmlab.machine.machine import RunEnd
 
 PROGRAMS = Path(__file__).parent / "programs"
 

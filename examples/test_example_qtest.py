@@ -2,9 +2,9 @@
 
 import struct
 
-from devices.vmmdev import builder
-from devices.vmmdev.abi import RequestType
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.devices.vmmdev import builder
+from hgcmlab.devices.vmmdev.abi import RequestType
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
 
 REQUEST = 0x20000          # where we put requests in guest RAM
 VMMDEV_IRQ = VMMDevConfig().irq

@@ -9,7 +9,7 @@
 
 The loader target (``fuzz/loader_target.py``) feeds each input to the ELF and flat
 loaders; its seeds are the well-formed ELFs of ``fuzz/elf.py`` (written to
-``--work``/seeds-loader for libFuzzer) and atheris instruments ``machine.loader``.
+``--work``/seeds-loader for libFuzzer) and atheris instruments ``hgcmlab.machine.loader``.
 
 The atheris engine is libFuzzer over the instrumented ``devices``, ``services`` and
 ``runtime`` packages; new coverage-increasing inputs go to ``--work`` (the committed seed
@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 SEED_CORPUS = Path(__file__).parent / "corpus"
-_INSTRUMENTED = {"vmmdev": ["devices", "services", "runtime"], "loader": ["machine.loader"]}
+_INSTRUMENTED = {"vmmdev": ["hgcmlab.devices", "hgcmlab.services", "hgcmlab.runtime"], "loader": ["hgcmlab.machine.loader"]}
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

@@ -2,7 +2,7 @@
 
 Builds x86 (ELF32, EM_386) and x86-64 (ELF64, EM_X86_64) executables field by field from
 the ELF specification (System V gABI: Elf{32,64}_Ehdr, _Phdr, _Shdr, _Sym), independent of
-``machine.loader``, so tests can state what a well-formed or deliberately broken file
+``hgcmlab.machine.loader``, so tests can state what a well-formed or deliberately broken file
 contains.  Layout: ELF header, program headers, segment contents, then (with symbols) a
 section table of [null, .symtab, .strtab] and their data.
 """

@@ -43,12 +43,12 @@ from devices.vmmdev.abi import (
 from devices.vmmdev.builder import CallBuilder, Param
 from devices.vmmdev.device import VMMDevDevice
 from fuzz.tree import Tree, build_tree
-from machine.device import AttachContext
-from machine.memory import GuestMemory
-from machine.tracing import Tracer
-from services.sharedfolders import strings
-from services.sharedfolders.abi import ShflCf, ShflCreateParms, ShflFn
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.machine.device import AttachContext
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.machine.tracing import Tracer
+from hgcmlab.services.sharedfolders import strings
+from hgcmlab.services.sharedfolders.abi import ShflCf, ShflCreateParms, ShflFn
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 
 RAM_SIZE = 0x40000
 #: Records executed per input at most (bounds the work of one input).

@@ -15,7 +15,7 @@ A violation raises ``Finding``; any other exception escapes as a finding by itse
 
 from __future__ import annotations
 
-from machine.loader import ARGS_BASE, ARGS_MAX_SIZE, STACK_RESERVE, Image, LoadError, elf_image, flat_image
+from hgcmlab.machine.loader import ARGS_BASE, ARGS_MAX_SIZE, STACK_RESERVE, Image, LoadError, elf_image, flat_image
 
 #: Guest RAM the fuzzed files are loaded for (small, so oversized segments are refused
 #: rather than allocated).

@@ -29,15 +29,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from guest_asm.cache import BoundedCache
-from guest_asm.constants import program_constants
-from guest_asm.engine import KeystoneCrash, KeystoneTimeout, KsResult, run_keystone
-from guest_asm.errors import AssemblyError, AssemblyTimeout
-from guest_asm.expand import Expanded, Macro, definitions, expand
-from guest_asm.expr import Unknown, tokenize
-from guest_asm.operands import REGISTERS, split_operands
-from guest_asm.source import SourceLine, SourceLocation, identifiers, load_source, scan
-from guest_asm.verify import DATA_SIZES, LineBytes, Miscompile, check_data, check_data_literals, check_line_cached
+from hgcmlab.guest_asm.cache import BoundedCache
+from hgcmlab.guest_asm.constants import program_constants
+from hgcmlab.guest_asm.engine import KeystoneCrash, KeystoneTimeout, KsResult, run_keystone
+from hgcmlab.guest_asm.errors import AssemblyError, AssemblyTimeout
+from hgcmlab.guest_asm.expand import Expanded, Macro, definitions, expand
+from hgcmlab.guest_asm.expr import Unknown, tokenize
+from hgcmlab.guest_asm.operands import REGISTERS, split_operands
+from hgcmlab.guest_asm.source import SourceLine, SourceLocation, identifiers, load_source, scan
+from hgcmlab.guest_asm.verify import DATA_SIZES, LineBytes, Miscompile, check_data, check_data_literals, check_line_cached
 
 #: Where programs are loaded unless the caller says otherwise (the machine's convention).
 DEFAULT_BASE = 0x10000

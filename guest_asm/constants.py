@@ -10,7 +10,10 @@ Naming scheme
 -------------
 * Module-level integer constants keep their Python name: ``VMMDEV_VERSION``,
   ``VBOX_HGCM_REQ_DONE``, ``HGCM_CALL_OFF_PARMS``, ``PAGE_SIZE``, ``SHFL_HANDLE_NIL``,
-  ``EXIT_PORT``, ``BACKDOOR_LOG_PORT`` ...
+  ``VMMDEV_EVENT_HGCM``, ``MMIO_OFF_HAVE_EVENTS``, and hgcmlab.machine.layout's ``EXIT_PORT``,
+  ``BACKDOOR_LOG_PORT``, ``ARGS_BASE``, ``IRQ_VECTOR_BASE``, ``VMMDEV_IRQ`` ...
+* hgcmlab.machine.pci_regs' integers with the prefix ``PCI_``: ``PCI_CONFIG_ADDRESS_PORT``,
+  ``PCI_OFF_BAR0``, ``PCI_COMMAND_IO``.
 * Derived ports: ``VMMDEV_PORT`` (request port at the default base, 0xD020) and
   ``VMMDEV_PORT_FAST``.
 * Enum members get their VirtualBox prefix (a table below): ``VMMDevReq_HGCMCall64``,
@@ -155,7 +158,8 @@ def abi_constants() -> dict[str, int]:
     base = vmmdev_abi.VMMDEV_DEFAULT_PORT_BASE
     _add(table, "VMMDEV_PORT", base + vmmdev_abi.VMMDEV_PORT_OFF_REQUEST, "derived")
     _add(table, "VMMDEV_PORT_FAST", base + vmmdev_abi.VMMDEV_PORT_OFF_REQUEST_FAST, "derived")
-    _add_machine_constants(table)
+    for name, value in _module_ints(pci_regs):
+        _add(table, f"PCI_{name}", value, "hgcmlab.machine.pci_regs")
     return table
 
 

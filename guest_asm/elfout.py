@@ -17,8 +17,8 @@ import os
 import struct
 from pathlib import Path
 
-from guest_asm.assembler import AssembledProgram
-from guest_asm.source import LIB_DIR
+from hgcmlab.guest_asm.assembler import AssembledProgram
+from hgcmlab.guest_asm.source import LIB_DIR
 
 _PAGE = 0x1000
 _ET_EXEC, _EM_386, _EM_X86_64 = 2, 3, 62

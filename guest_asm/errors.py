@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from guest_asm.source import SourceLocation
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: hgcmlab.guest_asm.source raises these errors
+    from hgcmlab.guest_asm.source import SourceLocation
 
 
 class AssemblyError(Exception):

@@ -17,10 +17,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from guest_asm.cache import BoundedCache
-from guest_asm.expr import Unknown, evaluate
-from guest_asm.operands import split_operands
-from guest_asm.source import SourceLine, SourceLocation, scan
+from hgcmlab.guest_asm.cache import BoundedCache
+from hgcmlab.guest_asm.expr import Unknown, evaluate
+from hgcmlab.guest_asm.operands import split_operands
+from hgcmlab.guest_asm.source import SourceLine, SourceLocation, scan
 
 #: Recursion bound for macros invoking macros.
 MAX_DEPTH = 32

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from guest_asm.expr import Unknown, evaluate, parentheses_balanced
+from hgcmlab.guest_asm.expr import Unknown, evaluate, parentheses_balanced
 
 _GPR64 = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp") + tuple(f"r{i}" for i in range(8, 16))
 _GPR32 = ("eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp") + tuple(f"r{i}d" for i in range(8, 16))

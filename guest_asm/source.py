@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from hgcmlab.guest_asm.errors import AssemblyError
+
 #: Where the bundled routine files live.
 LIB_DIR = Path(__file__).resolve().parent / "lib"
 
@@ -270,9 +272,7 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _error(message: str, location: SourceLocation):  # noqa: ANN202 - avoids an import cycle
-    from guest_asm.errors import AssemblyError
-
+def _error(message: str, location: SourceLocation) -> AssemblyError:
     return AssemblyError(message, location)
 
 

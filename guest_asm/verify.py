@@ -43,9 +43,9 @@ from dataclasses import dataclass
 from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs, CsInsn
 from capstone.x86 import X86_OP_IMM, X86_OP_MEM
 
-from guest_asm.cache import BoundedCache
-from guest_asm.expr import Unknown, evaluate, tokenize
-from guest_asm.operands import Instruction, MalformedOperand, Operand, parse_instruction, split_operands
+from hgcmlab.guest_asm.cache import BoundedCache
+from hgcmlab.guest_asm.expr import Unknown, evaluate, tokenize
+from hgcmlab.guest_asm.operands import Instruction, MalformedOperand, Operand, parse_instruction, split_operands
 
 _BRANCHES = frozenset(("jmp", "call", "loop", "loope", "loopz", "loopne", "loopnz", "jecxz", "jrcxz", "jcxz"))
 #: An operand that names its size (``push word 5``: a 16-bit push is what was asked for).

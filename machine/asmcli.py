@@ -8,9 +8,9 @@ import argparse
 from pathlib import Path
 from typing import Any, TextIO
 
-from guest_asm.assembler import assemble
-from guest_asm.elfout import elf_image
-from guest_asm.errors import AssemblyError
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.guest_asm.elfout import elf_image
+from hgcmlab.guest_asm.errors import AssemblyError
 
 
 def register_asm_command(commands: Any, parse_define: Any) -> None:

@@ -232,7 +232,7 @@ def _load_plugin(name: str, entry_point: metadata.EntryPoint) -> Device:
         raise UsageError(f"device {name!r} ({entry_point.value}) cannot be loaded: "
                          f"{type(error).__name__}: {error}") from None
     if not isinstance(device, Device):
-        raise UsageError(f"device {name!r} ({entry_point.value}) is not a machine.device.Device "
+        raise UsageError(f"device {name!r} ({entry_point.value}) is not a hgcmlab.machine.device.Device "
                          "(it needs name, port_ranges, attach, io_read and io_write)")
     return device
 
@@ -470,7 +470,7 @@ def _ended(result: RunResult, collected: HgcmCounts, quiet: bool, out: TextIO, e
 
 
 def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from machine.programs import bundled_program
+    from hgcmlab.machine.programs import bundled_program
 
     image = bundled_program("demo.s", mode=args.mode)
     budgets = budgets_from_args(args)

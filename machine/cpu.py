@@ -78,8 +78,6 @@ _RDTSC = 1
 _RDTSCP = 2
 _CODE_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
 
-#: A read-only page outside guest RAM holding the flat GDT the machine starts with.
-FIRMWARE_PAGE = 0xFFFFF000
 #: Flat code selector (ring 0) and data selector in that GDT.
 CODE_SELECTOR = 0x08
 DATA_SELECTOR = 0x10

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from machine.clock import Clock
-from machine.memory import GuestMemory
-from machine.tracing import Tracer
+from hgcmlab.machine.clock import Clock
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.machine.tracing import Tracer
 
 #: The entry-point group third-party devices register under.
 DEVICE_ENTRY_POINT_GROUP = "hgcmlab.devices"

@@ -13,9 +13,9 @@ import os
 import signal
 import sys
 
-#: Exit status after Ctrl-C (128 + SIGINT), as machine.cli reports it during a run.
+#: Exit status after Ctrl-C (128 + SIGINT), as hgcmlab.machine.cli reports it during a run.
 EXIT_INTERRUPTED = 130
-#: Exit status when standard output cannot be written (machine.runcontrol's EXIT_USAGE: the
+#: Exit status when standard output cannot be written (hgcmlab.machine.runcontrol's EXIT_USAGE: the
 #: status of every output file that cannot be written).
 EXIT_OUTPUT_FAILED = 2
 #: errno values of a standard output that refuses our writes.
@@ -23,9 +23,9 @@ _OUTPUT_ERRNOS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG
 
 
 def main() -> int:
-    """Run ``machine.cli.main`` and return its status; 130 for a Ctrl-C while it loads."""
+    """Run ``hgcmlab.machine.cli.main`` and return its status; 130 for a Ctrl-C while it loads."""
     try:
-        from machine.cli import main as cli_main
+        from hgcmlab.machine.cli import main as cli_main
         status = cli_main()
         sys.stdout.flush()
     except KeyboardInterrupt:

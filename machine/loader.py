@@ -17,7 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from guest_asm.source import SourceLocation
+from hgcmlab.guest_asm.assembler import AssembledProgram, assemble
+from hgcmlab.guest_asm.errors import AssemblyError
+from hgcmlab.guest_asm.source import SourceLocation
+# The layout numbers stay importable from here: the loader's callers and tests use them.
+from hgcmlab.machine.layout import ARGS_BASE, ARGS_MAX_SIZE, DEFAULT_LOAD_ADDRESS, MAX_GUEST_RAM, STACK_RESERVE
 
 #: Where flat binaries and assembled programs are loaded.
 DEFAULT_LOAD_ADDRESS = 0x10000
@@ -307,6 +311,28 @@ def argument_block(arguments: list[str]) -> bytes:
     return struct.pack(f"<II{len(arguments)}I", len(arguments), size, *offsets) + bytes(strings)
 
 
+def image_from_assembled(program: AssembledProgram) -> Image:
+    """Wrap an assembled program as a loadable image (entry ``_start``, source lines kept)."""
+
+    return Image(list(program.segments), program.entry, program.mode, dict(program.symbols),
+                 program.name, program.source_at)
+
+
+def assembled_image(path: Path, *, mode: int, defines: dict[str, int] | None = None) -> Image:
+    """Assemble the source file at ``path`` for ``mode``; assembly errors, and a source (or
+    an included file) that cannot be read or is not UTF-8 text, become LoadError."""
+    try:
+        program = assemble(path, mode=mode, defines=dict(defines or {}))
+    except AssemblyError as error:
+        raise LoadError(f"assembly failed: {error}") from None
+    except UnicodeDecodeError as error:
+        raise LoadError(f"{path}: the source (or a file it includes) is not UTF-8 text: {error.reason} "
+                        f"at byte {error.start}") from None
+    except OSError as error:
+        raise LoadError(f"{path}: cannot read: {error.strerror or error}") from None
+    return image_from_assembled(program)
+
+
 def image_from_file(path: Path, *, mode: int, defines: dict[str, int] | None = None,
                     ram_size: int = MAX_GUEST_RAM, paging: bool = False) -> Image:
     """Load a program file for a ``mode``-bit machine with ``ram_size`` bytes of RAM:
@@ -323,8 +349,6 @@ def image_from_file(path: Path, *, mode: int, defines: dict[str, int] | None = N
         if not path.is_file():
             raise LoadError(f"{path}: not a regular file")
         if path.suffix.lower() in (".s", ".asm"):
-            from machine.programs import assembled_image
-
             return assembled_image(path, mode=mode, defines=defines)
         if path.suffix.lower() == ".c":
             from machine.programs import c_image

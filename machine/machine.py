@@ -39,9 +39,7 @@ from machine.tracing import ListSink, Tracer
 
 DEFAULT_RAM_SIZE = 64 * 1024 * 1024
 #: Guest RAM ends below the MMIO window.
-MAX_RAM_SIZE = 0xE0000000
-#: Device MMIO regions are placed from here on, each aligned to its size.
-MMIO_WINDOW_BASE = 0xE0000000
+MAX_RAM_SIZE = MAX_GUEST_RAM
 #: Instructions one ``Machine.run`` call may execute by default before it is stopped as a
 #: runaway: finite so that a broken guest fails a test instead of hanging it (the pytest
 #: fixtures and qtest inherit it).  ``run(None)`` is unbounded, as the CLI is by default.
@@ -49,8 +47,6 @@ DEFAULT_INSTRUCTION_BUDGET = 20_000_000
 #: Instructions an unbounded run gives each ``Cpu.run`` call (the CPU's budget, see
 #: machine/cpu.py); a run simply calls it again after that many.
 _UNBOUNDED_SLICE = 1 << 62
-#: External interrupt line n is delivered as vector IRQ_VECTOR_BASE + n.
-IRQ_VECTOR_BASE = 0x20
 
 
 class RunEnd(Enum):
@@ -272,7 +268,7 @@ class Machine:
             self._start_paged(image)
         self.image = image
         if self._trace_blocks:
-            from machine.trace.blocks import trace_blocks
+            from hgcmlab.machine.trace.blocks import trace_blocks
 
             trace_blocks(self)
         self.cpu.pc = image.entry

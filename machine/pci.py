@@ -15,27 +15,10 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from machine.device import AttachContext, PortRange
-
-CONFIG_ADDRESS_PORT = 0xCF8
-CONFIG_DATA_PORT = 0xCFC
-_ENABLE = 0x80000000
-
-OFF_VENDOR_ID = 0x00
-OFF_DEVICE_ID = 0x02
-OFF_COMMAND = 0x04
-OFF_STATUS = 0x06
-OFF_REVISION = 0x08
-OFF_PROG_IF = 0x09
-OFF_SUBCLASS = 0x0A
-OFF_CLASS = 0x0B
-OFF_HEADER_TYPE = 0x0E
-OFF_BAR0 = 0x10
-OFF_INTERRUPT_LINE = 0x3C
-OFF_INTERRUPT_PIN = 0x3D
-COMMAND_IO = 0x1
-COMMAND_MEMORY = 0x2
-COMMAND_BUS_MASTER = 0x4
+from hgcmlab.machine.device import AttachContext, PortRange
+from hgcmlab.machine.pci_regs import (CONFIG_ADDRESS_ENABLE, CONFIG_ADDRESS_PORT, CONFIG_DATA_PORT, COMMAND_IO,
+                                      COMMAND_MEMORY, OFF_BAR0, OFF_CLASS, OFF_COMMAND, OFF_INTERRUPT_LINE,
+                                      OFF_INTERRUPT_PIN, OFF_SUBCLASS)
 
 
 @dataclass
@@ -158,7 +141,7 @@ class PciConfigSpace:
         self._context = context
 
     def _target(self) -> tuple[PciFunction | None, int]:
-        if not self._address & _ENABLE:
+        if not self._address & CONFIG_ADDRESS_ENABLE:
             return None, 0
         bus = (self._address >> 16) & 0xFF
         device = (self._address >> 11) & 0x1F

@@ -1,4 +1,4 @@
-"""Assembled programs as machine images: the bridge from ``guest_asm`` to the loader."""
+"""The example programs bundled in ``guest_asm/programs``, as machine images."""
 
 from __future__ import annotations
 
@@ -12,28 +12,6 @@ from machine.loader import MAX_GUEST_RAM, Image, LoadError, elf_image
 
 #: Where the bundled example programs live.
 PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "guest_asm" / "programs"
-
-
-def image_from_assembled(program: AssembledProgram) -> Image:
-    """Wrap an assembled program as a loadable image (entry ``_start``, source lines kept)."""
-
-    return Image(list(program.segments), program.entry, program.mode, dict(program.symbols),
-                 program.name, program.source_at)
-
-
-def assembled_image(path: Path, *, mode: int, defines: dict[str, int] | None = None) -> Image:
-    """Assemble the source file at ``path`` for ``mode``; assembly errors, and a source (or
-    an included file) that cannot be read or is not UTF-8 text, become LoadError."""
-    try:
-        program = assemble(path, mode=mode, defines=dict(defines or {}))
-    except AssemblyError as error:
-        raise LoadError(f"assembly failed: {error}") from None
-    except UnicodeDecodeError as error:
-        raise LoadError(f"{path}: the source (or a file it includes) is not UTF-8 text: {error.reason} "
-                        f"at byte {error.start}") from None
-    except OSError as error:
-        raise LoadError(f"{path}: cannot read: {error.strerror or error}") from None
-    return image_from_assembled(program)
 
 
 def bundled_program(name: str, *, mode: int, defines: dict[str, int] | None = None) -> Image:

@@ -212,7 +212,7 @@ class Assembler:
 
     def bundled(self, name: str, mode: int = 64, **kwargs: Any) -> AssembledProgram:
         """A program of ``guest_asm/programs/`` (e.g. ``demo.s``)."""
-        from guest_asm.source import LIB_DIR
+        from hgcmlab.guest_asm.source import LIB_DIR
 
         return assemble(Path(LIB_DIR).parent / "programs" / name, mode=mode, **kwargs)
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import struct
 
-from guest_asm.assembler import assemble
-from machine.machine import Machine, RunEnd, RunResult
-from machine.memory import GuestMemory
-from machine.tracing import ListSink, TraceEvent
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.machine import Machine, RunEnd, RunResult
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.machine.tracing import ListSink, TraceEvent
 
 #: The idle guest: spins with interrupts disabled, so asserted lines stay visible.
 IDLE_SOURCE = "_start:\n    cli\nidle:\n    pause\n    jmp idle\n"

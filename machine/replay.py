@@ -27,7 +27,7 @@ from runtime.status import Status
 from services.hgcm import ASYNC, HgcmCall, HgcmService, SvcParm, _AsyncMarker
 
 if TYPE_CHECKING:
-    from machine.machine import Machine
+    from hgcmlab.machine.machine import Machine
 
 #: The scheduler owner of a replay's host completions (event "host", the record's position).
 _EVENT_OWNER = "replay"

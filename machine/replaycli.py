@@ -27,7 +27,7 @@ from machine.trace.record import RecordingError, header_event_fields, image_dige
 from machine.boards import vbox_board
 
 if TYPE_CHECKING:
-    from machine.machine import Machine
+    from hgcmlab.machine.machine import Machine
 
 #: A replay that left its recording (distinct from the run statuses of machine/runcontrol.py).
 EXIT_DIVERGED = 3
@@ -52,7 +52,7 @@ def record_header(args: argparse.Namespace, machine: Machine, image: Image) -> d
 
 def register_replay_command(commands: Any) -> None:
     """Add ``replay`` to the ``hgcmlab`` subcommands."""
-    from machine.runcontrol import add_budget_options
+    from hgcmlab.machine.runcontrol import add_budget_options
 
     replay = commands.add_parser(
         "replay", help="re-run a recorded program, answering HGCM calls from the recording",
@@ -106,10 +106,10 @@ def _load_image(args: argparse.Namespace, header: dict[str, Any], defines: dict[
 def run_replay_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``hgcmlab replay``: bad input (the recording, the program, a setting) is one line
     ``hgcmlab: error: ...`` on ``err`` and ``EXIT_USAGE``."""
-    # machine.cli's helpers raise machine.cli.UsageError; under ``python -m machine.cli``
+    # hgcmlab.machine.cli's helpers raise hgcmlab.machine.cli.UsageError; under ``python -m hgcmlab.machine.cli``
     # the caller's own UsageError is another class, so both are caught here.
-    from machine.cli import UsageError
-    from machine.runcontrol import EXIT_USAGE
+    from hgcmlab.machine.cli import UsageError
+    from hgcmlab.machine.runcontrol import EXIT_USAGE
 
     try:
         return _replay(args, out, err)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import TextIO
 
-from machine.machine import Machine, RunEnd, RunResult
+from hgcmlab.machine.machine import Machine, RunEnd, RunResult
 
 #: Bad usage: options, unreadable programs, assembly errors (argparse's own convention).
 EXIT_USAGE = 2

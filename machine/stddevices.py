@@ -9,10 +9,9 @@
 
 from __future__ import annotations
 
-from machine.device import AttachContext, PortRange
+from hgcmlab.machine.device import AttachContext, PortRange
+from hgcmlab.machine.layout import BACKDOOR_LOG_PORT, EXIT_PORT
 
-EXIT_PORT = 0xF4
-BACKDOOR_LOG_PORT = 0x504
 #: A guest that never sends a newline cannot grow the line buffer past this.
 MAX_LOG_LINE = 4096
 

@@ -1,6 +1,6 @@
-"""Fault injection into the host syscall layer of ``runtime.fs`` (tests only).
+"""Fault injection into the host syscall layer of ``hgcmlab.runtime.fs`` (tests only).
 
-``runtime.fs`` makes every host syscall through its ``SYSCALLS`` table.  ``inject`` swaps
+``hgcmlab.runtime.fs`` makes every host syscall through its ``SYSCALLS`` table.  ``inject`` swaps
 chosen entries for wrappers that fail with an errno or shorten a write, for the duration
 of a ``with`` block, and records every call of the wrapped syscalls.  Outside such a block
 the table holds the plain ``os`` functions, so the injector costs nothing when off.
@@ -24,14 +24,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime import fs
+from hgcmlab.runtime import fs
 
 _WRITE_LIKE = {"write": 1, "pwrite": 1}
 
 
 @dataclass
 class Fault:
-    """One fault on syscall ``call`` (a key of ``runtime.fs.SYSCALLS``)."""
+    """One fault on syscall ``call`` (a key of ``hgcmlab.runtime.fs.SYSCALLS``)."""
 
     call: str
     errno: int | None = None

@@ -28,48 +28,12 @@ import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import IntEnum, IntFlag
+from enum import IntEnum
 from typing import Any, Literal
 
-from runtime.paths import PATH_MAX, GuestPath
-from runtime.status import RtError, Status, status_from_errno
-
-
-class RtFs(IntFlag):
-    """RTFS_* mode bits (RTFMODE): Unix bits in the low word, DOS/NT attributes above."""
-
-    UNIX_ISUID = 0o4000
-    UNIX_ISGID = 0o2000
-    UNIX_ISTXT = 0o1000
-    UNIX_IRUSR = 0o400
-    UNIX_IXUSR = 0o100
-    UNIX_ALL_ACCESS_PERMS = 0o777
-    UNIX_ALL_PERMS = 0o7777
-    TYPE_FIFO = 0o010000
-    TYPE_DEV_CHAR = 0o020000
-    TYPE_DIRECTORY = 0o040000
-    TYPE_DEV_BLOCK = 0o060000
-    TYPE_FILE = 0o100000
-    TYPE_SYMLINK = 0o120000
-    TYPE_SOCKET = 0o140000
-    TYPE_WHITEOUT = 0o160000
-    TYPE_MASK = 0o170000
-    UNIX_MASK = 0xFFFF
-    DOS_READONLY = 0x00010000
-    DOS_HIDDEN = 0x00020000
-    DOS_SYSTEM = 0x00040000
-    DOS_DIRECTORY = 0x00100000
-    DOS_ARCHIVED = 0x00200000
-    DOS_NT_DEVICE = 0x00400000
-    DOS_NT_NORMAL = 0x00800000
-    DOS_NT_TEMPORARY = 0x01000000
-    DOS_NT_SPARSE_FILE = 0x02000000
-    DOS_NT_REPARSE_POINT = 0x04000000
-    DOS_NT_COMPRESSED = 0x08000000
-    DOS_NT_OFFLINE = 0x10000000
-    DOS_NT_NOT_CONTENT_INDEXED = 0x20000000
-    DOS_NT_ENCRYPTED = 0x40000000
-    DOS_MASK = 0x7FFF0000
+from hgcmlab.runtime.fsmode import RtFs
+from hgcmlab.runtime.paths import PATH_MAX, GuestPath
+from hgcmlab.runtime.status import RtError, Status, status_from_errno
 
 
 _WRITE_BITS = 0o222
@@ -96,7 +60,7 @@ def _openat2_raw(dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -
 
 
 #: Every host syscall this module makes, in one place.  Code below calls ``_sys.NAME``;
-#: ``runtime.faults`` swaps entries for failing or short-changing wrappers in tests, and
+#: ``hgcmlab.runtime.faults`` swaps entries for failing or short-changing wrappers in tests, and
 #: when nothing is injected each entry is the plain ``os`` function (no extra cost).
 SYSCALLS: dict[str, Callable[..., Any]] = {
     name: getattr(os, name) for name in (
@@ -697,7 +661,7 @@ class HostRoot:
     def describe(self, st: os.stat_result, name: bytes | None = None) -> ObjInfo:
         """The object info the guest is shown for ``st`` (``obj_info``).  Every path and
         listing query of this root goes through here; a subclass may present it differently
-        (services.sharedfolders.reproducible)."""
+        (hgcmlab.services.sharedfolders.reproducible)."""
         return obj_info(st, name)
 
     def volume_serial(self) -> int:

@@ -8,7 +8,7 @@ refusing a result that leaves the share root with VERR_INVALID_NAME.
 This module does the same on a component stack: a ".." that would pop past the share root is
 refused at once (VirtualBox lets "../share/x" re-enter the root; we do not, see
 docs/deviations.md).  The result is a tuple of UTF-8 component byte strings, relative to the
-share root, that never contains "", "." or "..": what ``runtime.fs`` resolves beneath its
+share root, that never contains "", "." or "..": what ``hgcmlab.runtime.fs`` resolves beneath its
 root fd.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runtime.status import RtError, Status
+from hgcmlab.runtime.status import RtError, Status
 
 #: Longest component a Linux host accepts (NAME_MAX).
 NAME_MAX = 255
@@ -35,7 +35,7 @@ class GuestPath:
     ``trailing_delimiter`` records that the guest text ended with its delimiter (never set
     for the root): VirtualBox's host path keeps it as a trailing '/' (RTPathAbsEx), so the
     host calls that get the final name (open, unlink, rmdir, lstat, rename in
-    ``runtime.fs``) see it and answer as the kernel does for "name/".
+    ``hgcmlab.runtime.fs``) see it and answer as the kernel does for "name/".
     """
 
     components: tuple[bytes, ...]

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Final, Protocol
 
-from runtime.status import Status
+from hgcmlab.runtime.status import Status
 
 
 class SvcParmType(IntEnum):

@@ -1,7 +1,7 @@
 """Build VMMDev requests as bytes, the way a guest driver lays them out.
 
 For device-level tests and qtest-style drivers that poke the request port without a CPU.
-Every number comes from ``devices.vmmdev.abi``.  Guest conventions are followed: the buffer
+Every number comes from ``hgcmlab.devices.vmmdev.abi``.  Guest conventions are followed: the buffer
 is pre-filled with 0xAA and ``rc`` preset to VERR_GENERAL_FAILURE (-1), so a device that
 forgets a write-back is caught.
 """

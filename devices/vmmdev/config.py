@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hgcmlab.machine.layout import VMMDEV_IRQ
+
 #: The machine's clock runs at 1 GHz: one cycle is one nanosecond of guest time.
 CYCLES_PER_MILLISECOND = 1_000_000
 #: Default host time at cycle 0: 2024-01-01T00:00:00Z in milliseconds since the epoch.
@@ -66,7 +68,7 @@ class VMMDevConfig:
     #: Cycles one access to the request port costs beyond the `out` itself.
     request_port_cycles: int = 100
     #: The interrupt line the device's INTA# is routed to (PCI interrupt line register).
-    irq: int = 11
+    irq: int = VMMDEV_IRQ
     #: Hand buffers of the functions a service declares in ``direct_buffers`` to it as views
     #: of guest memory when the guest cannot tell the difference (devices/vmmdev/direct.py):
     #: a speed-up only; False makes every call take the bounce-buffer path (to compare).

@@ -60,8 +60,8 @@ from devices.vmmdev.abi import (
     RequestHeader,
     RequestType,
 )
-from devices.vmmdev.abi import HgcmCall as HgcmCallLayout
-from devices.vmmdev.abi import (
+from hgcmlab.devices.vmmdev.abi import HgcmCall as HgcmCallLayout
+from hgcmlab.devices.vmmdev.abi import (
     HGCM_CALL_OFF_PARMS,
     HGCM_PARM_OFF_VALUE,
     VBOX_HGCM_REQ_DONE,
@@ -69,7 +69,7 @@ from devices.vmmdev.abi import (
     HgcmParmType,
     hgcm_parm_size,
 )
-from devices.vmmdev.commands import (
+from hgcmlab.devices.vmmdev.commands import (
     COMMAND_HEAP_COST,
     DEFAULT_HEAP_BUDGET,
     Command,

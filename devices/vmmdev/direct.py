@@ -1,7 +1,7 @@
 """The direct path of HGCM calls: zero-copy buffers for functions a service declares.
 
 A call qualifies when its service declares the function in ``direct_buffers`` (see
-``services.hgcm.DirectBuffer``) and the request is the plain shape the general path would
+``hgcmlab.services.hgcm.DirectBuffer``) and the request is the plain shape the general path would
 accept without a second thought: value parameters plus the one buffer parameter, a LinAddr
 (any direction) or a PageList whose pages are page aligned and physically consecutive, so
 the buffer is one run lying wholly in guest RAM and not overlapping the request.  Such a

@@ -4,8 +4,8 @@
 the first instruction and runs the loaded program under gdb's control.
 """
 
-from machine.gdbstub.server import DEFAULT_HOST, DebugRunEnded, GdbServer, exec_file_for, parse_listen_address, run_under_gdb
-from machine.gdbstub.session import ExecFile
+from hgcmlab.machine.gdbstub.server import DEFAULT_HOST, DebugRunEnded, GdbServer, exec_file_for, parse_listen_address, run_under_gdb
+from hgcmlab.machine.gdbstub.session import ExecFile
 
 __all__ = ["DEFAULT_HOST", "DebugRunEnded", "ExecFile", "GdbServer", "exec_file_for", "parse_listen_address",
            "run_under_gdb"]

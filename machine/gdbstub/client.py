@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from machine.gdbstub.packets import checksum, frame
+from hgcmlab.machine.gdbstub.packets import checksum, frame
 
 
 class ProtocolError(Exception):

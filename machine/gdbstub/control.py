@@ -34,8 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from machine.gdbstub import native
-from machine.machine import Machine
+from hgcmlab.machine.gdbstub import native
+from hgcmlab.machine.machine import Machine
 
 #: Instructions between two polls for an interrupt request while the guest runs.
 POLL_INTERVAL = 1 << 16

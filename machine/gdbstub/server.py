@@ -12,12 +12,12 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from guest_asm.assembler import AssembledProgram
-from guest_asm.elfout import elf_image
-from machine.gdbstub.control import DebuggerAbort
-from machine.gdbstub.packets import Connection
-from machine.gdbstub.session import ExecFile, GdbSession
-from machine.machine import DEFAULT_INSTRUCTION_BUDGET, Machine, RunResult
+from hgcmlab.guest_asm.assembler import AssembledProgram
+from hgcmlab.guest_asm.elfout import elf_image
+from hgcmlab.machine.gdbstub.control import DebuggerAbort
+from hgcmlab.machine.gdbstub.packets import Connection
+from hgcmlab.machine.gdbstub.session import ExecFile, GdbSession
+from hgcmlab.machine.machine import DEFAULT_INSTRUCTION_BUDGET, Machine, RunResult
 
 #: Where the stub listens unless told otherwise: this host only.
 DEFAULT_HOST = "127.0.0.1"

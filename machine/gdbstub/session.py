@@ -18,12 +18,12 @@ import struct
 from dataclasses import dataclass
 from enum import Enum
 
-from machine.gdbstub import packets
-from machine.gdbstub.control import DebuggerAbort, Debugger, Resume, Stop, StopReason, Watchpoint, WatchKind
-from machine.gdbstub.packets import Connection, Disconnected
-from machine.gdbstub.registers import layout, target_xml
-from machine.machine import Machine, RunEnd, RunResult
-from machine.tracing import TraceEvent
+from hgcmlab.machine.gdbstub import packets
+from hgcmlab.machine.gdbstub.control import DebuggerAbort, Debugger, Resume, Stop, StopReason, Watchpoint, WatchKind
+from hgcmlab.machine.gdbstub.packets import Connection, Disconnected
+from hgcmlab.machine.gdbstub.registers import layout, target_xml
+from hgcmlab.machine.machine import Machine, RunEnd, RunResult
+from hgcmlab.machine.tracing import TraceEvent
 
 _SIGINT, _SIGTRAP, _SIGSEGV, _SIGXCPU = 2, 5, 11, 24
 _ERROR = b"E01"

@@ -19,10 +19,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 import capstone
 
-from machine.tracing import TraceEvent, Tracer
+from hgcmlab.machine.tracing import TraceEvent, Tracer
 
 if TYPE_CHECKING:
-    from machine.machine import Machine
+    from hgcmlab.machine.machine import Machine
 
 
 class BlockTracer:

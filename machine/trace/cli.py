@@ -55,8 +55,8 @@ def _fields(values: list[str]) -> frozenset[str]:
 
 def register_trace_commands(commands: Any) -> None:
     """Add the ``trace`` command and its actions to the main parser's subparsers."""
-    from machine.cli import parse_define, parse_share, parse_size  # the main CLI imports us
-    from machine.runcontrol import add_budget_options
+    from hgcmlab.machine.cli import parse_define, parse_share, parse_size  # the main CLI imports us
+    from hgcmlab.machine.runcontrol import add_budget_options
 
     trace = commands.add_parser(
         "trace", help="record, show, summarise, compare and export trace files",
@@ -186,7 +186,7 @@ def _closing_output(stream: Any, path: Path) -> Iterator[None]:
 
 
 def _export(args: argparse.Namespace, out: TextIO) -> int:
-    from machine.trace.blocks import write_drcov
+    from hgcmlab.machine.trace.blocks import write_drcov
 
     # Read fully through once first, so a bad input file leaves no half-written output.
     for _ in read_trace(args.file):
@@ -219,7 +219,7 @@ def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         exit_status,
         run_supervised,
     )
-    from machine.trace.blocks import trace_blocks
+    from hgcmlab.machine.trace.blocks import trace_blocks
 
     budgets = budgets_from_args(args)
     progress = ProgressLine(err)

@@ -30,7 +30,7 @@ from runtime.trace_catalog import SERVICE_KINDS
 from services.hgcm import ASYNC, HgcmCall, HgcmService, ServiceTracer, SvcParm, SvcParmType, _AsyncMarker
 
 if TYPE_CHECKING:
-    from machine.machine import Machine
+    from hgcmlab.machine.machine import Machine
 
 #: Kind of the per-operation record event and of the header event.
 RECORD_KIND = "hgcm_record"

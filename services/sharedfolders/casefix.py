@@ -13,9 +13,9 @@ correction can only ever substitute names of entries beneath the share root.
 
 from __future__ import annotations
 
-from runtime.fs import HostRoot
-from runtime.paths import GuestPath, fold_name
-from runtime.status import RtError
+from hgcmlab.runtime.fs import HostRoot
+from hgcmlab.runtime.paths import GuestPath, fold_name
+from hgcmlab.runtime.status import RtError
 
 
 def _exists(host: HostRoot, components: tuple[bytes, ...], follow: bool) -> bool:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import stat as st_mod
 
-from runtime.fs import HostRoot
-from runtime.paths import GuestPath
-from runtime.status import RtError, Status
-from services.sharedfolders.abi import ShflErrorStyle
-from services.sharedfolders.context import ClientState
+from hgcmlab.runtime.fs import HostRoot
+from hgcmlab.runtime.paths import GuestPath
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.sharedfolders.abi import ShflErrorStyle
+from hgcmlab.services.sharedfolders.context import ClientState
 
 _NOT_FOUND = (Status.VERR_FILE_NOT_FOUND, Status.VERR_PATH_NOT_FOUND)
 

@@ -15,20 +15,20 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass
 
-from runtime.fs import Access, Disposition, HostRoot, ObjInfo, OpenAction, RtFs
-from runtime.paths import GuestPath
-from runtime.status import RtError, Status
-from services.sharedfolders import errstyle
-from services.sharedfolders.abi import (
+from hgcmlab.runtime.fs import Access, Disposition, HostRoot, ObjInfo, OpenAction, RtFs
+from hgcmlab.runtime.paths import GuestPath
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.sharedfolders import errstyle
+from hgcmlab.services.sharedfolders.abi import (
     SHFL_HANDLE_NIL,
     ShflCf,
     ShflCreateParms,
     ShflCreateResult,
 )
-from services.sharedfolders.context import CallContext
-from services.sharedfolders.handles import HandleKind
-from services.sharedfolders.mappings import Mapping
-from services.sharedfolders.objinfo import to_shfl
+from hgcmlab.services.sharedfolders.context import CallContext
+from hgcmlab.services.sharedfolders.handles import HandleKind
+from hgcmlab.services.sharedfolders.mappings import Mapping
+from hgcmlab.services.sharedfolders.objinfo import to_shfl
 
 R = ShflCreateResult
 

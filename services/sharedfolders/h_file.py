@@ -6,24 +6,24 @@ from __future__ import annotations
 import ctypes
 import os
 
-from runtime.fs import (
+from hgcmlab.runtime.fs import (
     HostFile,
     RtFs,
     fs_mode_is_valid,
     fs_mode_is_valid_permissions,
     fs_mode_normalize,
 )
-from runtime.status import RtError, Status
-from services.hgcm import SvcParm, SvcParmType
-from services.sharedfolders.abi import (
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.hgcm import SvcParm, SvcParmType
+from hgcmlab.services.sharedfolders.abi import (
     ShflFsObjInfo,
     ShflInfo,
     ShflLock,
     ShflVolInfo,
 )
-from services.sharedfolders.context import CallContext
-from services.sharedfolders.handles import Handle, HandleKind
-from services.sharedfolders.objinfo import to_shfl
+from hgcmlab.services.sharedfolders.context import CallContext
+from hgcmlab.services.sharedfolders.handles import Handle, HandleKind
+from hgcmlab.services.sharedfolders.objinfo import to_shfl
 
 FILE = (HandleKind.FILE,)
 DIR = (HandleKind.DIR,)

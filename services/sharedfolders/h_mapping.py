@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import ctypes
 
-from runtime.status import RtError, Status
-from services.hgcm import ASYNC, _AsyncMarker
-from services.sharedfolders import strings
-from services.sharedfolders.abi import (
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.hgcm import ASYNC, _AsyncMarker
+from hgcmlab.services.sharedfolders import strings
+from hgcmlab.services.sharedfolders.abi import (
     SHFL_FEATURE_WRITE_UPDATES_OFFSET,
     SHFL_FN_LAST,
     SHFL_MAX_MAPPING_WAITS,
@@ -21,8 +21,8 @@ from services.sharedfolders.abi import (
     ShflMif,
     ShflMiqf,
 )
-from services.sharedfolders.context import CallContext
-from services.sharedfolders.mappings import Mapping, SymlinkPolicy
+from hgcmlab.services.sharedfolders.context import CallContext
+from hgcmlab.services.sharedfolders.mappings import Mapping, SymlinkPolicy
 
 _DELIMITERS = (0x2F, 0x5C)
 

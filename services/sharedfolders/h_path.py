@@ -6,20 +6,20 @@ from __future__ import annotations
 import stat as st_mod
 from contextlib import closing, suppress
 
-from runtime.fs import Access, Disposition, HostRoot
-from runtime.paths import DELIM_BACKSLASH, PATH_MAX, GuestPath, symlink_target_inside
-from runtime.status import RtError, Status
-from services.sharedfolders import errstyle
-from services.sharedfolders.abi import (
+from hgcmlab.runtime.fs import Access, Disposition, HostRoot
+from hgcmlab.runtime.paths import DELIM_BACKSLASH, PATH_MAX, GuestPath, symlink_target_inside
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.sharedfolders import errstyle
+from hgcmlab.services.sharedfolders.abi import (
     SHFL_HANDLE_NIL,
     SHFL_HANDLE_ROOT,
     ShflRemove,
     ShflRename,
 )
-from services.sharedfolders.context import CallContext
-from services.sharedfolders.handles import HandleKind
-from services.sharedfolders.mappings import Mapping, SymlinkPolicy
-from services.sharedfolders.objinfo import to_shfl
+from hgcmlab.services.sharedfolders.context import CallContext
+from hgcmlab.services.sharedfolders.handles import HandleKind
+from hgcmlab.services.sharedfolders.mappings import Mapping, SymlinkPolicy
+from hgcmlab.services.sharedfolders.objinfo import to_shfl
 
 #: A symlink target holds at most PATH_MAX bytes, so it climbs at most this many levels.
 _MAX_CLIMB = (PATH_MAX + 1) // 3
@@ -45,7 +45,7 @@ def _writable(mapping: Mapping) -> None:
 
 def _remove(host: HostRoot, path: GuestPath, flags: int) -> None:
     """vbsfRemove's dispatch: SYMLINK bit -> RTSymlinkDelete, else FILE bit ->
-    RTFileDelete, else RTDirRemove (runtime.fs has each one's host answers)."""
+    RTFileDelete, else RTDirRemove (hgcmlab.runtime.fs has each one's host answers)."""
     if flags & ShflRemove.SYMLINK:
         host.delete_symlink(path)
     elif flags & ShflRemove.FILE:

@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from runtime.fs import DirEntry, HostDir, HostFile
-from runtime.paths import GuestPath, nt_wildcard_match
-from services.sharedfolders.mappings import Mapping
+from hgcmlab.runtime.fs import DirEntry, HostDir, HostFile
+from hgcmlab.runtime.paths import GuestPath, nt_wildcard_match
+from hgcmlab.services.sharedfolders.mappings import Mapping
 
 HANDLE_SLOTS = 4096
 _SLOT_BITS = 12

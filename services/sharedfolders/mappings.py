@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
-from runtime.fs import HostRoot
-from runtime.status import RtError, Status
-from services.sharedfolders.abi import SHFL_MAX_MAPPINGS
+from hgcmlab.runtime.fs import HostRoot
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.sharedfolders.abi import SHFL_MAX_MAPPINGS
 
 
 class SymlinkPolicy(Enum):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from runtime.fs import ObjInfo, RtFs
-from services.sharedfolders.abi import ShflFsObjAttrAdd, ShflFsObjInfo
+from hgcmlab.runtime.fs import ObjInfo, RtFs
+from hgcmlab.services.sharedfolders.abi import ShflFsObjAttrAdd, ShflFsObjInfo
 
 _SPECIAL_BITS = RtFs.UNIX_ISUID | RtFs.UNIX_ISGID | RtFs.UNIX_ISTXT
 _U32 = 0xFFFFFFFF

@@ -45,7 +45,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from runtime.fs import (
+from hgcmlab.runtime.fs import (
     Access,
     Disposition,
     HostDir,
@@ -57,8 +57,8 @@ from runtime.fs import (
     RtFs,
     obj_info,
 )
-from runtime.paths import GuestPath
-from runtime.status import RtError
+from hgcmlab.runtime.paths import GuestPath
+from hgcmlab.runtime.status import RtError
 
 #: Allocation unit of the presented volume; allocated sizes are rounded up to it.
 ALLOCATION_UNIT = 4096

@@ -43,7 +43,7 @@ __all__ = ["MAX_HANDLES_PER_CLIENT", "SharedFoldersService"]
 class SharedFoldersService(TableService):
     """The Shared Folders host service.
 
-    ``use_openat2`` None lets runtime.fs pick openat2 when the kernel has it; tests force
+    ``use_openat2`` None lets hgcmlab.runtime.fs pick openat2 when the kernel has it; tests force
     the manual-walk fallback with False.  With ``reproducible`` every share shows the guest
     reproducible object and volume information instead of the host's (reproducible.py).  Host API: ``add_mapping``, ``remove_mapping``,
     ``mappings``.  Guest calls arrive through ``connect`` / ``call`` / ``disconnect``.

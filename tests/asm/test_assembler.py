@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev.abi import (VMMDEV_DEFAULT_PORT_BASE, HgcmCall, HgcmParmDirection, RequestType,
-                                field_offset)
-from guest_asm import AssembledProgram, AssemblyError, AssemblyTimeout, assemble
-from guest_asm.constants import abi_constants
-from runtime.status import Status
-from services.sharedfolders.abi import ShflCf, ShflCreateParms, ShflFn
+from hgcmlab.devices.vmmdev.abi import (VMMDEV_DEFAULT_PORT_BASE, HgcmCall, HgcmParmDirection, RequestType,
+                                        field_offset)
+from hgcmlab.guest_asm import AssembledProgram, AssemblyError, AssemblyTimeout, assemble
+from hgcmlab.guest_asm.constants import abi_constants
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.sharedfolders.abi import ShflCf, ShflCreateParms, ShflFn
 
 MODES = (64, 32)
 

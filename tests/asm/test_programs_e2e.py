@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from machine.machine import RunResult
+from hgcmlab.machine.machine import RunResult
 
 STEPS = ["sf: start", "sf: connected", "sf: share mapped", "sf: file created", "sf: message written",
          "sf: read back and verified", "sf: done"]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm import assemble
-from guest_asm.source import LIB_DIR
+from hgcmlab.guest_asm import assemble
+from hgcmlab.guest_asm.source import LIB_DIR
 
 PROGRAMS = Path(LIB_DIR).parent / "programs"
 ROUTINES = {

@@ -12,8 +12,8 @@ import os
 import stat
 from dataclasses import dataclass
 
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCreateParms, ShflFn, ShflFsObjInfo
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCreateParms, ShflFn, ShflFsObjInfo
 from tests.service.conftest import Guest
 
 #: A byte pattern for the Info the guest sends, so "left as the guest sent it" is visible.

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import stat as st_mod
 
-from runtime.fs import RtFs
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import ShflFn, ShflFsObjAttrAdd, ShflFsObjInfo
+from hgcmlab.runtime.fs import RtFs
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import ShflFn, ShflFsObjAttrAdd, ShflFsObjInfo
 from tests.service.conftest import Guest
 
 INFO_SIZE = 92

@@ -8,8 +8,8 @@ import os
 import stat
 from pathlib import Path
 
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import ShflFn
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import ShflFn
 from tests.service.conftest import Guest
 
 

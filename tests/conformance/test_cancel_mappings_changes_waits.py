@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.status import Status
-from services.hgcm import ASYNC, SvcParm
-from services.sharedfolders.abi import ShflFn
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import ASYNC, SvcParm
+from hgcmlab.services.sharedfolders.abi import ShflFn
 from tests.service.conftest import Guest
 
 pytestmark = pytest.mark.shfl("CANCEL_MAPPINGS_CHANGES_WAITS")

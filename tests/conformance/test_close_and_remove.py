@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import SHFL_HANDLE_NIL, SHFL_HANDLE_ROOT, ShflCf, ShflFn, ShflRemove
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import SHFL_HANDLE_NIL, SHFL_HANDLE_ROOT, ShflCf, ShflFn, ShflRemove
 from tests.conformance._path import close_and_remove, kind, snapshot
 from tests.service.conftest import READ_OPEN, Guest, Tree
 

@@ -9,9 +9,9 @@ import os
 
 import pytest
 
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import ShflFn
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import ShflFn
 from tests.conformance._path import copy_file, kind, snapshot
 from tests.service.conftest import Guest, Tree
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from runtime import faults
-from runtime.fs import RtFs
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult, ShflFn
-from services.sharedfolders.service import MAX_HANDLES_PER_CLIENT, SharedFoldersService
+from hgcmlab.runtime import faults
+from hgcmlab.runtime.fs import RtFs
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult, ShflFn
+from hgcmlab.services.sharedfolders.service import MAX_HANDLES_PER_CLIENT, SharedFoldersService
 from tests.conformance._file import create, expected_info
 from tests.service.conftest import Guest, Tree
 

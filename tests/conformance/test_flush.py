@@ -7,9 +7,9 @@ import errno
 
 import pytest
 
-from runtime import faults
-from runtime.status import Status
-from services.sharedfolders.abi import ShflFn
+from hgcmlab.runtime import faults
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.sharedfolders.abi import ShflFn
 from tests.conformance._file import handle_call, handle_situation
 from tests.service.conftest import Guest
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.fs import SYSCALLS, RtFs
-from runtime.status import Status
-from services.sharedfolders.abi import ShflCf, ShflInfo, ShflVolInfo
+from hgcmlab.runtime.fs import SYSCALLS, RtFs
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.sharedfolders.abi import ShflCf, ShflInfo, ShflVolInfo
 from tests.conformance._info import INFO_SIZE, assert_info_is_stat, info_call, request
 from tests.service.conftest import READ_OPEN, Guest, Tree
 

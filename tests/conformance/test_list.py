@@ -10,9 +10,9 @@ import os
 
 import pytest
 
-from runtime.fs import RtFs
-from runtime.status import Status
-from services.sharedfolders.abi import ShflCf, ShflFn, ShflList
+from hgcmlab.runtime.fs import RtFs
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.sharedfolders.abi import ShflCf, ShflFn, ShflList
 from tests.conformance._info import assert_info_is_stat, dummy, dummy_info_fields
 from tests.service.conftest import READ_OPEN, Guest, Tree
 
@@ -158,7 +158,7 @@ def test_list_old_style_parameter_faults(guest: Guest, root: int) -> None:
 
     VBox: HostServices/SharedFolders/VBoxSharedFoldersSvc.cpp:svcCall
     """
-    from services.hgcm import SvcParm
+    from hgcmlab.services.hgcm import SvcParm
     d = guest.open(root, "sub", DIR_OPEN)
     args = [SvcParm.u32(root), SvcParm.u64(d), SvcParm.u32(0), SvcParm.u32(4096), SvcParm.ptr(0),
             SvcParm.ptr(4096), SvcParm.u32(0)]

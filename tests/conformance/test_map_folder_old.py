@@ -7,10 +7,10 @@ import struct
 
 import pytest
 
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders import strings
-from services.sharedfolders.abi import ShflFn
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders import strings
+from hgcmlab.services.sharedfolders.abi import ShflFn
 from tests.service.conftest import Guest
 
 pytestmark = pytest.mark.shfl("MAP_FOLDER_OLD")

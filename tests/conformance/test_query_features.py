@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import SHFL_FEATURE_WRITE_UPDATES_OFFSET, SHFL_FN_LAST, ShflFn
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import SHFL_FEATURE_WRITE_UPDATES_OFFSET, SHFL_FN_LAST, ShflFn
 from tests.service.conftest import Guest
 
 pytestmark = pytest.mark.shfl("QUERY_FEATURES")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders import strings
-from services.sharedfolders.abi import ShflFn
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders import strings
+from hgcmlab.services.sharedfolders.abi import ShflFn
 from tests.service.conftest import Guest
 
 pytestmark = pytest.mark.shfl("QUERY_MAP_NAME")

@@ -7,9 +7,9 @@ import struct
 
 import pytest
 
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import ShflFn, ShflMf
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import ShflFn, ShflMf
 from tests.service.conftest import Guest, Tree
 
 pytestmark = pytest.mark.shfl("QUERY_MAPPINGS")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import ShflCf, ShflFn
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import ShflCf, ShflFn
 from tests.conformance._file import CB_SENT, OFFSET_SENT, handle_call, handle_situation
 from tests.service.conftest import Guest, Tree
 

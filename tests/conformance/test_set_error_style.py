@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import ShflErrorStyle, ShflFn
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import ShflErrorStyle, ShflFn
 from tests.service.conftest import Guest
 
 pytestmark = pytest.mark.shfl("SET_ERROR_STYLE")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.status import Status
-from services.sharedfolders.abi import ShflCf, ShflFn
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.sharedfolders.abi import ShflCf, ShflFn
 from tests.conformance._file import handle_call, handle_situation
 from tests.service.conftest import Guest, Tree
 

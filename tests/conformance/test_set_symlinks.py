@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import ShflCf, ShflFn
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import ShflCf, ShflFn
 from tests.service.conftest import Guest
 
 pytestmark = pytest.mark.shfl("SET_SYMLINKS")

@@ -10,10 +10,10 @@ import os
 
 import pytest
 
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import ShflFn
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import ShflFn
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 from tests.conformance._info import assert_info_is_stat
 from tests.service.conftest import Guest, Tree
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.status import Status
-from services.hgcm import ASYNC, SvcParm
-from services.sharedfolders.abi import ShflFn
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import ASYNC, SvcParm
+from hgcmlab.services.sharedfolders.abi import ShflFn
 from tests.service.conftest import Guest, Tree
 
 pytestmark = pytest.mark.shfl("WAIT_FOR_MAPPINGS_CHANGES")

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from devices.vmmdev.device import VMMDevDevice
-from machine.device import AttachContext
-from machine.memory import GuestMemory
-from machine.tracing import ListSink, Tracer
-from runtime.status import Status
-from services.hgcm import HgcmCall, HgcmService, _AsyncMarker
+from hgcmlab.devices.vmmdev.device import VMMDevDevice
+from hgcmlab.machine.device import AttachContext
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.machine.tracing import ListSink, Tracer
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import HgcmCall, HgcmService, _AsyncMarker
 
 REQUEST_ADDRESS = 0x2000
 RAM_SIZE = 1024 * 1024
@@ -64,7 +64,7 @@ class DeviceRig:
 
     def connect(self) -> int:
         """Connect a client to the scripted service; returns its id."""
-        from devices.vmmdev import builder
+        from hgcmlab.devices.vmmdev import builder
 
         after = self.submit(builder.connect(self.service.name))
         assert struct.unpack_from("<i", after, 28)[0] == Status.VINF_SUCCESS

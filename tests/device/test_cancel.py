@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import struct
 
-from devices.vmmdev import builder
-from devices.vmmdev.abi import VBOX_HGCM_REQ_CANCELLED, VBOX_HGCM_REQ_DONE, RequestType
-from devices.vmmdev.builder import CallBuilder, Param
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from devices.vmmdev.device import VMMDevDevice
-from machine.clock import Clock, Scheduler
-from machine.device import AttachContext
-from machine.memory import GuestMemory
-from machine.tracing import ListSink, Tracer
-from runtime.status import Status
-from services.hgcm import ASYNC, HgcmCall
+from hgcmlab.devices.vmmdev import builder
+from hgcmlab.devices.vmmdev.abi import VBOX_HGCM_REQ_CANCELLED, VBOX_HGCM_REQ_DONE, RequestType
+from hgcmlab.devices.vmmdev.builder import CallBuilder, Param
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.devices.vmmdev.device import VMMDevDevice
+from hgcmlab.machine.clock import Clock, Scheduler
+from hgcmlab.machine.device import AttachContext
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.machine.tracing import ListSink, Tracer
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import ASYNC, HgcmCall
 from tests.device.conftest import REQUEST_ADDRESS, DeviceRig, ScriptedService
 
 CANCEL_ADDRESS = 0x8000

@@ -17,20 +17,20 @@ from pathlib import Path
 import pytest
 
 from bench.direct import DirectClient
-from devices.vmmdev import builder
-from devices.vmmdev.abi import PAGE_SIZE, HgcmParmDirection, HgcmParmType, RequestType
-from devices.vmmdev.commands import COMMAND_HEAP_COST
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from devices.vmmdev.device import VMMDevDevice
-from devices.vmmdev.direct import plan
-from machine.device import AttachContext
-from machine.memory import GuestMemory
-from machine.tracing import ListSink, Tracer
-from runtime.faults import Fault, inject
-from runtime.status import Status
-from services.hgcm import DirectBuffer
-from services.sharedfolders.abi import ShflCf, ShflFn
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.devices.vmmdev import builder
+from hgcmlab.devices.vmmdev.abi import PAGE_SIZE, HgcmParmDirection, HgcmParmType, RequestType
+from hgcmlab.devices.vmmdev.commands import COMMAND_HEAP_COST
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.devices.vmmdev.device import VMMDevDevice
+from hgcmlab.devices.vmmdev.direct import plan
+from hgcmlab.machine.device import AttachContext
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.machine.tracing import ListSink, Tracer
+from hgcmlab.runtime.faults import Fault, inject
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import DirectBuffer
+from hgcmlab.services.sharedfolders.abi import ShflCf, ShflFn
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 
 RAM = 1024 * 1024
 REQUEST = 0x2000
@@ -317,7 +317,7 @@ def test_direct_calls_leave_no_call_parameter_or_view_alive(tmp_path: Path) -> N
     test_memory_bounds.py pins the same for the general path)."""
     import gc
 
-    from services.hgcm import HgcmCall, SvcParm
+    from hgcmlab.services.hgcm import HgcmCall, SvcParm
 
     rig = Rig(tmp_path / "r", direct=True, traced=False)
     enabled = gc.isenabled()

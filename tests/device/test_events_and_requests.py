@@ -6,21 +6,21 @@ import struct
 
 import pytest
 
-from devices.vmmdev import builder
-from devices.vmmdev.abi import RequestType
-from devices.vmmdev.config import CYCLES_PER_MILLISECOND, DEFAULT_EPOCH_MS, VMMDevConfig
-from devices.vmmdev.device import SESSION_ID, VMMDevDevice
-from devices.vmmdev.events import (
+from hgcmlab.devices.vmmdev import builder
+from hgcmlab.devices.vmmdev.abi import (
     MMIO_OFF_HAVE_EVENTS,
     VMMDEV_EVENT_HGCM,
     VMMDEV_EVENT_MOUSE_POSITION_CHANGED,
     VMMDEV_MEMORY_SIZE,
+    RequestType,
 )
-from machine.clock import Clock, Scheduler
-from machine.device import AttachContext
-from machine.memory import GuestMemory
-from machine.tracing import ListSink, Tracer
-from runtime.status import Status
+from hgcmlab.devices.vmmdev.config import CYCLES_PER_MILLISECOND, DEFAULT_EPOCH_MS, VMMDevConfig
+from hgcmlab.devices.vmmdev.device import SESSION_ID, VMMDevDevice
+from hgcmlab.machine.clock import Clock, Scheduler
+from hgcmlab.machine.device import AttachContext
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.machine.tracing import ListSink, Tracer
+from hgcmlab.runtime.status import Status
 
 REQ = 0x2000
 

@@ -7,16 +7,16 @@ import struct
 
 import pytest
 
-from devices.vmmdev import builder
-from devices.vmmdev.abi import (
+from hgcmlab.devices.vmmdev import builder
+from hgcmlab.devices.vmmdev.abi import (
     VBOX_HGCM_REQ_DONE,
     HgcmParmDirection,
     HgcmParmType,
     RequestType,
 )
-from devices.vmmdev.builder import CallBuilder, Param
-from runtime.status import Status
-from services.hgcm import ASYNC, HgcmCall, SvcParmType
+from hgcmlab.devices.vmmdev.builder import CallBuilder, Param
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import ASYNC, HgcmCall, SvcParmType
 from tests.device.conftest import REQUEST_ADDRESS, DeviceRig
 
 BUFFER = 0x10000
@@ -441,7 +441,7 @@ def test_embedded_size_beyond_the_request(rig: DeviceRig) -> None:
 
 
 def test_call_cost_comes_from_the_service_declaration_unless_overridden() -> None:
-    from devices.vmmdev.config import HgcmTiming
+    from hgcmlab.devices.vmmdev.config import HgcmTiming
 
     timing = HgcmTiming(call_cycles=100, byte_cycles=2, function_cycles={7: 50})
     assert timing.cost(None, 10) == 100 + 20, "connect/disconnect: the default"
@@ -451,7 +451,7 @@ def test_call_cost_comes_from_the_service_declaration_unless_overridden() -> Non
 
 
 def test_declared_costs_can_be_switched_off() -> None:
-    from devices.vmmdev.config import HgcmTiming
+    from hgcmlab.devices.vmmdev.config import HgcmTiming
 
     uniform = HgcmTiming(call_cycles=100, byte_cycles=0, declared_costs=False)
     assert uniform.cost(9, 0, declared=5000) == 100

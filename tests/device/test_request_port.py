@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import struct
 
-from devices.vmmdev import builder
-from devices.vmmdev.abi import (
+from hgcmlab.devices.vmmdev import builder
+from hgcmlab.devices.vmmdev.abi import (
     HOST_FEATURES,
     VMMDEV_MAX_VMMDEVREQ_SIZE,
     ReqHostVersion,
     RequestType,
     field_offset,
 )
-from runtime.status import Status
+from hgcmlab.runtime.status import Status
 from tests.device.conftest import RAM_SIZE, REQUEST_ADDRESS, DeviceRig
 
 
@@ -102,7 +102,7 @@ def test_strict_mode_refuses_hgcm_before_report_guest_info() -> None:
 
 
 def test_narrow_write_to_request_port_is_dropped_by_the_bus() -> None:
-    from machine.portbus import PortBus
+    from hgcmlab.machine.portbus import PortBus
 
     rig = DeviceRig()
     bus = PortBus(rig.tracer)

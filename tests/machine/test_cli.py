@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from machine.cli import EXIT_BUDGET, EXIT_GUEST_FAULT, EXIT_USAGE, main
+from hgcmlab.machine.cli import EXIT_BUDGET, EXIT_GUEST_FAULT, EXIT_USAGE, main
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
@@ -107,7 +107,7 @@ def test_assembly_error_names_file_and_line(program) -> None:
 
 
 def test_read_only_share_suffix_is_parsed(tmp_path: Path) -> None:
-    from machine.cli import parse_share
+    from hgcmlab.machine.cli import parse_share
 
     assert parse_share(f"data={tmp_path}:ro") == ("data", tmp_path, False)
     assert parse_share(f"data={tmp_path}") == ("data", tmp_path, True)
@@ -148,7 +148,7 @@ def test_no_command_prints_help_and_fails() -> None:
 
 
 def test_console_entry_point_is_runnable_as_module() -> None:
-    completed = subprocess.run([sys.executable, "-m", "machine.cli", "--help"], capture_output=True, text=True)
+    completed = subprocess.run([sys.executable, "-m", "hgcmlab.machine.cli", "--help"], capture_output=True, text=True)
     assert completed.returncode == 0 and "demo" in completed.stdout
 
 
@@ -210,7 +210,7 @@ def test_summary_counts_exactly_what_the_trace_holds_and_nothing_listens_without
     untraced run wants no event kind but the guest log's, so no event is built for nothing."""
     from collections import Counter
 
-    from machine.machine import Machine
+    from hgcmlab.machine.machine import Machine
 
     demo = Path(__file__).resolve().parents[2] / "guest_asm" / "programs" / "cp.s"
     (tmp_path / "host").mkdir()

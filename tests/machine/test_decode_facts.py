@@ -8,11 +8,11 @@ import capstone
 import pytest
 from capstone import x86_const as cx
 
-from guest_asm.assembler import assemble
-from machine.clock import CostProfile, classify
-from machine.cpu import Cpu
-from machine.memory import GuestMemory
-from machine.programs import PROGRAMS_DIR, bundled_program
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.clock import CostProfile, classify
+from hgcmlab.machine.cpu import Cpu
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.machine.programs import PROGRAMS_DIR, bundled_program
 from tests.machine.test_reproducible import PROGRAMS
 
 MIXED = """

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from machine import entry, runcontrol
+from hgcmlab.machine import entry, runcontrol
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 class _InterruptedWhileLoading(types.ModuleType):
-    """Stands in for machine.cli: taking ``main`` from it raises as a Ctrl-C during import would."""
+    """Stands in for hgcmlab.machine.cli: taking ``main`` from it raises as a Ctrl-C during import would."""
 
     def __getattr__(self, name: str) -> object:
         raise KeyboardInterrupt
@@ -25,7 +25,7 @@ class _InterruptedWhileLoading(types.ModuleType):
 def test_ctrl_c_while_the_cli_loads_is_one_line_and_status_130(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """A KeyboardInterrupt out of the CLI import is one stderr line and the status of Ctrl-C."""
-    monkeypatch.setitem(sys.modules, "machine.cli", _InterruptedWhileLoading("machine.cli"))
+    monkeypatch.setitem(sys.modules, "hgcmlab.machine.cli", _InterruptedWhileLoading("hgcmlab.machine.cli"))
     previous = signal.getsignal(signal.SIGINT)
     try:
         assert entry.main() == runcontrol.EXIT_INTERRUPTED == 130
@@ -39,9 +39,9 @@ def test_ctrl_c_while_the_cli_loads_is_one_line_and_status_130(
 def test_entry_runs_the_cli_and_returns_its_status(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Without interruption the CLI's own status comes back unchanged."""
-    fake = types.ModuleType("machine.cli")
+    fake = types.ModuleType("hgcmlab.machine.cli")
     fake.main = lambda: 7  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "machine.cli", fake)
+    monkeypatch.setitem(sys.modules, "hgcmlab.machine.cli", fake)
     previous = signal.getsignal(signal.SIGINT)
     try:
         assert entry.main() == 7
@@ -51,7 +51,7 @@ def test_entry_runs_the_cli_and_returns_its_status(
 
 def _entry(*args: str, stdout: object) -> subprocess.CompletedProcess[str]:
     """The console entry point in a child process (as the installed ``hgcmlab`` runs it)."""
-    code = "import sys; from machine.entry import main; sys.exit(main())"
+    code = "import sys; from hgcmlab.machine.entry import main; sys.exit(main())"
     return subprocess.run([sys.executable, "-c", code, *args], stdout=stdout,  # type: ignore[call-overload]
                           stderr=subprocess.PIPE, text=True, timeout=120, cwd=ROOT)
 
@@ -67,7 +67,7 @@ def test_standard_output_on_a_full_disk_is_one_line_and_status_2() -> None:
 def test_a_reader_that_goes_away_is_quiet() -> None:
     """`hgcmlab demo | head -c 1`: the closed pipe ends the command without a message."""
     child = subprocess.Popen([sys.executable, "-c",
-                              "import sys; from machine.entry import main; sys.exit(main())", "demo"],
+                              "import sys; from hgcmlab.machine.entry import main; sys.exit(main())", "demo"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     assert child.stdout is not None and child.stderr is not None
     with child, child.stderr:

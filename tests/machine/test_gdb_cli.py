@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm.assembler import assemble
-from guest_asm.elfout import elf_image
-from machine.cli import EXIT_GUEST_FAULT, EXIT_USAGE, main
-from machine.gdbstub import parse_listen_address
-from machine.gdbstub.client import GdbClient
-from machine.programs import PROGRAMS_DIR
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.guest_asm.elfout import elf_image
+from hgcmlab.machine.cli import EXIT_GUEST_FAULT, EXIT_USAGE, main
+from hgcmlab.machine.gdbstub import parse_listen_address
+from hgcmlab.machine.gdbstub.client import GdbClient
+from hgcmlab.machine.programs import PROGRAMS_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def start_cli(*arguments: str) -> tuple[subprocess.Popen[str], int]:
     """Start ``hgcmlab run ... --gdb 127.0.0.1:0`` and read the port it announces."""
     environment = dict(os.environ, PYTHONPATH=str(ROOT))
-    process = subprocess.Popen([sys.executable, "-m", "machine.cli", "run", *arguments, "--gdb", "127.0.0.1:0"],
+    process = subprocess.Popen([sys.executable, "-m", "hgcmlab.machine.cli", "run", *arguments, "--gdb", "127.0.0.1:0"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
     assert process.stderr is not None
     line = process.stderr.readline()
@@ -104,7 +104,7 @@ def test_listen_addresses() -> None:
 
 
 def test_what_gdb_is_served_for_each_kind_of_program(tmp_path: Path) -> None:
-    from machine.gdbstub import exec_file_for
+    from hgcmlab.machine.gdbstub import exec_file_for
 
     program = assemble(PROGRAMS_DIR / "hello_log.s")
     served = exec_file_for(program, PROGRAMS_DIR / "hello_log.s")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm.assembler import assemble
-from machine.gdbstub import native
-from machine.machine import RunResult
-from machine.programs import PROGRAMS_DIR
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.gdbstub import native
+from hgcmlab.machine.machine import RunResult
+from hgcmlab.machine.programs import PROGRAMS_DIR
 from tests.machine.test_gdb_protocol import start_stub
 
 

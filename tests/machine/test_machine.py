@@ -296,7 +296,7 @@ def test_load_address_default_is_public_contract() -> None:
 
 @pytest.mark.parametrize("mode", [64, 32])
 def test_arguments_reach_the_program_in_the_block_and_registers(mode: int) -> None:
-    from machine.loader import ARGS_BASE, argument_block
+    from hgcmlab.machine.loader import ARGS_BASE, argument_block
 
     machine = vbox_board(mode)
     machine.set_arguments(["d:/notes.txt", "é"])

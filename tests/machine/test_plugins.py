@@ -60,7 +60,7 @@ def _install_doc_plugin(root: Path) -> dict[str, str]:
 
 def _run_cli(root: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(REPO)]))
-    return subprocess.run([sys.executable, "-m", "machine.cli", *argv], cwd=root, env=env,
+    return subprocess.run([sys.executable, "-m", "hgcmlab.machine.cli", *argv], cwd=root, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -211,7 +211,7 @@ def test_a_plugin_next_to_an_explicitly_placed_one(program) -> None:
                     "RuntimeError: no license key"),
     ("missing_module", "device 'missing_module' (no_such_plugin_module:Device) cannot be loaded: "
                        "ModuleNotFoundError: No module named 'no_such_plugin_module'"),
-    ("notadevice", "is not a machine.device.Device"),
+    ("notadevice", "is not a hgcmlab.machine.device.Device"),
     ("broken_ranges", "device 'broken_ranges' cannot be attached: KeyError: 'ranges'"),
     ("broken_attach", "device 'broken_attach' cannot be attached: OSError: backend unavailable"),
     ("exit", "device 'exit' is already on this board (port 0xf4) and a board has one of it"),
@@ -248,9 +248,9 @@ def test_devices_lists_built_ins_with_their_ports() -> None:
     status, out, err = cli("devices")
     assert (status, err) == (0, "")
     lines = out.splitlines()
-    assert "exit\tmachine.stddevices:ExitDevice\tbuilt in (port 0xf4), always present" in lines
-    assert "debuglog\tmachine.stddevices:BackdoorLogDevice\tbuilt in (port 0x504), always present" in lines
-    assert ("vmmdev\tdevices.vmmdev.device:VMMDevDevice\tbuilt in (ports 0xd020, 0xd028), always present"
+    assert "exit\thgcmlab.machine.stddevices:ExitDevice\tbuilt in (port 0xf4), always present" in lines
+    assert "debuglog\thgcmlab.machine.stddevices:BackdoorLogDevice\tbuilt in (port 0x504), always present" in lines
+    assert ("vmmdev\thgcmlab.devices.vmmdev.device:VMMDevDevice\tbuilt in (ports 0xd020, 0xd028), always present"
             in lines)
     assert "counter\ttests.machine.test_plugins:Counter" in lines
 

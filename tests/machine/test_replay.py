@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from machine.cli import main as cli_main
-from machine.replaycli import EXIT_DIVERGED
+from hgcmlab.machine.cli import main as cli_main
+from hgcmlab.machine.replaycli import EXIT_DIVERGED
 from tests.machine.test_reproducible import DAY_2040, PROGRAMS, make_tree
 
 PROGRAMS_DIR = Path(__file__).parents[2] / "guest_asm" / "programs"
@@ -274,8 +274,8 @@ def test_damaged_header_settings_are_one_line_errors(tmp_path: Path, setting: st
 
 
 def test_python_m_machine_cli_replay_errors_have_no_traceback(tmp_path: Path) -> None:
-    # Under ``python -m machine.cli`` the command module is __main__, a second copy of
-    # machine.cli: errors raised through the imported copy must still be one line.
+    # Under ``python -m hgcmlab.machine.cli`` the command module is __main__, a second copy of
+    # hgcmlab.machine.cli: errors raised through the imported copy must still be one line.
     trace, _ = record(tmp_path, PROGRAMS_DIR / "cat.s", "cat.s")
     events = [json.loads(line) for line in trace.read_text().splitlines()]
     events[0]["settings"]["hgcm_cycles"] = -1
@@ -286,7 +286,7 @@ def test_python_m_machine_cli_replay_errors_have_no_traceback(tmp_path: Path) ->
     devices = tmp_path / "devices.jsonl"
     devices.write_text("".join(json.dumps(event) + "\n" for event in events))
     for path, message in ((damaged, "recording setting 'hgcm_cycles' is negative"), (devices, "unknown device")):
-        done = subprocess.run([sys.executable, "-m", "machine.cli", "replay", str(path), "-q"],
+        done = subprocess.run([sys.executable, "-m", "hgcmlab.machine.cli", "replay", str(path), "-q"],
                               capture_output=True, text=True, check=False)
         assert done.returncode == 2 and message in done.stderr, done.stderr
         assert len(done.stderr.splitlines()) == 1

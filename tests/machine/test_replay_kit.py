@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm.assembler import AssembledProgram
-from machine.loader import Image
-from machine.machine import RunEnd, RunResult
-from machine.pytest_plugin import Assembler, MachineFactory, TraceAsserter
-from machine.programs import bundled_program
-from machine.trace.record import HEADER_KIND, RECORD_KIND, load_recording
-from machine.tracing import TraceEvent
-from runtime.status import Status
+from hgcmlab.guest_asm.assembler import AssembledProgram
+from hgcmlab.machine.loader import Image
+from hgcmlab.machine.machine import RunEnd, RunResult
+from hgcmlab.machine.pytest_plugin import Assembler, MachineFactory, TraceAsserter
+from hgcmlab.machine.programs import bundled_program
+from hgcmlab.machine.trace.record import HEADER_KIND, RECORD_KIND, load_recording
+from hgcmlab.machine.tracing import TraceEvent
+from hgcmlab.runtime.status import Status
 from tests.machine.test_reproducible import DAY_2040, PROGRAMS, make_tree
 
 #: Guest: connect, learn the mappings version, start a WAIT_FOR_MAPPINGS_CHANGES the service

@@ -33,7 +33,7 @@ from machine.runcontrol import (
     ProgressLine,
     exit_status,
 )
-from machine.trace.files import read_trace
+from hgcmlab.machine.trace.files import read_trace
 
 #: Guards a test against hanging when Ctrl-C handling regresses (not a timing assertion).
 HANG_GUARD_SECONDS = "120"
@@ -67,7 +67,7 @@ def program(tmp_path: Path):
 
 
 def _spawn(*argv: str, stderr: int | None = subprocess.PIPE) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "machine.cli", *argv], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "hgcmlab.machine.cli", *argv], stdout=subprocess.PIPE,
                             stderr=stderr, text=True)
 
 

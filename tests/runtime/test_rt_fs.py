@@ -1,4 +1,4 @@
-"""runtime.fs: confined host file API, exercised with both resolvers on a real tree."""
+"""hgcmlab.runtime.fs: confined host file API, exercised with both resolvers on a real tree."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.fs import (
+from hgcmlab.runtime.fs import (
     Access,
     Disposition,
     HostRoot,
@@ -17,8 +17,8 @@ from runtime.fs import (
     obj_info,
     openat2_available,
 )
-from runtime.paths import GuestPath
-from runtime.status import RtError, Status
+from hgcmlab.runtime.paths import GuestPath
+from hgcmlab.runtime.status import RtError, Status
 
 
 def gp(text: str) -> GuestPath:

@@ -1,4 +1,4 @@
-"""runtime.paths: guest path text -> confined component list."""
+"""hgcmlab.runtime.paths: guest path text -> confined component list."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.paths import (
+from hgcmlab.runtime.paths import (
     GuestPath,
     convert_guest_path,
     fold_name,
@@ -14,7 +14,7 @@ from runtime.paths import (
     nt_wildcard_match,
     symlink_target_inside,
 )
-from runtime.status import RtError, Status
+from hgcmlab.runtime.status import RtError, Status
 
 SLASH, BACK = 0x2F, 0x5C
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-import machine.loader
+import hgcmlab.machine.loader
 from fuzz.elf import ElfSpec, Segment, build_elf, loader_seeds
 from fuzz.engine import campaign
 from fuzz.loader_target import LOADER_RAM, Finding, check_loader
-from machine.loader import Image, LoadError
+from hgcmlab.machine.loader import Image, LoadError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ def test_seeds_are_accepted_elf_files_of_both_classes() -> None:
     seeds = loader_seeds()
     assert {seed[4] for seed in seeds} == {1, 2}  # ELFCLASS32 and ELFCLASS64
     for seed in seeds:
-        image = machine.loader.elf_image(seed, ram_size=LOADER_RAM)
+        image = hgcmlab.machine.loader.elf_image(seed, ram_size=LOADER_RAM)
         assert image.segments
         check_loader(seed)
 
@@ -39,7 +39,7 @@ def test_a_huge_memsz_is_refused_without_allocating() -> None:
     # 2**62 bytes of bss: the old loader tried to allocate them (MemoryError/OverflowError).
     data = build_elf(ElfSpec(64, 0x100000, [Segment(0x100000, b"\xf4", memsz=1 << 62)]))
     with pytest.raises(LoadError, match="does not fit"):
-        machine.loader.elf_image(data, ram_size=LOADER_RAM)
+        hgcmlab.machine.loader.elf_image(data, ram_size=LOADER_RAM)
     check_loader(data)  # and the target accepts the refusal
 
 

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from fuzz.harness import Harness
 from fuzz.tree import build_tree
-from runtime.fs import HostRoot
-from runtime.paths import DELIM_BACKSLASH, DELIM_SLASH, convert_guest_path
-from runtime.status import RtError
-from services.sharedfolders import strings
+from hgcmlab.runtime.fs import HostRoot
+from hgcmlab.runtime.paths import DELIM_BACKSLASH, DELIM_SLASH, convert_guest_path
+from hgcmlab.runtime.status import RtError
+from hgcmlab.services.sharedfolders import strings
 
 _PIECES = st.sampled_from(["..", ".", "", "sub", "file.txt", "link_in", "rel_out", "abs_out", "dangling",
                            "loop", "fifo", "empty", "a\\b", "x/y", "\0", "é", "\udc80"])

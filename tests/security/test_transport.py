@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev import builder
-from devices.vmmdev.abi import HgcmParmType, RequestType
-from devices.vmmdev.builder import CallBuilder, Param
-from devices.vmmdev.device import VMMDevDevice
+from hgcmlab.devices.vmmdev import builder
+from hgcmlab.devices.vmmdev.abi import HgcmParmType, RequestType
+from hgcmlab.devices.vmmdev.builder import CallBuilder, Param
+from hgcmlab.devices.vmmdev.device import VMMDevDevice
 from fuzz.harness import create_parms, shfl_call, utf8
 from fuzz.tree import Tree, build_tree
-from machine.device import AttachContext
-from machine.memory import GuestMemory
-from machine.tracing import ListSink, Tracer
-from runtime.status import Status
-from services.hgcm import ASYNC, HgcmCall, HgcmService, _AsyncMarker
-from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflFn
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.machine.device import AttachContext
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.machine.tracing import ListSink, Tracer
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import ASYNC, HgcmCall, HgcmService, _AsyncMarker
+from hgcmlab.services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflFn
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 
 RAM = 1 << 20
 REQ = 0x2000

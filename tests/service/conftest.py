@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 
 from fuzz.tree import Tree, build_tree
-from services.hgcm import HgcmCall, SvcParm
-from services.sharedfolders import strings
-from services.sharedfolders.abi import (
+from hgcmlab.services.hgcm import HgcmCall, SvcParm
+from hgcmlab.services.sharedfolders import strings
+from hgcmlab.services.sharedfolders.abi import (
     SHFL_HANDLE_NIL,
     ShflCf,
     ShflCreateParms,
     ShflFn,
     ShflFsObjInfo,
 )
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 
 READ_OPEN = ShflCf.ACCESS_READ | ShflCf.ACT_OPEN_IF_EXISTS | ShflCf.ACT_FAIL_IF_NEW
 

@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult, ShflFn, ShflRename
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult, ShflFn, ShflRename
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 from tests.service.conftest import READ_OPEN, Guest, Tree
 
 CF, R = ShflCf, ShflCreateResult

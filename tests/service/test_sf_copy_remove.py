@@ -7,11 +7,11 @@ import os
 
 import pytest
 
-from runtime.faults import Fault, inject
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflFn, ShflRemove
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.runtime.faults import Fault, inject
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflFn, ShflRemove
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 from tests.service.conftest import READ_OPEN, Guest, Tree
 
 CF, RM = ShflCf, ShflRemove

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev import builder
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from devices.vmmdev.device import VMMDevDevice
-from machine.clock import Clock, Scheduler
-from machine.device import AttachContext
-from machine.memory import GuestMemory
-from machine.tracing import ListSink, Tracer
-from runtime.status import Status
-from services.sharedfolders.abi import SERVICE_NAME, ShflFn
-from services.sharedfolders.functions import FUNCTIONS
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.devices.vmmdev import builder
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.devices.vmmdev.device import VMMDevDevice
+from hgcmlab.machine.clock import Clock, Scheduler
+from hgcmlab.machine.device import AttachContext
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.machine.tracing import ListSink, Tracer
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.sharedfolders.abi import SERVICE_NAME, ShflFn
+from hgcmlab.services.sharedfolders.functions import FUNCTIONS
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 
 REQ, BUF = 0x2000, 0x8000
 

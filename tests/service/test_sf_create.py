@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from runtime.fs import RtFs
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult, ShflFn
+from hgcmlab.runtime.fs import RtFs
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult, ShflFn
 from tests.service.conftest import READ_OPEN, Guest, Tree
 
 R = ShflCreateResult

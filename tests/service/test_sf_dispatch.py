@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.status import Status
-from services.hgcm import ASYNC, HgcmCall, SvcParm
-from services.sharedfolders import strings
-from services.sharedfolders.abi import ShflFn
-from services.sharedfolders.functions import FUNCTIONS, Style
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import ASYNC, HgcmCall, SvcParm
+from hgcmlab.services.sharedfolders import strings
+from hgcmlab.services.sharedfolders.abi import ShflFn
+from hgcmlab.services.sharedfolders.functions import FUNCTIONS, Style
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 from tests.service.conftest import Guest, Tree
 
 

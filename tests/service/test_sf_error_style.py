@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from runtime.fs import HostRoot
-from runtime.paths import GuestPath, convert_guest_path
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders import errstyle
-from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult, ShflFn, ShflRemove, ShflRename
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.runtime.fs import HostRoot
+from hgcmlab.runtime.paths import GuestPath, convert_guest_path
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders import errstyle
+from hgcmlab.services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult, ShflFn, ShflRemove, ShflRename
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 from tests.service.conftest import READ_OPEN, Guest, Tree
 
 R, CF = ShflCreateResult, ShflCf

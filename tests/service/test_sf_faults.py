@@ -1,4 +1,4 @@
-"""Host failures injected into runtime/'s syscall layer (runtime.faults): the guest gets the
+"""Host failures injected into runtime/'s syscall layer (hgcmlab.runtime.faults): the guest gets the
 matching status and byte count, acknowledged data stays on the host, FLUSH reaches fsync."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import os
 
 import pytest
 
-from runtime.faults import Fault, inject
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflFn
+from hgcmlab.runtime.faults import Fault, inject
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflFn
 from tests.service.conftest import READ_OPEN, Guest, Tree
 
 CF = ShflCf
@@ -103,7 +103,7 @@ def test_set_size_and_mkdir_errors(guest: Guest, root: int, tree: Tree) -> None:
 
 
 def test_injector_is_off_outside_the_block() -> None:
-    from runtime import fs
+    from hgcmlab.runtime import fs
     assert all(fs.SYSCALLS[name] is getattr(os, name) for name in ("pread", "pwrite", "fsync", "open"))
     with pytest.raises(ValueError):
         Fault("nosuchcall", errno.EIO)

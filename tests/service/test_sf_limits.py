@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import ShflCf, ShflFn, ShflMif
-from services.sharedfolders.mappings import SymlinkPolicy
-from services.sharedfolders.service import MAX_HANDLES_PER_CLIENT, SharedFoldersService
-from services.sharedfolders import strings
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import ShflCf, ShflFn, ShflMif
+from hgcmlab.services.sharedfolders.mappings import SymlinkPolicy
+from hgcmlab.services.sharedfolders.service import MAX_HANDLES_PER_CLIENT, SharedFoldersService
+from hgcmlab.services.sharedfolders import strings
 from tests.service.conftest import READ_OPEN, Guest, Tree
 
 CF = ShflCf

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime.fs import RtFs
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import ShflCf, ShflFn, ShflList
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.runtime.fs import RtFs
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import ShflCf, ShflFn, ShflList
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 from tests.service.conftest import READ_OPEN, Guest, Tree
 
 CF = ShflCf

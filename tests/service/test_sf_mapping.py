@@ -5,11 +5,11 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders import strings
-from services.sharedfolders.abi import ShflFn, ShflMf, ShflMif
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders import strings
+from hgcmlab.services.sharedfolders.abi import ShflFn, ShflMf, ShflMif
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 from tests.service.conftest import Guest, Tree
 
 

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import ShflFn, ShflRemove, ShflRename
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import ShflFn, ShflRemove, ShflRename
 from tests.service.conftest import Guest, Tree
 
 RM, RN = ShflRemove, ShflRename

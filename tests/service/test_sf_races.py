@@ -12,9 +12,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from runtime.status import Status
-from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCreateResult
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCreateResult
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 from tests.service.conftest import Guest, Tree
 
 R = ShflCreateResult

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from runtime.fs import Access, Disposition, HostRoot, OpenAction, RtFs, obj_info
-from runtime.paths import GuestPath
-from runtime.status import RtError, Status
-from services.sharedfolders.reproducible import Reproducible, ReproducibleRoot
+from hgcmlab.runtime.fs import Access, Disposition, HostRoot, OpenAction, RtFs, obj_info
+from hgcmlab.runtime.paths import GuestPath
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.sharedfolders.reproducible import Reproducible, ReproducibleRoot
 
 EPOCH = 1_704_067_200_000_000_000
 

@@ -9,9 +9,9 @@ import os
 
 import pytest
 
-from runtime.status import Status
-from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult, ShflFn
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult, ShflFn
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 from tests.service.conftest import READ_OPEN, Guest, Tree
 
 CF = ShflCf

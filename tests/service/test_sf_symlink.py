@@ -6,12 +6,12 @@ import os
 
 import pytest
 
-from runtime.fs import RtFs
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders import strings
-from services.sharedfolders.abi import ShflFn, ShflFsObjInfo
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.runtime.fs import RtFs
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders import strings
+from hgcmlab.services.sharedfolders.abi import ShflFn, ShflFsObjInfo
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 from tests.service.conftest import READ_OPEN, Guest, Tree
 
 

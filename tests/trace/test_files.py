@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from machine.trace.files import TraceFileError, TraceWriter, read_trace, write_trace
-from machine.tracing import JsonLinesSink, TraceEvent, Tracer
+from hgcmlab.machine.trace.files import TraceFileError, TraceWriter, read_trace, write_trace
+from hgcmlab.machine.tracing import JsonLinesSink, TraceEvent, Tracer
 
 
 def test_a_real_run_reads_back_as_the_same_events(demo_events: list[TraceEvent], tmp_path: Path) -> None:

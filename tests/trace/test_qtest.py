@@ -6,10 +6,10 @@ import struct
 
 import pytest
 
-from devices.vmmdev import builder
-from devices.vmmdev.abi import RequestType
-from devices.vmmdev.events import MMIO_OFF_HAVE_EVENTS, MMIO_OFF_SIZE, VMMDEV_MEMORY_SIZE
-from machine.qtest import QTest, QTestError
+from hgcmlab.devices.vmmdev import builder
+from hgcmlab.devices.vmmdev.abi import RequestType
+from hgcmlab.devices.vmmdev.abi import MMIO_OFF_HAVE_EVENTS, MMIO_OFF_SIZE, VMMDEV_MEMORY_SIZE
+from hgcmlab.machine.qtest import QTest, QTestError
 
 
 def test_ports_memory_and_mmio(hgcm_qtest) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from machine.replay import ReplayCursor
-from machine.trace.files import TraceWriter
-from machine.trace.record import (
+from hgcmlab.machine.replay import ReplayCursor
+from hgcmlab.machine.trace.files import TraceWriter
+from hgcmlab.machine.trace.record import (
     HEADER_KIND,
     RECORD_KIND,
     RECORDING_VERSION,
@@ -21,9 +21,9 @@ from machine.trace.record import (
     RecordingService,
     load_recording,
 )
-from machine.tracing import TraceEvent
-from runtime.status import Status
-from services.hgcm import ASYNC, HgcmCall, HgcmService, SvcParm, _AsyncMarker
+from hgcmlab.machine.tracing import TraceEvent
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import ASYNC, HgcmCall, HgcmService, SvcParm, _AsyncMarker
 
 
 class Echo(HgcmService):

@@ -136,7 +136,7 @@ def test_cli_record_then_drcov(tmp_path: Path) -> None:
     share = tmp_path / "share"
     share.mkdir()
     trace = tmp_path / "run.jsonl"
-    from guest_asm.source import LIB_DIR
+    from hgcmlab.guest_asm.source import LIB_DIR
     demo = Path(LIB_DIR).parent / "programs" / "demo.s"
     status, out, _ = cli("trace", "record", str(demo), "--share", f"demo={share}", "-o", str(trace), "--blocks")
     assert status == 0 and "wrote" in out and (share / "hello.txt").exists()

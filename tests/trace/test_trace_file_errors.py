@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from machine.cli import EXIT_USAGE, main
-from machine.trace.files import TraceWriteError, TraceWriter, read_trace
-from machine.tracing import TraceEvent
+from hgcmlab.machine.cli import EXIT_USAGE, main
+from hgcmlab.machine.trace.files import TraceWriteError, TraceWriter, read_trace
+from hgcmlab.machine.tracing import TraceEvent
 
 DEV_FULL = Path("/dev/full")
 needs_dev_full = pytest.mark.skipif(not DEV_FULL.exists(), reason="needs Linux /dev/full")
