@@ -20,9 +20,9 @@ import unicorn.unicorn_py3.unicorn as _uc_binding
 from unicorn import x86_const as ux
 
 from bench.core import Row
-from guest_asm.assembler import AssembledProgram, assemble
-from machine import fastblock
-from machine.boards import vbox_board
+from hgcmlab.guest_asm.assembler import AssembledProgram, assemble
+from hgcmlab.machine import fastblock
+from hgcmlab.machine.boards import vbox_board
 
 COMPUTE = """
 _start:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from bench.core import Row, median_seconds
 from bench.execution import COMPUTE, MEMCPY
-from guest_asm.assembler import AssembledProgram, assemble
-from machine.gdbstub.control import Debugger, Resume, Watchpoint, WatchKind
-from machine.boards import vbox_board
+from hgcmlab.guest_asm.assembler import AssembledProgram, assemble
+from hgcmlab.machine.gdbstub.control import Debugger, Resume, Watchpoint, WatchKind
+from hgcmlab.machine.boards import vbox_board
 
 
 def _run(program: AssembledProgram, debugged: bool) -> int:

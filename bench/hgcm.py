@@ -33,16 +33,16 @@ from pathlib import Path
 
 from bench.core import Row
 from bench.direct import DirectClient
-from devices.vmmdev.config import VMMDevConfig
-from guest_asm.assembler import AssembledProgram, assemble
-from machine.boards import vbox_board
-from machine.machine import RunEnd
-from machine.memory import GuestMemory
-from machine.runcontrol import Budgets, run_supervised
-from machine.tracing import CallbackSink
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import ShflCf, ShflFn
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.devices.vmmdev.config import VMMDevConfig
+from hgcmlab.guest_asm.assembler import AssembledProgram, assemble
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import RunEnd
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.machine.runcontrol import Budgets, run_supervised
+from hgcmlab.machine.tracing import CallbackSink
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import ShflCf, ShflFn
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 
 READ_OPEN = int(ShflCf.ACCESS_READ | ShflCf.ACT_OPEN_IF_EXISTS | ShflCf.ACT_FAIL_IF_NEW)
 RW_CREATE = int(ShflCf.ACCESS_READWRITE | ShflCf.ACT_OPEN_IF_EXISTS | ShflCf.ACT_CREATE_IF_NEW)

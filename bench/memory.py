@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.core import Row, current_rss_mib
 from bench.hgcm import BULK, CHUNK, GUEST_BUFFER, READ_OPEN, round_trip_program
-from machine.boards import vbox_board
+from hgcmlab.machine.boards import vbox_board
 
 #: RSS growth the issue allows for either run.
 TARGET_MIB = 50
@@ -30,8 +30,8 @@ TARGET_MIB = 50
 
 def _probe(kind: str, count: int, folder: Path) -> dict[str, float]:
     """In this process: run one guest, return resident sizes in MiB."""
-    from guest_asm.assembler import assemble
-    from machine.machine import RunEnd
+    from hgcmlab.guest_asm.assembler import assemble
+    from hgcmlab.machine.machine import RunEnd
 
     if kind == "calls":
         program = round_trip_program(count)

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from bench.core import Row, current_rss_mib, median_seconds
-from machine.boards import vbox_board
-from machine.machine import RunEnd
-from machine.programs import bundled_program
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import RunEnd
+from hgcmlab.machine.programs import bundled_program
 from bench.direct import DirectClient
 from hgcmlab.services.sharedfolders.abi import ShflCf
 from hgcmlab.services.sharedfolders.service import MAX_HANDLES_PER_CLIENT, SharedFoldersService

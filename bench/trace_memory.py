@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 from bench.core import Row, current_rss_mib
-from guest_asm.assembler import assemble
-from machine.boards import vbox_board
-from machine.machine import Machine
-from machine.trace.blocks import trace_blocks
-from machine.trace.files import TraceWriter
-from machine.tracing import ListSink, TraceEvent
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import Machine
+from hgcmlab.machine.trace.blocks import trace_blocks
+from hgcmlab.machine.trace.files import TraceWriter
+from hgcmlab.machine.tracing import ListSink, TraceEvent
 
 LOOP = """
 _start:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from machine.machine import RunEnd
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.machine.machine import RunEnd
 
 C_EXAMPLES = Path(__file__).parent / "c"
 ASYNC = VMMDevConfig(timing=HgcmTiming(force_async=True))

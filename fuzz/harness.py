@@ -30,8 +30,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from devices.vmmdev import builder
-from devices.vmmdev.abi import (
+from hgcmlab.devices.vmmdev import builder
+from hgcmlab.devices.vmmdev.abi import (
     HGCM_CALL_OFF_PARMS,
     HGCM_CONNECT_CLIENT,
     HGCM_PARM_U0,
@@ -40,8 +40,8 @@ from devices.vmmdev.abi import (
     HgcmParamEmbedded,
     HgcmParmType,
 )
-from devices.vmmdev.builder import CallBuilder, Param
-from devices.vmmdev.device import VMMDevDevice
+from hgcmlab.devices.vmmdev.builder import CallBuilder, Param
+from hgcmlab.devices.vmmdev.device import VMMDevDevice
 from fuzz.tree import Tree, build_tree
 from hgcmlab.machine.device import AttachContext
 from hgcmlab.machine.memory import GuestMemory

@@ -14,12 +14,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from devices.vmmdev import builder
-from devices.vmmdev.abi import VMMDEV_REQUEST_HEADER_VERSION, HgcmCancel2, HgcmParmType, RequestHeader, RequestType
-from devices.vmmdev.builder import CallBuilder, Param
+from hgcmlab.devices.vmmdev import builder
+from hgcmlab.devices.vmmdev.abi import VMMDEV_REQUEST_HEADER_VERSION, HgcmCancel2, HgcmParmType, RequestHeader, RequestType
+from hgcmlab.devices.vmmdev.builder import CallBuilder, Param
 from fuzz.harness import create_parms, shfl_call, utf8
-from services.sharedfolders import strings
-from services.sharedfolders.abi import ShflCf, ShflFn, ShflFsObjAttr, ShflFsObjInfo, ShflInfo, ShflRemove
+from hgcmlab.services.sharedfolders import strings
+from hgcmlab.services.sharedfolders.abi import ShflCf, ShflFn, ShflFsObjAttr, ShflFsObjInfo, ShflInfo, ShflRemove
 
 CF = ShflCf
 READ_OPEN = CF.ACCESS_READ | CF.ACT_OPEN_IF_EXISTS | CF.ACT_FAIL_IF_NEW

@@ -2,16 +2,21 @@
 
 Guest sources use these names directly (``mov edx, VMMDEV_PORT``); the assembler defines
 each referenced name with ``.equ`` in front of the program, so no wire number is typed in
-assembly.  Everything is derived programmatically from ``devices.vmmdev.abi``,
-``services.sharedfolders.abi``, ``services.guestprops.abi``, ``runtime.status`` and the
-machine's standard devices.
+assembly.  Everything is derived programmatically from ``hgcmlab.devices.vmmdev.abi``,
+``hgcmlab.services.sharedfolders.abi``, ``hgcmlab.services.guestprops.abi``, ``hgcmlab.runtime.status``,
+``hgcmlab.runtime.fsmode`` and the machine's guest-visible layout (``hgcmlab.machine.layout``,
+``hgcmlab.machine.pci_regs``, ``hgcmlab.machine.paging_regs``).  Those modules import
+nothing of the project's implementation, so the assembler does not depend on the machine
+(``tests/structure/test_imports.py`` keeps it that way).
 
 Naming scheme
 -------------
 * Module-level integer constants keep their Python name: ``VMMDEV_VERSION``,
   ``VBOX_HGCM_REQ_DONE``, ``HGCM_CALL_OFF_PARMS``, ``PAGE_SIZE``, ``SHFL_HANDLE_NIL``,
   ``VMMDEV_EVENT_HGCM``, ``MMIO_OFF_HAVE_EVENTS``, and hgcmlab.machine.layout's ``EXIT_PORT``,
-  ``BACKDOOR_LOG_PORT``, ``ARGS_BASE``, ``IRQ_VECTOR_BASE``, ``VMMDEV_IRQ`` ...
+  ``BACKDOOR_LOG_PORT``, ``ARGS_BASE``, ``IRQ_VECTOR_BASE``, ``VMMDEV_IRQ``, ``FIRMWARE_PAGE``,
+  ``PAGING_AREA_SIZE`` ..., and hgcmlab.machine.paging_regs' ``CR0_PG``, ``CR4_PAE``, ``PTE_P``,
+  ``PF_WRITE`` ...
 * hgcmlab.machine.pci_regs' integers with the prefix ``PCI_``: ``PCI_CONFIG_ADDRESS_PORT``,
   ``PCI_OFF_BAR0``, ``PCI_COMMAND_IO``.
 * Derived ports: ``VMMDEV_PORT`` (request port at the default base, 0xD020) and
@@ -46,12 +51,14 @@ from enum import Enum
 from functools import cache
 from types import ModuleType
 
-import devices.vmmdev.abi as vmmdev_abi
-import machine.loader as loader
-import machine.stddevices as stddevices
-import runtime.status as status_module
-import services.guestprops.abi as gp_abi
-import services.sharedfolders.abi as shfl_abi
+import hgcmlab.devices.vmmdev.abi as vmmdev_abi
+import hgcmlab.machine.layout as layout
+import hgcmlab.machine.paging_regs as paging_regs
+import hgcmlab.machine.pci_regs as pci_regs
+import hgcmlab.runtime.fsmode as fsmode
+import hgcmlab.runtime.status as status_module
+import hgcmlab.services.guestprops.abi as gp_abi
+import hgcmlab.services.sharedfolders.abi as shfl_abi
 
 #: Enum class -> assembler name prefix (VirtualBox spellings where they exist).
 _ENUM_PREFIXES: dict[type[Enum], str] = {
@@ -76,12 +83,12 @@ _ENUM_PREFIXES: dict[type[Enum], str] = {
     shfl_abi.ShflErrorStyle: "SHFL_ERROR_STYLE_",
     shfl_abi.ShflAddMappingFlag: "SHFL_ADD_MAPPING_F_",
     shfl_abi.ShflFsObjAttrAdd: "SHFLFSOBJATTRADD_",
-    shfl_abi.RtFs: "RTFS_",
+    fsmode.RtFs: "RTFS_",
     gp_abi.GuestPropFn: "GUEST_PROP_FN_",
     gp_abi.GuestPropFlag: "GUEST_PROP_F_",
 }
 
-_MODULES: tuple[ModuleType, ...] = (vmmdev_abi, shfl_abi, gp_abi, status_module)
+_MODULES: tuple[ModuleType, ...] = (vmmdev_abi, shfl_abi, gp_abi, status_module, layout, paging_regs)
 
 
 def _module_ints(module: ModuleType) -> Iterator[tuple[str, int]]:
@@ -151,50 +158,12 @@ def abi_constants() -> dict[str, int]:
         _add(table, f"SHFL_CPARMS_{fn.name}", count, "SHFL_CPARMS")
     for gp_fn, count in gp_abi.GUEST_PROP_CPARMS.items():
         _add(table, f"GUEST_PROP_CPARMS_{gp_fn.name}", count, "GUEST_PROP_CPARMS")
-    _add(table, "EXIT_PORT", stddevices.EXIT_PORT, "machine.stddevices")
-    _add(table, "BACKDOOR_LOG_PORT", stddevices.BACKDOOR_LOG_PORT, "machine.stddevices")
-    _add(table, "ARGS_BASE", loader.ARGS_BASE, "machine.loader")
-    _add(table, "ARGS_MAX_SIZE", loader.ARGS_MAX_SIZE, "machine.loader")
     base = vmmdev_abi.VMMDEV_DEFAULT_PORT_BASE
     _add(table, "VMMDEV_PORT", base + vmmdev_abi.VMMDEV_PORT_OFF_REQUEST, "derived")
     _add(table, "VMMDEV_PORT_FAST", base + vmmdev_abi.VMMDEV_PORT_OFF_REQUEST_FAST, "derived")
     for name, value in _module_ints(pci_regs):
         _add(table, f"PCI_{name}", value, "hgcmlab.machine.pci_regs")
     return table
-
-
-def _add_machine_constants(table: dict[str, int]) -> None:
-    """Interrupt, PCI and VMMDev event/MMIO numbers guest drivers need.
-
-    ``IRQ_VECTOR_BASE`` (machine.machine), ``VMMDEV_IRQ`` (the default VMMDevConfig's
-    interrupt line), ``PCI_<NAME>`` for machine.pci's integer constants
-    (``PCI_CONFIG_ADDRESS_PORT``, ``PCI_OFF_BAR0``, ``PCI_COMMAND_IO``), and the integer
-    constants of devices.vmmdev.events under their own names (``VMMDEV_EVENT_HGCM``,
-    ``VMMDEV_MEMORY_VERSION``, ``VMMDEV_RAM_SIZE``, ``MMIO_OFF_HAVE_EVENTS``); paging bits of
-    machine.paging (``CR0_PG``, ``CR4_PAE``, ``PTE_P``, ``PF_WRITE``...), ``FIRMWARE_PAGE`` (the
-    GDT page a paged guest must keep mapped) and the paged-start layout of machine.loader.  Imported here,
-    not at module level: machine.machine imports the assembler."""
-    import devices.vmmdev.events as events_module
-    import machine.machine as machine_module
-    import machine.pci as pci_module
-    from devices.vmmdev.config import VMMDevConfig
-
-    _add(table, "IRQ_VECTOR_BASE", machine_module.IRQ_VECTOR_BASE, "machine.machine")
-    _add(table, "VMMDEV_IRQ", VMMDevConfig().irq, "devices.vmmdev.config")
-    for name, value in _module_ints(pci_module):
-        if not name.startswith("_"):
-            _add(table, f"PCI_{name}", value, "machine.pci")
-    for name, value in _module_ints(events_module):
-        _add(table, name, value, "devices.vmmdev.events")
-    import machine.cpu as cpu_module
-    import machine.paging as paging_module
-
-    for name, value in _module_ints(paging_module):
-        if name.startswith(("CR0_", "CR4_", "EFER_", "PTE_", "PF_")):
-            _add(table, name, value, "machine.paging")
-    _add(table, "FIRMWARE_PAGE", cpu_module.FIRMWARE_PAGE, "machine.cpu")
-    _add(table, "PAGING_STACK_RESERVE", loader.PAGING_STACK_RESERVE, "machine.loader")
-    _add(table, "PAGING_AREA_SIZE", loader.PAGING_AREA_SIZE, "machine.loader")
 
 
 def program_constants(mode: int, defines: dict[str, int | str] | None) -> dict[str, int | str]:

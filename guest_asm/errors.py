@@ -1,4 +1,4 @@
-"""Errors raised by the assembler front end."""
+"""Errors raised by the assembler front end and the program builders."""
 
 from __future__ import annotations
 
@@ -26,3 +26,9 @@ class AssemblyError(Exception):
 
 class AssemblyTimeout(AssemblyError):
     """Keystone did not finish within the time bound (its worker process was killed)."""
+
+
+class LoadError(Exception):
+    """A program file that cannot be loaded or built, with the reason.  Declared here, not in
+    the machine's loader (which re-exports it), so that the C kit's builder raises it
+    without importing the machine."""

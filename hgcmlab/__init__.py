@@ -6,7 +6,9 @@ folders (``hgcmlab.machine``, ``hgcmlab.devices.vmmdev``, ``hgcmlab.services.sha
 private by convention: their names may change between versions.  The names below are the
 public API and keep their meaning:
 
-* the machine: ``Machine``, ``RunResult``, ``RunEnd``;
+* the machine: ``Machine`` (the core), ``RunResult``, ``RunEnd``; boards that wire devices
+  onto it: ``vbox_board`` (VMMDev, Shared Folders, guest properties; returns a
+  ``VBoxMachine``) and ``bare_board``;
 * devices: ``Device`` (the plugin contract), ``AttachContext``, ``PortRange``;
 * host services: ``HgcmService`` (the service contract), ``HgcmCall``, ``SvcParm``;
 * tracing: ``Tracer``, ``TraceEvent``, ``ListSink``, ``JsonLinesSink``;
@@ -27,7 +29,9 @@ _EXPORTS: dict[str, str] = {
     "Machine": "hgcmlab.machine.machine",
     "RunResult": "hgcmlab.machine.machine",
     "RunEnd": "hgcmlab.machine.machine",
-    # Boards: the board split (issue 13) adds "vbox_board" here.
+    "vbox_board": "hgcmlab.machine.boards",
+    "bare_board": "hgcmlab.machine.boards",
+    "VBoxMachine": "hgcmlab.machine.boards",
     "Device": "hgcmlab.machine.device",
     "AttachContext": "hgcmlab.machine.device",
     "PortRange": "hgcmlab.machine.device",
@@ -39,7 +43,7 @@ _EXPORTS: dict[str, str] = {
     "ListSink": "hgcmlab.machine.tracing",
     "JsonLinesSink": "hgcmlab.machine.tracing",
     "Image": "hgcmlab.machine.loader",
-    "LoadError": "hgcmlab.machine.loader",
+    "LoadError": "hgcmlab.guest_asm.errors",
     "image_from_file": "hgcmlab.machine.loader",
     "flat_image": "hgcmlab.machine.loader",
     "elf_image": "hgcmlab.machine.loader",
@@ -51,7 +55,8 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "AssembledProgram", "AssemblyError", "AttachContext", "Device", "HgcmCall", "HgcmService", "Image",
     "JsonLinesSink", "ListSink", "LoadError", "Machine", "PortRange", "RunEnd", "RunResult", "SvcParm",
-    "TraceEvent", "Tracer", "assemble", "elf_image", "flat_image", "image_from_file",
+    "TraceEvent", "Tracer", "VBoxMachine", "assemble", "bare_board", "elf_image", "flat_image",
+    "image_from_file", "vbox_board",
 ]
 
 

@@ -12,7 +12,7 @@ The core (machine/machine.py) knows no particular device.  A board chooses them:
 Every board records in ``Machine.board_config`` the plain data it was built from (mode,
 RAM size, options, shares with host paths); ``rebuild`` builds the same machine again from
 it, and ``restore`` does so for a snapshot, then restores its state.
-``machine.machine.Machine`` is the bare core; ``VBoxMachine`` (what ``vbox_board`` returns)
+``hgcmlab.machine.machine.Machine`` is the bare core; ``VBoxMachine`` (what ``vbox_board`` returns)
 is the VirtualBox board, a ``Machine`` with ``vmmdev``, ``shared_folders``, ``hgcm_service``,
 ``guest_properties`` and ``add_share``.
 """
@@ -24,18 +24,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from devices.vmmdev.abi import VMMDEV_DEFAULT_PORT_BASE, VMMDEV_PCI_DEVICE
-from devices.vmmdev.commands import DEFAULT_HEAP_BUDGET
-from devices.vmmdev.config import CYCLES_PER_MILLISECOND, HgcmTiming, VMMDevConfig
-from devices.vmmdev.device import VMMDevDevice
-from machine.clock import CostProfile
-from machine.machine import DEFAULT_RAM_SIZE, Machine
-from machine.snapshot import Snapshot, SnapshotError
-from runtime.status import status_name
-from services.guestprops.service import GuestPropService
-from services.hgcm import HgcmService
-from services.sharedfolders.reproducible import Reproducible
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.devices.vmmdev.abi import VMMDEV_DEFAULT_PORT_BASE, VMMDEV_PCI_DEVICE
+from hgcmlab.devices.vmmdev.commands import DEFAULT_HEAP_BUDGET
+from hgcmlab.devices.vmmdev.config import CYCLES_PER_MILLISECOND, HgcmTiming, VMMDevConfig
+from hgcmlab.devices.vmmdev.device import VMMDevDevice
+from hgcmlab.machine.clock import CostProfile
+from hgcmlab.machine.machine import DEFAULT_RAM_SIZE, Machine
+from hgcmlab.machine.snapshot import Snapshot, SnapshotError
+from hgcmlab.runtime.status import status_name
+from hgcmlab.services.guestprops.service import GuestPropService
+from hgcmlab.services.hgcm import HgcmService
+from hgcmlab.services.sharedfolders.reproducible import Reproducible
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 
 #: A share as a board records it: (name, host path, writable, auto_mount, create_symlinks).
 ShareSpec = tuple[str, str, bool, bool, bool]

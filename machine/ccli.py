@@ -9,8 +9,8 @@ import argparse
 from pathlib import Path
 from typing import Any, TextIO
 
-from guest_asm.c.compiler import CompileError, build, define_flags
-from machine.loader import LoadError
+from hgcmlab.guest_asm.c.compiler import CompileError, build, define_flags
+from hgcmlab.machine.loader import LoadError
 
 
 def report_compile_error(error: CompileError, err: TextIO) -> None:

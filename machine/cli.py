@@ -24,18 +24,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from devices.vmmdev.device import HgcmCounts
-from machine.asmcli import register_asm_command, run_asm_command
-from machine.ccli import CompileError, register_build_command, report_compile_error, run_build_command
-from machine.clock import INSTRUCTION_CLASSES, CostProfile
-from machine.gdbstub.cli import DebugRunEnded, GdbRunner, add_gdb_option, gdb_runner
-from machine.device import DEVICE_ENTRY_POINT_GROUP, Device, DeviceFailure
-from machine.guestpropcli import add_dump_option, add_guest_property_option, apply_guest_properties, dump_lines
-from machine.loader import LoadError, image_from_file
-from machine.boards import vbox_board
-from machine.machine import DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
-from machine.runcontrol import (
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.devices.vmmdev.device import HgcmCounts
+from hgcmlab.machine.asmcli import register_asm_command, run_asm_command
+from hgcmlab.machine.ccli import CompileError, register_build_command, report_compile_error, run_build_command
+from hgcmlab.machine.clock import INSTRUCTION_CLASSES, CostProfile
+from hgcmlab.machine.gdbstub.cli import DebugRunEnded, GdbRunner, add_gdb_option, gdb_runner
+from hgcmlab.machine.device import DEVICE_ENTRY_POINT_GROUP, Device, DeviceFailure
+from hgcmlab.machine.guestpropcli import add_dump_option, add_guest_property_option, apply_guest_properties, dump_lines
+from hgcmlab.machine.loader import LoadError, image_from_file
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
+from hgcmlab.machine.runcontrol import (
     EXIT_BUDGET,
     EXIT_DEVICE_FAILURE,
     EXIT_GUEST_FAULT,
@@ -49,9 +49,9 @@ from machine.runcontrol import (
     exit_status,
     run_supervised,
 )
-from machine.replaycli import record_header, register_replay_command, run_replay_command
-from machine.snapshot import SnapshotError
-from machine.snapshotcli import (
+from hgcmlab.machine.replaycli import record_header, register_replay_command, run_replay_command
+from hgcmlab.machine.snapshot import SnapshotError
+from hgcmlab.machine.snapshotcli import (
     SaveAtError,
     add_save_option,
     parse_save_at,
@@ -59,11 +59,11 @@ from machine.snapshotcli import (
     resumed_machine,
     run_saving,
 )
-from machine.trace.cli import register_trace_commands, run_trace_command
-from machine.trace.record import HEADER_KIND, record_front
-from machine.trace.files import TraceWriteError, TraceWriter
-from machine.tracing import CallbackSink, SinkError, TraceEvent
-from services.hgcm import HgcmService
+from hgcmlab.machine.trace.cli import register_trace_commands, run_trace_command
+from hgcmlab.machine.trace.record import HEADER_KIND, record_front
+from hgcmlab.machine.trace.files import TraceWriteError, TraceWriter
+from hgcmlab.machine.tracing import CallbackSink, SinkError, TraceEvent
+from hgcmlab.services.hgcm import HgcmService
 
 #: ``vbox_board(hgcm_front=...)``: the service registered in place of Shared Folders.
 HgcmFront = Callable[[Machine, HgcmService], HgcmService]

@@ -54,10 +54,11 @@ import unicorn.unicorn_py3.unicorn as _uc_binding
 from capstone import x86_const as cx
 from unicorn import x86_const as ux
 
-from machine import fastblock
-from machine.clock import CostProfile, classify
-from machine.memory import GuestMemory
-from machine.paging import CR0_PG, CR0_WP, PagingRegisters, Walk, walk
+from hgcmlab.machine import fastblock
+from hgcmlab.machine.clock import CostProfile, classify
+from hgcmlab.machine.layout import FIRMWARE_PAGE
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.machine.paging import CR0_PG, CR0_WP, PagingRegisters, Walk, walk
 
 #: Mnemonics that can set IF.
 _IF_SETTERS = frozenset({"sti", "popf", "popfd", "popfq", "iret", "iretd", "iretq"})

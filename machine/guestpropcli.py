@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from machine.machine import Machine
-from runtime.status import status_name
+from hgcmlab.machine.machine import Machine
+from hgcmlab.runtime.status import status_name
 
 
 def parse_guest_property(text: str) -> tuple[str, str, str]:

@@ -18,6 +18,11 @@ ARGS_MAX_SIZE = 0xE000
 #: The top of RAM kept for the stack (the stack pointer starts at the top of RAM): a
 #: segment reaching into it would be overwritten by the program's first pushes.
 STACK_RESERVE = 0x1000
+#: With a paged start (``--paging``): the top of RAM kept for the stack (the stack pointer
+#: starts at the top of RAM, as without paging) ...
+PAGING_STACK_RESERVE = 0x10000
+#: ... and the page tables the loader builds, right below it (root table first).
+PAGING_AREA_SIZE = 0x40000
 
 # --- physical address map ------------------------------------------------------------------
 

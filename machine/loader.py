@@ -13,34 +13,25 @@ gives (docs/paging.md).
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hgcmlab.guest_asm.assembler import AssembledProgram, assemble
-from hgcmlab.guest_asm.errors import AssemblyError
+from hgcmlab.guest_asm.c.compiler import build as build_c
+from hgcmlab.guest_asm.c.compiler import define_flags
+from hgcmlab.guest_asm.errors import AssemblyError, LoadError
 from hgcmlab.guest_asm.source import SourceLocation
 # The layout numbers stay importable from here: the loader's callers and tests use them.
-from hgcmlab.machine.layout import ARGS_BASE, ARGS_MAX_SIZE, DEFAULT_LOAD_ADDRESS, MAX_GUEST_RAM, STACK_RESERVE
-
-#: Where flat binaries and assembled programs are loaded.
-DEFAULT_LOAD_ADDRESS = 0x10000
-#: Where the machine writes the program's argument block (below the load address).
-ARGS_BASE = 0x1000
-#: The argument block never grows past this many bytes (it must end below 0x10000).
-ARGS_MAX_SIZE = 0xE000
-
-#: The top of RAM kept for the stack (the stack pointer starts at the top of RAM): a
-#: segment reaching into it would be overwritten by the program's first pushes.
-STACK_RESERVE = 0x1000
-#: The largest guest RAM a machine can have (``machine.machine.MAX_RAM_SIZE``): the bound
-#: for images built without a particular machine in mind.
-MAX_GUEST_RAM = 0xE0000000
-#: With a paged start: the top of RAM kept for the stack (the stack pointer starts at the
-#: top of RAM, as without paging) ...
-PAGING_STACK_RESERVE = 0x10000
-#: ... and the page tables the loader builds, right below it (root table first).
-PAGING_AREA_SIZE = 0x40000
+from hgcmlab.machine.layout import (
+    ARGS_BASE,
+    ARGS_MAX_SIZE,
+    DEFAULT_LOAD_ADDRESS,
+    MAX_GUEST_RAM,
+    PAGING_AREA_SIZE,
+    PAGING_STACK_RESERVE,
+    STACK_RESERVE,
+)
 #: At most this many ELF symbols are read (a symbol table cannot make us allocate more).
 MAX_SYMBOLS = 1 << 16
 
@@ -52,10 +43,6 @@ _ET_DYN = 3
 _PT_LOAD = 1
 _PT_INTERP = 3
 _SHT_SYMTAB = 2
-
-
-class LoadError(Exception):
-    """A program file that cannot be loaded, with the reason."""
 
 
 #: Where an address came from in an assembly source (file, line, text).
@@ -337,7 +324,7 @@ def image_from_file(path: Path, *, mode: int, defines: dict[str, int] | None = N
                     ram_size: int = MAX_GUEST_RAM, paging: bool = False) -> Image:
     """Load a program file for a ``mode``-bit machine with ``ram_size`` bytes of RAM:
     ``.s``/``.asm`` sources are assembled for ``mode``, ``.c`` sources built with the C guest
-    kit (machine.programs.c_image), ELF files by their header, anything
+    kit (``c_image``), ELF files by their header, anything
     else as a flat binary.  Every problem (missing, unreadable or not a regular file, a
     source that is not UTF-8, assembly errors; for binaries also too large for RAM,
     malformed, misplaced segments, an ELF of the other mode) raises ``LoadError`` with a
@@ -351,7 +338,6 @@ def image_from_file(path: Path, *, mode: int, defines: dict[str, int] | None = N
         if path.suffix.lower() in (".s", ".asm"):
             return assembled_image(path, mode=mode, defines=defines)
         if path.suffix.lower() == ".c":
-            from machine.programs import c_image
 
             return c_image(path, mode=mode, defines=defines, ram_size=ram_size, paging=paging)
         size = path.stat().st_size
@@ -367,4 +353,18 @@ def image_from_file(path: Path, *, mode: int, defines: dict[str, int] | None = N
     if image.mode != mode:
         raise LoadError(f"{path}: a {image.mode}-bit ELF program cannot run on a {mode}-bit machine "
                         f"(run it in {image.mode}-bit mode)")
+    return image
+
+
+def c_image(path: Path, *, mode: int, defines: dict[str, int] | None = None, flags: Sequence[str] = (),
+            ram_size: int = MAX_GUEST_RAM, paging: bool = False) -> Image:
+    """Build the C source at ``path`` for ``mode`` with the C guest kit (guest_asm/c; cached
+    by content) and load the ELF; ``defines`` become ``-DNAME=VALUE``, ``flags`` follow them
+    on the compiler's command line.  With ``paging`` the program is built as a higher-half
+    kernel-like image for the loader's paged start (load it with ``paging=True``).  Source lines come
+    from its DWARF line table.  Raises ``CompilerMissing``/``CompileError`` (both LoadError,
+    the latter with the compiler's diagnostics) or LoadError."""
+    program = build_c(path, mode=mode, extra_flags=[*define_flags(defines), *flags], higher_half=paging)
+    image = elf_image(program.elf, name=str(path), ram_size=ram_size, paging=paging)
+    image.source_lookup = program.source_at
     return image

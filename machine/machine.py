@@ -21,21 +21,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from guest_asm.assembler import AssembledProgram
-from machine.clock import Clock, CostProfile, Scheduler
-from machine.cpu import FIRMWARE_PAGE, Cpu, StopInfo, StopKind
-from machine.device import AttachContext, Device, close_device, load_device, save_device
-from machine.loader import ARGS_BASE, Image, LoadError, argument_block, paging_area
-from machine.pagetables import build as build_page_tables
-from machine.pagetables import table_bytes
-from machine.memory import GuestMemory
-from machine.paging import page_fault_summary, walk
-from machine.pci import Bar, PciConfigSpace, PciFunction
-from machine.portbus import PortBus, PortConflictError
-from machine.programs import image_from_assembled
-from machine.snapshot import SNAPSHOT_PAGE, Snapshot, SnapshotError, nonzero_pages
-from machine.stddevices import BackdoorLogDevice, ExitDevice
-from machine.tracing import ListSink, Tracer
+from hgcmlab.guest_asm.assembler import AssembledProgram
+from hgcmlab.machine.clock import Clock, CostProfile, Scheduler
+from hgcmlab.machine.cpu import Cpu, StopInfo, StopKind
+from hgcmlab.machine.device import AttachContext, Device, close_device, load_device, save_device
+from hgcmlab.machine.layout import ARGS_BASE, FIRMWARE_PAGE, IRQ_VECTOR_BASE, MAX_GUEST_RAM, MMIO_WINDOW_BASE
+from hgcmlab.machine.loader import Image, LoadError, argument_block, image_from_assembled, paging_area
+from hgcmlab.machine.pagetables import build as build_page_tables
+from hgcmlab.machine.pagetables import table_bytes
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.machine.paging import page_fault_summary, walk
+from hgcmlab.machine.pci import Bar, PciConfigSpace, PciFunction
+from hgcmlab.machine.portbus import PortBus, PortConflictError
+from hgcmlab.machine.snapshot import SNAPSHOT_PAGE, Snapshot, SnapshotError, nonzero_pages
+from hgcmlab.machine.stddevices import BackdoorLogDevice, ExitDevice
+from hgcmlab.machine.tracing import ListSink, Tracer
 
 DEFAULT_RAM_SIZE = 64 * 1024 * 1024
 #: Guest RAM ends below the MMIO window.
@@ -116,7 +116,7 @@ class Machine:
     ``count_free=False`` starts Unicorn with its instruction count every time (the slower
     previous path); counts, cycles and traces are the same either way (machine/cpu.py).
     ``board_config`` is the plain-data description a board gives of how it built this
-    machine (kept in snapshots, so that ``machine.boards.restore`` can build it again).
+    machine (kept in snapshots, so that ``hgcmlab.machine.boards.restore`` can build it again).
     """
 
     def __init__(self, mode: int = 64, ram_size: int = DEFAULT_RAM_SIZE, *,
@@ -591,7 +591,7 @@ class Machine:
 
     def restore(self, snapshot: Snapshot) -> list[str]:
         """Put the machine in the state ``snapshot`` holds; it must have been built as the
-        snapshot's ``board_config`` says (``machine.boards.restore`` does so).  A loaded
+        snapshot's ``board_config`` says (``hgcmlab.machine.boards.restore`` does so).  A loaded
         program keeps its symbols and source lines; otherwise the snapshot's names are
         used.  Returns the devices' problem lines (empty: all restored); raises
         ``SnapshotError`` for a snapshot that does not fit this machine."""

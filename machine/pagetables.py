@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from machine.loader import PAGING_AREA_SIZE, LoadError, paging_area
-from machine.paging import CR0_PG, CR4_PAE, CR4_PSE, PTE_P, PTE_PS, PTE_RW
+from hgcmlab.machine.loader import PAGING_AREA_SIZE, LoadError, paging_area
+from hgcmlab.machine.paging import CR0_PG, CR4_PAE, CR4_PSE, PTE_P, PTE_PS, PTE_RW
 
 _PAGE = 4096
 _TABLE_FLAGS = PTE_P | PTE_RW

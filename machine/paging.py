@@ -23,21 +23,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-CR0_PG = 1 << 31
-CR0_WP = 1 << 16
-CR4_PSE = 1 << 4
-CR4_PAE = 1 << 5
-EFER_LMA = 1 << 10
-EFER_NXE = 1 << 11
+from hgcmlab.machine.paging_regs import (
+    CR0_PG,
+    CR0_WP,
+    CR4_PAE,
+    CR4_PSE,
+    EFER_LMA,
+    EFER_NXE,
+    PAGE_SIZE,
+    PF_FETCH,
+    PF_PROTECTION,
+    PF_RESERVED,
+    PF_USER,
+    PF_WRITE,
+    PTE_A,
+    PTE_D,
+    PTE_NX,
+    PTE_P,
+    PTE_PS,
+    PTE_RW,
+    PTE_US,
+)
 
-PAGE_SIZE = 4096
-PTE_P = 1 << 0
-PTE_RW = 1 << 1
-PTE_US = 1 << 2
-PTE_A = 1 << 5
-PTE_D = 1 << 6
-PTE_PS = 1 << 7
-PTE_NX = 1 << 63
+# The architectural bits are re-exported: callers that walk tables take them from here.
+__all__ = [
+    "CR0_PG", "CR0_WP", "CR4_PAE", "CR4_PSE", "EFER_LMA", "EFER_NXE", "PAGE_SIZE", "PF_FETCH",
+    "PF_PROTECTION", "PF_RESERVED", "PF_USER", "PF_WRITE", "PTE_A", "PTE_D", "PTE_NX", "PTE_P",
+    "PTE_PS", "PTE_RW", "PTE_US", "MAX_PHYS_ADDR_BITS", "PhysicalRead", "PhysicalWrite",
+    "PagingRegisters", "WalkStep", "Walk", "walk", "page_fault_summary",
+]
 
 #: Physical-address bits of a 64-bit entry (MAXPHYADDR 52).
 _ADDRESS_MASK_64 = 0x000FFFFFFFFFF000
@@ -249,12 +263,6 @@ def _walk_64(linear: int, first: list[tuple[str, int, int]], rest: list[tuple[st
 
 
 
-#: #PF error code bits (Intel SDM vol. 3 §4.7).
-PF_PROTECTION = 1 << 0
-PF_WRITE = 1 << 1
-PF_USER = 1 << 2
-PF_RESERVED = 1 << 3
-PF_FETCH = 1 << 4
 
 
 def page_fault_summary(linear: int, error_code: int) -> str:

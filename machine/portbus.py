@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from machine.device import Device, DeviceFailure, PortRange
-from machine.tracing import SinkError, Tracer
+from hgcmlab.machine.device import Device, DeviceFailure, PortRange
+from hgcmlab.machine.tracing import SinkError, Tracer
 
 PORT_SPACE_SIZE = 0x10000
 #: Where the search for a free base starts (ports above the legacy ISA ones, below the

@@ -12,7 +12,7 @@ Fixtures
                        (``hgcm_machine.replay_cursor(m)``).  See docs/tracing.md, "Record and replay".
     ``hgcm_share``     a fresh temporary directory to share (``machine.add_share("demo", hgcm_share)``).
     ``hgcm_assemble``  ``hgcm_assemble(source_or_path, mode=64, **kw)``; ``hgcm_assemble.bundled("demo.s")``.
-    ``hgcm_qtest``     factory ``hgcm_qtest(mode=64, **vbox_board_kwargs)``: a ``machine.qtest.QTest``.
+    ``hgcm_qtest``     factory ``hgcm_qtest(mode=64, **vbox_board_kwargs)``: a ``hgcmlab.machine.qtest.QTest``.
     ``c_guest``        ``c_guest(source_text_or_path, mode=64, defines=None, flags=(), paging=False)``:
                        a C guest built with the kit (docs/c-guests.md), cached by content, as a
                        loadable ``Image`` (``paging=True``: a higher-half image, load it with
@@ -44,18 +44,18 @@ from typing import Any
 import pytest
 import unicorn
 
-from guest_asm.assembler import AssembledProgram, assemble
-from machine.boards import vbox_board
-from machine.loader import Image
-from machine.machine import Machine
-from machine.qtest import QTest
-from machine.replay import ReplayCursor, ReplayService, replay_front
-from machine.trace.files import TraceWriter
-from machine.trace.record import HEADER_KIND, Recording, RecordingService, header_event_fields, load_recording, record_front
-from machine.trace.blocks import trace_blocks
-from machine.trace.tools import CallTracker, describe
-from machine.tracing import ListSink, TraceEvent
-from runtime.trace_catalog import GOLDEN_KINDS, VOLATILE_FIELDS
+from hgcmlab.guest_asm.assembler import AssembledProgram, assemble
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.loader import Image
+from hgcmlab.machine.machine import Machine
+from hgcmlab.machine.qtest import QTest
+from hgcmlab.machine.replay import ReplayCursor, ReplayService, replay_front
+from hgcmlab.machine.trace.files import TraceWriter
+from hgcmlab.machine.trace.record import HEADER_KIND, Recording, RecordingService, header_event_fields, load_recording, record_front
+from hgcmlab.machine.trace.blocks import trace_blocks
+from hgcmlab.machine.trace.tools import CallTracker, describe
+from hgcmlab.machine.tracing import ListSink, TraceEvent
+from hgcmlab.runtime.trace_catalog import GOLDEN_KINDS, VOLATILE_FIELDS
 
 #: The kinds a golden trace keeps by default: what the guest asked the host and got back
 #: (the catalog's ``golden`` kinds).
@@ -231,8 +231,8 @@ class CGuestBuilder:
 
     def __call__(self, source: str | Path, mode: int = 64, *, defines: dict[str, int] | None = None,
                  flags: Sequence[str] = (), paging: bool = False) -> Image:
-        from guest_asm.c.compiler import CompilerMissing, cache_directory
-        from machine.programs import c_image
+        from hgcmlab.guest_asm.c.compiler import CompilerMissing, cache_directory
+        from hgcmlab.machine.loader import c_image
 
         path = source if isinstance(source, Path) else self._stored(source, cache_directory())
         try:

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from machine.clock import Clock
-from machine.trace.record import RECORD_KIND, Recording, describe_inputs
-from runtime.status import Status
-from services.hgcm import ASYNC, HgcmCall, HgcmService, SvcParm, _AsyncMarker
+from hgcmlab.machine.clock import Clock
+from hgcmlab.machine.trace.record import RECORD_KIND, Recording, describe_inputs
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import ASYNC, HgcmCall, HgcmService, SvcParm, _AsyncMarker
 
 if TYPE_CHECKING:
     from hgcmlab.machine.machine import Machine

@@ -20,11 +20,11 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from machine.clock import CostProfile
-from machine.loader import Image, LoadError, image_from_file
-from machine.replay import ReplayService, replay_front, summarize
-from machine.trace.record import RecordingError, header_event_fields, image_digest, load_recording
-from machine.boards import vbox_board
+from hgcmlab.machine.clock import CostProfile
+from hgcmlab.machine.loader import Image, LoadError, image_from_file
+from hgcmlab.machine.replay import ReplayService, replay_front, summarize
+from hgcmlab.machine.trace.record import RecordingError, header_event_fields, image_digest, load_recording
+from hgcmlab.machine.boards import vbox_board
 
 if TYPE_CHECKING:
     from hgcmlab.machine.machine import Machine
@@ -119,10 +119,10 @@ def run_replay_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
 
 
 def _replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from machine.cli import _attach_plugins, _print_log, _report_end, _run_machine, _summary, _vmmdev_config
-    from machine.machine import RunEnd
-    from machine.runcontrol import ProgressLine, budgets_from_args, exit_status
-    from machine.tracing import CallbackSink
+    from hgcmlab.machine.cli import _attach_plugins, _print_log, _report_end, _run_machine, _summary, _vmmdev_config
+    from hgcmlab.machine.machine import RunEnd
+    from hgcmlab.machine.runcontrol import ProgressLine, budgets_from_args, exit_status
+    from hgcmlab.machine.tracing import CallbackSink
 
     try:
         recording = load_recording(args.recording)

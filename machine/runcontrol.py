@@ -43,7 +43,7 @@ EXIT_BUDGET = 124
 EXIT_GUEST_FAULT = 125
 #: The run was interrupted by Ctrl-C (SIGINT): 128 + 2, as shells report it.
 EXIT_INTERRUPTED = 130
-#: A device failed (raised while handling a port access; ``machine.device.DeviceFailure``):
+#: A device failed (raised while handling a port access; ``hgcmlab.machine.device.DeviceFailure``):
 #: sysexits' EX_SOFTWARE, an internal error of the machine rather than of the guest.
 EXIT_DEVICE_FAILURE = 70
 

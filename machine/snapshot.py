@@ -23,7 +23,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from machine.memory import GuestMemory
+from hgcmlab.machine.memory import GuestMemory
 
 SNAPSHOT_MAGIC = b"HGCMSNAP"
 SNAPSHOT_VERSION = 1

@@ -1,5 +1,5 @@
 """``hgcmlab run --save-at CYCLE FILE`` and ``hgcmlab resume FILE``: the command-line side
-of snapshots (machine/snapshot.py, ``Machine.snapshot``, ``machine.boards.restore``).
+of snapshots (machine/snapshot.py, ``Machine.snapshot``, ``hgcmlab.machine.boards.restore``).
 
 ``--save-at CYCLE FILE`` runs until the first instruction boundary at or after CYCLE,
 writes the snapshot, then lets the run go on to its end as without the option (the trace
@@ -16,10 +16,10 @@ import dataclasses
 from pathlib import Path
 from typing import TextIO
 
-from machine.boards import restore
-from machine.machine import Machine, RunEnd, RunResult
-from machine.runcontrol import Budgets, ProgressLine, add_budget_options, run_supervised, whole_number
-from machine.snapshot import Snapshot, SnapshotError
+from hgcmlab.machine.boards import restore
+from hgcmlab.machine.machine import Machine, RunEnd, RunResult
+from hgcmlab.machine.runcontrol import Budgets, ProgressLine, add_budget_options, run_supervised, whole_number
+from hgcmlab.machine.snapshot import Snapshot, SnapshotError
 
 
 class SaveAtError(ValueError):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
-from runtime.trace_catalog import CATALOG, check_event, check_kind
+from hgcmlab.runtime.trace_catalog import CATALOG, check_event, check_kind
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class Stamp(Protocol):
 class Tracer:
     """Stamps events and hands them to the attached sinks.
 
-    Every kind is one of ``runtime.trace_catalog``: a delivered event of an undeclared kind
+    Every kind is one of ``hgcmlab.runtime.trace_catalog``: a delivered event of an undeclared kind
     raises ``EventError`` (one dict lookup, paid only when some sink takes the event).  In
     strict mode (``strict=True``, or ``Tracer.strict_default`` which the test suite sets)
     every emitted event is checked against its declaration, fields and types included,

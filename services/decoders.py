@@ -7,10 +7,10 @@ A new service adds its decoder class to ``_DECODERS``.
 
 from __future__ import annotations
 
-from services.framework import CallDecoder
-from services.guestprops.trace import GuestPropDecoder
-from services.sharedfolders.abi import SERVICE_NAME as SHARED_FOLDERS
-from services.sharedfolders.decode import ShflDecoder
+from hgcmlab.services.framework import CallDecoder
+from hgcmlab.services.guestprops.trace import GuestPropDecoder
+from hgcmlab.services.sharedfolders.abi import SERVICE_NAME as SHARED_FOLDERS
+from hgcmlab.services.sharedfolders.decode import ShflDecoder
 
 _DECODERS: dict[str, type[CallDecoder]] = {cls.service: cls for cls in (ShflDecoder, GuestPropDecoder)}
 

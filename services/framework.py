@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar, Generic, TypeVar
 
-from runtime.status import RtError, Status, status_name
-from services.hgcm import DirectBuffer, HgcmCall, HgcmService, SvcParm, SvcParmType, _AsyncMarker
+from hgcmlab.runtime.status import RtError, Status, status_name
+from hgcmlab.services.hgcm import DirectBuffer, HgcmCall, HgcmService, SvcParm, SvcParmType, _AsyncMarker
 
 #: The event a failing call leaves in the trace (declared in runtime/trace_catalog.py).
 SERVICE_ERROR_KIND = "hgcm_service_error"

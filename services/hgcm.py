@@ -160,7 +160,7 @@ class DirectBuffer:
 
 
 class ServiceTracer(Protocol):
-    """What a service may do with the machine's tracer (``machine.tracing.Tracer`` is one)."""
+    """What a service may do with the machine's tracer (``hgcmlab.machine.tracing.Tracer`` is one)."""
 
     def wants(self, kind: str) -> bool:
         """Whether anyone listens to events of ``kind`` (build costly fields only then)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 from enum import IntEnum, IntFlag
 
-from runtime.wire import FieldRun, field_offset, field_run
+from hgcmlab.runtime.wire import FieldRun, field_offset, field_run
 
 # --- ports and versions -----------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass, field
 
-from devices.vmmdev.abi import (
+from hgcmlab.devices.vmmdev.abi import (
     HGCM_CALL_HEAD,
     HGCM_CALL_OFF_PARMS,
     HGCM_CONNECT_NAME,
@@ -35,7 +35,7 @@ from devices.vmmdev.abi import (
     RequestType,
     hgcm_parm_size,
 )
-from runtime.wire import array_codec
+from hgcmlab.runtime.wire import array_codec
 
 POISON = 0xAA
 GUEST_RC_PRESET = -1

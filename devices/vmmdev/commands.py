@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from devices.vmmdev.abi import (
+from hgcmlab.devices.vmmdev.abi import (
     HGCM_CONNECT_CLIENT,
     HGCM_FLAGS,
     HGCM_RESULT,
@@ -35,13 +35,13 @@ from devices.vmmdev.abi import (
     VMMDEV_REQUESTOR_LEGACY,
     RequestType,
 )
-from devices.vmmdev.config import HgcmTiming
-from devices.vmmdev.params import ParsedCall, describe, write_back
-from devices.vmmdev.saved import call_from_data, call_to_data
-from machine.clock import Clock, Scheduler
-from machine.memory import GuestMemory
-from runtime.status import Status, status_name
-from services.hgcm import HgcmCall
+from hgcmlab.devices.vmmdev.config import HgcmTiming
+from hgcmlab.devices.vmmdev.params import ParsedCall, describe, write_back
+from hgcmlab.devices.vmmdev.saved import call_from_data, call_to_data
+from hgcmlab.machine.clock import Clock, Scheduler
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.runtime.status import Status, status_name
+from hgcmlab.services.hgcm import HgcmCall
 
 #: The scheduler owner name of the queue's events (an asynchronous completion is the
 #: event "complete" with the command's serial).

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from devices.vmmdev.abi import (
+from hgcmlab.devices.vmmdev.abi import (
     HGCM_CONNECT_NAME,
     HGCM_FLAGS,
     HGCM_PARM_VALUE64,
@@ -65,6 +65,8 @@ from hgcmlab.devices.vmmdev.abi import (
     HGCM_CALL_OFF_PARMS,
     HGCM_PARM_OFF_VALUE,
     VBOX_HGCM_REQ_DONE,
+    VMMDEV_EVENT_HGCM,
+    VMMDEV_RAM_SIZE,
     HgcmParmDirection,
     HgcmParmType,
     hgcm_parm_size,
@@ -76,16 +78,16 @@ from hgcmlab.devices.vmmdev.commands import (
     CommandQueue,
     heap_category,
 )
-from devices.vmmdev.config import CYCLES_PER_MILLISECOND, VMMDevConfig
-from devices.vmmdev.events import VMMDEV_EVENT_HGCM, VMMDEV_RAM_SIZE, EventState
-from devices.vmmdev.hgcm import HgcmHost
-from devices.vmmdev.direct import DirectCall, call_header, plan
-from devices.vmmdev.params import MAX_CALL_HEAP, ParsedParam, describe, parse_call
-from machine.device import AttachContext, MmioRegion, PortRange
-from machine.pci import PciIdentity
-from machine.memory import GuestMemory
-from runtime.status import RtError, Status, status_name
-from services.hgcm import ASYNC, DirectBuffer, HgcmCall, HgcmService, SvcParm, SvcParmType
+from hgcmlab.devices.vmmdev.config import CYCLES_PER_MILLISECOND, VMMDevConfig
+from hgcmlab.devices.vmmdev.events import EventState
+from hgcmlab.devices.vmmdev.hgcm import HgcmHost
+from hgcmlab.devices.vmmdev.direct import DirectCall, call_header, plan
+from hgcmlab.devices.vmmdev.params import MAX_CALL_HEAP, ParsedParam, describe, parse_call
+from hgcmlab.machine.device import AttachContext, MmioRegion, PortRange
+from hgcmlab.machine.pci import PciIdentity
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.runtime.status import RtError, Status, status_name
+from hgcmlab.services.hgcm import ASYNC, DirectBuffer, HgcmCall, HgcmService, SvcParm, SvcParmType
 
 _HEADER_SIZE = ctypes.sizeof(RequestHeader)
 

@@ -25,7 +25,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from devices.vmmdev.abi import (
+from hgcmlab.devices.vmmdev.abi import (
     HGCM_CALL_HEAD,
     HGCM_CALL_OFF_PARMS,
     HGCM_PAGE_LIST_HEAD,
@@ -42,8 +42,8 @@ from devices.vmmdev.abi import (
     hgcm_parm_size,
     hgcm_parms_format,
 )
-from runtime.wire import array_codec
-from services.hgcm import DirectBuffer
+from hgcmlab.runtime.wire import array_codec
+from hgcmlab.services.hgcm import DirectBuffer
 
 # The codecs and offsets bound to module globals: the per-call work stays plain struct calls.
 _CALL_HEAD = HGCM_CALL_HEAD.codec

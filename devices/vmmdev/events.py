@@ -11,27 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from devices.vmmdev.abi import MMIO_EVENT_WORD, MMIO_OFF_GUEST_EVENT_MASK, MMIO_SIZE_AND_VERSION
-# Offsets in VMMDevMemory (declared in abi.py), re-exported for guest_asm and tests.
-from devices.vmmdev.abi import MMIO_OFF_HAVE_EVENTS as MMIO_OFF_HAVE_EVENTS
-from devices.vmmdev.abi import MMIO_OFF_SIZE as MMIO_OFF_SIZE
-from devices.vmmdev.abi import MMIO_OFF_VERSION as MMIO_OFF_VERSION
-from machine.memory import GuestMemory
-
-VMMDEV_EVENT_MOUSE_CAPABILITIES_CHANGED = 0x001
-VMMDEV_EVENT_HGCM = 0x002
-VMMDEV_EVENT_DISPLAY_CHANGE_REQUEST = 0x004
-VMMDEV_EVENT_RESTORED = 0x010
-VMMDEV_EVENT_MOUSE_POSITION_CHANGED = 0x200
-VMMDEV_EVENT_VALID_EVENT_MASK = 0x7FF
-
-#: sizeof(VMMDevMemory) as the device writes it into u32Size.
-VMMDEV_MEMORY_SIZE = 0x3FFD28
-VMMDEV_MEMORY_VERSION = 1
-#: Size of the MMIO BAR holding VMMDevMemory (BAR1).
-VMMDEV_RAM_SIZE = 4 * 256 * 4096
-#: The exact interface version of legacy 1.03 guests.
-LEGACY_INTERFACE_VERSION = 0x00010003
+from hgcmlab.devices.vmmdev.abi import (
+    LEGACY_INTERFACE_VERSION,
+    MMIO_EVENT_WORD,
+    MMIO_OFF_GUEST_EVENT_MASK,
+    MMIO_OFF_HAVE_EVENTS,
+    MMIO_SIZE_AND_VERSION,
+    VMMDEV_MEMORY_SIZE,
+    VMMDEV_MEMORY_VERSION,
+)
+from hgcmlab.machine.memory import GuestMemory
 
 
 #: The fields of ``EventState`` a snapshot holds.

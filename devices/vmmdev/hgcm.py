@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
-from devices.vmmdev.abi import VMMDEV_REQUESTOR_LEGACY
-from runtime.status import Status
-from services.hgcm import HgcmCall, HgcmService, ServiceTracer
+from hgcmlab.devices.vmmdev.abi import VMMDEV_REQUESTOR_LEGACY
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import HgcmCall, HgcmService, ServiceTracer
 
 #: Largest client id; ids live in 1..0x7FFFFFFF.
 _MAX_CLIENT_ID = 0x7FFFFFFF

@@ -35,7 +35,7 @@ import mmap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from devices.vmmdev.abi import (
+from hgcmlab.devices.vmmdev.abi import (
     HGCM_CALL_HEAD,
     HGCM_CALL_OFF_PARMS,
     HGCM_PAGE_LIST_HEAD,
@@ -55,10 +55,10 @@ from devices.vmmdev.abi import (
     HgcmParmType,
     hgcm_parm_size,
 )
-from machine.memory import GuestMemory
-from runtime.status import RtError, Status
-from runtime.wire import array_codec
-from services.hgcm import SvcParm, SvcParmType
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.runtime.wire import array_codec
+from hgcmlab.services.hgcm import SvcParm, SvcParmType
 
 #: Total bounce-buffer bytes one call may allocate (VirtualBox's per-call heap limit).
 MAX_CALL_HEAP = 128 * 1024 * 1024

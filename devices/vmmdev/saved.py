@@ -10,9 +10,9 @@ of the same content: the same buffer protocol to the service).
 
 from __future__ import annotations
 
-from devices.vmmdev.abi import HgcmParmType
-from devices.vmmdev.params import GuestBuffer, ParsedCall, ParsedParam
-from services.hgcm import HgcmCall, SvcParm, SvcParmType
+from hgcmlab.devices.vmmdev.abi import HgcmParmType
+from hgcmlab.devices.vmmdev.params import GuestBuffer, ParsedCall, ParsedParam
+from hgcmlab.services.hgcm import HgcmCall, SvcParm, SvcParmType
 
 
 def _runs(buffer: GuestBuffer | None) -> list[list[int]] | None:

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from guest_asm.c import KIT_DIR
-from guest_asm.source import SourceLocation
-from machine.loader import LoadError
+from hgcmlab.guest_asm.c import KIT_DIR
+from hgcmlab.guest_asm.errors import LoadError
+from hgcmlab.guest_asm.source import SourceLocation
 
 #: Flags every program is built with (``-m32``/``-m64`` and the kit's paths are added).
 #: Kernel-style: no libc, no PIC, no red zone (interrupt handlers push below rsp), no SSE

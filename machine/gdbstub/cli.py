@@ -8,13 +8,13 @@ import argparse
 from pathlib import Path
 from typing import TextIO
 
-from guest_asm.assembler import assemble
-from guest_asm.c.compiler import build as build_c, define_flags
-from guest_asm.errors import AssemblyError
-from machine.gdbstub.server import DebugRunEnded, GdbServer, exec_file_for, parse_listen_address, run_under_gdb
-from machine.gdbstub.session import ExecFile
-from machine.loader import LoadError
-from machine.machine import Machine, RunResult
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.guest_asm.c.compiler import build as build_c, define_flags
+from hgcmlab.guest_asm.errors import AssemblyError
+from hgcmlab.machine.gdbstub.server import DebugRunEnded, GdbServer, exec_file_for, parse_listen_address, run_under_gdb
+from hgcmlab.machine.gdbstub.session import ExecFile
+from hgcmlab.machine.loader import LoadError
+from hgcmlab.machine.machine import Machine, RunResult
 
 
 def add_gdb_option(parser: argparse.ArgumentParser) -> None:

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from machine.trace.files import TraceFileError, TraceWriteError, TraceWriter, read_trace
-from machine.trace.tools import ShowFilter, compute_stats, export_perfetto, first_divergence, format_stats, show
-from machine.boards import vbox_board
-from machine.tracing import STAMP_KEYS
-from runtime.trace_catalog import CATALOG
+from hgcmlab.machine.trace.files import TraceFileError, TraceWriteError, TraceWriter, read_trace
+from hgcmlab.machine.trace.tools import ShowFilter, compute_stats, export_perfetto, first_divergence, format_stats, show
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.tracing import STAMP_KEYS
+from hgcmlab.runtime.trace_catalog import CATALOG
 
 EXIT_DIFFERENT = 1
 EXIT_USAGE = 2
@@ -210,9 +210,9 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from machine.loader import LoadError, image_from_file
-    from machine.machine import DEFAULT_RAM_SIZE
-    from machine.runcontrol import (
+    from hgcmlab.machine.loader import LoadError, image_from_file
+    from hgcmlab.machine.machine import DEFAULT_RAM_SIZE
+    from hgcmlab.machine.runcontrol import (
         ProgressLine,
         budgets_from_args,
         end_report,

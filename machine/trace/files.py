@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from machine.tracing import SinkError, TraceEvent
+from hgcmlab.machine.tracing import SinkError, TraceEvent
 
 #: Write buffer of the file writer (bytes); events are flushed in chunks of this size.
 WRITE_BUFFER = 1 << 20

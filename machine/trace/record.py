@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from machine.loader import Image
-from machine.trace.files import TraceFileError, read_trace
-from machine.tracing import TraceEvent
-from runtime.trace_catalog import SERVICE_KINDS
-from services.hgcm import ASYNC, HgcmCall, HgcmService, ServiceTracer, SvcParm, SvcParmType, _AsyncMarker
+from hgcmlab.machine.loader import Image
+from hgcmlab.machine.trace.files import TraceFileError, read_trace
+from hgcmlab.machine.tracing import TraceEvent
+from hgcmlab.runtime.trace_catalog import SERVICE_KINDS
+from hgcmlab.services.hgcm import ASYNC, HgcmCall, HgcmService, ServiceTracer, SvcParm, SvcParmType, _AsyncMarker
 
 if TYPE_CHECKING:
     from hgcmlab.machine.machine import Machine

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from machine.tracing import TraceEvent
-from services.decoders import decoder_for
-from services.framework import CallDecoder, DecodedCall
+from hgcmlab.machine.tracing import TraceEvent
+from hgcmlab.services.decoders import decoder_for
+from hgcmlab.services.framework import CallDecoder, DecodedCall
 
 # --- shared helpers --------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ bytes in this service; only the host API decodes them (for display).
 
 from __future__ import annotations
 
-from runtime.status import RtError, Status
+from hgcmlab.runtime.status import RtError, Status
 
 #: Sequence length by lead byte prefix, with the smallest and largest code point each
 #: length may encode (rtUtf8Length's range checks).

@@ -8,8 +8,8 @@ non-ASCII look-alikes ("ı" upper-cases to "I") that VirtualBox refuses.
 
 from __future__ import annotations
 
-from runtime.status import RtError, Status
-from services.guestprops.abi import GuestPropFlag
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.guestprops.abi import GuestPropFlag
 
 #: The order both functions walk the flags in; READONLY before the two RDONLY flags keeps
 #: the written form short.

@@ -15,13 +15,13 @@ Functions absent from the table answer VERR_NOT_IMPLEMENTED (Service::call).
 
 from __future__ import annotations
 
-from runtime.status import RtError, Status
-from services.framework import Handler, HgcmFunction, Parm, Style, function_table, u64, untyped
-from services.guestprops import handlers
-from services.guestprops.abi import GUEST_PROP_CPARMS, GuestPropFn
-from services.guestprops.cstring import c_string
-from services.guestprops.state import GuestPropState
-from services.hgcm import SvcParm, SvcParmType
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.framework import Handler, HgcmFunction, Parm, Style, function_table, u64, untyped
+from hgcmlab.services.guestprops import handlers
+from hgcmlab.services.guestprops.abi import GUEST_PROP_CPARMS, GuestPropFn
+from hgcmlab.services.guestprops.cstring import c_string
+from hgcmlab.services.guestprops.state import GuestPropState
+from hgcmlab.services.hgcm import SvcParm, SvcParmType
 
 #: The one status of every count, type and string fault.
 FAULT = Status.VERR_INVALID_PARAMETER

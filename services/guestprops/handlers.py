@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from runtime.status import Status
-from services.framework import CallContext
-from services.guestprops.abi import ENUM_TERMINATOR, GUEST_PROP_MAX_PATTERN_LEN, GuestPropFlag
-from services.guestprops.cstring import c_string
-from services.guestprops.flags import parse_flags, write_flags
-from services.guestprops.names import check_name, check_value
-from services.guestprops.pattern import matches
-from services.guestprops.store import Property
-from services.hgcm import SvcParm, SvcParmType, _AsyncMarker
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.framework import CallContext
+from hgcmlab.services.guestprops.abi import ENUM_TERMINATOR, GUEST_PROP_MAX_PATTERN_LEN, GuestPropFlag
+from hgcmlab.services.guestprops.cstring import c_string
+from hgcmlab.services.guestprops.flags import parse_flags, write_flags
+from hgcmlab.services.guestprops.names import check_name, check_value
+from hgcmlab.services.guestprops.pattern import matches
+from hgcmlab.services.guestprops.store import Property
+from hgcmlab.services.hgcm import SvcParm, SvcParmType, _AsyncMarker
 
 if TYPE_CHECKING:
-    from services.guestprops.state import GuestPropState
+    from hgcmlab.services.guestprops.state import GuestPropState
 
 
 def set_out(parm: SvcParm, value: int) -> None:

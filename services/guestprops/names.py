@@ -8,8 +8,8 @@ must hold 2 to GUEST_PROP_MAX_NAME_LEN bytes and none of ``*``, ``?`` or ``|`` a
 
 from __future__ import annotations
 
-from runtime.status import RtError, Status
-from services.guestprops.abi import GUEST_PROP_MAX_NAME_LEN, GUEST_PROP_MAX_VALUE_LEN
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.guestprops.abi import GUEST_PROP_MAX_NAME_LEN, GUEST_PROP_MAX_VALUE_LEN
 
 _WILDCARDS = b"*?|"
 

@@ -22,17 +22,17 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 
-from runtime.status import RtError, Status
-from services.framework import TableService
-from services.guestprops.abi import GUEST_PROP_MAX_CALLS_PER_CLIENT, GUEST_PROP_MAX_PROPS, SERVICE_NAME, GuestPropFlag
-from services.guestprops.cstring import c_string
-from services.guestprops.flags import parse_flags, write_flags
-from services.guestprops.functions import FUNCTIONS
-from services.guestprops.names import check_name, check_value
-from services.guestprops.pattern import matches
-from services.guestprops.state import RESERVED, GuestPropState, Waiter
-from services.guestprops.store import Property, Registry
-from services.hgcm import HgcmCall, _AsyncMarker
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.framework import TableService
+from hgcmlab.services.guestprops.abi import GUEST_PROP_MAX_CALLS_PER_CLIENT, GUEST_PROP_MAX_PROPS, SERVICE_NAME, GuestPropFlag
+from hgcmlab.services.guestprops.cstring import c_string
+from hgcmlab.services.guestprops.flags import parse_flags, write_flags
+from hgcmlab.services.guestprops.functions import FUNCTIONS
+from hgcmlab.services.guestprops.names import check_name, check_value
+from hgcmlab.services.guestprops.pattern import matches
+from hgcmlab.services.guestprops.state import RESERVED, GuestPropState, Waiter
+from hgcmlab.services.guestprops.store import Property, Registry
+from hgcmlab.services.hgcm import HgcmCall, _AsyncMarker
 
 #: Properties the service sets up when it loads (Service::initialize): name, value, and
 #: the nanoseconds added to the first stamp.  Version and revision are 7.0.14's.

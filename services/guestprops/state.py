@@ -9,17 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from runtime.status import Status
-from services.guestprops.abi import (
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.guestprops.abi import (
     GUEST_PROP_MAX_GUEST_CONCURRENT_WAITS,
     GUEST_PROP_MAX_PROPS,
     HOST_RESERVED_PREFIXES,
     GuestPropFlag,
 )
-from services.guestprops.handlers import write_change
-from services.guestprops.pattern import matches
-from services.guestprops.store import ChangeQueue, Property, Registry, Timestamps
-from services.hgcm import ASYNC, HgcmCall, _AsyncMarker
+from hgcmlab.services.guestprops.handlers import write_change
+from hgcmlab.services.guestprops.pattern import matches
+from hgcmlab.services.guestprops.store import ChangeQueue, Property, Registry, Timestamps
+from hgcmlab.services.hgcm import ASYNC, HgcmCall, _AsyncMarker
 
 #: Name prefixes only the host may set, as bytes.
 RESERVED = tuple(prefix.encode("ascii") for prefix in HOST_RESERVED_PREFIXES)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from services.guestprops.abi import GUEST_PROP_MAX_GUEST_NOTIFICATIONS
+from hgcmlab.services.guestprops.abi import GUEST_PROP_MAX_GUEST_NOTIFICATIONS
 
 _U64 = (1 << 64) - 1
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from services.framework import CallDecoder, DecodedCall, Parm, decode_call, param_data
-from services.guestprops.abi import SERVICE_NAME
-from services.guestprops.functions import FUNCTIONS, SHOW_FIELDS, SHOW_RESULT, SHOW_STRING
+from hgcmlab.services.framework import CallDecoder, DecodedCall, Parm, decode_call, param_data
+from hgcmlab.services.guestprops.abi import SERVICE_NAME
+from hgcmlab.services.guestprops.functions import FUNCTIONS, SHOW_FIELDS, SHOW_RESULT, SHOW_STRING
 
 
 def _text(data: bytes) -> str:

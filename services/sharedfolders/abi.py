@@ -10,8 +10,7 @@ from __future__ import annotations
 import ctypes
 from enum import IntEnum, IntFlag
 
-from runtime.fs import RtFs as RtFs  # IPRT mode bits live in runtime/; re-exported for guest_asm
-from runtime.wire import field_run
+from hgcmlab.runtime.wire import field_run
 
 SERVICE_NAME = "VBoxSharedFolders"
 

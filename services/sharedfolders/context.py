@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from services import framework
-from services.hgcm import HgcmCall
-from services.sharedfolders.abi import ShflErrorStyle
+from hgcmlab.services import framework
+from hgcmlab.services.hgcm import HgcmCall
+from hgcmlab.services.sharedfolders.abi import ShflErrorStyle
 
 if TYPE_CHECKING:
-    from services.sharedfolders.state import ShflState
+    from hgcmlab.services.sharedfolders.state import ShflState
 
 
 @dataclass(eq=False)

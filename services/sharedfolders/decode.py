@@ -23,10 +23,10 @@ from collections.abc import Callable, Mapping, Sequence
 from enum import IntFlag
 from typing import Any
 
-from services import framework
-from services.framework import CallDecoder, DecodedCall, Parm
-from services.framework import param_data as _data
-from services.sharedfolders.abi import (
+from hgcmlab.services import framework
+from hgcmlab.services.framework import CallDecoder, DecodedCall, Parm
+from hgcmlab.services.framework import param_data as _data
+from hgcmlab.services.sharedfolders.abi import (
     SHFL_HANDLE_NIL,
     SHFL_ROOT_NIL,
     SHFLCREATEPARMS_HEAD,
@@ -46,7 +46,7 @@ from services.sharedfolders.abi import (
     ShflRemove,
     ShflRename,
 )
-from services.sharedfolders.functions import (
+from hgcmlab.services.sharedfolders.functions import (
     BUFFER,
     CHAR,
     CREATE_PARMS,

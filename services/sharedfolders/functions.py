@@ -3,7 +3,7 @@
 Each row holds the function's number, parameter signature (names, accepted types, svcCall's
 value checks, which parameters return results, how traces show them), validation style,
 cost and handler, and READ/WRITE's direct-buffer declaration; dispatch (service.py via
-``services.framework.TableService``) and trace decoding (decode.py) both read it.  The
+``hgcmlab.services.framework.TableService``) and trace decoding (decode.py) both read it.  The
 parameter counts are the wire's ``SHFL_CPARMS`` (abi.py); every row is checked against them.
 
 Validation is generic and walks the signature in order, so the status for a faulty call
@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import ctypes
 
-from runtime.status import Status
-from services.framework import Handler, HgcmFunction, Parm, Style, buf, function_table, ptr, require, u32, u64, untyped
-from services.hgcm import DirectBuffer, SvcParm
-from services.sharedfolders import h_create, h_file, h_list, h_mapping, h_path
-from services.sharedfolders.abi import SHFL_CPARMS, ShflErrorStyle, ShflFn, ShflFsObjInfo, ShflRemove
-from services.sharedfolders.context import ClientState
-from services.sharedfolders.strings import check_valid_out, parse_in, parse_in_or_null
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.framework import Handler, HgcmFunction, Parm, Style, buf, function_table, ptr, require, u32, u64, untyped
+from hgcmlab.services.hgcm import DirectBuffer, SvcParm
+from hgcmlab.services.sharedfolders import h_create, h_file, h_list, h_mapping, h_path
+from hgcmlab.services.sharedfolders.abi import SHFL_CPARMS, ShflErrorStyle, ShflFn, ShflFsObjInfo, ShflRemove
+from hgcmlab.services.sharedfolders.context import ClientState
+from hgcmlab.services.sharedfolders.strings import check_valid_out, parse_in, parse_in_or_null
 
 __all__ = ["FUNCTIONS", "Style"]
 

@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import ctypes
 
-from runtime.fs import DirEntry, HostDir
-from runtime.status import RtError, Status
-from services.sharedfolders.abi import (
+from hgcmlab.runtime.fs import DirEntry, HostDir
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.sharedfolders.abi import (
     SHFLDIRINFO_NAME_SIZES,
     SHFLDIRINFO_SHORT_NAME_LENGTH,
     SHFLDIRINFO_SIZE,
     ShflDirInfoHeader,
     ShflList,
 )
-from services.sharedfolders.context import CallContext
-from services.sharedfolders.handles import DirStream, Handle, HandleKind
-from services.sharedfolders.objinfo import to_shfl
+from hgcmlab.services.sharedfolders.context import CallContext
+from hgcmlab.services.sharedfolders.handles import DirStream, Handle, HandleKind
+from hgcmlab.services.sharedfolders.objinfo import to_shfl
 
 _HEADER = ctypes.sizeof(ShflDirInfoHeader)
 _INFO_END = ShflDirInfoHeader.cucShortName.offset

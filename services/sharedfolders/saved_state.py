@@ -44,15 +44,15 @@ from collections.abc import Mapping as AbcMapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from runtime.fs import Disposition, HostDir, HostFile, HostRoot
-from runtime.paths import GuestPath
-from runtime.status import RtError, status_name
-from services.hgcm import HgcmCall
-from services.sharedfolders.context import ClientState
-from services.sharedfolders.handles import DirStream, Handle, HandleKind, HandleTable
-from services.sharedfolders.mappings import Mapping
-from services.sharedfolders.reproducible import ReproducibleRoot
-from services.sharedfolders.state_parse import (
+from hgcmlab.runtime.fs import Disposition, HostDir, HostFile, HostRoot
+from hgcmlab.runtime.paths import GuestPath
+from hgcmlab.runtime.status import RtError, status_name
+from hgcmlab.services.hgcm import HgcmCall
+from hgcmlab.services.sharedfolders.context import ClientState
+from hgcmlab.services.sharedfolders.handles import DirStream, Handle, HandleKind, HandleTable
+from hgcmlab.services.sharedfolders.mappings import Mapping
+from hgcmlab.services.sharedfolders.reproducible import ReproducibleRoot
+from hgcmlab.services.sharedfolders.state_parse import (
     STATE_VERSION,
     Saved,
     SavedHandle,
@@ -63,7 +63,7 @@ from services.sharedfolders.state_parse import (
 )
 
 if TYPE_CHECKING:
-    from services.sharedfolders.service import SharedFoldersService
+    from hgcmlab.services.sharedfolders.service import SharedFoldersService
 
 
 # --- save ----------------------------------------------------------------------------

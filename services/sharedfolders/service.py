@@ -1,6 +1,6 @@
 """SharedFoldersService: the "VBoxSharedFolders" HGCM host service.
 
-Dispatch is the generic one of ``services.framework.TableService`` over the function
+Dispatch is the generic one of ``hgcmlab.services.framework.TableService`` over the function
 table ``functions.FUNCTIONS``: validate the parameters against the function's signature,
 run its handler on the service's ``ShflState`` (state.py).  ``RtError`` is caught at that
 boundary and only there: a guest mistake or host failure becomes the call's status (and an
@@ -24,18 +24,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping as AbcMapping
 
-from runtime.fs import HostRoot
-from runtime.status import Status
-from services.framework import TableService
-from services.hgcm import HgcmCall, _AsyncMarker
-from services.sharedfolders import saved_state
-from services.sharedfolders.abi import SERVICE_NAME
-from services.sharedfolders.context import ClientState
-from services.sharedfolders.functions import FUNCTIONS
-from services.sharedfolders.handles import HandleTable
-from services.sharedfolders.mappings import Mapping, MappingTable, SymlinkPolicy
-from services.sharedfolders.reproducible import Reproducible
-from services.sharedfolders.state import MAX_HANDLES_PER_CLIENT, ShflState
+from hgcmlab.runtime.fs import HostRoot
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.framework import TableService
+from hgcmlab.services.hgcm import HgcmCall, _AsyncMarker
+from hgcmlab.services.sharedfolders import saved_state
+from hgcmlab.services.sharedfolders.abi import SERVICE_NAME
+from hgcmlab.services.sharedfolders.context import ClientState
+from hgcmlab.services.sharedfolders.functions import FUNCTIONS
+from hgcmlab.services.sharedfolders.handles import HandleTable
+from hgcmlab.services.sharedfolders.mappings import Mapping, MappingTable, SymlinkPolicy
+from hgcmlab.services.sharedfolders.reproducible import Reproducible
+from hgcmlab.services.sharedfolders.state import MAX_HANDLES_PER_CLIENT, ShflState
 
 __all__ = ["MAX_HANDLES_PER_CLIENT", "SharedFoldersService"]
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from runtime.fs import HostFile, HostRoot
-from runtime.paths import GuestPath, convert_guest_path, has_wildcard
-from runtime.status import RtError, Status
-from services.sharedfolders.abi import SHFL_HANDLE_NIL, SHFL_HANDLE_ROOT
-from services.sharedfolders.casefix import correct_case
-from services.sharedfolders.context import ClientState
-from services.sharedfolders.handles import Handle, HandleKind, HandleTable
-from services.sharedfolders.mappings import Mapping, MappingTable
+from hgcmlab.runtime.fs import HostFile, HostRoot
+from hgcmlab.runtime.paths import GuestPath, convert_guest_path, has_wildcard
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.sharedfolders.abi import SHFL_HANDLE_NIL, SHFL_HANDLE_ROOT
+from hgcmlab.services.sharedfolders.casefix import correct_case
+from hgcmlab.services.sharedfolders.context import ClientState
+from hgcmlab.services.sharedfolders.handles import Handle, HandleKind, HandleTable
+from hgcmlab.services.sharedfolders.mappings import Mapping, MappingTable
 
 #: Handles one client may hold open at once (a further open: VERR_TOO_MANY_OPEN_FILES).
 #: VirtualBox only has the global table of 4095; this keeps one client from starving others.

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from runtime.fs import Access, DirEntry, ObjInfo
-from runtime.paths import GuestPath
-from services.sharedfolders.abi import SHFL_MAX_MAPPINGS, ShflErrorStyle
-from services.sharedfolders.context import ClientState
-from services.sharedfolders.handles import HANDLE_SLOTS, HandleKind
-from services.sharedfolders.mappings import Mapping, SymlinkPolicy
-from services.sharedfolders.reproducible import NodeRow
+from hgcmlab.runtime.fs import Access, DirEntry, ObjInfo
+from hgcmlab.runtime.paths import GuestPath
+from hgcmlab.services.sharedfolders.abi import SHFL_MAX_MAPPINGS, ShflErrorStyle
+from hgcmlab.services.sharedfolders.context import ClientState
+from hgcmlab.services.sharedfolders.handles import HANDLE_SLOTS, HandleKind
+from hgcmlab.services.sharedfolders.mappings import Mapping, SymlinkPolicy
+from hgcmlab.services.sharedfolders.reproducible import NodeRow
 
 #: Version of the state layout; ``parse`` refuses any other.
 STATE_VERSION = 1

@@ -9,8 +9,8 @@ points above U+10FFFF that IPRT accepts (docs/deviations.md).
 
 from __future__ import annotations
 
-from runtime.status import RtError, Status
-from services.sharedfolders.abi import SHFLSTRING_HEADER_SIZE, SHFLSTRING_LENGTH, SHFLSTRING_SIZES
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.sharedfolders.abi import SHFLSTRING_HEADER_SIZE, SHFLSTRING_LENGTH, SHFLSTRING_SIZES
 
 _MAX_U16 = 0xFFFF
 #: The terminator of a UTF-16 string (one NUL code unit).

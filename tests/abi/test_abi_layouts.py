@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev import abi as vmm
-from runtime import wire
-from runtime.status import Status
-from services.sharedfolders import abi as shfl
+from hgcmlab.devices.vmmdev import abi as vmm
+from hgcmlab.runtime import wire
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.sharedfolders import abi as shfl
 
 UAPI_TYPES = Path("/usr/include/linux/vbox_vmmdev_types.h")
 UAPI_ERR = Path("/usr/include/linux/vbox_err.h")

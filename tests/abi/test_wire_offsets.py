@@ -3,7 +3,7 @@
 Every wire structure is declared once, as a ctypes structure in an ``abi.py``; the device,
 the command queue, the parameter parser, the test builder, the services and the trace
 decoders reach its bytes through that declaration (``Struct.from_buffer``, field
-``.offset``, ``ctypes.sizeof``) or through ``runtime.wire.FieldRun`` accessors derived
+``.offset``, ``ctypes.sizeof``) or through ``hgcmlab.runtime.wire.FieldRun`` accessors derived
 from it.  This test parses the host-side code and fails on the shapes a typed layout takes:
 
 * a ``struct`` call with a literal (or f-string) format;

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev.abi import RequestType
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from guest_asm import assemble
-from guest_asm.assembler import AssembledProgram
-from guest_asm.source import LIB_DIR
-from machine.clock import CostProfile
-from machine.boards import vbox_board
-from machine.machine import IRQ_VECTOR_BASE, Machine, RunEnd, RunResult
-from machine.tracing import ListSink, TraceEvent
+from hgcmlab.devices.vmmdev.abi import RequestType
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.guest_asm import assemble
+from hgcmlab.guest_asm.assembler import AssembledProgram
+from hgcmlab.guest_asm.source import LIB_DIR
+from hgcmlab.machine.clock import CostProfile
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import IRQ_VECTOR_BASE, Machine, RunEnd, RunResult
+from hgcmlab.machine.tracing import ListSink, TraceEvent
 
 PROGRAMS = Path(LIB_DIR).parent / "programs"
 LATENCY = 50_000

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm.assembler import assemble
-from machine.boards import vbox_board
-from machine.machine import RunEnd
-from runtime.status import Status
-from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import RunEnd
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateResult
 
 CF = ShflCf
 READ_REPLACE = int(CF.ACCESS_READ | CF.ACT_REPLACE_IF_EXISTS | CF.ACT_FAIL_IF_NEW)

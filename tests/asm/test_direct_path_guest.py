@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from bench.hgcm import BULK, RW_CREATE, round_trip_program
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from guest_asm.assembler import AssembledProgram, assemble
-from machine.boards import vbox_board
-from machine.programs import bundled_program
-from machine.tracing import ListSink
-from services.sharedfolders.abi import ShflFn
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.guest_asm.assembler import AssembledProgram, assemble
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.programs import bundled_program
+from hgcmlab.machine.tracing import ListSink
+from hgcmlab.services.sharedfolders.abi import ShflFn
 
 CHUNK = 3 * 4096 + 100
 

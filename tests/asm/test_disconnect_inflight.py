@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev.abi import VBOX_HGCM_REQ_DONE
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from guest_asm import assemble
-from machine.boards import vbox_board
-from machine.machine import RunEnd
-from machine.tracing import ListSink
-from services.sharedfolders.abi import ShflFn
+from hgcmlab.devices.vmmdev.abi import VBOX_HGCM_REQ_DONE
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.guest_asm import assemble
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import RunEnd
+from hgcmlab.machine.tracing import ListSink
+from hgcmlab.services.sharedfolders.abi import ShflFn
 
 READ_LATENCY = 50_000
 READ_SIZE = 4 * 1024 * 1024

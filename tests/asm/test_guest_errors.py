@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm.assembler import assemble
-from machine.boards import vbox_board
-from machine.machine import RunEnd
-from runtime.status import Status
-from services.sharedfolders.abi import ShflCf
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import RunEnd
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.sharedfolders.abi import ShflCf
 
 CREATE_NEW_WRITE = int(ShflCf.ACT_CREATE_IF_NEW | ShflCf.ACT_FAIL_IF_EXISTS | ShflCf.ACCESS_WRITE)
 OPEN_EXISTING_RW = int(ShflCf.ACT_OPEN_IF_EXISTS | ShflCf.ACT_FAIL_IF_NEW | ShflCf.ACCESS_READWRITE)

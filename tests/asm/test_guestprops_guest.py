@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev.config import DEFAULT_EPOCH_MS, HgcmTiming, VMMDevConfig
-from guest_asm import assemble
-from guest_asm.source import LIB_DIR
-from machine.boards import vbox_board
-from machine.machine import Machine, RunEnd, RunResult
-from runtime.status import Status
+from hgcmlab.devices.vmmdev.config import DEFAULT_EPOCH_MS, HgcmTiming, VMMDevConfig
+from hgcmlab.guest_asm import assemble
+from hgcmlab.guest_asm.source import LIB_DIR
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import Machine, RunEnd, RunResult
+from hgcmlab.runtime.status import Status
 
 TOOL = Path(LIB_DIR).parent / "programs" / "guestprop.s"
 EPOCH_NS = DEFAULT_EPOCH_MS * 1_000_000

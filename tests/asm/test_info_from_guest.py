@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm import assemble
-from machine.boards import vbox_board
+from hgcmlab.guest_asm import assemble
+from hgcmlab.machine.boards import vbox_board
 
 PROGRAM = r"""
 .include "tool.s"

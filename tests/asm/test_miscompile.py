@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm import AssemblyError, assemble
-from machine.boards import vbox_board
-from machine.machine import Machine, RunEnd
+from hgcmlab.guest_asm import AssemblyError, assemble
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import Machine, RunEnd
 
 MODES = (64, 32)
 

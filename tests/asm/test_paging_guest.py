@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm.assembler import assemble
-from machine.boards import vbox_board
-from machine.machine import Machine, RunEnd
-from machine.paging import MAX_PHYS_ADDR_BITS
-from machine.tracing import ListSink
-from services.sharedfolders.abi import ShflCf
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import Machine, RunEnd
+from hgcmlab.machine.paging import MAX_PHYS_ADDR_BITS
+from hgcmlab.machine.tracing import ListSink
+from hgcmlab.services.sharedfolders.abi import ShflCf
 
 RAM = 16 * 1024 * 1024
 POOL = 0x200000

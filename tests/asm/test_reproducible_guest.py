@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from devices.vmmdev.config import CYCLES_PER_MILLISECOND, DEFAULT_EPOCH_MS
-from guest_asm import assemble
-from machine.boards import vbox_board
-from machine.machine import RunEnd
+from hgcmlab.devices.vmmdev.config import CYCLES_PER_MILLISECOND, DEFAULT_EPOCH_MS
+from hgcmlab.guest_asm import assemble
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import RunEnd
 
 EPOCH_NS = DEFAULT_EPOCH_MS * CYCLES_PER_MILLISECOND
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm import assemble
-from guest_asm.source import LIB_DIR
-from machine.boards import vbox_board
-from machine.machine import RunEnd, RunResult
+from hgcmlab.guest_asm import assemble
+from hgcmlab.guest_asm.source import LIB_DIR
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import RunEnd, RunResult
 from tests.service.test_sf_state import json_round_trip
 
 PROGRAMS = Path(LIB_DIR).parent / "programs"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from guest_asm import assemble
-from machine.boards import vbox_board
+from hgcmlab.guest_asm import assemble
+from hgcmlab.machine.boards import vbox_board
 
 PROGRAM = r"""
 .include "tool.s"

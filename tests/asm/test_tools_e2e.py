@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm import assemble
-from guest_asm.source import LIB_DIR
-from machine.boards import vbox_board
+from hgcmlab.guest_asm import assemble
+from hgcmlab.guest_asm.source import LIB_DIR
+from hgcmlab.machine.boards import vbox_board
 
 PROGRAMS = Path(LIB_DIR).parent / "programs"
 TOOLS = ["ls.s", "cat.s", "cp.s", "cp_copyfile.s", "mkdir.s", "rmdir.s", "mv.s", "stat.s", "df.s",

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from guest_asm.c import genabi
+from hgcmlab.guest_asm.c import genabi
 
 needs_cc = pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("clang") is None,
                               reason="no C compiler (gcc or clang) installed")
@@ -21,7 +21,7 @@ def _compile(text: str, mode: int, tmp_path) -> subprocess.CompletedProcess:
 
 
 def test_checked_in_header_is_what_the_generator_writes():
-    # Fails whenever an ABI module changes without `python -m guest_asm.c.genabi`.
+    # Fails whenever an ABI module changes without `python -m hgcmlab.guest_asm.c.genabi`.
     assert genabi.HEADER_PATH.read_text(encoding="utf-8") == genabi.render()
 
 

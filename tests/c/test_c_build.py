@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import guest_asm.c.compiler as compiler
-from machine.cli import main
+import hgcmlab.guest_asm.c.compiler as compiler
+from hgcmlab.machine.cli import main
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("clang") is None,
                                 reason="no C compiler (gcc or clang) installed")

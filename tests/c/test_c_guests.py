@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from machine.machine import RunEnd
-from services.sharedfolders.abi import ShflFn
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.machine.machine import RunEnd
+from hgcmlab.services.sharedfolders.abi import ShflFn
 
 MODES = [32, 64]
 

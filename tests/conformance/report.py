@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from services.guestprops.abi import GuestPropFn
-from services.sharedfolders.abi import ShflFn
+from hgcmlab.services.guestprops.abi import GuestPropFn
+from hgcmlab.services.sharedfolders.abi import ShflFn
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "conformance.md"

@@ -8,11 +8,11 @@ import os
 
 import pytest
 
-from guest_asm import assemble
-from machine.boards import vbox_board
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import ShflFn, ShflRemove
+from hgcmlab.guest_asm import assemble
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import ShflFn, ShflRemove
 from tests.conformance._path import kind, remove, snapshot
 from tests.service.conftest import Guest, Tree
 

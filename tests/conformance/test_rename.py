@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm import assemble
-from guest_asm.source import LIB_DIR
-from machine.boards import vbox_board
-from runtime.faults import Fault, inject
-from runtime.status import Status
-from services.hgcm import SvcParm
-from services.sharedfolders.abi import ShflFn, ShflRename
+from hgcmlab.guest_asm import assemble
+from hgcmlab.guest_asm.source import LIB_DIR
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.runtime.faults import Fault, inject
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import SvcParm
+from hgcmlab.services.sharedfolders.abi import ShflFn, ShflRename
 from tests.conformance._path import kind, moved, remove_tree, rename, snapshot
 from tests.service.conftest import Guest, Tree
 

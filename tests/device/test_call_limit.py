@@ -12,11 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from devices.vmmdev.hgcm import DEFAULT_CALL_LIMITS, Client, ClientCategory, HgcmHost
-from runtime.status import Status
-from services.guestprops.service import GuestPropService
-from services.hgcm import HgcmCall, HgcmService
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.devices.vmmdev.hgcm import DEFAULT_CALL_LIMITS, Client, ClientCategory, HgcmHost
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.guestprops.service import GuestPropService
+from hgcmlab.services.hgcm import HgcmCall, HgcmService
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 
 
 @pytest.fixture(params=["guestprops", "sharedfolders"])

@@ -15,22 +15,22 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev import builder
-from devices.vmmdev.abi import HgcmParmType
-from devices.vmmdev.builder import CallBuilder, Param
-from devices.vmmdev.commands import COMMAND_HEAP_COST, DEFAULT_HEAP_BUDGET, Command, HeapCategory
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from devices.vmmdev.device import VMMDevDevice
-from devices.vmmdev.params import ParsedCall
-from machine.device import AttachContext
-from machine.boards import VBoxMachine, vbox_board
-from machine.memory import GuestMemory
-from machine.tracing import Tracer
-from runtime.status import Status
-from services.hgcm import ASYNC, HgcmCall, SvcParm
-from services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateParms, ShflFn
-from services.sharedfolders import strings
-from services.sharedfolders.service import SharedFoldersService
+from hgcmlab.devices.vmmdev import builder
+from hgcmlab.devices.vmmdev.abi import HgcmParmType
+from hgcmlab.devices.vmmdev.builder import CallBuilder, Param
+from hgcmlab.devices.vmmdev.commands import COMMAND_HEAP_COST, DEFAULT_HEAP_BUDGET, Command, HeapCategory
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.devices.vmmdev.device import VMMDevDevice
+from hgcmlab.devices.vmmdev.params import ParsedCall
+from hgcmlab.machine.device import AttachContext
+from hgcmlab.machine.boards import VBoxMachine, vbox_board
+from hgcmlab.machine.memory import GuestMemory
+from hgcmlab.machine.tracing import Tracer
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import ASYNC, HgcmCall, SvcParm
+from hgcmlab.services.sharedfolders.abi import SHFL_HANDLE_NIL, ShflCf, ShflCreateParms, ShflFn
+from hgcmlab.services.sharedfolders import strings
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
 from tests.device.conftest import REQUEST_ADDRESS, DeviceRig
 
 MIB = 1024 * 1024

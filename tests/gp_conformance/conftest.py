@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from services.guestprops.abi import GuestPropFn
-from services.guestprops.service import GuestPropService
-from services.hgcm import ASYNC, HgcmCall, SvcParm
+from hgcmlab.services.guestprops.abi import GuestPropFn
+from hgcmlab.services.guestprops.service import GuestPropService
+from hgcmlab.services.hgcm import ASYNC, HgcmCall, SvcParm
 
 #: The clock the service reads: a fixed epoch plus what a test advances.
 EPOCH_NS = 1_700_000_000_000_000_000

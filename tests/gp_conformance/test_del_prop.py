@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.status import Status
-from services.guestprops.abi import GuestPropFlag, GuestPropFn
-from services.guestprops.service import GuestPropService
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.guestprops.abi import GuestPropFlag, GuestPropFn
+from hgcmlab.services.guestprops.service import GuestPropService
 from tests.gp_conformance.conftest import Guest, cstr
 
 

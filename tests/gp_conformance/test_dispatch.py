@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.status import Status
+from hgcmlab.runtime.status import Status
 from tests.gp_conformance.conftest import Guest
 
 

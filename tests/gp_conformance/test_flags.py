@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.status import Status
+from hgcmlab.runtime.status import Status
 from tests.gp_conformance.conftest import Guest
 
 #: tstGuestPropSvc.cpp:g_aValidFlagStrings (input, canonical output).

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.status import Status
-from services.guestprops.abi import GuestPropFn
-from services.guestprops.service import GuestPropService
-from services.hgcm import ASYNC, SvcParm
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.guestprops.abi import GuestPropFn
+from hgcmlab.services.guestprops.service import GuestPropService
+from hgcmlab.services.hgcm import ASYNC, SvcParm
 from tests.gp_conformance.conftest import Guest, cstr
 
 #: tstGuestPropSvc.cpp:g_aGetNotifications (Name\0Value\0Flags\0fWasDeleted\0).

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.status import Status
-from services.guestprops.abi import GuestPropFlag, GuestPropFn
-from services.guestprops.service import GuestPropService
-from services.hgcm import SvcParm
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.guestprops.abi import GuestPropFlag, GuestPropFn
+from hgcmlab.services.guestprops.service import GuestPropService
+from hgcmlab.services.hgcm import SvcParm
 from tests.gp_conformance.conftest import EPOCH_NS, FakeClock, Guest, cstr, host_block_of_the_testcase
 
 #: tstGuestPropSvc.cpp:testSetProp's s_aSetProperties: name, value, flags, by host, with

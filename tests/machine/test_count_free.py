@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from guest_asm.assembler import assemble
-from machine import cpu as cpu_module
-from machine.boards import vbox_board
-from machine.machine import Machine, RunEnd, RunResult
-from machine.programs import bundled_program
-from machine.tracing import ListSink
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine import cpu as cpu_module
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import Machine, RunEnd, RunResult
+from hgcmlab.machine.programs import bundled_program
+from hgcmlab.machine.tracing import ListSink
 from tests.machine.test_interrupts import program as interrupt_program
 from tests.machine.test_reproducible import DAY_1995, PROGRAMS, make_tree
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from guest_asm.assembler import assemble
-from machine import fastblock
-from machine.boards import vbox_board
-from machine.programs import bundled_program
-from machine.tracing import ListSink
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine import fastblock
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.programs import bundled_program
+from hgcmlab.machine.tracing import ListSink
 from tests.machine.test_interrupts import CONNECT_REQ, WOKEN
 from tests.machine.test_interrupts import program as interrupt_program
 from tests.machine.test_time import LOOP

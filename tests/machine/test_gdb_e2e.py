@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm.assembler import assemble
-from guest_asm.constants import program_constants
-from machine.gdbstub import DebugRunEnded
-from machine.boards import vbox_board
-from machine.machine import RunEnd, RunResult
-from machine.programs import PROGRAMS_DIR
-from machine.tracing import ListSink
-from runtime.status import Status
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.guest_asm.constants import program_constants
+from hgcmlab.machine.gdbstub import DebugRunEnded
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import RunEnd, RunResult
+from hgcmlab.machine.programs import PROGRAMS_DIR
+from hgcmlab.machine.tracing import ListSink
+from hgcmlab.runtime.status import Status
 
 _CONSTANTS = program_constants(64, None)
 HGCMCONNECT_SIZE, VMMDevReq_HGCMConnect = _CONSTANTS["HGCMCONNECT_SIZE"], _CONSTANTS["VMMDevReq_HGCMConnect"]

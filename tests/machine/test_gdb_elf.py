@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm.assembler import AssembledProgram, assemble
-from guest_asm.elfout import elf_image, sleb128, uleb128
-from machine.cli import main
-from machine.loader import elf_image as load_elf
-from machine.boards import vbox_board
-from machine.machine import RunEnd
-from machine.programs import PROGRAMS_DIR
+from hgcmlab.guest_asm.assembler import AssembledProgram, assemble
+from hgcmlab.guest_asm.elfout import elf_image, sleb128, uleb128
+from hgcmlab.machine.cli import main
+from hgcmlab.machine.loader import elf_image as load_elf
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import RunEnd
+from hgcmlab.machine.programs import PROGRAMS_DIR
 
 
 def cli(*argv: str) -> tuple[int, str, str]:

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from guest_asm.assembler import assemble
-from machine.gdbstub.client import GdbClient
-from machine.boards import vbox_board
-from machine.machine import RunResult
-from machine.programs import PROGRAMS_DIR
-from machine.tracing import ListSink
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.gdbstub.client import GdbClient
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import RunResult
+from hgcmlab.machine.programs import PROGRAMS_DIR
+from hgcmlab.machine.tracing import ListSink
 from tests.machine.test_gdb_protocol import start_stub
 
 _OFF_FLAGS = 24

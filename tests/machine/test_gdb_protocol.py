@@ -14,18 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from guest_asm.assembler import AssembledProgram, assemble
-from guest_asm.elfout import elf_image
-from machine.gdbstub import DebugRunEnded, ExecFile, GdbServer, run_under_gdb
-from machine.gdbstub.client import GdbClient
-from machine.gdbstub.packets import frame
-from machine.gdbstub.registers import layout
-from machine.boards import vbox_board
-from machine.machine import Machine, RunEnd, RunResult
-from machine.programs import PROGRAMS_DIR
-from machine.tracing import ListSink
-from services.sharedfolders.abi import ShflFn
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.guest_asm.assembler import AssembledProgram, assemble
+from hgcmlab.guest_asm.elfout import elf_image
+from hgcmlab.machine.gdbstub import DebugRunEnded, ExecFile, GdbServer, run_under_gdb
+from hgcmlab.machine.gdbstub.client import GdbClient
+from hgcmlab.machine.gdbstub.packets import frame
+from hgcmlab.machine.gdbstub.registers import layout
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import Machine, RunEnd, RunResult
+from hgcmlab.machine.programs import PROGRAMS_DIR
+from hgcmlab.machine.tracing import ListSink
+from hgcmlab.services.sharedfolders.abi import ShflFn
 
 #: HGCM request header: fu32Flags (VBOX_HGCM_REQ_DONE = 1) at +24 (VMMDevHGCMRequestHeader).
 _OFF_FLAGS = 24

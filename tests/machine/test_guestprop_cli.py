@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm.source import LIB_DIR
-from machine.cli import EXIT_USAGE, main
-from machine.guestpropcli import parse_guest_property
+from hgcmlab.guest_asm.source import LIB_DIR
+from hgcmlab.machine.cli import EXIT_USAGE, main
+from hgcmlab.machine.guestpropcli import parse_guest_property
 
 TOOL = str(Path(LIB_DIR).parent / "programs" / "guestprop.s")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from guest_asm.assembler import assemble
-from machine.clock import CostProfile
-from machine.boards import vbox_board
-from machine.machine import IRQ_VECTOR_BASE, Machine, RunEnd
-from machine.tracing import ListSink
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.clock import CostProfile
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import IRQ_VECTOR_BASE, Machine, RunEnd
+from hgcmlab.machine.tracing import ListSink
 
 IDT = 0x30000
 IDTR = 0x2F000

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from guest_asm import assemble
-from guest_asm.assembler import AssembledProgram
-from machine import cpu
-from machine.device import AttachContext, PortRange
-from machine.boards import vbox_board
-from machine.machine import RunEnd
+from hgcmlab.guest_asm import assemble
+from hgcmlab.guest_asm.assembler import AssembledProgram
+from hgcmlab.machine import cpu
+from hgcmlab.machine.device import AttachContext, PortRange
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import RunEnd
 
 SMALL_RAM = 0x20000
 #: Count to 50 in a loop, then exit with code 7.

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from fuzz.elf import PT_INTERP, ElfSpec, Segment, build_elf, loader_seeds
-from guest_asm import assemble
-from machine import machine as machine_module
-from machine.cli import EXIT_USAGE, main
-from machine.loader import (ARGS_BASE, ARGS_MAX_SIZE, MAX_GUEST_RAM, STACK_RESERVE, LoadError, elf_image,
-                            flat_image, image_from_file)
-from machine.boards import vbox_board
+from hgcmlab.guest_asm import assemble
+from hgcmlab.machine import machine as machine_module
+from hgcmlab.machine.cli import EXIT_USAGE, main
+from hgcmlab.machine.loader import (ARGS_BASE, ARGS_MAX_SIZE, MAX_GUEST_RAM, STACK_RESERVE, LoadError, elf_image,
+                                    flat_image, image_from_file)
+from hgcmlab.machine.boards import vbox_board
 
 RAM = 0x200000  # a 2 MiB machine
 

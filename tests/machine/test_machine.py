@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm.assembler import assemble
-from machine.clock import CostProfile
-from machine.device import AttachContext, PortRange
-from machine.loader import DEFAULT_LOAD_ADDRESS, LoadError, elf_image, flat_image
-from machine.boards import vbox_board
-from machine.machine import DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
-from machine.tracing import ListSink
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.clock import CostProfile
+from hgcmlab.machine.device import AttachContext, PortRange
+from hgcmlab.machine.loader import DEFAULT_LOAD_ADDRESS, LoadError, elf_image, flat_image
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
+from hgcmlab.machine.tracing import ListSink
 
 
 def run_source(source: str, mode: int = 64, max_instructions: int = 1_000_000, **machine_args: object) -> tuple[RunResult, Machine, ListSink]:
@@ -215,7 +215,7 @@ _start:
 
 def test_port_conflicts_are_refused() -> None:
     machine = vbox_board(64)
-    from machine.portbus import PortConflictError
+    from hgcmlab.machine.portbus import PortConflictError
 
     with pytest.raises(PortConflictError):
         machine.add_device(CounterDevice(), base=0xD020)

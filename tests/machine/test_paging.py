@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 
 from fuzz.elf import ElfSpec, Segment, build_elf
-from guest_asm import assemble
-from machine.cli import EXIT_USAGE, main
-from machine.loader import PAGING_AREA_SIZE, LoadError, elf_image, paging_area
-from machine.boards import vbox_board
-from machine.machine import Machine, RunEnd
-from machine.pytest_plugin import machine_report
-from machine.paging import CR4_PAE, CR4_PSE, PTE_A, PTE_D
-from machine.trace.files import read_trace
-from machine.tracing import ListSink
+from hgcmlab.guest_asm import assemble
+from hgcmlab.machine.cli import EXIT_USAGE, main
+from hgcmlab.machine.loader import PAGING_AREA_SIZE, LoadError, elf_image, paging_area
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import Machine, RunEnd
+from hgcmlab.machine.pytest_plugin import machine_report
+from hgcmlab.machine.paging import CR4_PAE, CR4_PSE, PTE_A, PTE_D
+from hgcmlab.machine.trace.files import read_trace
+from hgcmlab.machine.tracing import ListSink
 
 RAM = 16 * 1024 * 1024
 TABLES = 0x100000

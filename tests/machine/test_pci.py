@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from devices.vmmdev.abi import VMMDEV_DEFAULT_PORT_BASE
-from guest_asm.assembler import assemble
-from machine.boards import vbox_board
-from machine.machine import RunEnd
-from machine.pci import Bar, PciConfigSpace, PciFunction
+from hgcmlab.devices.vmmdev.abi import VMMDEV_DEFAULT_PORT_BASE
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import RunEnd
+from hgcmlab.machine.pci import Bar, PciConfigSpace, PciFunction
 
 # Scan bus 0 for 80EE:CAFE; keep devfn in ebp; report BAR0 base, BAR0 size, BAR1 size,
 # the interrupt line and the class code through memory at 0x20000, then exit 0.

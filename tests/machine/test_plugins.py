@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-import machine.cli as cli_module
-from guest_asm import assemble
-from machine.cli import EXIT_DEVICE_FAILURE, EXIT_USAGE, main
-from machine.device import AttachContext, PortRange
-from machine.boards import vbox_board
-from machine.portbus import PLUGIN_PORT_START, PortConflictError
+import hgcmlab.machine.cli as cli_module
+from hgcmlab.guest_asm import assemble
+from hgcmlab.machine.cli import EXIT_DEVICE_FAILURE, EXIT_USAGE, main
+from hgcmlab.machine.device import AttachContext, PortRange
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.portbus import PLUGIN_PORT_START, PortConflictError
 
 REPO = Path(__file__).resolve().parents[2]
 DESIGN = REPO / "docs" / "design.md"

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from machine.cli import main as cli_main
-from machine.boards import vbox_board
-from machine.programs import bundled_program
-from machine.trace.files import TraceWriter
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.machine.cli import main as cli_main
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.programs import bundled_program
+from hgcmlab.machine.trace.files import TraceWriter
 
 TMPFS_DIR = Path("/dev/shm")
 

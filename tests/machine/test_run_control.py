@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-import machine.cli as cli_module
-from guest_asm.assembler import assemble
-from machine.cli import main
-from machine.boards import vbox_board
-from machine.machine import DEFAULT_INSTRUCTION_BUDGET, Machine, RunEnd, RunResult
-from machine.runcontrol import (
+import hgcmlab.machine.cli as cli_module
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.cli import main
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import DEFAULT_INSTRUCTION_BUDGET, Machine, RunEnd, RunResult
+from hgcmlab.machine.runcontrol import (
     EXIT_BUDGET,
     EXIT_GUEST_FAULT,
     EXIT_INTERRUPTED,

@@ -18,16 +18,16 @@ from collections.abc import Mapping
 
 import pytest
 
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from guest_asm import assemble
-from guest_asm.assembler import AssembledProgram
-from machine.boards import VBoxMachine, restore, vbox_board
-from machine.device import AttachContext, DeviceBase, PortRange
-from machine.machine import RunEnd, RunResult
-from machine.snapshot import SNAPSHOT_MAGIC, SNAPSHOT_VERSION, Snapshot, SnapshotError
-from machine.tracing import ListSink, TraceEvent
-from runtime.status import Status
-from services.hgcm import ASYNC, HgcmCall, HgcmService
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.guest_asm import assemble
+from hgcmlab.guest_asm.assembler import AssembledProgram
+from hgcmlab.machine.boards import VBoxMachine, restore, vbox_board
+from hgcmlab.machine.device import AttachContext, DeviceBase, PortRange
+from hgcmlab.machine.machine import RunEnd, RunResult
+from hgcmlab.machine.snapshot import SNAPSHOT_MAGIC, SNAPSHOT_VERSION, Snapshot, SnapshotError
+from hgcmlab.machine.tracing import ListSink, TraceEvent
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import ASYNC, HgcmCall, HgcmService
 
 GUEST = """
 .include "ccall.s"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm.source import LIB_DIR
-from machine.cli import EXIT_USAGE, main
+from hgcmlab.guest_asm.source import LIB_DIR
+from hgcmlab.machine.cli import EXIT_USAGE, main
 
 DEMO = Path(LIB_DIR).parent / "programs" / "demo.s"
 #: Before the demo's first HGCM connect (at about cycle 1600 with the default costs).

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from guest_asm.assembler import assemble
-from machine.clock import CostProfile, Scheduler, classify
-from machine.boards import vbox_board
-from machine.machine import RunEnd
-from machine.tracing import ListSink
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.clock import CostProfile, Scheduler, classify
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.machine import RunEnd
+from hgcmlab.machine.tracing import ListSink
 
 LOOP = """
 _start:

@@ -6,7 +6,7 @@ import ctypes
 
 import pytest
 
-from runtime.wire import array_codec, field_offset, field_run, run_format
+from hgcmlab.runtime.wire import array_codec, field_offset, field_run, run_format
 
 
 class _Inner(ctypes.LittleEndianStructure):

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from machine.tracing import ListSink, Tracer
-from runtime.status import RtError, Status
-from services.framework import (
+from hgcmlab.machine.tracing import ListSink, Tracer
+from hgcmlab.runtime.status import RtError, Status
+from hgcmlab.services.framework import (
     CallContext,
     HgcmFunction,
     Style,
@@ -23,7 +23,7 @@ from services.framework import (
     u32,
     u64,
 )
-from services.hgcm import ASYNC, DirectBuffer, HgcmCall, SvcParm, _AsyncMarker
+from hgcmlab.services.hgcm import ASYNC, DirectBuffer, HgcmCall, SvcParm, _AsyncMarker
 
 ECHO, ADD, WAIT, MARK = 1, 2, 3, 4
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from services.guestprops.pattern import matches
+from hgcmlab.services.guestprops.pattern import matches
 
 _STAR, _QUESTION = 0x2A, 0x3F
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import copy
 
-from runtime.status import Status
-from services.guestprops.abi import GuestPropFlag
-from services.guestprops.service import GuestPropService
-from services.hgcm import ASYNC, HgcmCall, SvcParm
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.guestprops.abi import GuestPropFlag
+from hgcmlab.services.guestprops.service import GuestPropService
+from hgcmlab.services.hgcm import ASYNC, HgcmCall, SvcParm
 from tests.gp_conformance.conftest import EPOCH_NS, FakeClock, Guest, cstr
 
 PLAIN = (dict, list, str, int, bool, type(None), bytes)

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from runtime.faults import Fault, inject
-from runtime.status import Status
-from services.hgcm import ASYNC, HgcmCall, SvcParm
-from services.sharedfolders.abi import (
+from hgcmlab.runtime.faults import Fault, inject
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.hgcm import ASYNC, HgcmCall, SvcParm
+from hgcmlab.services.sharedfolders.abi import (
     ShflCf,
     ShflCreateResult,
     ShflErrorStyle,
@@ -39,9 +39,9 @@ from services.sharedfolders.abi import (
     ShflRename,
     ShflVolInfo,
 )
-from services.sharedfolders.reproducible import Reproducible
-from services.sharedfolders.service import SharedFoldersService
-from services.sharedfolders.state_parse import StateError
+from hgcmlab.services.sharedfolders.reproducible import Reproducible
+from hgcmlab.services.sharedfolders.service import SharedFoldersService
+from hgcmlab.services.sharedfolders.state_parse import StateError
 from tests.service.conftest import READ_OPEN, Guest, Tree
 
 DIR_OPEN = ShflCf.DIRECTORY | READ_OPEN

@@ -22,10 +22,13 @@ from tests.structure.sources import (NAMESPACE, OLD_TOP_LEVEL, REPO, cycles, imp
 IMPORT_FREE = frozenset({
     "hgcmlab.machine.layout",
     "hgcmlab.machine.pci_regs",
+    "hgcmlab.machine.paging_regs",
     "hgcmlab.devices.vmmdev.abi",
     "hgcmlab.services.sharedfolders.abi",
+    "hgcmlab.services.guestprops.abi",
     "hgcmlab.runtime.status",
     "hgcmlab.runtime.fsmode",
+    "hgcmlab.runtime.wire",
 })
 
 #: Cycles still present, each with why.  The CLI's subcommand modules take shared helpers

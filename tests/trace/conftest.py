@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from machine.boards import vbox_board
-from machine.programs import bundled_program
-from machine.trace.blocks import trace_blocks
-from machine.tracing import ListSink, TraceEvent
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.programs import bundled_program
+from hgcmlab.machine.trace.blocks import trace_blocks
+from hgcmlab.machine.tracing import ListSink, TraceEvent
 
 
 def record_demo(share: Path, mode: int = 64, *, blocks: bool = False,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from guest_asm.assembler import assemble
-from machine.boards import vbox_board
-from machine.trace.blocks import BlockTracer, read_drcov, trace_blocks, write_drcov
-from machine.tracing import ListSink, TraceEvent, Tracer
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.trace.blocks import BlockTracer, read_drcov, trace_blocks, write_drcov
+from hgcmlab.machine.tracing import ListSink, TraceEvent, Tracer
 
 from .conftest import record_demo
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from machine.cli import main as cli_main
-from machine.pytest_plugin import DEFAULT_GOLDEN_IGNORE, DEFAULT_GOLDEN_KINDS
-from machine.trace import catalog_doc
-from machine.tracing import ListSink, Tracer
-from runtime.trace_catalog import CATALOG, EventError, check_event
+from hgcmlab.machine.cli import main as cli_main
+from hgcmlab.machine.pytest_plugin import DEFAULT_GOLDEN_IGNORE, DEFAULT_GOLDEN_KINDS
+from hgcmlab.machine.trace import catalog_doc
+from hgcmlab.machine.tracing import ListSink, Tracer
+from hgcmlab.runtime.trace_catalog import CATALOG, EventError, check_event
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Where events are emitted and read (the catalog itself and tests excluded).
@@ -84,7 +84,7 @@ def test_golden_defaults_are_the_catalogs() -> None:
 
 
 def test_docs_reference_is_generated_from_the_catalog() -> None:
-    """Fails when docs/tracing.md's event table drifted (run python -m machine.trace.catalog_doc)."""
+    """Fails when docs/tracing.md's event table drifted (run python -m hgcmlab.machine.trace.catalog_doc)."""
     text = catalog_doc.DOC.read_text(encoding="utf-8")
     assert catalog_doc.render(text) == text
     for kind in CATALOG:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.sharedfolders.decode import bytes_moved, create_flags, decode_call, format_param, shflstring_text
-from services.sharedfolders.abi import ShflCf, ShflFn
+from hgcmlab.services.sharedfolders.decode import bytes_moved, create_flags, decode_call, format_param, shflstring_text
+from hgcmlab.services.sharedfolders.abi import ShflCf, ShflFn
 
 from .conftest import record_demo
 

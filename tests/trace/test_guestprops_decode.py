@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from guest_asm import assemble
-from guest_asm.source import LIB_DIR
-from machine.boards import vbox_board
-from machine.pytest_plugin import golden_lines
-from machine.trace.tools import CallTracker, describe, first_divergence
-from machine.tracing import ListSink, TraceEvent
-from services.decoders import decoder_for
-from services.framework import DecodedCall
-from services.guestprops.trace import GuestPropDecoder
-from services.sharedfolders.abi import ShflFn
-from services.sharedfolders.decode import ShflDecoder
+from hgcmlab.guest_asm import assemble
+from hgcmlab.guest_asm.source import LIB_DIR
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.pytest_plugin import golden_lines
+from hgcmlab.machine.trace.tools import CallTracker, describe, first_divergence
+from hgcmlab.machine.tracing import ListSink, TraceEvent
+from hgcmlab.services.decoders import decoder_for
+from hgcmlab.services.framework import DecodedCall
+from hgcmlab.services.guestprops.trace import GuestPropDecoder
+from hgcmlab.services.sharedfolders.abi import ShflFn
+from hgcmlab.services.sharedfolders.decode import ShflDecoder
 
 TOOL = Path(LIB_DIR).parent / "programs" / "guestprop.s"
 

@@ -7,7 +7,7 @@ import io
 import json
 from pathlib import Path
 
-from machine.cli import main as cli_main
+from hgcmlab.machine.cli import main as cli_main
 
 DEMO = Path(__file__).resolve().parents[2] / "guest_asm" / "programs" / "demo.s"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from devices.vmmdev import device as vmmdev_device
-from guest_asm import assemble
-from machine.boards import vbox_board
-from machine.tracing import CallbackSink, CountingSink, ListSink, TraceEvent, Tracer
+from hgcmlab.devices.vmmdev import device as vmmdev_device
+from hgcmlab.guest_asm import assemble
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.tracing import CallbackSink, CountingSink, ListSink, TraceEvent, Tracer
 
 #: Connect, one call (QUERY_MAPPINGS without parameters), disconnect.
 ONE_CALL = """

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from devices.vmmdev.config import HgcmTiming, VMMDevConfig
-from guest_asm.assembler import assemble
-from machine.cli import main
-from machine.boards import vbox_board
-from machine.trace.blocks import read_drcov
-from machine.trace.files import read_trace, write_trace
-from machine.trace.tools import ShowFilter, compute_stats, export_perfetto, first_divergence, show
-from machine.tracing import ListSink, TraceEvent
+from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.guest_asm.assembler import assemble
+from hgcmlab.machine.cli import main
+from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.trace.blocks import read_drcov
+from hgcmlab.machine.trace.files import read_trace, write_trace
+from hgcmlab.machine.trace.tools import ShowFilter, compute_stats, export_perfetto, first_divergence, show
+from hgcmlab.machine.tracing import ListSink, TraceEvent
 from tests.machine.test_interrupts import program as interrupt_program
 
 
