@@ -19,8 +19,6 @@ VERR_INVALID_HANDLE, as every handle does after a VirtualBox restore
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 
 import pytest
@@ -30,12 +28,12 @@ from hgcmlab.guest_asm import assemble
 from hgcmlab.guest_asm.assembler import AssembledProgram
 from hgcmlab.guest_asm.source import LIB_DIR
 from hgcmlab.machine.boards import VBoxMachine, restore, vbox_board
-from hgcmlab.machine.cli import main
 from hgcmlab.machine.machine import RunEnd, RunResult
 from hgcmlab.machine.snapshot import Snapshot
 from hgcmlab.machine.tracing import ListSink, TraceEvent
 from hgcmlab.runtime.status import Status
 from hgcmlab.services.sharedfolders.abi import ShflFn
+from tests.machine.test_snapshot_cli import _events, cli
 
 
 SHFL_FN_READ, SHFL_FN_LIST = int(ShflFn.READ), int(ShflFn.LIST)
@@ -144,24 +142,12 @@ def test_a_run_resumed_mid_session_is_the_rest_of_the_uninterrupted_run(guest, s
         second.tracer.add_sink(resumed)
         try:
             assert problems == []
-            result = second.run()
+            assert second.run() == expected  # end, exit code, counts, every log line
         finally:
             second.close()
         assert before + resumed.events == reference, f"paused at {cycle}"
-        assert (result.end, result.exit_code, result.instructions, result.cycles, result.log_lines) == (
-            expected.end, expected.exit_code, expected.instructions, expected.cycles, expected.log_lines)
     # With asynchronous HGCM (completions after LATENCY cycles) a call was in flight at a pause.
     assert in_flight or not asynchronous
-
-
-def cli(*argv: str | Path) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    status = main([str(word) for word in argv], out, err)
-    return status, out.getvalue(), err.getvalue()
-
-
-def _events(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def _program_file(tmp_path: Path, name: str) -> Path:
