@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import re
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -24,91 +22,51 @@ from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
-from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
+from hgcmlab.devices.vmmdev.config import HgcmTiming
 from hgcmlab.devices.vmmdev.device import HgcmCounts
 from hgcmlab.machine.asmcli import register_asm_command, run_asm_command
 from hgcmlab.machine.ccli import CompileError, register_build_command, report_compile_error, run_build_command
+from hgcmlab.machine.clicommon import (
+    OutputRefused,
+    UsageError,
+    parse_define,
+    parse_share,
+    parse_size,
+    print_log,
+    report_end,
+    run_machine,
+    summary,
+    vmmdev_config,
+)
 from hgcmlab.machine.clock import INSTRUCTION_CLASSES, CostProfile
-from hgcmlab.machine.gdbstub.cli import DebugRunEnded, GdbRunner, add_gdb_option, gdb_runner
-from hgcmlab.machine.device import DEVICE_ENTRY_POINT_GROUP, Device, DeviceFailure
+from hgcmlab.machine.gdbstub.cli import DebugRunEnded, add_gdb_option, gdb_runner
+from hgcmlab.machine.device import DEVICE_ENTRY_POINT_GROUP, DeviceFailure
 from hgcmlab.machine.guestpropcli import add_dump_option, add_guest_property_option, apply_guest_properties, dump_lines
 from hgcmlab.machine.loader import LoadError, image_from_file
 from hgcmlab.machine.boards import vbox_board
-from hgcmlab.machine.machine import DEFAULT_RAM_SIZE, Machine, RunEnd, RunResult
+from hgcmlab.machine.machine import DEFAULT_RAM_SIZE, Machine, RunResult
+from hgcmlab.machine.plugincli import attach_plugins, run_devices_command
 from hgcmlab.machine.runcontrol import (
     EXIT_BUDGET,
     EXIT_DEVICE_FAILURE,
     EXIT_GUEST_FAULT,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
-    Budgets,
     ProgressLine,
     add_budget_options,
     budgets_from_args,
-    end_report,
     exit_status,
-    run_supervised,
 )
 from hgcmlab.machine.replaycli import record_header, register_replay_command, run_replay_command
 from hgcmlab.machine.snapshot import SnapshotError
-from hgcmlab.machine.snapshotcli import (
-    SaveAtError,
-    add_save_option,
-    parse_save_at,
-    register_resume_command,
-    resumed_machine,
-    run_saving,
-)
+from hgcmlab.machine.snapshotcli import add_save_option, parse_save_at, register_resume_command, resumed_machine
 from hgcmlab.machine.trace.cli import register_trace_commands, run_trace_command
-from hgcmlab.machine.trace.record import HEADER_KIND, record_front
-from hgcmlab.machine.trace.files import TraceWriteError, TraceWriter
-from hgcmlab.machine.tracing import CallbackSink, SinkError, TraceEvent
+from hgcmlab.machine.trace.record import record_front
+from hgcmlab.machine.tracing import CallbackSink
 from hgcmlab.services.hgcm import HgcmService
 
 #: ``vbox_board(hgcm_front=...)``: the service registered in place of Shared Folders.
 HgcmFront = Callable[[Machine, HgcmService], HgcmService]
-
-_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-
-
-class UsageError(Exception):
-    """Something the user supplied is wrong; the message says what."""
-
-
-def parse_size(text: str) -> int:
-    """Parse a RAM size such as ``65536``, ``64M``, ``64MiB`` or ``1G``."""
-    match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(?:i?B)?\s*", text, re.IGNORECASE)
-    if not match:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r} (examples: 64M, 1G, 131072)")
-    return int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
-
-
-def parse_share(text: str) -> tuple[str, Path, bool]:
-    """Parse ``NAME=DIR`` or ``NAME=DIR:ro`` (``:rw`` is accepted too) into (name, dir, writable)."""
-    name, sep, rest = text.partition("=")
-    if not sep or not name or not rest:
-        raise argparse.ArgumentTypeError(f"invalid share {text!r}: expected NAME=DIR or NAME=DIR:ro")
-    writable = True
-    lowered = rest.lower()
-    if lowered.endswith(":ro"):
-        writable, rest = False, rest[:-3]
-    elif lowered.endswith(":rw"):
-        rest = rest[:-3]
-    directory = Path(rest).expanduser()
-    if not directory.is_dir():
-        raise argparse.ArgumentTypeError(f"share {name!r}: {rest!r} is not an existing directory")
-    return name, directory, writable
-
-
-def parse_define(text: str) -> tuple[str, int]:
-    """Parse ``NAME=VALUE`` with an integer value (decimal, 0x.., 0o.., 0b..)."""
-    name, sep, value = text.partition("=")
-    if not sep or not re.fullmatch(r"[A-Za-z_]\w*", name):
-        raise argparse.ArgumentTypeError(f"invalid define {text!r}: expected NAME=INTEGER")
-    try:
-        return name, int(value, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid define {text!r}: {value!r} is not an integer") from None
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -212,72 +170,6 @@ def _version() -> str:
         return "(not installed)"
 
 
-def _plugin_devices() -> dict[str, metadata.EntryPoint]:
-    return {ep.name: ep for ep in metadata.entry_points(group=DEVICE_ENTRY_POINT_GROUP)}
-
-
-def _builtin_ports(machine: Machine, device: Device) -> str:
-    """Where a machine's own ``device`` sits, e.g. ``port 0xf4`` or ``ports 0xd020, 0xd028``."""
-    bases = [machine.bus.base_of(device, r.name) for r in device.port_ranges()]
-    text = ", ".join(f"{base:#x}" for base in bases if base is not None)
-    return f"port{'s' if len(bases) > 1 else ''} {text}"
-
-
-def _load_plugin(name: str, entry_point: metadata.EntryPoint) -> Device:
-    """Import and instantiate the plugin ``name``; anything that goes wrong (import error,
-    constructor failure, not a ``Device``) is a one-line UsageError."""
-    try:
-        device = entry_point.load()()
-    except Exception as error:  # noqa: BLE001 - third-party code: any failure is reported in one line
-        raise UsageError(f"device {name!r} ({entry_point.value}) cannot be loaded: "
-                         f"{type(error).__name__}: {error}") from None
-    if not isinstance(device, Device):
-        raise UsageError(f"device {name!r} ({entry_point.value}) is not a hgcmlab.machine.device.Device "
-                         "(it needs name, port_ranges, attach, io_read and io_write)")
-    return device
-
-
-def _attach_plugins(machine: Machine, specs: Sequence[str], out: TextIO, quiet: bool) -> None:
-    """Attach ``--device NAME[@PORT]`` plugins; without PORT the machine picks the first free
-    block (``PortBus.free_base``) and the choice is printed (unless ``quiet``)."""
-    available = _plugin_devices()
-    builtin = {device.name: device for device in machine.devices}
-    for spec in specs:
-        name, _, port_text = spec.partition("@")
-        if name in builtin:
-            raise UsageError(f"device {name!r} is already on this board ({_builtin_ports(machine, builtin[name])}) "
-                             "and a board has one of it; guest programs use it without --device")
-        if name not in available:
-            known = ", ".join(sorted(n for n in available if n not in builtin)) or "none"
-            raise UsageError(f"unknown device {name!r} (installed plugins: {known})")
-        try:
-            base = int(port_text, 0) if port_text else None
-        except ValueError:
-            raise UsageError(f"device {spec!r}: {port_text!r} is not a port number") from None
-        device = _load_plugin(name, available[name])
-        try:
-            machine.add_device(device, base)
-        except ValueError as error:
-            raise UsageError(f"device {spec!r}: {error}") from None
-        except Exception as error:  # noqa: BLE001 - a plugin's port_ranges/attach is third-party code
-            raise UsageError(f"device {spec!r} cannot be attached: {type(error).__name__}: {error}") from None
-        if not quiet:
-            placed = ", ".join(f"{r.name} {machine.bus.base_of(device, r.name):#x}" for r in device.port_ranges())
-            print(f"device {name}: {placed or 'no ports'}", file=out)
-
-
-def _vmmdev_config(args: argparse.Namespace) -> VMMDevConfig:
-    timing = HgcmTiming()
-    cycles = getattr(args, "hgcm_cycles", None)
-    if cycles is not None:
-        if cycles < 0:
-            raise UsageError("--hgcm-cycles must not be negative")
-        timing = dataclasses.replace(timing, call_cycles=cycles, declared_costs=False)
-    if getattr(args, "async_hgcm", False):
-        timing = dataclasses.replace(timing, force_async=True)
-    return VMMDevConfig(require_guest_info=getattr(args, "strict_guest_info", False), timing=timing)
-
-
 def _make_machine(args: argparse.Namespace, out: TextIO, hgcm_front: HgcmFront | None = None) -> Machine:
     """The machine the options describe; ``hgcm_front`` as in ``Machine``."""
     costs = None
@@ -286,7 +178,7 @@ def _make_machine(args: argparse.Namespace, out: TextIO, hgcm_front: HgcmFront |
         if costs_path is not None:
             costs = CostProfile.from_file(costs_path)
         machine = vbox_board(args.mode, getattr(args, "ram", DEFAULT_RAM_SIZE), costs=costs,
-                          vmmdev_config=_vmmdev_config(args),
+                          vmmdev_config=vmmdev_config(args),
                           reproducible=getattr(args, "reproducible", False), hgcm_front=hgcm_front)
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -300,110 +192,9 @@ def _make_machine(args: argparse.Namespace, out: TextIO, hgcm_front: HgcmFront |
     except ValueError as error:
         machine.close()
         raise UsageError(str(error)) from None
-    _attach_plugins(machine, getattr(args, "device", []), out, getattr(args, "quiet", False))
-    machine.tracer.add_sink(CallbackSink({"guest_log"}, lambda event: _print_log(event, out)))
+    attach_plugins(machine, getattr(args, "device", []), out, getattr(args, "quiet", False))
+    machine.tracer.add_sink(CallbackSink({"guest_log"}, lambda event: print_log(event, out)))
     return machine
-
-
-class _OutputRefused(SinkError):
-    """Standard output refused a guest log line (a closed pipe, a full disk).  Raised as a
-    sink error so that the port bus lets it pass unchanged (it is not the log device's
-    failure); ``main`` re-raises the ``OSError`` itself for the console entry point."""
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _print_log(event: TraceEvent, out: TextIO) -> None:
-    try:
-        print(f"[guest] {event.fields['line']}", file=out, flush=True)
-    except OSError as error:
-        raise _OutputRefused(error) from error
-
-
-def _summary(result: RunResult, counts: HgcmCounts) -> list[str]:
-    ending = {
-        RunEnd.EXIT: f"exit device, code {result.exit_code}",
-        RunEnd.HALT: "hlt",
-        RunEnd.BUDGET: _budget_name(result),
-        RunEnd.FAULT: "guest fault",
-        RunEnd.INTERRUPTED: "interrupt (Ctrl-C)",
-        RunEnd.DIVERGED: "replay divergence",
-    }[result.end]
-    calls = counts.calls
-    lines = [f"run ended by {ending} after {result.instructions} instructions, {result.cycles} cycles"]
-    connects = counts.connects
-    total = counts.total_calls
-    detail = ", ".join(f"{name} x{count}" for name, count in sorted(calls.items()))
-    lines.append(f"HGCM: {connects} connect(s), {total} call(s){': ' + detail if detail else ''}")
-    return lines
-
-
-def _budget_name(result: RunResult) -> str:
-    """The budget that ended the run, e.g. 'instruction budget of 500'."""
-    description = result.fault.description if result.fault is not None else "budget exhausted"
-    return description.removesuffix(" exhausted")
-
-
-def _report_end(result: RunResult, err: TextIO) -> None:
-    """The fault or budget report, or the one-line interruption message, on stderr."""
-    report = end_report(result)
-    if report is not None:
-        print(report, file=err)
-
-
-def _run_machine(machine: Machine, args: argparse.Namespace, budgets: Budgets,
-                 progress: ProgressLine | None = None,
-                 gdb: GdbRunner | None = None,
-                 header: dict[str, object] | None = None,
-                 err: TextIO = sys.stderr) -> tuple[RunResult, HgcmCounts]:
-    """Run within ``budgets`` (Ctrl-C stops it; ``progress`` is kept up to date), or under
-    ``gdb`` when given (which honours the instruction budget only), with an optional trace
-    file (JSON Lines, gzip-compressed when its name ends in ``.gz``), which starts with an
-    ``hgcm_recording`` event holding ``header`` when given; also returns the VMMDev's call
-    counts for the summary (kept by the device, so that a run without a trace file has no
-    trace listener but the guest log's).  A trace file that cannot be written stops the run
-    and becomes a ``UsageError`` naming the file and the reason."""
-    collected = machine.vmmdev.counts
-
-    save_at = getattr(args, "save_at", None)
-
-    def run() -> RunResult:
-        if gdb is not None:
-            return gdb(budgets.instructions)
-        if save_at is not None:
-            try:
-                return run_saving(machine, budgets, progress, *parse_save_at(save_at), err)
-            except (SaveAtError, argparse.ArgumentTypeError) as error:
-                raise UsageError(str(error)) from None
-        return run_supervised(machine, budgets, progress)
-
-    trace_path: Path | None = getattr(args, "trace", None)
-    if trace_path is None:
-        return run(), collected
-    try:
-        writer = TraceWriter(trace_path)
-    except TraceWriteError as error:
-        raise UsageError(str(error)) from None
-    machine.tracer.add_sink(writer)
-    try:
-        if header is not None:
-            machine.tracer.emit(HEADER_KIND, **header)
-        result = run()
-    except TraceWriteError as error:
-        raise UsageError(f"{error}; run stopped after {machine.cpu.instructions} instructions") from None
-    except BaseException:
-        with contextlib.suppress(TraceWriteError):  # the run's own error is the one to report
-            writer.close()
-        raise
-    finally:
-        machine.tracer.remove_sink(writer)
-    try:
-        writer.close()
-    except TraceWriteError as error:
-        raise UsageError(f"{error}; the run ended ({result.end.value}) but the trace is incomplete") from None
-    return result, collected
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -444,7 +235,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 gdb = gdb_runner(machine, args, err)
             except ValueError as error:
                 raise UsageError(str(error)) from None
-        result, collected = _run_machine(machine, args, budgets, progress, gdb, header, err)
+        result, collected = run_machine(machine, args, budgets, progress, gdb, header, err)
         properties = dump_lines(machine) if args.dump_guest_properties else []
     except DebugRunEnded as ended:
         print(f"hgcmlab: {ended}", file=err)
@@ -460,9 +251,9 @@ def _ended(result: RunResult, collected: HgcmCounts, quiet: bool, out: TextIO, e
            after: Sequence[str] = ()) -> int:
     """Report how a run of ``run``/``resume`` ended (then print the lines ``after``); its
     exit status."""
-    _report_end(result, err)
+    report_end(result, err)
     if not quiet:
-        for line in _summary(result, collected):
+        for line in summary(result, collected):
             print(line, file=out)
     for line in after:
         print(line, file=out)
@@ -485,11 +276,11 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         machine.load(image)
         print(f"sharing {folder} as 'demo'; running the bundled demo.s ({args.mode}-bit)", file=out)
         try:
-            result, collected = _run_machine(machine, args, budgets, progress)
+            result, collected = run_machine(machine, args, budgets, progress)
         finally:
             machine.close()
-        _report_end(result, err)
-        for line in _summary(result, collected):
+        report_end(result, err)
+        for line in summary(result, collected):
             print(line, file=out)
         host_file = folder / "hello.txt"
         if host_file.is_file():
@@ -510,28 +301,12 @@ def _cmd_resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         machine = resumed_machine(args.snapshot, err)
     except SnapshotError as error:
         raise UsageError(str(error)) from None
-    machine.tracer.add_sink(CallbackSink({"guest_log"}, lambda event: _print_log(event, out)))
+    machine.tracer.add_sink(CallbackSink({"guest_log"}, lambda event: print_log(event, out)))
     try:
-        result, collected = _run_machine(machine, args, budgets, progress, err=err)
+        result, collected = run_machine(machine, args, budgets, progress, err=err)
     finally:
         machine.close()
     return _ended(result, collected, args.quiet, out, err)
-
-
-def _cmd_devices(out: TextIO) -> int:
-    """One line per installed device: name, entry point, and for the devices every machine
-    already has, where they sit (those cannot be added with --device)."""
-    available = _plugin_devices()
-    machine = vbox_board(64, 0x20000)
-    try:
-        builtin = {device.name: device for device in machine.devices}
-        for name, entry_point in sorted(available.items()):
-            where = (f"\tbuilt in ({_builtin_ports(machine, builtin[name])}), always present"
-                     if name in builtin else "")
-            print(f"{name}\t{entry_point.value}{where}", file=out)
-    finally:
-        machine.close()
-    return 0
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -563,7 +338,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         if args.command == "demo":
             return _cmd_demo(args, out, err)
         if args.command == "devices":
-            return _cmd_devices(out)
+            return run_devices_command(out)
         if args.command == "trace":
             return run_trace_command(args, out, err)
         if args.command == "asm":
@@ -579,7 +354,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except UsageError as error:
         print(f"hgcmlab: error: {error}", file=err)
         return EXIT_USAGE
-    except _OutputRefused as refused:
+    except OutputRefused as refused:
         raise refused.error from None
     except DeviceFailure as error:
         print(f"hgcmlab: error: {error}", file=err)

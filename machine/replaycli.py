@@ -25,6 +25,8 @@ from hgcmlab.machine.loader import Image, LoadError, image_from_file
 from hgcmlab.machine.replay import ReplayService, replay_front, summarize
 from hgcmlab.machine.trace.record import RecordingError, header_event_fields, image_digest, load_recording
 from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.clicommon import UsageError, print_log, report_end, run_machine, summary, vmmdev_config
+from hgcmlab.machine.plugincli import attach_plugins
 
 if TYPE_CHECKING:
     from hgcmlab.machine.machine import Machine
@@ -106,9 +108,6 @@ def _load_image(args: argparse.Namespace, header: dict[str, Any], defines: dict[
 def run_replay_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``hgcmlab replay``: bad input (the recording, the program, a setting) is one line
     ``hgcmlab: error: ...`` on ``err`` and ``EXIT_USAGE``."""
-    # hgcmlab.machine.cli's helpers raise hgcmlab.machine.cli.UsageError; under ``python -m hgcmlab.machine.cli``
-    # the caller's own UsageError is another class, so both are caught here.
-    from hgcmlab.machine.cli import UsageError
     from hgcmlab.machine.runcontrol import EXIT_USAGE
 
     try:
@@ -119,7 +118,6 @@ def run_replay_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
 
 
 def _replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from hgcmlab.machine.cli import _attach_plugins, _print_log, _report_end, _run_machine, _summary, _vmmdev_config
     from hgcmlab.machine.machine import RunEnd
     from hgcmlab.machine.runcontrol import ProgressLine, budgets_from_args, exit_status
     from hgcmlab.machine.tracing import CallbackSink
@@ -148,16 +146,16 @@ def _replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if progress is not None:
         out = progress.guard(out)
     try:
-        machine = vbox_board(header["mode"], header["ram"], costs=costs, vmmdev_config=_vmmdev_config(options),
+        machine = vbox_board(header["mode"], header["ram"], costs=costs, vmmdev_config=vmmdev_config(options),
                           hgcm_front=replay_front(recording))
     except ValueError as error:
         raise ReplayUsageError(f"{args.recording}: {error}") from None
     try:
-        _attach_plugins(machine, [str(spec) for spec in devices], out, True)
-        machine.tracer.add_sink(CallbackSink({"guest_log"}, lambda event: _print_log(event, out)))
+        attach_plugins(machine, [str(spec) for spec in devices], out, True)
+        machine.tracer.add_sink(CallbackSink({"guest_log"}, lambda event: print_log(event, out)))
         machine.set_arguments(header["arguments"])
         machine.load(image)
-        result, collected = _run_machine(machine, args, budgets, progress, None, header)
+        result, collected = run_machine(machine, args, budgets, progress, None, header)
     except ValueError as error:
         raise ReplayUsageError(str(error)) from None
     finally:
@@ -183,9 +181,9 @@ def _replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
               f"instructions, the replay ({result.end.value}, exit code {result.exit_code}) after "
               f"{result.instructions}", file=err)
         return EXIT_DIVERGED
-    _report_end(result, err)
+    report_end(result, err)
     if not args.quiet:
-        for line in _summary(result, collected):
+        for line in summary(result, collected):
             print(line, file=out)
         print(f"replay: {cursor.position} of {total} recorded host operations matched", file=out)
     return exit_status(result)

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from hgcmlab.machine.trace.files import TraceFileError, TraceWriteError, TraceWriter, read_trace
 from hgcmlab.machine.trace.tools import ShowFilter, compute_stats, export_perfetto, first_divergence, format_stats, show
 from hgcmlab.machine.boards import vbox_board
+from hgcmlab.machine.clicommon import parse_define, parse_share, parse_size
 from hgcmlab.machine.tracing import STAMP_KEYS
 from hgcmlab.runtime.trace_catalog import CATALOG
 
@@ -55,7 +56,6 @@ def _fields(values: list[str]) -> frozenset[str]:
 
 def register_trace_commands(commands: Any) -> None:
     """Add the ``trace`` command and its actions to the main parser's subparsers."""
-    from hgcmlab.machine.cli import parse_define, parse_share, parse_size  # the main CLI imports us
     from hgcmlab.machine.runcontrol import add_budget_options
 
     trace = commands.add_parser(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-import hgcmlab.machine.cli as cli_module
+import hgcmlab.machine.plugincli as plugincli_module
 from hgcmlab.guest_asm import assemble
 from hgcmlab.machine.cli import EXIT_DEVICE_FAILURE, EXIT_USAGE, main
 from hgcmlab.machine.device import AttachContext, PortRange
@@ -160,7 +160,7 @@ def fake_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
             value = f"{__name__}:{attribute}" if attribute else "no_such_plugin_module:Device"
             real[name] = metadata.EntryPoint(name, value, "hgcmlab.devices")
         return real
-    monkeypatch.setattr(cli_module, "_plugin_devices", installed)
+    monkeypatch.setattr(plugincli_module, "plugin_devices", installed)
 
 
 @pytest.fixture
