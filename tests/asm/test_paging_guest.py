@@ -393,3 +393,85 @@ def test_page_list_frames_beyond_ram_and_nil_frames(tmp_path: Path, mode: int) -
     assert got[8192:12288] == written[page2:page2 + 4096]
     assert got[12288:] == before[12288:]  # skipped
     machine.close()
+
+
+#: An Embedded buffer must fit the library's one-page static request: this one starts
+#: 0xA00 into WRITE_VIRTUAL's first page and ends in its second (frames out of order).
+EMBEDDED_OFFSET = 0xA00
+EMBEDDED_LENGTH = 0xC00
+
+#: One SHFL WRITE or READ whose buffer is an Embedded parameter (hgcm.s hgcm_parm_embedded).
+EMBEDDED_CALL = """
+    ccall3 hgcm_call_begin, [tool_client], {function}, SHFL_CPARMS_WRITE
+    lea ebx, [obj]
+.if MODE == 64
+    ccall2 hgcm_parm_u32, 0, [rbx+TF_ROOT]
+    ccall2 hgcm_parm_u64, 1, [rbx+TF_HANDLE]
+    ccall2 hgcm_parm_u64, 2, 0
+.else
+    ccall2 hgcm_parm_u32, 0, [ebx+TF_ROOT]
+    ccall3 hgcm_parm_u64, 1, [ebx+TF_HANDLE], [ebx+TF_HANDLE+4]
+    ccall3 hgcm_parm_u64, 2, 0, 0
+.endif
+    ccall2 hgcm_parm_u32, 3, {length}
+    ccall4 hgcm_parm_embedded, 4, {flags}, {buffer}, {length}
+    test eax, eax
+    jnz failed
+    ccall0 hgcm_call
+    test eax, eax
+    js failed
+    ccall1 hgcm_parm_get_u32, 3
+    cmp eax, {length}
+    jne wrong_count
+"""
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+def test_embedded_buffers_from_a_paged_guest(tmp_path: Path, mode: int) -> None:
+    """Embedded parameters carry their bytes inside the request: VMMDevHGCM.cpp
+    vmmdevR3HgcmCallFetchGuestParms takes offData relative to the request (checked to lie
+    in it), vmmdevR3HgcmInitHostParameters copies the bytes from the device's copy of the
+    request (read at the physical address the guest wrote to the port; no page tables
+    involved) and vmmdevR3HgcmCompleteCallRequest writes the result and cbData back into
+    it.  The paged guest copies a virtually contiguous, physically scattered buffer into
+    the request for a WRITE, READs it back into another scattered buffer with
+    hgcm_parm_embedded_get, and compares."""
+    write, read = WRITE_VIRTUAL + EMBEDDED_OFFSET, READ_VIRTUAL + 0x456
+    body = (FILL.format(start=write, length=EMBEDDED_LENGTH, label="w")
+            + EMBEDDED_CALL.format(function="SHFL_FN_WRITE", flags="VBOX_HGCM_F_PARM_DIRECTION_TO_HOST",
+                                   buffer=write, length=EMBEDDED_LENGTH)
+            + EMBEDDED_CALL.format(function="SHFL_FN_READ", flags="VBOX_HGCM_F_PARM_DIRECTION_FROM_HOST",
+                                   buffer=0, length=EMBEDDED_LENGTH)
+            + f"""
+    ccall2 hgcm_parm_embedded_get, 4, {read:#x}
+    cmp eax, {EMBEDDED_LENGTH}
+    jne wrong_count
+    ccall3 mem_equal, {write:#x}, {read:#x}, {EMBEDDED_LENGTH}
+    cmp eax, 1
+    jne wrong_data
+""")
+    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
+    machine, result, events = run(tmp_path, program(body, mapping, mode=mode, linaddr=False), mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    expected = pattern(EMBEDDED_LENGTH)
+    assert (tmp_path / "data.bin").read_bytes() == expected
+    assert frames_bytes(machine, WRITE_FRAMES, EMBEDDED_OFFSET, EMBEDDED_LENGTH) == expected
+    assert frames_bytes(machine, READ_FRAMES, 0x456, EMBEDDED_LENGTH) == expected
+    assert page_list_types(events, EMBEDDED_LENGTH) == ["Embedded"] * 2
+    machine.close()
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+def test_embedded_buffer_too_big_for_the_request_is_refused_by_the_library(tmp_path: Path, mode: int) -> None:
+    """hgcm_parm_embedded bounds what it copies by the static request's capacity: a buffer
+    that does not fit returns VERR_BUFFER_OVERFLOW (-41) and builds nothing."""
+    body = """
+    ccall3 hgcm_call_begin, [tool_client], SHFL_FN_WRITE, SHFL_CPARMS_WRITE
+    ccall4 hgcm_parm_embedded, 4, VBOX_HGCM_F_PARM_DIRECTION_TO_HOST, 0x40000000, 4096
+    cmp eax, VERR_BUFFER_OVERFLOW
+    jne failed
+"""
+    machine, result, _events = run(tmp_path, program(body, maps(WRITE_VIRTUAL, WRITE_FRAMES), mode=mode,
+                                                     linaddr=False), mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    machine.close()
