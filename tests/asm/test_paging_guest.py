@@ -475,3 +475,69 @@ def test_embedded_buffer_too_big_for_the_request_is_refused_by_the_library(tmp_p
                                                      linaddr=False), mode)
     assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
     machine.close()
+
+
+def vmmdev_memory_base(mode: int) -> int:
+    """Where the board maps the VMMDev's RAM BAR (VMMDevMemory, an MMIO2 range to PGM)."""
+    machine = vbox_board(mode, RAM)
+    base = machine.vmmdev.mmio_base
+    machine.close()
+    assert base is not None
+    return base
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+@pytest.mark.parametrize("kind", ["PageList", "NoBouncePageList", "LinAddr"])
+def test_buffer_pages_on_the_vmmdev_ram_bar_are_copied_like_ram(tmp_path: Path, mode: int, kind: str) -> None:
+    """PGMAllPhys.cpp PGMPhysRead/PGMPhysWrite copy to and from MMIO2 pages as from RAM (they
+    are RAM ranges to PGM), and PGMR3PhysBulkGCPhys2CCPtrExternal (PGMPhys.cpp) locks an
+    MMIO2 page of a NoBouncePageList (only MMIO and special-alias pages, or pages with
+    access handlers, give VERR_PGM_PHYS_PAGE_RESERVED).  The first page of the write buffer
+    is mapped onto the RAM BAR's first page (used from OFFSET on, past the VMMDevMemory
+    header), the read buffer's onto its second (zeros until the READ): the guest fills the
+    write buffer through its mapping, writes it to the file and reads the file back."""
+    base = vmmdev_memory_base(mode)
+    remaps = (f"    ccall3 pg_map, {WRITE_VIRTUAL:#x}, {base:#x}, PTE_P | PTE_RW\n"
+              f"    ccall3 pg_map, {READ_VIRTUAL:#x}, {base + 4096:#x}, PTE_P | PTE_RW\n")
+    body = (remaps + FILL.format(start=WRITE_VIRTUAL + OFFSET, length=LENGTH, label="w")
+            + (set_page_list_type(kind) if kind == "NoBouncePageList" else "")
+            + WRITE_READ_BACK.split("    ccall3 mem_equal")[0].format(
+                write=WRITE_VIRTUAL + OFFSET, read=READ_VIRTUAL + OFFSET, length=LENGTH))
+    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
+    machine, result, events = run(tmp_path, program(body, mapping, mode=mode, linaddr=kind == "LinAddr"), mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    expected = pattern(LENGTH)
+    assert (tmp_path / "data.bin").read_bytes() == expected
+    ram_bar = machine.vmmdev.events.mmio
+    assert ram_bar is not None
+    assert ram_bar.read(OFFSET, 4096 - OFFSET) == expected[:4096 - OFFSET]  # what the guest wrote
+    assert ram_bar.read(4096 + OFFSET, 4096 - OFFSET) == expected[:4096 - OFFSET]  # what the READ put
+    assert frames_bytes(machine, READ_FRAMES, 4096, LENGTH + OFFSET - 4096) == expected[4096 - OFFSET:]
+    if kind != "LinAddr":
+        assert page_list_types(events, LENGTH) == [kind] * 2
+    machine.close()
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+def test_no_bounce_page_list_with_a_frame_outside_ram_fails_the_call(tmp_path: Path, mode: int) -> None:
+    """VMMDevHGCM.cpp vmmdevR3HgcmCallFetchGuestParms locks a NoBouncePageList's pages with
+    PDMDevHlpPhysBulkGCPhys2CCPtrReadOnly (TO_HOST) or PDMDevHlpPhysBulkGCPhys2CCPtr; a
+    page in no RAM or MMIO2 range fails the lookup in PGMR3PhysBulkGCPhys2CCPtr(ReadOnly)
+    External (PGMPhys.cpp) with VERR_PGM_INVALID_GC_PHYSICAL_ADDRESS, and as that is not
+    VERR_PGM_PHYS_PAGE_RESERVED the call fails with it (no PageList fallback).  The same
+    list as a PageList is carried (test_page_list_frames_beyond_ram_and_nil_frames)."""
+    remaps = f"    ccall3 pg_map, {WRITE_VIRTUAL + 2 * 4096:#x}, {RAM + 0x5000:#x}, PTE_P | PTE_RW\n"
+    body = (FILL.format(start=WRITE_VIRTUAL + OFFSET, length=2 * 4096 - OFFSET, label="w") + remaps
+            + set_page_list_type("NoBouncePageList") + f"""
+    ccall3 tool_write, obj, {WRITE_VIRTUAL + OFFSET:#x}, {LENGTH}
+    cmp eax, VERR_PGM_INVALID_GC_PHYSICAL_ADDRESS
+    jne failed
+""")
+    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES)
+    machine, result, events = run(tmp_path, program(body, mapping, mode=mode, linaddr=False), mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    assert (tmp_path / "data.bin").read_bytes() == b""
+    rejected = [(event.fields["status"], event.fields["reason"]) for event in events if event.kind == "hgcm_rejected"]
+    assert rejected == [(-1605, "VERR_PGM_INVALID_GC_PHYSICAL_ADDRESS: no-bounce page list frame "
+                                f"{RAM + 0x5000:#x} is neither RAM nor device memory")]
+    machine.close()
