@@ -331,9 +331,6 @@ hgcm_parm_embedded:
 hgcm_parm_embedded_done:
     xor eax, eax
     ret
-hgcm_parm_embedded_overflow:
-    mov eax, VERR_BUFFER_OVERFLOW
-    ret
 
 hgcm_parm_embedded_get:
     mov r8, rsi
@@ -670,9 +667,6 @@ hgcm_parm_embedded_done:
     pop esi
     xor eax, eax
     ret
-hgcm_parm_embedded_overflow:
-    mov eax, VERR_BUFFER_OVERFLOW
-    ret
 
 hgcm_parm_embedded_get:
     call hgcm_parm_addr
@@ -710,6 +704,10 @@ hgcm_parm_get_u64:
     mov eax, dword ptr [eax + HGCM_PARM_OFF_VALUE]
     ret
 .endif
+
+hgcm_parm_embedded_overflow:
+    mov eax, VERR_BUFFER_OVERFLOW
+    ret
 
 # Linear-address parameter type for each direction value 0..3 (0 unused).
 hgcm_linaddr_types:

@@ -147,15 +147,22 @@ def frames_bytes(machine: Machine, frames: tuple[int, ...], offset: int, length:
     return out
 
 
+def run_scattered(folder: Path, body: str, *, mode: int, linaddr: bool) -> tuple[Machine, list[object]]:
+    """Run ``body`` with the write and read buffers mapped onto their scattered frames; the
+    run must end with exit code 0."""
+    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
+    machine, result, events = run(folder, program(body, mapping, mode=mode, linaddr=linaddr), mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    return machine, events
+
+
 @pytest.mark.parametrize("mode", [64, 32])
 @pytest.mark.parametrize("linaddr", [True, False], ids=["linaddr", "pagelist"])
 def test_scattered_buffers_write_and_read_back_through_the_guests_page_tables(tmp_path: Path, mode: int,
                                                                               linaddr: bool) -> None:
     body = FILL.format(start=WRITE_VIRTUAL + OFFSET, length=LENGTH, label="w") + WRITE_READ_BACK.format(
         write=WRITE_VIRTUAL + OFFSET, read=READ_VIRTUAL + 0x456, length=LENGTH)
-    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
-    machine, result, events = run(tmp_path, program(body, mapping, mode=mode, linaddr=linaddr), mode)
-    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    machine, events = run_scattered(tmp_path, body, mode=mode, linaddr=linaddr)
     expected = pattern(LENGTH)
     assert (tmp_path / "data.bin").read_bytes() == expected
     # The bytes really lie in the scattered frames (so the device did not read linear = physical).
@@ -450,9 +457,7 @@ def test_embedded_buffers_from_a_paged_guest(tmp_path: Path, mode: int) -> None:
     cmp eax, 1
     jne wrong_data
 """)
-    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
-    machine, result, events = run(tmp_path, program(body, mapping, mode=mode, linaddr=False), mode)
-    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    machine, events = run_scattered(tmp_path, body, mode=mode, linaddr=False)
     expected = pattern(EMBEDDED_LENGTH)
     assert (tmp_path / "data.bin").read_bytes() == expected
     assert frames_bytes(machine, WRITE_FRAMES, EMBEDDED_OFFSET, EMBEDDED_LENGTH) == expected
@@ -503,9 +508,7 @@ def test_buffer_pages_on_the_vmmdev_ram_bar_are_copied_like_ram(tmp_path: Path, 
             + (set_page_list_type(kind) if kind == "NoBouncePageList" else "")
             + WRITE_READ_BACK.split("    ccall3 mem_equal")[0].format(
                 write=WRITE_VIRTUAL + OFFSET, read=READ_VIRTUAL + OFFSET, length=LENGTH))
-    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
-    machine, result, events = run(tmp_path, program(body, mapping, mode=mode, linaddr=kind == "LinAddr"), mode)
-    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    machine, events = run_scattered(tmp_path, body, mode=mode, linaddr=kind == "LinAddr")
     expected = pattern(LENGTH)
     assert (tmp_path / "data.bin").read_bytes() == expected
     ram_bar = machine.vmmdev.events.mmio
