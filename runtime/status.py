@@ -145,6 +145,8 @@ class Status(IntEnum):
     VERR_NET_PROTOCOL_ERROR = -466
     VERR_BAD_EXE_FORMAT = -608
     VINF_EM_HALT = 1112
+    #: PGM: a guest-physical address in no RAM or MMIO range (include/VBox/err.h).
+    VERR_PGM_INVALID_GC_PHYSICAL_ADDRESS = -1605
     VERR_HGCM_SERVICE_NOT_FOUND = -2900
     VINF_HGCM_CLIENT_REJECTED = 2901
     VERR_HGCM_INVALID_CMD_ADDRESS = -2902

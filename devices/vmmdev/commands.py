@@ -37,9 +37,9 @@ from hgcmlab.devices.vmmdev.abi import (
 )
 from hgcmlab.devices.vmmdev.config import HgcmTiming
 from hgcmlab.devices.vmmdev.params import ParsedCall, describe, write_back
+from hgcmlab.devices.vmmdev.physical import PhysicalMemory
 from hgcmlab.devices.vmmdev.saved import call_from_data, call_to_data
 from hgcmlab.machine.clock import Clock, Scheduler
-from hgcmlab.machine.memory import GuestMemory
 from hgcmlab.runtime.status import Status, status_name
 from hgcmlab.services.hgcm import HgcmCall
 
@@ -131,7 +131,7 @@ def command_from_data(data: dict) -> Command:
 class CommandQueue:
     """Pending commands, their completion and the heap budget they are charged to."""
 
-    def __init__(self, memory: Callable[[], GuestMemory], clock: Callable[[], Clock | None],
+    def __init__(self, memory: Callable[[], PhysicalMemory], clock: Callable[[], Clock | None],
                  timing: HgcmTiming, notify_hgcm: Callable[[], None], trace: Callable[..., None],
                  tracing: Callable[[str], bool] = lambda kind: True, *,
                  heap_budget: int = DEFAULT_HEAP_BUDGET) -> None:
@@ -281,11 +281,12 @@ class CommandQueue:
                             result=int(status), result_name=status_name(status), latency=latency)
             self._drop(command)
             return
-        memory = self._memory()
+        physical = self._memory()
+        memory = physical.ram  # the request itself lies in RAM (checked at submission)
         data = bytearray(memory.read(command.address, command.size))
         current_type = REQUEST_TYPE.get(data)
         if current_type in (command.request_type, RequestType.HGCMCancel):
-            self._apply(command, data, memory)
+            self._apply(command, data, physical)
         else:
             status = Status.VERR_INVALID_PARAMETER
         HGCM_RESULT.pack(data, 0, int(status))
@@ -300,7 +301,7 @@ class CommandQueue:
         self._notify_hgcm()
 
     @staticmethod
-    def _apply(command: Command, data: bytearray, memory: GuestMemory) -> None:
+    def _apply(command: Command, data: bytearray, memory: PhysicalMemory) -> None:
         """The command's outputs into ``data`` (a fresh copy of the request) and guest memory."""
         if command.kind == "connect":
             if command.status is not None and command.status >= 0:

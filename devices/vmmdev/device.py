@@ -83,6 +83,7 @@ from hgcmlab.devices.vmmdev.events import EventState
 from hgcmlab.devices.vmmdev.hgcm import HgcmHost
 from hgcmlab.devices.vmmdev.direct import DirectCall, call_header, plan
 from hgcmlab.devices.vmmdev.params import MAX_CALL_HEAP, ParsedParam, describe, parse_call
+from hgcmlab.devices.vmmdev.physical import PhysicalMemory
 from hgcmlab.machine.device import AttachContext, MmioRegion, PortRange
 from hgcmlab.machine.pci import PciIdentity
 from hgcmlab.machine.memory import GuestMemory
@@ -207,7 +208,7 @@ class VMMDevDevice:
         self.direct_calls = 0
         self.counts = HgcmCounts()
         self.events = EventState(self._set_line, self._trace)
-        self.commands = CommandQueue(lambda: self._memory, lambda: self._context.clock if self._context else None,
+        self.commands = CommandQueue(lambda: self._physical, lambda: self._context.clock if self._context else None,
                                      self.config.timing, lambda: self.events.notify(VMMDEV_EVENT_HGCM), self._trace,
                                      self._wants, heap_budget=heap_budget)
         self._handlers: dict[int, tuple[_SizeRule, Callable[[_Request], bool]]] = {
@@ -334,6 +335,13 @@ class VMMDevDevice:
     def _memory(self) -> GuestMemory:
         assert self._context is not None, "VMMDev used before attach"
         return self._context.memory
+
+    @property
+    def _physical(self) -> PhysicalMemory:
+        """Guest RAM and this device's MMIO memory, where HGCM buffers are copied from and to
+        (PGMPhysRead/-Write reach MMIO2 pages too)."""
+        assert self._context is not None, "VMMDev used before attach"
+        return PhysicalMemory(self._context.memory, list(self._context.mmio.values()))
 
     def _trace(self, kind: str, **fields: object) -> None:
         if self._context is not None:
@@ -600,7 +608,7 @@ class VMMDevDevice:
         category = heap_category(self._requestor(request))
         translate = self._context.page_translator() if self._context is not None else None
         try:
-            parsed = parse_call(bytes(request.data), request.type, self._memory,
+            parsed = parse_call(bytes(request.data), request.type, self._physical,
                                 self.commands.heap_available(category) - COMMAND_HEAP_COST, translate)
         except RtError as error:
             return self._fail_sync(request, error.status, str(error))

@@ -21,7 +21,8 @@ other, so results are written into it (the walk does not look at the R/W bit).  
 pages are physically contiguous VirtualBox reads them with one PDMDevHlpPhysRead from the
 first page: a one-page buffer whose page does not translate is read from NIL_RTGCPHYS,
 unassigned memory, which reads as 0xFF bytes (PGMPhysRead); physical pages outside guest
-RAM read as 0xFF and drop writes the same way.
+RAM read as 0xFF and drop writes the same way.  Device memory (the VMMDev's RAM BAR, an
+MMIO2 range to PGM) is copied to and from like RAM (devices/vmmdev/physical.py).
 
 An unpaged guest's linear addresses are physical (PGM's walk is the identity), so its
 pages are always contiguous: the part of a buffer beyond guest RAM is unassigned memory
@@ -55,6 +56,7 @@ from hgcmlab.devices.vmmdev.abi import (
     HgcmParmType,
     hgcm_parm_size,
 )
+from hgcmlab.devices.vmmdev.physical import PhysicalMemory
 from hgcmlab.machine.memory import GuestMemory
 from hgcmlab.runtime.status import RtError, Status
 from hgcmlab.runtime.wire import array_codec
@@ -96,7 +98,7 @@ class GuestBuffer:
     #: A paged LinAddr buffer's translation: (linear, physical or None, length) per page run.
     translation: list[tuple[int, int | None, int]] | None = None
 
-    def read(self, memory: GuestMemory, size: int) -> bytearray:
+    def read(self, memory: PhysicalMemory, size: int) -> bytearray:
         """Copy up to ``size`` bytes from the runs."""
         out = bytearray(size)
         position = 0
@@ -112,8 +114,8 @@ class GuestBuffer:
                 position += take
         return out
 
-    def write(self, memory: GuestMemory, data: bytes | bytearray) -> None:
-        """Copy ``data`` into the runs (writes to pages outside RAM are dropped)."""
+    def write(self, memory: PhysicalMemory, data: bytes | bytearray) -> None:
+        """Copy ``data`` into the runs (writes to unassigned pages are dropped)."""
         position = 0
         with memoryview(data) as source:
             for address, length in self.runs:
@@ -169,27 +171,25 @@ def _fail(status: Status, why: str) -> RtError:
     return RtError(status, why)
 
 
-def _physical_runs(physical: int, length: int, ram_size: int) -> list[tuple[int, int]]:
-    """A physical range as runs: the part inside guest RAM, then the part beyond it, which
-    is unassigned memory (0xFF, writes dropped: PGMPhysRead, PGMPhysWrite)."""
-    inside = max(0, min(length, ram_size - physical))
-    runs = [(physical, inside)] if inside else []
-    if inside < length:
-        runs.append((UNASSIGNED, length - inside))
-    return runs
+def _physical_runs(physical: int, length: int, space: PhysicalMemory) -> list[tuple[int, int]]:
+    """A physical range as runs: the parts inside guest RAM or device memory, and the parts
+    in neither, which are unassigned memory (0xFF, writes dropped: PGMPhysRead,
+    PGMPhysWrite)."""
+    return [(UNASSIGNED if address is None else address, take) for address, take in space.areas(physical, length)]
 
 
-def _linear_runs(address: int, size: int, ram_size: int) -> GuestBuffer:
+def _linear_runs(address: int, size: int, space: PhysicalMemory) -> GuestBuffer:
     """An unpaged guest's buffer: the part inside guest RAM and the part beyond it.
 
     Without paging every page translates to itself, so VirtualBox's buffer is contiguous
     and moved with one PDMDevHlpPhysRead/-Write (vmmdevR3HgcmGuestBufferRead): the part
     beyond RAM is unassigned memory, read as 0xFF (PGMPhysRead), writes skipped
     (PGMPhysWrite).  Two runs, not one per page."""
-    return GuestBuffer(_physical_runs(address, size, ram_size))
+    return GuestBuffer(_physical_runs(address, size, space))
 
 
-def _paged_runs(address: int, size: int, translate: Callable[[int], int | None], ram_size: int) -> GuestBuffer:
+def _paged_runs(address: int, size: int, translate: Callable[[int], int | None],
+                space: PhysicalMemory) -> GuestBuffer:
     """A LinAddr buffer of a paged guest, translated page by page as VirtualBox does (see
     the module docstring): NIL pages become ``SKIPPED`` runs (zeros, writes dropped), and a
     physically contiguous buffer that does not lie wholly in RAM is read from unassigned
@@ -216,19 +216,22 @@ def _paged_runs(address: int, size: int, translate: Callable[[int], int | None],
         return GuestBuffer([(UNASSIGNED, size)], translation)
     runs: list[tuple[int, int]] = []
     for _linear, physical, length in translation:
-        runs += [(SKIPPED, length)] if physical is None else _physical_runs(physical, length, ram_size)
+        runs += [(SKIPPED, length)] if physical is None else _physical_runs(physical, length, space)
     return GuestBuffer(runs, translation)
 
 
 def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: int,
-               off_extra: int, ram_size: int) -> tuple[int, GuestBuffer, GuestBuffer]:
+               off_extra: int, space: PhysicalMemory) -> tuple[int, GuestBuffer, GuestBuffer]:
     """Validate a page list (§4.6 checks 1-7); returns direction, read runs, write runs.
 
     The runs follow vmmdevR3HgcmGuestBufferRead/-Write: physically consecutive entries (or
     a ContiguousPageList) are one copy from ``aPages[0] | offFirstPage``; otherwise page by
     page from ``aPages[i] + offset``, skipping NIL_RTGCPHYS entries.  Frames beyond guest
-    RAM are unassigned memory (0xFF, writes dropped).  A NoBouncePageList's entries are
-    page addresses (its locking path masks the offset bits)."""
+    RAM and device memory are unassigned memory (0xFF, writes dropped).  A
+    NoBouncePageList's entries are page addresses (its locking path masks the offset
+    bits), and each must be RAM or device memory: PGMR3PhysBulkGCPhys2CCPtrExternal
+    (PGMPhys.cpp) fails on any other page with VERR_PGM_INVALID_GC_PHYSICAL_ADDRESS, which
+    vmmdevR3HgcmCallFetchGuestParms returns for the call."""
     size = len(request)
     if cb_data > VMMDEV_MAX_HGCM_DATA_SIZE:
         raise _fail(Status.VERR_INVALID_PARAMETER, f"page list of {cb_data} bytes exceeds 128 MiB")
@@ -250,6 +253,10 @@ def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: i
         first_low = pages[0] & (PAGE_SIZE - 1)
         if (first_low not in (0, off_first)) or any(page & (PAGE_SIZE - 1) for page in pages[1:]):
             raise _fail(Status.VERR_INVALID_POINTER, "no-bounce page list entry is not page aligned")
+        for page in pages:
+            if not space.contains(page & ~(PAGE_SIZE - 1), PAGE_SIZE):
+                raise _fail(Status.VERR_PGM_INVALID_GC_PHYSICAL_ADDRESS,
+                            f"no-bounce page list frame {page:#x} is neither RAM nor device memory")
     direction = flags & VBOX_HGCM_F_PARM_DIRECTION_MASK
     walk: list[tuple[int, int]] = []
     remaining = cb_data
@@ -264,7 +271,7 @@ def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: i
             walk.append((SKIPPED, take))
             continue
         start = ((page & ~(PAGE_SIZE - 1) if no_bounce else page) + within) & 0xFFFFFFFFFFFFFFFF
-        for run in _physical_runs(start, take, ram_size):
+        for run in _physical_runs(start, take, space):
             last = walk[-1] if walk else None
             if last is not None and last[0] >= 0 and run[0] >= 0 and last[0] + last[1] == run[0]:
                 walk[-1] = (last[0], last[1] + run[1])  # physically adjacent: one copy
@@ -274,14 +281,14 @@ def _page_list(request: bytes, param_type: HgcmParmType, cb_data: int, offset: i
     if param_type == HgcmParmType.ContiguousPageList or consecutive:
         # One contiguous copy from the first page on (VirtualBox reads past a single page
         # when offFirstPage + size exceeds it).
-        read_runs = GuestBuffer(_physical_runs((pages[0] | off_first) & 0xFFFFFFFFFFFFFFFF, cb_data, ram_size))
+        read_runs = GuestBuffer(_physical_runs((pages[0] | off_first) & 0xFFFFFFFFFFFFFFFF, cb_data, space))
     else:
         read_runs = GuestBuffer(walk)
     write_runs = read_runs if param_type == HgcmParmType.ContiguousPageList else GuestBuffer(walk)
     return direction, read_runs, write_runs
 
 
-def parse_call(request: bytes, request_type: int, memory: GuestMemory,
+def parse_call(request: bytes, request_type: int, memory: GuestMemory | PhysicalMemory,
                heap_available: int | None = None, translate: Callable[[int], int | None] | None = None) -> ParsedCall:
     """Validate the parameters of an HGCMCall32/64 request copy and build service values.
 
@@ -290,7 +297,9 @@ def parse_call(request: bytes, request_type: int, memory: GuestMemory,
     ``MAX_CALL_HEAP`` or ``heap_available`` (the budget left, None: unlimited); only then
     are the bounce buffers allocated and guest bytes copied in.  ``translate`` is the
     guest's page translation when it runs paged (``AttachContext.page_translator``).
+    ``memory`` is guest RAM, or RAM with the device memory buffers may also lie in.
     """
+    space = memory if isinstance(memory, PhysicalMemory) else PhysicalMemory(memory)
     size = len(request)
     client_id, function, c_parms = HGCM_CALL_HEAD.unpack(request)
     parm_size = hgcm_parm_size(request_type)
@@ -318,15 +327,14 @@ def parse_call(request: bytes, request_type: int, memory: GuestMemory,
                 raise _fail(Status.VERR_INVALID_PARAMETER, f"parameter {index}: {cb} bytes exceed 128 MiB")
             address = word1
             direction = _LINADDR_DIRECTION[param_type]
-            target = (_linear_runs(address, cb, memory.size) if translate is None
-                      else _paged_runs(address, cb, translate, memory.size))
+            target = (_linear_runs(address, cb, space) if translate is None
+                      else _paged_runs(address, cb, translate, space))
             call.params.append(_pointer(index, param_type, direction, cb, target, target))
             heap += cb
         elif param_type in _PAGE_LIST_TYPES:
             cb = word0
             offset = word1 & 0xFFFFFFFF
-            direction, read_runs, write_runs = _page_list(request, param_type, cb, offset, off_extra,
-                                                          memory.size)
+            direction, read_runs, write_runs = _page_list(request, param_type, cb, offset, off_extra, space)
             parsed = _pointer(index, param_type, direction, cb, read_runs, write_runs)
             if param_type == HgcmParmType.NoBouncePageList:
                 parsed.svc.type = SvcParmType.PAGES
@@ -355,7 +363,7 @@ def parse_call(request: bytes, request_type: int, memory: GuestMemory,
     for param in call.params:
         if param.guest_type in _VALUE_TYPES:
             continue
-        param.svc.buffer = _bounce(param, request, memory)
+        param.svc.buffer = _bounce(param, request, space)
     return call
 
 
@@ -369,7 +377,7 @@ def _pointer(index: int, param_type: HgcmParmType, direction: int, cb: int,
                        write_runs, source=read_runs)
 
 
-def _bounce(param: ParsedParam, request: bytes, memory: GuestMemory) -> bytearray:
+def _bounce(param: ParsedParam, request: bytes, memory: PhysicalMemory) -> bytearray:
     """The zero-filled bounce buffer of a pointer parameter, with the guest's bytes copied in
     when it travels to the host."""
     cb = param.guest_size
@@ -412,9 +420,10 @@ def describe(param: ParsedParam, *, returned: bool) -> dict[str, object]:
     return record
 
 
-def write_back(call: ParsedCall, request: bytearray, memory: GuestMemory) -> None:
+def write_back(call: ParsedCall, request: bytearray, memory: GuestMemory | PhysicalMemory) -> None:
     """Apply the service's results: values and size fields into ``request`` (a fresh copy of
     the guest request), buffer bytes into guest memory or the embedded area."""
+    space = memory if isinstance(memory, PhysicalMemory) else PhysicalMemory(memory)
     for param in call.params:
         base = call.param_offset(param.index)
         svc = param.svc
@@ -434,6 +443,6 @@ def write_back(call: ParsedCall, request: bytearray, memory: GuestMemory) -> Non
             continue
         if param.guest_size and param.direction & HgcmParmDirection.FROM_HOST and param.target is not None:
             with memoryview(svc.buffer) as whole, whole[:copy] as returned_bytes:  # no copy of the buffer
-                param.target.write(memory, returned_bytes)
+                param.target.write(space, returned_bytes)
         if param.guest_type in (HgcmParmType.ContiguousPageList, HgcmParmType.NoBouncePageList):
             HGCM_PARM_U0.pack(request, base, returned)

@@ -52,6 +52,14 @@
 #   What the Linux driver sends: a PageList, or for size 0 the linear-address type of that
 #   direction with size 0 and address 0.  Assembled with the define HGCM_USE_LINADDR, it
 #   sends LinAddr/LinAddr_In/LinAddr_Out parameters instead of page lists.
+# hgcm_parm_embedded(index, flags, ptr, size) -> eax = 0, or VERR_BUFFER_OVERFLOW (nothing
+#   built) when the data does not fit the static request.  An Embedded parameter
+#   (VMMDevHGCMParmType_Embedded): `size` bytes of data inside the request itself, after the
+#   parameters (offData counts from the request's start, so the device finds them in its
+#   copy of the physically addressed request whatever the guest's paging); with
+#   VBOX_HGCM_F_PARM_DIRECTION_TO_HOST in `flags` the bytes are copied from `ptr`.
+# hgcm_parm_embedded_get(index, ptr) -> eax = cbData (the bytes the host returned)
+#   After the call: copy the Embedded parameter's returned cbData bytes to `ptr`.
 # hgcm_call() -> eax = status
 #   Set header.size to the built length and submit the call.
 # hgcm_parm_get_u32(index) -> eax;  hgcm_parm_get_u64(index) -> rax (64) / edx:eax (32)
@@ -297,6 +305,45 @@ hgcm_parm_buf_empty:
     movzx esi, byte ptr [rax + rsi]
     xor edx, edx
     jmp hgcm_parm_linaddr
+
+hgcm_parm_embedded:
+    mov r8d, ecx
+    mov r9d, dword ptr [rip + hgcm_call_extra]
+    lea eax, [r9d + r8d]
+    cmp eax, HGCM_CALL_REQ_CAPACITY
+    ja hgcm_parm_embedded_overflow
+    mov dword ptr [rip + hgcm_call_extra], eax
+    mov r10, rdx
+    call hgcm_parm_addr
+    mov dword ptr [rax + HGCM_PARM_OFF_TYPE], VMMDevHGCMParmType_Embedded
+    mov ecx, r9d
+    shl ecx, 8
+    or ecx, esi
+    mov dword ptr [rax + HGCM_PARM_OFF_SIZE], ecx  # u0: fFlags (8 bits) | offData << 8
+    mov dword ptr [rax + HGCMPARAMEMBEDDED_OFF_CBDATA], r8d
+    test esi, VBOX_HGCM_F_PARM_DIRECTION_TO_HOST
+    jz hgcm_parm_embedded_done
+    lea rdi, [rip + hgcm_call_req]
+    add rdi, r9
+    mov rsi, r10
+    mov ecx, r8d
+    rep movsb
+hgcm_parm_embedded_done:
+    xor eax, eax
+    ret
+
+hgcm_parm_embedded_get:
+    mov r8, rsi
+    call hgcm_parm_addr
+    mov ecx, dword ptr [rax + HGCMPARAMEMBEDDED_OFF_CBDATA]
+    mov esi, dword ptr [rax + HGCM_PARM_OFF_SIZE]  # u0: fFlags (8 bits) | offData << 8
+    shr esi, 8
+    lea rdx, [rip + hgcm_call_req]
+    add rsi, rdx
+    mov rdi, r8
+    mov eax, ecx
+    rep movsb
+    ret
 
 hgcm_call:
     lea rdi, [rip + hgcm_call_req]
@@ -593,6 +640,49 @@ hgcm_parm_buf_data:
     jmp hgcm_parm_pagelist
 .endif
 
+hgcm_parm_embedded:
+    mov eax, dword ptr [esp + 16]
+    add eax, dword ptr [hgcm_call_extra]
+    cmp eax, HGCM_CALL_REQ_CAPACITY
+    ja hgcm_parm_embedded_overflow
+    call hgcm_parm_addr
+    push esi
+    push edi
+    mov dword ptr [eax + HGCM_PARM_OFF_TYPE], VMMDevHGCMParmType_Embedded
+    mov edi, dword ptr [hgcm_call_extra]
+    mov ecx, edi
+    shl ecx, 8
+    or ecx, dword ptr [esp + 16]
+    mov dword ptr [eax + HGCM_PARM_OFF_SIZE], ecx  # u0: fFlags (8 bits) | offData << 8
+    mov ecx, dword ptr [esp + 24]
+    mov dword ptr [eax + HGCMPARAMEMBEDDED_OFF_CBDATA], ecx
+    add dword ptr [hgcm_call_extra], ecx
+    test dword ptr [esp + 16], VBOX_HGCM_F_PARM_DIRECTION_TO_HOST
+    jz hgcm_parm_embedded_done
+    add edi, hgcm_call_req
+    mov esi, dword ptr [esp + 20]
+    rep movsb
+hgcm_parm_embedded_done:
+    pop edi
+    pop esi
+    xor eax, eax
+    ret
+
+hgcm_parm_embedded_get:
+    call hgcm_parm_addr
+    push esi
+    push edi
+    mov ecx, dword ptr [eax + HGCMPARAMEMBEDDED_OFF_CBDATA]
+    mov esi, dword ptr [eax + HGCM_PARM_OFF_SIZE]  # u0: fFlags (8 bits) | offData << 8
+    shr esi, 8
+    add esi, hgcm_call_req
+    mov edi, dword ptr [esp + 16]
+    mov eax, ecx
+    rep movsb
+    pop edi
+    pop esi
+    ret
+
 hgcm_call:
     mov eax, dword ptr [hgcm_call_extra]
     mov ecx, hgcm_call_req
@@ -614,6 +704,10 @@ hgcm_parm_get_u64:
     mov eax, dword ptr [eax + HGCM_PARM_OFF_VALUE]
     ret
 .endif
+
+hgcm_parm_embedded_overflow:
+    mov eax, VERR_BUFFER_OVERFLOW
+    ret
 
 # Linear-address parameter type for each direction value 0..3 (0 unused).
 hgcm_linaddr_types:

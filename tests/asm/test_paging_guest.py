@@ -147,15 +147,22 @@ def frames_bytes(machine: Machine, frames: tuple[int, ...], offset: int, length:
     return out
 
 
+def run_scattered(folder: Path, body: str, *, mode: int, linaddr: bool) -> tuple[Machine, list[object]]:
+    """Run ``body`` with the write and read buffers mapped onto their scattered frames; the
+    run must end with exit code 0."""
+    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
+    machine, result, events = run(folder, program(body, mapping, mode=mode, linaddr=linaddr), mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    return machine, events
+
+
 @pytest.mark.parametrize("mode", [64, 32])
 @pytest.mark.parametrize("linaddr", [True, False], ids=["linaddr", "pagelist"])
 def test_scattered_buffers_write_and_read_back_through_the_guests_page_tables(tmp_path: Path, mode: int,
                                                                               linaddr: bool) -> None:
     body = FILL.format(start=WRITE_VIRTUAL + OFFSET, length=LENGTH, label="w") + WRITE_READ_BACK.format(
         write=WRITE_VIRTUAL + OFFSET, read=READ_VIRTUAL + 0x456, length=LENGTH)
-    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES) + "\n" + maps(READ_VIRTUAL, READ_FRAMES)
-    machine, result, events = run(tmp_path, program(body, mapping, mode=mode, linaddr=linaddr), mode)
-    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    machine, events = run_scattered(tmp_path, body, mode=mode, linaddr=linaddr)
     expected = pattern(LENGTH)
     assert (tmp_path / "data.bin").read_bytes() == expected
     # The bytes really lie in the scattered frames (so the device did not read linear = physical).
@@ -392,4 +399,148 @@ def test_page_list_frames_beyond_ram_and_nil_frames(tmp_path: Path, mode: int) -
     assert got[4096:8192] == before[4096:8192]  # its page lies beyond RAM now
     assert got[8192:12288] == written[page2:page2 + 4096]
     assert got[12288:] == before[12288:]  # skipped
+    machine.close()
+
+
+#: An Embedded buffer must fit the library's one-page static request: this one starts
+#: 0xA00 into WRITE_VIRTUAL's first page and ends in its second (frames out of order).
+EMBEDDED_OFFSET = 0xA00
+EMBEDDED_LENGTH = 0xC00
+
+#: One SHFL WRITE or READ whose buffer is an Embedded parameter (hgcm.s hgcm_parm_embedded).
+EMBEDDED_CALL = """
+    ccall3 hgcm_call_begin, [tool_client], {function}, SHFL_CPARMS_WRITE
+    lea ebx, [obj]
+.if MODE == 64
+    ccall2 hgcm_parm_u32, 0, [rbx+TF_ROOT]
+    ccall2 hgcm_parm_u64, 1, [rbx+TF_HANDLE]
+    ccall2 hgcm_parm_u64, 2, 0
+.else
+    ccall2 hgcm_parm_u32, 0, [ebx+TF_ROOT]
+    ccall3 hgcm_parm_u64, 1, [ebx+TF_HANDLE], [ebx+TF_HANDLE+4]
+    ccall3 hgcm_parm_u64, 2, 0, 0
+.endif
+    ccall2 hgcm_parm_u32, 3, {length}
+    ccall4 hgcm_parm_embedded, 4, {flags}, {buffer}, {length}
+    test eax, eax
+    jnz failed
+    ccall0 hgcm_call
+    test eax, eax
+    js failed
+    ccall1 hgcm_parm_get_u32, 3
+    cmp eax, {length}
+    jne wrong_count
+"""
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+def test_embedded_buffers_from_a_paged_guest(tmp_path: Path, mode: int) -> None:
+    """Embedded parameters carry their bytes inside the request: VMMDevHGCM.cpp
+    vmmdevR3HgcmCallFetchGuestParms takes offData relative to the request (checked to lie
+    in it), vmmdevR3HgcmInitHostParameters copies the bytes from the device's copy of the
+    request (read at the physical address the guest wrote to the port; no page tables
+    involved) and vmmdevR3HgcmCompleteCallRequest writes the result and cbData back into
+    it.  The paged guest copies a virtually contiguous, physically scattered buffer into
+    the request for a WRITE, READs it back into another scattered buffer with
+    hgcm_parm_embedded_get, and compares."""
+    write, read = WRITE_VIRTUAL + EMBEDDED_OFFSET, READ_VIRTUAL + 0x456
+    body = (FILL.format(start=write, length=EMBEDDED_LENGTH, label="w")
+            + EMBEDDED_CALL.format(function="SHFL_FN_WRITE", flags="VBOX_HGCM_F_PARM_DIRECTION_TO_HOST",
+                                   buffer=write, length=EMBEDDED_LENGTH)
+            + EMBEDDED_CALL.format(function="SHFL_FN_READ", flags="VBOX_HGCM_F_PARM_DIRECTION_FROM_HOST",
+                                   buffer=0, length=EMBEDDED_LENGTH)
+            + f"""
+    ccall2 hgcm_parm_embedded_get, 4, {read:#x}
+    cmp eax, {EMBEDDED_LENGTH}
+    jne wrong_count
+    ccall3 mem_equal, {write:#x}, {read:#x}, {EMBEDDED_LENGTH}
+    cmp eax, 1
+    jne wrong_data
+""")
+    machine, events = run_scattered(tmp_path, body, mode=mode, linaddr=False)
+    expected = pattern(EMBEDDED_LENGTH)
+    assert (tmp_path / "data.bin").read_bytes() == expected
+    assert frames_bytes(machine, WRITE_FRAMES, EMBEDDED_OFFSET, EMBEDDED_LENGTH) == expected
+    assert frames_bytes(machine, READ_FRAMES, 0x456, EMBEDDED_LENGTH) == expected
+    assert page_list_types(events, EMBEDDED_LENGTH) == ["Embedded"] * 2
+    machine.close()
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+def test_embedded_buffer_too_big_for_the_request_is_refused_by_the_library(tmp_path: Path, mode: int) -> None:
+    """hgcm_parm_embedded bounds what it copies by the static request's capacity: a buffer
+    that does not fit returns VERR_BUFFER_OVERFLOW (-41) and builds nothing."""
+    body = """
+    ccall3 hgcm_call_begin, [tool_client], SHFL_FN_WRITE, SHFL_CPARMS_WRITE
+    ccall4 hgcm_parm_embedded, 4, VBOX_HGCM_F_PARM_DIRECTION_TO_HOST, 0x40000000, 4096
+    cmp eax, VERR_BUFFER_OVERFLOW
+    jne failed
+"""
+    machine, result, _events = run(tmp_path, program(body, maps(WRITE_VIRTUAL, WRITE_FRAMES), mode=mode,
+                                                     linaddr=False), mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    machine.close()
+
+
+def vmmdev_memory_base(mode: int) -> int:
+    """Where the board maps the VMMDev's RAM BAR (VMMDevMemory, an MMIO2 range to PGM)."""
+    machine = vbox_board(mode, RAM)
+    base = machine.vmmdev.mmio_base
+    machine.close()
+    assert base is not None
+    return base
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+@pytest.mark.parametrize("kind", ["PageList", "NoBouncePageList", "LinAddr"])
+def test_buffer_pages_on_the_vmmdev_ram_bar_are_copied_like_ram(tmp_path: Path, mode: int, kind: str) -> None:
+    """PGMAllPhys.cpp PGMPhysRead/PGMPhysWrite copy to and from MMIO2 pages as from RAM (they
+    are RAM ranges to PGM), and PGMR3PhysBulkGCPhys2CCPtrExternal (PGMPhys.cpp) locks an
+    MMIO2 page of a NoBouncePageList (only MMIO and special-alias pages, or pages with
+    access handlers, give VERR_PGM_PHYS_PAGE_RESERVED).  The first page of the write buffer
+    is mapped onto the RAM BAR's first page (used from OFFSET on, past the VMMDevMemory
+    header), the read buffer's onto its second (zeros until the READ): the guest fills the
+    write buffer through its mapping, writes it to the file and reads the file back."""
+    base = vmmdev_memory_base(mode)
+    remaps = (f"    ccall3 pg_map, {WRITE_VIRTUAL:#x}, {base:#x}, PTE_P | PTE_RW\n"
+              f"    ccall3 pg_map, {READ_VIRTUAL:#x}, {base + 4096:#x}, PTE_P | PTE_RW\n")
+    body = (remaps + FILL.format(start=WRITE_VIRTUAL + OFFSET, length=LENGTH, label="w")
+            + (set_page_list_type(kind) if kind == "NoBouncePageList" else "")
+            + WRITE_READ_BACK.split("    ccall3 mem_equal")[0].format(
+                write=WRITE_VIRTUAL + OFFSET, read=READ_VIRTUAL + OFFSET, length=LENGTH))
+    machine, events = run_scattered(tmp_path, body, mode=mode, linaddr=kind == "LinAddr")
+    expected = pattern(LENGTH)
+    assert (tmp_path / "data.bin").read_bytes() == expected
+    ram_bar = machine.vmmdev.events.mmio
+    assert ram_bar is not None
+    assert ram_bar.read(OFFSET, 4096 - OFFSET) == expected[:4096 - OFFSET]  # what the guest wrote
+    assert ram_bar.read(4096 + OFFSET, 4096 - OFFSET) == expected[:4096 - OFFSET]  # what the READ put
+    assert frames_bytes(machine, READ_FRAMES, 4096, LENGTH + OFFSET - 4096) == expected[4096 - OFFSET:]
+    if kind != "LinAddr":
+        assert page_list_types(events, LENGTH) == [kind] * 2
+    machine.close()
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+def test_no_bounce_page_list_with_a_frame_outside_ram_fails_the_call(tmp_path: Path, mode: int) -> None:
+    """VMMDevHGCM.cpp vmmdevR3HgcmCallFetchGuestParms locks a NoBouncePageList's pages with
+    PDMDevHlpPhysBulkGCPhys2CCPtrReadOnly (TO_HOST) or PDMDevHlpPhysBulkGCPhys2CCPtr; a
+    page in no RAM or MMIO2 range fails the lookup in PGMR3PhysBulkGCPhys2CCPtr(ReadOnly)
+    External (PGMPhys.cpp) with VERR_PGM_INVALID_GC_PHYSICAL_ADDRESS, and as that is not
+    VERR_PGM_PHYS_PAGE_RESERVED the call fails with it (no PageList fallback).  The same
+    list as a PageList is carried (test_page_list_frames_beyond_ram_and_nil_frames)."""
+    remaps = f"    ccall3 pg_map, {WRITE_VIRTUAL + 2 * 4096:#x}, {RAM + 0x5000:#x}, PTE_P | PTE_RW\n"
+    body = (FILL.format(start=WRITE_VIRTUAL + OFFSET, length=2 * 4096 - OFFSET, label="w") + remaps
+            + set_page_list_type("NoBouncePageList") + f"""
+    ccall3 tool_write, obj, {WRITE_VIRTUAL + OFFSET:#x}, {LENGTH}
+    cmp eax, VERR_PGM_INVALID_GC_PHYSICAL_ADDRESS
+    jne failed
+""")
+    mapping = maps(WRITE_VIRTUAL, WRITE_FRAMES)
+    machine, result, events = run(tmp_path, program(body, mapping, mode=mode, linaddr=False), mode)
+    assert (result.end, result.exit_code) == (RunEnd.EXIT, 0), result.fault and result.fault.format()
+    assert (tmp_path / "data.bin").read_bytes() == b""
+    rejected = [(event.fields["status"], event.fields["reason"]) for event in events if event.kind == "hgcm_rejected"]
+    assert rejected == [(-1605, "VERR_PGM_INVALID_GC_PHYSICAL_ADDRESS: no-bounce page list frame "
+                                f"{RAM + 0x5000:#x} is neither RAM nor device memory")]
     machine.close()
