@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from hgcmlab.guest_asm.c.compiler import CompileError, build, define_flags
+from hgcmlab.machine.asmcli import add_elf_build_arguments, overwrites_source, write_elf
 from hgcmlab.machine.loader import LoadError
 
 
@@ -27,24 +28,18 @@ def register_build_command(commands: Any, parse_define: Any) -> None:
                     "freestanding, with the C guest kit (crt0, libc, HGCM and Shared Folders library) "
                     "and debug information, into an ELF executable loaded at 0x10000. "
                     "'hgcmlab run PROGRAM.c' does the same before running; builds are cached by content.")
-    command.add_argument("program", type=Path, help="C source (.c)")
-    command.add_argument("-o", "--output", type=Path, metavar="FILE",
-                         help="ELF file to write (default: PROGRAM with the suffix .elf)")
-    command.add_argument("--mode", type=int, choices=(64, 32), default=64,
-                         help="64-bit (x86-64) or 32-bit (i386) program (default 64)")
+    add_elf_build_arguments(command, parse_define, program_help="C source (.c)",
+                            mode_help="64-bit (x86-64) or 32-bit (i386) program (default 64)",
+                            define_help="integer macro for the program, as -DNAME=VALUE (repeatable)")
     command.add_argument("--paging", action="store_true",
                          help="build a higher-half kernel-like image (linked at 0xffffffff80100000, 32-bit "
                               "0xC0100000, loaded at 1 MiB) for 'hgcmlab run --paging'")
-    command.add_argument("--define", "-D", action="append", default=[], type=parse_define, metavar="NAME=VALUE",
-                         help="integer macro for the program, as -DNAME=VALUE (repeatable)")
-
 
 def run_build_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Build and write the ELF file; 0, or 2 with the diagnostics and a one-line message on stderr."""
     source: Path = args.program
     output: Path = args.output or source.with_suffix(".elf")
-    if source.exists() and output.resolve() == source.resolve():
-        print(f"hgcmlab: error: the output {output} would overwrite the source", file=err)
+    if overwrites_source(source, output, err):
         return 2
     try:
         program = build(source, mode=args.mode, extra_flags=define_flags(dict(args.define)), higher_half=args.paging)
@@ -55,10 +50,7 @@ def run_build_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     except LoadError as error:
         print(f"hgcmlab: error: {error}", file=err)
         return 2
-    try:
-        output.write_bytes(program.elf)
-    except OSError as error:
-        print(f"hgcmlab: error: cannot write {output}: {error.strerror}", file=err)
+    if not write_elf(output, program.elf, err):
         return 2
     print(f"{output}: {len(program.elf)} bytes, {len(program.lines)} line-table rows", file=out)
     return 0
