@@ -270,6 +270,8 @@ class VMMDevDevice:
 
     def attach(self, context: AttachContext) -> None:
         self._context = context
+        # The regions are mapped once, at attach (a memory BAR move does not remap them).
+        self._physical_space = PhysicalMemory(context.memory, list(context.mmio.values()))
         self.hgcm.attach_tracer(context.tracer)
         if context.clock is not None:
             self.commands.register_events(context.clock.scheduler)
@@ -341,7 +343,7 @@ class VMMDevDevice:
         """Guest RAM and this device's MMIO memory, where HGCM buffers are copied from and to
         (PGMPhysRead/-Write reach MMIO2 pages too)."""
         assert self._context is not None, "VMMDev used before attach"
-        return PhysicalMemory(self._context.memory, list(self._context.mmio.values()))
+        return self._physical_space
 
     def _trace(self, kind: str, **fields: object) -> None:
         if self._context is not None:
