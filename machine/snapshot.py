@@ -23,10 +23,14 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from hgcmlab.machine.layout import MAX_GUEST_RAM
 from hgcmlab.machine.memory import GuestMemory
 
 SNAPSHOT_MAGIC = b"HGCMSNAP"
 SNAPSHOT_VERSION = 1
+#: The most a snapshot's JSON may inflate to: the largest RAM in base64 (4/3) plus room for
+#: everything else.  A small file cannot make us allocate more (a zlib bomb).
+MAX_BODY_SIZE = MAX_GUEST_RAM * 4 // 3 + (256 << 20)
 #: RAM is saved in runs of whole pages of this size that are not all zero.
 SNAPSHOT_PAGE = 4096
 _HEADER = struct.Struct("<8sI")
@@ -68,7 +72,13 @@ class Snapshot:
         if version < 1:
             raise SnapshotError(f"{origin}: invalid snapshot format version {version}")
         try:
-            body = json.loads(zlib.decompress(data[_HEADER.size:]), object_hook=_decode_bytes)
+            inflater = zlib.decompressobj()
+            text = inflater.decompress(data[_HEADER.size:], MAX_BODY_SIZE)
+            if inflater.unconsumed_tail:
+                raise ValueError(f"it inflates to more than {MAX_BODY_SIZE >> 20} MiB, beyond any machine's state")
+            if not inflater.eof:
+                raise ValueError("the compressed stream is incomplete")
+            body = json.loads(text, object_hook=_decode_bytes)
         except (zlib.error, UnicodeDecodeError, json.JSONDecodeError, ValueError) as error:
             raise SnapshotError(f"{origin}: corrupt snapshot ({_one_line(error)})") from None
         if (not isinstance(body, dict) or not isinstance(body.get("config"), dict)

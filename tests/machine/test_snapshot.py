@@ -14,6 +14,7 @@ and pc) and end with the same result.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 
 import pytest
@@ -24,6 +25,7 @@ from hgcmlab.guest_asm.assembler import AssembledProgram
 from hgcmlab.machine.boards import VBoxMachine, restore, vbox_board
 from hgcmlab.machine.device import AttachContext, DeviceBase, PortRange
 from hgcmlab.machine.machine import RunEnd, RunResult
+import hgcmlab.machine.snapshot as snapshot_module
 from hgcmlab.machine.snapshot import SNAPSHOT_MAGIC, SNAPSHOT_VERSION, Snapshot, SnapshotError
 from hgcmlab.machine.tracing import ListSink, TraceEvent
 from hgcmlab.runtime.status import Status
@@ -252,6 +254,20 @@ def test_bad_snapshot_files_are_one_line_errors(tmp_path, content: bytes, messag
     with pytest.raises(SnapshotError) as raised:
         Snapshot.load(path)
     assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_snapshot_that_inflates_beyond_any_machine_is_refused_before_it_is_all_inflated(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small file inflating to a huge body (a zlib bomb) is refused once the inflated size
+    passes the bound, without inflating the rest (the bound is lowered here to keep the test
+    small; the real one is the largest RAM in base64 plus 256 MiB)."""
+    monkeypatch.setattr(snapshot_module, "MAX_BODY_SIZE", 1 << 20)
+    path = tmp_path / "bomb.hgcmsnap"
+    path.write_bytes(SNAPSHOT_MAGIC + SNAPSHOT_VERSION.to_bytes(4, "little") + zlib.compress(b" " * (8 << 20)))
+    with pytest.raises(SnapshotError) as raised:
+        Snapshot.load(path)
+    assert str(raised.value) == (f"{path}: corrupt snapshot (it inflates to more than 1 MiB, "
+                                 "beyond any machine's state)")
 
 
 def test_a_snapshot_of_another_machine_is_refused_in_one_line() -> None:
