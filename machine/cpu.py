@@ -883,6 +883,11 @@ class Cpu:
 
     # --- paging ---------------------------------------------------------------------------
 
+    def paging_enabled(self) -> bool:
+        """Whether CR0.PG is set now: one register read, where ``paging_registers`` takes
+        four (the device asks before every HGCM call, nearly always of an unpaged guest)."""
+        return bool(self._uc.reg_read(ux.UC_X86_REG_CR0) & CR0_PG)
+
     def paging_registers(self) -> PagingRegisters:
         """CR0, CR3, CR4 and EFER as they are now."""
         read = self._uc.reg_read

@@ -543,9 +543,9 @@ class Machine:
 
     def _page_translator(self) -> Callable[[int], int | None] | None:
         """The guest's translation for devices (``AttachContext.page_translator``)."""
-        registers = self.cpu.paging_registers()
-        if not registers.enabled:
+        if not self.cpu.paging_enabled():
             return None
+        registers = self.cpu.paging_registers()
         read = self.cpu.read_physical
         return lambda linear: walk(registers, linear, read, pgm=True).physical
 
