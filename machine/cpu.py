@@ -646,7 +646,7 @@ class Cpu:
         """Add ``cycles`` of non-instruction time; inside a run, a passed deadline stops it
         after the current instruction."""
         self.charged += cycles
-        deadline = self.deadline
+        deadline = self._deadline
         # Only a pending deadline needs the exact time (a pc read is costly in Unicorn).
         if deadline is not None and self._current is not None and not self._exact and self.now() >= deadline:
             self.request_stop(StopKind.DEADLINE)
