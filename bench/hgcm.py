@@ -25,6 +25,7 @@ than wall time by the other jobs of a shared one.
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import tempfile
@@ -129,13 +130,17 @@ def median_seconds(action: Callable[[], object], repeat: int) -> float:
 def median_seconds_alternating(actions: list[Callable[[], object]], repeat: int) -> list[float]:
     """Median CPU time of each of ``actions`` over ``repeat`` rounds that run them in turn,
     so that a change in the machine's load hits every figure alike (a figure compared with
-    another must not be measured minutes apart from it on a shared machine)."""
+    another must not be measured minutes apart from it on a shared machine).  Each round
+    starts one action later than the one before, and the garbage of the previous action is
+    collected before each is timed, so that no figure pays for its place in the order."""
     samples: list[list[float]] = [[] for _ in actions]
-    for _ in range(repeat):
-        for action, taken in zip(actions, samples):
+    for round_index in range(repeat):
+        for position in range(len(actions)):
+            index = (round_index + position) % len(actions)
+            gc.collect()
             start = time.process_time()
-            action()
-            taken.append(time.process_time() - start)
+            actions[index]()
+            samples[index].append(time.process_time() - start)
     return [statistics.median(taken) for taken in samples]
 
 
