@@ -2,7 +2,8 @@
 
 * Round trip: a guest loop re-submits one prepared 1-byte READ request N times (out,
   check DONE, repeat) against calling the service's READ directly from Python with the
-  same arguments.
+  same arguments.  Its four figures (``Machine.run``, run as ``hgcmlab run`` runs it, the
+  direct path off, the service alone) are taken in turn, repetition by repetition.
 * Bulk: a guest writes a file in 1 MiB WRITE calls and reads it back, with page-list
   buffers (what Linux sends) and with LinAddr buffers, against os.pwrite/os.pread of the
   same sizes on the same file system.  The guest figure counts the transfer only: the
@@ -24,6 +25,7 @@ than wall time by the other jobs of a shared one.
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import tempfile
@@ -125,6 +127,23 @@ def median_seconds(action: Callable[[], object], repeat: int) -> float:
     return statistics.median(samples)
 
 
+def median_seconds_alternating(actions: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Median CPU time of each of ``actions`` over ``repeat`` rounds that run them in turn,
+    so that a change in the machine's load hits every figure alike (a figure compared with
+    another must not be measured minutes apart from it on a shared machine).  Each round
+    starts one action later than the one before, and the garbage of the previous action is
+    collected before each is timed, so that no figure pays for its place in the order."""
+    samples: list[list[float]] = [[] for _ in actions]
+    for round_index in range(repeat):
+        for position in range(len(actions)):
+            index = (round_index + position) % len(actions)
+            gc.collect()
+            start = time.process_time()
+            actions[index]()
+            samples[index].append(time.process_time() - start)
+    return [statistics.median(taken) for taken in samples]
+
+
 def bulk_program(operation: str, chunks: int, *, linaddr: bool = False) -> AssembledProgram:
     """The bulk guest: ``chunks`` 1 MiB calls of ``operation`` ("tool_write" or
     "tool_read"), buffers sent as page lists, or as LinAddr parameters with ``linaddr``."""
@@ -217,12 +236,11 @@ def run(quick: bool, repeat: int) -> list[Row]:
         folder = Path(temporary)
         (folder / "one.txt").write_bytes(b"x")
         trips = round_trip_program(calls)
-        guest = median_seconds(lambda: _run_guest(folder, trips), repeat)
-        general = median_seconds(lambda: _run_guest(folder, trips, direct=False), repeat)
-        direct = median_seconds(lambda: _direct_round_trips(folder, calls), repeat)
+        guest, as_cli, general, direct = median_seconds_alternating(
+            [lambda: _run_guest(folder, trips), lambda: _run_guest(folder, trips, as_cli=True),
+             lambda: _run_guest(folder, trips, direct=False), lambda: _direct_round_trips(folder, calls)], repeat)
         rows.append(Row("hgcm", "1-byte READ round trips per second (guest loop)", calls / guest, "calls/s",
                         calls / direct, "service called directly", ">= 40000 calls/s", calls / guest >= 40_000))
-        as_cli = median_seconds(lambda: _run_guest(folder, trips, as_cli=True), repeat)
         rows.append(Row("hgcm", "1-byte READ round trips, direct path off", calls / general, "calls/s",
                         calls / guest, "direct path on"))
         rows.append(Row("hgcm", "1-byte READ round trips run as `hgcmlab run` runs them", calls / as_cli,

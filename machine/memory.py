@@ -54,7 +54,8 @@ class GuestMemory:
         return 0 <= address and size >= 0 and address + size <= self.size
 
     def _check(self, address: int, size: int) -> None:
-        if not self.contains(address, size):
+        # ``contains`` spelled out: every device access of guest RAM passes here.
+        if address < 0 or size < 0 or address + size > self.size:
             raise GuestMemoryError(address, size, self.size)
 
     def read(self, address: int, size: int) -> bytes:

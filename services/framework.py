@@ -157,7 +157,8 @@ class HgcmFunction:
         """Check count, then each parameter's type and value in order; return what the
         value checks decoded by index.  RtError with the style's status (or the check's)
         on the first fault."""
-        count_status, type_status = self.style.value
+        # ``_value_``: Enum's ``value`` is a descriptor call, and this runs on every call.
+        count_status, type_status = self.style._value_
         if count_status is not None and not len(self.parms) - self.optional <= len(params) <= len(self.parms):
             raise RtError(count_status, "parameter count")
         decoded: dict[int, Any] = {}

@@ -42,7 +42,8 @@ class SvcParmType(IntEnum):
     PAGES = 4
 
 
-@dataclass
+# Slots: the device makes one of these per parameter of every call.
+@dataclass(slots=True)
 class SvcParm:
     """One call parameter as a host service sees it.
 
@@ -99,7 +100,8 @@ class _AsyncMarker:
 ASYNC: Final = _AsyncMarker()
 
 
-@dataclass
+# Slots: one per call, on the hot path.
+@dataclass(slots=True)
 class HgcmCall:
     """A guest call handed to a service.
 

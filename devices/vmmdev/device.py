@@ -69,7 +69,6 @@ from hgcmlab.devices.vmmdev.abi import (
     VMMDEV_RAM_SIZE,
     HgcmParmDirection,
     HgcmParmType,
-    hgcm_parm_size,
 )
 from hgcmlab.devices.vmmdev.commands import (
     COMMAND_HEAP_COST,
@@ -677,17 +676,18 @@ class VMMDevDevice:
         service = client.service
         spec = service.direct_buffers.get(function)
         commands = self.commands
-        if spec is None or commands.timing.is_async(function) or request.address in commands.pending:
+        address = request.address
+        if spec is None or commands.timing.is_async(function) or address in commands.pending:
             return False
-        memory = self._memory
-        translate = self._context.page_translator() if self._context is not None else None
-        direct = plan(data, request.type, request.address, memory.size, spec, translate)
+        context = self._context
+        assert context is not None, "VMMDev used before attach"
+        memory = context.memory
+        direct = plan(data, request.type, address, memory.size, spec, context.page_translator())
         if direct is None:
             return False
         requestor = self._requestor(request)
-        category = heap_category(requestor)
         heap = COMMAND_HEAP_COST + direct.size
-        if direct.size > MAX_CALL_HEAP or heap > commands.heap_available(category):
+        if direct.size > MAX_CALL_HEAP or heap > commands.heap_available(heap_category(requestor)):
             return False
         pending = commands.pending
         if self.hgcm.admit_call(client, (command.call for command in pending.values()) if pending else ()) < 0:
@@ -695,20 +695,23 @@ class VMMDevDevice:
         # Decided: from here on the call runs exactly once, on this path.
         self.direct_calls += 1
         self._enable_hgcm()
-        trace_completion = self._wants("hgcm_complete")
+        wants = context.tracer.wants
+        trace_completion = wants("hgcm_complete")
         submitted = self._now() if trace_completion else 0
         cost = commands.timing.cost(function, direct.size, service.function_cycles(function))
+        function_name = service.function_name(function)
         # Checked against the budget as the general path would, but not charged: no bounce
         # buffer is allocated, and the call is over before anything else could be charged.
         window = memory.window(direct.address, direct.size)
         try:
-            params = [SvcParm(_SVC_PTR, 0, window, direct.size) if index == direct.buffer_index  # type: ignore[arg-type]
+            buffer_index = direct.buffer_index
+            params = [SvcParm(_SVC_PTR, 0, window, direct.size) if index == buffer_index  # type: ignore[arg-type]
                       else SvcParm(_SVC_U32 if guest_type == _BIT32 else _SVC_U64, value)
                       for index, (guest_type, value) in enumerate(direct.params)]
-            self.counts.count_call(service.function_name(function))
-            if self._wants("hgcm_call"):
-                self._trace("hgcm_call", address=request.address, client=client_id, service=service.name,
-                            function=function, function_name=service.function_name(function),
+            self.counts.count_call(function_name)
+            if wants("hgcm_call"):
+                self._trace("hgcm_call", address=address, client=client_id, service=service.name,
+                            function=function, function_name=function_name,
                             parms=len(params), bytes=direct.size, type=_type_name(request.type),
                             params=[describe(param, returned=False) for param in _described(direct, params)])
             outcome = service.call(HgcmCall(client_id, function, params, requestor))
@@ -717,11 +720,11 @@ class VMMDevDevice:
                                    "which it declared in direct_buffers")
             status = int(outcome)
             commands.charge(cost, "hgcm call")
-            self._complete_direct(request.address, request.type, direct, spec, params, status)
+            self._complete_direct(memory, address, direct, spec, params, status)
             if trace_completion:
-                self._trace("hgcm_complete", address=request.address, command="call", cancelled=False,
+                self._trace("hgcm_complete", address=address, command="call", cancelled=False,
                             result=status, result_name=status_name(status), latency=self._now() - submitted,
-                            client=client_id, function=function, function_name=service.function_name(function),
+                            client=client_id, function=function, function_name=function_name,
                             service=service.name,
                             params=[describe(param, returned=True) for param in _described(direct, params)])
         finally:
@@ -729,26 +732,29 @@ class VMMDevDevice:
         self.events.notify(VMMDEV_EVENT_HGCM)
         return True
 
-    def _complete_direct(self, address: int, request_type: int, direct: DirectCall, spec: DirectBuffer,
+    @staticmethod
+    def _complete_direct(memory: GuestMemory, address: int, direct: DirectCall, spec: DirectBuffer,
                          params: list[SvcParm], status: int) -> None:
         """A direct call's write-back: what params.py: write_back and commands.py: _complete
         would change, and only that (the rest of the request is as the guest left it)."""
-        memory = self._memory
         if spec.stored is not None and not direct.direction & _TO_HOST:
             # The general path copies its whole zero-filled bounce buffer back.
             stored = params[spec.stored].value if status >= 0 else 0
             stored = min(max(stored, 0), direct.size)
             if stored < direct.size:
                 memory.fill(direct.address + stored, direct.size - stored, 0)
-        parm_size = hgcm_parm_size(request_type)
-        for index, (guest_type, value) in enumerate(direct.params):
-            if index == direct.buffer_index or params[index].value == value:
-                continue
-            offset = address + HGCM_CALL_OFF_PARMS + index * parm_size + HGCM_PARM_OFF_VALUE
+        values = address + HGCM_CALL_OFF_PARMS + HGCM_PARM_OFF_VALUE
+        buffer_index, parm_size = direct.buffer_index, direct.parm_size
+        # Found in one comprehension: most calls change one value or none.
+        changed = [(index, guest_type, parm.value)
+                   for index, ((guest_type, value), parm) in enumerate(zip(direct.params, params))
+                   if parm.value != value and index != buffer_index]
+        for index, guest_type, new in changed:
+            offset = values + index * parm_size
             if guest_type == _BIT32:
-                memory.write_u32(offset, params[index].value)
+                memory.write_u32(offset, new)
             else:
-                memory.write(offset, HGCM_PARM_VALUE64.packed(params[index].value & 0xFFFFFFFFFFFFFFFF))
+                memory.write(offset, HGCM_PARM_VALUE64.packed(new & 0xFFFFFFFFFFFFFFFF))
         memory.write_i32(address + HGCM_RESULT.offset, status)
         flags = memory.read_u32(address + HGCM_FLAGS.offset)
         memory.write_u32(address + HGCM_FLAGS.offset, flags | VBOX_HGCM_REQ_DONE)

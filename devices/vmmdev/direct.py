@@ -87,6 +87,8 @@ class DirectCall:
     address: int
     size: int
     direction: int
+    #: Bytes per parameter in the request (HGCMCall32: 12, HGCMCall64: 16).
+    parm_size: int
 
 
 def call_header(data: bytes | bytearray) -> tuple[int, int, int]:
@@ -111,17 +113,17 @@ def plan(data: bytes | bytearray, request_type: int, request_address: int, ram_s
         return None
     # The flat (type, u0, u1) words of all parameters (hgcm_parms_format's order); the
     # buffer's u0 is its size.
-    words = _layout(parm_size, c_parms).unpack_from(data, HGCM_CALL_OFF_PARMS)
-    params: list[tuple[int, int]] = []
-    for base in range(0, _WORDS_PER_PARM * c_parms, _WORDS_PER_PARM):
-        raw_type = words[base]
-        if raw_type == _BIT32 or base == buffer_base:
-            params.append((raw_type, words[base + _U0]))
-        elif raw_type == _BIT64:
-            params.append((raw_type, words[base + _U0] | (words[base + _U1] & 0xFFFFFFFF) << 32))
-        else:
-            return None
+    layout = _layouts.get((parm_size, c_parms)) or _layout(parm_size, c_parms)
+    words = layout.unpack_from(data, HGCM_CALL_OFF_PARMS)
+    types = words[::_WORDS_PER_PARM]
+    # Every parameter but the buffer must be a value: counted in C, not checked one by one.
+    # (A buffer typed Bit32 or Bit64 may hide one other bad type here; the buffer's own
+    # type check below refuses it.)
+    if types.count(_BIT32) + types.count(_BIT64) != c_parms - 1:
+        return None
     raw_type, cb, word1 = words[buffer_base:buffer_base + _WORDS_PER_PARM]
+    params = [(kind, low | (high & 0xFFFFFFFF) << 32) if kind == _BIT64 else (kind, low)
+              for kind, low, high in zip(types, words[_U0::_WORDS_PER_PARM], words[_U1::_WORDS_PER_PARM])]
     if cb == 0 or cb > VMMDEV_MAX_HGCM_DATA_SIZE:
         return None
     direction = _LINADDR_DIRECTION.get(raw_type)
@@ -144,7 +146,7 @@ def plan(data: bytes | bytearray, request_type: int, request_address: int, ram_s
         return None  # the part beyond RAM is unassigned memory (0xFF, writes dropped): general path
     if start < request_address + size and request_address < start + cb:
         return None  # the buffer overlaps the request: its write-back order matters
-    return DirectCall(client_id, function, params, spec.buffer, start, cb, direction)
+    return DirectCall(client_id, function, params, spec.buffer, start, cb, direction, parm_size)
 
 
 def _contiguous_frames(linear: int, cb: int, translate: Callable[[int], int | None]) -> int | None:

@@ -77,7 +77,7 @@ class SharedFoldersService(TableService):
 
     def client_of(self, client_id: int) -> ClientState | None:
         """The connected client ``client_id`` (None when unknown)."""
-        return self.clients.get(client_id)
+        return self.state.clients.get(client_id)
 
     # --- host API ---------------------------------------------------------------------
 

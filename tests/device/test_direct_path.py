@@ -355,3 +355,26 @@ def test_plan_takes_a_page_list_only_when_every_page_follows_the_one_before(wron
     assert found is not None and (found.address, found.size) == (0x400000, size)  # type: ignore[attr-defined]
     listed[wrong] += delta
     assert planned(listed) is None
+
+
+@pytest.mark.parametrize("buffer_type", [int(HgcmParmType.PageList), int(HgcmParmType.Bit32),
+                                         int(HgcmParmType.Bit64)])
+@pytest.mark.parametrize("bad_type", [int(HgcmParmType.LinAddr), int(HgcmParmType.PageList), 0, 99])
+@pytest.mark.parametrize("bad_index", [0, 1, 2, 3])
+def test_plan_refuses_every_value_parameter_of_another_type(buffer_type: int, bad_type: int,
+                                                            bad_index: int) -> None:
+    """The value parameters' types are counted, not checked one by one: one wrong type is
+    refused wherever it is, also beside a buffer typed as a value (which hides it from the
+    count and is refused by the buffer's own check)."""
+    values = [builder.Param.u32(1), builder.Param.u64(2), builder.Param.u64(3), builder.Param.u32(16)]
+
+    def planned(params: list[builder.Param]) -> object:
+        call = builder.CallBuilder(1, READ)
+        for param in params:
+            call.add(param)
+        call.add_page_list(16, [BUFFER], flags=FROM_HOST, param_type=buffer_type)
+        return plan(call.build(), CALL64, REQUEST, RAM, DirectBuffer(4, stored=3))
+
+    assert (planned(values) is not None) is (buffer_type == HgcmParmType.PageList)
+    values[bad_index] = builder.Param(bad_type, values[bad_index].word0, values[bad_index].word1)
+    assert planned(values) is None
