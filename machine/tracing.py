@@ -162,6 +162,11 @@ class Tracer:
         """True when at least one sink listens (to any kind)."""
         return bool(self._sinks)
 
+    @property
+    def wanted_kinds(self) -> frozenset[str] | None:
+        """The kinds some sink wants; None when some sink takes every kind."""
+        return self._wanted
+
     def wants(self, kind: str) -> bool:
         """Whether some sink would receive an event of ``kind``."""
         wanted = self._wanted

@@ -142,9 +142,9 @@ class HgcmCounts:
     #: Sum of ``calls`` (read by the progress display's thread without iterating).
     total_calls: int = 0
 
-    def count_call(self, function_name: str) -> None:
-        self.calls[function_name] += 1
-        self.total_calls += 1
+    def count_call(self, function_name: str, times: int = 1) -> None:
+        self.calls[function_name] += times
+        self.total_calls += times
 
 
 @dataclass
@@ -332,6 +332,19 @@ class VMMDevDevice:
 
     def io_write(self, range_name: str, offset: int, size: int, value: int) -> None:
         self.handle_request(value)
+
+    def count_native_calls(self, service: HgcmService, calls: dict[int, int]) -> None:
+        """Count calls of ``service`` the native accelerator completed
+        (devices/vmmdev/accel.py), by function number, as the direct path counts its own."""
+        for function, times in calls.items():
+            if times:
+                self.direct_calls += times
+                self.counts.count_call(service.function_name(function), times)
+
+    @property
+    def attached_memory(self) -> GuestMemory:
+        """Guest RAM as the machine attached it."""
+        return self._memory
 
     @property
     def _memory(self) -> GuestMemory:
