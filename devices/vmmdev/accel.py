@@ -247,7 +247,7 @@ def build() -> Path:
         raise NativeUnavailable(str(error)) from None
     text = prelude() + SOURCE.read_text(encoding="utf-8")
     flags = ["-O2", "-shared", "-fPIC", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-x", "c"]
-    digest = hashlib.sha256("\0".join([compiler_identity(compiler), *flags, text]).encode()).hexdigest()[:32]
+    digest = hashlib.sha256("\0".join([compiler_identity(compiler), *flags, text]).encode()).hexdigest()
     directory = _cache_directory()
     target = directory / f"hgcm_accel-{digest}.so"
     if target.exists():
