@@ -312,6 +312,7 @@ class Accelerator:
         self._pending_seen: tuple[int, ...] | None = None
         self._fallback = _OUT_HOOK(cpu.python_out_hook)
         self.state.fallback = ctypes.cast(self._fallback, ctypes.c_void_p).value or 0
+        device.native_unfolded = self.unfolded
         hook = ctypes.cast(library.hgcmlab_accel_out, ctypes.c_void_p).value or 0
         cpu.install_native_out_hook(hook, ctypes.addressof(self.state), self.sync)
 
@@ -400,8 +401,14 @@ class Accelerator:
         folded_reads, folded_writes = self._folded
         if reads == folded_reads and writes == folded_writes:
             return
+        # Folded first, counted second: a reader on another thread (calls_so_far) may see
+        # a few calls too few for a moment, never twice.
         self._folded = (reads, writes)
         self._device.count_native_calls(self._service, {_READ: reads - folded_reads, _WRITE: writes - folded_writes})
+
+    def unfolded(self) -> int:
+        """Calls the hook took that the device's counts do not hold yet."""
+        return self.state.reads + self.state.writes - sum(self._folded)
 
     @property
     def calls(self) -> int:

@@ -207,6 +207,8 @@ class VMMDevDevice:
         #: benchmarks; every other call went through bounce buffers.
         self.direct_calls = 0
         self.counts = HgcmCounts()
+        #: Calls the native accelerator took that ``counts`` does not hold yet (it sets this).
+        self.native_unfolded: Callable[[], int] = lambda: 0
         self.events = EventState(self._set_line, self._trace)
         self.commands = CommandQueue(lambda: self._physical, lambda: self._context.clock if self._context else None,
                                      self.config.timing, lambda: self.events.notify(VMMDEV_EVENT_HGCM), self._trace,
@@ -332,6 +334,11 @@ class VMMDevDevice:
 
     def io_write(self, range_name: str, offset: int, size: int, value: int) -> None:
         self.handle_request(value)
+
+    def calls_so_far(self) -> int:
+        """Every HGCM call so far, the native accelerator's not yet in ``counts`` included
+        (it only reads: safe from another thread while the guest runs)."""
+        return self.counts.total_calls + self.native_unfolded()
 
     def count_native_calls(self, service: HgcmService, calls: dict[int, int]) -> None:
         """Count calls of ``service`` the native accelerator completed

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bench.direct import DirectClient
 from hgcmlab.devices.vmmdev import accel, builder
@@ -53,6 +55,8 @@ REQUEST_STRIDE = 0x1000
 CONNECT = 0x1F0000
 BUFFERS = 0x300000       # page aligned, far from the requests
 CONTENT = bytes(range(251)) * 40  # 10040 bytes: not a multiple of the page size
+PATTERN_START = 0x100000          # guest RAM from here on starts as this pattern
+PATTERN = (bytes(range(3, 256, 7)) * (RAM // 16))[:RAM - PATTERN_START]
 RW = int(ShflCf.ACCESS_READWRITE | ShflCf.ACT_OPEN_IF_EXISTS | ShflCf.ACT_CREATE_IF_NEW)
 READ_ONLY = int(ShflCf.ACCESS_READ | ShflCf.ACT_OPEN_IF_EXISTS | ShflCf.ACT_FAIL_IF_NEW)
 TO_HOST, FROM_HOST, BOTH = (int(HgcmParmDirection.TO_HOST), int(HgcmParmDirection.FROM_HOST),
@@ -133,7 +137,7 @@ def session(folder: Path, *, native: bool, mode: int = 64, timing: HgcmTiming | 
     machine.add_share("s", folder / "s")
     machine.add_share("ro", folder / "ro", writable=False)
     machine.load(assemble(GUEST, mode=mode))
-    machine.memory.write(0x100000, bytes((index * 7 + 3) & 0xFF for index in range(RAM - 0x100000)))
+    machine.memory.write(PATTERN_START, PATTERN)
     machine.memory.write(CONNECT, builder.connect(machine.shared_folders.name))
     machine.vmmdev.io_write("request", 0, 4, CONNECT)
     client = HGCM_CONNECT_CLIENT.get(machine.memory.read(CONNECT, ctypes.sizeof(HgcmConnect)))
@@ -421,3 +425,78 @@ def test_with_events_left_pending_the_same_guest_is_taken_natively(tmp_path: Pat
     """The counterpart of the test above: no acknowledge, the event stays pending."""
     mine, _ = both_ways(tmp_path, _reads_and_writes, prepare=_report_additions)
     assert mine.accelerated == 12
+
+
+# --- any request: the hook decides exactly as Python does ---------------------------------------
+
+def _templates(state: Session) -> list[bytearray]:
+    """Requests the hook takes, to mutate."""
+    return [
+        state.call(READ, offset=50, cb=3000, buffer=linaddr(BUFFERS + 8192, 4096)),
+        state.call(READ, offset=1, cb=9000, buffer=pages(9000, FROM_HOST, BUFFERS + 0x10000, offset_first=123)),
+        state.call(WRITE, offset=10000, cb=5000, buffer=pages(5000, TO_HOST, 0x180000, offset_first=10),
+                   request_type=CALL32),
+        state.call(WRITE, offset=3, cb=4096, buffer=linaddr(0x101000, 4096, HgcmParmType.LinAddr_In)),
+    ]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          derandomize=True)
+@given(template=st.integers(0, 3), edits=st.lists(st.tuples(st.integers(0, 2047), st.integers(0, 255)),
+                                                  min_size=1, max_size=4),
+       word=st.one_of(st.none(), st.tuples(st.integers(0, 511), st.sampled_from(
+           [0, 1, 2, 5, 11, 12, 0x3F, 0x40, 0xFFF, 0x1000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]))))
+def test_mutated_requests_get_identical_outcomes(tmp_path_factory: pytest.TempPathFactory, template: int,
+                                                 edits: list[tuple[int, int]],
+                                                 word: tuple[int, int] | None) -> None:
+    """Byte edits and boundary words anywhere in a request the hook would take: each
+    request is sent twice (the first may export the handle), and every outcome matches the
+    Python path's."""
+    def scenario(state: Session) -> list[bytearray | int]:
+        request = _templates(state)[template]
+        for offset, value in edits:
+            request[offset % len(request)] = value
+        if word is not None:
+            offset = (word[0] * 4) % (len(request) - 3)
+            request[offset:offset + 4] = word[1].to_bytes(4, "little")
+        return [_templates(state)[template], request, 1]
+
+    both_ways(tmp_path_factory.mktemp("mutated"), scenario)
+
+
+# --- the command line -------------------------------------------------------------------------
+
+def test_cli_summary_and_files_are_the_same_with_and_without_the_accelerator(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`hgcmlab run` of the cp tool (64 KiB READ/WRITE calls): the same output, the same
+    summary line (instructions, cycles, call counts) and the same copy with `--no-native`;
+    and the accelerator did take the calls in the default run."""
+    import io
+
+    from hgcmlab.machine import boards
+    from hgcmlab.machine.cli import main
+
+    taken: list[int] = []
+    real_close = boards.VBoxMachine.close
+
+    def spying_close(self: boards.VBoxMachine) -> None:
+        taken.append(self.accelerator.calls if self.accelerator is not None else -1)
+        real_close(self)
+
+    monkeypatch.setattr(boards.VBoxMachine, "close", spying_close)
+    program = Path(__file__).resolve().parents[2] / "guest_asm" / "programs" / "cp.s"
+    (tmp_path / "host").mkdir()
+    (tmp_path / "host" / "src.bin").write_bytes(bytes(range(256)) * 2000)   # 512,000 bytes: 8 READs
+    outputs = []
+    for options in ([], ["--no-native"]):
+        out, err = io.StringIO(), io.StringIO()
+        destination = f"d:/{'python' if options else 'native'}.bin"
+        status = main(["run", *options, "--share", f"d={tmp_path / 'host'}", str(program), "--", "d:/src.bin",
+                       destination], out, err)
+        assert status == 0, out.getvalue() + err.getvalue()
+        outputs.append((out.getvalue(), err.getvalue()))
+    assert outputs[0] == outputs[1]
+    assert "READ x9" in outputs[0][0] + outputs[0][1]
+    assert taken[0] >= 14 and taken[1] == -1
+    assert (tmp_path / "host" / "native.bin").read_bytes() == (tmp_path / "host" / "src.bin").read_bytes()
+    assert (tmp_path / "host" / "python.bin").read_bytes() == (tmp_path / "host" / "src.bin").read_bytes()
