@@ -500,3 +500,39 @@ def test_cli_summary_and_files_are_the_same_with_and_without_the_accelerator(
     assert taken[0] >= 14 and taken[1] == -1
     assert (tmp_path / "host" / "native.bin").read_bytes() == (tmp_path / "host" / "src.bin").read_bytes()
     assert (tmp_path / "host" / "python.bin").read_bytes() == (tmp_path / "host" / "src.bin").read_bytes()
+
+
+# --- whole drivers: polling, interrupts, asynchronous completion --------------------------------
+
+@pytest.mark.parametrize("program, defines, force_async", [
+    ("demo.s", None, False),
+    ("demo_irq.s", None, False),
+    ("demo_irq.s", {"FAST_IRQ_ACK": 1}, True),
+    ("demo_poll_async.s", None, True),
+])
+@pytest.mark.parametrize("mode", [64, 32])
+def test_bundled_drivers_run_identically(tmp_path: Path, program: str, defines: dict[str, int] | None,
+                                         force_async: bool, mode: int) -> None:
+    """The bundled drivers (polling; interrupt-driven with `sti; hlt` and either kind of
+    acknowledge; asynchronous completion found by polling) give the same log, exit, cycle
+    and instruction counts, RAM and host file with and without the accelerator."""
+    from hgcmlab.machine.programs import bundled_program
+
+    image = bundled_program(program, mode=mode, defines=defines)
+    seen = []
+    for native in (True, False):
+        folder = tmp_path / str(native)
+        folder.mkdir()
+        # Reproducible shares: the object information CREATE returns (times, inode) is the
+        # same for both folders, so guest RAM can be compared whole.
+        machine = vbox_board(mode, reproducible=True, vmmdev_config=VMMDevConfig(native=native, timing=HgcmTiming(
+            force_async=force_async)))
+        machine.add_share("demo", folder)
+        machine.load(image)
+        result = machine.run()
+        seen.append((result.end, result.exit_code, result.log_lines, result.cycles, result.instructions,
+                     machine.memory.read(0, machine.memory.size), (folder / "hello.txt").read_bytes(),
+                     dict(machine.vmmdev.counts.calls)))
+        machine.close()
+    assert seen[0][:2] == (RunEnd.EXIT, 0)
+    assert seen[0] == seen[1]
