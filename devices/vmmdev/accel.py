@@ -90,6 +90,7 @@ MAX_PENDING = 16
 MAX_HANDLES = 32
 _READ, _WRITE = int(ShflFn.READ), int(ShflFn.WRITE)
 _OUT_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p)
+_NOTIFY = ctypes.CFUNCTYPE(None)
 
 
 class AccelHandle(ctypes.Structure):
@@ -117,6 +118,7 @@ class AccelState(ctypes.Structure):
         ("cpu", ctypes.c_uint64),           # the CPU's fastblock.State
         ("fallback", ctypes.c_uint64),      # the Python OUT hook (a C function pointer)
         ("reg_read", ctypes.c_uint64),      # uc_reg_read
+        ("notify", ctypes.c_uint64),        # raises the HGCM event in Python (a C function pointer)
         ("generation", ctypes.c_uint64),    # address of the service's generation counter
         ("port", ctypes.c_uint64),
         ("port_cycles", ctypes.c_uint64),
@@ -125,7 +127,9 @@ class AccelState(ctypes.Structure):
         ("byte_cycles", ctypes.c_uint64),
         ("heap_available", ctypes.c_int64 * len(HeapCategory)),
         ("requestor_info", ctypes.c_uint32),
+        ("event_pending", ctypes.c_uint32),  # the HGCM event is pending: raising it changes nothing
         ("pending_count", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
         ("pending", ctypes.c_uint32 * MAX_PENDING),
         ("handle_count", ctypes.c_uint32),
         ("miss_valid", ctypes.c_uint32),
@@ -312,6 +316,8 @@ class Accelerator:
         self._pending_seen: tuple[int, ...] | None = None
         self._fallback = _OUT_HOOK(cpu.python_out_hook)
         self.state.fallback = ctypes.cast(self._fallback, ctypes.c_void_p).value or 0
+        self._notify = _NOTIFY(self._raise_event)
+        self.state.notify = ctypes.cast(self._notify, ctypes.c_void_p).value or 0
         device.native_unfolded = self.unfolded
         hook = ctypes.cast(library.hgcmlab_accel_out, ctypes.c_void_p).value or 0
         cpu.install_native_out_hook(hook, ctypes.addressof(self.state), self.sync)
@@ -336,7 +342,6 @@ class Accelerator:
         wanted = self._tracer.wanted_kinds
         timing = device.config.timing
         return (device.config.native and device.config.direct_buffers and device.hgcm_enabled
-                and events.pending & abi.VMMDEV_EVENT_HGCM != 0 and not events.legacy
                 and (events.additions_ok or not device.require_guest_info)
                 and wanted is not None and wanted.isdisjoint(RELEVANT_KINDS)
                 and device.attached_memory.write_observer is None
@@ -348,6 +353,7 @@ class Accelerator:
 
     def _mirror(self) -> None:
         device, state = self._device, self.state
+        state.event_pending = int(self._event_pending())
         port = self._bus.base_of(device, "request")
         if port is None:
             state.armed = 0
@@ -370,6 +376,21 @@ class Accelerator:
             for index in range(min(state.handle_count, MAX_HANDLES)):
                 entry = state.handles[index]
                 entry.admitted = int(self._admitted(entry.client))
+
+    def _event_pending(self) -> bool:
+        """Whether raising the HGCM event now would change nothing (VMMDevNotifyGuest on a
+        pending event; a legacy guest's event word is rewritten every time)."""
+        events = self._device.events
+        return events.pending & abi.VMMDEV_EVENT_HGCM != 0 and not events.legacy
+
+    def _raise_event(self) -> None:
+        """The hook completed a call while the HGCM event was not pending: raise it as the
+        Python path does at the end of the call (an exception ends the run)."""
+        try:
+            self._device.events.notify(abi.VMMDEV_EVENT_HGCM)
+            self.state.event_pending = int(self._event_pending())
+        except BaseException as error:  # noqa: BLE001 - re-raised by Cpu.run
+            self._cpu.abort_run(error)
 
     def _admitted(self, client_id: int) -> bool:
         hgcm = self._device.hgcm

@@ -265,6 +265,10 @@ static int try_call(void *uc, struct accel *a, uint32_t address)
     wr32(p.request + HGCM_OFF_RESULT, 0);
     wr32(p.request + HGCM_OFF_FLAGS, rd32(p.request + HGCM_OFF_FLAGS) | REQ_DONE);
     ((struct cpu_state *)(uintptr_t)a->cpu)->charged += (uint64_t)cycles;
+    /* The completion's HGCM event: nothing to do while it is pending already, else the
+     * device's own event logic (the interrupt line, fHaveEvents) runs in Python. */
+    if (!a->event_pending)
+        ((void (*)(void))(uintptr_t)a->notify)();
     return 1;
 }
 
