@@ -16,10 +16,10 @@ difference:
 * nobody traces anything the call would emit (``RELEVANT_KINDS``), no debugger watches
   device writes, no host syscall is being fault-injected (runtime/faults.py), the Shared
   Folders service is the one the VMMDev calls (no recording or replay front);
-* the device: HGCM enabled, the HGCM event already pending and not a legacy guest (so the
-  completion's event changes nothing), the guest-info gate open, the direct path on,
-  READ/WRITE not asynchronous, the heap budget and the client's call limit admit it, no
-  command pending at the request's address;
+* the device: HGCM enabled, the guest-info gate open, the direct path on, READ/WRITE not
+  asynchronous, the heap budget and the client's call limit admit it, no command pending at
+  the request's address (the completion's HGCM event is raised by Python, through a
+  callback, unless it is pending already and raising it would change nothing);
 * the CPU: not in an exact slice or on Unicorn's count, and the call's cycles do not reach
   the next deadline (the Python path then stops the run exactly there);
 * the call: an HGCMCall32/64 with the five parameters of the right types, a LinAddr buffer
