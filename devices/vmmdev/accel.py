@@ -35,6 +35,11 @@ time it runs.  An export carries the service's generation (``native_generation``
 the service bumps whenever a handle, mapping or client may have changed; an entry of an
 older generation is never used.
 
+Threads.  The hook does not take the service's lock (the GIL is not held while Unicorn
+runs): a host thread must not close the service (``close``, ``load_state``) while a guest
+runs.  Mapping changes from another thread are safe: they close no file, and the next
+call after the generation moved goes to Python.
+
 Refresh.  The mirrored device state (``rearm``) is recomputed whenever Python may have
 changed it: after every port access Python handled and at the start and end of every run
 (``Cpu.native_sync``).  What changes without a port access (an asynchronous completion, a

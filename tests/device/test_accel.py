@@ -302,6 +302,26 @@ def test_a_closed_handle_is_never_used_again(tmp_path: Path) -> None:
     assert statuses[True] == statuses[False] == [Status.VINF_SUCCESS, Status.VERR_INVALID_HANDLE]
 
 
+def test_a_disconnected_client_is_never_served_again(tmp_path: Path) -> None:
+    """READ (exported), READ (native), DISCONNECT, READ: the last one gets the device's
+    VERR_HGCM_INVALID_CLIENT_ID on both paths."""
+    statuses = {}
+
+    def scenario(state: Session) -> list[bytearray | int]:
+        return [state.call(READ, cb=10, buffer=linaddr(BUFFERS, 16)), 0, builder.disconnect(state.client),
+                state.call(READ, cb=10, buffer=linaddr(BUFFERS + 4096, 16))]
+
+    def run(state: Session) -> RunResult:
+        result = state.machine.run()
+        statuses[state.machine.accelerator is not None] = builder.rc_of(
+            state.machine.memory.read(REQUESTS + 3 * REQUEST_STRIDE, 64))
+        return result
+
+    mine, _ = both_ways(tmp_path, scenario, run=run)
+    assert mine.accelerated == 1
+    assert statuses[True] == statuses[False] == Status.VERR_HGCM_INVALID_CLIENT_ID
+
+
 def test_a_removed_share_stops_the_hook_at_once(tmp_path: Path) -> None:
     """The host unshares a folder between two runs: the handle's next READ fails in Python."""
     def scenario(state: Session) -> list[bytearray | int]:
