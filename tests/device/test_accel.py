@@ -45,6 +45,7 @@ from hgcmlab.machine.tracing import CallbackSink, ListSink
 from hgcmlab.runtime.faults import Fault, inject
 from hgcmlab.runtime.status import Status
 from hgcmlab.services.sharedfolders.abi import ShflCf, ShflFn
+from tests.device.test_direct_path import linaddr, pages
 
 pytestmark = pytest.mark.skipif(not accel.available(), reason=f"no native accelerator: {accel.unavailable_reason()}")
 
@@ -112,17 +113,6 @@ class Session:
             for parm in parms:
                 call.add(parm)
         return call.build()
-
-
-def linaddr(address: int, size: int, param_type: int = HgcmParmType.LinAddr) -> Callable[[builder.CallBuilder], object]:
-    return lambda call: call.add(builder.Param.linaddr(address, size, param_type))
-
-
-def pages(size: int, flags: int, first: int = BUFFERS, offset_first: int = 0,
-          listed: list[int] | None = None) -> Callable[[builder.CallBuilder], object]:
-    count = (offset_first + size + PAGE_SIZE - 1) // PAGE_SIZE
-    entries = listed if listed is not None else [first + index * PAGE_SIZE for index in range(count)]
-    return lambda call: call.add_page_list(size, entries, flags=flags, offset_first=offset_first)
 
 
 def session(folder: Path, *, native: bool, mode: int = 64, timing: HgcmTiming | None = None) -> Session:
@@ -267,7 +257,7 @@ def _python_only(state: Session) -> list[bytearray | int]:
         state.call(READ, cb=10, buffer=linaddr(BUFFERS, 16, HgcmParmType.LinAddr_In)),            # wrong direction
         state.call(WRITE, cb=10, buffer=linaddr(BUFFERS, 16, HgcmParmType.LinAddr_Out)),          # wrong direction
         state.call(READ, cb=10, buffer=linaddr(REQUESTS + 11 * REQUEST_STRIDE, 64)),              # overlaps itself
-        state.call(READ, cb=5000, buffer=pages(5000, FROM_HOST, listed=[BUFFERS, BUFFERS + 3 * PAGE_SIZE])),
+        state.call(READ, cb=5000, buffer=pages(5000, FROM_HOST, page_list=[BUFFERS, BUFFERS + 3 * PAGE_SIZE])),
         state.call(READ, cb=10, buffer=linaddr(RAM - 8, 16)),                                     # beyond RAM
         state.call(READ, parms=[builder.Param.u32(state.roots["s"]), builder.Param.u64(state.handles["f"]),
                                 builder.Param.u64(0), builder.Param.u32(1)]),                     # four parameters
