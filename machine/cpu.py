@@ -324,9 +324,10 @@ class Cpu:
         self._callback_error: BaseException | None = None
         self.instructions = 0      # exact count of completed instructions
         self.static_cycles = 0     # exact static cycles of completed instructions
-        #: Called after every port access Python handled and at the start and end of every
-        #: run, when a native OUT hook is installed (``install_native_out_hook``).
-        self._native_sync: Callable[[], None] | None = None
+        #: Called with the port after every port access Python handled, and with None at
+        #: the start and end of every run, when a native OUT hook is installed
+        #: (``install_native_out_hook``).
+        self._native_sync: Callable[[int | None], None] | None = None
         #: The binding's OUT hook handle (replaced by a native hook, if one is installed).
         self._out_hook: int | None = None
         #: The cycle of the next scheduled event, checked at block boundaries.
@@ -395,12 +396,12 @@ class Cpu:
         """True while runs go without Unicorn's instruction count (see the module doc)."""
         return not self._count_mode
 
-    def install_native_out_hook(self, hook: int, user_data: int, sync: Callable[[], None]) -> None:
+    def install_native_out_hook(self, hook: int, user_data: int, sync: Callable[[int | None], None]) -> None:
         """Replace the Python OUT hook by the native function at ``hook`` (Unicorn's OUT hook
         signature, called with ``user_data``), which passes what it does not handle itself
-        to ``python_out_hook``.  ``sync`` is called after every port access Python handled
-        and at the start and end of every run, so that the native hook's view of Python's
-        state can be refreshed."""
+        to ``python_out_hook``.  ``sync`` is called with the port after every port access
+        Python handled, and with None now and at the start and end of every run, so that the
+        native hook's view of Python's state can be refreshed."""
         if self._out_hook is not None:
             self._uc.hook_del(self._out_hook)
             self._hooks.remove(self._out_hook)
@@ -413,7 +414,7 @@ class Cpu:
             raise RuntimeError(f"Unicorn refused the native OUT hook (error {status})")
         self._c_hooks.append(handle)
         self._native_sync = sync
-        sync()
+        sync(None)
 
     @property
     def counters_address(self) -> int:
@@ -429,7 +430,7 @@ class Cpu:
             self.abort_run(error)
         sync = self._native_sync
         if sync is not None:
-            sync()
+            sync(port)
 
     @property
     def charged(self) -> int:
@@ -754,7 +755,7 @@ class Cpu:
         self._set_exact(exact)
         limit = self.instructions + count
         if self._native_sync is not None:
-            self._native_sync()
+            self._native_sync(None)
         try:
             while True:
                 if self._count_mode:
@@ -789,7 +790,7 @@ class Cpu:
             self._reentry = False
             self._update_slow()
             if self._native_sync is not None:
-                self._native_sync()
+                self._native_sync(None)
         uc_error = self._uc_error
         pc = self.pc
         if self._exception is not None:
@@ -1330,7 +1331,7 @@ class Cpu:
             self.abort_run(error)
             return (1 << (8 * size)) - 1
         if self._native_sync is not None:
-            self._native_sync()
+            self._native_sync(port)
         return value
 
     def _on_out(self, uc: unicorn.Uc, port: int, size: int, value: int, _user: object) -> None:

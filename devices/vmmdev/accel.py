@@ -73,6 +73,7 @@ from hgcmlab.devices.vmmdev.commands import COMMAND_HEAP_COST, HeapCategory
 from hgcmlab.devices.vmmdev.params import MAX_CALL_HEAP
 from hgcmlab.machine import fastblock
 from hgcmlab.machine.paging_regs import CR0_PG
+from hgcmlab.machine.portbus import PORT_SPACE_SIZE
 from hgcmlab.runtime import fs
 from hgcmlab.runtime.status import Status
 from hgcmlab.services.sharedfolders.abi import SHFL_CPARMS, SHFL_HANDLE_NIL, SHFL_HANDLE_ROOT, ShflFn
@@ -317,6 +318,8 @@ class Accelerator:
         self.state.cpu = cpu.counters_address
         self.state.reg_read = ctypes.cast(uclib.uc_reg_read, ctypes.c_void_p).value or 0
         self._folded = (0, 0)
+        self._port_generation: int | None = None
+        self._device_ports: frozenset[int] = frozenset()
         self._next_slot = 0
         self._pending_seen: tuple[int, ...] | None = None
         self._fallback = _OUT_HOOK(cpu.python_out_hook)
@@ -326,14 +329,23 @@ class Accelerator:
         device.native_unfolded = self.unfolded
         hook = ctypes.cast(library.hgcmlab_accel_out, ctypes.c_void_p).value or 0
         cpu.install_native_out_hook(hook, ctypes.addressof(self.state), self.sync)
+        tracer.add_change_listener(lambda: self.sync(None))
 
     # --- the mirror ----------------------------------------------------------------------
 
-    def sync(self) -> None:
+    def sync(self, port: int | None) -> None:
         """Fold the calls the hook took into the device's counts, export a missed handle and
-        recompute the mirror (``Cpu.native_sync``: Python may have changed anything)."""
-        self.fold()
+        recompute the mirror: with None (a run starts or ends, the trace sinks changed), or
+        after a Python access to ``port`` when that is one of the VMMDev's or the ports moved
+        (the accesses that can change the device's state or where its ports are; a
+        handle's export checks its own validity, the deadline is read live)."""
+        if self._port_generation != self._bus.generation:
+            self._locate_ports()
+        elif port is not None and port not in self._device_ports:
+            return
         state = self.state
+        if state.reads + state.writes != sum(self._folded):
+            self.fold()
         if state.miss_valid:
             state.miss_valid = 0
             self._export(state.miss_client, state.miss_root, state.miss_handle)
@@ -359,12 +371,8 @@ class Accelerator:
     def _mirror(self) -> None:
         device, state = self._device, self.state
         state.event_pending = int(self._event_pending())
-        port = self._bus.base_of(device, "request")
-        if port is None:
-            state.armed = 0
-            return
         timing = device.config.timing
-        state.port, state.port_cycles = port, device.config.request_port_cycles
+        state.port_cycles = device.config.request_port_cycles
         state.read_cycles = timing.cost(_READ, 0, self._service.function_cycles(_READ))
         state.write_cycles = timing.cost(_WRITE, 0, self._service.function_cycles(_WRITE))
         state.byte_cycles = timing.byte_cycles
@@ -381,6 +389,14 @@ class Accelerator:
             for index in range(min(state.handle_count, MAX_HANDLES)):
                 entry = state.handles[index]
                 entry.admitted = int(self._admitted(entry.client))
+
+    def _locate_ports(self) -> None:
+        """Where the VMMDev's ports are (they move only with a claim: a BAR write)."""
+        bus, device = self._bus, self._device
+        port = bus.base_of(device, "request")
+        self._port_generation = bus.generation
+        self._device_ports = frozenset(bus.ports_of(device))
+        self.state.port = PORT_SPACE_SIZE if port is None else port   # beyond every port: never matches
 
     def _event_pending(self) -> bool:
         """Whether raising the HGCM event now would change nothing (VMMDevNotifyGuest on a

@@ -547,3 +547,31 @@ def test_bundled_drivers_run_identically(tmp_path: Path, program: str, defines: 
         machine.close()
     assert seen[0][:2] == (RunEnd.EXIT, 0)
     assert seen[0] == seen[1]
+
+
+def test_a_sink_added_during_the_run_sees_every_later_call(tmp_path: Path) -> None:
+    """A sink added by a callback in the middle of a run (here on the guest's third `out` to
+    an unclaimed port) turns the hook off at once: every later call is traced, identically
+    on both machines."""
+    guest = GUEST.replace("    add esi, 4\n    dec ecx", "    out 0x80, al\n    add esi, 4\n    dec ecx")
+    traces: dict[bool, ListSink] = {}
+
+    def prepare(state: Session) -> None:
+        machine = state.machine
+        machine.load(assemble(guest, mode=64))
+        late = ListSink()
+        traces[machine.accelerator is not None] = late
+        seen = []
+
+        def on_unclaimed(_event: object) -> None:
+            seen.append(_event)
+            if len(seen) == 3:
+                machine.tracer.add_sink(late)
+
+        machine.tracer.add_sink(CallbackSink({"port_unclaimed"}, on_unclaimed))
+
+    mine, _ = both_ways(tmp_path, _reads_and_writes, prepare=prepare)
+    assert 0 < mine.accelerated < 12   # the second and third READ went native, nothing after
+    mine_events = [event.to_json() for event in traces[True].events]
+    assert mine_events == [event.to_json() for event in traces[False].events]
+    assert sum('"hgcm_call"' in line for line in mine_events) == 11
