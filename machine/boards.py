@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hgcmlab.devices.vmmdev import accel
 from hgcmlab.devices.vmmdev.abi import VMMDEV_DEFAULT_PORT_BASE, VMMDEV_PCI_DEVICE
 from hgcmlab.devices.vmmdev.commands import DEFAULT_HEAP_BUDGET
 from hgcmlab.devices.vmmdev.config import CYCLES_PER_MILLISECOND, HgcmTiming, VMMDevConfig
@@ -80,6 +81,10 @@ class VBoxMachine(Machine):
         self.vmmdev.register_service(self.guest_properties)
         self.add_device(self.vmmdev, base=vmmdev_port)
         self.add_pci(self.vmmdev, VMMDEV_PCI_DEVICE)
+        #: The native READ/WRITE path (devices/vmmdev/accel.py), None when it is off or
+        #: unavailable, or when a front stands between the VMMDev and Shared Folders.
+        self.accelerator = (accel.attach(self.cpu, self.bus, self.tracer, self.vmmdev, self.shared_folders)
+                            if hgcm_front is None else None)
         costs = core.get("costs")
         self.board_config = {
             "board": "vbox", "mode": mode, "ram_size": ram_size, "vmmdev_port": vmmdev_port,

@@ -153,6 +153,9 @@ def _add_machine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--async-hgcm", action="store_true",
                         help="complete every HGCM command asynchronously, after its cost in cycles "
                              "(the guest sees VINF_HGCM_ASYNC_EXECUTE and waits for DONE)")
+    parser.add_argument("--no-native", action="store_true",
+                        help="complete every HGCM call in Python, without the native accelerator "
+                             "(identical results, slower; HGCMLAB_NATIVE=0 does the same everywhere)")
     parser.add_argument("--reproducible", action="store_true",
                         help="shares show the guest no host-dependent file times, inode/device "
                              "numbers, owners, directory sizes or volume figures, so two runs give "

@@ -77,7 +77,8 @@ def vmmdev_config(args: argparse.Namespace) -> VMMDevConfig:
         timing = dataclasses.replace(timing, call_cycles=cycles, declared_costs=False)
     if getattr(args, "async_hgcm", False):
         timing = dataclasses.replace(timing, force_async=True)
-    return VMMDevConfig(require_guest_info=getattr(args, "strict_guest_info", False), timing=timing)
+    return VMMDevConfig(require_guest_info=getattr(args, "strict_guest_info", False), timing=timing,
+                        native=not getattr(args, "no_native", False))
 
 
 class OutputRefused(SinkError):

@@ -318,13 +318,19 @@ class Cpu:
         self._state.table = ctypes.addressof(self._table)
         self._state.mask = fastblock.TABLE_SIZE - 1
         self._state.limit = _NO_LIMIT
+        self._state.deadline = fastblock.NO_DEADLINE
+        self._state.inexact = int(not count_free)
         self._block_list: list[_Block] = []
         self._previous_block: _Block | None = None
         self._callback_error: BaseException | None = None
         self.instructions = 0      # exact count of completed instructions
         self.static_cycles = 0     # exact static cycles of completed instructions
-        #: Cycles charged outside instruction costs (device and service costs, idle time).
-        self.charged = 0
+        #: Called with the port after every port access Python handled, and with None at
+        #: the start and end of every run, when a native OUT hook is installed
+        #: (``install_native_out_hook``).
+        self._native_sync: Callable[[int | None], None] | None = None
+        #: The binding's OUT hook handle (replaced by a native hook, if one is installed).
+        self._out_hook: int | None = None
         #: The cycle of the next scheduled event, checked at block boundaries.
         self._deadline: int | None = None
         self._irq_asserted = False
@@ -375,6 +381,7 @@ class Cpu:
         self._install_block_hook(fast_blocks)
         self._hook(unicorn.UC_HOOK_INSN, self._on_in, None, 1, 0, ux.UC_X86_INS_IN)
         self._hook(unicorn.UC_HOOK_INSN, self._on_out, None, 1, 0, ux.UC_X86_INS_OUT)
+        self._out_hook = self._hooks[-1]
         self._hook(unicorn.UC_HOOK_INTR, self._on_interrupt)
         self._hook(unicorn.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         self._install_rdtsc_hook()
@@ -389,6 +396,51 @@ class Cpu:
     def count_free(self) -> bool:
         """True while runs go without Unicorn's instruction count (see the module doc)."""
         return not self._count_mode
+
+    def install_native_out_hook(self, hook: int, user_data: int, sync: Callable[[int | None], None]) -> None:
+        """Replace the Python OUT hook by the native function at ``hook`` (Unicorn's OUT hook
+        signature, called with ``user_data``), which passes what it does not handle itself
+        to ``python_out_hook``.  ``sync`` is called with the port after every port access
+        Python handled, and with None now and at the start and end of every run, so that the
+        native hook's view of Python's state can be refreshed."""
+        if self._out_hook is not None:
+            self._uc.hook_del(self._out_hook)
+            self._hooks.remove(self._out_hook)
+            self._out_hook = None
+        handle = ctypes.c_size_t()
+        status = _uc_binding.uclib.uc_hook_add(
+            self._uc._uch, ctypes.byref(handle), unicorn.UC_HOOK_INSN, ctypes.c_void_p(hook),
+            ctypes.c_void_p(user_data), ctypes.c_uint64(1), ctypes.c_uint64(0), ctypes.c_int(ux.UC_X86_INS_OUT))
+        if status != unicorn.UC_ERR_OK:
+            raise RuntimeError(f"Unicorn refused the native OUT hook (error {status})")
+        self._c_hooks.append(handle)
+        self._native_sync = sync
+        sync(None)
+
+    @property
+    def counters_address(self) -> int:
+        """Address of the counters native hooks share (``fastblock.State``)."""
+        return ctypes.addressof(self._state)
+
+    def python_out_hook(self, _uc: int, port: int, size: int, value: int, _user: int) -> None:
+        """The Python OUT path as a C callback for a native OUT hook: an exception ends the
+        run and is raised by ``run``, as with the binding's hook."""
+        try:
+            self._port_write(port, size, value)
+        except BaseException as error:  # noqa: BLE001 - re-raised after emu_start
+            self.abort_run(error)
+        sync = self._native_sync
+        if sync is not None:
+            sync(port)
+
+    @property
+    def charged(self) -> int:
+        """Cycles charged outside instruction costs (device and service costs, idle time)."""
+        return self._state.charged
+
+    @charged.setter
+    def charged(self, value: int) -> None:
+        self._state.charged = value
 
     def _add_code_hook(self, callback: int, address: int) -> ctypes.c_size_t:
         """A native code hook on the one instruction at ``address``."""
@@ -482,6 +534,7 @@ class Cpu:
     @deadline.setter
     def deadline(self, value: int | None) -> None:
         self._deadline = value
+        self._state.deadline = fastblock.NO_DEADLINE if value is None else value
         self._update_slow()
 
     @property
@@ -497,6 +550,7 @@ class Cpu:
 
     def _set_exact(self, value: bool) -> None:
         self._exact = value
+        self._state.inexact = int(value or self._count_mode)
         self._update_slow()
 
     def _set_limit(self, limit: int) -> None:
@@ -705,6 +759,8 @@ class Cpu:
         self._uc_error = None
         self._set_exact(exact)
         limit = self.instructions + count
+        if self._native_sync is not None:
+            self._native_sync(None)
         try:
             while True:
                 if self._count_mode:
@@ -738,6 +794,8 @@ class Cpu:
             self._set_limit(_NO_LIMIT)
             self._reentry = False
             self._update_slow()
+            if self._native_sync is not None:
+                self._native_sync(None)
         uc_error = self._uc_error
         pc = self.pc
         if self._exception is not None:
@@ -790,6 +848,7 @@ class Cpu:
             new = [address for address in block.io_follow if address not in self._io_hooked]
             if len(self._io_hooked) + len(new) > MAX_IO_STOP_HOOKS:
                 self._count_mode = True
+                self._state.inexact = 1
                 # Blocks translated without the count's hook would not be counted by it.
                 self._uc.ctl_flush_tb()
                 break
@@ -1272,10 +1331,13 @@ class Cpu:
         # The binding cannot turn an exception into the hook's integer result (it reports it
         # as unraisable and the guest reads garbage): keep it and re-raise after emu_start.
         try:
-            return self._port_read(port, size)
+            value = self._port_read(port, size)
         except BaseException as error:  # noqa: BLE001 - re-raised after emu_start
             self.abort_run(error)
             return (1 << (8 * size)) - 1
+        if self._native_sync is not None:
+            self._native_sync(port)
+        return value
 
     def _on_out(self, uc: unicorn.Uc, port: int, size: int, value: int, _user: object) -> None:
         self._port_write(port, size, value)

@@ -68,7 +68,15 @@ class State(ctypes.Structure):
         ("irq_watch", ctypes.c_uint64),      # +72 non-zero: blocks that may set IF go to Python
         ("limit", ctypes.c_uint64),          # +80 a block that would take ``instructions``
                                              #     past this goes to Python (the budget)
+        # Read and written by native port hooks (devices/vmmdev/accel.py), not by the code below:
+        ("charged", ctypes.c_uint64),        # +88 cycles charged outside instruction costs
+        ("deadline", ctypes.c_uint64),       # +96 the next scheduled event's cycle (NO_DEADLINE: none)
+        ("inexact", ctypes.c_uint64),        # +104 non-zero in exact slices and on Unicorn's count
     ]
+
+
+#: ``State.deadline`` when no event is scheduled.
+NO_DEADLINE = 0xFFFFFFFFFFFFFFFF
 
 
 assert ctypes.sizeof(Entry) == 32

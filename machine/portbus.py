@@ -46,6 +46,8 @@ class PortBus:
         self._tracer = tracer
         self._charge = charge
         self._claims: dict[int, _Claim] = {}
+        #: Changes whenever a claim is made or released (so a placement can be cached).
+        self.generation = 0
 
     def claim(self, device: Device, port_range: PortRange, base: int) -> None:
         """Give ``device`` the ports ``base .. base + length - 1`` for ``port_range``."""
@@ -73,6 +75,7 @@ class PortBus:
             claim = _Claim(device, port_range, base)
             for port in range(base, base + port_range.length):
                 self._claims[port] = claim
+        self.generation += 1
 
     def free_base(self, ranges: list[PortRange], start: int = PLUGIN_PORT_START) -> int:
         """The lowest base at or above ``start`` (aligned to the block size rounded up to a
@@ -96,6 +99,7 @@ class PortBus:
         for port in [p for p, c in self._claims.items()
                      if c.device is device and c.port_range.name == range_name]:
             del self._claims[port]
+        self.generation += 1
 
     def base_of(self, device: Device, range_name: str) -> int | None:
         """Where ``device``'s range ``range_name`` currently starts."""
@@ -103,6 +107,10 @@ class PortBus:
             if claim.device is device and claim.port_range.name == range_name:
                 return claim.base
         return None
+
+    def ports_of(self, device: Device) -> list[int]:
+        """Every port ``device`` claims now, ascending."""
+        return sorted(port for port, claim in self._claims.items() if claim.device is device)
 
     def placements(self) -> list[list[object]]:
         """Every claim as [device name, range name, base], sorted (a snapshot's port map)."""

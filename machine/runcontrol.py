@@ -124,9 +124,8 @@ def run_supervised(machine: Machine, budgets: Budgets, progress: ProgressLine | 
     pauses the run there (``RunEnd.PAUSED``), as ``Machine.run`` does."""
     # The call count comes from the device: a trace sink here would make every run build
     # and stamp events nobody asked for.
-    counts = machine.vmmdev.counts
     with RunSupervisor(machine, max_seconds=budgets.seconds, progress=progress,
-                       hgcm_calls=lambda: counts.total_calls):
+                       hgcm_calls=machine.vmmdev.calls_so_far):
         return machine.run(budgets.instructions, cycle_budget=budgets.cycles, until_cycle=until_cycle)
 
 

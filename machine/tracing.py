@@ -114,6 +114,8 @@ class Tracer:
         self._transforms: list[Callable[[TraceEvent], TraceEvent]] = []
         #: Kinds at least one sink declared; None when some sink takes every kind.
         self._wanted: frozenset[str] | None = frozenset()
+        #: Called after every change of the sinks (``add_change_listener``).
+        self._change_listeners: list[Callable[[], None]] = []
         if self.strict_default if strict is None else strict:
             # An instance attribute, so the production ``emit`` carries no strictness test.
             self.emit = self._emit_strict  # type: ignore[method-assign]
@@ -139,14 +141,23 @@ class Tracer:
                 return
         raise ValueError("sink is not attached")
 
+    def add_change_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every ``add_sink``/``remove_sink`` (something that
+        decided not to build events may have to decide again)."""
+        self._change_listeners.append(listener)
+
     def _update_wanted(self) -> None:
+        self._wanted = self._wanted_by_sinks()
+        for listener in self._change_listeners:
+            listener()
+
+    def _wanted_by_sinks(self) -> frozenset[str] | None:
         wanted: set[str] = set()
         for _sink, kinds in self._sinks:
             if kinds is None:
-                self._wanted = None
-                return
+                return None
             wanted |= kinds
-        self._wanted = frozenset(wanted)
+        return frozenset(wanted)
 
     def add_transform(self, transform: Callable[[TraceEvent], TraceEvent]) -> None:
         """Pass every future event through ``transform`` (in the order added) before the
@@ -161,6 +172,11 @@ class Tracer:
     def enabled(self) -> bool:
         """True when at least one sink listens (to any kind)."""
         return bool(self._sinks)
+
+    @property
+    def wanted_kinds(self) -> frozenset[str] | None:
+        """The kinds some sink wants; None when some sink takes every kind."""
+        return self._wanted
 
     def wants(self, kind: str) -> bool:
         """Whether some sink would receive an event of ``kind``."""

@@ -87,12 +87,12 @@ class _Syscalls:
 
 _sys = _Syscalls()
 #: Retries of an I/O syscall that reported EINTR (Python retries real ones itself, PEP 475).
-_EINTR_RETRIES = 16
+EINTR_RETRIES = 16
 
 
 def _io(call: Callable[..., Any], *args: Any) -> Any:
     """Run an I/O syscall, retrying EINTR a bounded number of times."""
-    for _ in range(_EINTR_RETRIES):
+    for _ in range(EINTR_RETRIES):
         try:
             return call(*args)
         except InterruptedError:

@@ -73,3 +73,6 @@ class VMMDevConfig:
     #: of guest memory when the guest cannot tell the difference (devices/vmmdev/direct.py):
     #: a speed-up only; False makes every call take the bounce-buffer path (to compare).
     direct_buffers: bool = True
+    #: Complete Shared Folders READ/WRITE calls in the native accelerator when it is
+    #: available (devices/vmmdev/accel.py): a speed-up only; False keeps every call in Python.
+    native: bool = True

@@ -141,9 +141,9 @@ class HgcmCounts:
     #: Sum of ``calls`` (read by the progress display's thread without iterating).
     total_calls: int = 0
 
-    def count_call(self, function_name: str) -> None:
-        self.calls[function_name] += 1
-        self.total_calls += 1
+    def count_call(self, function_name: str, times: int = 1) -> None:
+        self.calls[function_name] += times
+        self.total_calls += times
 
 
 @dataclass
@@ -206,6 +206,8 @@ class VMMDevDevice:
         #: benchmarks; every other call went through bounce buffers.
         self.direct_calls = 0
         self.counts = HgcmCounts()
+        #: Calls the native accelerator took that ``counts`` does not hold yet (it sets this).
+        self.native_unfolded: Callable[[], int] = lambda: 0
         self.events = EventState(self._set_line, self._trace)
         self.commands = CommandQueue(lambda: self._physical, lambda: self._context.clock if self._context else None,
                                      self.config.timing, lambda: self.events.notify(VMMDEV_EVENT_HGCM), self._trace,
@@ -331,6 +333,24 @@ class VMMDevDevice:
 
     def io_write(self, range_name: str, offset: int, size: int, value: int) -> None:
         self.handle_request(value)
+
+    def calls_so_far(self) -> int:
+        """Every HGCM call so far, the native accelerator's not yet in ``counts`` included
+        (it only reads: safe from another thread while the guest runs)."""
+        return self.counts.total_calls + self.native_unfolded()
+
+    def count_native_calls(self, service: HgcmService, calls: dict[int, int]) -> None:
+        """Count calls of ``service`` the native accelerator completed
+        (devices/vmmdev/accel.py), by function number, as the direct path counts its own."""
+        for function, times in calls.items():
+            if times:
+                self.direct_calls += times
+                self.counts.count_call(service.function_name(function), times)
+
+    @property
+    def attached_memory(self) -> GuestMemory:
+        """Guest RAM as the machine attached it."""
+        return self._memory
 
     @property
     def _memory(self) -> GuestMemory:

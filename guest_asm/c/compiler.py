@@ -112,7 +112,7 @@ def find_compiler() -> str:
 
 
 @cache
-def _compiler_identity(compiler: str) -> str:
+def compiler_identity(compiler: str) -> str:
     """The compiler's path and first ``--version`` line (part of every cache key)."""
     result = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=False,
                             timeout=COMPILE_TIMEOUT)
@@ -165,7 +165,7 @@ def _cache_key(compiler: str, flags: list[str], source: Path) -> str:
     if preprocessed.returncode != 0:
         raise _failure(source, preprocessed, "compilation")
     digest = hashlib.sha256()
-    for part in (_compiler_identity(compiler), "\0".join(flags), preprocessed.stdout):
+    for part in (compiler_identity(compiler), "\0".join(flags), preprocessed.stdout):
         digest.update(part.encode("utf-8", "surrogateescape") + b"\0\0")
     for path in _kit_files():
         digest.update(str(path.relative_to(KIT_DIR)).encode() + b"\0" + path.read_bytes() + b"\0\0")

@@ -21,23 +21,29 @@ close can never interleave (docs/security.md, R05).
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Mapping as AbcMapping
 
-from hgcmlab.runtime.fs import HostRoot
+from hgcmlab.runtime.fs import HostFile, HostRoot
 from hgcmlab.runtime.status import Status
 from hgcmlab.services.framework import TableService
 from hgcmlab.services.hgcm import HgcmCall, _AsyncMarker
 from hgcmlab.services.sharedfolders import saved_state
-from hgcmlab.services.sharedfolders.abi import SERVICE_NAME
+from hgcmlab.services.sharedfolders.abi import SERVICE_NAME, ShflFn
 from hgcmlab.services.sharedfolders.context import ClientState
 from hgcmlab.services.sharedfolders.functions import FUNCTIONS
-from hgcmlab.services.sharedfolders.handles import HandleTable
+from hgcmlab.services.sharedfolders.handles import HandleKind, HandleTable
 from hgcmlab.services.sharedfolders.mappings import Mapping, MappingTable, SymlinkPolicy
 from hgcmlab.services.sharedfolders.reproducible import Reproducible
 from hgcmlab.services.sharedfolders.state import MAX_HANDLES_PER_CLIENT, ShflState
 
 __all__ = ["MAX_HANDLES_PER_CLIENT", "SharedFoldersService"]
+
+#: Functions that never open, close or re-point a handle, a mapping or a client (the rest
+#: bump ``native_generation``).
+_NO_HANDLE_CHANGE = frozenset(int(fn) for fn in (ShflFn.READ, ShflFn.WRITE, ShflFn.INFORMATION, ShflFn.FLUSH,
+                                                 ShflFn.LOCK))
 
 
 class SharedFoldersService(TableService):
@@ -59,6 +65,28 @@ class SharedFoldersService(TableService):
         self.state = ShflState(use_openat2=use_openat2, root_factory=factory)
         self.table.on_change.append(self._mappings_changed)
         self.lock = threading.RLock()
+        #: Bumped whenever a handle, mapping or client may have changed: the native
+        #: accelerator (devices/vmmdev/accel.py) uses a handle it was given
+        #: (``native_handle``) only while this has the value it had then.
+        self.native_generation = ctypes.c_uint64(1)
+
+    def _changed(self) -> None:
+        self.native_generation.value += 1
+
+    def native_handle(self, client_id: int, root: int, value: int) -> tuple[int, bool] | None:
+        """(host fd, writable share) of file handle ``value`` that client ``client_id``
+        opened under ``root``, when READ and WRITE on it need nothing but a positional
+        system call on that fd; else None.  Valid until ``native_generation`` changes."""
+        with self.lock:
+            client = self.clients.get(client_id)
+            handle = self.handles.lookup(value, client_id)
+            if client is None or handle is None or handle.kind is not HandleKind.FILE or handle.root != root:
+                return None
+            mapping = self.table.get(root)
+            host = handle.obj
+            if mapping is not handle.mapping or mapping.placeholder or not isinstance(host, HostFile) or host.append:
+                return None
+            return host.fd, bool(mapping.writable)
 
     @property
     def table(self) -> MappingTable:
@@ -96,6 +124,7 @@ class SharedFoldersService(TableService):
         if not name or "\0" in name:
             return Status.VERR_INVALID_PARAMETER
         with self.lock:
+            self._changed()
             return self.table.add(name, host_path, writable=writable, auto_mount=auto_mount,
                                   create_symlinks=create_symlinks, auto_mount_point=auto_mount_point,
                                   symlink_policy=symlink_policy)
@@ -104,6 +133,7 @@ class SharedFoldersService(TableService):
         """Unshare ``name`` (SHFL_FN_REMOVE_MAPPING); VINF_PERMISSION_DENIED when still
         mapped by a guest (it stays as a placeholder), VERR_FILE_NOT_FOUND when unknown."""
         with self.lock:
+            self._changed()
             return self.table.remove(name)
 
     @property
@@ -114,6 +144,7 @@ class SharedFoldersService(TableService):
     def close(self) -> None:
         """Unload: disconnect every client and release every host fd."""
         with self.lock:
+            self._changed()
             for client_id in list(self.clients):
                 self.disconnect(client_id)
             self.table.close()
@@ -127,6 +158,7 @@ class SharedFoldersService(TableService):
         """Replace this service's state with a saved one, re-opening every handle beneath
         its share; one line per problem (saved_state.py).  ValueError for malformed state."""
         with self.lock:
+            self._changed()
             return saved_state.load(self, state, pending)
 
     # --- HGCM entry points ------------------------------------------------------------
@@ -140,6 +172,7 @@ class SharedFoldersService(TableService):
     def disconnect(self, client_id: int) -> None:
         """Cancel the client's waits, close its handles and unmap its roots."""
         with self.lock:
+            self._changed()
             self._disconnect(client_id)
 
     def _disconnect(self, client_id: int) -> None:
@@ -160,6 +193,8 @@ class SharedFoldersService(TableService):
     def call(self, call: HgcmCall) -> int | _AsyncMarker:
         """Validate and run one guest call (under the lock); its status or ASYNC."""
         with self.lock:
+            if call.function not in _NO_HANDLE_CHANGE:
+                self._changed()
             return super().call(call)
 
     def cancel(self, call: HgcmCall) -> None:

@@ -1,0 +1,466 @@
+"""The native HGCM accelerator: Shared Folders READ and WRITE without entering Python.
+
+An optional speed-up (issue 15).  ``native/hgcm_accel.c`` is a Unicorn OUT hook: for an
+``out`` of a request address to the VMMDev request port it completes a Shared Folders READ
+or WRITE itself (one ``pread``/``pwrite`` between the host file and guest RAM, the changed
+parameters, ``result`` and DONE written back, the port's and the call's cycles charged), and
+hands every other port access, every other request and every call it does not model to the
+CPU's Python OUT hook, unchanged.  Guests, traces and counts cannot tell which path ran:
+cycle counts, instruction counts, guest memory, host files and the run summary are
+identical (tests/device/test_accel.py runs the same guests both ways and compares).
+
+When it takes a call.  Exactly when the Python direct path (device.py: ``_direct_call``)
+would take it and complete it successfully inside the ``out``, and nobody could observe the
+difference:
+
+* nobody traces anything the call would emit (``RELEVANT_KINDS``), no debugger watches
+  device writes, no host syscall is being fault-injected (runtime/faults.py), the Shared
+  Folders service is the one the VMMDev calls (no recording or replay front);
+* the device: HGCM enabled, the guest-info gate open, the direct path on, READ/WRITE not
+  asynchronous, the heap budget and the client's call limit admit it, no command pending at
+  the request's address (the completion's HGCM event is raised by Python, through a
+  callback, unless it is pending already and raising it would change nothing);
+* the CPU: not in an exact slice or on Unicorn's count, and the call's cycles do not reach
+  the next deadline (the Python path then stops the run exactly there);
+* the call: an HGCMCall32/64 with the five parameters of the right types, a LinAddr buffer
+  of an unpaged guest or a page list of consecutive pages (``direct.plan``'s rules), a handle
+  this client opened under this root and that the service exported (below), cb within the
+  buffer and above zero, and the host system call succeeding.  A failing ``pread``, or a
+  ``pwrite`` that wrote nothing, changes nothing: Python takes the call and reports the
+  status.
+
+Handles.  The accelerator knows only handles the service exported to it: on a miss the hook
+records (client, root, handle) and Python asks the service (``native_handle``) the next
+time it runs.  An export carries the service's generation (``native_generation``), which
+the service bumps whenever a handle, mapping or client may have changed; an entry of an
+older generation is never used.
+
+Threads.  The hook does not take the service's lock (the GIL is not held while Unicorn
+runs): a host thread must not close the service (``close``, ``load_state``) while a guest
+runs.  Mapping changes from another thread are safe: they close no file, and the next
+call after the generation moved goes to Python.
+
+Refresh.  The mirrored device state (``rearm``) is recomputed whenever Python may have
+changed it: after every port access Python handled and at the start and end of every run
+(``Cpu.native_sync``).  What changes without a port access (an asynchronous completion, a
+timer) can only make the mirror more cautious than the truth (a command no longer pending,
+a newly pending event), never less.
+
+Building.  The C source is compiled once per content with the system's C compiler
+(``guest_asm/c/compiler.find_compiler``: ``$HGCMLAB_CC``, gcc, clang) into the cache
+directory, with a generated prelude of every ABI constant and struct layout it uses, taken
+from the ctypes declarations.  Without a compiler, on a host other than x86-64 Linux, or with
+``HGCMLAB_NATIVE=0`` in the environment, ``available()`` is False and the pure Python path
+runs alone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from unicorn import x86_const as ux
+from unicorn.unicorn_py3.unicorn import uclib
+
+from hgcmlab.devices.vmmdev import abi
+from hgcmlab.devices.vmmdev.commands import COMMAND_HEAP_COST, HeapCategory
+from hgcmlab.devices.vmmdev.params import MAX_CALL_HEAP
+from hgcmlab.machine import fastblock
+from hgcmlab.machine.paging_regs import CR0_PG
+from hgcmlab.machine.portbus import PORT_SPACE_SIZE
+from hgcmlab.runtime import fs
+from hgcmlab.runtime.status import Status
+from hgcmlab.services.sharedfolders.abi import SHFL_CPARMS, SHFL_HANDLE_NIL, SHFL_HANDLE_ROOT, ShflFn
+
+if TYPE_CHECKING:
+    from hgcmlab.devices.vmmdev.device import VMMDevDevice
+    from hgcmlab.machine.cpu import Cpu
+    from hgcmlab.machine.portbus import PortBus
+    from hgcmlab.machine.tracing import Tracer
+    from hgcmlab.services.sharedfolders.service import SharedFoldersService
+
+SOURCE = Path(__file__).with_name("native") / "hgcm_accel.c"
+#: The environment switch: "0" turns the accelerator off everywhere.
+ENVIRONMENT = "HGCMLAB_NATIVE"
+#: Event kinds the Python path of an accelerated call would emit: while anyone wants one of
+#: them, every call goes through Python.
+RELEVANT_KINDS = frozenset({"port_io", "charge", "vmmdev_request", "vmmdev_event", "hgcm_call", "hgcm_complete",
+                            "hgcm_service_error", "linaddr_translation", "hgcm_rejected"})
+MAX_PENDING = 16
+MAX_HANDLES = 32
+_READ, _WRITE = int(ShflFn.READ), int(ShflFn.WRITE)
+_OUT_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p)
+_NOTIFY = ctypes.CFUNCTYPE(None)
+
+
+class AccelHandle(ctypes.Structure):
+    """One exported handle (``struct accel_handle``)."""
+
+    _fields_ = [
+        ("client", ctypes.c_uint32),
+        ("root", ctypes.c_uint32),
+        ("handle", ctypes.c_uint64),
+        ("generation", ctypes.c_uint64),
+        ("fd", ctypes.c_int32),
+        ("writable", ctypes.c_uint32),
+        ("admitted", ctypes.c_uint32),   # the client's call limit admits one more call
+        ("reserved", ctypes.c_uint32),
+    ]
+
+
+class AccelState(ctypes.Structure):
+    """What the hook reads and counts (``struct accel``): the mirror ``rearm`` keeps."""
+
+    _fields_ = [
+        ("armed", ctypes.c_uint64),
+        ("ram", ctypes.c_uint64),
+        ("ram_size", ctypes.c_uint64),
+        ("cpu", ctypes.c_uint64),           # the CPU's fastblock.State
+        ("fallback", ctypes.c_uint64),      # the Python OUT hook (a C function pointer)
+        ("reg_read", ctypes.c_uint64),      # uc_reg_read
+        ("notify", ctypes.c_uint64),        # raises the HGCM event in Python (a C function pointer)
+        ("generation", ctypes.c_uint64),    # address of the service's generation counter
+        ("port", ctypes.c_uint64),
+        ("port_cycles", ctypes.c_uint64),
+        ("read_cycles", ctypes.c_uint64),
+        ("write_cycles", ctypes.c_uint64),
+        ("byte_cycles", ctypes.c_uint64),
+        ("heap_available", ctypes.c_int64 * len(HeapCategory)),
+        ("requestor_info", ctypes.c_uint32),
+        ("event_pending", ctypes.c_uint32),  # the HGCM event is pending: raising it changes nothing
+        ("pending_count", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+        ("pending", ctypes.c_uint32 * MAX_PENDING),
+        ("handle_count", ctypes.c_uint32),
+        ("miss_valid", ctypes.c_uint32),
+        ("miss_client", ctypes.c_uint32),
+        ("miss_root", ctypes.c_uint32),
+        ("miss_handle", ctypes.c_uint64),
+        ("handles", AccelHandle * MAX_HANDLES),
+        ("reads", ctypes.c_uint64),         # calls taken, monotonic
+        ("writes", ctypes.c_uint64),
+    ]
+
+
+_C_TYPES = {ctypes.c_uint64: "uint64_t", ctypes.c_int64: "int64_t", ctypes.c_uint32: "uint32_t",
+            ctypes.c_int32: "int32_t", AccelHandle: "struct accel_handle"}
+
+
+def _c_struct(name: str, layout: type[ctypes.Structure]) -> str:
+    """The C declaration of ``layout`` with a compile-time check of every offset."""
+    lines, checks = [f"struct {name} {{"], [f"_Static_assert(sizeof(struct {name}) == {ctypes.sizeof(layout)}, \"{name}\");"]
+    for field, kind in layout._fields_:
+        length = getattr(kind, "_length_", None)
+        element = kind._type_ if length is not None else kind
+        suffix = f"[{length}]" if length is not None else ""
+        lines.append(f"    {_C_TYPES[element]} {field}{suffix};")
+        checks.append(f"_Static_assert(offsetof(struct {name}, {field}) == {getattr(layout, field).offset}, "
+                      f"\"{name}.{field}\");")
+    return "\n".join([*lines, "};", *checks, ""])
+
+
+def prelude() -> str:
+    """The generated C text prepended to the source: constants and layouts, all from the
+    ABI and ctypes declarations."""
+    call32, call64 = int(abi.RequestType.HGCMCall32), int(abi.RequestType.HGCMCall64)
+    assert SHFL_CPARMS[ShflFn.READ] == SHFL_CPARMS[ShflFn.WRITE]
+    constants = {
+        "REQ_HEADER_SIZE": ctypes.sizeof(abi.RequestHeader),
+        "REQ_OFF_SIZE": abi.RequestHeader.size.offset,
+        "REQ_OFF_VERSION": abi.RequestHeader.version.offset,
+        "REQ_OFF_TYPE": abi.RequestHeader.requestType.offset,
+        "REQ_OFF_RC": abi.REQUEST_RC.offset,
+        "REQ_OFF_REQUESTOR": abi.REQUEST_REQUESTOR.offset,
+        "REQUEST_HEADER_VERSION": abi.VMMDEV_REQUEST_HEADER_VERSION,
+        "MAX_REQUEST_SIZE": abi.VMMDEV_MAX_VMMDEVREQ_SIZE,
+        "REQ_TYPE_CALL32": call32,
+        "REQ_TYPE_CALL64": call64,
+        "REQUESTOR_LEGACY": abi.VMMDEV_REQUESTOR_LEGACY,
+        "CALL_SIZE": ctypes.sizeof(abi.HgcmCall),
+        "CALL_OFF_CLIENT": abi.HgcmCall.u32ClientID.offset,
+        "CALL_OFF_FUNCTION": abi.HgcmCall.u32Function.offset,
+        "CALL_OFF_PARM_COUNT": abi.HgcmCall.cParms.offset,
+        "CALL_OFF_PARMS": abi.HGCM_CALL_OFF_PARMS,
+        "HGCM_OFF_FLAGS": abi.HGCM_FLAGS.offset,
+        "HGCM_OFF_RESULT": abi.HGCM_RESULT.offset,
+        "REQ_DONE": abi.VBOX_HGCM_REQ_DONE,
+        "PARM32_SIZE": abi.hgcm_parm_size(call32),
+        "PARM64_SIZE": abi.hgcm_parm_size(call64),
+        "PARM_OFF_TYPE": abi.HGCM_PARM_OFF_TYPE,
+        "PARM_OFF_VALUE": abi.HGCM_PARM_OFF_VALUE,
+        "PARM_OFF_ADDR": abi.HGCM_PARM_OFF_ADDR,
+        "PARM_BIT32": int(abi.HgcmParmType.Bit32),
+        "PARM_BIT64": int(abi.HgcmParmType.Bit64),
+        "PARM_LINADDR": int(abi.HgcmParmType.LinAddr),
+        "PARM_LINADDR_IN": int(abi.HgcmParmType.LinAddr_In),
+        "PARM_LINADDR_OUT": int(abi.HgcmParmType.LinAddr_Out),
+        "PARM_PAGE_LIST": int(abi.HgcmParmType.PageList),
+        "DIRECTION_TO_HOST": int(abi.HgcmParmDirection.TO_HOST),
+        "DIRECTION_FROM_HOST": int(abi.HgcmParmDirection.FROM_HOST),
+        "DIRECTION_BOTH": int(abi.HgcmParmDirection.BOTH),
+        "DIRECTION_MASK": abi.VBOX_HGCM_F_PARM_DIRECTION_MASK,
+        "MAX_HGCM_DATA_SIZE": abi.VMMDEV_MAX_HGCM_DATA_SIZE,
+        "PL_OFF_FLAGS": abi.HgcmPageListInfo.flags.offset,
+        "PL_OFF_FIRST_PAGE": abi.HgcmPageListInfo.offFirstPage.offset,
+        "PL_OFF_PAGE_COUNT": abi.HgcmPageListInfo.cPages.offset,
+        "PL_OFF_PAGES": abi.HGCM_PAGE_LIST_OFF_PAGES,
+        "PL_MIN_SIZE": abi.HGCM_PAGE_LIST_MIN_SIZE,
+        "PL_ENTRY_SIZE": ctypes.sizeof(abi.HgcmPageListEntry),
+        "GUEST_PAGE_SIZE": abi.PAGE_SIZE,
+        "STATUS_ASYNC_EXECUTE": int(Status.VINF_HGCM_ASYNC_EXECUTE),
+        "SHFL_FN_READ": _READ,
+        "SHFL_FN_WRITE": _WRITE,
+        "SHFL_TRANSFER_PARMS": SHFL_CPARMS[ShflFn.READ],
+        "SHFL_HANDLE_ROOT": SHFL_HANDLE_ROOT,
+        "SHFL_HANDLE_NIL": SHFL_HANDLE_NIL,
+        "MAX_CALL_HEAP": MAX_CALL_HEAP,
+        "COMMAND_HEAP_COST": COMMAND_HEAP_COST,
+        "MAX_PENDING": MAX_PENDING,
+        "MAX_HANDLES": MAX_HANDLES,
+        "REG_CR0": ux.UC_X86_REG_CR0,
+        "CR0_PAGING": CR0_PG,
+        "NO_DEADLINE": fastblock.NO_DEADLINE,
+        "EINTR_RETRIES": fs.EINTR_RETRIES,
+    }
+    lines = ["#include <stddef.h>", "#include <stdint.h>"]
+    lines += [f"#define {name} {value:#x}ULL" if value >= 0 else f"#define {name} ({value}LL)"
+              for name, value in constants.items()]
+    lines += [_c_struct("accel_handle", AccelHandle), _c_struct("accel", AccelState),
+              _c_struct("cpu_state", fastblock.State)]
+    return "\n".join(lines) + "\n#line 1 \"hgcm_accel.c\"\n"
+
+
+class NativeUnavailable(Exception):
+    """Why the accelerator cannot be used here (one line)."""
+
+
+def _cache_directory() -> Path:
+    from hgcmlab.guest_asm.c.compiler import cache_directory
+    return cache_directory() / "native"
+
+
+def build() -> Path:
+    """The shared library for this source and compiler, compiled unless cached;
+    ``NativeUnavailable`` when it cannot be."""
+    from hgcmlab.guest_asm.c.compiler import COMPILE_TIMEOUT, CompilerMissing, compiler_identity, find_compiler
+    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
+        raise NativeUnavailable(f"no native accelerator on {platform.system()}/{platform.machine()}")
+    try:
+        compiler = find_compiler()
+    except CompilerMissing as error:
+        raise NativeUnavailable(str(error)) from None
+    text = prelude() + SOURCE.read_text(encoding="utf-8")
+    flags = ["-O2", "-shared", "-fPIC", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-x", "c"]
+    digest = hashlib.sha256("\0".join([compiler_identity(compiler), *flags, text]).encode()).hexdigest()
+    directory = _cache_directory()
+    target = directory / f"hgcm_accel-{digest}.so"
+    if target.exists():
+        return target
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        temporary = directory / f".hgcm_accel-{digest}.{os.getpid()}.so"
+        result = subprocess.run([compiler, *flags, "-o", str(temporary), "-"], input=text, capture_output=True,
+                                text=True, check=False, timeout=COMPILE_TIMEOUT)
+        if result.returncode != 0:
+            temporary.unlink(missing_ok=True)
+            lines = result.stderr.strip().splitlines()
+            first = next((line for line in lines if "error" in line), lines[0] if lines else
+                         f"exit status {result.returncode}")
+            raise NativeUnavailable(f"the native accelerator did not compile: {first}")
+        os.replace(temporary, target)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise NativeUnavailable(f"the native accelerator could not be built: {error}") from None
+    return target
+
+
+@cache
+def _library() -> ctypes.CDLL | NativeUnavailable:
+    try:
+        return ctypes.CDLL(str(build()))
+    except NativeUnavailable as error:
+        return error
+    except OSError as error:
+        return NativeUnavailable(f"the native accelerator could not be loaded: {error}")
+
+
+def unavailable_reason() -> str | None:
+    """None when the accelerator can be used here, else why not (one line)."""
+    if os.environ.get(ENVIRONMENT, "1") == "0":
+        return f"{ENVIRONMENT}=0"
+    library = _library()
+    return str(library) if isinstance(library, NativeUnavailable) else None
+
+
+def available() -> bool:
+    """Whether machines built now get the accelerator (see ``unavailable_reason``)."""
+    return unavailable_reason() is None
+
+
+class Accelerator:
+    """The accelerator of one machine: its hook, the mirror of the device's state and the
+    folding of its counts into the device's."""
+
+    def __init__(self, cpu: Cpu, bus: PortBus, tracer: Tracer, device: VMMDevDevice,
+                 service: SharedFoldersService) -> None:
+        library = _library()
+        assert not isinstance(library, NativeUnavailable), "Accelerator built without checking available()"
+        self._cpu, self._bus, self._tracer, self._device, self._service = cpu, bus, tracer, device, service
+        self.state = AccelState()
+        memory = device.attached_memory
+        self.state.ram, self.state.ram_size = memory.host_address, memory.size
+        self.state.generation = ctypes.addressof(service.native_generation)
+        self.state.cpu = cpu.counters_address
+        self.state.reg_read = ctypes.cast(uclib.uc_reg_read, ctypes.c_void_p).value or 0
+        self._folded = (0, 0)
+        self._port_generation: int | None = None
+        self._device_ports: frozenset[int] = frozenset()
+        self._next_slot = 0
+        self._pending_seen: tuple[int, ...] | None = None
+        self._fallback = _OUT_HOOK(cpu.python_out_hook)
+        self.state.fallback = ctypes.cast(self._fallback, ctypes.c_void_p).value or 0
+        self._notify = _NOTIFY(self._raise_event)
+        self.state.notify = ctypes.cast(self._notify, ctypes.c_void_p).value or 0
+        device.native_unfolded = self.unfolded
+        hook = ctypes.cast(library.hgcmlab_accel_out, ctypes.c_void_p).value or 0
+        cpu.install_native_out_hook(hook, ctypes.addressof(self.state), self.sync)
+        tracer.add_change_listener(lambda: self.sync(None))
+
+    # --- the mirror ----------------------------------------------------------------------
+
+    def sync(self, port: int | None) -> None:
+        """Fold the calls the hook took into the device's counts, export a missed handle and
+        recompute the mirror: with None (a run starts or ends, the trace sinks changed), or
+        after a Python access to ``port`` when that is one of the VMMDev's or the ports moved
+        (the accesses that can change the device's state or where its ports are; a
+        handle's export checks its own validity, the deadline is read live)."""
+        if self._port_generation != self._bus.generation:
+            self._locate_ports()
+        elif port is not None and port not in self._device_ports:
+            return
+        state = self.state
+        if state.reads + state.writes != sum(self._folded):
+            self.fold()
+        if state.miss_valid:
+            state.miss_valid = 0
+            self._export(state.miss_client, state.miss_root, state.miss_handle)
+        state.armed = int(self._armable())
+        if state.armed:
+            self._mirror()
+
+    def _armable(self) -> bool:
+        device = self._device
+        events = device.events
+        wanted = self._tracer.wanted_kinds
+        timing = device.config.timing
+        return (device.config.native and device.config.direct_buffers and device.hgcm_enabled
+                and (events.additions_ok or not device.require_guest_info)
+                and wanted is not None and wanted.isdisjoint(RELEVANT_KINDS)
+                and device.attached_memory.write_observer is None
+                and fs.SYSCALLS["pread"] is os.pread and fs.SYSCALLS["pwrite"] is os.pwrite
+                and fs.SYSCALLS["preadv"] is os.preadv
+                and not timing.is_async(_READ) and not timing.is_async(_WRITE)
+                and device.hgcm.service(self._service.name) is self._service
+                and len(device.commands.pending) <= MAX_PENDING)
+
+    def _mirror(self) -> None:
+        device, state = self._device, self.state
+        state.event_pending = int(self._event_pending())
+        timing = device.config.timing
+        state.port_cycles = device.config.request_port_cycles
+        state.read_cycles = timing.cost(_READ, 0, self._service.function_cycles(_READ))
+        state.write_cycles = timing.cost(_WRITE, 0, self._service.function_cycles(_WRITE))
+        state.byte_cycles = timing.byte_cycles
+        state.requestor_info = int(device.requestor_info)
+        commands = device.commands
+        for category in HeapCategory:
+            state.heap_available[category] = commands.heap_available(category)
+        pending = tuple(commands.pending)
+        state.pending_count = len(pending)
+        for index, address in enumerate(pending):
+            state.pending[index] = address
+        if pending != self._pending_seen:
+            self._pending_seen = pending
+            for index in range(min(state.handle_count, MAX_HANDLES)):
+                entry = state.handles[index]
+                entry.admitted = int(self._admitted(entry.client))
+
+    def _locate_ports(self) -> None:
+        """Where the VMMDev's ports are (they move only with a claim: a BAR write)."""
+        bus, device = self._bus, self._device
+        port = bus.base_of(device, "request")
+        self._port_generation = bus.generation
+        self._device_ports = frozenset(bus.ports_of(device))
+        self.state.port = PORT_SPACE_SIZE if port is None else port   # beyond every port: never matches
+
+    def _event_pending(self) -> bool:
+        """Whether raising the HGCM event now would change nothing (VMMDevNotifyGuest on a
+        pending event; a legacy guest's event word is rewritten every time)."""
+        events = self._device.events
+        return events.pending & abi.VMMDEV_EVENT_HGCM != 0 and not events.legacy
+
+    def _raise_event(self) -> None:
+        """The hook completed a call while the HGCM event was not pending: raise it as the
+        Python path does at the end of the call (an exception ends the run)."""
+        try:
+            self._device.events.notify(abi.VMMDEV_EVENT_HGCM)
+            self.state.event_pending = int(self._event_pending())
+        except BaseException as error:  # noqa: BLE001 - re-raised by Cpu.run
+            self._cpu.abort_run(error)
+
+    def _admitted(self, client_id: int) -> bool:
+        hgcm = self._device.hgcm
+        client = hgcm.client(client_id)
+        if client is None:
+            return False
+        pending = [command.call for command in self._device.commands.pending.values()]
+        return hgcm.admit_call(client, pending) == Status.VINF_SUCCESS
+
+    def _export(self, client_id: int, root: int, handle: int) -> None:
+        found = self._service.native_handle(client_id, root, handle)
+        if found is None:
+            return
+        fd, writable = found
+        state = self.state
+        slot = self._next_slot
+        self._next_slot = (slot + 1) % MAX_HANDLES
+        entry = state.handles[slot]
+        entry.client, entry.root, entry.handle = client_id, root, handle
+        entry.generation = self._service.native_generation.value
+        entry.fd, entry.writable, entry.admitted = fd, int(writable), int(self._admitted(client_id))
+        state.handle_count = max(state.handle_count, slot + 1)
+
+    # --- counts --------------------------------------------------------------------------
+
+    def fold(self) -> None:
+        """Add the calls the hook took since the last fold to the device's counts."""
+        reads, writes = self.state.reads, self.state.writes
+        folded_reads, folded_writes = self._folded
+        if reads == folded_reads and writes == folded_writes:
+            return
+        # Folded first, counted second: a reader on another thread (calls_so_far) may see
+        # a few calls too few for a moment, never twice.
+        self._folded = (reads, writes)
+        self._device.count_native_calls(self._service, {_READ: reads - folded_reads, _WRITE: writes - folded_writes})
+
+    def unfolded(self) -> int:
+        """Calls the hook took that the device's counts do not hold yet."""
+        return self.state.reads + self.state.writes - sum(self._folded)
+
+    @property
+    def calls(self) -> int:
+        """Calls the hook took so far."""
+        return self.state.reads + self.state.writes
+
+
+def attach(cpu: Cpu, bus: PortBus, tracer: Tracer, device: VMMDevDevice,
+           service: SharedFoldersService) -> Accelerator | None:
+    """The accelerator for this machine, or None when it is off or unavailable."""
+    if not device.config.native or not available():
+        return None
+    return Accelerator(cpu, bus, tracer, device, service)
