@@ -46,6 +46,8 @@ def test_only_hgcmlab_is_installed_at_top_level(tmp_path: Path) -> None:
     assert (tree / NAMESPACE / "machine" / "cli.py").is_file()
     assert (tree / NAMESPACE / "devices" / "vmmdev" / "abi.py").is_file()
     assert (tree / NAMESPACE / "guest_asm" / "lib" / "hgcm.s").is_file()
+    # The native accelerator's source, compiled on the user's machine (devices/vmmdev/accel.py).
+    assert (tree / NAMESPACE / "devices" / "vmmdev" / "native" / "hgcm_accel.c").is_file()
     assert sorted((tree / NAMESPACE / "guest_asm" / "programs").glob("*.s"))
 
 
