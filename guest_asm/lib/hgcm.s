@@ -271,14 +271,25 @@ hgcm_parm_pagelist:
     mov dword ptr [rip + hgcm_call_extra], ecx
     and rdx, HGCM_PAGE_MASK
     lea r9, [r9 + HGCMPAGELISTINFO_SIZE]
-hgcm_parm_pagelist_page:
     test eax, eax
     jz hgcm_parm_pagelist_done
-    mov qword ptr [r9], rdx
+    mov dword ptr [r9], edx
+    dec eax
+    jz hgcm_parm_pagelist_last
+hgcm_parm_pagelist_page:
+    mov rcx, rdx
+    shr rcx, 32
     add rdx, PAGE_SIZE
+    mov r11, rdx
+    shl r11, 32
+    or rcx, r11
+    mov qword ptr [r9 + 4], rcx
     add r9, 8
     dec eax
-    jmp hgcm_parm_pagelist_page
+    jnz hgcm_parm_pagelist_page
+hgcm_parm_pagelist_last:
+    shr rdx, 32
+    mov dword ptr [r9 + 4], edx
 hgcm_parm_pagelist_done:
     mov rax, qword ptr [rip + hgcm_pagelist_fixup]
     test rax, rax
