@@ -620,15 +620,15 @@ hgcm_parm_pagelist:
     mov dword ptr [hgcm_call_extra], esi
     and edx, HGCM_PAGE_MASK
     lea edi, [ebx + HGCMPAGELISTINFO_SIZE]
-hgcm_parm_pagelist_page:
     test eax, eax
     jz hgcm_parm_pagelist_done
+hgcm_parm_pagelist_page:
     mov dword ptr [edi], edx
     mov dword ptr [edi + 4], 0
     add edx, PAGE_SIZE
     add edi, 8
     dec eax
-    jmp hgcm_parm_pagelist_page
+    jnz hgcm_parm_pagelist_page
 hgcm_parm_pagelist_done:
     mov eax, dword ptr [hgcm_pagelist_fixup]
     test eax, eax
