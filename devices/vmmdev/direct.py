@@ -167,6 +167,11 @@ def _contiguous_frames(linear: int, cb: int, translate: Callable[[int], int | No
 _KEPT_PATTERNS = 257
 _patterns: dict[int, tuple[int, int]] = {}
 _ENTRY = array_codec(HgcmPageListEntry, 1)
+#: The entries of the last run built: (first page, count, their bytes).  A guest moving
+#: data through one buffer sends the same list call after call, which then costs one byte
+#: comparison instead of a conversion of the list to an integer (about 0.3 against 6 µs
+#: for 257 entries).  One entry, at most a request long.
+_last_run: tuple[int, int, bytes] = (-1, 0, b"")
 
 
 def _run_pattern(count: int) -> tuple[int, int]:
@@ -182,6 +187,18 @@ def _run_pattern(count: int) -> tuple[int, int]:
         if count <= _KEPT_PATTERNS:
             _patterns[count] = pattern
     return pattern
+
+
+def _run_bytes(first: int, count: int) -> bytes:
+    """The ``count`` little-endian u64 entries ``first``, ``first + PAGE_SIZE``, ... (none
+    of them past 2**64)."""
+    global _last_run
+    last_first, last_count, run = _last_run
+    if first != last_first or count != last_count:
+        ones, steps = _run_pattern(count)
+        run = (first * ones + steps).to_bytes(_ENTRY_SIZE * count, "little")
+        _last_run = (first, count, run)
+    return run
 
 
 def _consecutive_pages(data: bytes | bytearray, offset: int, cb: int,
@@ -203,7 +220,6 @@ def _consecutive_pages(data: bytes | bytearray, offset: int, cb: int,
     first = _ENTRY.unpack_from(data, entries)[0]
     if first & (PAGE_SIZE - 1) or first + (c_pages - 1) * PAGE_SIZE >= 1 << 64:
         return None
-    ones, steps = _run_pattern(c_pages)  # one comparison for the whole list
-    if int.from_bytes(data[entries:entries + _ENTRY_SIZE * c_pages], "little") != first * ones + steps:
+    if not data.startswith(_run_bytes(first, c_pages), entries):  # one comparison for the whole list
         return None
     return flags & VBOX_HGCM_F_PARM_DIRECTION_MASK, first + off_first

@@ -39,7 +39,11 @@ vmmdev_req_init:
     push rdi
     mov r8d, edx
     mov ecx, esi
-    mov al, 0xAA
+    shr ecx, 3
+    mov rax, 0xAAAAAAAAAAAAAAAA
+    rep stosq
+    mov ecx, esi
+    and ecx, 7
     rep stosb
     pop rdi
     mov dword ptr [rdi + REQUESTHEADER_OFF_SIZE], esi
@@ -70,7 +74,11 @@ vmmdev_req_init:
     push edi
     mov edi, dword ptr [esp + 8]
     mov ecx, dword ptr [esp + 12]
-    mov al, 0xAA
+    shr ecx, 2
+    mov eax, 0xAAAAAAAA
+    rep stosd
+    mov ecx, dword ptr [esp + 12]
+    and ecx, 3
     rep stosb
     mov edi, dword ptr [esp + 8]
     mov ecx, dword ptr [esp + 12]

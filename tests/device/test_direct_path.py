@@ -218,6 +218,21 @@ def test_unusual_shapes_take_the_general_path(tmp_path: Path, case: tuple) -> No
     assert direct.device.direct_calls == 0
 
 
+def test_a_list_like_the_last_consecutive_one_but_for_one_entry_takes_the_general_path(tmp_path: Path) -> None:
+    """The direct plan keeps the bytes of the last consecutive run it checked; a later list
+    with the same first page and count but another last entry must not pass for it."""
+    size = 3 * PAGE_SIZE
+    broken = [BUFFER, BUFFER + PAGE_SIZE, BUFFER + 3 * PAGE_SIZE]
+
+    def scenario(rig: Rig) -> None:
+        rig.call(READ, size, pages(size, FROM_HOST))
+        rig.call(READ, size, pages(size, FROM_HOST, page_list=broken))
+        rig.call(READ, size, pages(size, FROM_HOST))
+
+    direct, _ = both_paths(tmp_path, scenario)
+    assert direct.device.direct_calls == 2
+
+
 def test_a_wrong_parameter_count_gets_the_services_status_on_either_path(tmp_path: Path) -> None:
     def scenario(rig: Rig) -> None:
         after = rig.call(READ, 4, lambda call: (call.add(builder.Param.linaddr(BUFFER, 4)),
