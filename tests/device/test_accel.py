@@ -575,3 +575,44 @@ def test_a_sink_added_during_the_run_sees_every_later_call(tmp_path: Path) -> No
     mine_events = [event.to_json() for event in traces[True].events]
     assert mine_events == [event.to_json() for event in traces[False].events]
     assert sum('"hgcm_call"' in line for line in mine_events) == 11
+
+
+# --- building and switching it off -------------------------------------------------------------
+
+def test_the_environment_switch_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(accel.ENVIRONMENT, "0")
+    assert accel.unavailable_reason() == f"{accel.ENVIRONMENT}=0"
+    machine = vbox_board(64, RAM)
+    try:
+        assert machine.accelerator is None
+    finally:
+        machine.close()
+
+
+def test_a_missing_compiler_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HGCMLAB_CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setenv("HGCMLAB_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(accel.NativeUnavailable) as raised:
+        accel.build()
+    assert "no-such-cc" in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_compiler_that_fails_is_one_line_and_leaves_no_file(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    compiler = tmp_path / "broken-cc"
+    compiler.write_text("#!/bin/sh\necho 'broken-cc: error: out of luck' >&2\nexit 1\n")
+    compiler.chmod(0o755)
+    monkeypatch.setenv("HGCMLAB_CC", str(compiler))
+    monkeypatch.setenv("HGCMLAB_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(accel.NativeUnavailable) as raised:
+        accel.build()
+    assert str(raised.value) == "the native accelerator did not compile: broken-cc: error: out of luck"
+    assert not any((tmp_path / "cache").rglob("*.so"))
+
+
+def test_the_build_is_cached_by_content(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HGCMLAB_CACHE_DIR", str(tmp_path / "cache"))
+    first = accel.build()
+    stamp = first.stat().st_mtime_ns
+    assert accel.build() == first and first.stat().st_mtime_ns == stamp
+    assert first.parent == tmp_path / "cache" / "native"
