@@ -40,11 +40,15 @@ runs): a host thread must not close the service (``close``, ``load_state``) whil
 runs.  Mapping changes from another thread are safe: they close no file, and the next
 call after the generation moved goes to Python.
 
-Refresh.  The mirrored device state (``rearm``) is recomputed whenever Python may have
-changed it: after every port access Python handled and at the start and end of every run
-(``Cpu.native_sync``).  What changes without a port access (an asynchronous completion, a
-timer) can only make the mirror more cautious than the truth (a command no longer pending,
-a newly pending event), never less.
+Refresh.  The mirrored device state (``Accelerator.sync``) is recomputed whenever Python may
+have changed it: after every access Python handled to one of the VMMDev's ports (the only
+way a guest changes the device's state), after any port access that moved a port (a BAR
+write), when the trace sinks change, and at the start and end of every run.  What changes
+without such an access (an asynchronous completion, a timer) can only make the mirror more
+cautious than the truth (a command no longer pending, an event newly pending: the hook then
+has Python raise it again, which changes nothing), never less.  The CPU's side (a deadline,
+an exact slice, Unicorn's count) and a handle's validity (the service's generation) are read
+live by the hook.
 
 Building.  The C source is compiled once per content with the system's C compiler
 (``guest_asm/c/compiler.find_compiler``: ``$HGCMLAB_CC``, gcc, clang) into the cache
