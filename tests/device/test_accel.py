@@ -40,6 +40,7 @@ from hgcmlab.devices.vmmdev.abi import (
 from hgcmlab.devices.vmmdev.config import HgcmTiming, VMMDevConfig
 from hgcmlab.guest_asm.assembler import assemble
 from hgcmlab.machine.boards import VBoxMachine, vbox_board
+from hgcmlab.machine.layout import PAGING_AREA_SIZE, PAGING_STACK_RESERVE
 from hgcmlab.machine.machine import RunEnd, RunResult
 from hgcmlab.machine.tracing import CallbackSink, ListSink
 from hgcmlab.runtime.faults import Fault, inject
@@ -56,8 +57,8 @@ REQUEST_STRIDE = 0x1000
 CONNECT = 0x1F0000
 BUFFERS = 0x300000       # page aligned, far from the requests
 CONTENT = bytes(range(251)) * 40  # 10040 bytes: not a multiple of the page size
-PATTERN_START = 0x100000          # guest RAM from here on starts as this pattern
-PATTERN = (bytes(range(3, 256, 7)) * (RAM // 16))[:RAM - PATTERN_START]
+PATTERN_START = 0x100000          # guest RAM from here to the paged start's tables holds this pattern
+PATTERN = (bytes(range(3, 256, 7)) * (RAM // 16))[:RAM - PAGING_STACK_RESERVE - PAGING_AREA_SIZE - PATTERN_START]
 RW = int(ShflCf.ACCESS_READWRITE | ShflCf.ACT_OPEN_IF_EXISTS | ShflCf.ACT_CREATE_IF_NEW)
 READ_ONLY = int(ShflCf.ACCESS_READ | ShflCf.ACT_OPEN_IF_EXISTS | ShflCf.ACT_FAIL_IF_NEW)
 TO_HOST, FROM_HOST, BOTH = (int(HgcmParmDirection.TO_HOST), int(HgcmParmDirection.FROM_HOST),
@@ -115,7 +116,8 @@ class Session:
         return call.build()
 
 
-def session(folder: Path, *, native: bool, mode: int = 64, timing: HgcmTiming | None = None) -> Session:
+def session(folder: Path, *, native: bool, mode: int = 64, timing: HgcmTiming | None = None,
+            paging: bool = False) -> Session:
     """A fresh machine on a fresh copy of the files (the host-side set-up takes the Python
     path on both machines alike)."""
     (folder / "s").mkdir(parents=True)
@@ -126,7 +128,7 @@ def session(folder: Path, *, native: bool, mode: int = 64, timing: HgcmTiming | 
     machine = vbox_board(mode, RAM, vmmdev_config=VMMDevConfig(native=native, timing=timing or HgcmTiming()))
     machine.add_share("s", folder / "s")
     machine.add_share("ro", folder / "ro", writable=False)
-    machine.load(assemble(GUEST, mode=mode))
+    machine.load(assemble(GUEST, mode=mode), paging=paging)
     machine.memory.write(PATTERN_START, PATTERN)
     machine.memory.write(CONNECT, builder.connect(machine.shared_folders.name))
     machine.vmmdev.io_write("request", 0, 4, CONNECT)
@@ -180,12 +182,13 @@ def outcome(state: Session, result: RunResult) -> Outcome:
 
 def both_ways(tmp_path: Path, scenario: Scenario, *, mode: int = 64, timing: HgcmTiming | None = None,
               run: Callable[[Session], RunResult] | None = None,
-              prepare: Callable[[Session], None] | None = None) -> tuple[Outcome, Outcome]:
+              prepare: Callable[[Session], None] | None = None, paging: bool = False) -> tuple[Outcome, Outcome]:
     """Run ``scenario`` with the accelerator and without; assert identical outcomes and
     return (native, python)."""
     results = []
     for native in (True, False):
-        state = session(tmp_path / ("native" if native else "python"), native=native, mode=mode, timing=timing)
+        state = session(tmp_path / ("native" if native else "python"), native=native, mode=mode, timing=timing,
+                        paging=paging)
         assert (state.machine.accelerator is not None) is native
         submit(state, scenario(state))
         if prepare is not None:
@@ -232,6 +235,17 @@ def test_reads_and_writes_of_every_buffer_shape_match_the_python_path(tmp_path: 
     assert mine.accelerated == 14 - 2
     assert mine.calls["READ"] == 9 and mine.calls["WRITE"] == 5
     assert mine.files["s/f.bin"][10000:15000] != CONTENT[10000:15000]   # the writes reached the host
+
+
+@pytest.mark.parametrize("mode", [64, 32])
+def test_a_paged_guest_gets_page_lists_natively_and_linaddr_through_python(tmp_path: Path, mode: int) -> None:
+    """Started paged (the loader's identity map): the device must translate a LinAddr buffer
+    through the guest's tables (VMMDevHGCM.cpp, PGMPhysGCPtr2GCPhys), which the hook leaves
+    to Python; page lists are physical and go natively."""
+    mine, _ = both_ways(tmp_path, _reads_and_writes, mode=mode, paging=True)
+    # Native: the page-list calls on f after its first one (two, and two repeats); g's only
+    # page-list call is its first; no LinAddr call.
+    assert mine.accelerated == 4
 
 
 def test_a_round_trip_loop_on_one_request(tmp_path: Path) -> None:
