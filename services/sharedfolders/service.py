@@ -30,7 +30,7 @@ from hgcmlab.runtime.status import Status
 from hgcmlab.services.framework import TableService
 from hgcmlab.services.hgcm import HgcmCall, _AsyncMarker
 from hgcmlab.services.sharedfolders import saved_state
-from hgcmlab.services.sharedfolders.abi import SERVICE_NAME, ShflFn
+from hgcmlab.services.sharedfolders.abi import SERVICE_NAME, SHFL_MAX_MAPPINGS, ShflFn
 from hgcmlab.services.sharedfolders.context import ClientState
 from hgcmlab.services.sharedfolders.functions import FUNCTIONS
 from hgcmlab.services.sharedfolders.handles import HandleKind, HandleTable
@@ -57,6 +57,11 @@ class SharedFoldersService(TableService):
 
     name = SERVICE_NAME
     functions = FUNCTIONS
+    #: VBoxSharedFoldersSvc.cpp:VBoxHGCMSvcLoad sets its own limits in place of HGCM's:
+    #: acMaxCallsPerClient 64K kernel, 16K root, 1K user (categories 0, 1, 2), and
+    #: acMaxClients SHFL_MAX_MAPPINGS + 2 in every category.
+    call_limits = {0: 64 * 1024, 1: 16 * 1024, 2: 1024}
+    client_limits = dict.fromkeys(range(3), SHFL_MAX_MAPPINGS + 2)
 
     def __init__(self, *, use_openat2: bool | None = None,
                  reproducible: Reproducible | None = None) -> None:

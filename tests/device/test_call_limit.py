@@ -3,8 +3,8 @@ is counted before the comparison, so at most limit - 1 calls of one client are i
 (Main/src-client/HGCM.cpp:HGCMService::GuestCall: ``cCalls = ++cPendingCalls`` and the call
 is admitted only while ``cCalls < acMaxCallsPerClient[category]``).  Limits are each
 service's own (guest properties: VBoxGuestPropSvc.cpp:VBoxHGCMSvcLoad, 16 for every
-category) or HGCM's defaults (Shared Folders here); this pins the comparison, not the
-values."""
+category; Shared Folders: VBoxSharedFoldersSvc.cpp:VBoxHGCMSvcLoad, 64K / 16K / 1K) or
+HGCM's defaults; this pins the comparison for both services' own values."""
 
 from __future__ import annotations
 
