@@ -427,11 +427,11 @@ class Cpu:
         run and is raised by ``run``, as with the binding's hook."""
         try:
             self._port_write(port, size, value)
+            sync = self._native_sync
+            if sync is not None:
+                sync(port)
         except BaseException as error:  # noqa: BLE001 - re-raised after emu_start
             self.abort_run(error)
-        sync = self._native_sync
-        if sync is not None:
-            sync(port)
 
     @property
     def charged(self) -> int:
@@ -1332,11 +1332,11 @@ class Cpu:
         # as unraisable and the guest reads garbage): keep it and re-raise after emu_start.
         try:
             value = self._port_read(port, size)
+            if self._native_sync is not None:
+                self._native_sync(port)
         except BaseException as error:  # noqa: BLE001 - re-raised after emu_start
             self.abort_run(error)
             return (1 << (8 * size)) - 1
-        if self._native_sync is not None:
-            self._native_sync(port)
         return value
 
     def _on_out(self, uc: unicorn.Uc, port: int, size: int, value: int, _user: object) -> None:
