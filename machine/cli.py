@@ -75,7 +75,8 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Run x86 guest programs against a model of VirtualBox's VMMDev, HGCM and "
                     "Shared Folders host service.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="show the version and whether the native accelerator is in use, and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser(
@@ -164,6 +165,20 @@ def _add_machine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", action="append", default=[], metavar="NAME[@PORT]",
                         help="attach an installed device plugin at I/O base PORT, or where the machine finds "
                              "room (first free aligned block from 0xc000; printed) (repeatable)")
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the version, and whether machines get the native accelerator (found
+    out only when asked: the first time, that may compile it)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        from hgcmlab.devices.vmmdev import accel
+        reason = accel.unavailable_reason()
+        status = "on" if reason is None else f"off ({reason})"
+        # On standard output, as argparse's own version action prints.
+        print(f"{parser.prog} {_version()}\nnative HGCM accelerator: {status}", file=sys.stdout)
+        parser.exit()
 
 
 def _version() -> str:

@@ -241,3 +241,16 @@ def test_summary_counts_exactly_what_the_trace_holds_and_nothing_listens_without
     detail = ", ".join(f"{name} x{count}" for name, count in sorted(calls.items()))
     assert f"HGCM: {connects} connect(s), {sum(calls.values())} call(s): {detail}" in summary
     assert calls["READ"] >= 2 and calls["WRITE"] >= 2
+
+
+def test_version_says_whether_the_native_accelerator_is_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hgcmlab.devices.vmmdev import accel
+
+    status, out, err = cli("--version")
+    expected = "on" if accel.available() else f"off ({accel.unavailable_reason()})"
+    assert (status, err) == (0, "")
+    assert out.splitlines()[0].startswith("hgcmlab ")
+    assert out.splitlines()[1] == f"native HGCM accelerator: {expected}"
+    monkeypatch.setenv(accel.ENVIRONMENT, "0")
+    status, out, _ = cli("--version")
+    assert status == 0 and out.splitlines()[1] == "native HGCM accelerator: off (HGCMLAB_NATIVE=0)"
