@@ -2,16 +2,17 @@
 
 An optional speed-up (issue 15).  ``native/hgcm_accel.c`` is a Unicorn OUT hook: for an
 ``out`` of a request address to the VMMDev request port it completes a Shared Folders READ
-or WRITE itself (one ``pread``/``pwrite`` between the host file and guest RAM, the changed
+or WRITE itself (one ``preadv``/``pwritev`` between the host file and guest RAM, the changed
 parameters, ``result`` and DONE written back, the port's and the call's cycles charged), and
 hands every other port access, every other request and every call it does not model to the
 CPU's Python OUT hook, unchanged.  Guests, traces and counts cannot tell which path ran:
 cycle counts, instruction counts, guest memory, host files and the run summary are
 identical (tests/device/test_accel.py runs the same guests both ways and compares).
 
-When it takes a call.  Exactly when the Python direct path (device.py: ``_direct_call``)
-would take it and complete it successfully inside the ``out``, and nobody could observe the
-difference:
+When it takes a call.  Exactly when the Python path would complete it successfully inside
+the ``out`` (the direct path, device.py: ``_direct_call``, or for a scattered page list the
+bounce buffers of the general path, which move the same bytes), and nobody could observe
+the difference:
 
 * nobody traces anything the call would emit (``RELEVANT_KINDS``), no debugger watches
   device writes, no host syscall is being fault-injected (runtime/faults.py), the Shared
@@ -23,7 +24,12 @@ difference:
 * the CPU: not in an exact slice or on Unicorn's count, and the call's cycles do not reach
   the next deadline (the Python path then stops the run exactly there);
 * the call: an HGCMCall32/64 with the five parameters of the right types, a LinAddr buffer
-  of an unpaged guest or a page list of consecutive pages (``direct.plan``'s rules), a handle
+  of an unpaged guest, or a page list (PageList type) that passes the general path's checks
+  and is either one consecutive run (``direct.plan``'s rules) or at most
+  ``MAX_SCATTER_PAGES`` page-aligned RAM pages in any order, none overlapping the request
+  (params.py: ``_page_list``, copied page by page as VirtualBox's
+  vmmdevR3HgcmGuestBufferRead/-Write do, which one ``preadv``/``pwritev`` over the pages
+  reproduces, repeated pages included: later bytes land last in both), a handle
   this client opened under this root and that the service exported (below), cb within the
   buffer and above zero, and the host system call succeeding.  A failing ``pread``, or a
   ``pwrite`` that wrote nothing, changes nothing: Python takes the call and reports the
@@ -98,6 +104,8 @@ RELEVANT_KINDS = frozenset({"port_io", "charge", "vmmdev_request", "vmmdev_event
                             "hgcm_service_error", "linaddr_translation", "hgcm_rejected"})
 MAX_PENDING = 16
 MAX_HANDLES = 32
+#: Pages of a scattered page list the hook takes (Linux's UIO_MAXIOV: one preadv/pwritev).
+MAX_SCATTER_PAGES = 1024
 _READ, _WRITE = int(ShflFn.READ), int(ShflFn.WRITE)
 _OUT_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p)
 _NOTIFY = ctypes.CFUNCTYPE(None)
@@ -147,8 +155,10 @@ class AccelState(ctypes.Structure):
         ("miss_root", ctypes.c_uint32),
         ("miss_handle", ctypes.c_uint64),
         ("handles", AccelHandle * MAX_HANDLES),
-        ("reads", ctypes.c_uint64),         # calls taken, monotonic
+        ("reads", ctypes.c_uint64),         # calls taken as the direct path takes them, monotonic
         ("writes", ctypes.c_uint64),
+        ("scattered_reads", ctypes.c_uint64),   # calls with a scattered page list (the
+        ("scattered_writes", ctypes.c_uint64),  # general path's), monotonic
     ]
 
 
@@ -158,7 +168,8 @@ _C_TYPES = {ctypes.c_uint64: "uint64_t", ctypes.c_int64: "int64_t", ctypes.c_uin
 
 def _c_struct(name: str, layout: type[ctypes.Structure]) -> str:
     """The C declaration of ``layout`` with a compile-time check of every offset."""
-    lines, checks = [f"struct {name} {{"], [f"_Static_assert(sizeof(struct {name}) == {ctypes.sizeof(layout)}, \"{name}\");"]
+    lines = [f"struct {name} {{"]
+    checks = [f"_Static_assert(sizeof(struct {name}) == {ctypes.sizeof(layout)}, \"{name}\");"]
     for field, kind in layout._fields_:
         length = getattr(kind, "_length_", None)
         element = kind._type_ if length is not None else kind
@@ -227,6 +238,7 @@ def prelude() -> str:
         "COMMAND_HEAP_COST": COMMAND_HEAP_COST,
         "MAX_PENDING": MAX_PENDING,
         "MAX_HANDLES": MAX_HANDLES,
+        "MAX_SCATTER_PAGES": MAX_SCATTER_PAGES,
         "REG_CR0": ux.UC_X86_REG_CR0,
         "CR0_PAGING": CR0_PG,
         "NO_DEADLINE": fastblock.NO_DEADLINE,
@@ -321,7 +333,7 @@ class Accelerator:
         self.state.generation = ctypes.addressof(service.native_generation)
         self.state.cpu = cpu.counters_address
         self.state.reg_read = ctypes.cast(uclib.uc_reg_read, ctypes.c_void_p).value or 0
-        self._folded = (0, 0)
+        self._folded = (0, 0, 0, 0)
         self._port_generation: int | None = None
         self._device_ports: frozenset[int] = frozenset()
         self._next_slot = 0
@@ -348,7 +360,7 @@ class Accelerator:
         elif port is not None and port not in self._device_ports:
             return
         state = self.state
-        if state.reads + state.writes != sum(self._folded):
+        if sum(self._taken()) != sum(self._folded):
             self.fold()
         if state.miss_valid:
             state.miss_valid = 0
@@ -441,25 +453,32 @@ class Accelerator:
 
     # --- counts --------------------------------------------------------------------------
 
+    def _taken(self) -> tuple[int, int, int, int]:
+        state = self.state
+        return state.reads, state.writes, state.scattered_reads, state.scattered_writes
+
     def fold(self) -> None:
-        """Add the calls the hook took since the last fold to the device's counts."""
-        reads, writes = self.state.reads, self.state.writes
-        folded_reads, folded_writes = self._folded
-        if reads == folded_reads and writes == folded_writes:
+        """Add the calls the hook took since the last fold to the device's counts (the
+        direct path's kind to ``direct_calls`` too, as that path counts them)."""
+        taken = self._taken()
+        folded = self._folded
+        if taken == folded:
             return
         # Folded first, counted second: a reader on another thread (calls_so_far) may see
         # a few calls too few for a moment, never twice.
-        self._folded = (reads, writes)
-        self._device.count_native_calls(self._service, {_READ: reads - folded_reads, _WRITE: writes - folded_writes})
+        self._folded = taken
+        reads, writes, scattered_reads, scattered_writes = (now - before for now, before in zip(taken, folded))
+        calls = {_READ: reads + scattered_reads, _WRITE: writes + scattered_writes}
+        self._device.count_native_calls(self._service, calls, direct=reads + writes)
 
     def unfolded(self) -> int:
         """Calls the hook took that the device's counts do not hold yet."""
-        return self.state.reads + self.state.writes - sum(self._folded)
+        return sum(self._taken()) - sum(self._folded)
 
     @property
     def calls(self) -> int:
         """Calls the hook took so far."""
-        return self.state.reads + self.state.writes
+        return sum(self._taken())
 
 
 def attach(cpu: Cpu, bus: PortBus, tracer: Tracer, device: VMMDevDevice,

@@ -339,12 +339,13 @@ class VMMDevDevice:
         (it only reads: safe from another thread while the guest runs)."""
         return self.counts.total_calls + self.native_unfolded()
 
-    def count_native_calls(self, service: HgcmService, calls: dict[int, int]) -> None:
+    def count_native_calls(self, service: HgcmService, calls: dict[int, int], *, direct: int) -> None:
         """Count calls of ``service`` the native accelerator completed
-        (devices/vmmdev/accel.py), by function number, as the direct path counts its own."""
+        (devices/vmmdev/accel.py), by function number; ``direct`` of them are the direct
+        path's kind and count as such (``direct_calls``)."""
+        self.direct_calls += direct
         for function, times in calls.items():
             if times:
-                self.direct_calls += times
                 self.counts.count_call(service.function_name(function), times)
 
     @property

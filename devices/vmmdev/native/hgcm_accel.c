@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
@@ -33,6 +34,11 @@ struct plan {
     uint32_t count;          /* cb: bytes to transfer */
     uint64_t offset;         /* file offset */
     const struct accel_handle *handle;
+    /* A page list whose pages are not one consecutive run (the general path's bounce
+     * buffer, page by page): the buffer as pieces of guest RAM, in order. */
+    int scattered;
+    int pieces;
+    struct iovec piece[MAX_SCATTER_PAGES];
 };
 
 /* HGCM heap category of a requestor (devices/vmmdev/commands.py: heap_category). */
@@ -45,35 +51,71 @@ static int heap_category(uint32_t requestor)
     return usr <= 2 ? 0 : usr <= 4 ? 1 : 2;
 }
 
-/* A page list that is one physically consecutive run (devices/vmmdev/direct.py:
- * _consecutive_pages): its direction and start, or 0. */
-static int consecutive_pages(const uint8_t *request, uint32_t size, uint32_t offset, uint32_t cb,
-                             uint32_t off_extra, uint32_t *direction, uint64_t *start)
+/* A page list's header checks (devices/vmmdev/params.py: _page_list; direct.py:
+ * _consecutive_pages): its direction, page count and first page's offset, or 0. */
+static int page_list_head(const uint8_t *request, uint32_t size, uint32_t offset, uint32_t cb, uint32_t off_extra,
+                          uint32_t *direction, uint32_t *pages, uint32_t *off_first)
 {
-    const uint8_t *list, *entries;
-    uint32_t flags, off_first, pages, i;
-    uint64_t first;
+    const uint8_t *list;
+    uint32_t flags;
     if (!(offset >= off_extra && size >= PL_MIN_SIZE && offset <= size - PL_MIN_SIZE))
         return 0;
     list = request + offset;
     flags = rd32(list + PL_OFF_FLAGS);
-    off_first = rd16(list + PL_OFF_FIRST_PAGE);
-    pages = rd16(list + PL_OFF_PAGE_COUNT);
-    if (pages == 0 || pages > 1 + (size - offset - PL_MIN_SIZE) / PL_ENTRY_SIZE)
+    *off_first = rd16(list + PL_OFF_FIRST_PAGE);
+    *pages = rd16(list + PL_OFF_PAGE_COUNT);
+    if (*pages == 0 || *pages > 1 + (size - offset - PL_MIN_SIZE) / PL_ENTRY_SIZE)
         return 0;
     if ((flags & DIRECTION_MASK) == 0 || (flags & ~(uint32_t)DIRECTION_MASK))
         return 0;
-    if (off_first >= GUEST_PAGE_SIZE || (uint64_t)pages * GUEST_PAGE_SIZE - off_first < cb)
+    if (*off_first >= GUEST_PAGE_SIZE || (uint64_t)*pages * GUEST_PAGE_SIZE - *off_first < cb)
         return 0;
-    entries = list + PL_OFF_PAGES;
-    first = rd64(entries);
-    if (first & (GUEST_PAGE_SIZE - 1) || first > UINT64_MAX - (uint64_t)(pages - 1) * GUEST_PAGE_SIZE)
-        return 0;
-    for (i = 1; i < pages; i++)
-        if (rd64(entries + (uint64_t)i * PL_ENTRY_SIZE) != first + (uint64_t)i * GUEST_PAGE_SIZE)
-            return 0;
     *direction = flags & DIRECTION_MASK;
-    *start = first + off_first;
+    return 1;
+}
+
+/* A page list (PageList type): 1 and the plan's buffer when it passes every check of the
+ * general path and its pages lie in RAM: one consecutive run (the direct path's case:
+ * every listed page follows the one before), or pieces, one per page the buffer uses
+ * (the bounce buffer's case: page-aligned entries of RAM pages, none overlapping the
+ * request, at most MAX_SCATTER_PAGES of them); else 0. */
+static int page_list(const struct accel *a, const uint8_t *request, uint32_t address, uint32_t size,
+                     uint32_t offset, uint32_t off_extra, struct plan *p)
+{
+    const uint8_t *entries = request + offset + PL_OFF_PAGES;
+    uint32_t pages, off_first, used, i, remaining;
+    uint64_t first;
+    if (!page_list_head(request, size, offset, p->buffer_size, off_extra, &p->direction, &pages, &off_first))
+        return 0;
+    first = rd64(entries);
+    if (!(first & (GUEST_PAGE_SIZE - 1)) && first <= UINT64_MAX - (uint64_t)(pages - 1) * GUEST_PAGE_SIZE) {
+        for (i = 1; i < pages; i++)
+            if (rd64(entries + (uint64_t)i * PL_ENTRY_SIZE) != first + (uint64_t)i * GUEST_PAGE_SIZE)
+                break;
+        if (i == pages) {
+            p->scattered = 0;
+            p->start = first + off_first;
+            return 1;
+        }
+    }
+    used = (uint32_t)(((uint64_t)off_first + p->buffer_size + GUEST_PAGE_SIZE - 1) / GUEST_PAGE_SIZE);
+    if (used > MAX_SCATTER_PAGES)
+        return 0;
+    remaining = p->buffer_size;
+    for (i = 0; i < used; i++) {
+        uint64_t page = rd64(entries + (uint64_t)i * PL_ENTRY_SIZE);
+        uint32_t within = i == 0 ? off_first : 0;
+        uint32_t take = remaining < GUEST_PAGE_SIZE - within ? remaining : GUEST_PAGE_SIZE - within;
+        if (page & (GUEST_PAGE_SIZE - 1) || page > a->ram_size || a->ram_size - page < GUEST_PAGE_SIZE)
+            return 0;
+        if (page < (uint64_t)address + size && address < page + GUEST_PAGE_SIZE)
+            return 0;
+        p->piece[i].iov_base = (uint8_t *)(uintptr_t)a->ram + page + within;
+        p->piece[i].iov_len = take;
+        remaining -= take;
+    }
+    p->scattered = 1;
+    p->pieces = (int)used;
     return 1;
 }
 
@@ -140,9 +182,10 @@ static int decide(void *uc, struct accel *a, uint32_t address, struct plan *p)
         if (((int (*)(void *, int, void *))(uintptr_t)a->reg_read)(uc, REG_CR0, &cr0) != 0 || (cr0 & CR0_PAGING))
             return 0;
         p->start = linear;
+        p->scattered = 0;
     } else if (buffer_type == PARM_PAGE_LIST) {
-        if (!consecutive_pages(request, size, rd32(buffer_parm + PARM_OFF_ADDR), p->buffer_size,
-                               CALL_OFF_PARMS + cparms * parm_size, &p->direction, &p->start))
+        if (!page_list(a, request, address, size, rd32(buffer_parm + PARM_OFF_ADDR),
+                       CALL_OFF_PARMS + cparms * parm_size, p))
             return 0;
     } else {
         return 0;
@@ -150,14 +193,20 @@ static int decide(void *uc, struct accel *a, uint32_t address, struct plan *p)
     /* READ stores into the buffer, WRITE reads it: the direction must say so. */
     if (function == SHFL_FN_READ ? !(p->direction & DIRECTION_FROM_HOST) : !(p->direction & DIRECTION_TO_HOST))
         return 0;
-    if (p->start > a->ram_size || p->buffer_size > a->ram_size - p->start)
-        return 0;
-    if (p->start < (uint64_t)address + size && address < p->start + p->buffer_size)
-        return 0;
+    if (!p->scattered) {
+        if (p->start > a->ram_size || p->buffer_size > a->ram_size - p->start)
+            return 0;
+        if (p->start < (uint64_t)address + size && address < p->start + p->buffer_size)
+            return 0;
+        p->piece[0].iov_base = (uint8_t *)(uintptr_t)a->ram + p->start;
+        p->piece[0].iov_len = p->buffer_size;
+        p->pieces = 1;
+    }
     /* The device: heap budget, no command pending at this address, the call limit. */
     requestor = a->requestor_info ? rd32(request + REQ_OFF_REQUESTOR) : REQUESTOR_LEGACY;
     category = heap_category(requestor);
-    if (p->buffer_size > MAX_CALL_HEAP || (int64_t)(COMMAND_HEAP_COST + (uint64_t)p->buffer_size) > a->heap_available[category])
+    if (p->buffer_size > MAX_CALL_HEAP
+        || (int64_t)(COMMAND_HEAP_COST + (uint64_t)p->buffer_size) > a->heap_available[category])
         return 0;
     for (i = 0; i < a->pending_count && i < MAX_PENDING; i++)
         if (a->pending[i] == address)
@@ -195,27 +244,60 @@ static int64_t charge_for(const struct accel *a, uint32_t function, uint32_t buf
     return (int64_t)total;
 }
 
-static ssize_t read_at(int fd, uint8_t *target, uint32_t count, uint64_t offset)
+/* The pieces holding the buffer's first `count` bytes, into `out`; how many. */
+static int first_bytes(const struct plan *p, uint32_t count, struct iovec *out)
 {
+    int n = 0;
+    while (count && n < p->pieces) {
+        out[n] = p->piece[n];
+        if (out[n].iov_len > count)
+            out[n].iov_len = count;
+        count -= (uint32_t)out[n].iov_len;
+        n++;
+    }
+    return n;
+}
+
+/* Zero the buffer from byte `from` on (what a zero-filled bounce buffer leaves there). */
+static void zero_from(const struct plan *p, uint64_t from)
+{
+    int i;
+    for (i = 0; i < p->pieces; i++) {
+        uint64_t length = p->piece[i].iov_len;
+        if (from < length)
+            memset((uint8_t *)p->piece[i].iov_base + from, 0, length - from);
+        from = from > length ? from - length : 0;
+    }
+}
+
+/* Positional read into the buffer's first `count` bytes: the count read (short at the end
+ * of the file), or -1 when it failed (nothing was read). */
+static ssize_t read_at(int fd, const struct plan *p, uint32_t count, uint64_t offset)
+{
+    struct iovec pieces[MAX_SCATTER_PAGES];
+    int n = first_bytes(p, count, pieces);
     unsigned long long tries;
     for (tries = 0; tries <= EINTR_RETRIES; tries++) {
-        ssize_t done = pread(fd, target, count, (off_t)offset);
+        ssize_t done = preadv(fd, pieces, n, (off_t)offset);
         if (done >= 0 || errno != EINTR)
             return done;
     }
     return -1;
 }
 
-/* Positional write of everything (runtime/fs.py: HostFile.write_at): the bytes written, or
- * -1 when the first write failed (nothing was written). */
-static int64_t write_at(int fd, const uint8_t *data, uint32_t count, uint64_t offset)
+/* Positional write of the buffer's first `count` bytes, all of them (runtime/fs.py:
+ * HostFile.write_at): the bytes written, or -1 when the first write failed (nothing was
+ * written). */
+static int64_t write_at(int fd, const struct plan *p, uint32_t count, uint64_t offset)
 {
+    struct iovec pieces[MAX_SCATTER_PAGES];
+    int n = first_bytes(p, count, pieces), next = 0;
     uint32_t done = 0;
     while (done < count) {
         ssize_t step = -1;
         unsigned long long tries;
         for (tries = 0; tries <= EINTR_RETRIES; tries++) {
-            step = pwrite(fd, data + done, count - done, (off_t)(offset + done));
+            step = pwritev(fd, pieces + next, n - next, (off_t)(offset + done));
             if (step >= 0 || errno != EINTR)
                 break;
         }
@@ -224,6 +306,15 @@ static int64_t write_at(int fd, const uint8_t *data, uint32_t count, uint64_t of
         if (step == 0)
             break;
         done += (uint32_t)step;
+        /* Past what went out: whole pieces dropped, the next one shortened. */
+        while (next < n && (size_t)step >= pieces[next].iov_len) {
+            step -= (ssize_t)pieces[next].iov_len;
+            next++;
+        }
+        if (next < n) {
+            pieces[next].iov_base = (uint8_t *)pieces[next].iov_base + step;
+            pieces[next].iov_len -= (size_t)step;
+        }
     }
     return done;
 }
@@ -231,7 +322,6 @@ static int64_t write_at(int fd, const uint8_t *data, uint32_t count, uint64_t of
 static int try_call(void *uc, struct accel *a, uint32_t address)
 {
     struct plan p;
-    uint8_t *ram = (uint8_t *)(uintptr_t)a->ram, *buffer;
     uint32_t function;
     int64_t cycles, moved;
     if (!decide(uc, a, address, &p))
@@ -240,27 +330,30 @@ static int try_call(void *uc, struct accel *a, uint32_t address)
     cycles = charge_for(a, function, p.buffer_size);
     if (cycles < 0)
         return 0;
-    buffer = ram + p.start;
     if (function == SHFL_FN_READ) {
-        moved = read_at(p.handle->fd, buffer, p.count, p.offset);
+        moved = read_at(p.handle->fd, &p, p.count, p.offset);
         if (moved < 0)
             return 0;   /* nothing happened: Python repeats it and reports the status */
         /* A bounce buffer would have been copied back whole, zero past what was read. */
         if (!(p.direction & DIRECTION_TO_HOST) && (uint64_t)moved < p.buffer_size)
-            memset(buffer + moved, 0, p.buffer_size - (uint64_t)moved);
+            zero_from(&p, (uint64_t)moved);
         if ((uint64_t)moved != p.count)
             wr32(p.parms + 3 * p.parm_size + PARM_OFF_VALUE, (uint32_t)moved);
-        a->reads++;
     } else {
-        moved = write_at(p.handle->fd, buffer, p.count, p.offset);
+        moved = write_at(p.handle->fd, &p, p.count, p.offset);
         if (moved < 0)
             return 0;   /* nothing was written: Python repeats it and reports the status */
         if (moved)
             wr64(p.parms + 2 * p.parm_size + PARM_OFF_VALUE, p.offset + (uint64_t)moved);
         if ((uint64_t)moved != p.count)
             wr32(p.parms + 3 * p.parm_size + PARM_OFF_VALUE, (uint32_t)moved);
-        a->writes++;
     }
+    /* Counted apart: the direct path counts its own calls (direct_calls), the general
+     * path's (scattered page lists) are counted only as calls. */
+    if (p.scattered)
+        function == SHFL_FN_READ ? a->scattered_reads++ : a->scattered_writes++;
+    else
+        function == SHFL_FN_READ ? a->reads++ : a->writes++;
     wr32(p.request + REQ_OFF_RC, (uint32_t)STATUS_ASYNC_EXECUTE);
     wr32(p.request + HGCM_OFF_RESULT, 0);
     wr32(p.request + HGCM_OFF_FLAGS, rd32(p.request + HGCM_OFF_FLAGS) | REQ_DONE);
