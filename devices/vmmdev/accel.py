@@ -29,7 +29,9 @@ the difference:
   ``MAX_SCATTER_PAGES`` page-aligned RAM pages in any order, none overlapping the request
   (params.py: ``_page_list``, copied page by page as VirtualBox's
   vmmdevR3HgcmGuestBufferRead/-Write do, which one ``preadv``/``pwritev`` over the pages
-  reproduces, repeated pages included: later bytes land last in both), a handle
+  reproduces, repeated pages included: later bytes land last in both; except a READ into
+  scattered pages that also travel to the host, whose copy-back would restore a repeated
+  page, left to Python), a handle
   this client opened under this root and that the service exported (below), cb within the
   buffer and above zero, and the host system call succeeding.  A failing ``pread``, or a
   ``pwrite`` that wrote nothing, changes nothing: Python takes the call and reports the

@@ -263,6 +263,11 @@ def _scattered(state: Session) -> list[bytearray | int]:
         # The pages used follow each other; an extra page listed after them does not.
         state.call(READ, cb=4096, buffer=pages(4096, FROM_HOST, page_list=[page[6], page[15]])),
         1, 4,
+        # Read into pages that also travel to the host, one of them twice, short of the end
+        # of the file: the general path's copy-back leaves that page as it was before the
+        # read; left to Python.
+        state.call(READ, offset=len(CONTENT) - 100, cb=8192,
+                   buffer=pages(8192, BOTH, page_list=[page[8], page[8]])),
     ]
 
 
@@ -274,7 +279,8 @@ def test_scattered_page_lists_match_the_bounce_buffer_path(tmp_path: Path, mode:
     over the pages and must leave the same bytes, zeros and counts (and not count them as
     direct-path calls)."""
     mine, theirs = both_ways(tmp_path, _scattered, mode=mode)
-    assert mine.accelerated == 8
+    # All but the export and the two READs into pages that also travel to the host.
+    assert mine.accelerated == 7
     assert theirs.direct == 1   # only the LinAddr export call is the direct path's
     assert mine.files["s/f.bin"][4000:12192] != CONTENT[4000:12192]
 

@@ -190,6 +190,12 @@ static int decide(void *uc, struct accel *a, uint32_t address, struct plan *p)
     } else {
         return 0;
     }
+    /* A scattered buffer that also travels to the host, read into: the general path
+     * copies its guest bytes back page by page after the read, and a page listed twice
+     * then ends up with the bytes it had before the read (the later copy wins), which
+     * one preadv would not reproduce.  Such lists go to Python. */
+    if (p->scattered && function == SHFL_FN_READ && (p->direction & DIRECTION_TO_HOST))
+        return 0;
     /* READ stores into the buffer, WRITE reads it: the direction must say so. */
     if (function == SHFL_FN_READ ? !(p->direction & DIRECTION_FROM_HOST) : !(p->direction & DIRECTION_TO_HOST))
         return 0;
