@@ -44,7 +44,7 @@ from hgcmlab.devices.vmmdev import accel
 from hgcmlab.devices.vmmdev.config import VMMDevConfig
 from hgcmlab.guest_asm.assembler import AssembledProgram, assemble
 from hgcmlab.machine.boards import vbox_board
-from hgcmlab.machine.machine import RunEnd
+from hgcmlab.machine.machine import Machine, RunEnd
 from hgcmlab.machine.memory import GuestMemory
 from hgcmlab.machine.runcontrol import Budgets, run_supervised
 from hgcmlab.machine.tracing import CallbackSink
@@ -164,13 +164,19 @@ _CONFIGS = {NATIVE: VMMDevConfig(), PYTHON: VMMDevConfig(native=False),
             GENERAL: VMMDevConfig(native=False, direct_buffers=False)}
 
 
+def _guest_machine(folder: Path, program: AssembledProgram, path: str) -> Machine:
+    """A machine with share "b" = ``folder``, calls taking ``path``, ``program`` loaded."""
+    machine = vbox_board(64, vmmdev_config=_CONFIGS[path])
+    machine.add_share("b", folder)
+    machine.load(program)
+    return machine
+
+
 def _run_guest(folder: Path, program: AssembledProgram, *, path: str = NATIVE, as_cli: bool = False) -> None:
     """Run a benchmark guest against share "b" = ``folder`` with calls taking ``path``; it
     must exit with 0 (and with ``NATIVE``, the accelerator must have taken the calls).
     ``as_cli`` runs it the way ``hgcmlab run`` does (guest-log sink, supervised run)."""
-    machine = vbox_board(64, vmmdev_config=_CONFIGS[path])
-    machine.add_share("b", folder)
-    machine.load(program)
+    machine = _guest_machine(folder, program, path)
     if as_cli:
         machine.tracer.add_sink(CallbackSink({"guest_log"}, lambda event: None))
         result = run_supervised(machine, Budgets())
@@ -245,14 +251,10 @@ def _second_half_seconds(folder: Path, full: AssembledProgram, half: AssembledPr
     """CPU time of the second half of ``full``'s calls: ``half`` (the same guest doing half
     the calls) is run once to learn where its calls end; ``full`` is run untimed to exactly
     there (an instruction budget), then timed to its end."""
-    machine = vbox_board(64, vmmdev_config=_CONFIGS[path])
-    machine.add_share("b", folder)
-    machine.load(half)
+    machine = _guest_machine(folder, half, path)
     halfway = machine.run(10**10).instructions - _BULK_TAIL
     machine.close()
-    machine = vbox_board(64, vmmdev_config=_CONFIGS[path])
-    machine.add_share("b", folder)
-    machine.load(full)
+    machine = _guest_machine(folder, full, path)
     try:
         first = machine.run(halfway)
         start = time.process_time()

@@ -334,6 +334,15 @@ class Accelerator:
         self.state.ram, self.state.ram_size = memory.host_address, memory.size
         self.state.generation = ctypes.addressof(service.native_generation)
         self.state.cpu = cpu.counters_address
+        # The device's configuration is frozen: what it says is read once.
+        config = device.config
+        timing = config.timing
+        self.state.port_cycles = config.request_port_cycles
+        self.state.read_cycles = timing.cost(_READ, 0, service.function_cycles(_READ))
+        self.state.write_cycles = timing.cost(_WRITE, 0, service.function_cycles(_WRITE))
+        self.state.byte_cycles = timing.byte_cycles
+        self._configured = (config.native and config.direct_buffers
+                            and not timing.is_async(_READ) and not timing.is_async(_WRITE))
         self.state.reg_read = ctypes.cast(uclib.uc_reg_read, ctypes.c_void_p).value or 0
         self._folded = (0, 0, 0, 0)
         self._port_generation: int | None = None
@@ -375,25 +384,18 @@ class Accelerator:
         device = self._device
         events = device.events
         wanted = self._tracer.wanted_kinds
-        timing = device.config.timing
-        return (device.config.native and device.config.direct_buffers and device.hgcm_enabled
+        return (self._configured and device.hgcm_enabled
                 and (events.additions_ok or not device.require_guest_info)
                 and wanted is not None and wanted.isdisjoint(RELEVANT_KINDS)
                 and device.attached_memory.write_observer is None
                 and fs.SYSCALLS["pread"] is os.pread and fs.SYSCALLS["pwrite"] is os.pwrite
                 and fs.SYSCALLS["preadv"] is os.preadv
-                and not timing.is_async(_READ) and not timing.is_async(_WRITE)
                 and device.hgcm.service(self._service.name) is self._service
                 and len(device.commands.pending) <= MAX_PENDING)
 
     def _mirror(self) -> None:
         device, state = self._device, self.state
         state.event_pending = int(self._event_pending())
-        timing = device.config.timing
-        state.port_cycles = device.config.request_port_cycles
-        state.read_cycles = timing.cost(_READ, 0, self._service.function_cycles(_READ))
-        state.write_cycles = timing.cost(_WRITE, 0, self._service.function_cycles(_WRITE))
-        state.byte_cycles = timing.byte_cycles
         state.requestor_info = int(device.requestor_info)
         commands = device.commands
         for category in HeapCategory:
