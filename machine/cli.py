@@ -155,8 +155,12 @@ def _add_machine_options(parser: argparse.ArgumentParser) -> None:
                         help="complete every HGCM command asynchronously, after its cost in cycles "
                              "(the guest sees VINF_HGCM_ASYNC_EXECUTE and waits for DONE)")
     parser.add_argument("--no-native", action="store_true",
-                        help="complete every HGCM call in Python, without the native accelerator "
-                             "(identical results, slower; HGCMLAB_NATIVE=0 does the same everywhere)")
+                        help="complete Shared Folders READ/WRITE calls with the accelerator's Python hook "
+                             "instead of its native one (identical results, slower; HGCMLAB_NATIVE=0 does "
+                             "the same everywhere)")
+    parser.add_argument("--no-accelerator", action="store_true",
+                        help="send every HGCM call through the device's request path, without the "
+                             "accelerator's hook (identical results, slower: to compare)")
     parser.add_argument("--reproducible", action="store_true",
                         help="shares show the guest no host-dependent file times, inode/device "
                              "numbers, owners, directory sizes or volume figures, so two runs give "
@@ -175,7 +179,7 @@ class _VersionAction(argparse.Action):
                  option_string: str | None = None) -> None:
         from hgcmlab.devices.vmmdev import accel
         reason = accel.unavailable_reason()
-        status = "on" if reason is None else f"off ({reason})"
+        status = "on" if reason is None else f"off ({reason}; its Python twin is used)"
         # On standard output, as argparse's own version action prints.
         print(f"{parser.prog} {_version()}\nnative HGCM accelerator: {status}", file=sys.stdout)
         parser.exit()

@@ -78,7 +78,8 @@ def vmmdev_config(args: argparse.Namespace) -> VMMDevConfig:
     if getattr(args, "async_hgcm", False):
         timing = dataclasses.replace(timing, force_async=True)
     return VMMDevConfig(require_guest_info=getattr(args, "strict_guest_info", False), timing=timing,
-                        native=not getattr(args, "no_native", False))
+                        native=not getattr(args, "no_native", False),
+                        accelerator=not getattr(args, "no_accelerator", False))
 
 
 class OutputRefused(SinkError):

@@ -77,6 +77,13 @@ class GuestMemory:
         if self.write_observer is not None:
             self.write_observer(address, size)
 
+    @property
+    def view(self) -> memoryview:
+        """A writable view of all of RAM for hot paths that check their bounds themselves
+        (``struct.unpack_from``/``pack_into`` at offsets they validated).  Writes through it
+        are not seen by ``write_observer``; slices of it follow ``window``'s rule."""
+        return self._view
+
     def window(self, address: int, size: int) -> memoryview:
         """A writable view of ``size`` bytes at ``address`` (an alias of guest RAM, for
         zero-copy host I/O).  The caller must ``release()`` it before the memory is closed

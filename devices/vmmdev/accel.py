@@ -77,18 +77,22 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from unicorn import x86_const as ux
 from unicorn.unicorn_py3.unicorn import uclib
 
-from hgcmlab.devices.vmmdev import abi
-from hgcmlab.devices.vmmdev.commands import COMMAND_HEAP_COST, HeapCategory
-from hgcmlab.devices.vmmdev.params import MAX_CALL_HEAP
+from hgcmlab.devices.vmmdev import abi, accel_python
+from hgcmlab.devices.vmmdev.accel_layout import (
+    MAX_HANDLES,
+    MAX_PENDING,
+    AccelHandle,
+    AccelState,
+    wire_constants,
+)
+from hgcmlab.devices.vmmdev.commands import HeapCategory
 from hgcmlab.machine import fastblock
-from hgcmlab.machine.paging_regs import CR0_PG
 from hgcmlab.machine.portbus import PORT_SPACE_SIZE
 from hgcmlab.runtime import fs
 from hgcmlab.runtime.status import Status
-from hgcmlab.services.sharedfolders.abi import SHFL_CPARMS, SHFL_HANDLE_NIL, SHFL_HANDLE_ROOT, ShflFn
+from hgcmlab.services.sharedfolders.abi import ShflFn
 
 if TYPE_CHECKING:
     from hgcmlab.devices.vmmdev.device import VMMDevDevice
@@ -104,64 +108,9 @@ ENVIRONMENT = "HGCMLAB_NATIVE"
 #: them, every call goes through Python.
 RELEVANT_KINDS = frozenset({"port_io", "charge", "vmmdev_request", "vmmdev_event", "hgcm_call", "hgcm_complete",
                             "hgcm_service_error", "linaddr_translation", "hgcm_rejected"})
-MAX_PENDING = 16
-MAX_HANDLES = 32
-#: Pages of a scattered page list the hook takes (Linux's UIO_MAXIOV: one preadv/pwritev).
-MAX_SCATTER_PAGES = 1024
 _READ, _WRITE = int(ShflFn.READ), int(ShflFn.WRITE)
 _OUT_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p)
 _NOTIFY = ctypes.CFUNCTYPE(None)
-
-
-class AccelHandle(ctypes.Structure):
-    """One exported handle (``struct accel_handle``)."""
-
-    _fields_ = [
-        ("client", ctypes.c_uint32),
-        ("root", ctypes.c_uint32),
-        ("handle", ctypes.c_uint64),
-        ("generation", ctypes.c_uint64),
-        ("fd", ctypes.c_int32),
-        ("writable", ctypes.c_uint32),
-        ("admitted", ctypes.c_uint32),   # the client's call limit admits one more call
-        ("reserved", ctypes.c_uint32),
-    ]
-
-
-class AccelState(ctypes.Structure):
-    """What the hook reads and counts (``struct accel``): the mirror ``rearm`` keeps."""
-
-    _fields_ = [
-        ("armed", ctypes.c_uint64),
-        ("ram", ctypes.c_uint64),
-        ("ram_size", ctypes.c_uint64),
-        ("cpu", ctypes.c_uint64),           # the CPU's fastblock.State
-        ("fallback", ctypes.c_uint64),      # the Python OUT hook (a C function pointer)
-        ("reg_read", ctypes.c_uint64),      # uc_reg_read
-        ("notify", ctypes.c_uint64),        # raises the HGCM event in Python (a C function pointer)
-        ("generation", ctypes.c_uint64),    # address of the service's generation counter
-        ("port", ctypes.c_uint64),
-        ("port_cycles", ctypes.c_uint64),
-        ("read_cycles", ctypes.c_uint64),
-        ("write_cycles", ctypes.c_uint64),
-        ("byte_cycles", ctypes.c_uint64),
-        ("heap_available", ctypes.c_int64 * len(HeapCategory)),
-        ("requestor_info", ctypes.c_uint32),
-        ("event_pending", ctypes.c_uint32),  # the HGCM event is pending: raising it changes nothing
-        ("pending_count", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32),
-        ("pending", ctypes.c_uint32 * MAX_PENDING),
-        ("handle_count", ctypes.c_uint32),
-        ("miss_valid", ctypes.c_uint32),
-        ("miss_client", ctypes.c_uint32),
-        ("miss_root", ctypes.c_uint32),
-        ("miss_handle", ctypes.c_uint64),
-        ("handles", AccelHandle * MAX_HANDLES),
-        ("reads", ctypes.c_uint64),         # calls taken as the direct path takes them, monotonic
-        ("writes", ctypes.c_uint64),
-        ("scattered_reads", ctypes.c_uint64),   # calls with a scattered page list (the
-        ("scattered_writes", ctypes.c_uint64),  # general path's), monotonic
-    ]
 
 
 _C_TYPES = {ctypes.c_uint64: "uint64_t", ctypes.c_int64: "int64_t", ctypes.c_uint32: "uint32_t",
@@ -185,70 +134,9 @@ def _c_struct(name: str, layout: type[ctypes.Structure]) -> str:
 def prelude() -> str:
     """The generated C text prepended to the source: constants and layouts, all from the
     ABI and ctypes declarations."""
-    call32, call64 = int(abi.RequestType.HGCMCall32), int(abi.RequestType.HGCMCall64)
-    assert SHFL_CPARMS[ShflFn.READ] == SHFL_CPARMS[ShflFn.WRITE]
-    constants = {
-        "REQ_HEADER_SIZE": ctypes.sizeof(abi.RequestHeader),
-        "REQ_OFF_SIZE": abi.RequestHeader.size.offset,
-        "REQ_OFF_VERSION": abi.RequestHeader.version.offset,
-        "REQ_OFF_TYPE": abi.RequestHeader.requestType.offset,
-        "REQ_OFF_RC": abi.REQUEST_RC.offset,
-        "REQ_OFF_REQUESTOR": abi.REQUEST_REQUESTOR.offset,
-        "REQUEST_HEADER_VERSION": abi.VMMDEV_REQUEST_HEADER_VERSION,
-        "MAX_REQUEST_SIZE": abi.VMMDEV_MAX_VMMDEVREQ_SIZE,
-        "REQ_TYPE_CALL32": call32,
-        "REQ_TYPE_CALL64": call64,
-        "REQUESTOR_LEGACY": abi.VMMDEV_REQUESTOR_LEGACY,
-        "CALL_SIZE": ctypes.sizeof(abi.HgcmCall),
-        "CALL_OFF_CLIENT": abi.HgcmCall.u32ClientID.offset,
-        "CALL_OFF_FUNCTION": abi.HgcmCall.u32Function.offset,
-        "CALL_OFF_PARM_COUNT": abi.HgcmCall.cParms.offset,
-        "CALL_OFF_PARMS": abi.HGCM_CALL_OFF_PARMS,
-        "HGCM_OFF_FLAGS": abi.HGCM_FLAGS.offset,
-        "HGCM_OFF_RESULT": abi.HGCM_RESULT.offset,
-        "REQ_DONE": abi.VBOX_HGCM_REQ_DONE,
-        "PARM32_SIZE": abi.hgcm_parm_size(call32),
-        "PARM64_SIZE": abi.hgcm_parm_size(call64),
-        "PARM_OFF_TYPE": abi.HGCM_PARM_OFF_TYPE,
-        "PARM_OFF_VALUE": abi.HGCM_PARM_OFF_VALUE,
-        "PARM_OFF_ADDR": abi.HGCM_PARM_OFF_ADDR,
-        "PARM_BIT32": int(abi.HgcmParmType.Bit32),
-        "PARM_BIT64": int(abi.HgcmParmType.Bit64),
-        "PARM_LINADDR": int(abi.HgcmParmType.LinAddr),
-        "PARM_LINADDR_IN": int(abi.HgcmParmType.LinAddr_In),
-        "PARM_LINADDR_OUT": int(abi.HgcmParmType.LinAddr_Out),
-        "PARM_PAGE_LIST": int(abi.HgcmParmType.PageList),
-        "DIRECTION_TO_HOST": int(abi.HgcmParmDirection.TO_HOST),
-        "DIRECTION_FROM_HOST": int(abi.HgcmParmDirection.FROM_HOST),
-        "DIRECTION_BOTH": int(abi.HgcmParmDirection.BOTH),
-        "DIRECTION_MASK": abi.VBOX_HGCM_F_PARM_DIRECTION_MASK,
-        "MAX_HGCM_DATA_SIZE": abi.VMMDEV_MAX_HGCM_DATA_SIZE,
-        "PL_OFF_FLAGS": abi.HgcmPageListInfo.flags.offset,
-        "PL_OFF_FIRST_PAGE": abi.HgcmPageListInfo.offFirstPage.offset,
-        "PL_OFF_PAGE_COUNT": abi.HgcmPageListInfo.cPages.offset,
-        "PL_OFF_PAGES": abi.HGCM_PAGE_LIST_OFF_PAGES,
-        "PL_MIN_SIZE": abi.HGCM_PAGE_LIST_MIN_SIZE,
-        "PL_ENTRY_SIZE": ctypes.sizeof(abi.HgcmPageListEntry),
-        "GUEST_PAGE_SIZE": abi.PAGE_SIZE,
-        "STATUS_ASYNC_EXECUTE": int(Status.VINF_HGCM_ASYNC_EXECUTE),
-        "SHFL_FN_READ": _READ,
-        "SHFL_FN_WRITE": _WRITE,
-        "SHFL_TRANSFER_PARMS": SHFL_CPARMS[ShflFn.READ],
-        "SHFL_HANDLE_ROOT": SHFL_HANDLE_ROOT,
-        "SHFL_HANDLE_NIL": SHFL_HANDLE_NIL,
-        "MAX_CALL_HEAP": MAX_CALL_HEAP,
-        "COMMAND_HEAP_COST": COMMAND_HEAP_COST,
-        "MAX_PENDING": MAX_PENDING,
-        "MAX_HANDLES": MAX_HANDLES,
-        "MAX_SCATTER_PAGES": MAX_SCATTER_PAGES,
-        "REG_CR0": ux.UC_X86_REG_CR0,
-        "CR0_PAGING": CR0_PG,
-        "NO_DEADLINE": fastblock.NO_DEADLINE,
-        "EINTR_RETRIES": fs.EINTR_RETRIES,
-    }
     lines = ["#include <stddef.h>", "#include <stdint.h>"]
     lines += [f"#define {name} {value:#x}ULL" if value >= 0 else f"#define {name} ({value}LL)"
-              for name, value in constants.items()]
+              for name, value in wire_constants().items()]
     lines += [_c_struct("accel_handle", AccelHandle), _c_struct("accel", AccelState),
               _c_struct("cpu_state", fastblock.State)]
     return "\n".join(lines) + "\n#line 1 \"hgcm_accel.c\"\n"
@@ -321,17 +209,20 @@ def available() -> bool:
 
 
 class Accelerator:
-    """The accelerator of one machine: its hook, the mirror of the device's state and the
-    folding of its counts into the device's."""
+    """The accelerator of one machine: its hook (the native one with ``native``, else its
+    Python twin), the mirror of the device's state and the folding of its counts into the
+    device's."""
 
     def __init__(self, cpu: Cpu, bus: PortBus, tracer: Tracer, device: VMMDevDevice,
-                 service: SharedFoldersService) -> None:
-        library = _library()
-        assert not isinstance(library, NativeUnavailable), "Accelerator built without checking available()"
+                 service: SharedFoldersService, *, native: bool) -> None:
         self._cpu, self._bus, self._tracer, self._device, self._service = cpu, bus, tracer, device, service
+        #: Whether the hook is the native one (else accel_python.PythonHook).
+        self.native = native
         self.state = AccelState()
         memory = device.attached_memory
         self.state.ram, self.state.ram_size = memory.host_address, memory.size
+        #: The service's generation counter (an export of an older generation is stale).
+        self.generation_counter = service.native_generation
         self.state.generation = ctypes.addressof(service.native_generation)
         self.state.cpu = cpu.counters_address
         # The device's configuration is frozen: what it says is read once.
@@ -341,7 +232,7 @@ class Accelerator:
         self.state.read_cycles = timing.cost(_READ, 0, service.function_cycles(_READ))
         self.state.write_cycles = timing.cost(_WRITE, 0, service.function_cycles(_WRITE))
         self.state.byte_cycles = timing.byte_cycles
-        self._configured = (config.native and config.direct_buffers
+        self._configured = (config.accelerator and config.direct_buffers
                             and not timing.is_async(_READ) and not timing.is_async(_WRITE))
         self.state.reg_read = ctypes.cast(uclib.uc_reg_read, ctypes.c_void_p).value or 0
         self._folded = (0, 0, 0, 0)
@@ -351,10 +242,22 @@ class Accelerator:
         self._pending_seen: tuple[int, ...] | None = None
         self._fallback = _OUT_HOOK(cpu.python_out_hook)
         self.state.fallback = ctypes.cast(self._fallback, ctypes.c_void_p).value or 0
-        self._notify = _NOTIFY(self._raise_event)
+        self._notify = _NOTIFY(self.raise_event)
         self.state.notify = ctypes.cast(self._notify, ctypes.c_void_p).value or 0
         device.native_unfolded = self.unfolded
-        hook = ctypes.cast(library.hgcmlab_accel_out, ctypes.c_void_p).value or 0
+        #: Bumped whenever an entry of ``state.handles`` changes (the Python hook then
+        #: rebuilds its lookup table).
+        self.handle_edits = 0
+        self._python: accel_python.PythonHook | None = None
+        if native:
+            library = _library()
+            assert not isinstance(library, NativeUnavailable), "native Accelerator built without checking available()"
+            hook = ctypes.cast(library.hgcmlab_accel_out, ctypes.c_void_p).value or 0
+        else:
+            self._python = accel_python.PythonHook(self, cpu, memory)
+            # Kept here: Unicorn holds only the callback's address.
+            self._python_callback = _OUT_HOOK(self._python.out)
+            hook = ctypes.cast(self._python_callback, ctypes.c_void_p).value or 0
         cpu.install_native_out_hook(hook, ctypes.addressof(self.state), self.sync)
         tracer.add_change_listener(lambda: self.sync(None))
 
@@ -379,6 +282,8 @@ class Accelerator:
         state.armed = int(self._armable())
         if state.armed:
             self._mirror()
+        if self._python is not None:
+            self._python.refresh()
 
     def _armable(self) -> bool:
         device = self._device
@@ -409,6 +314,7 @@ class Accelerator:
             for index in range(min(state.handle_count, MAX_HANDLES)):
                 entry = state.handles[index]
                 entry.admitted = int(self._admitted(entry.client))
+            self.handle_edits += 1
 
     def _locate_ports(self) -> None:
         """Where the VMMDev's ports are (they move only with a claim: a BAR write)."""
@@ -424,7 +330,7 @@ class Accelerator:
         events = self._device.events
         return events.pending & abi.VMMDEV_EVENT_HGCM != 0 and not events.legacy
 
-    def _raise_event(self) -> None:
+    def raise_event(self) -> None:
         """The hook completed a call while the HGCM event was not pending: raise it as the
         Python path does at the end of the call (an exception ends the run)."""
         try:
@@ -453,12 +359,16 @@ class Accelerator:
         entry.client, entry.root, entry.handle = client_id, root, handle
         entry.generation = self._service.native_generation.value
         entry.fd, entry.writable, entry.admitted = fd, int(writable), int(self._admitted(client_id))
+        self.handle_edits += 1
         state.handle_count = max(state.handle_count, slot + 1)
 
     # --- counts --------------------------------------------------------------------------
 
     def _taken(self) -> tuple[int, int, int, int]:
         state = self.state
+        if self._python is not None:
+            reads, writes, scattered_reads, scattered_writes = self._python.counts
+            return reads, writes, scattered_reads, scattered_writes
         return state.reads, state.writes, state.scattered_reads, state.scattered_writes
 
     def fold(self) -> None:
@@ -487,7 +397,9 @@ class Accelerator:
 
 def attach(cpu: Cpu, bus: PortBus, tracer: Tracer, device: VMMDevDevice,
            service: SharedFoldersService) -> Accelerator | None:
-    """The accelerator for this machine, or None when it is off or unavailable."""
-    if not device.config.native or not available():
+    """The accelerator for this machine (with the native hook when the configuration asks
+    for it and it is available, else the Python one), or None when it is off."""
+    config = device.config
+    if not config.accelerator:
         return None
-    return Accelerator(cpu, bus, tracer, device, service)
+    return Accelerator(cpu, bus, tracer, device, service, native=config.native and available())

@@ -73,6 +73,10 @@ class VMMDevConfig:
     #: of guest memory when the guest cannot tell the difference (devices/vmmdev/direct.py):
     #: a speed-up only; False makes every call take the bounce-buffer path (to compare).
     direct_buffers: bool = True
-    #: Complete Shared Folders READ/WRITE calls in the native accelerator when it is
-    #: available (devices/vmmdev/accel.py): a speed-up only; False keeps every call in Python.
+    #: Complete Shared Folders READ/WRITE calls in the CPU's OUT hook, before the device's
+    #: request path, when nobody could tell (devices/vmmdev/accel.py): a speed-up only;
+    #: False sends every call through the device's path (to compare).
+    accelerator: bool = True
+    #: The accelerator's hook in C when it can be built here, else its Python twin
+    #: (devices/vmmdev/accel_python.py); False always takes the Python twin.
     native: bool = True

@@ -1,14 +1,16 @@
-"""The native accelerator (devices/vmmdev/accel.py) against the Python path, from guest code.
+"""The accelerator (devices/vmmdev/accel.py) against the device's path, from guest code.
 
 Every scenario is a list of requests the test places in guest RAM and a guest program sends,
 one ``out`` each, to the VMMDev request port: so each call reaches the device through the
-CPU's OUT hook, native or Python.  Each scenario runs on two machines built alike, one with
-``VMMDevConfig.native`` on and one with it off, and everything the guest or the user could
-see must come out identical: every byte of guest RAM, the host files, the cycle and
+CPU's OUT hook.  Each scenario runs on two machines built alike, one with the accelerator
+and one without it (``VMMDevConfig.accelerator``), and everything the guest or the user
+could see must come out identical: every byte of guest RAM, the host files, the cycle and
 instruction counts, the exit, the run summary's call counts, the direct-path count and the
-heap accounting.  ``Accelerator.calls`` says how many calls the hook took, so a scenario meant
-for the native path cannot pass by silently taking Python's, and a scenario meant to fall
-back cannot pass by being taken natively.
+heap accounting.  Every scenario runs for both of the accelerator's hooks (the ``hook``
+fixture): the native one (native/hgcm_accel.c, skipped where it cannot be built) and its
+Python twin (accel_python.py).  ``Accelerator.calls`` says how many calls the hook took, so
+a scenario meant for the hook cannot pass by silently falling back, and a scenario meant to
+fall back cannot pass by being taken by the hook.
 """
 
 from __future__ import annotations
@@ -48,7 +50,19 @@ from hgcmlab.runtime.status import Status
 from hgcmlab.services.sharedfolders.abi import ShflCf, ShflFn
 from tests.device.test_direct_path import linaddr, pages
 
-pytestmark = pytest.mark.skipif(not accel.available(), reason=f"no native accelerator: {accel.unavailable_reason()}")
+needs_native = pytest.mark.skipif(not accel.available(), reason=f"no native accelerator: {accel.unavailable_reason()}")
+NATIVE, PYTHON = "native", "python"
+
+
+@pytest.fixture(params=[pytest.param(NATIVE, marks=needs_native), PYTHON])
+def hook(request: pytest.FixtureRequest) -> str:
+    """Which of the accelerator's hooks the scenario runs with."""
+    return request.param
+
+
+def config(hook: str | None, timing: HgcmTiming | None = None) -> VMMDevConfig:
+    """The device configuration with ``hook`` (None: no accelerator at all)."""
+    return VMMDevConfig(accelerator=hook is not None, native=hook == NATIVE, timing=timing or HgcmTiming())
 
 RAM = 4 * 1024 * 1024
 TABLE = 0x200000         # u32 count, then the request addresses the guest sends in order
@@ -116,7 +130,7 @@ class Session:
         return call.build()
 
 
-def session(folder: Path, *, native: bool, mode: int = 64, timing: HgcmTiming | None = None,
+def session(folder: Path, *, hook: str | None, mode: int = 64, timing: HgcmTiming | None = None,
             paging: bool = False) -> Session:
     """A fresh machine on a fresh copy of the files (the host-side set-up takes the Python
     path on both machines alike)."""
@@ -125,7 +139,7 @@ def session(folder: Path, *, native: bool, mode: int = 64, timing: HgcmTiming | 
     (folder / "s" / "f.bin").write_bytes(CONTENT)
     (folder / "s" / "g.bin").write_bytes(CONTENT[::-1])
     (folder / "ro" / "r.bin").write_bytes(CONTENT[:5000])
-    machine = vbox_board(mode, RAM, vmmdev_config=VMMDevConfig(native=native, timing=timing or HgcmTiming()))
+    machine = vbox_board(mode, RAM, vmmdev_config=config(hook, timing))
     machine.add_share("s", folder / "s")
     machine.add_share("ro", folder / "ro", writable=False)
     machine.load(assemble(GUEST, mode=mode), paging=paging)
@@ -180,16 +194,16 @@ def outcome(state: Session, result: RunResult) -> Outcome:
                    machine.accelerator.calls if machine.accelerator is not None else 0)
 
 
-def both_ways(tmp_path: Path, scenario: Scenario, *, mode: int = 64, timing: HgcmTiming | None = None,
+def both_ways(tmp_path: Path, hook: str, scenario: Scenario, *, mode: int = 64, timing: HgcmTiming | None = None,
               run: Callable[[Session], RunResult] | None = None,
               prepare: Callable[[Session], None] | None = None, paging: bool = False) -> tuple[Outcome, Outcome]:
-    """Run ``scenario`` with the accelerator and without; assert identical outcomes and
-    return (native, python)."""
+    """Run ``scenario`` with the accelerator's ``hook`` and without the accelerator; assert
+    identical outcomes and return (with, without)."""
     results = []
-    for native in (True, False):
-        state = session(tmp_path / ("native" if native else "python"), native=native, mode=mode, timing=timing,
-                        paging=paging)
-        assert (state.machine.accelerator is not None) is native
+    for used in (hook, None):
+        state = session(tmp_path / (used or "off"), hook=used, mode=mode, timing=timing, paging=paging)
+        accelerator = state.machine.accelerator
+        assert (accelerator is not None and accelerator.native == (used == NATIVE)) is (used is not None)
         submit(state, scenario(state))
         if prepare is not None:
             prepare(state)
@@ -229,8 +243,8 @@ def _reads_and_writes(state: Session) -> list[bytearray | int]:
 
 
 @pytest.mark.parametrize("mode", [64, 32])
-def test_reads_and_writes_of_every_buffer_shape_match_the_python_path(tmp_path: Path, mode: int) -> None:
-    mine, _ = both_ways(tmp_path, _reads_and_writes, mode=mode)
+def test_reads_and_writes_of_every_buffer_shape_match_the_python_path(hook: str, tmp_path: Path, mode: int) -> None:
+    mine, _ = both_ways(tmp_path, hook, _reads_and_writes, mode=mode)
     # The first call on each of f and g misses the hook's handle table and takes Python.
     assert mine.accelerated == 14 - 2
     assert mine.calls["READ"] == 9 and mine.calls["WRITE"] == 5
@@ -238,11 +252,11 @@ def test_reads_and_writes_of_every_buffer_shape_match_the_python_path(tmp_path: 
 
 
 @pytest.mark.parametrize("mode", [64, 32])
-def test_a_paged_guest_gets_page_lists_natively_and_linaddr_through_python(tmp_path: Path, mode: int) -> None:
+def test_a_paged_guest_gets_page_lists_natively_and_linaddr_through_python(hook: str, tmp_path: Path, mode: int) -> None:
     """Started paged (the loader's identity map): the device must translate a LinAddr buffer
     through the guest's tables (VMMDevHGCM.cpp, PGMPhysGCPtr2GCPhys), which the hook leaves
     to Python; page lists are physical and go natively."""
-    mine, _ = both_ways(tmp_path, _reads_and_writes, mode=mode, paging=True)
+    mine, _ = both_ways(tmp_path, hook, _reads_and_writes, mode=mode, paging=True)
     # Native: the page-list calls on f after its first one (two, and two repeats); g's only
     # page-list call is its first; no LinAddr call.
     assert mine.accelerated == 4
@@ -272,23 +286,23 @@ def _scattered(state: Session) -> list[bytearray | int]:
 
 
 @pytest.mark.parametrize("mode", [64, 32])
-def test_scattered_page_lists_match_the_bounce_buffer_path(tmp_path: Path, mode: int) -> None:
+def test_scattered_page_lists_match_the_bounce_buffer_path(hook: str, tmp_path: Path, mode: int) -> None:
     """Page lists whose pages are in any order, repeated, or followed by unused ones: the
     Python direct path leaves them to the bounce buffers (params.py: the page-by-page copy
     of vmmdevR3HgcmGuestBufferRead/-Write); the hook moves them with one preadv/pwritev
     over the pages and must leave the same bytes, zeros and counts (and not count them as
     direct-path calls)."""
-    mine, theirs = both_ways(tmp_path, _scattered, mode=mode)
+    mine, theirs = both_ways(tmp_path, hook, _scattered, mode=mode)
     # All but the export and the two READs into pages that also travel to the host.
     assert mine.accelerated == 7
     assert theirs.direct == 1   # only the LinAddr export call is the direct path's
     assert mine.files["s/f.bin"][4000:12192] != CONTENT[4000:12192]
 
 
-def test_a_round_trip_loop_on_one_request(tmp_path: Path) -> None:
+def test_a_round_trip_loop_on_one_request(hook: str, tmp_path: Path) -> None:
     def scenario(state: Session) -> list[bytearray | int]:
         return [state.call(READ, cb=1, buffer=linaddr(BUFFERS, 16)), *[0] * 200]
-    mine, _ = both_ways(tmp_path, scenario)
+    mine, _ = both_ways(tmp_path, hook, scenario)
     assert mine.accelerated == 200
 
 
@@ -323,12 +337,12 @@ def _python_only(state: Session) -> list[bytearray | int]:
 
 
 @pytest.mark.parametrize("mode", [64, 32])
-def test_calls_the_hook_does_not_model_go_to_python_with_the_same_statuses(tmp_path: Path, mode: int) -> None:
-    mine, _ = both_ways(tmp_path, _python_only, mode=mode)
+def test_calls_the_hook_does_not_model_go_to_python_with_the_same_statuses(hook: str, tmp_path: Path, mode: int) -> None:
+    mine, _ = both_ways(tmp_path, hook, _python_only, mode=mode)
     assert mine.accelerated == 0
 
 
-def test_a_closed_handle_is_never_used_again(tmp_path: Path) -> None:
+def test_a_closed_handle_is_never_used_again(hook: str, tmp_path: Path) -> None:
     """READ (exported), READ (native), CLOSE, READ: the last one must fail as in Python
     (VERR_INVALID_HANDLE), not read through the exported fd."""
     statuses = {}
@@ -342,12 +356,12 @@ def test_a_closed_handle_is_never_used_again(tmp_path: Path) -> None:
         statuses[state.machine.accelerator is not None] = [result_of(state, index) for index in (2, 3)]
         return result
 
-    mine, _ = both_ways(tmp_path, scenario, run=run)
+    mine, _ = both_ways(tmp_path, hook, scenario, run=run)
     assert mine.accelerated == 1
     assert statuses[True] == statuses[False] == [Status.VINF_SUCCESS, Status.VERR_INVALID_HANDLE]
 
 
-def test_a_disconnected_client_is_never_served_again(tmp_path: Path) -> None:
+def test_a_disconnected_client_is_never_served_again(hook: str, tmp_path: Path) -> None:
     """READ (exported), READ (native), DISCONNECT, READ: the last one gets the device's
     VERR_HGCM_INVALID_CLIENT_ID on both paths."""
     statuses = {}
@@ -362,12 +376,12 @@ def test_a_disconnected_client_is_never_served_again(tmp_path: Path) -> None:
             state.machine.memory.read(REQUESTS + 3 * REQUEST_STRIDE, 64))
         return result
 
-    mine, _ = both_ways(tmp_path, scenario, run=run)
+    mine, _ = both_ways(tmp_path, hook, scenario, run=run)
     assert mine.accelerated == 1
     assert statuses[True] == statuses[False] == Status.VERR_HGCM_INVALID_CLIENT_ID
 
 
-def test_a_removed_share_stops_the_hook_at_once(tmp_path: Path) -> None:
+def test_a_removed_share_stops_the_hook_at_once(hook: str, tmp_path: Path) -> None:
     """The host unshares a folder between two runs: the handle's next READ fails in Python."""
     def scenario(state: Session) -> list[bytearray | int]:
         return [state.call(READ, cb=10, buffer=linaddr(BUFFERS, 16)), 0, 0]
@@ -379,11 +393,11 @@ def test_a_removed_share_stops_the_hook_at_once(tmp_path: Path) -> None:
         assert machine.shared_folders.remove_mapping("s") == Status.VINF_PERMISSION_DENIED
         return machine.run()
 
-    mine, _ = both_ways(tmp_path, scenario, run=run)
+    mine, _ = both_ways(tmp_path, hook, scenario, run=run)
     assert mine.accelerated == 1
 
 
-def test_tracing_sends_every_call_through_python_with_identical_traces(tmp_path: Path) -> None:
+def test_tracing_sends_every_call_through_python_with_identical_traces(hook: str, tmp_path: Path) -> None:
     traces = {}
 
     def prepare(state: Session) -> None:
@@ -391,45 +405,45 @@ def test_tracing_sends_every_call_through_python_with_identical_traces(tmp_path:
         state.machine.tracer.add_sink(sink)
         traces[state.machine.accelerator is not None] = sink
 
-    mine, _ = both_ways(tmp_path, _reads_and_writes, prepare=prepare)
+    mine, _ = both_ways(tmp_path, hook, _reads_and_writes, prepare=prepare)
     assert mine.accelerated == 0
     assert [event.to_json() for event in traces[True].events] == [event.to_json() for event in traces[False].events]
 
 
-def test_a_sink_for_other_kinds_keeps_the_hook(tmp_path: Path) -> None:
+def test_a_sink_for_other_kinds_keeps_the_hook(hook: str, tmp_path: Path) -> None:
     def prepare(state: Session) -> None:
         state.machine.tracer.add_sink(CallbackSink({"guest_log"}, lambda event: None))
 
-    mine, _ = both_ways(tmp_path, _reads_and_writes, prepare=prepare)
+    mine, _ = both_ways(tmp_path, hook, _reads_and_writes, prepare=prepare)
     assert mine.accelerated == 12
 
 
-def test_injected_host_faults_go_through_python(tmp_path: Path) -> None:
+def test_injected_host_faults_go_through_python(hook: str, tmp_path: Path) -> None:
     def run(state: Session) -> RunResult:
         with inject(Fault("preadv", errno=5, times=None)):
             return state.machine.run()
 
-    mine, _ = both_ways(tmp_path, _reads_and_writes, run=run)
+    mine, _ = both_ways(tmp_path, hook, _reads_and_writes, run=run)
     assert mine.accelerated == 0
 
 
-def test_asynchronous_reads_go_through_python(tmp_path: Path) -> None:
-    mine, _ = both_ways(tmp_path, _reads_and_writes, timing=HgcmTiming(async_functions=frozenset({READ})))
+def test_asynchronous_reads_go_through_python(hook: str, tmp_path: Path) -> None:
+    mine, _ = both_ways(tmp_path, hook, _reads_and_writes, timing=HgcmTiming(async_functions=frozenset({READ})))
     assert mine.accelerated == 0
 
 
-def test_an_asynchronous_function_elsewhere_leaves_the_hook_exact(tmp_path: Path) -> None:
+def test_an_asynchronous_function_elsewhere_leaves_the_hook_exact(hook: str, tmp_path: Path) -> None:
     """CLOSE completes later (a scheduled event, a deadline); the READs and WRITEs around it
     are taken natively and every cycle count still matches."""
     def scenario(state: Session) -> list[bytearray | int]:
         return [*_reads_and_writes(state), state.call(CLOSE, handle="g"), 1, 2, 3]
 
-    mine, _ = both_ways(tmp_path, scenario, timing=HgcmTiming(async_functions=frozenset({CLOSE})))
+    mine, _ = both_ways(tmp_path, hook, scenario, timing=HgcmTiming(async_functions=frozenset({CLOSE})))
     assert mine.accelerated >= 12
 
 
 @pytest.mark.parametrize("slice_cycles", [1, 997, 5000, 20011])
-def test_until_cycle_slices_stop_at_the_same_places(tmp_path: Path, slice_cycles: int) -> None:
+def test_until_cycle_slices_stop_at_the_same_places(hook: str, tmp_path: Path, slice_cycles: int) -> None:
     """Run in slices of ``slice_cycles``: every pause lands on the same instruction and cycle
     both ways (a call whose cost would reach the deadline is left to Python)."""
     stops: dict[bool, list[tuple[int, int]]] = {}
@@ -443,14 +457,14 @@ def test_until_cycle_slices_stop_at_the_same_places(tmp_path: Path, slice_cycles
                 stops[machine.accelerator is not None] = seen
                 return result
 
-    mine, _ = both_ways(tmp_path, _reads_and_writes, run=run)
+    mine, _ = both_ways(tmp_path, hook, _reads_and_writes, run=run)
     assert stops[True] == stops[False]
     if slice_cycles > 5000:
         assert mine.accelerated > 0
 
 
 @pytest.mark.parametrize("budget", [5, 23, 41, 77])
-def test_instruction_budgets_stop_at_the_same_places(tmp_path: Path, budget: int) -> None:
+def test_instruction_budgets_stop_at_the_same_places(hook: str, tmp_path: Path, budget: int) -> None:
     def run(state: Session) -> RunResult:
         machine = state.machine
         while True:
@@ -458,7 +472,7 @@ def test_instruction_budgets_stop_at_the_same_places(tmp_path: Path, budget: int
             if result.end is not RunEnd.BUDGET:
                 return result
 
-    both_ways(tmp_path, _reads_and_writes, run=run)
+    both_ways(tmp_path, hook, _reads_and_writes, run=run)
 
 
 def _report_additions(state: Session) -> None:
@@ -471,7 +485,7 @@ def _report_additions(state: Session) -> None:
     assert state.machine.vmmdev.additions_ok
 
 
-def test_acknowledged_events_are_raised_again_after_every_native_call(tmp_path: Path) -> None:
+def test_acknowledged_events_are_raised_again_after_every_native_call(hook: str, tmp_path: Path) -> None:
     """A guest that acknowledges the HGCM event after each call (fast IRQ acknowledge: IN
     from the port at +8) makes every completion raise the event anew (VMMDev.cpp:
     VMMDevNotifyGuest: fHaveEvents, the interrupt line): the hook completes the call and
@@ -483,13 +497,13 @@ def test_acknowledged_events_are_raised_again_after_every_native_call(tmp_path: 
         _report_additions(state)
         state.machine.load(assemble(guest, mode=64))
 
-    mine, _ = both_ways(tmp_path, _reads_and_writes, prepare=prepare)
+    mine, _ = both_ways(tmp_path, hook, _reads_and_writes, prepare=prepare)
     assert mine.accelerated == 12
 
 
-def test_with_events_left_pending_the_same_guest_is_taken_natively(tmp_path: Path) -> None:
+def test_with_events_left_pending_the_same_guest_is_taken_natively(hook: str, tmp_path: Path) -> None:
     """The counterpart of the test above: no acknowledge, the event stays pending."""
-    mine, _ = both_ways(tmp_path, _reads_and_writes, prepare=_report_additions)
+    mine, _ = both_ways(tmp_path, hook, _reads_and_writes, prepare=_report_additions)
     assert mine.accelerated == 12
 
 
@@ -514,7 +528,7 @@ def _templates(state: Session) -> list[bytearray]:
                                                   min_size=1, max_size=4),
        word=st.one_of(st.none(), st.tuples(st.integers(0, 511), st.sampled_from(
            [0, 1, 2, 5, 11, 12, 0x3F, 0x40, 0xFFF, 0x1000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]))))
-def test_mutated_requests_get_identical_outcomes(tmp_path_factory: pytest.TempPathFactory, template: int,
+def test_mutated_requests_get_identical_outcomes(hook: str, tmp_path_factory: pytest.TempPathFactory, template: int,
                                                  edits: list[tuple[int, int]],
                                                  word: tuple[int, int] | None) -> None:
     """Byte edits and boundary words anywhere in a request the hook would take: each
@@ -529,7 +543,7 @@ def test_mutated_requests_get_identical_outcomes(tmp_path_factory: pytest.TempPa
             request[offset:offset + 4] = word[1].to_bytes(4, "little")
         return [_templates(state)[template], request, 1]
 
-    both_ways(tmp_path_factory.mktemp("mutated"), scenario)
+    both_ways(tmp_path_factory.mktemp("mutated"), hook, scenario)
 
 
 # --- the command line -------------------------------------------------------------------------
@@ -537,18 +551,20 @@ def test_mutated_requests_get_identical_outcomes(tmp_path_factory: pytest.TempPa
 def test_cli_summary_and_files_are_the_same_with_and_without_the_accelerator(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`hgcmlab run` of the cp tool (64 KiB READ/WRITE calls): the same output, the same
-    summary line (instructions, cycles, call counts) and the same copy with `--no-native`;
-    and the accelerator did take the calls in the default run."""
+    summary line (instructions, cycles, call counts) and the same copy by default (the
+    native hook where it can be built), with `--no-native` (the Python hook) and with
+    `--no-accelerator`; and the hooks did take the calls."""
     import io
 
     from hgcmlab.machine import boards
     from hgcmlab.machine.cli import main
 
-    taken: list[int] = []
+    taken: list[tuple[bool, int] | None] = []
     real_close = boards.VBoxMachine.close
 
     def spying_close(self: boards.VBoxMachine) -> None:
-        taken.append(self.accelerator.calls if self.accelerator is not None else -1)
+        accelerator = self.accelerator
+        taken.append(None if accelerator is None else (accelerator.native, accelerator.calls))
         real_close(self)
 
     monkeypatch.setattr(boards.VBoxMachine, "close", spying_close)
@@ -556,18 +572,22 @@ def test_cli_summary_and_files_are_the_same_with_and_without_the_accelerator(
     (tmp_path / "host").mkdir()
     (tmp_path / "host" / "src.bin").write_bytes(bytes(range(256)) * 2000)   # 512,000 bytes: 8 READs
     outputs = []
-    for options in ([], ["--no-native"]):
+    # Names of one length: the guest's instruction count depends on it.
+    runs = {"native": [], "python": ["--no-native"], "device": ["--no-accelerator"]}
+    for name, options in runs.items():
         out, err = io.StringIO(), io.StringIO()
-        destination = f"d:/{'python' if options else 'native'}.bin"
+        destination = f"d:/{name}.bin"
         status = main(["run", *options, "--share", f"d={tmp_path / 'host'}", str(program), "--", "d:/src.bin",
                        destination], out, err)
         assert status == 0, out.getvalue() + err.getvalue()
         outputs.append((out.getvalue(), err.getvalue()))
-    assert outputs[0] == outputs[1]
+    assert outputs[0] == outputs[1] == outputs[2]
     assert "READ x9" in outputs[0][0] + outputs[0][1]
-    assert taken[0] >= 14 and taken[1] == -1
-    assert (tmp_path / "host" / "native.bin").read_bytes() == (tmp_path / "host" / "src.bin").read_bytes()
-    assert (tmp_path / "host" / "python.bin").read_bytes() == (tmp_path / "host" / "src.bin").read_bytes()
+    (default_native, default_calls), (python_native, python_calls) = taken[0], taken[1]
+    assert default_native is accel.available() and not python_native
+    assert default_calls >= 14 and python_calls >= 14 and taken[2] is None
+    for name in runs:
+        assert (tmp_path / "host" / f"{name}.bin").read_bytes() == (tmp_path / "host" / "src.bin").read_bytes()
 
 
 # --- whole drivers: polling, interrupts, asynchronous completion --------------------------------
@@ -579,7 +599,7 @@ def test_cli_summary_and_files_are_the_same_with_and_without_the_accelerator(
     ("demo_poll_async.s", None, True),
 ])
 @pytest.mark.parametrize("mode", [64, 32])
-def test_bundled_drivers_run_identically(tmp_path: Path, program: str, defines: dict[str, int] | None,
+def test_bundled_drivers_run_identically(hook: str, tmp_path: Path, program: str, defines: dict[str, int] | None,
                                          force_async: bool, mode: int) -> None:
     """The bundled drivers (polling; interrupt-driven with `sti; hlt` and either kind of
     acknowledge; asynchronous completion found by polling) give the same log, exit, cycle
@@ -588,13 +608,12 @@ def test_bundled_drivers_run_identically(tmp_path: Path, program: str, defines: 
 
     image = bundled_program(program, mode=mode, defines=defines)
     seen = []
-    for native in (True, False):
-        folder = tmp_path / str(native)
+    for used in (hook, None):
+        folder = tmp_path / str(used)
         folder.mkdir()
         # Reproducible shares: the object information CREATE returns (times, inode) is the
         # same for both folders, so guest RAM can be compared whole.
-        machine = vbox_board(mode, reproducible=True, vmmdev_config=VMMDevConfig(native=native, timing=HgcmTiming(
-            force_async=force_async)))
+        machine = vbox_board(mode, reproducible=True, vmmdev_config=config(used, HgcmTiming(force_async=force_async)))
         machine.add_share("demo", folder)
         machine.load(image)
         result = machine.run()
@@ -606,7 +625,7 @@ def test_bundled_drivers_run_identically(tmp_path: Path, program: str, defines: 
     assert seen[0] == seen[1]
 
 
-def test_a_sink_added_during_the_run_sees_every_later_call(tmp_path: Path) -> None:
+def test_a_sink_added_during_the_run_sees_every_later_call(hook: str, tmp_path: Path) -> None:
     """A sink added by a callback in the middle of a run (here on the guest's third `out` to
     an unclaimed port) turns the hook off at once: every later call is traced, identically
     on both machines."""
@@ -627,7 +646,7 @@ def test_a_sink_added_during_the_run_sees_every_later_call(tmp_path: Path) -> No
 
         machine.tracer.add_sink(CallbackSink({"port_unclaimed"}, on_unclaimed))
 
-    mine, _ = both_ways(tmp_path, _reads_and_writes, prepare=prepare)
+    mine, _ = both_ways(tmp_path, hook, _reads_and_writes, prepare=prepare)
     assert 0 < mine.accelerated < 12   # the second and third READ went native, nothing after
     mine_events = [event.to_json() for event in traces[True].events]
     assert mine_events == [event.to_json() for event in traces[False].events]
@@ -636,10 +655,18 @@ def test_a_sink_added_during_the_run_sees_every_later_call(tmp_path: Path) -> No
 
 # --- building and switching it off -------------------------------------------------------------
 
-def test_the_environment_switch_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_environment_switch_turns_the_native_hook_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(accel.ENVIRONMENT, "0")
     assert accel.unavailable_reason() == f"{accel.ENVIRONMENT}=0"
     machine = vbox_board(64, RAM)
+    try:
+        assert machine.accelerator is not None and not machine.accelerator.native
+    finally:
+        machine.close()
+
+
+def test_the_configuration_turns_the_accelerator_off() -> None:
+    machine = vbox_board(64, RAM, vmmdev_config=VMMDevConfig(accelerator=False))
     try:
         assert machine.accelerator is None
     finally:
@@ -667,6 +694,7 @@ def test_a_compiler_that_fails_is_one_line_and_leaves_no_file(monkeypatch: pytes
     assert not any((tmp_path / "cache").rglob("*.so"))
 
 
+@needs_native
 def test_the_build_is_cached_by_content(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HGCMLAB_CACHE_DIR", str(tmp_path / "cache"))
     first = accel.build()

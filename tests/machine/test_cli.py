@@ -247,10 +247,11 @@ def test_version_says_whether_the_native_accelerator_is_in_use(monkeypatch: pyte
     from hgcmlab.devices.vmmdev import accel
 
     status, out, err = cli("--version")
-    expected = "on" if accel.available() else f"off ({accel.unavailable_reason()})"
+    expected = "on" if accel.available() else f"off ({accel.unavailable_reason()}; its Python twin is used)"
     assert (status, err) == (0, "")
     assert out.splitlines()[0].startswith("hgcmlab ")
     assert out.splitlines()[1] == f"native HGCM accelerator: {expected}"
     monkeypatch.setenv(accel.ENVIRONMENT, "0")
     status, out, _ = cli("--version")
-    assert status == 0 and out.splitlines()[1] == "native HGCM accelerator: off (HGCMLAB_NATIVE=0)"
+    assert status == 0 and out.splitlines()[1] == ("native HGCM accelerator: off (HGCMLAB_NATIVE=0; "
+                                                   "its Python twin is used)")
