@@ -1,4 +1,4 @@
-"""The native HGCM accelerator: Shared Folders READ and WRITE without entering Python.
+"""The HGCM accelerator: Shared Folders READ and WRITE completed in the CPU's OUT hook.
 
 An optional speed-up (issue 15).  ``native/hgcm_accel.c`` is a Unicorn OUT hook: for an
 ``out`` of a request address to the VMMDev request port it completes a Shared Folders READ
@@ -9,7 +9,7 @@ CPU's Python OUT hook, unchanged.  Guests, traces and counts cannot tell which p
 cycle counts, instruction counts, guest memory, host files and the run summary are
 identical (tests/device/test_accel.py runs the same guests both ways and compares).
 
-When it takes a call.  Exactly when the Python path would complete it successfully inside
+When it takes a call.  Exactly when the device's own path would complete it successfully inside
 the ``out`` (the direct path, device.py: ``_direct_call``, or for a scattered page list the
 bounce buffers of the general path, which move the same bytes), and nobody could observe
 the difference:
@@ -22,7 +22,7 @@ the difference:
   the request's address (the completion's HGCM event is raised by Python, through a
   callback, unless it is pending already and raising it would change nothing);
 * the CPU: not in an exact slice or on Unicorn's count, and the call's cycles do not reach
-  the next deadline (the Python path then stops the run exactly there);
+  the next deadline (the device's path then stops the run exactly there);
 * the call: an HGCMCall32/64 with the five parameters of the right types, a LinAddr buffer
   of an unpaged guest, or a page list (PageList type) that passes the general path's checks
   and is either one consecutive run (``direct.plan``'s rules) or at most
@@ -61,9 +61,14 @@ live by the hook.
 Building.  The C source is compiled once per content with the system's C compiler
 (``guest_asm/c/compiler.find_compiler``: ``$HGCMLAB_CC``, gcc, clang) into the cache
 directory, with a generated prelude of every ABI constant and struct layout it uses, taken
-from the ctypes declarations.  Without a compiler, on a host other than x86-64 Linux, or with
-``HGCMLAB_NATIVE=0`` in the environment, ``available()`` is False and the pure Python path
-runs alone.
+from the ctypes declarations (accel_layout.py).  Without a compiler, on a host other than
+x86-64 Linux, or with ``HGCMLAB_NATIVE=0`` in the environment, ``available()`` is False.
+
+The Python twin.  Where the native hook is unavailable or ``VMMDevConfig.native`` is False,
+the accelerator installs ``accel_python.PythonHook`` instead: the same hook in Python, with
+the same checks and effects, reading the same mirror (copied into Python values at every
+``sync``).  ``VMMDevConfig.accelerator=False`` installs no hook at all: every call takes the
+device's own path.
 """
 
 from __future__ import annotations
@@ -104,7 +109,7 @@ if TYPE_CHECKING:
 SOURCE = Path(__file__).with_name("native") / "hgcm_accel.c"
 #: The environment switch: "0" turns the accelerator off everywhere.
 ENVIRONMENT = "HGCMLAB_NATIVE"
-#: Event kinds the Python path of an accelerated call would emit: while anyone wants one of
+#: Event kinds the device's path of an accelerated call would emit: while anyone wants one of
 #: them, every call goes through Python.
 RELEVANT_KINDS = frozenset({"port_io", "charge", "vmmdev_request", "vmmdev_event", "hgcm_call", "hgcm_complete",
                             "hgcm_service_error", "linaddr_translation", "hgcm_rejected"})
@@ -332,7 +337,7 @@ class Accelerator:
 
     def raise_event(self) -> None:
         """The hook completed a call while the HGCM event was not pending: raise it as the
-        Python path does at the end of the call (an exception ends the run)."""
+        device's path does at the end of the call (an exception ends the run)."""
         try:
             self._device.events.notify(abi.VMMDEV_EVENT_HGCM)
             self.state.event_pending = int(self._event_pending())

@@ -144,7 +144,7 @@ class PythonHook:
 
     def _try_call(self, address: int) -> bool:
         """hgcm_accel.c: decide and try_call: complete the call at ``address`` when the
-        Python path would complete it successfully, checks first and in the same order;
+        device's path would complete it successfully, checks first and in the same order;
         False, having done nothing, otherwise."""
         ram, ram_size = self._ram, self._ram_size
         # The request (decide).

@@ -252,12 +252,13 @@ def test_reads_and_writes_of_every_buffer_shape_match_the_python_path(hook: str,
 
 
 @pytest.mark.parametrize("mode", [64, 32])
-def test_a_paged_guest_gets_page_lists_natively_and_linaddr_through_python(hook: str, tmp_path: Path, mode: int) -> None:
+def test_a_paged_guest_gets_page_lists_through_the_hook_and_linaddr_through_the_device(
+        hook: str, tmp_path: Path, mode: int) -> None:
     """Started paged (the loader's identity map): the device must translate a LinAddr buffer
     through the guest's tables (VMMDevHGCM.cpp, PGMPhysGCPtr2GCPhys), which the hook leaves
-    to Python; page lists are physical and go natively."""
+    to the device; page lists are physical and go through the hook."""
     mine, _ = both_ways(tmp_path, hook, _reads_and_writes, mode=mode, paging=True)
-    # Native: the page-list calls on f after its first one (two, and two repeats); g's only
+    # The hook: the page-list calls on f after its first one (two, and two repeats); g's only
     # page-list call is its first; no LinAddr call.
     assert mine.accelerated == 4
 
@@ -337,13 +338,14 @@ def _python_only(state: Session) -> list[bytearray | int]:
 
 
 @pytest.mark.parametrize("mode", [64, 32])
-def test_calls_the_hook_does_not_model_go_to_python_with_the_same_statuses(hook: str, tmp_path: Path, mode: int) -> None:
+def test_calls_the_hook_does_not_model_go_to_python_with_the_same_statuses(hook: str, tmp_path: Path,
+                                                                           mode: int) -> None:
     mine, _ = both_ways(tmp_path, hook, _python_only, mode=mode)
     assert mine.accelerated == 0
 
 
 def test_a_closed_handle_is_never_used_again(hook: str, tmp_path: Path) -> None:
-    """READ (exported), READ (native), CLOSE, READ: the last one must fail as in Python
+    """READ (exported), READ (the hook), CLOSE, READ: the last one must fail as in Python
     (VERR_INVALID_HANDLE), not read through the exported fd."""
     statuses = {}
 
@@ -362,7 +364,7 @@ def test_a_closed_handle_is_never_used_again(hook: str, tmp_path: Path) -> None:
 
 
 def test_a_disconnected_client_is_never_served_again(hook: str, tmp_path: Path) -> None:
-    """READ (exported), READ (native), DISCONNECT, READ: the last one gets the device's
+    """READ (exported), READ (the hook), DISCONNECT, READ: the last one gets the device's
     VERR_HGCM_INVALID_CLIENT_ID on both paths."""
     statuses = {}
 
@@ -434,7 +436,7 @@ def test_asynchronous_reads_go_through_python(hook: str, tmp_path: Path) -> None
 
 def test_an_asynchronous_function_elsewhere_leaves_the_hook_exact(hook: str, tmp_path: Path) -> None:
     """CLOSE completes later (a scheduled event, a deadline); the READs and WRITEs around it
-    are taken natively and every cycle count still matches."""
+    are taken by the hook and every cycle count still matches."""
     def scenario(state: Session) -> list[bytearray | int]:
         return [*_reads_and_writes(state), state.call(CLOSE, handle="g"), 1, 2, 3]
 
@@ -485,7 +487,7 @@ def _report_additions(state: Session) -> None:
     assert state.machine.vmmdev.additions_ok
 
 
-def test_acknowledged_events_are_raised_again_after_every_native_call(hook: str, tmp_path: Path) -> None:
+def test_acknowledged_events_are_raised_again_after_every_call_the_hook_takes(hook: str, tmp_path: Path) -> None:
     """A guest that acknowledges the HGCM event after each call (fast IRQ acknowledge: IN
     from the port at +8) makes every completion raise the event anew (VMMDev.cpp:
     VMMDevNotifyGuest: fHaveEvents, the interrupt line): the hook completes the call and
@@ -501,7 +503,7 @@ def test_acknowledged_events_are_raised_again_after_every_native_call(hook: str,
     assert mine.accelerated == 12
 
 
-def test_with_events_left_pending_the_same_guest_is_taken_natively(hook: str, tmp_path: Path) -> None:
+def test_with_events_left_pending_the_same_guest_is_taken_by_the_hook(hook: str, tmp_path: Path) -> None:
     """The counterpart of the test above: no acknowledge, the event stays pending."""
     mine, _ = both_ways(tmp_path, hook, _reads_and_writes, prepare=_report_additions)
     assert mine.accelerated == 12
@@ -647,7 +649,7 @@ def test_a_sink_added_during_the_run_sees_every_later_call(hook: str, tmp_path: 
         machine.tracer.add_sink(CallbackSink({"port_unclaimed"}, on_unclaimed))
 
     mine, _ = both_ways(tmp_path, hook, _reads_and_writes, prepare=prepare)
-    assert 0 < mine.accelerated < 12   # the second and third READ went native, nothing after
+    assert 0 < mine.accelerated < 12   # the second and third READ went through the hook, nothing after
     mine_events = [event.to_json() for event in traces[True].events]
     assert mine_events == [event.to_json() for event in traces[False].events]
     assert sum('"hgcm_call"' in line for line in mine_events) == 11
