@@ -500,12 +500,8 @@ class Cpu:
         self._fast_stores = hook is not None
         if hook is None:
             return
-        handle = ctypes.c_size_t()
-        status = _uc_binding.uclib.uc_hook_add(
-            self._uc._uch, ctypes.byref(handle), unicorn.UC_HOOK_TLB_FILL, ctypes.c_void_p(hook),
-            ctypes.c_void_p(ctypes.addressof(self._code_pages)), ctypes.c_uint64(1), ctypes.c_uint64(0))
-        if status != unicorn.UC_ERR_OK:
-            raise RuntimeError(f"Unicorn refused the TLB fill hook (error {status})")
+        self._add_global_native_hook(unicorn.UC_HOOK_TLB_FILL, hook, ctypes.addressof(self._code_pages),
+                                     "TLB fill hook")
         self._uc.ctl_set_tlb_mode(unicorn.UC_TLB_VIRTUAL)
 
     @property
@@ -548,12 +544,18 @@ class Cpu:
         if native is None:
             self._hook(unicorn.UC_HOOK_BLOCK, self._on_block)
             return
+        self._add_global_native_hook(unicorn.UC_HOOK_BLOCK, native, ctypes.addressof(self._state),
+                                     "native block hook")
+
+    def _add_global_native_hook(self, kind: int, function: int, user_data: int, what: str) -> None:
+        """Add the C function at ``function`` as a ``kind`` hook on every address, called
+        with ``user_data``, for the engine's life."""
         handle = ctypes.c_size_t()
         status = _uc_binding.uclib.uc_hook_add(
-            self._uc._uch, ctypes.byref(handle), unicorn.UC_HOOK_BLOCK, ctypes.c_void_p(native),
-            ctypes.c_void_p(ctypes.addressof(self._state)), ctypes.c_uint64(1), ctypes.c_uint64(0))
+            self._uc._uch, ctypes.byref(handle), kind, ctypes.c_void_p(function), ctypes.c_void_p(user_data),
+            ctypes.c_uint64(1), ctypes.c_uint64(0))
         if status != unicorn.UC_ERR_OK:
-            raise RuntimeError(f"Unicorn refused the native block hook (error {status})")
+            raise RuntimeError(f"Unicorn refused the {what} (error {status})")
 
     # --- shared counter state ---------------------------------------------------------------
 
