@@ -222,6 +222,8 @@ class _Block:
     may_set_if: bool = False
     #: Starts of the instructions that follow a port access inside the block.
     io_follow: tuple[int, ...] = ()
+    #: True when an instruction of the block writes CR0 (and so may turn paging on).
+    writes_cr0: bool = False
 
     def shadow_after(self, pc: int) -> bool:
         """True when the instruction completed just before ``pc`` opens an interrupt shadow."""
@@ -383,7 +385,11 @@ class Cpu:
         self._hook(unicorn.UC_HOOK_INSN, self._on_out, None, 1, 0, ux.UC_X86_INS_OUT)
         self._out_hook = self._hooks[-1]
         self._hook(unicorn.UC_HOOK_INTR, self._on_interrupt)
-        self._hook(unicorn.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        # Bounded to the addresses above RAM, where every unmapped one lies: a memory hook
+        # covering RAM would keep every guest store on Unicorn's slow path (see
+        # ``_install_fast_stores``).
+        self._hook(unicorn.UC_HOOK_MEM_UNMAPPED, self._on_unmapped, None, memory.size, _NO_LIMIT)
+        self._install_fast_stores()
         self._install_rdtsc_hook()
         noop = fastblock.noop_hook_address()
         if noop is None:  # hosts without the native page: a ctypes no-op does the same
@@ -467,6 +473,67 @@ class Cpu:
         for register in (ux.UC_X86_REG_SS, ux.UC_X86_REG_DS, ux.UC_X86_REG_ES, ux.UC_X86_REG_FS, ux.UC_X86_REG_GS):
             self._uc.reg_write(register, DATA_SELECTOR)
 
+    def _install_fast_stores(self) -> None:
+        """Let guest stores to RAM pages without code take Unicorn's fast path while paging
+        is off (the native TLB fill hook; hosts without it keep the CPU's own TLB fill).
+
+        Why (Unicorn 2.1.4 sources): tlb_set_page_with_attrs (qemu/accel/tcg/cputlb.c) flags
+        every writable RAM entry TLB_NOTDIRTY, as its cpu_physical_memory_is_clean
+        (qemu/include/exec/ram_addr.h) always answers true, so a store takes the slow path
+        (store_helper, notdirty_write) until notdirty_write clears the flag; it clears it
+        only for an entry without execute permission (addr_code == -1) and no memory hook
+        covering the address (uc_mem_hook_installed).  With CR0.PG clear the x86 walk
+        (qemu/target/i386/excp_helper.c handle_mmu_fault) grants read, write and execute to
+        every page, so every store stayed slow: ~45 ns against ~13 for a load.  Here the TLB
+        is filled by Unicorn's virtual TLB mode (qemu/softmmu/unicorn_vtlb.c
+        unicorn_fill_tlb) through ``fastblock.TLB_FILL_CODE``: the same identity
+        translation, with execute permission only on pages code was fetched from
+        (``fastblock.CodePages``), so the first store to any other page clears the flag.
+        Self-modifying code is still caught: a page keeps the flag once code was fetched
+        from it, and translating code on a page flags its older entries again
+        (qemu/accel/tcg/translate-all.c tb_gen_code, tlb_reset_dirty_by_vaddr).  Nothing
+        the guest can observe changes: same translation, same faults, same counts."""
+        pages = self._memory.size // 4096
+        self._code_bitmap = (ctypes.c_uint64 * ((pages + 63) // 64))()
+        self._code_pages = fastblock.CodePages(pages, ctypes.addressof(self._code_bitmap))
+        hook = fastblock.tlb_fill_hook_address()
+        self._fast_stores = hook is not None
+        if hook is None:
+            return
+        self._add_global_native_hook(unicorn.UC_HOOK_TLB_FILL, hook, ctypes.addressof(self._code_pages),
+                                     "TLB fill hook")
+        self._uc.ctl_set_tlb_mode(unicorn.UC_TLB_VIRTUAL)
+
+    @property
+    def fast_stores(self) -> bool:
+        """True while the TLB is filled by the native hook (see ``_install_fast_stores``)."""
+        return self._fast_stores
+
+    def code_page(self, address: int) -> bool:
+        """True when code has been fetched from the RAM page of ``address`` while
+        ``fast_stores`` held: stores to that page stay on Unicorn's slow path, which
+        catches self-modifying code."""
+        page = address // 4096
+        if page >= self._code_pages.pages:
+            return False
+        return bool(self._code_bitmap[page // 64] >> (page % 64) & 1)
+
+    def use_cpu_tlb(self) -> None:
+        """Fill the TLB by the CPU's own page walk from now on, for good (stores are slow
+        again).  Done before paging can be on, as the native hook knows no page tables: at
+        the start of a run with CR0.PG set and before a block that writes CR0 first runs.
+        Benchmarks use it to measure the path without the hook."""
+        if self._fast_stores:
+            self._fast_stores = False
+            self._uc.ctl_set_tlb_mode(unicorn.UC_TLB_CPU)
+
+    def _flush_for_memory_hooks(self) -> None:
+        """After adding a memory hook: drop translated blocks (translated without calls to
+        it) and the TLB, whose entries may have left the slow path; under a memory hook no
+        entry leaves it, so stores into code keep being caught."""
+        self._uc.ctl_flush_tb()
+        self._uc.ctl(unicorn.UC_CTL_TLB_FLUSH, unicorn.UC_CTL_IO_WRITE)
+
     def _install_block_hook(self, fast: bool) -> None:
         """The native block hook when the host has it (and ``fast``), else the Python one;
         both keep the same counters (see machine/fastblock.py)."""
@@ -477,12 +544,18 @@ class Cpu:
         if native is None:
             self._hook(unicorn.UC_HOOK_BLOCK, self._on_block)
             return
+        self._add_global_native_hook(unicorn.UC_HOOK_BLOCK, native, ctypes.addressof(self._state),
+                                     "native block hook")
+
+    def _add_global_native_hook(self, kind: int, function: int, user_data: int, what: str) -> None:
+        """Add the C function at ``function`` as a ``kind`` hook on every address, called
+        with ``user_data``, for the engine's life."""
         handle = ctypes.c_size_t()
         status = _uc_binding.uclib.uc_hook_add(
-            self._uc._uch, ctypes.byref(handle), unicorn.UC_HOOK_BLOCK, ctypes.c_void_p(native),
-            ctypes.c_void_p(ctypes.addressof(self._state)), ctypes.c_uint64(1), ctypes.c_uint64(0))
+            self._uc._uch, ctypes.byref(handle), kind, ctypes.c_void_p(function), ctypes.c_void_p(user_data),
+            ctypes.c_uint64(1), ctypes.c_uint64(0))
         if status != unicorn.UC_ERR_OK:
-            raise RuntimeError(f"Unicorn refused the native block hook (error {status})")
+            raise RuntimeError(f"Unicorn refused the {what} (error {status})")
 
     # --- shared counter state ---------------------------------------------------------------
 
@@ -823,6 +896,8 @@ class Cpu:
         if count <= 0 and self._count_mode:
             return
         self._state.current = 0
+        if self._fast_stores and self.paging_enabled():
+            self.use_cpu_tlb()
         until = 0xFFFFFFFFFFFFFFFF if self.mode == 64 else 0xFFFFFFFF
         # Engines released while this thread runs are closed once the run returns.
         _runs.depth += 1
@@ -1052,7 +1127,7 @@ class Cpu:
 
         self._hook(unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE, hook)
         # Blocks translated before the hook existed would not report their accesses.
-        self._uc.ctl_flush_tb()
+        self._flush_for_memory_hooks()
 
     def watch_instructions(self, listener: InstructionListener) -> None:
         """Call ``listener(address, text)`` before every executed instruction from now on
@@ -1091,7 +1166,7 @@ class Cpu:
             ctypes.c_void_p(user_data), ctypes.c_uint64(1), ctypes.c_uint64(0))
         if status != unicorn.UC_ERR_OK:
             raise RuntimeError(f"Unicorn refused the {kind} hook (error {status})")
-        self._uc.ctl_flush_tb()
+        self._flush_for_memory_hooks()
 
     def abort_run(self, error: BaseException) -> None:
         """From a hook: stop the run now and make ``run`` raise ``error``."""
@@ -1192,7 +1267,9 @@ class Cpu:
         shadowing: set[int] = set()
         may_set_if = False
         port_accesses: list[int] = []
-        for instruction_address, size, _mnemonic, _operands in self._cs.disasm_lite(code, address):
+        writes_cr0 = False
+        for instruction_address, size, mnemonic, operands in self._cs.disasm_lite(code, address):
+            writes_cr0 = writes_cr0 or (mnemonic == "mov" and operands.startswith("cr0,"))
             offset = instruction_address - address
             facts = self._instruction_facts(instruction_address, code[offset:offset + size])
             cost, sets_if, port_access, shadows, time_stamp = facts
@@ -1207,7 +1284,7 @@ class Cpu:
             cycles.append(cycles[-1] + cost)
         io_follow = tuple(starts[index + 1] for index in port_accesses if index + 1 < len(starts))
         return _Block(address, address + len(code), tuple(starts), tuple(cycles), tuple(tsc_reads),
-                      frozenset(shadowing), may_set_if, io_follow)
+                      frozenset(shadowing), may_set_if, io_follow, writes_cr0)
 
     def _instruction_facts(self, address: int, encoding: bytes) -> tuple[int, bool, bool, bool, int]:
         """(cost, can set IF, is a port access, opens an interrupt shadow, time-stamp read:
@@ -1246,6 +1323,9 @@ class Cpu:
         if known is None:
             known = self._blocks[key] = (self._decode(address, code), len(self._block_list))
             self._block_list.append(known[0])
+            if known[0].writes_cr0:
+                # Before it runs for the first time: it may turn paging on.
+                self.use_cpu_tlb()
             if not self._count_mode and any(after not in self._io_hooked for after in known[0].io_follow):
                 # Not run yet: retranslated with the hooks that make its port stops exact.
                 # The block before it ran to its end (it may contain this address, so the

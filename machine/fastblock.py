@@ -20,7 +20,8 @@ that run such code use ``Machine(fast_blocks=False)``.  Only x86-64 Linux hosts 
 native hook; elsewhere ``native_hook_address()`` is None and the Python hook is used.
 
 The same executable page holds ``NOOP_CODE``, the no-op code hook the CPU puts after port
-accesses in the middle of a block (machine/cpu.py).
+accesses in the middle of a block, and ``TLB_FILL_CODE``, the TLB fill hook that lets guest
+stores take Unicorn's fast path (both used by machine/cpu.py).
 """
 
 from __future__ import annotations
@@ -132,6 +133,50 @@ NOOP_CODE = b"\xc3"
 _NOOP_OFFSET = 256
 
 
+
+class CodePages(ctypes.Structure):
+    """Shared with the TLB fill hook: one bit per RAM page, set once code is fetched from it."""
+
+    _fields_ = [
+        ("pages", ctypes.c_uint64),    # +0 pages the bitmap covers (RAM pages)
+        ("bitmap", ctypes.c_uint64),   # +8 address of the bitmap (64-bit words)
+    ]
+
+
+# Unicorn's uc_cb_tlbevent_t (include/unicorn/unicorn.h), SysV x86-64: rsi = the page's
+# virtual address, edx = the access (UC_MEM_FETCH is 18), rcx = the uc_tlb_entry to fill
+# (paddr at +0, perms at +8), r8 = CodePages*.  The translation is the identity, as the
+# CPU's own walk with paging off; perms: UC_PROT_ALL (7) for a fetch, which marks the page,
+# for a page marked before and for anything beyond RAM; else UC_PROT_READ | UC_PROT_WRITE (3).
+TLB_FILL_SOURCE = """
+    mov qword ptr [rcx], rsi
+    shr rsi, 12
+    cmp rsi, qword ptr [r8]
+    jae code
+    mov rax, qword ptr [r8 + 8]
+    cmp edx, 18
+    je fetch
+    bt qword ptr [rax], rsi
+    jc code
+    mov dword ptr [rcx + 8], 3
+    mov eax, 1
+    ret
+fetch:
+    bts qword ptr [rax], rsi
+code:
+    mov dword ptr [rcx + 8], 7
+    mov eax, 1
+    ret
+"""
+
+#: ``TLB_FILL_SOURCE`` assembled (x86-64), kept and checked as ``NATIVE_CODE`` is.
+TLB_FILL_CODE = bytes.fromhex(
+    "48893148c1ee0c493b307320498b400883fa127413480fa3307211c7410803000000b801000000c348"
+    "0fab30c7410807000000b801000000c3")
+#: Where ``TLB_FILL_CODE`` sits in the executable page.
+_TLB_FILL_OFFSET = 320
+
+
 BLOCK_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -153,6 +198,8 @@ def _native_code() -> int | None:
     memory.write(code)
     memory.seek(_NOOP_OFFSET)
     memory.write(NOOP_CODE)
+    memory.seek(_TLB_FILL_OFFSET)
+    memory.write(TLB_FILL_CODE)
     _KEEP.append(memory)
     return ctypes.addressof(ctypes.c_char.from_buffer(memory))
 
@@ -169,3 +216,10 @@ def noop_hook_address() -> int | None:
     """The no-op code hook's address for ``uc_hook_add``, or None on hosts without it."""
     base = _native_code()
     return None if base is None else base + _NOOP_OFFSET
+
+
+def tlb_fill_hook_address() -> int | None:
+    """The TLB fill hook's address for ``uc_hook_add`` (user data: a ``CodePages``), or
+    None on hosts without the native page."""
+    base = _native_code()
+    return None if base is None else base + _TLB_FILL_OFFSET
