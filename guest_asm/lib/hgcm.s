@@ -761,6 +761,9 @@ hgcm_connect_req:
 .align 8
 hgcm_disconnect_req:
     .space HGCMDISCONNECT_SIZE
-.align 16
+# A page of its own: a guest store to a page that also holds code takes Unicorn's slow
+# path (it may modify code: machine/cpu.py, _install_fast_stores), and building a request
+# is hundreds of stores (the 0xAA fill, a page list's entries).
+.align PAGE_SIZE
 hgcm_call_req:
     .space HGCM_CALL_REQ_CAPACITY
