@@ -10,7 +10,10 @@
   same sizes on the same file system.  The guest figure is the steady state of the
   transfer: the guest is run untimed to the end of its first half of calls (set-up,
   open, the first call, the one-time decoding of the call path's blocks), then timed to
-  its end, so the figure is the second half's calls alone.
+  its end, so the figure is the second half's calls alone.  The host baseline and every
+  path's figure are taken in turn, round by round (at least 5 rounds in full mode): a
+  1 MiB call is mostly a copy, whose speed on a shared machine moves by tens of percent
+  between moments.
 * The payload alone: the same host system call the direct path makes (``os.preadv`` into,
   ``os.pwrite`` from, a window of guest RAM), side by side with os.pread/os.pwrite of bytes
   objects, and the fixed cost of a call (our time per 1 MiB call minus the host's).  They
@@ -31,6 +34,7 @@ than wall time by the other jobs of a shared one.
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import statistics
@@ -122,33 +126,6 @@ def round_trip_program(calls: int) -> AssembledProgram:
     source = ROUND_TRIP.format(flags=READ_OPEN, n=calls)
     request = assemble(source.replace("offset_req", "0"), mode=64).symbols["hgcm_call_req"]
     return assemble(source.replace("offset_req", str(request)), mode=64)
-
-
-def median_seconds(action: Callable[[], object], repeat: int) -> float:
-    """Median CPU time (user + system) of ``repeat`` runs of ``action``."""
-    samples = []
-    for _ in range(repeat):
-        start = time.process_time()
-        action()
-        samples.append(time.process_time() - start)
-    return statistics.median(samples)
-
-
-def median_seconds_alternating(actions: list[Callable[[], object]], repeat: int) -> list[float]:
-    """Median CPU time of each of ``actions`` over ``repeat`` rounds that run them in turn,
-    so that a change in the machine's load hits every figure alike (a figure compared with
-    another must not be measured minutes apart from it on a shared machine).  Each round
-    starts one action later than the one before, and the garbage of the previous action is
-    collected before each is timed, so that no figure pays for its place in the order."""
-    samples: list[list[float]] = [[] for _ in actions]
-    for round_index in range(repeat):
-        for position in range(len(actions)):
-            index = (round_index + position) % len(actions)
-            gc.collect()
-            start = time.process_time()
-            actions[index]()
-            samples[index].append(time.process_time() - start)
-    return [statistics.median(taken) for taken in samples]
 
 
 def bulk_program(operation: str, chunks: int, *, linaddr: bool = False) -> AssembledProgram:
@@ -270,18 +247,37 @@ def _second_half_seconds(folder: Path, full: AssembledProgram, half: AssembledPr
     return elapsed
 
 
-def _transfer_seconds(folder: Path, full: AssembledProgram, half: AssembledProgram, repeat: int,
-                      path: str) -> float:
-    """Median time of the second half of ``full``'s calls (``_second_half_seconds``): the
-    transfer in the steady state, without the set-up, the first call or the one-time
-    decoding of the call path's blocks."""
-    return statistics.median(_second_half_seconds(folder, full, half, path) for _ in range(repeat))
+def _timed(action: Callable[[], object]) -> Callable[[], float]:
+    """``action`` made to return the CPU time it took."""
+    def timed() -> float:
+        start = time.process_time()
+        action()
+        return time.process_time() - start
+    return timed
+
+
+def median_seconds_interleaved(actions: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """Median of the seconds each of ``actions`` reports, over ``rounds`` rounds that run
+    them all in turn (each round starting one action later than the one before).  A bulk
+    call is mostly the copy of 1 MiB, whose speed on a shared machine moves by tens of
+    percent from one second to the next: a guest figure and the host baseline it is
+    compared with must be taken in the same moments, not one after the other."""
+    names = list(actions)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(rounds):
+        for position in range(len(names)):
+            name = names[(round_index + position) % len(names)]
+            gc.collect()
+            samples[name].append(actions[name]())
+    return {name: statistics.median(taken) for name, taken in samples.items()}
 
 
 def run(quick: bool, repeat: int) -> list[Row]:
     calls = 2_000 if quick else 100_000
     chunks = 8 if quick else 256
     measured = chunks // 2   # the calls a bulk figure times (the second half of the guest's)
+    # Rounds of the interleaved bulk figures: at least 5 in full mode (each is short).
+    bulk_rounds = repeat if quick else max(repeat, 5)
     megabytes = measured * CHUNK / (1024 * 1024)
     native = accel.available()
     rows: list[Row] = []
@@ -302,7 +298,7 @@ def run(quick: bool, repeat: int) -> list[Row]:
                    "service": lambda: _direct_round_trips(folder, calls)}
         if not native:
             del figures["native"], figures["native, as_cli"]
-        taken = dict(zip(figures, median_seconds_alternating(list(figures.values()), repeat)))
+        taken = median_seconds_interleaved({name: _timed(action) for name, action in figures.items()}, repeat)
         direct = taken["service"]
         if native:
             rows.append(Row("hgcm", "1-byte READ round trips per second (guest loop), native accelerator",
@@ -332,10 +328,15 @@ def run(quick: bool, repeat: int) -> list[Row]:
                 verb = "writes" if operation == "tool_write" else "reads"
                 call = "WRITE" if operation == "tool_write" else "READ"
                 write = operation == "tool_write"
-                baseline = median_seconds(lambda: host(folder, measured), repeat)
-                times = {path: _transfer_seconds(folder, programs[operation, chunks], programs[operation, measured],
-                                                 repeat, path)
-                         for path in ((NATIVE, PYTHON, GENERAL) if native else (PYTHON, GENERAL))}
+                full, half = programs[operation, chunks], programs[operation, measured]
+                actions: dict[str, Callable[[], float]] = {
+                    path: functools.partial(_second_half_seconds, folder, full, half, path)
+                    for path in ((NATIVE, PYTHON, GENERAL) if native else (PYTHON, GENERAL))}
+                actions["host"] = _timed(functools.partial(host, folder, measured))
+                if not linaddr:  # the same system calls for both buffer kinds: reported once
+                    actions["payload"] = _timed(functools.partial(_host_guest_ram, folder, measured, write=write))
+                times = median_seconds_interleaved(actions, bulk_rounds)
+                baseline = times["host"]
                 best = NATIVE if native else PYTHON
                 ours = times[best]
                 rows.append(Row("bulk", f"guest {verb} {megabytes:g} MiB in 1 MiB {call} calls, {kind} buffers "
@@ -347,11 +348,10 @@ def run(quick: bool, repeat: int) -> list[Row]:
                                     megabytes / baseline, host_name))
                 rows.append(Row("bulk", "the same, accelerator and direct path off", megabytes / times[GENERAL],
                                 "MiB/s", megabytes / baseline, host_name))
-                if not linaddr:  # the same system calls for both buffer kinds: reported once
-                    into_ram = median_seconds(lambda: _host_guest_ram(folder, measured, write=write), repeat)
+                if not linaddr:
                     syscall = "os.pwrite from" if write else "os.preadv into"
                     rows.append(Row("bulk", f"{syscall} a guest RAM window, 1 MiB calls (the payload alone)",
-                                    megabytes / into_ram, "MiB/s", megabytes / baseline, host_name))
+                                    megabytes / times["payload"], "MiB/s", megabytes / baseline, host_name))
                 rows.append(Row("bulk", f"the same {call}, fixed cost per 1 MiB call (ours minus host, 0 if below)",
                                 max(ours - baseline, 0.0) / measured * 1e6, "us/call"))
     return rows
