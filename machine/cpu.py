@@ -1390,10 +1390,25 @@ class Cpu:
             self._stop = StopInfo(StopKind.BUDGET, address)
         self._uc.emu_stop()
 
+    def _table_slot(self, address: int) -> int:
+        """Where the block at ``address`` goes in the native hook's two-way table: the slot
+        that holds it already, else an empty one of its two, else its own slot unless that
+        holds the block entered last (two hot blocks sharing a slot then both stay)."""
+        own = fastblock.slot(address)
+        other = own ^ 1
+        table = self._table
+        own_address, other_address = table[own].address, table[other].address
+        if own_address == address or own_address == 0:
+            return own
+        if other_address == address or other_address == 0:
+            return other
+        last = self._state.last
+        return other if last == self._state.table + own * ctypes.sizeof(fastblock.Entry) else own
+
     def _account(self, address: int, block: _Block, block_id: int) -> None:
         """Enter ``block``: fill its table entry and count it as executed (a stop inside it
         is corrected from the pc when the run returns)."""
-        index = fastblock.slot(address)
+        index = self._table_slot(address)
         entry = self._table[index]
         entry.address, entry.size = address, block.end - block.address
         entry.instructions, entry.cycles = len(block.starts), block.total_cycles
