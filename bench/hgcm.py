@@ -3,17 +3,17 @@
 * Round trip: a guest loop re-submits one prepared 1-byte READ request N times (out,
   check DONE, repeat) against calling the service's READ directly from Python with the
   same arguments.  Its figures (each call path through ``Machine.run`` and as ``hgcmlab
-  run`` runs it, the direct path off, the service alone) are taken in turn, repetition by
-  repetition.
+  run`` runs it, the accelerator off, the direct path off, the service alone) are taken
+  in turn, round by round.
 * Bulk: a guest writes a file in 1 MiB WRITE calls and reads it back, with page-list
   buffers (what Linux sends) and with LinAddr buffers, against os.pwrite/os.pread of the
   same sizes on the same file system.  The guest figure is the steady state of the
   transfer: the guest is run untimed to the end of its first half of calls (set-up,
   open, the first call, the one-time decoding of the call path's blocks), then timed to
   its end, so the figure is the second half's calls alone.  The host baseline and every
-  path's figure are taken in turn, round by round (at least 5 rounds in full mode): a
-  1 MiB call is mostly a copy, whose speed on a shared machine moves by tens of percent
-  between moments.
+  path's figure are taken in turn, round by round, as the round trips' are (at least 5
+  rounds in full mode): a 1 MiB call is mostly a copy, whose speed on a shared machine
+  moves by tens of percent between moments.
 * The payload alone: the same host system call the direct path makes (``os.preadv`` into,
   ``os.pwrite`` from, a window of guest RAM), side by side with os.pread/os.pwrite of bytes
   objects, and the fixed cost of a call (our time per 1 MiB call minus the host's).  They
@@ -276,8 +276,9 @@ def run(quick: bool, repeat: int) -> list[Row]:
     calls = 2_000 if quick else 100_000
     chunks = 8 if quick else 256
     measured = chunks // 2   # the calls a bulk figure times (the second half of the guest's)
-    # Rounds of the interleaved bulk figures: at least 5 in full mode (each is short).
-    bulk_rounds = repeat if quick else max(repeat, 5)
+    # Rounds of the interleaved figures: at least 5 in full mode (each is short, and the
+    # load of a shared machine moves a single one by tens of percent).
+    rounds = repeat if quick else max(repeat, 5)
     megabytes = measured * CHUNK / (1024 * 1024)
     native = accel.available()
     rows: list[Row] = []
@@ -298,7 +299,7 @@ def run(quick: bool, repeat: int) -> list[Row]:
                    "service": lambda: _direct_round_trips(folder, calls)}
         if not native:
             del figures["native"], figures["native, as_cli"]
-        taken = median_seconds_interleaved({name: _timed(action) for name, action in figures.items()}, repeat)
+        taken = median_seconds_interleaved({name: _timed(action) for name, action in figures.items()}, rounds)
         direct = taken["service"]
         if native:
             rows.append(Row("hgcm", "1-byte READ round trips per second (guest loop), native accelerator",
@@ -335,7 +336,7 @@ def run(quick: bool, repeat: int) -> list[Row]:
                 actions["host"] = _timed(functools.partial(host, folder, measured))
                 if not linaddr:  # the same system calls for both buffer kinds: reported once
                     actions["payload"] = _timed(functools.partial(_host_guest_ram, folder, measured, write=write))
-                times = median_seconds_interleaved(actions, bulk_rounds)
+                times = median_seconds_interleaved(actions, rounds)
                 baseline = times["host"]
                 best = NATIVE if native else PYTHON
                 ours = times[best]
