@@ -11,7 +11,7 @@
   transfer: the guest is run untimed to the end of its first half of calls (set-up,
   open, the first call, the one-time decoding of the call path's blocks), then timed to
   its end, so the figure is the second half's calls alone.  The host baseline and every
-  path's figure are taken in turn, round by round, as the round trips' are (at least 5
+  path's figure are taken in turn, round by round, as the round trips' are (at least 9
   rounds in full mode): a 1 MiB call is mostly a copy, whose speed on a shared machine
   moves by tens of percent between moments.
 * The payload alone: the same host system call the direct path makes (``os.preadv`` into,
@@ -276,9 +276,9 @@ def run(quick: bool, repeat: int) -> list[Row]:
     calls = 2_000 if quick else 100_000
     chunks = 8 if quick else 256
     measured = chunks // 2   # the calls a bulk figure times (the second half of the guest's)
-    # Rounds of the interleaved figures: at least 5 in full mode (each is short, and the
-    # load of a shared machine moves a single one by tens of percent).
-    rounds = repeat if quick else max(repeat, 5)
+    # Rounds of the interleaved figures: at least 9 in full mode (each is short, and the
+    # load of a shared machine moves a single one by tens of percent, up to 2x).
+    rounds = repeat if quick else max(repeat, 9)
     megabytes = measured * CHUNK / (1024 * 1024)
     native = accel.available()
     rows: list[Row] = []
@@ -300,10 +300,7 @@ def run(quick: bool, repeat: int) -> list[Row]:
                    "service": lambda: _direct_round_trips(folder, calls)}
         if not native:
             del figures["native"], figures["native, as_cli"]
-        # More rounds than the bulk figures: the CLI-against-API ratios compare two figures
-        # that the machine's load moves by up to 2x between rounds.
-        taken = median_seconds_interleaved({name: _timed(action) for name, action in figures.items()},
-                                           repeat if quick else max(repeat, 9))
+        taken = median_seconds_interleaved({name: _timed(action) for name, action in figures.items()}, rounds)
         rate = {name: made[name] / seconds for name, seconds in taken.items()}
         if native:
             rows.append(Row("hgcm", "1-byte READ round trips per second (guest loop), native accelerator",
