@@ -1,7 +1,7 @@
 """A native block hook: exact instruction and cycle counting without Python per block.
 
 Unicorn calls a block hook before every translated block it executes.  A Python hook costs
-about half a microsecond per block; this one is ~100 bytes of x86-64 machine code (``_SOURCE``,
+about half a microsecond per block; this one is ~130 bytes of x86-64 machine code (``_SOURCE``,
 kept assembled in ``NATIVE_CODE``, placed in executable memory) that looks the block up in a small
 two-way table filled by Python (``slot``: a multiplicative hash of the address, and the slot
 next to it) and adds its instruction count and static cycles to
