@@ -584,7 +584,7 @@ class Cpu:
     def _update_slow(self) -> None:
         # The native hook hands every block to Python while a decision is needed per block.
         self._state.slow = int(self._deadline is not None or self._check_irq_next_block or self._exact
-                               or self._block_listener is not None or self._reentry)
+                               or self._block_listener is not None or self._reentry or self._cancelled)
         # While the line is up, blocks that may set IF go to Python even on a table hit.
         self._state.irq_watch = int(self._irq_asserted)
 
@@ -793,9 +793,12 @@ class Cpu:
         Unicorn to leave the translated block it is in (``uc_emu_stop``, which Unicorn's own
         timeout thread also calls from outside).  A ``run`` that starts while the flag is
         set returns at once.  Unicorn forgets a stop request made just before ``emu_start``
-        begins, so a caller on another thread repeats ``cancel`` until the run has returned
-        (see machine/runcontrol.py); the flag stays set until ``clear_cancel``."""
+        begins; so while the flag is set every block goes to Python (``State.slow``), whose
+        block handler asks again, and a run acts on the cancel at its next block whenever it
+        was made.  The flag stays set until ``clear_cancel``."""
         self._cancelled = True
+        # One store, safe from any thread: the native block hook reads it at every block.
+        self._state.slow = 1
         engine = self._uc
         if engine is not None:
             engine.emu_stop()
@@ -808,6 +811,7 @@ class Cpu:
     def clear_cancel(self) -> None:
         """Forget a ``cancel`` (the caller has acted on it)."""
         self._cancelled = False
+        self._update_slow()
 
     def live_counts(self) -> tuple[int, int]:
         """(instructions, cycles) including the blocks entered by a run in progress: an
@@ -1317,6 +1321,11 @@ class Cpu:
             self._uc.emu_stop()
 
     def _on_block(self, uc: unicorn.Uc, address: int, size: int, _user: object) -> None:
+        if self._cancelled:
+            # Asked again at every block: Unicorn drops a stop requested just before the
+            # engine started (``cancel``).  The block is handled as always; the run's end
+            # brings the counts to where it stopped.
+            uc.emu_stop()
         code = self._read_code(address, size)
         key = (address, code)
         known = self._blocks.get(key)

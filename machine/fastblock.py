@@ -187,6 +187,51 @@ TLB_FILL_CODE = bytes.fromhex(
 _TLB_FILL_OFFSET = 320
 
 
+# A SIGINT handler (SysV x86-64, the signal number in edi, a SA_SIGINFO handler's other two
+# arguments in rsi and rdx, passed on untouched): it sets ``State.slow`` (+40) of the State
+# in its first word, so that the next block the guest enters goes to Python, where the
+# interpreter then runs its own handler for the signal, and tail-calls the handler in its
+# second word (the interpreter's C-level one, which only notes the signal).  Async-signal
+# safe: one store and a jump.  Both words are written by ``SignalBridge`` (runcontrol.py).
+SIGNAL_SOURCE = """
+    mov rax, qword ptr [rip + bridge_state]
+    test rax, rax
+    jz chain
+    mov qword ptr [rax + 40], 1
+chain:
+    mov rax, qword ptr [rip + bridge_previous]
+    test rax, rax
+    jz done
+    jmp rax
+done:
+    ret
+.align 8
+bridge_state:
+    .quad 0
+bridge_previous:
+    .quad 0
+"""
+
+#: ``SIGNAL_SOURCE`` assembled (x86-64), its two words included, kept and checked as
+#: ``NATIVE_CODE`` is.
+SIGNAL_CODE = bytes.fromhex(
+    "488b05210000004885c0740848c7402801000000488b05150000004885c07402ffe0c30f1f4400000000"
+    "0000000000000000000000000000")
+#: Where ``SIGNAL_CODE`` sits in the executable page, and where its two words are in it.
+_SIGNAL_OFFSET = 384
+_SIGNAL_WORDS = 40
+assert State.slow.offset == 40, "SIGNAL_SOURCE stores to State.slow at +40"
+
+
+class SignalWords(ctypes.Structure):
+    """The native SIGINT handler's two words (see ``SIGNAL_SOURCE``)."""
+
+    _fields_ = [
+        ("state", ctypes.c_uint64),      # the State whose ``slow`` it sets (0: none)
+        ("previous", ctypes.c_uint64),   # the handler it chains to (0: none)
+    ]
+
+
 BLOCK_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
 
 
@@ -219,6 +264,8 @@ def _native_code() -> int | None:
     memory.write(NOOP_CODE)
     memory.seek(_TLB_FILL_OFFSET)
     memory.write(TLB_FILL_CODE)
+    memory.seek(_SIGNAL_OFFSET)
+    memory.write(SIGNAL_CODE)
     _KEEP.append(memory)
     return ctypes.addressof(ctypes.c_char.from_buffer(memory))
 
@@ -242,3 +289,12 @@ def tlb_fill_hook_address() -> int | None:
     None on hosts without the native page."""
     base = _native_code()
     return None if base is None else base + _TLB_FILL_OFFSET
+
+
+def signal_handler() -> tuple[int, SignalWords] | None:
+    """The native SIGINT handler's address and its words, or None on hosts without the
+    native page."""
+    base = _native_code()
+    if base is None:
+        return None
+    return base + _SIGNAL_OFFSET, SignalWords.from_address(base + _SIGNAL_OFFSET + _SIGNAL_WORDS)

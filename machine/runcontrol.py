@@ -4,11 +4,15 @@
   means no limit: a command-line run is unbounded unless told otherwise).
 - Ctrl-C: ``RunSupervisor`` turns SIGINT into ``Machine.cancel`` for the duration of a run.
   Unicorn executes guest code in C, where a Python signal handler never runs (the native
-  block hook does not return to Python in a tight loop), so the signal is also written to a
-  wake-up socket (``signal.set_wakeup_fd``, done by the interpreter's C-level handler) that a
-  watcher thread waits on; the thread calls ``Machine.cancel``, whose ``uc_emu_stop`` makes
-  the engine leave its current translated block.
-- The wall-time budget is checked by the same thread.  It only decides where a run stops:
+  block hook does not return to Python in a tight loop).  Where the host has the native
+  page, a native SIGINT handler in front of the interpreter's sends the next block the guest
+  enters to Python, where the Python handler then runs (machine/sigbridge.py).  Otherwise,
+  or when a thread is needed anyway (a wall-time budget, the progress line), the signal is
+  also written to a wake-up socket (``signal.set_wakeup_fd``, done by the interpreter's
+  C-level handler) that a watcher thread waits on; the thread calls ``Machine.cancel``,
+  whose ``uc_emu_stop`` makes the engine leave its current translated block.  (A second
+  thread is avoided where it can be: it costs the native path a few percent.)
+- The wall-time budget is checked by the watcher thread.  It only decides where a run stops:
   nothing a trace, a cycle count or the guest sees reads the wall clock, but a run stopped by
   it is not reproducible.
 - The progress line (stderr, only on a terminal, after the first second, at most twice a
@@ -34,6 +38,7 @@ from types import FrameType, TracebackType
 from typing import TextIO
 
 from hgcmlab.machine.machine import Machine, RunEnd, RunResult
+from hgcmlab.machine.sigbridge import SignalBridge
 
 #: Bad usage: options, unreadable programs, assembly errors (argparse's own convention).
 EXIT_USAGE = 2
@@ -279,7 +284,9 @@ class RunSupervisor:
         self._previous_wakeup = -1
         self._handling_signals = False
         self._reader, self._writer = socket.socketpair()
-        self._thread = threading.Thread(target=self._watch, name="hgcmlab-run-control", daemon=True)
+        self._thread: threading.Thread | None = None
+        self._bridge = SignalBridge(machine.cpu.counters_address)
+        self._bridged = False
 
     def __enter__(self) -> RunSupervisor:
         self._reader.setblocking(False)
@@ -287,23 +294,32 @@ class RunSupervisor:
         self._started = self._clock()
         if self._progress is not None:
             self._progress.start()
+        watch_clock = self._max_seconds is not None or (self._progress is not None and self._progress.enabled)
         if threading.current_thread() is threading.main_thread():
             self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
-            self._previous_wakeup = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
             self._handling_signals = True
-        self._thread.start()
+            self._bridged = not watch_clock and self._bridge.install()
+            if not self._bridged:
+                self._previous_wakeup = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
+        if not self._bridged:
+            self._thread = threading.Thread(target=self._watch, name="hgcmlab-run-control", daemon=True)
+            self._thread.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self._done = True
-        try:
-            self._writer.send(_QUIT)
-        except OSError:
-            pass  # the socket buffer is full of unread signal bytes: the thread wakes anyway
-        self._thread.join()
-        if self._handling_signals:
+        if self._thread is not None:
+            try:
+                self._writer.send(_QUIT)
+            except OSError:
+                pass  # the socket buffer is full of unread signal bytes: the thread wakes anyway
+            self._thread.join()
+        if self._bridged:
+            self._bridge.remove()
+        elif self._handling_signals:
             signal.set_wakeup_fd(self._previous_wakeup)
+        if self._handling_signals:
             # None: the previous handler was not installed from Python; the default is closest.
             previous = signal.SIG_DFL if self._previous_handler is None else self._previous_handler
             signal.signal(signal.SIGINT, previous)
@@ -316,7 +332,8 @@ class RunSupervisor:
 
     def _on_sigint(self, _signum: int, _frame: FrameType | None) -> None:
         # Runs in the main thread whenever it executes Python (a hook, between engine
-        # starts); the watcher thread covers the time the engine runs in C.
+        # starts); the native bridge or the watcher thread covers the time the engine runs
+        # in C.
         self._cancel(RunEnd.INTERRUPTED, "interrupted")
 
     def _cancel(self, end: RunEnd, description: str) -> None:

@@ -91,6 +91,7 @@ def test_interrupt_pending_while_disabled_is_taken_after_sti_in_a_later_block(fa
 def test_the_stored_native_code_is_the_assembled_source() -> None:
     # Assembled through guest_asm's keystone worker process, never inside this process.
     assert assemble(fastblock._SOURCE, mode=64, base=0).code == fastblock.NATIVE_CODE
+    assert assemble(fastblock.SIGNAL_SOURCE, mode=64, base=0).code == fastblock.SIGNAL_CODE
 
 
 def _colliding_loop(blocks: int, iterations: int) -> str:

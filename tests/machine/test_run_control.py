@@ -23,6 +23,7 @@ import pytest
 import hgcmlab.machine.cli as cli_module
 from hgcmlab.guest_asm.assembler import assemble
 from hgcmlab.machine.cli import main
+from hgcmlab.machine import fastblock
 from hgcmlab.machine.boards import vbox_board
 from hgcmlab.machine.machine import DEFAULT_INSTRUCTION_BUDGET, Machine, RunEnd, RunResult
 from hgcmlab.machine.runcontrol import (
@@ -224,6 +225,45 @@ def test_a_cancelled_run_continues_to_the_same_end_with_the_same_counts() -> Non
     assert 0 < stopped.instructions < straight.instructions
     assert (resumed.end, resumed.exit_code) == (RunEnd.EXIT, 4) == (straight.end, straight.exit_code)
     assert (resumed.instructions, resumed.cycles) == (straight.instructions, straight.cycles)
+
+
+@pytest.mark.skipif(fastblock.signal_handler() is None, reason="the native SIGINT handler needs the native page")
+def test_ctrl_c_reaches_a_native_loop_of_a_run_that_keeps_to_one_thread(program) -> None:
+    """Without a wall-time budget or a progress line the run starts no watcher thread (a
+    second thread costs the native path ~40 ns per system call: machine/sigbridge.py); the
+    native SIGINT handler sends the loop's next block to Python, where the Python handler
+    cancels the run."""
+    child = _spawn("run", str(program(SPIN)))
+    assert child.stdout is not None
+    assert child.stdout.readline() == "[guest] L\n"
+    threads = len(os.listdir(f"/proc/{child.pid}/task"))
+    child.send_signal(signal.SIGINT)
+    try:
+        out, err = child.communicate(timeout=int(HANG_GUARD_SECONDS))
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        pytest.fail("Ctrl-C did not stop the run")
+    assert threads == 1
+    assert child.returncode == EXIT_INTERRUPTED, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hgcmlab: interrupted at pc 0x") and "<spin>: jmp" in lines[0]
+    assert out.startswith("run ended by interrupt (Ctrl-C) after ")
+
+
+def test_a_cancel_unicorn_dropped_is_acted_on_at_the_next_block() -> None:
+    """A cancel made while the engine is not running is a stop request Unicorn drops; if the
+    engine then starts past ``run``'s check of the flag (a signal handled between the two),
+    the first block goes to Python (``State.slow``), which stops it."""
+    machine = _spin_machine()
+    try:
+        assert machine.run(1000).end is RunEnd.BUDGET   # the loop's block is in the native table
+        machine.cpu.cancel()
+        machine.cpu._set_limit(machine.cpu.instructions + 10_000_000)   # bounds a regression
+        machine.cpu._engine(0)
+        assert machine.cpu.instructions < 1100
+    finally:
+        machine.close()
 
 
 def test_cancel_before_a_run_ends_it_at_once_and_only_once() -> None:
