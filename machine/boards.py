@@ -81,8 +81,9 @@ class VBoxMachine(Machine):
         self.vmmdev.register_service(self.guest_properties)
         self.add_device(self.vmmdev, base=vmmdev_port)
         self.add_pci(self.vmmdev, VMMDEV_PCI_DEVICE)
-        #: The native READ/WRITE path (devices/vmmdev/accel.py), None when it is off or
-        #: unavailable, or when a front stands between the VMMDev and Shared Folders.
+        #: The READ/WRITE accelerator (devices/vmmdev/accel.py: its native hook, or its
+        #: Python twin where that is unavailable), None when the configuration turns it off
+        #: or a front stands between the VMMDev and Shared Folders.
         self.accelerator = (accel.attach(self.cpu, self.bus, self.tracer, self.vmmdev, self.shared_folders)
                             if hgcm_front is None else None)
         costs = core.get("costs")

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 from hgcmlab.devices.vmmdev import abi
 from hgcmlab.devices.vmmdev.accel_layout import MAX_HANDLES, wire_constants
+from hgcmlab.devices.vmmdev.commands import heap_category
+from hgcmlab.devices.vmmdev.direct import consecutive_start, page_list_head
 from hgcmlab.machine import fastblock
 from hgcmlab.runtime.wire import array_codec
 
@@ -42,7 +44,6 @@ _PUT_RESULT, _RESULT_AT = abi.HGCM_RESULT.codec.pack_into, abi.HGCM_RESULT.offse
 _FLAGS, _PUT_FLAGS, _FLAGS_AT = abi.HGCM_FLAGS.codec.unpack_from, abi.HGCM_FLAGS.codec.pack_into, abi.HGCM_FLAGS.offset
 _PUT_U0, _U0_AT = abi.HGCM_PARM_U0.codec.pack_into, abi.HGCM_PARM_U0.offset
 _PUT_VALUE64, _VALUE64_AT = abi.HGCM_PARM_VALUE64.codec.pack_into, abi.HGCM_PARM_VALUE64.offset
-_PAGE_LIST_HEAD, _PAGE_LIST_HEAD_AT = abi.HGCM_PAGE_LIST_HEAD.codec.unpack_from, abi.HGCM_PAGE_LIST_HEAD.offset
 
 # The table the native prelude is generated from, bound to module globals (the per-call
 # work then reads no dictionary).
@@ -62,21 +63,13 @@ _MAX_DATA, _MAX_CALL_HEAP, _COMMAND_HEAP_COST = _C["MAX_HGCM_DATA_SIZE"], _C["MA
 _DONE = _C["REQ_DONE"]
 _ASYNC_EXECUTE, _LEGACY = _C["STATUS_ASYNC_EXECUTE"], _C["REQUESTOR_LEGACY"]
 _HANDLE_ROOT, _HANDLE_NIL = _C["SHFL_HANDLE_ROOT"], _C["SHFL_HANDLE_NIL"]
-_PAGE, _PL_MIN, _ENTRY_SIZE = _C["GUEST_PAGE_SIZE"], _C["PL_MIN_SIZE"], _C["PL_ENTRY_SIZE"]
+_PAGE, _ENTRY_SIZE = _C["GUEST_PAGE_SIZE"], _C["PL_ENTRY_SIZE"]
 _PL_PAGES = _C["PL_OFF_PAGES"]
-_DIRECTION_MASK, _MAX_SCATTER = _C["DIRECTION_MASK"], _C["MAX_SCATTER_PAGES"]
+_MAX_SCATTER = _C["MAX_SCATTER_PAGES"]
 _NO_DEADLINE = _C["NO_DEADLINE"]
 #: Counter positions in ``PythonHook.counts`` (``AccelState``'s reads, writes,
 #: scattered_reads, scattered_writes).
 READS, WRITES, SCATTERED_READS, SCATTERED_WRITES = range(4)
-
-
-def _heap_category(requestor: int) -> int:
-    """commands.py: heap_category as a plain int (hgcm_accel.c: heap_category)."""
-    if requestor == _LEGACY:
-        return 0
-    usr = requestor & 7
-    return 0 if usr <= 2 else 1 if usr <= 4 else 2
 
 
 class PythonHook:
@@ -199,7 +192,7 @@ class PythonHook:
         # The device: heap budget, no command pending at this address, the call limit.
         requestor = _REQUESTOR(ram, address + _REQUESTOR_AT)[0] if self._requestor_info else _LEGACY
         if (buffer_size > _MAX_CALL_HEAP
-                or _COMMAND_HEAP_COST + buffer_size > self._heap_available[_heap_category(requestor)]):
+                or _COMMAND_HEAP_COST + buffer_size > self._heap_available[heap_category(requestor)]):
             return False
         if address in self._pending:
             return False
@@ -260,33 +253,25 @@ class PythonHook:
                    off_extra: int) -> tuple[int, int, list[tuple[int, int]] | None] | None:
         """(direction, start, None) of a page list of one consecutive run, (direction, -1,
         pieces as (RAM offset, length)) of scattered RAM pages the native hook takes, else
-        None (hgcm_accel.c: page_list, page_list_head)."""
-        ram = self._ram
-        if not (offset >= off_extra and size >= _PL_MIN and offset <= size - _PL_MIN):
+        None (hgcm_accel.c: page_list, page_list_head; the header and the consecutive run
+        checked by direct.py's own functions, on a copy of the request)."""
+        data = self._ram[address:address + size].tobytes()
+        head = page_list_head(data, offset, buffer_size, off_extra)
+        if head is None:
             return None
-        listed = address + offset
-        flags, off_first, pages = _PAGE_LIST_HEAD(ram, listed + _PAGE_LIST_HEAD_AT)
-        if pages == 0 or pages > 1 + (size - offset - _PL_MIN) // _ENTRY_SIZE:
-            return None
-        if flags & _DIRECTION_MASK == 0 or flags & ~_DIRECTION_MASK:
-            return None
-        if off_first >= _PAGE or pages * _PAGE - off_first < buffer_size:
-            return None
-        direction = flags & _DIRECTION_MASK
-        entries = listed + _PL_PAGES
-        first = _ENTRY(ram, entries)[0]
-        if not first & (_PAGE - 1) and first <= (1 << 64) - 1 - (pages - 1) * _PAGE:
-            if pages == 1 or array_codec(abi.HgcmPageListEntry, pages).unpack_from(ram, entries) == tuple(
-                    range(first, first + pages * _PAGE, _PAGE)):
-                return direction, first + off_first, None
+        direction, off_first, pages = head
+        first = consecutive_start(data, offset, pages)
+        if first is not None:
+            return direction, first + off_first, None
         used = (off_first + buffer_size + _PAGE - 1) // _PAGE
         if used > _MAX_SCATTER:
             return None
         ram_size = self._ram_size
+        entries = offset + _PL_PAGES
         pieces = []
         remaining = buffer_size
         for index in range(used):
-            page = _ENTRY(ram, entries + index * _ENTRY_SIZE)[0]
+            page = _ENTRY(data, entries + index * _ENTRY_SIZE)[0]
             within = off_first if index == 0 else 0
             take = min(remaining, _PAGE - within)
             if page & (_PAGE - 1) or page > ram_size or ram_size - page < _PAGE:

@@ -201,11 +201,10 @@ def _run_bytes(first: int, count: int) -> bytes:
     return run
 
 
-def _consecutive_pages(data: bytes | bytearray, offset: int, cb: int,
-                       off_extra: int) -> tuple[int, int] | None:
-    """(direction, start) of a PageList that passes every check of the general path
-    (params.py: _page_list) and covers ``cb`` bytes with page-aligned, consecutive pages,
-    so that its read and write runs are both the one run (start, cb); else None."""
+def page_list_head(data: bytes | bytearray, offset: int, cb: int, off_extra: int) -> tuple[int, int, int] | None:
+    """(direction, offFirstPage, cPages) of the PageList at ``offset`` of the request copy
+    ``data`` (its parameters end at ``off_extra``) when its header passes every check of
+    the general path (params.py: _page_list) for a buffer of ``cb`` bytes; else None."""
     size = len(data)
     if not (offset >= off_extra and size >= HGCM_PAGE_LIST_MIN_SIZE and offset <= size - HGCM_PAGE_LIST_MIN_SIZE):
         return None
@@ -216,10 +215,30 @@ def _consecutive_pages(data: bytes | bytearray, offset: int, cb: int,
         return None
     if off_first >= PAGE_SIZE or c_pages * PAGE_SIZE - off_first < cb:
         return None
+    return flags & VBOX_HGCM_F_PARM_DIRECTION_MASK, off_first, c_pages
+
+
+def consecutive_start(data: bytes | bytearray, offset: int, c_pages: int) -> int | None:
+    """The first page of the ``c_pages`` entries of the PageList at ``offset`` of ``data``
+    when they are page aligned and each follows the one before (none past 2**64); else
+    None."""
     entries = offset + HGCM_PAGE_LIST_OFF_PAGES
     first = _ENTRY.unpack_from(data, entries)[0]
     if first & (PAGE_SIZE - 1) or first + (c_pages - 1) * PAGE_SIZE >= 1 << 64:
         return None
     if not data.startswith(_run_bytes(first, c_pages), entries):  # one comparison for the whole list
         return None
-    return flags & VBOX_HGCM_F_PARM_DIRECTION_MASK, first + off_first
+    return first
+
+
+def _consecutive_pages(data: bytes | bytearray, offset: int, cb: int,
+                       off_extra: int) -> tuple[int, int] | None:
+    """(direction, start) of a PageList that passes every check of the general path
+    (params.py: _page_list) and covers ``cb`` bytes with page-aligned, consecutive pages,
+    so that its read and write runs are both the one run (start, cb); else None."""
+    head = page_list_head(data, offset, cb, off_extra)
+    if head is None:
+        return None
+    direction, off_first, c_pages = head
+    first = consecutive_start(data, offset, c_pages)
+    return None if first is None else (direction, first + off_first)
